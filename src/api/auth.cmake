@@ -1,0 +1,1 @@
+add_library(ty_api_auth INTERFACE)

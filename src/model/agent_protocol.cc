@@ -1,0 +1,167 @@
+#include "model/agent_protocol.h"
+
+#include "model/serialization.h"
+
+namespace ty::model {
+
+using nlohmann::json;
+
+namespace {
+
+const char* RuntimeName(ImageEntry::Runtime r) {
+  return r == ImageEntry::Runtime::kPythonFramework ? "python-framework" : "command";
+}
+
+const char* ReportTypeName(AgentReport::Type t) {
+  switch (t) {
+    case AgentReport::Type::kPhase: return "phase";
+    case AgentReport::Type::kLog: return "log";
+    case AgentReport::Type::kExit: return "exit";
+  }
+  return "unknown";
+}
+
+const char* OutcomeName(AgentReport::Outcome o) {
+  switch (o) {
+    case AgentReport::Outcome::kCompleted: return "Completed";
+    case AgentReport::Outcome::kFailed: return "Failed";
+    case AgentReport::Outcome::kStopped: return "Stopped";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+json InstanceConfigToJson(const InstanceConfig& c) {
+  return {{"job_name", c.job_name},
+          {"job_arn", c.job_arn},
+          {"region", c.region},
+          {"account", c.account},
+          {"attempt", c.attempt},
+          {"host_index", c.host_index},
+          {"hosts", c.hosts},
+          {"instance_dir", c.instance_dir},
+          {"log_stream", c.log_stream},
+          {"server_url_file", c.server_url_file},
+          {"token", c.token},
+          {"stop_grace_seconds", c.stop_grace_seconds},
+          {"isolation", c.isolation},
+          {"file_roots", c.file_roots},
+          {"num_cpus", c.num_cpus},
+          {"num_gpus", c.num_gpus},
+          {"image",
+           {{"runtime", RuntimeName(c.image.runtime)},
+            {"command", c.image.command},
+            {"workdir", c.image.workdir},
+            {"env", c.image.env}}},
+          {"spec", SpecToJson(c.spec)}};
+}
+
+Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
+  InstanceConfig c;
+  try {
+    c.job_name = j.at("job_name").get<std::string>();
+    c.job_arn = j.at("job_arn").get<std::string>();
+    c.region = j.at("region").get<std::string>();
+    c.account = j.at("account").get<std::string>();
+    c.attempt = j.value("attempt", 1);
+    c.host_index = j.at("host_index").get<int>();
+    c.hosts = j.at("hosts").get<std::vector<std::string>>();
+    c.instance_dir = j.at("instance_dir").get<std::string>();
+    c.log_stream = j.at("log_stream").get<std::string>();
+    c.server_url_file = j.at("server_url_file").get<std::string>();
+    c.token = j.at("token").get<std::string>();
+    c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
+    c.isolation = j.value("isolation", std::string("auto"));
+    c.file_roots = j.value("file_roots", std::vector<std::string>{});
+    c.num_cpus = j.value("num_cpus", 1);
+    c.num_gpus = j.value("num_gpus", 0);
+    const json& img = j.at("image");
+    c.image.runtime = img.value("runtime", std::string("command")) == "python-framework"
+                          ? ImageEntry::Runtime::kPythonFramework
+                          : ImageEntry::Runtime::kCommand;
+    c.image.command = img.value("command", std::vector<std::string>{});
+    c.image.workdir = img.value("workdir", std::string());
+    c.image.env = img.value("env", std::map<std::string, std::string>{});
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed instance config: ") + e.what());
+  }
+  auto spec = SpecFromJson(j.value("spec", json::object()));
+  if (!spec.ok()) return spec.status();
+  c.spec = std::move(spec).value();
+  return c;
+}
+
+json AgentReportToJson(const AgentReport& r) {
+  json j = {{"type", ReportTypeName(r.type)},
+            {"job_arn", r.job_arn},
+            {"host_index", r.host_index},
+            {"attempt", r.attempt},
+            {"seq", r.seq}};
+  switch (r.type) {
+    case AgentReport::Type::kPhase:
+      j["phase"] = Name(r.phase);
+      j["message"] = r.message;
+      break;
+    case AgentReport::Type::kLog: {
+      j["stream"] = r.stream;
+      json lines = json::array();
+      for (const auto& l : r.lines) lines.push_back({{"t", l.timestamp_ms}, {"m", l.message}});
+      j["lines"] = std::move(lines);
+      break;
+    }
+    case AgentReport::Type::kExit:
+      j["outcome"] = OutcomeName(r.outcome);
+      j["failure_reason"] = r.failure_reason;
+      j["model_artifacts"] = r.model_artifacts;
+      j["artifacts_uploaded"] = r.artifacts_uploaded;
+      break;
+  }
+  return j;
+}
+
+Result<AgentReport> AgentReportFromJson(const json& j) {
+  AgentReport r;
+  try {
+    std::string type = j.at("type").get<std::string>();
+    r.job_arn = j.at("job_arn").get<std::string>();
+    r.host_index = j.value("host_index", 1);
+    r.attempt = j.value("attempt", 1);
+    r.seq = j.value("seq", int64_t{0});
+    if (type == "phase") {
+      r.type = AgentReport::Type::kPhase;
+      auto phase = ParseSecondaryStatus(j.at("phase").get<std::string>());
+      if (!phase) return InvalidArgument("unknown phase in agent report");
+      r.phase = *phase;
+      r.message = j.value("message", std::string());
+    } else if (type == "log") {
+      r.type = AgentReport::Type::kLog;
+      r.stream = j.at("stream").get<std::string>();
+      for (const auto& l : j.at("lines")) {
+        r.lines.push_back({l.at("t").get<int64_t>(), l.at("m").get<std::string>()});
+      }
+    } else if (type == "exit") {
+      r.type = AgentReport::Type::kExit;
+      std::string o = j.at("outcome").get<std::string>();
+      if (o == "Completed") {
+        r.outcome = AgentReport::Outcome::kCompleted;
+      } else if (o == "Failed") {
+        r.outcome = AgentReport::Outcome::kFailed;
+      } else if (o == "Stopped") {
+        r.outcome = AgentReport::Outcome::kStopped;
+      } else {
+        return InvalidArgument("unknown outcome in agent report: " + o);
+      }
+      r.failure_reason = j.value("failure_reason", std::string());
+      r.model_artifacts = j.value("model_artifacts", std::string());
+      r.artifacts_uploaded = j.value("artifacts_uploaded", false);
+    } else {
+      return InvalidArgument("unknown agent report type: " + type);
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed agent report: ") + e.what());
+  }
+  return r;
+}
+
+}  // namespace ty::model

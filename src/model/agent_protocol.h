@@ -1,0 +1,97 @@
+// The contract between the control plane and `trainyard agent`:
+//  - InstanceConfig: what the launcher writes to <instance_dir>/instance.json
+//    and the agent reads at start (`trainyard agent --instance FILE`);
+//  - AgentReport: what the agent POSTs to the control plane at
+//    <server url>/_trainyard/agent/v1/report with header
+//    "Authorization: Bearer <token>"; the body is one report as JSON.
+// A serialization edge: nlohmann/json is allowed here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "model/training_job.h"
+
+namespace ty::model {
+
+inline constexpr char kAgentReportPath[] = "/_trainyard/agent/v1/report";
+
+// How the image's entrypoint is played (resolved by the control plane from
+// the image catalog before launch).
+struct ImageEntry {
+  enum class Runtime {
+    kCommand,          // run `command` (+ args) as the image's ENTRYPOINT
+    kPythonFramework,  // do what the SageMaker training toolkit does
+  };
+  Runtime runtime = Runtime::kCommand;
+  std::vector<std::string> command;            // ENTRYPOINT argv; empty for python-framework
+  std::string workdir;                         // empty: the instance's /opt/ml/code or /
+  std::map<std::string, std::string> env;      // added before the job's Environment
+};
+
+struct InstanceConfig {
+  std::string job_name;
+  std::string job_arn;
+  std::string region;
+  std::string account;
+  int attempt = 1;
+  int host_index = 1;                          // 1-based: algo-<host_index>
+  std::vector<std::string> hosts;              // "algo-1", ... sorted
+  std::string instance_dir;                    // the tree bound at /opt/ml
+  std::string log_stream;                      // "<job>/algo-<n>-<epoch seconds>"
+  std::string server_url_file;                 // file holding the control plane's URL
+  std::string token;                           // authenticates reports
+  int64_t stop_grace_seconds = 120;            // SIGTERM -> SIGKILL of the training process
+  std::string isolation = "auto";              // auto | bwrap | none
+  std::vector<std::string> file_roots;         // where file:// URIs may point
+  int num_cpus = 1;
+  int num_gpus = 0;
+  ImageEntry image;
+  JobSpec spec;
+};
+
+nlohmann::json InstanceConfigToJson(const InstanceConfig& c);
+Result<InstanceConfig> InstanceConfigFromJson(const nlohmann::json& j);
+
+struct AgentLogLine {
+  int64_t timestamp_ms = 0;
+  std::string message;
+};
+
+// One report from an agent. Reports of one agent carry increasing `seq`
+// so a retried report is applied once.
+struct AgentReport {
+  enum class Type {
+    kPhase,  // the instance entered `phase` (Downloading, Training, Uploading)
+    kLog,    // log lines of `stream`
+    kExit,   // the instance is done: `outcome` and details
+  };
+  enum class Outcome { kCompleted, kFailed, kStopped };
+
+  Type type = Type::kPhase;
+  std::string job_arn;
+  int host_index = 1;
+  int attempt = 1;
+  int64_t seq = 0;
+  // kPhase
+  SecondaryStatus phase = SecondaryStatus::kDownloading;
+  std::string message;                 // StatusMessage for the transition
+  // kLog
+  std::string stream;
+  std::vector<AgentLogLine> lines;
+  // kExit
+  Outcome outcome = Outcome::kCompleted;
+  std::string failure_reason;          // "AlgorithmError: ..." / "ClientError: ..." / "InternalServerError: ..."
+  std::string model_artifacts;         // where model.tar.gz (or model/) was written
+  bool artifacts_uploaded = false;
+};
+
+nlohmann::json AgentReportToJson(const AgentReport& r);
+Result<AgentReport> AgentReportFromJson(const nlohmann::json& j);
+
+}  // namespace ty::model

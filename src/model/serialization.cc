@@ -1,0 +1,151 @@
+#include "model/serialization.h"
+
+namespace ty::model {
+
+using nlohmann::json;
+
+json SpecToJson(const JobSpec& s) {
+  json channels = json::array();
+  for (const auto& c : s.channels) {
+    channels.push_back({{"name", c.name},
+                        {"uri", c.uri},
+                        {"content_type", c.content_type},
+                        {"input_mode", c.input_mode},
+                        {"distribution_type", c.distribution_type},
+                        {"record_wrapper_type", c.record_wrapper_type},
+                        {"compression_type", c.compression_type}});
+  }
+  json metrics = json::array();
+  for (const auto& m : s.metric_definitions) metrics.push_back({{"name", m.name}, {"regex", m.regex}});
+  json j = {{"name", s.name},
+            {"training_image", s.training_image},
+            {"training_input_mode", s.training_input_mode},
+            {"container_entrypoint", s.container_entrypoint},
+            {"container_arguments", s.container_arguments},
+            {"metric_definitions", metrics},
+            {"hyperparameters", s.hyperparameters},
+            {"environment", s.environment},
+            {"channels", channels},
+            {"output_path", s.output_path},
+            {"compress_output", s.compress_output},
+            {"instance_type", s.instance_type},
+            {"instance_count", s.instance_count},
+            {"volume_size_gb", s.volume_size_gb},
+            {"max_runtime_seconds", s.max_runtime.count()},
+            {"managed_spot", s.managed_spot},
+            {"checkpoint_local_path", s.checkpoint_local_path},
+            {"max_retry_attempts", s.max_retry_attempts}};
+  if (s.max_wait) j["max_wait_seconds"] = s.max_wait->count();
+  if (s.checkpoint_uri) j["checkpoint_uri"] = *s.checkpoint_uri;
+  return j;
+}
+
+namespace {
+
+template <typename T>
+void Get(const json& j, const char* key, T* out) {
+  auto it = j.find(key);
+  if (it != j.end() && !it->is_null()) *out = it->get<T>();
+}
+
+}  // namespace
+
+Result<JobSpec> SpecFromJson(const json& j) {
+  if (!j.is_object()) return InvalidArgument("job spec is not a JSON object");
+  JobSpec s;
+  try {
+    Get(j, "name", &s.name);
+    Get(j, "training_image", &s.training_image);
+    Get(j, "training_input_mode", &s.training_input_mode);
+    Get(j, "container_entrypoint", &s.container_entrypoint);
+    Get(j, "container_arguments", &s.container_arguments);
+    if (auto it = j.find("metric_definitions"); it != j.end()) {
+      for (const auto& m : *it) s.metric_definitions.push_back({m.at("name"), m.at("regex")});
+    }
+    Get(j, "hyperparameters", &s.hyperparameters);
+    Get(j, "environment", &s.environment);
+    if (auto it = j.find("channels"); it != j.end()) {
+      for (const auto& c : *it) {
+        Channel ch;
+        Get(c, "name", &ch.name);
+        Get(c, "uri", &ch.uri);
+        Get(c, "content_type", &ch.content_type);
+        Get(c, "input_mode", &ch.input_mode);
+        Get(c, "distribution_type", &ch.distribution_type);
+        Get(c, "record_wrapper_type", &ch.record_wrapper_type);
+        Get(c, "compression_type", &ch.compression_type);
+        s.channels.push_back(std::move(ch));
+      }
+    }
+    Get(j, "output_path", &s.output_path);
+    Get(j, "compress_output", &s.compress_output);
+    Get(j, "instance_type", &s.instance_type);
+    Get(j, "instance_count", &s.instance_count);
+    Get(j, "volume_size_gb", &s.volume_size_gb);
+    int64_t secs = s.max_runtime.count();
+    Get(j, "max_runtime_seconds", &secs);
+    s.max_runtime = std::chrono::seconds(secs);
+    if (j.contains("max_wait_seconds")) {
+      s.max_wait = std::chrono::seconds(j.at("max_wait_seconds").get<int64_t>());
+    }
+    Get(j, "managed_spot", &s.managed_spot);
+    if (j.contains("checkpoint_uri")) s.checkpoint_uri = j.at("checkpoint_uri").get<std::string>();
+    Get(j, "checkpoint_local_path", &s.checkpoint_local_path);
+    Get(j, "max_retry_attempts", &s.max_retry_attempts);
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed job spec: ") + e.what());
+  }
+  return s;
+}
+
+json TransitionsToJson(const std::vector<StatusTransition>& transitions) {
+  json arr = json::array();
+  for (const auto& t : transitions) {
+    json e = {{"status", Name(t.status)}, {"start_ms", ToEpochMillis(t.start)}, {"message", t.message}};
+    if (t.end) e["end_ms"] = ToEpochMillis(*t.end);
+    arr.push_back(std::move(e));
+  }
+  return arr;
+}
+
+Result<std::vector<StatusTransition>> TransitionsFromJson(const json& j) {
+  std::vector<StatusTransition> out;
+  if (!j.is_array()) return InvalidArgument("transitions are not a JSON array");
+  try {
+    for (const auto& e : j) {
+      auto status = ParseSecondaryStatus(e.at("status").get<std::string>());
+      if (!status) return InvalidArgument("unknown secondary status in transitions");
+      StatusTransition t{*status, FromEpochMillis(e.at("start_ms").get<int64_t>()), std::nullopt,
+                         e.value("message", "")};
+      if (e.contains("end_ms")) t.end = FromEpochMillis(e.at("end_ms").get<int64_t>());
+      out.push_back(std::move(t));
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed transitions: ") + e.what());
+  }
+  return out;
+}
+
+json FinalMetricsToJson(const std::vector<FinalMetric>& metrics) {
+  json arr = json::array();
+  for (const auto& m : metrics) {
+    arr.push_back({{"name", m.name}, {"value", m.value}, {"timestamp_ms", ToEpochMillis(m.timestamp)}});
+  }
+  return arr;
+}
+
+Result<std::vector<FinalMetric>> FinalMetricsFromJson(const json& j) {
+  std::vector<FinalMetric> out;
+  if (!j.is_array()) return InvalidArgument("final metrics are not a JSON array");
+  try {
+    for (const auto& e : j) {
+      out.push_back({e.at("name").get<std::string>(), e.at("value").get<double>(),
+                     FromEpochMillis(e.at("timestamp_ms").get<int64_t>())});
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed final metrics: ") + e.what());
+  }
+  return out;
+}
+
+}  // namespace ty::model

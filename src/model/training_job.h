@@ -1,0 +1,139 @@
+// Typed domain values of a training job: statuses, the parts of the request
+// the runtime acts on (JobSpec), and the job's persisted state (JobRecord).
+// The full CreateTrainingJob request is also kept verbatim as JSON text
+// (JobRecord::request_json) so Describe/Search echo every member the caller
+// sent; JobSpec holds only what the controller and agents need, typed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace ty::model {
+
+enum class TrainingJobStatus { kInProgress, kCompleted, kFailed, kStopping, kStopped, kDeleting };
+
+enum class SecondaryStatus {
+  kStarting,
+  kLaunchingMLInstances,
+  kPreparingTrainingStack,
+  kDownloading,
+  kDownloadingTrainingImage,
+  kTraining,
+  kUploading,
+  kStopping,
+  kStopped,
+  kMaxRuntimeExceeded,
+  kCompleted,
+  kFailed,
+  kInterrupted,
+  kMaxWaitTimeExceeded,
+  kUpdating,
+  kRestarting,
+  kPending,
+};
+
+const char* Name(TrainingJobStatus s);
+const char* Name(SecondaryStatus s);
+std::optional<TrainingJobStatus> ParseTrainingJobStatus(const std::string& s);
+std::optional<SecondaryStatus> ParseSecondaryStatus(const std::string& s);
+bool IsTerminal(TrainingJobStatus s);
+
+struct MetricDefinition {
+  std::string name;
+  std::string regex;
+};
+
+struct Channel {
+  std::string name;
+  std::string uri;                 // S3Uri of the S3DataSource (file:// or s3://)
+  std::string content_type;        // may be empty
+  std::string input_mode;          // effective: channel InputMode or job TrainingInputMode
+  std::string distribution_type;   // FullyReplicated | ShardedByS3Key
+  std::string record_wrapper_type; // None | RecordIO
+  std::string compression_type;    // None | Gzip (empty when unset)
+};
+
+struct JobSpec {
+  std::string name;
+  std::string training_image;
+  std::string training_input_mode = "File";
+  std::vector<std::string> container_entrypoint;  // empty: image default
+  std::vector<std::string> container_arguments;   // empty: ["train"] unless entrypoint given
+  std::vector<MetricDefinition> metric_definitions;
+  std::map<std::string, std::string> hyperparameters;
+  std::map<std::string, std::string> environment;
+  std::vector<Channel> channels;
+  std::string output_path;         // S3OutputPath
+  bool compress_output = true;     // OutputDataConfig.CompressionType != NONE
+  std::string instance_type;
+  int instance_count = 1;
+  int volume_size_gb = 0;
+  std::chrono::seconds max_runtime{86400};
+  std::optional<std::chrono::seconds> max_wait;
+  bool managed_spot = false;
+  std::optional<std::string> checkpoint_uri;
+  std::string checkpoint_local_path = "/opt/ml/checkpoints";
+  int max_retry_attempts = 0;      // RetryStrategy.MaximumRetryAttempts, 0 = none
+};
+
+struct StatusTransition {
+  SecondaryStatus status;
+  TimePoint start;
+  std::optional<TimePoint> end;
+  std::string message;
+};
+
+struct FinalMetric {
+  std::string name;
+  double value = 0;
+  TimePoint timestamp;
+};
+
+// Why a job is in Stopping; decides the final secondary status.
+enum class StopReason { kNone, kUser, kMaxRuntime, kMaxWait };
+const char* Name(StopReason r);
+std::optional<StopReason> ParseStopReason(const std::string& s);
+
+// Everything persisted about a job. Owned by the controller while the job
+// runs; read by the API from the store.
+struct JobRecord {
+  int64_t id = 0;                  // store row id
+  std::string account;             // 12-digit account id
+  std::string arn;
+  std::string request_json;        // the CreateTrainingJob body as accepted
+  JobSpec spec;
+  TrainingJobStatus status = TrainingJobStatus::kInProgress;
+  SecondaryStatus secondary = SecondaryStatus::kStarting;
+  std::vector<StatusTransition> transitions;
+  std::string failure_reason;
+  std::string model_artifacts;     // S3ModelArtifacts
+  TimePoint creation_time;
+  TimePoint last_modified_time;
+  std::optional<TimePoint> training_start_time;
+  std::optional<TimePoint> training_end_time;
+  std::optional<int64_t> training_time_seconds;
+  std::optional<int64_t> billable_time_seconds;
+  std::vector<FinalMetric> final_metrics;
+  StopReason stop_reason = StopReason::kNone;
+  // Runtime bookkeeping of the current attempt (not part of the AWS shape).
+  int attempt = 0;
+  std::string agent_token;         // authenticates the agent's reports
+  int64_t agent_pid = 0;           // 0 when no agent runs
+  int64_t agent_start_ticks = 0;   // /proc/<pid>/stat starttime, guards against pid reuse
+  std::string instance_dir;        // where the agent stages /opt/ml
+};
+
+// "arn:aws:sagemaker:<region>:<account>:training-job/<name>"
+std::string TrainingJobArn(const std::string& region, const std::string& account,
+                           const std::string& name);
+// The expected model artifact location: "<S3OutputPath>/<job>/output/model.tar.gz"
+// (".../output/model/" when output compression is off).
+std::string ModelArtifactUri(const JobSpec& spec);
+
+}  // namespace ty::model
