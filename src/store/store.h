@@ -20,6 +20,8 @@ struct sqlite3;
 
 namespace ty::store {
 
+class StatementCache;  // store_internal.h
+
 struct Tag {
   std::string key;
   std::string value;
@@ -97,6 +99,8 @@ class Store {
   explicit Store(sqlite3* db);
   std::mutex mu_;
   sqlite3* db_;  // owned; closed in the destructor
+  // Prepared statements keyed by SQL text; guarded by mu_. Finalised before db_ is closed.
+  std::unique_ptr<StatementCache> stmts_;
 };
 
 }  // namespace ty::store

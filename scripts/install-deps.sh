@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install the Debian packages Trainyard needs to build, test and run its examples.
+# Idempotent: packages already installed are skipped; on a complete machine this
+# does nothing (no apt-get update) and takes well under a second.
+#
+# usage: scripts/install-deps.sh [--torch]
+#   --torch   also install python3-torch and python3-sklearn (examples, e2e tests)
+set -euo pipefail
+
+with_torch=0
+for arg in "$@"; do
+  case "$arg" in
+    --torch) with_torch=1 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-deps: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+if [[ "${TY_WITH_TORCH:-0}" == 1 ]]; then with_torch=1; fi
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
+  libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev
+  bubblewrap
+  awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
+)
+if (( with_torch )); then
+  packages+=(python3-torch python3-sklearn)
+fi
+
+# One dpkg-query for all packages: prints "<name> <status>" for the known ones.
+missing=()
+declare -A installed=()
+while read -r name status; do
+  [[ "$status" == "installed" ]] && installed["${name%%:*}"]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+for p in "${packages[@]}"; do
+  [[ -n "${installed[$p]:-}" ]] || missing+=("$p")
+done
+
+if (( ${#missing[@]} == 0 )); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: missing ${#missing[@]}: ${missing[*]}"
+if [[ "$(id -u)" -ne 0 ]]; then
+  echo "install-deps: error: must run as root to install packages (try: sudo $0 $*)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update"
+apt-get update -qq >/dev/null
+echo "install-deps: apt-get install ${#missing[@]} packages"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+  || { echo "install-deps: error: apt-get install failed" >&2; exit 1; }
+echo "install-deps: done"

@@ -1,0 +1,384 @@
+#include "agent/agent.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "agent/container_env.h"
+#include "agent/reporter.h"
+#include "agent/staging.h"
+#include "agent/supervisor.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/subprocess.h"
+
+namespace ty::agent {
+namespace {
+
+using model::AgentReport;
+
+constexpr size_t kMaxBatchLines = 500;
+constexpr auto kMaxBatchDelay = std::chrono::milliseconds(100);
+constexpr size_t kStderrTailLines = 64;
+
+int64_t NowMs() { return ToEpochMillis(SystemClock::Default()->Now()); }
+
+// Reasons follow spec section 3.5: platform-detected user errors are
+// ClientError, our own or the environment's faults InternalServerError.
+std::string ReasonFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInternal:
+    case StatusCode::kIoError:
+    case StatusCode::kUnavailable:
+      return "InternalServerError: " + s.message();
+    default:
+      return "ClientError: " + s.message();
+  }
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         ::access(path.c_str(), X_OK) == 0;
+}
+
+std::atomic<Agent*> g_signal_agent{nullptr};
+
+void HandleStopSignal(int) {
+  Agent* a = g_signal_agent.load();
+  if (a != nullptr) a->RequestStop();
+}
+
+}  // namespace
+
+bool BubblewrapWorks(const std::string& bwrap_path) {
+  static std::mutex mu;
+  static std::map<std::string, bool> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(bwrap_path);
+  if (it != cache.end()) return it->second;
+  SpawnOptions o;
+  o.argv = {bwrap_path, "--ro-bind", "/", "/", "true"};
+  o.env = {{"PATH", kBasePath}};
+  o.capture_output = false;
+  o.stdout_file = "/dev/null";
+  bool works = false;
+  auto p = Subprocess::Spawn(o);
+  if (p.ok()) {
+    auto code = (*p)->Wait();
+    works = code.ok() && *code == 0;
+  }
+  cache[bwrap_path] = works;
+  return works;
+}
+
+struct Agent::Impl {
+  model::InstanceConfig config;
+  std::ostream& err;
+  AgentOptions options;
+  std::mutex err_mu;
+  Supervisor supervisor;
+  std::unique_ptr<Reporter> reporter;
+
+  // Log batching (main thread only).
+  std::vector<model::AgentLogLine> pending;
+  std::chrono::steady_clock::time_point first_pending;
+  std::deque<std::string> stderr_tail;
+
+  Impl(model::InstanceConfig c, std::ostream& e, AgentOptions o)
+      : config(std::move(c)), err(e), options(std::move(o)) {}
+
+  void Diag(const std::string& line) {
+    std::lock_guard<std::mutex> lock(err_mu);
+    err << FormatIso8601(SystemClock::Default()->Now()) << " trainyard agent " << config.job_name
+        << "/" << CurrentHost(config) << ": " << line << std::endl;
+  }
+
+  AgentReport NewReport(AgentReport::Type type) {
+    AgentReport r;
+    r.type = type;
+    r.job_arn = config.job_arn;
+    r.host_index = config.host_index;
+    r.attempt = config.attempt;
+    return r;
+  }
+
+  void Phase(model::SecondaryStatus phase, const std::string& message) {
+    FlushLog();
+    AgentReport r = NewReport(AgentReport::Type::kPhase);
+    r.phase = phase;
+    r.message = message;
+    reporter->Send(std::move(r));
+  }
+
+  void AddLine(int64_t ts, std::string text) {
+    if (pending.empty()) first_pending = std::chrono::steady_clock::now();
+    pending.push_back({ts, std::move(text)});
+    if (pending.size() >= kMaxBatchLines) FlushLog();
+  }
+
+  void MaybeFlushLog() {
+    if (!pending.empty() && std::chrono::steady_clock::now() - first_pending >= kMaxBatchDelay) {
+      FlushLog();
+    }
+  }
+
+  void FlushLog() {
+    if (pending.empty()) return;
+    AgentReport r = NewReport(AgentReport::Type::kLog);
+    r.stream = config.log_stream;
+    r.lines = std::move(pending);
+    pending.clear();
+    reporter->Send(std::move(r));
+  }
+
+  int Finish(AgentReport::Outcome outcome, const std::string& reason, const std::string& artifacts,
+             bool uploaded) {
+    FlushLog();
+    AgentReport r = NewReport(AgentReport::Type::kExit);
+    r.outcome = outcome;
+    r.failure_reason = reason;
+    r.model_artifacts = artifacts;
+    r.artifacts_uploaded = uploaded;
+    if (!reason.empty()) Diag("exit: " + reason);
+    reporter->Send(std::move(r));
+    if (reporter->WaitIdle(options.exit_retry_budget + std::chrono::seconds(5))) return 0;
+    Diag("the exit report could not be delivered");
+    return 1;
+  }
+
+  // Uploads artifacts and the final checkpoints; returns the failure reason
+  // ("" on success).
+  std::string Upload(std::string* artifacts, bool* uploaded) {
+    Status ck = SyncCheckpoints(config);
+    if (!ck.ok()) Diag("final checkpoint sync failed: " + ck.ToString());
+    Status s = UploadArtifacts(config, artifacts);
+    *uploaded = s.ok() && !artifacts->empty();
+    if (!s.ok()) {
+      Diag("artifact upload failed: " + s.ToString());
+      return ReasonFor(s.WithPrefix("cannot upload the training artifacts"));
+    }
+    return "";
+  }
+
+  int Stopped() {
+    std::string artifacts;
+    bool uploaded = false;
+    (void)Upload(&artifacts, &uploaded);
+    return Finish(AgentReport::Outcome::kStopped, "", artifacts, uploaded);
+  }
+
+  int Run() {
+    Reporter::Options ro;
+    ro.server_url_file = config.server_url_file;
+    ro.token = config.token;
+    ro.retry_budget = options.retry_budget;
+    ro.exit_retry_budget = options.exit_retry_budget;
+    if (!config.instance_dir.empty()) {
+      std::string parent = config.instance_dir;
+      while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+      parent = parent.substr(0, parent.find_last_of('/'));
+      ro.undelivered_log = JoinPath(parent.empty() ? "/" : parent, "agent-undelivered.log");
+    }
+    reporter = std::make_unique<Reporter>(ro, [this](const std::string& l) { Diag(l); });
+    const auto fail = AgentReport::Outcome::kFailed;
+
+    InstanceView view;
+    view.instance_dir = config.instance_dir;
+    if (config.isolation == "bwrap") {
+      if (!BubblewrapWorks(options.bwrap_path)) {
+        return Finish(fail,
+                      "InternalServerError: isolation 'bwrap' was requested but bubblewrap (" +
+                          options.bwrap_path + ") does not work on this host",
+                      "", false);
+      }
+      view.sandboxed = true;
+    } else if (config.isolation == "auto") {
+      view.sandboxed = BubblewrapWorks(options.bwrap_path);
+    }
+
+    Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
+    Status staged = StageInstance(config, &view);
+    if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
+    if (supervisor.stop_requested()) return Stopped();
+
+    Phase(model::SecondaryStatus::kTraining,
+          "Training image download completed. Training in progress.");
+    if (!view.sandboxed) {
+      AddLine(NowMs(),
+              "trainyard: bubblewrap not available; running without isolation (paths under " +
+                  config.instance_dir + ")");
+    }
+    auto cmd = BuildTrainingCommand(config, view.ml_root());
+    if (!cmd.ok()) return Finish(fail, ReasonFor(cmd.status()), "", false);
+    const char* home = std::getenv("HOME");
+    auto env = BuildContainerEnv(config, view.ml_root(), home != nullptr && *home ? home : "/root");
+
+    // bwrap would only report a missing program as its own exit status 1;
+    // look it up in the sandbox's view first so the job fails as a ClientError.
+    const std::string& argv0 = cmd->argv[0];
+    std::string found;
+    if (argv0.find('/') != std::string::npos) {
+      std::string p = argv0[0] == '/' ? argv0 : JoinPath(cmd->cwd, argv0);
+      if (IsExecutableFile(view.HostPath(p))) found = p;
+    } else {
+      std::stringstream ss(env.count("PATH") ? env["PATH"] : kBasePath);
+      std::string dir;
+      while (found.empty() && std::getline(ss, dir, ':')) {
+        if (!dir.empty() && IsExecutableFile(view.HostPath(JoinPath(dir, argv0)))) {
+          found = JoinPath(dir, argv0);
+        }
+      }
+    }
+    if (found.empty()) {
+      return Finish(fail, "ClientError: cannot execute '" + argv0 + "': No such file or directory",
+                    "", false);
+    }
+
+    SpawnOptions so;
+    so.env = env;
+    if (view.sandboxed) {
+      so.argv = {options.bwrap_path,
+                 "--die-with-parent",
+                 "--unshare-pid",
+                 "--unshare-uts",
+                 "--unshare-ipc",
+                 "--hostname",
+                 CurrentHost(config),
+                 "--ro-bind",
+                 "/",
+                 "/",
+                 "--dev",
+                 "/dev",
+                 "--proc",
+                 "/proc",
+                 "--tmpfs",
+                 "/tmp",
+                 "--tmpfs",
+                 "/opt",
+                 "--bind",
+                 config.instance_dir,
+                 kOptMl};
+      for (const auto& [src, dst] : view.ro_binds) {
+        so.argv.insert(so.argv.end(), {"--ro-bind", src, dst});
+      }
+      so.argv.insert(so.argv.end(), {"--chdir", cmd->cwd, "--"});
+      so.argv.insert(so.argv.end(), cmd->argv.begin(), cmd->argv.end());
+    } else {
+      so.argv = cmd->argv;
+      so.cwd = cmd->cwd;
+    }
+    Diag("running " + [&] {
+      std::string s;
+      for (const auto& a : so.argv) s += (s.empty() ? "" : " ") + a;
+      return s;
+    }());
+
+    auto sink = [this](const OutputLine& l) {
+      if (l.is_stderr) {
+        stderr_tail.push_back(l.text);
+        if (stderr_tail.size() > kStderrTailLines) stderr_tail.pop_front();
+      }
+      AddLine(l.timestamp_ms, l.text);
+    };
+    auto outcome = supervisor.Run(
+        so, std::chrono::seconds(config.stop_grace_seconds), sink, [this] { MaybeFlushLog(); },
+        view.sandboxed);
+    if (!outcome.ok())
+      return Finish(fail,
+                    ReasonFor(outcome.status().code() == StatusCode::kIoError
+                                  ? InvalidArgument(outcome.status().message())
+                                  : outcome.status()),
+                    "", false);
+    FlushLog();
+    Diag("training process exited with " + std::to_string(outcome->exit_code) +
+         (outcome->stopped ? " (stopped)" : ""));
+    if (outcome->stopped) return Stopped();
+
+    std::string output_dir = JoinPath(config.instance_dir, "output");
+    if (outcome->exit_code == 0) {
+      if (cmd->toolkit) (void)WriteFileAtomic(JoinPath(output_dir, "success"), "");
+      Phase(model::SecondaryStatus::kUploading, "Uploading generated training model");
+      std::string artifacts;
+      bool uploaded = false;
+      std::string reason = Upload(&artifacts, &uploaded);
+      if (!reason.empty()) return Finish(fail, reason, artifacts, uploaded);
+      return Finish(AgentReport::Outcome::kCompleted, "", artifacts, uploaded);
+    }
+
+    std::string failure_file = JoinPath(output_dir, "failure");
+    if (cmd->toolkit && !PathExists(failure_file)) {
+      std::vector<std::string> tail(stderr_tail.begin(), stderr_tail.end());
+      (void)WriteFileAtomic(failure_file,
+                            ExecuteUserScriptError(outcome->exit_code, tail, cmd->argv));
+    }
+    std::string reason = "AlgorithmError: Exit Code: " + std::to_string(outcome->exit_code);
+    auto text = ReadFile(failure_file);
+    if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
+    SyncCheckpointsQuietly();
+    return Finish(fail, reason, "", false);
+  }
+
+  void SyncCheckpointsQuietly() {
+    Status ck = SyncCheckpoints(config);
+    if (!ck.ok()) Diag("final checkpoint sync failed: " + ck.ToString());
+  }
+};
+
+Agent::Agent(model::InstanceConfig config, std::ostream& err, AgentOptions options)
+    : impl_(std::make_unique<Impl>(std::move(config), err, std::move(options))) {}
+
+Agent::~Agent() = default;
+
+void Agent::RequestStop() { impl_->supervisor.RequestStop(); }
+
+int Agent::Run() {
+  int rc = impl_->Run();
+  impl_->reporter.reset();
+  return rc;
+}
+
+int RunAgent(const std::string& instance_config_path, std::ostream& err) {
+  auto text = ReadFile(instance_config_path);
+  if (!text.ok()) {
+    err << "trainyard agent: " << text.status().message() << std::endl;
+    return 2;
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    err << "trainyard agent: " << instance_config_path << " is not valid JSON" << std::endl;
+    return 2;
+  }
+  auto config = model::InstanceConfigFromJson(j);
+  if (!config.ok()) {
+    err << "trainyard agent: " << config.status().message() << std::endl;
+    return 2;
+  }
+  Agent agent(std::move(config).value(), err);
+  struct sigaction sa {
+  }, old_term{}, old_int{}, old_pipe{};
+  sa.sa_handler = HandleStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  g_signal_agent.store(&agent);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  ::sigaction(SIGINT, &sa, &old_int);
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, &old_pipe);
+  int rc = agent.Run();
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  g_signal_agent.store(nullptr);
+  return rc;
+}
+
+}  // namespace ty::agent

@@ -1,0 +1,164 @@
+#include "agent/reporter.h"
+
+#include <httplib.h>
+
+#include <fstream>
+
+#include "common/fs.h"
+
+namespace ty::agent {
+namespace {
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+struct Reporter::Connection {
+  std::string url;
+  std::unique_ptr<httplib::Client> client;
+};
+
+Reporter::Reporter(Options options, std::function<void(const std::string&)> diag)
+    : options_(std::move(options)), diag_(std::move(diag)), conn_(std::make_unique<Connection>()) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Reporter::~Reporter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (const auto& p : queue_) Drop(p.report, "agent exiting");
+}
+
+void Reporter::Send(model::AgentReport report) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    report.seq = next_seq_++;
+    if (report.type == model::AgentReport::Type::kExit) {
+      exit_sent_ = true;
+      exit_acked_ = false;
+    }
+    queue_.push_back({std::move(report), std::chrono::steady_clock::now()});
+  }
+  cv_.notify_all();
+}
+
+bool Reporter::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+  return queue_.empty() && !busy_ && (!exit_sent_ || exit_acked_);
+}
+
+int64_t Reporter::delivered() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return delivered_;
+}
+
+int64_t Reporter::dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_;
+}
+
+void Reporter::Drop(const model::AgentReport& report, const std::string& why) {
+  diag_("dropping report seq " + std::to_string(report.seq) + ": " + why);
+  if (report.type == model::AgentReport::Type::kLog && !options_.undelivered_log.empty()) {
+    std::ofstream out(options_.undelivered_log, std::ios::app);
+    for (const auto& l : report.lines) out << l.timestamp_ms << ' ' << l.message << '\n';
+  }
+}
+
+Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
+  if (!conn_->client) {
+    auto url = ReadFile(options_.server_url_file);
+    if (!url.ok() || Trim(*url).empty()) return Attempt::kRetry;
+    conn_->url = Trim(*url);
+    conn_->client = std::make_unique<httplib::Client>(conn_->url);
+    if (!conn_->client->is_valid()) {
+      diag_("invalid control plane URL '" + conn_->url + "'");
+      conn_->client.reset();
+      return Attempt::kRetry;
+    }
+    conn_->client->set_keep_alive(true);
+    conn_->client->set_tcp_nodelay(true);
+    conn_->client->set_connection_timeout(std::chrono::seconds(2));
+    conn_->client->set_read_timeout(std::chrono::seconds(30));
+    conn_->client->set_write_timeout(std::chrono::seconds(30));
+  }
+  std::string body = model::AgentReportToJson(report).dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  httplib::Headers headers = {{"Authorization", "Bearer " + options_.token}};
+  auto res = conn_->client->Post(model::kAgentReportPath, headers, body, "application/json");
+  if (!res) {
+    // The server may be gone or moved: reconnect, re-reading its URL.
+    conn_->client.reset();
+    return Attempt::kRetry;
+  }
+  int status = res->status;
+  if (status >= 200 && status < 300) return Attempt::kDelivered;
+  if (status >= 400 && status < 500 && status != 408 && status != 429) {
+    diag_("control plane refused report seq " + std::to_string(report.seq) + ": HTTP " +
+          std::to_string(status) + " " + res->body.substr(0, 512));
+    return Attempt::kPermanent;
+  }
+  return Attempt::kRetry;
+}
+
+void Reporter::Loop() {
+  auto backoff = options_.min_backoff;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return shutdown_ || !queue_.empty(); });
+    if (shutdown_) return;
+    Pending item = queue_.front();
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+
+    bool is_exit = item.report.type == model::AgentReport::Type::kExit;
+    Attempt a = Post(item.report);
+
+    lock.lock();
+    if (a == Attempt::kDelivered || a == Attempt::kPermanent) {
+      if (a == Attempt::kDelivered) {
+        ++delivered_;
+        if (is_exit) exit_acked_ = true;
+      } else {
+        ++dropped_;
+        lock.unlock();
+        Drop(item.report, "refused by the control plane");
+        lock.lock();
+      }
+      backoff = options_.min_backoff;
+      busy_ = false;
+      cv_.notify_all();
+      continue;
+    }
+    auto budget = is_exit
+                      ? std::chrono::duration_cast<std::chrono::seconds>(options_.exit_retry_budget)
+                      : options_.retry_budget;
+    if (std::chrono::steady_clock::now() - item.queued >= budget) {
+      ++dropped_;
+      busy_ = false;
+      lock.unlock();
+      Drop(item.report, "control plane unreachable");
+      lock.lock();
+      cv_.notify_all();
+      continue;
+    }
+    // Keep order: the report goes back to the front and is retried after the backoff.
+    queue_.push_front(std::move(item));
+    busy_ = false;
+    cv_.wait_for(lock, backoff, [this] { return shutdown_; });
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace ty::agent

@@ -1,0 +1,88 @@
+// Reporter: delivers AgentReports to the control plane in order, from a
+// background thread, so the training output is never blocked by a slow or
+// restarting server.
+// Each report is POSTed as JSON to <url> + model::kAgentReportPath with
+// "Authorization: Bearer <token>"; <url> is read from `server_url_file` and
+// re-read after every connection failure (the server may come back on a new
+// port). Failures are retried with backoff (100 ms doubling to 2 s): phase and
+// log reports for up to `retry_budget`, after which they are dropped (log
+// lines go to `undelivered_log`); the exit report for up to `exit_retry_budget`.
+// A 4xx other than 408/429 is permanent: the report is dropped at once.
+// Thread contract: Send() and WaitIdle() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "model/agent_protocol.h"
+
+namespace ty::agent {
+
+class Reporter {
+ public:
+  struct Options {
+    std::string server_url_file;
+    std::string token;
+    std::string undelivered_log;  // empty: dropped log lines are only counted
+    std::chrono::milliseconds min_backoff{100};
+    std::chrono::milliseconds max_backoff{2000};
+    std::chrono::seconds retry_budget{600};
+    std::chrono::seconds exit_retry_budget{1800};
+  };
+  // `diag` receives one line per diagnostic (it must be thread-safe).
+  Reporter(Options options, std::function<void(const std::string&)> diag);
+  // Stops the thread; reports still queued are abandoned (log lines go to
+  // undelivered_log).
+  ~Reporter();
+  Reporter(const Reporter&) = delete;
+  Reporter& operator=(const Reporter&) = delete;
+
+  // Queues `report` after assigning it the next seq (1, 2, ...).
+  void Send(model::AgentReport report);
+  // Blocks until everything queued so far was acknowledged or dropped, or
+  // `timeout` passes. Returns true when the queue is empty and the last report
+  // of type kExit (if any) was acknowledged.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+
+  int64_t delivered() const;
+  int64_t dropped() const;
+
+ private:
+  struct Pending {
+    model::AgentReport report;
+    std::chrono::steady_clock::time_point queued;
+  };
+  enum class Attempt { kDelivered, kRetry, kPermanent };
+
+  void Loop();
+  Attempt Post(const model::AgentReport& report);
+  void Drop(const model::AgentReport& report, const std::string& why);
+
+  Options options_;
+  std::function<void(const std::string&)> diag_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // TY_GUARDED_BY(mu_)
+  bool busy_ = false;          // TY_GUARDED_BY(mu_): the loop holds a report
+  bool shutdown_ = false;      // TY_GUARDED_BY(mu_)
+  int64_t next_seq_ = 1;       // TY_GUARDED_BY(mu_)
+  int64_t delivered_ = 0;      // TY_GUARDED_BY(mu_)
+  int64_t dropped_ = 0;        // TY_GUARDED_BY(mu_)
+  bool exit_acked_ = false;    // TY_GUARDED_BY(mu_)
+  bool exit_sent_ = false;     // TY_GUARDED_BY(mu_)
+
+  // Owned by the loop thread only.
+  struct Connection;
+  std::unique_ptr<Connection> conn_;
+
+  std::thread thread_;
+};
+
+}  // namespace ty::agent

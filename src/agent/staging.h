@@ -1,0 +1,57 @@
+// Staging: builds the instance tree that becomes /opt/ml (spec section 5.2)
+// before the training process starts, and uploads the artifacts after it ends.
+// Every function here does blocking file and object-store I/O on the calling
+// thread.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "model/agent_protocol.h"
+
+namespace ty::agent {
+
+// How the instance tree is seen by the training process.
+struct InstanceView {
+  std::string instance_dir;  // host path of the tree
+  bool sandboxed = false;    // true: the tree is bound at /opt/ml (bubblewrap)
+  // Read-only bind mounts (host source, sandbox target), for file:// channels.
+  std::vector<std::pair<std::string, std::string>> ro_binds;
+
+  // "/opt/ml" when sandboxed, else instance_dir.
+  std::string ml_root() const;
+  // Where the sandbox path `path` lives on the host: "" when it is hidden
+  // (a tmpfs in the sandbox). Identity when not sandboxed.
+  std::string HostPath(const std::string& path) const;
+};
+
+// Stages the tree under view->instance_dir: input/config/{hyperparameters,
+// resourceconfig,inputdataconfig[,checkpointconfig]}.json, input/data/<channel>
+// (file:// channels are bind-mounted read-only when sandboxed and the source is
+// a directory, copied otherwise), model/, output/data/, output/intermediate/,
+// code/, and the checkpoint directory (restored from the checkpoint URI when
+// one is set; nothing there is fine). For the python-framework runtime,
+// sagemaker_submit_directory (a file:// URI or an absolute path within the file
+// roots; a directory or a tar.gz) is copied/unpacked into code/.
+// Appends bind mounts to view->ro_binds.
+// Errors: NotFound for a channel with no data; InvalidArgument for a bad
+// channel name, a checkpoint path outside /opt/ml, or a source outside the
+// file roots; IoError for file-system failures.
+Status StageInstance(const model::InstanceConfig& c, InstanceView* view);
+
+// Uploads model/ and output/data/ to <S3OutputPath>/<job>/output/ (as
+// model.tar.gz and output.tar.gz, or under model/ and data/ when output
+// compression is off). Only algo-1 uploads (other hosts return Ok without
+// uploading). Sets *model_artifacts to the model's URI when uploaded.
+Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts);
+
+// Uploads the checkpoint directory to CheckpointConfig.S3Uri (no-op without one).
+Status SyncCheckpoints(const model::InstanceConfig& c);
+
+// Host path of the checkpoint directory; InvalidArgument when the configured
+// local path is not under /opt/ml.
+Result<std::string> CheckpointHostDir(const model::InstanceConfig& c);
+
+}  // namespace ty::agent

@@ -1,0 +1,379 @@
+#include "api/sagemaker_api.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <set>
+
+#include "api/search.h"
+#include "api/training_job_response.h"
+#include "api/validator.h"
+#include "common/crypto.h"
+
+namespace ty::api {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr char kJsonContentType[] = "application/x-amz-json-1.1";
+
+ApiError Validation(std::string message) { return {"ValidationException", std::move(message), 400}; }
+
+ApiError JobNotFound() { return Validation("Requested resource not found."); }
+
+// Offsets as pagination tokens, tagged so a token from another call is refused.
+std::string MakeToken(const char* kind, int64_t offset) {
+  return std::string(kind) + "-" + std::to_string(offset);
+}
+
+bool ParseToken(const json& body, const char* kind, int64_t* offset) {
+  *offset = 0;
+  if (!body.contains("NextToken")) return true;
+  std::string token = body.at("NextToken").get<std::string>();
+  std::string prefix = std::string(kind) + "-";
+  if (token.rfind(prefix, 0) != 0) return false;
+  try {
+    size_t used = 0;
+    *offset = std::stoll(token.substr(prefix.size()), &used);
+    return used == token.size() - prefix.size() && *offset >= 0;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::optional<int64_t> TimeMillis(const json& body, const char* key) {
+  if (!body.contains(key)) return std::nullopt;
+  const json& v = body.at(key);
+  if (v.is_number()) return static_cast<int64_t>(v.get<double>() * 1000.0);
+  TimePoint t;
+  if (v.is_string() && ParseIso8601(v.get<std::string>(), &t)) return ToEpochMillis(t);
+  return std::nullopt;
+}
+
+}  // namespace
+
+SageMakerApi::SageMakerApi(ApiOptions options, std::shared_ptr<const ServiceModel> model,
+                           const SigV4Verifier* verifier, control::JobController* controller,
+                           store::Store* store, const Clock* clock)
+    : options_(std::move(options)),
+      model_(std::move(model)),
+      verifier_(verifier),
+      controller_(controller),
+      store_(store),
+      clock_(clock) {}
+
+ApiResponse SageMakerApi::ErrorResponse(const ApiError& error) {
+  ApiResponse r;
+  r.status = error.http_status;
+  r.error_type = error.type;
+  r.body = json{{"__type", error.type}, {"message", error.message}}.dump();
+  return r;
+}
+
+ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
+  std::string request_id = RandomUuid();
+  auto finish = [&](ApiResponse r) {
+    r.request_id = request_id;
+    return r;
+  };
+  if (req.body.size() > options_.max_body_bytes) {
+    return finish(ErrorResponse({"SerializationException",
+                                 "The request body is " + std::to_string(req.body.size()) +
+                                     " bytes; the limit is " +
+                                     std::to_string(options_.max_body_bytes) + " bytes.",
+                                 413}));
+  }
+  auto verified = verifier_->Verify(req, clock_->Now());
+  if (auto* err = std::get_if<ApiError>(&verified)) return finish(ErrorResponse(*err));
+  const Caller& caller = std::get<Caller>(verified);
+
+  if (req.method != "POST" || req.path != "/") {
+    return finish(ErrorResponse(
+        {"UnknownOperationException",
+         "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " + req.method + " " +
+             req.path,
+         404}));
+  }
+  const std::string* target = FindHeader(req, "x-amz-target");
+  if (target == nullptr || target->empty()) {
+    return finish(ErrorResponse({"UnknownOperationException",
+                                 "The request has no X-Amz-Target header naming the operation.",
+                                 400}));
+  }
+  const std::string* content_type = FindHeader(req, "content-type");
+  std::string ct = content_type ? content_type->substr(0, content_type->find(';')) : "";
+  if (ct != kJsonContentType && ct != "application/json") {
+    return finish(ErrorResponse(
+        {"SerializationException",
+         "Unsupported Content-Type '" + ct + "'; send " + std::string(kJsonContentType) + ".",
+         400}));
+  }
+  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) {
+    return finish(ErrorResponse({"SerializationException",
+                                 "The request body is not valid JSON.", 400}));
+  }
+  if (!body.is_object()) {
+    return finish(ErrorResponse({"SerializationException",
+                                 "The request body must be a JSON object.", 400}));
+  }
+  Outcome outcome = Dispatch(caller, *target, body);
+  if (auto* err = std::get_if<ApiError>(&outcome)) return finish(ErrorResponse(*err));
+  ApiResponse r;
+  r.body = std::get<json>(outcome).dump();
+  return finish(std::move(r));
+}
+
+SageMakerApi::Outcome SageMakerApi::Dispatch(const Caller& caller, const std::string& target,
+                                             const json& body) {
+  using Handler = Outcome (SageMakerApi::*)(const Caller&, const json&);
+  static const std::pair<const char*, Handler> kOps[] = {
+      {"SageMaker.CreateTrainingJob", &SageMakerApi::CreateTrainingJob},
+      {"SageMaker.DescribeTrainingJob", &SageMakerApi::DescribeTrainingJob},
+      {"SageMaker.ListTrainingJobs", &SageMakerApi::ListTrainingJobs},
+      {"SageMaker.StopTrainingJob", &SageMakerApi::StopTrainingJob},
+      {"SageMaker.DeleteTrainingJob", &SageMakerApi::DeleteTrainingJob},
+      {"SageMaker.AddTags", &SageMakerApi::AddTags},
+      {"SageMaker.ListTags", &SageMakerApi::ListTags},
+      {"SageMaker.DeleteTags", &SageMakerApi::DeleteTags},
+      {"SageMaker.Search", &SageMakerApi::Search},
+      {"Trainyard.GetTrainingJobLogs", &SageMakerApi::GetTrainingJobLogs},
+  };
+  for (const auto& [name, handler] : kOps) {
+    if (target != name) continue;
+    if (target.rfind("SageMaker.", 0) == 0) {
+      if (auto err = ValidateRequest(*model_, target.substr(10), body)) return *err;
+    }
+    try {
+      return (this->*handler)(caller, body);
+    } catch (const json::exception& e) {
+      // Validation guarantees the shapes; a throw here is our bug, not the caller's.
+      return ApiError{"InternalFailure", std::string("internal error: ") + e.what(), 500};
+    }
+  }
+  return ApiError{"UnknownOperationException",
+                  "Unknown operation '" + target +
+                      "'. Trainyard implements SageMaker.{CreateTrainingJob, DescribeTrainingJob, "
+                      "ListTrainingJobs, StopTrainingJob, DeleteTrainingJob, AddTags, ListTags, "
+                      "DeleteTags, Search}.",
+                  400};
+}
+
+SageMakerApi::Outcome SageMakerApi::CreateTrainingJob(const Caller& caller, const json& body) {
+  auto spec = ParseCreateTrainingJob(body, options_.policy);
+  if (!spec.ok()) return ToApiError(spec.status());
+  std::string name = spec->name;
+  auto record = controller_->Submit(caller.account_id, std::move(spec).value(), body.dump());
+  if (!record.ok()) {
+    if (record.status().code() == StatusCode::kAlreadyExists) {
+      return ApiError{"ResourceInUse",
+                      "Training job names must be unique within an AWS account and region, and a "
+                      "training job with this name already exists (" +
+                          model::TrainingJobArn(options_.region, caller.account_id, name) + ")",
+                      400};
+    }
+    return ToApiError(record.status());
+  }
+  if (body.contains("Tags") && !body.at("Tags").empty()) {
+    std::vector<store::Tag> tags;
+    for (const auto& t : body.at("Tags")) tags.push_back({t.at("Key"), t.at("Value")});
+    Status s = store_->SetTags(record->arn, tags);
+    if (!s.ok()) return ToApiError(s);
+  }
+  return json{{"TrainingJobArn", record->arn}};
+}
+
+SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, const json& body) {
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) {
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
+  }
+  return DescribeJson(*job);
+}
+
+SageMakerApi::Outcome SageMakerApi::ListTrainingJobs(const Caller& caller, const json& body) {
+  store::JobQuery q;
+  q.account = caller.account_id;
+  q.created_after_ms = TimeMillis(body, "CreationTimeAfter");
+  q.created_before_ms = TimeMillis(body, "CreationTimeBefore");
+  q.modified_after_ms = TimeMillis(body, "LastModifiedTimeAfter");
+  q.modified_before_ms = TimeMillis(body, "LastModifiedTimeBefore");
+  q.name_contains = body.value("NameContains", "");
+  if (body.contains("StatusEquals")) {
+    q.status = model::ParseTrainingJobStatus(body.at("StatusEquals").get<std::string>());
+  }
+  if (body.contains("WarmPoolStatusEquals")) {
+    return json{{"TrainingJobSummaries", json::array()}};  // no warm pools here
+  }
+  if (body.contains("TrainingPlanArnEquals")) {
+    return json{{"TrainingJobSummaries", json::array()}};  // no training plans here
+  }
+  std::string sort_by = body.value("SortBy", "CreationTime");
+  q.sort_by = sort_by == "Name"     ? store::JobQuery::SortBy::kName
+              : sort_by == "Status" ? store::JobQuery::SortBy::kStatus
+                                    : store::JobQuery::SortBy::kCreationTime;
+  q.ascending = body.value("SortOrder", "Ascending") == "Ascending";
+  int64_t max_results = body.value("MaxResults", 10);
+  if (!ParseToken(body, "ltj", &q.offset)) return Validation("Invalid pagination token.");
+  q.limit = max_results + 1;  // one extra tells whether another page exists
+  auto jobs = store_->ListJobs(q);
+  if (!jobs.ok()) return ToApiError(jobs.status());
+  json out = {{"TrainingJobSummaries", json::array()}};
+  for (size_t i = 0; i < jobs->size() && static_cast<int64_t>(i) < max_results; ++i) {
+    out["TrainingJobSummaries"].push_back(SummaryJson((*jobs)[i]));
+  }
+  if (static_cast<int64_t>(jobs->size()) > max_results) {
+    out["NextToken"] = MakeToken("ltj", q.offset + max_results);
+  }
+  return out;
+}
+
+SageMakerApi::Outcome SageMakerApi::StopTrainingJob(const Caller& caller, const json& body) {
+  Status s = controller_->Stop(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (s.code() == StatusCode::kNotFound) return JobNotFound();
+  if (!s.ok()) return ToApiError(s);
+  return json::object();
+}
+
+SageMakerApi::Outcome SageMakerApi::DeleteTrainingJob(const Caller& caller, const json& body) {
+  std::string name = body.at("TrainingJobName").get<std::string>();
+  auto job = store_->GetJob(caller.account_id, name);
+  if (!job.ok()) {
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
+  }
+  Status s = controller_->Delete(caller.account_id, name);
+  if (s.code() == StatusCode::kNotFound) return JobNotFound();
+  if (!s.ok()) return ToApiError(s);
+  (void)store_->DeleteTags(job->arn, {});
+  return json::object();
+}
+
+Result<model::JobRecord> SageMakerApi::JobForArn(const Caller& caller, const std::string& arn) {
+  auto job = store_->GetJobByArn(arn);
+  if (!job.ok() || job->account != caller.account_id) return NotFound("Resource does not exist");
+  return job;
+}
+
+SageMakerApi::Outcome SageMakerApi::AddTags(const Caller& caller, const json& body) {
+  std::string arn = body.at("ResourceArn").get<std::string>();
+  auto job = JobForArn(caller, arn);
+  if (!job.ok()) return ToApiError(job.status());
+  auto existing = store_->GetTags(job->arn);
+  if (!existing.ok()) return ToApiError(existing.status());
+  std::vector<store::Tag> tags;
+  std::set<std::string> keys;
+  for (const auto& t : existing.value()) keys.insert(t.key);
+  for (const auto& t : body.at("Tags")) {
+    std::string key = t.at("Key").get<std::string>();
+    if (key.rfind("aws:", 0) == 0) {
+      return Validation("Tag keys beginning with 'aws:' are reserved for AWS use: " + key);
+    }
+    keys.insert(key);
+    tags.push_back({key, t.at("Value").get<std::string>()});
+  }
+  if (keys.size() > 50) {
+    return ApiError{"ResourceLimitExceeded",
+                    "A resource can have at most 50 tags; this request would leave " +
+                        std::to_string(keys.size()) + ".",
+                    400};
+  }
+  Status s = store_->SetTags(job->arn, tags);
+  if (!s.ok()) return ToApiError(s);
+  auto all = store_->GetTags(job->arn);
+  if (!all.ok()) return ToApiError(all.status());
+  json out = {{"Tags", json::array()}};
+  for (const auto& t : *all) out["Tags"].push_back({{"Key", t.key}, {"Value", t.value}});
+  return out;
+}
+
+SageMakerApi::Outcome SageMakerApi::ListTags(const Caller& caller, const json& body) {
+  auto job = JobForArn(caller, body.at("ResourceArn").get<std::string>());
+  if (!job.ok()) return ToApiError(job.status());
+  auto tags = store_->GetTags(job->arn);
+  if (!tags.ok()) return ToApiError(tags.status());
+  int64_t offset = 0;
+  if (!ParseToken(body, "lt", &offset)) return Validation("Invalid pagination token.");
+  int64_t max_results = body.value("MaxResults", 50);
+  json out = {{"Tags", json::array()}};
+  for (int64_t i = offset; i < static_cast<int64_t>(tags->size()) && i < offset + max_results; ++i) {
+    out["Tags"].push_back({{"Key", (*tags)[i].key}, {"Value", (*tags)[i].value}});
+  }
+  if (offset + max_results < static_cast<int64_t>(tags->size())) {
+    out["NextToken"] = MakeToken("lt", offset + max_results);
+  }
+  return out;
+}
+
+SageMakerApi::Outcome SageMakerApi::DeleteTags(const Caller& caller, const json& body) {
+  auto job = JobForArn(caller, body.at("ResourceArn").get<std::string>());
+  if (!job.ok()) return ToApiError(job.status());
+  std::vector<std::string> keys = body.at("TagKeys").get<std::vector<std::string>>();
+  Status s = store_->DeleteTags(job->arn, keys);
+  if (!s.ok()) return ToApiError(s);
+  return json::object();
+}
+
+SageMakerApi::Outcome SageMakerApi::Search(const Caller& caller, const json& body) {
+  std::string resource = body.at("Resource").get<std::string>();
+  if (resource != "TrainingJob") {
+    return Validation("Search of resource type " + resource +
+                      " is not supported by Trainyard; only TrainingJob.");
+  }
+  json expression = body.value("SearchExpression", json());
+  Status s = CheckSearchExpression(expression);
+  if (!s.ok()) return ToApiError(s);
+  if (body.value("CrossAccountFilterOption", "SameAccount") == "CrossAccount") {
+    return Validation("CrossAccountFilterOption CrossAccount is not supported by Trainyard.");
+  }
+  if (body.contains("VisibilityConditions")) {
+    return Validation("VisibilityConditions are not supported by Trainyard yet.");
+  }
+  auto jobs = store_->AllJobs(caller.account_id);
+  if (!jobs.ok()) return ToApiError(jobs.status());
+  std::vector<json> matches;
+  for (const auto& job : *jobs) {
+    auto tags = store_->GetTags(job.arn);
+    if (!tags.ok()) return ToApiError(tags.status());
+    json record = SearchRecordJson(job, *tags);
+    if (MatchesSearchExpression(record, expression)) matches.push_back(std::move(record));
+  }
+  SortSearchRecords(&matches, body.value("SortBy", "LastModifiedTime"),
+                    body.value("SortOrder", "Descending") == "Ascending");
+  int64_t offset = 0;
+  if (!ParseToken(body, "s", &offset)) return Validation("Invalid pagination token.");
+  int64_t max_results = body.value("MaxResults", 10);
+  json out = {{"Results", json::array()}};
+  for (int64_t i = offset; i < static_cast<int64_t>(matches.size()) && i < offset + max_results;
+       ++i) {
+    out["Results"].push_back({{"TrainingJob", std::move(matches[i])}});
+  }
+  if (offset + max_results < static_cast<int64_t>(matches.size())) {
+    out["NextToken"] = MakeToken("s", offset + max_results);
+  }
+  return out;
+}
+
+SageMakerApi::Outcome SageMakerApi::GetTrainingJobLogs(const Caller& caller, const json& body) {
+  if (!body.contains("TrainingJobName") || !body.at("TrainingJobName").is_string()) {
+    return Validation("TrainingJobName is required.");
+  }
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) return JobNotFound();
+  int64_t after = body.value("AfterSeq", int64_t{0});
+  int64_t limit = std::clamp<int64_t>(body.value("Limit", int64_t{1000}), 1, 10000);
+  auto events = store_->ReadLogEvents(job->id, after, limit);
+  if (!events.ok()) return ToApiError(events.status());
+  json out = {{"Events", json::array()},
+              {"NextSeq", after},
+              {"TrainingJobStatus", model::Name(job->status)},
+              {"SecondaryStatus", model::Name(job->secondary)}};
+  for (const auto& e : *events) {
+    out["Events"].push_back(
+        {{"Seq", e.seq}, {"Stream", e.stream}, {"Timestamp", e.timestamp_ms}, {"Message", e.message}});
+    out["NextSeq"] = e.seq;
+  }
+  return out;
+}
+
+}  // namespace ty::api

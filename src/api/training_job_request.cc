@@ -1,0 +1,217 @@
+#include "api/training_job_request.h"
+
+#include <set>
+
+#include "storage/uri.h"
+
+namespace ty::api {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Str(const json& obj, const char* key, const std::string& dflt = "") {
+  auto it = obj.find(key);
+  return (it != obj.end() && it->is_string()) ? it->get<std::string>() : dflt;
+}
+
+bool Has(const json& obj, const char* key) {
+  return obj.is_object() && obj.contains(key) && !obj.at(key).is_null();
+}
+
+Status NotSupported(const std::string& what) {
+  return InvalidArgument(what + " is not supported by Trainyard yet.");
+}
+
+}  // namespace
+
+Status CheckUri(const std::string& what, const std::string& uri, const RequestPolicy& policy) {
+  if (uri.rfind("s3://", 0) == 0 || uri.rfind("https://", 0) == 0) {
+    return InvalidArgument("Invalid " + what + " '" + uri +
+                           "': s3:// URIs are not supported yet; use a file:// URI.");
+  }
+  auto parsed = storage::ParseStorageUri(uri);
+  if (!parsed.ok()) return InvalidArgument("Invalid " + what + ": " + parsed.status().message());
+  if (parsed->scheme != "file") {
+    return InvalidArgument("Invalid " + what + " '" + uri + "': only file:// URIs are supported.");
+  }
+  Status s = storage::CheckWithinRoots(parsed->path, policy.file_roots);
+  if (!s.ok()) return InvalidArgument("Invalid " + what + ": " + s.message());
+  return Status::Ok();
+}
+
+Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPolicy& policy) {
+  model::JobSpec spec;
+  spec.name = Str(body, "TrainingJobName");
+
+  // Members not supported yet: rejected by name, never silently ignored.
+  static const char* kUnsupportedTop[] = {
+      "VpcConfig",         "DebugRuleConfigurations", "ProfilerRuleConfigurations",
+      "TensorBoardOutputConfig", "RetryStrategy",     "RemoteDebugConfig",
+      "InfraCheckConfig",  "SessionChainingConfig",   "ServerlessJobConfig",
+      "MlflowConfig",      "ModelPackageConfig"};
+  for (const char* member : kUnsupportedTop) {
+    if (Has(body, member)) return NotSupported(member);
+  }
+  if (body.value("EnableNetworkIsolation", false)) return NotSupported("EnableNetworkIsolation=true");
+  if (body.value("EnableInterContainerTrafficEncryption", false)) {
+    return NotSupported("EnableInterContainerTrafficEncryption=true");
+  }
+
+  // Stopping condition and spot.
+  const json stopping = body.value("StoppingCondition", json::object());
+  bool spot = body.value("EnableManagedSpotTraining", false);
+  spec.managed_spot = spot;
+  if (stopping.contains("MaxRuntimeInSeconds")) {
+    spec.max_runtime = std::chrono::seconds(stopping.at("MaxRuntimeInSeconds").get<int64_t>());
+  }
+  if (stopping.contains("MaxWaitTimeInSeconds")) {
+    if (!spot) {
+      return InvalidArgument(
+          "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is "
+          "set to true");
+    }
+    spec.max_wait = std::chrono::seconds(stopping.at("MaxWaitTimeInSeconds").get<int64_t>());
+    if (*spec.max_wait < spec.max_runtime) {
+      return InvalidArgument(
+          "Invalid MaxWaitTimeInSeconds. It must be equal to or greater than MaxRuntimeInSeconds");
+    }
+  }
+  if (spot && !spec.max_wait) {
+    return InvalidArgument(
+        "MaxWaitTimeInSeconds is required when EnableManagedSpotTraining is set to true");
+  }
+  if (spot) return NotSupported("EnableManagedSpotTraining=true (managed spot training)");
+  if (stopping.contains("MaxPendingTimeInSeconds")) return NotSupported("MaxPendingTimeInSeconds");
+
+  // Algorithm.
+  const json algo = body.value("AlgorithmSpecification", json::object());
+  bool has_image = Has(algo, "TrainingImage");
+  bool has_algorithm = Has(algo, "AlgorithmName");
+  if (has_image == has_algorithm) {
+    return InvalidArgument(
+        "Exactly one of AlgorithmSpecification.TrainingImage and "
+        "AlgorithmSpecification.AlgorithmName must be given.");
+  }
+  if (has_algorithm) return NotSupported("AlgorithmSpecification.AlgorithmName");
+  if (Has(algo, "TrainingImageConfig")) return NotSupported("AlgorithmSpecification.TrainingImageConfig");
+  spec.training_image = Str(algo, "TrainingImage");
+  spec.training_input_mode = Str(algo, "TrainingInputMode", "File");
+  if (spec.training_input_mode == "Pipe") return NotSupported("TrainingInputMode Pipe");
+  spec.container_entrypoint = algo.value("ContainerEntrypoint", std::vector<std::string>{});
+  spec.container_arguments = algo.value("ContainerArguments", std::vector<std::string>{});
+  std::set<std::string> metric_names;
+  for (const auto& m : algo.value("MetricDefinitions", json::array())) {
+    std::string name = Str(m, "Name");
+    if (!metric_names.insert(name).second) {
+      return InvalidArgument("Duplicate metric definition name: " + name);
+    }
+    spec.metric_definitions.push_back({name, Str(m, "Regex")});
+  }
+
+  spec.hyperparameters = body.value("HyperParameters", std::map<std::string, std::string>{});
+  spec.environment = body.value("Environment", std::map<std::string, std::string>{});
+
+  // Channels.
+  std::set<std::string> channel_names;
+  for (const auto& c : body.value("InputDataConfig", json::array())) {
+    model::Channel ch;
+    ch.name = Str(c, "ChannelName");
+    if (!channel_names.insert(ch.name).second) {
+      return InvalidArgument("Channel names must be unique; '" + ch.name + "' is repeated.");
+    }
+    if (ch.name == "." || ch.name == "..") {
+      return InvalidArgument("Invalid channel name '" + ch.name + "'.");
+    }
+    const json ds = c.value("DataSource", json::object());
+    if (Has(ds, "FileSystemDataSource")) return NotSupported("DataSource.FileSystemDataSource");
+    if (Has(ds, "DatasetSource")) return NotSupported("DataSource.DatasetSource");
+    if (!Has(ds, "S3DataSource")) {
+      return InvalidArgument("Channel '" + ch.name + "' needs a DataSource.S3DataSource.");
+    }
+    const json s3 = ds.at("S3DataSource");
+    std::string type = Str(s3, "S3DataType");
+    if (type != "S3Prefix") return NotSupported("S3DataType " + type);
+    for (const char* m : {"AttributeNames", "InstanceGroupNames", "ModelAccessConfig", "HubAccessConfig"}) {
+      if (Has(s3, m)) return NotSupported(std::string("S3DataSource.") + m);
+    }
+    ch.uri = Str(s3, "S3Uri");
+    TY_RETURN_IF_ERROR(CheckUri("S3Uri of channel '" + ch.name + "'", ch.uri, policy));
+    ch.distribution_type = Str(s3, "S3DataDistributionType", "FullyReplicated");
+    ch.content_type = Str(c, "ContentType");
+    ch.compression_type = Str(c, "CompressionType");
+    if (ch.compression_type == "Gzip") return NotSupported("Channel CompressionType Gzip");
+    ch.record_wrapper_type = Str(c, "RecordWrapperType", "None");
+    if (ch.record_wrapper_type == "RecordIO") return NotSupported("RecordWrapperType RecordIO");
+    if (Has(c, "ShuffleConfig")) return NotSupported("Channel ShuffleConfig");
+    ch.input_mode = Str(c, "InputMode", spec.training_input_mode);
+    if (ch.input_mode == "Pipe") return NotSupported("Channel InputMode Pipe");
+    spec.channels.push_back(std::move(ch));
+  }
+
+  // Output.
+  const json out = body.value("OutputDataConfig", json::object());
+  spec.output_path = Str(out, "S3OutputPath");
+  TY_RETURN_IF_ERROR(CheckUri("S3OutputPath", spec.output_path, policy));
+  if (!Str(out, "KmsKeyId").empty()) return NotSupported("OutputDataConfig.KmsKeyId");
+  spec.compress_output = Str(out, "CompressionType", "GZIP") != "NONE";
+
+  // Resources.
+  const json res = body.value("ResourceConfig", json::object());
+  if (Has(res, "InstanceGroups")) return NotSupported("ResourceConfig.InstanceGroups");
+  if (Has(res, "TrainingPlanArn")) return NotSupported("ResourceConfig.TrainingPlanArn");
+  if (Has(res, "InstancePlacementConfig")) return NotSupported("ResourceConfig.InstancePlacementConfig");
+  if (!Str(res, "VolumeKmsKeyId").empty()) return NotSupported("ResourceConfig.VolumeKmsKeyId");
+  if (res.value("KeepAlivePeriodInSeconds", 0) > 0) {
+    return NotSupported("ResourceConfig.KeepAlivePeriodInSeconds (warm pools)");
+  }
+  spec.instance_type = Str(res, "InstanceType");
+  if (spec.instance_type.empty()) return InvalidArgument("ResourceConfig.InstanceType is required.");
+  spec.instance_count = res.value("InstanceCount", 1);
+  if (spec.instance_count < 1) {
+    return InvalidArgument("ResourceConfig.InstanceCount must be at least 1.");
+  }
+  if (spec.instance_count > 1) return NotSupported("InstanceCount > 1 (multi-node jobs)");
+  spec.volume_size_gb = res.value("VolumeSizeInGB", 0);
+
+  // Checkpoints: restored into LocalPath at start (continuous sync arrives
+  // with managed spot training).
+  if (Has(body, "CheckpointConfig")) {
+    const json cp = body.at("CheckpointConfig");
+    spec.checkpoint_uri = Str(cp, "S3Uri");
+    TY_RETURN_IF_ERROR(CheckUri("CheckpointConfig.S3Uri", *spec.checkpoint_uri, policy));
+    spec.checkpoint_local_path = Str(cp, "LocalPath", "/opt/ml/checkpoints");
+    if (spec.checkpoint_local_path.rfind("/opt/ml/", 0) != 0 ||
+        spec.checkpoint_local_path.find("..") != std::string::npos) {
+      return InvalidArgument("CheckpointConfig.LocalPath must lie under /opt/ml/ (got '" +
+                             spec.checkpoint_local_path + "').");
+    }
+  }
+
+  // The toolkit's submit directory is a URI too.
+  if (auto it = spec.hyperparameters.find("sagemaker_submit_directory");
+      it != spec.hyperparameters.end()) {
+    std::string dir = it->second;
+    json decoded = json::parse(dir, nullptr, false);
+    if (!decoded.is_discarded() && decoded.is_string()) dir = decoded.get<std::string>();
+    if (dir.rfind("file://", 0) == 0 || dir.rfind("s3://", 0) == 0) {
+      TY_RETURN_IF_ERROR(CheckUri("hyperparameter sagemaker_submit_directory", dir, policy));
+    } else if (dir != "/opt/ml/code") {
+      return InvalidArgument("Invalid hyperparameter sagemaker_submit_directory '" + dir +
+                             "': give a file:// URI.");
+    }
+  }
+
+  // Tags: no reserved keys, no duplicate keys.
+  std::set<std::string> tag_keys;
+  for (const auto& t : body.value("Tags", json::array())) {
+    std::string key = Str(t, "Key");
+    if (key.rfind("aws:", 0) == 0) {
+      return InvalidArgument("Tag keys beginning with 'aws:' are reserved for AWS use: " + key);
+    }
+    if (!tag_keys.insert(key).second) return InvalidArgument("Duplicate tag key: " + key);
+  }
+  return spec;
+}
+
+}  // namespace ty::api

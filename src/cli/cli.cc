@@ -1,0 +1,447 @@
+#include "cli/cli.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/agent.h"
+#include "cli/client.h"
+#include "cli/job_spec_file.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "server/server.h"
+
+namespace ty::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string FormatSeconds(const json& t) {
+  if (!t.is_number()) return "-";
+  return FormatHuman(FromEpochMillis(static_cast<int64_t>(t.get<double>() * 1000)));
+}
+
+// Blocks SIGINT/SIGTERM in every thread created after this call so one
+// thread can sigwait for them.
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// ---- trainyard server ------------------------------------------------------
+
+struct ServerFlags {
+  std::string listen = "127.0.0.1:0";
+  std::string data_dir;
+  std::string region;
+  std::string config;
+  std::vector<std::string> file_roots;
+  std::string isolation;
+  int64_t stop_grace = -1;
+};
+
+Result<server::ServerConfig> MakeServerConfig(const ServerFlags& f) {
+  server::ServerConfig c;
+  if (!f.config.empty()) TY_RETURN_IF_ERROR(server::LoadConfigFile(f.config, &c));
+  if (!f.listen.empty()) c.listen = f.listen;
+  if (!f.data_dir.empty()) c.data_dir = f.data_dir;
+  if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
+  if (!f.region.empty()) c.region = f.region;
+  if (!f.file_roots.empty()) c.file_roots = f.file_roots;
+  if (!f.isolation.empty()) c.isolation = f.isolation;
+  if (f.stop_grace >= 0) c.stop_grace = std::chrono::seconds(f.stop_grace);
+  return c;
+}
+
+int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
+  sigset_t signals = BlockTerminationSignals();
+  auto config = MakeServerConfig(flags);
+  if (!config.ok()) {
+    err << "trainyard server: " << config.status().message() << "\n";
+    return 2;
+  }
+  auto srv = server::Server::Create(std::move(config).value());
+  if (!srv.ok()) {
+    err << "trainyard server: " << srv.status().message() << "\n";
+    return 1;
+  }
+  Status s = (*srv)->Start();
+  if (!s.ok()) {
+    err << "trainyard server: " << s.message() << "\n";
+    return 1;
+  }
+  out << "trainyard listening on " << (*srv)->url() << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  err << "trainyard server: shutting down (signal " << sig << ")\n";
+  (*srv)->Shutdown();
+  return 0;
+}
+
+// ---- following a job -------------------------------------------------------
+
+// Prints new status transitions and log lines until the job ends, like the
+// SageMaker SDK's logs=True. Returns the final Describe.
+Result<json> Follow(ApiClient* client, const std::string& name, std::ostream& out) {
+  size_t printed_transitions = 0;
+  std::string last_message;
+  int64_t after_seq = 0;
+  for (;;) {
+    auto logs = client->Call("Trainyard.GetTrainingJobLogs",
+                             {{"TrainingJobName", name}, {"AfterSeq", after_seq}});
+    auto d = client->Call("SageMaker.DescribeTrainingJob", {{"TrainingJobName", name}});
+    if (!d.ok()) return d.status();
+    const json& transitions = (*d)["SecondaryStatusTransitions"];
+    for (size_t i = 0; i < transitions.size(); ++i) {
+      const json& t = transitions[i];
+      std::string msg = t.value("StatusMessage", "");
+      bool is_new = i >= printed_transitions;
+      bool message_changed = i + 1 == printed_transitions && msg != last_message;
+      if (is_new || message_changed) {
+        out << FormatSeconds(t["StartTime"]) << " " << t.value("Status", "") << " - " << msg
+            << std::endl;
+        last_message = msg;
+      }
+    }
+    printed_transitions = transitions.size();
+    if (logs.ok()) {
+      for (const auto& e : (*logs)["Events"]) out << e.value("Message", "") << "\n";
+      out.flush();
+      after_seq = logs->value("NextSeq", after_seq);
+    }
+    std::string status = d->value("TrainingJobStatus", "");
+    if (status == "Completed" || status == "Failed" || status == "Stopped") {
+      // Drain log lines that arrived with the final report.
+      for (;;) {
+        auto more = client->Call("Trainyard.GetTrainingJobLogs",
+                                 {{"TrainingJobName", name}, {"AfterSeq", after_seq}});
+        if (!more.ok() || (*more)["Events"].empty()) break;
+        for (const auto& e : (*more)["Events"]) out << e.value("Message", "") << "\n";
+        after_seq = more->value("NextSeq", after_seq);
+      }
+      return d;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+}
+
+void PrintSummary(const json& d, std::ostream& out) {
+  std::string status = d.value("TrainingJobStatus", "");
+  out << "\nTraining job " << d.value("TrainingJobName", "") << ": " << status << " ("
+      << d.value("SecondaryStatus", "") << ")\n";
+  if (d.contains("FailureReason")) out << "Failure reason: " << d["FailureReason"].get<std::string>() << "\n";
+  int64_t count = d["ResourceConfig"].value("InstanceCount", 1);
+  if (d.contains("TrainingTimeInSeconds")) {
+    out << "Training seconds: " << d["TrainingTimeInSeconds"].get<int64_t>() * count << "\n";
+  }
+  if (d.contains("BillableTimeInSeconds")) {
+    out << "Billable seconds: " << d["BillableTimeInSeconds"].get<int64_t>() * count << "\n";
+  }
+  if (status == "Completed" || status == "Stopped") {
+    out << "Model artifacts: " << d["ModelArtifacts"].value("S3ModelArtifacts", "") << "\n";
+  }
+  if (d.contains("FinalMetricDataList")) {
+    out << "Final metrics:\n";
+    for (const auto& m : d["FinalMetricDataList"]) {
+      out << "  " << m.value("MetricName", "") << " = " << m.value("Value", 0.0) << "\n";
+    }
+  }
+}
+
+// ---- trainyard run ---------------------------------------------------------
+
+struct RunFlags {
+  std::string spec;
+  std::string name;
+  bool follow = false;
+  std::string endpoint;
+};
+
+int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
+  auto spec = LoadJobSpec(flags.spec);
+  if (!spec.ok()) {
+    err << "trainyard run: " << spec.status().message() << "\n";
+    return 2;
+  }
+  if (!flags.name.empty()) {
+    (*spec)["TrainingJobName"] = flags.name;
+  } else if (!spec->contains("TrainingJobName")) {
+    std::string base = std::filesystem::path(flags.spec).stem().string();
+    std::string image = (*spec)["AlgorithmSpecification"].value("TrainingImage", "");
+    if (!image.empty()) {
+      // "<registry>/<repo>:<tag>" -> "<repo>", as the SageMaker SDK names jobs.
+      std::string repo = image.substr(image.rfind('/') + 1);
+      base = repo.substr(0, repo.find_first_of(":@"));
+    }
+    std::string clean;
+    for (char c : base) clean += (std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
+    if (clean.empty() || !std::isalnum(static_cast<unsigned char>(clean[0]))) clean = "job" + clean;
+    (*spec)["TrainingJobName"] = UniqueJobName(clean);
+  }
+  std::string name = (*spec)["TrainingJobName"].get<std::string>();
+
+  // Find a server; without one, start an embedded one under ~/.trainyard.
+  std::unique_ptr<server::Server> embedded;
+  std::unique_ptr<ApiClient> client;
+  auto endpoint = ResolveEndpoint(flags.endpoint);
+  if (endpoint.ok()) {
+    client = std::make_unique<ApiClient>(*endpoint);
+    if (endpoint->from_default_data_dir && !client->Reachable()) client.reset();
+  } else if (endpoint.status().code() != StatusCode::kNotFound) {
+    err << "trainyard run: " << endpoint.status().message() << "\n";
+    return 2;
+  }
+  if (!client) {
+    server::ServerConfig config;
+    config.data_dir = DefaultDataDir();
+    config.listen = "127.0.0.1:0";
+    auto spec_dir = RealPath(std::filesystem::path(flags.spec).parent_path().empty()
+                                 ? "."
+                                 : std::filesystem::path(flags.spec).parent_path().string());
+    Status s = MakeDirs(config.data_dir);
+    if (!s.ok()) {
+      err << "trainyard run: " << s.message() << "\n";
+      return 1;
+    }
+    config.file_roots = {config.data_dir, CurrentDir()};
+    if (spec_dir.ok()) config.file_roots.push_back(*spec_dir);
+    auto srv = server::Server::Create(std::move(config));
+    if (!srv.ok() || !(s = (*srv)->Start()).ok()) {
+      err << "trainyard run: cannot start the embedded server: "
+          << (srv.ok() ? s.message() : srv.status().message()) << "\n";
+      return 1;
+    }
+    embedded = std::move(srv).value();
+    auto local = EndpointFromDataDir(DefaultDataDir());
+    if (!local.ok()) {
+      err << "trainyard run: " << local.status().message() << "\n";
+      return 1;
+    }
+    out << "trainyard: started an embedded server at " << embedded->url() << " (state in "
+        << DefaultDataDir() << ")" << std::endl;
+    client = std::make_unique<ApiClient>(*local);
+  }
+
+  auto created = client->Call("SageMaker.CreateTrainingJob", *spec);
+  if (!created.ok()) {
+    err << "trainyard run: " << created.status().message() << "\n";
+    return 1;
+  }
+  out << "Created training job " << name << " (" << (*created)["TrainingJobArn"].get<std::string>()
+      << ")" << std::endl;
+  // With an embedded server the job cannot outlive this process: always follow.
+  if (!flags.follow && !embedded) return 0;
+  auto final = Follow(client.get(), name, out);
+  if (!final.ok()) {
+    err << "trainyard run: " << final.status().message() << "\n";
+    return 1;
+  }
+  PrintSummary(*final, out);
+  return final->value("TrainingJobStatus", "") == "Completed" ? 0 : 1;
+}
+
+// ---- trainyard jobs / logs / env -------------------------------------------
+
+Result<std::unique_ptr<ApiClient>> Connect(const std::string& endpoint_flag) {
+  auto endpoint = ResolveEndpoint(endpoint_flag);
+  if (!endpoint.ok()) {
+    if (endpoint.status().code() == StatusCode::kNotFound) {
+      return NotFound("no Trainyard server configured: pass --endpoint-url, set AWS_ENDPOINT_URL, "
+                      "or start one with `trainyard server`");
+    }
+    return endpoint.status();
+  }
+  return std::make_unique<ApiClient>(*endpoint);
+}
+
+int JobsList(const std::string& endpoint, const std::string& status, const std::string& contains,
+             int max, std::ostream& out, std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  json req = {{"SortBy", "CreationTime"}, {"SortOrder", "Descending"}, {"MaxResults", std::min(max, 100)}};
+  if (!status.empty()) req["StatusEquals"] = status;
+  if (!contains.empty()) req["NameContains"] = contains;
+  auto res = (*client)->Call("SageMaker.ListTrainingJobs", req);
+  if (!res.ok()) return err << "trainyard: " << res.status().message() << "\n", 1;
+  out << std::left << std::setw(64) << "NAME" << std::setw(12) << "STATUS" << std::setw(20)
+      << "SECONDARY" << "CREATED\n";
+  for (const auto& s : (*res)["TrainingJobSummaries"]) {
+    out << std::left << std::setw(64) << s.value("TrainingJobName", "") << std::setw(12)
+        << s.value("TrainingJobStatus", "") << std::setw(20) << s.value("SecondaryStatus", "")
+        << FormatSeconds(s["CreationTime"]) << "\n";
+  }
+  return 0;
+}
+
+int JobsDescribe(const std::string& endpoint, const std::string& name, bool as_json,
+                 std::ostream& out, std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  auto d = (*client)->Call("SageMaker.DescribeTrainingJob", {{"TrainingJobName", name}});
+  if (!d.ok()) return err << "trainyard: " << d.status().message() << "\n", 1;
+  if (as_json) {
+    out << d->dump(2) << "\n";
+    return 0;
+  }
+  out << "Name:        " << d->value("TrainingJobName", "") << "\n"
+      << "ARN:         " << d->value("TrainingJobArn", "") << "\n"
+      << "Status:      " << d->value("TrainingJobStatus", "") << " / " << d->value("SecondaryStatus", "")
+      << "\n"
+      << "Image:       " << (*d)["AlgorithmSpecification"].value("TrainingImage", "") << "\n"
+      << "Created:     " << FormatSeconds((*d)["CreationTime"]) << "\n";
+  if (d->contains("FailureReason")) out << "Failure:     " << (*d)["FailureReason"].get<std::string>() << "\n";
+  out << "Artifacts:   " << (*d)["ModelArtifacts"].value("S3ModelArtifacts", "") << "\n";
+  out << "Transitions:\n";
+  for (const auto& t : (*d)["SecondaryStatusTransitions"]) {
+    out << "  " << FormatSeconds(t["StartTime"]) << "  " << std::left << std::setw(14)
+        << t.value("Status", "") << t.value("StatusMessage", "") << "\n";
+  }
+  if (d->contains("FinalMetricDataList")) {
+    out << "Final metrics:\n";
+    for (const auto& m : (*d)["FinalMetricDataList"]) {
+      out << "  " << m.value("MetricName", "") << " = " << m.value("Value", 0.0) << "\n";
+    }
+  }
+  return 0;
+}
+
+int JobsSimple(const std::string& endpoint, const std::string& target, const std::string& name,
+               const char* done, std::ostream& out, std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  auto r = (*client)->Call(target, {{"TrainingJobName", name}});
+  if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+  out << done << " " << name << "\n";
+  return 0;
+}
+
+int Logs(const std::string& endpoint, const std::string& name, bool follow, std::ostream& out,
+         std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  int64_t after = 0;
+  for (;;) {
+    auto r = (*client)->Call("Trainyard.GetTrainingJobLogs", {{"TrainingJobName", name}, {"AfterSeq", after}});
+    if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+    for (const auto& e : (*r)["Events"]) {
+      out << FormatHuman(FromEpochMillis(e.value("Timestamp", int64_t{0}))) << " "
+          << e.value("Stream", "") << " " << e.value("Message", "") << "\n";
+    }
+    out.flush();
+    after = r->value("NextSeq", after);
+    std::string status = r->value("TrainingJobStatus", "");
+    bool done = status == "Completed" || status == "Failed" || status == "Stopped";
+    if ((*r)["Events"].empty() && (!follow || done)) return 0;
+    if ((*r)["Events"].empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
+  std::string dir = data_dir.empty() ? DefaultDataDir() : data_dir;
+  auto text = ReadFile(JoinPath(dir, "server.json"));
+  if (!text.ok()) {
+    err << "trainyard env: no running server recorded in " << dir
+        << " (start one with `trainyard server --data-dir " << dir << "`)\n";
+    return 1;
+  }
+  json info = json::parse(*text, nullptr, false);
+  if (info.is_discarded()) return err << "trainyard env: malformed server.json\n", 1;
+  std::string url = info.value("url", "");
+  out << "export AWS_ENDPOINT_URL=" << url << "\n"
+      << "export AWS_ENDPOINT_URL_SAGEMAKER=" << url << "\n"
+      << "export AWS_SHARED_CREDENTIALS_FILE=" << info.value("credentials_file", JoinPath(dir, "credentials")) << "\n"
+      << "export AWS_PROFILE=trainyard\n"
+      << "export AWS_DEFAULT_REGION=" << info.value("region", "us-east-1") << "\n"
+      << "export AWS_REGION=" << info.value("region", "us-east-1") << "\n"
+      << "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN\n";
+  return 0;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"trainyard: SageMaker training jobs that really run, on your own machines"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "trainyard 0.1.0");
+
+  ServerFlags server_flags;
+  auto* server_cmd = app.add_subcommand("server", "Run the Trainyard server (the control plane)");
+  server_cmd->add_option("--listen", server_flags.listen, "HOST:PORT to serve on (port 0: a free port)");
+  server_cmd->add_option("--data-dir", server_flags.data_dir, "State directory (default ~/.trainyard)");
+  server_cmd->add_option("--region", server_flags.region, "Region in ARNs and SigV4 scopes (default us-east-1)");
+  server_cmd->add_option("--config", server_flags.config, "YAML config file (see README)");
+  server_cmd->add_option("--file-root", server_flags.file_roots,
+                         "Directory file:// URIs may point into (repeatable; default: data dir and cwd)");
+  server_cmd->add_option("--isolation", server_flags.isolation, "auto | bwrap | none");
+  server_cmd->add_option("--stop-grace", server_flags.stop_grace, "Seconds between SIGTERM and SIGKILL on stop (default 120)");
+
+  std::string instance_file;
+  auto* agent_cmd = app.add_subcommand("agent", "Run one training instance (started by the server)");
+  agent_cmd->add_option("--instance", instance_file, "Instance config file")->required();
+
+  RunFlags run_flags;
+  auto* run_cmd = app.add_subcommand("run", "Submit a job spec (YAML/JSON, CreateTrainingJob-shaped) and follow it");
+  run_cmd->add_option("spec", run_flags.spec, "Job spec file")->required();
+  run_cmd->add_option("--name", run_flags.name, "Training job name (default: unique)");
+  run_cmd->add_flag("--follow,-f", run_flags.follow, "Print status and logs until the job ends");
+  run_cmd->add_option("--endpoint-url", run_flags.endpoint, "Server URL");
+
+  std::string endpoint, job_name, status_filter, name_contains;
+  int max_results = 50;
+  bool as_json = false, follow = false;
+  auto* jobs_cmd = app.add_subcommand("jobs", "List, describe, stop and delete training jobs");
+  jobs_cmd->require_subcommand(1);
+  jobs_cmd->add_option("--endpoint-url", endpoint, "Server URL");
+  auto* list_cmd = jobs_cmd->add_subcommand("list", "List training jobs, newest first");
+  list_cmd->add_option("--status", status_filter, "Only jobs in this status");
+  list_cmd->add_option("--name-contains", name_contains, "Only jobs whose name contains this");
+  list_cmd->add_option("--max", max_results, "At most this many (default 50)");
+  auto* describe_cmd = jobs_cmd->add_subcommand("describe", "Show a training job");
+  describe_cmd->add_option("name", job_name)->required();
+  describe_cmd->add_flag("--json", as_json, "Print the DescribeTrainingJob response");
+  auto* stop_cmd = jobs_cmd->add_subcommand("stop", "Stop a training job");
+  stop_cmd->add_option("name", job_name)->required();
+  auto* delete_cmd = jobs_cmd->add_subcommand("delete", "Delete a finished training job");
+  delete_cmd->add_option("name", job_name)->required();
+
+  auto* logs_cmd = app.add_subcommand("logs", "Print a training job's log lines");
+  logs_cmd->add_option("name", job_name)->required();
+  logs_cmd->add_flag("--follow,-f", follow, "Keep printing until the job ends");
+  logs_cmd->add_option("--endpoint-url", endpoint, "Server URL");
+
+  std::string env_dir;
+  auto* env_cmd = app.add_subcommand("env", "Print the exports that point AWS clients at the server");
+  env_cmd->add_option("--data-dir", env_dir, "The server's data directory (default ~/.trainyard)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, out, err);
+  }
+
+  if (*server_cmd) return RunServer(server_flags, out, err);
+  if (*agent_cmd) return agent::RunAgent(instance_file, err);
+  if (*run_cmd) return RunJob(run_flags, out, err);
+  if (*jobs_cmd) {
+    if (*list_cmd) return JobsList(endpoint, status_filter, name_contains, max_results, out, err);
+    if (*describe_cmd) return JobsDescribe(endpoint, job_name, as_json, out, err);
+    if (*stop_cmd) return JobsSimple(endpoint, "SageMaker.StopTrainingJob", job_name, "Stopping", out, err);
+    if (*delete_cmd) return JobsSimple(endpoint, "SageMaker.DeleteTrainingJob", job_name, "Deleted", out, err);
+  }
+  if (*logs_cmd) return Logs(endpoint, job_name, follow, out, err);
+  if (*env_cmd) return Env(env_dir, out, err);
+  return 2;
+}
+
+}  // namespace ty::cli

@@ -1,0 +1,125 @@
+#include "cli/job_spec_file.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "common/clock.h"
+#include "common/fs.h"
+
+namespace ty::cli {
+
+using nlohmann::json;
+
+namespace {
+
+json YamlToJson(const YAML::Node& node, bool strings_only) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar: {
+      std::string s = node.Scalar();
+      // Plain (unquoted) scalars carry YAML's types; quoted ones are strings.
+      if (strings_only || node.Tag() != "?") return s;
+      if (s == "true" || s == "True") return true;
+      if (s == "false" || s == "False") return false;
+      try {
+        size_t used = 0;
+        long long i = std::stoll(s, &used);
+        if (used == s.size()) return i;
+        double d = std::stod(s, &used);
+        if (used == s.size()) return d;
+      } catch (...) {
+      }
+      return s;
+    }
+    case YAML::NodeType::Sequence: {
+      json arr = json::array();
+      for (const auto& e : node) arr.push_back(YamlToJson(e, strings_only));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      json obj = json::object();
+      for (const auto& kv : node) {
+        std::string key = kv.first.as<std::string>();
+        bool strings = strings_only || key == "HyperParameters" || key == "Environment" ||
+                       key == "Value" || key == "Key";
+        obj[key] = YamlToJson(kv.second, strings);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+void ResolveAll(json* node, const std::string& base) {
+  if (node->is_string()) {
+    *node = ResolveFileUri(node->get<std::string>(), base);
+  } else if (node->is_array() || node->is_object()) {
+    for (auto& child : *node) ResolveAll(&child, base);
+  }
+}
+
+}  // namespace
+
+std::string ResolveFileUri(const std::string& value, const std::string& base_dir) {
+  // The SageMaker SDK JSON-encodes hyperparameter values: "\"file://./code\"".
+  if (value.size() > 2 && value.front() == '"' && value.back() == '"') {
+    json decoded = json::parse(value, nullptr, false);
+    if (!decoded.is_discarded() && decoded.is_string()) {
+      std::string inner = decoded.get<std::string>();
+      std::string resolved = ResolveFileUri(inner, base_dir);
+      return resolved == inner ? value : json(resolved).dump();
+    }
+    return value;
+  }
+  const std::string prefix = "file://";
+  if (value.rfind(prefix, 0) != 0) return value;
+  std::string rest = value.substr(prefix.size());
+  if (!rest.empty() && rest[0] == '/') return value;  // already absolute
+  std::string abs = Absolutize(rest.empty() ? "." : rest, base_dir);
+  // Keep a trailing slash: it can matter for prefixes.
+  if (!rest.empty() && rest.back() == '/' && abs.back() != '/') abs += "/";
+  return prefix + abs;
+}
+
+std::string UniqueJobName(const std::string& base) {
+  auto now = std::chrono::system_clock::now();
+  std::string stamp = FormatHuman(now);  // "YYYY-MM-DD HH:MM:SS"
+  for (char& c : stamp) {
+    if (c == ' ' || c == ':') c = '-';
+  }
+  char ms[8];
+  std::snprintf(ms, sizeof(ms), "-%03d", static_cast<int>(ToEpochMillis(now) % 1000));
+  std::string b = base.substr(0, 63 - stamp.size() - 5);
+  return b + "-" + stamp + ms;
+}
+
+Result<json> LoadJobSpec(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  json spec;
+  std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".json") {
+    spec = json::parse(*text, nullptr, false);
+    if (spec.is_discarded()) return InvalidArgument(path + " is not valid JSON");
+  } else {
+    try {
+      spec = YamlToJson(YAML::Load(*text), false);
+    } catch (const YAML::Exception& e) {
+      return InvalidArgument(path + ": " + e.what());
+    }
+  }
+  if (!spec.is_object()) return InvalidArgument(path + " must hold a mapping of request members");
+  auto dir = RealPath(std::filesystem::path(path).parent_path().empty()
+                          ? "."
+                          : std::filesystem::path(path).parent_path().string());
+  if (!dir.ok()) return dir.status();
+  ResolveAll(&spec, *dir);
+  return spec;
+}
+
+}  // namespace ty::cli

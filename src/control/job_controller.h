@@ -1,0 +1,108 @@
+// JobController: the control loop. Owns every active job (InProgress or
+// Stopping): feeds the pure state machine (state_machine.h) with events from
+// the API, the agents and the clock, persists each change to the Store, and
+// carries out the resulting actions through the Launcher.
+//
+// Threads: one control-loop thread owns all job state. Public methods may be
+// called from any thread; they post work to the loop and wait for its result.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "control/state_machine.h"
+#include "launch/image_catalog.h"
+#include "launch/launcher.h"
+#include "model/agent_protocol.h"
+#include "model/training_job.h"
+#include "store/store.h"
+#include "telemetry/metric_extractor.h"
+
+namespace ty::control {
+
+struct ControllerOptions {
+  std::string data_dir;                 // jobs' instance trees live in <data_dir>/jobs
+  std::string region = "us-east-1";
+  std::string server_url_file;          // agents read the control plane's URL here
+  std::vector<std::string> file_roots;  // where file:// URIs may point
+  std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
+  StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
+  std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
+};
+
+class JobController {
+ public:
+  JobController(ControllerOptions options, store::Store* store, launch::Launcher* launcher,
+                const launch::ImageCatalog* images, const Clock* clock);
+  ~JobController();
+
+  // Re-adopts jobs left active by a previous server (their agents still
+  // alive) or fails them, then starts the loop.
+  Status Start();
+  // Stops the loop: agents of running jobs are killed and their jobs fail
+  // with InternalServerError (a job's processes never outlive the server).
+  void Shutdown();
+
+  // Accepts a validated job. kAlreadyExists when the name is taken.
+  Result<model::JobRecord> Submit(const std::string& account, model::JobSpec spec,
+                                  std::string request_json);
+  // kNotFound: no such job; kFailedPrecondition: not InProgress.
+  Status Stop(const std::string& account, const std::string& name);
+  // kNotFound; kAlreadyExists (ResourceInUse) when the job is not terminal.
+  Status Delete(const std::string& account, const std::string& name);
+  // An agent's report. kPermissionDenied for a wrong token, kNotFound for a
+  // job that is no longer active (the agent should stop retrying).
+  Status HandleReport(const std::string& token, const model::AgentReport& report);
+
+ private:
+  struct ActiveJob {
+    model::JobRecord record;
+    std::unique_ptr<telemetry::MetricExtractor> metrics;
+    launch::AgentHandle agent;
+    int64_t last_seq = 0;
+  };
+
+  void Loop();
+  // Runs fn on the loop thread and waits for it.
+  Status RunOnLoop(std::function<Status()> fn);
+  void Post(std::function<void()> fn);
+
+  // Loop-thread only.
+  void Apply(ActiveJob* job, const Event& event);
+  void Perform(ActiveJob* job, const Action& action);
+  void LaunchAgents(ActiveJob* job);
+  void Persist(ActiveJob* job);
+  void Tick();
+  void Sweep();
+  void ApplyLogs(ActiveJob* job, const model::AgentReport& report);
+  ActiveJob* FindByArn(const std::string& arn);
+  ActiveJob* Find(const std::string& account, const std::string& name);
+
+  const ControllerOptions options_;
+  store::Store* const store_;
+  launch::Launcher* const launcher_;
+  const launch::ImageCatalog* const images_;
+  const Clock* const clock_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;  // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::thread thread_;
+
+  // Loop thread only:
+  std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
+  std::vector<std::string> finished_;           // ARNs that turned terminal, to sweep
+  std::vector<launch::AgentHandle> exiting_;    // agents of ended jobs, until reaped
+};
+
+}  // namespace ty::control

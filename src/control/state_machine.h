@@ -1,0 +1,78 @@
+// The job state machine: a pure function from (job, event, now) to the new
+// job and the actions the controller must carry out. No I/O, no clock: the
+// controller service (job_controller.h) feeds it events and performs the
+// actions. Statuses, secondary statuses, StatusMessages and timestamps follow
+// ../shared/spec/sagemaker-training.md sections 3.2-3.6.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "model/agent_protocol.h"
+#include "model/training_job.h"
+
+namespace ty::control {
+
+struct Event {
+  enum class Kind {
+    kStart,          // the controller is about to launch the job's instances
+    kLaunchFailed,   // launching failed; `message` says why
+    kPhase,          // an agent reported entering `phase`
+    kAgentExit,      // an agent finished: `outcome`, `failure_reason`, `model_artifacts`
+    kAgentLost,      // the agent vanished without a final report; `message` says how
+    kStopRequested,  // StopTrainingJob
+    kTick,           // time passed: check MaxRuntime and stop escalation
+    kShutdown,       // the server is going away while the job runs
+  };
+  Kind kind = Kind::kTick;
+  model::SecondaryStatus phase = model::SecondaryStatus::kDownloading;
+  model::AgentReport::Outcome outcome = model::AgentReport::Outcome::kCompleted;
+  std::string message;
+  std::string failure_reason;
+  std::string model_artifacts;
+};
+
+struct Action {
+  enum class Kind {
+    kLaunch,        // start the job's agents
+    kSignalStop,    // send SIGTERM to the job's agents (they forward it, upload, report)
+    kKill,          // SIGKILL the job's agents: they overstayed the stop allowance
+  };
+  Kind kind;
+};
+
+struct StepResult {
+  model::JobRecord job;
+  std::vector<Action> actions;
+  bool changed = false;  // the job must be persisted
+};
+
+// How long a stopping job may take (grace + artifact upload) before its
+// agents are killed.
+struct StopPolicy {
+  std::chrono::seconds stop_grace{120};
+  std::chrono::seconds upload_allowance{300};
+};
+
+// A new job as CreateTrainingJob accepts it: InProgress/Starting.
+model::JobRecord NewJob(model::JobSpec spec, std::string account, std::string arn,
+                        std::string request_json, TimePoint now);
+
+StepResult Step(const model::JobRecord& job, const Event& event, TimePoint now,
+                const StopPolicy& policy = {});
+
+// Status messages (kept in one place; tests and the SDK's log printer read them).
+inline constexpr char kMsgStarting[] = "Starting the training job";
+inline constexpr char kMsgPreparing[] = "Preparing the instances for training";
+inline constexpr char kMsgDownloading[] = "Downloading input data";
+inline constexpr char kMsgTraining[] = "Training image download completed. Training in progress.";
+inline constexpr char kMsgUploading[] = "Uploading generated training model";
+inline constexpr char kMsgCompleted[] = "Training job completed";
+inline constexpr char kMsgFailed[] = "Training job failed";
+inline constexpr char kMsgStopping[] = "Stopping the training job";
+inline constexpr char kMsgStopped[] = "Training job stopped";
+inline constexpr char kMsgMaxRuntime[] =
+    "Training job stopped: MaxRuntimeInSeconds was exceeded";
+
+}  // namespace ty::control

@@ -1,0 +1,246 @@
+#include "server/server.h"
+
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "api/credentials.h"
+#include "api/sagemaker_api.h"
+#include "api/service_model.h"
+#include "api/sigv4_verifier.h"
+#include "common/fs.h"
+#include "control/job_controller.h"
+#include "launch/image_catalog.h"
+#include "launch/local_launcher.h"
+#include "model/agent_protocol.h"
+#include "store/store.h"
+
+namespace ty::server {
+
+using nlohmann::json;
+
+struct Server::Impl {
+  ServerConfig config;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<launch::LocalLauncher> launcher;
+  std::unique_ptr<launch::ImageCatalog> images;
+  std::unique_ptr<control::JobController> controller;
+  std::unique_ptr<api::CredentialStore> credentials;
+  std::unique_ptr<api::SigV4Verifier> verifier;
+  std::unique_ptr<api::SageMakerApi> api;
+  httplib::Server http;
+  std::thread http_thread;
+  std::string url;
+  bool started = false;
+  bool shut_down = false;
+
+  void HandleApi(const httplib::Request& req, httplib::Response& res);
+  void HandleAgentReport(const httplib::Request& req, httplib::Response& res);
+};
+
+namespace {
+
+void WriteApiResponse(const api::ApiResponse& r, httplib::Response& res) {
+  res.status = r.status;
+  res.set_header("x-amzn-RequestId", r.request_id);
+  if (!r.error_type.empty()) res.set_header("X-Amzn-ErrorType", r.error_type);
+  res.set_content(r.body, "application/x-amz-json-1.1");
+}
+
+}  // namespace
+
+void Server::Impl::HandleApi(const httplib::Request& req, httplib::Response& res) {
+  HttpRequestParts parts;
+  parts.method = req.method;
+  parts.path = req.path;
+  parts.query = "";
+  if (!req.params.empty()) {
+    // The AWS JSON protocol sends no query; keep what came for signing.
+    auto q = req.target.find('?');
+    if (q != std::string::npos) parts.query = req.target.substr(q + 1);
+  }
+  parts.headers.reserve(req.headers.size());
+  for (const auto& [k, v] : req.headers) {
+    // httplib adds these for its own bookkeeping; they were never sent.
+    if (k == "REMOTE_ADDR" || k == "REMOTE_PORT" || k == "LOCAL_ADDR" || k == "LOCAL_PORT") continue;
+    parts.headers.emplace_back(k, v);
+  }
+  parts.body = req.body;
+  WriteApiResponse(api->Handle(parts), res);
+}
+
+void Server::Impl::HandleAgentReport(const httplib::Request& req, httplib::Response& res) {
+  std::string auth = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  std::string token = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
+  json body = json::parse(req.body, nullptr, false);
+  auto report = body.is_discarded() ? Result<model::AgentReport>(InvalidArgument("bad JSON"))
+                                    : model::AgentReportFromJson(body);
+  if (!report.ok()) {
+    res.status = 400;
+    res.set_content(json{{"error", report.status().message()}}.dump(), "application/json");
+    return;
+  }
+  Status s = controller->HandleReport(token, *report);
+  if (s.ok()) {
+    res.status = 200;
+    res.set_content("{}", "application/json");
+    return;
+  }
+  // 403 and 410 tell the agent to stop retrying; 503 to retry.
+  res.status = s.code() == StatusCode::kPermissionDenied ? 403
+               : s.code() == StatusCode::kNotFound       ? 410
+               : s.code() == StatusCode::kUnavailable    ? 503
+                                                         : 500;
+  res.set_content(json{{"error", s.message()}}.dump(), "application/json");
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Shutdown(); }
+
+const std::string& Server::url() const { return impl_->url; }
+const ServerConfig& Server::config() const { return impl_->config; }
+
+Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
+  auto impl = std::make_unique<Impl>();
+  if (config.data_dir.empty()) return InvalidArgument("--data-dir is required");
+  TY_RETURN_IF_ERROR(MakeDirs(config.data_dir));
+  TY_ASSIGN_OR_RETURN(config.data_dir, RealPath(config.data_dir));
+  if (config.file_roots.empty()) config.file_roots = {config.data_dir, CurrentDir()};
+  std::vector<std::string> roots;
+  for (const auto& r : config.file_roots) {
+    auto real = RealPath(r);
+    if (!real.ok()) return InvalidArgument("file root " + r + ": " + real.status().message());
+    roots.push_back(*real);
+  }
+  config.file_roots = roots;
+  if (config.agent_binary.empty()) {
+    TY_ASSIGN_OR_RETURN(config.agent_binary, RealPath("/proc/self/exe"));
+  }
+
+  // Credentials: the configured file, or one created on first start.
+  auto creds = std::make_unique<api::CredentialStore>();
+  if (config.credentials_file.empty()) {
+    auto key = api::EnsureCredentialsFile(config.data_dir);
+    if (!key.ok()) return key.status();
+    config.credentials_file = JoinPath(config.data_dir, "credentials");
+  }
+  auto loaded = api::LoadSharedCredentialsFile(config.credentials_file);
+  if (!loaded.ok()) return loaded.status();
+  *creds = std::move(loaded).value();
+  if (creds->size() == 0) {
+    return InvalidArgument("no access keys in " + config.credentials_file);
+  }
+
+  auto model = api::ServiceModel::Load(api::EmbeddedSageMakerModel());
+  if (!model.ok()) return model.status();
+
+  TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
+  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary);
+  impl->images = std::make_unique<launch::ImageCatalog>(config.images);
+  control::ControllerOptions copts;
+  copts.data_dir = config.data_dir;
+  copts.region = config.region;
+  copts.server_url_file = JoinPath(config.data_dir, "server.url");
+  copts.file_roots = config.file_roots;
+  copts.isolation = config.isolation;
+  copts.stop_policy.stop_grace = config.stop_grace;
+  impl->controller = std::make_unique<control::JobController>(
+      copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default());
+  impl->credentials = std::move(creds);
+  impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
+  api::ApiOptions aopts;
+  aopts.region = config.region;
+  aopts.policy.file_roots = config.file_roots;
+  aopts.max_body_bytes = config.max_body_bytes;
+  impl->api = std::make_unique<api::SageMakerApi>(aopts, std::move(model).value(),
+                                                  impl->verifier.get(), impl->controller.get(),
+                                                  impl->store.get(), SystemClock::Default());
+  impl->config = std::move(config);
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::Start() {
+  Impl& d = *impl_;
+  std::string host;
+  int port = 0;
+  TY_RETURN_IF_ERROR(ParseListen(d.config.listen, &host, &port));
+
+  int threads = std::max(2, d.config.http_threads);
+  d.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Accept bodies a little over the API limit so the API answers in the AWS
+  // shape; beyond that httplib refuses them (413, rendered by the error handler).
+  d.http.set_payload_max_length(d.config.max_body_bytes * 4 + 4096);
+  d.http.set_tcp_nodelay(true);  // agents and clients send small requests on keep-alive
+  d.http.set_keep_alive_max_count(100000);
+  d.http.set_keep_alive_timeout(30);
+  d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
+  d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
+    d.HandleAgentReport(req, res);
+  });
+  d.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string type = res.status == 413 ? "SerializationException" : "UnknownOperationException";
+    std::string message = res.status == 413
+                              ? "The request body is larger than the server accepts."
+                              : "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
+                                    req.method + " " + req.path;
+    api::ApiResponse r = api::SageMakerApi::ErrorResponse({type, message, res.status});
+    res.set_header("X-Amzn-ErrorType", type);
+    res.set_content(r.body, "application/x-amz-json-1.1");
+  });
+  d.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    api::ApiResponse r = api::SageMakerApi::ErrorResponse({"InternalFailure", "internal error", 500});
+    res.status = 500;
+    res.set_content(r.body, "application/x-amz-json-1.1");
+  });
+
+  int bound = port;
+  if (port == 0) {
+    bound = d.http.bind_to_any_port(host);
+    if (bound < 0) return IoError("cannot bind " + host + ":0");
+  } else if (!d.http.bind_to_port(host, port)) {
+    return IoError("cannot bind " + d.config.listen + " (in use, or not an address of this machine)");
+  }
+  std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if (host == "0.0.0.0") url_host = "127.0.0.1";
+  d.url = "http://" + url_host + ":" + std::to_string(bound);
+
+  // Agents read the URL from a file, so a restarted server on a new port
+  // still receives the reports of the jobs it re-adopts.
+  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(d.config.data_dir, "server.url"), d.url + "\n", 0600));
+  json info = {{"url", d.url},
+               {"region", d.config.region},
+               {"pid", static_cast<int64_t>(::getpid())},
+               {"credentials_file", d.config.credentials_file}};
+  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
+
+  TY_RETURN_IF_ERROR(d.controller->Start());
+  d.http_thread = std::thread([&d] { d.http.listen_after_bind(); });
+  // The socket is bound and listening already: connections queue until the
+  // accept loop runs, so the server is ready to serve from here on.
+  d.started = true;
+  return Status::Ok();
+}
+
+void Server::Shutdown() {
+  Impl& d = *impl_;
+  if (d.shut_down) return;
+  d.shut_down = true;
+  if (d.controller) d.controller->Shutdown();
+  d.http.stop();
+  if (d.http_thread.joinable()) d.http_thread.join();
+  if (d.started) {
+    // A stale URL would send agents of a later server to nobody.
+    ::unlink(JoinPath(d.config.data_dir, "server.json").c_str());
+  }
+}
+
+void Server::Wait() {
+  if (impl_->http_thread.joinable()) impl_->http_thread.join();
+}
+
+}  // namespace ty::server

@@ -1,0 +1,42 @@
+// Server: the composition root. Wires the store, launcher, image catalog,
+// controller, credentials, verifier and API behind one HTTP server, and
+// owns their lifetimes. The only module that knows every implementation.
+//
+// Threads: httplib's worker pool (decode, call, encode) plus the
+// controller's loop; Start/Shutdown from one owner thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "server/config.h"
+
+namespace ty::server {
+
+class Server {
+ public:
+  // Opens the data dir (creating it, the store and credentials as needed).
+  static Result<std::unique_ptr<Server>> Create(ServerConfig config);
+  ~Server();
+
+  // Binds, re-adopts active jobs, starts serving in the background, and
+  // writes <data_dir>/server.json and server.url. Returns once ready.
+  Status Start();
+  // "http://HOST:PORT" once started.
+  const std::string& url() const;
+  // Stops serving; running jobs fail (their agents are killed).
+  void Shutdown();
+  // Blocks until Shutdown (from another thread or a signal).
+  void Wait();
+
+  const ServerConfig& config() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ty::server

@@ -1,0 +1,317 @@
+#include "storage/file_object_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <functional>
+#include <utility>
+
+#include "common/fs.h"
+#include "storage/uri.h"
+
+namespace ty::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kCopyBufferSize = 1 << 20;
+constexpr char kTempMarker[] = ".ty-tmp-";
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    Reset();
+    fd_ = std::exchange(other.fd_, -1);
+    return *this;
+  }
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  // Closes and reports the close(2) error, which is where some file systems report write errors.
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string BaseName(const std::string& path) {
+  std::string p = fs::path(path).lexically_normal().string();
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == 0 || slash == std::string::npos) return "/";
+  return path.substr(0, slash);
+}
+
+// In-flight uploads are hidden files next to their destination; readers skip them.
+bool IsTempName(const std::string& name) {
+  return !name.empty() && name[0] == '.' && name.find(kTempMarker) != std::string::npos;
+}
+
+std::chrono::system_clock::time_point MTime(const struct stat& st) {
+  return std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec) +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+}
+
+Status CopyFd(int in, int out, const std::string& from, const std::string& to) {
+  // copy_file_range lets the kernel (or a reflinking file system) do the work; it is refused
+  // across some file system pairs, in which case a plain 1 MiB read/write loop follows.
+  for (;;) {
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, kCopyBufferSize * 64, 0);
+    if (n == 0) return Status::Ok();
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) break;
+      return ErrnoStatus("cannot copy " + from + " to " + to, errno);
+    }
+  }
+  std::vector<char> buf(kCopyBufferSize);
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) return Status::Ok();
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot read " + from, errno);
+    }
+    size_t off = 0;
+    while (off < static_cast<size_t>(n)) {
+      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n) - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("cannot write " + to, errno);
+      }
+      off += static_cast<size_t>(w);
+    }
+  }
+}
+
+Result<Fd> OpenRegularFile(const std::string& path, struct stat* st) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return NotFound("no such file " + path);
+    return ErrnoStatus("cannot open " + path, errno);
+  }
+  if (::fstat(fd.get(), st) != 0) return ErrnoStatus("cannot stat " + path, errno);
+  if (!S_ISREG(st->st_mode)) return InvalidArgument(path + " is not a regular file");
+  return fd;
+}
+
+// Writes `src` to `dest` through a hidden temp file in dest's directory, fsync and rename(2),
+// then fsyncs the directory so the rename itself survives a crash.
+Status CopyFileAtomic(const std::string& src, const std::string& dest) {
+  struct stat st;
+  TY_ASSIGN_OR_RETURN(Fd in, OpenRegularFile(src, &st));
+  std::string dir = DirName(dest);
+  TY_RETURN_IF_ERROR(MakeDirs(dir));
+  std::string tmpl = JoinPath(dir, "." + BaseName(dest) + kTempMarker + "XXXXXX");
+  Fd out(::mkostemp(tmpl.data(), O_CLOEXEC));
+  if (out.get() < 0) return ErrnoStatus("cannot create a temporary file in " + dir, errno);
+  auto fail = [&](Status s) {
+    out.Reset();
+    ::unlink(tmpl.c_str());
+    return s;
+  };
+  Status copied = CopyFd(in.get(), out.get(), src, tmpl);
+  if (!copied.ok()) return fail(copied);
+  if (::fchmod(out.get(), (st.st_mode & 0777) | S_IRUSR | S_IWUSR) != 0 ||
+      ::fsync(out.get()) != 0 || out.Close() != 0) {
+    return fail(ErrnoStatus("cannot flush " + tmpl, errno));
+  }
+  if (::rename(tmpl.c_str(), dest.c_str()) != 0) {
+    return fail(ErrnoStatus("cannot rename " + tmpl + " to " + dest, errno));
+  }
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+  return Status::Ok();
+}
+
+// Copies into a directory we own: no temp file needed, but never through a symlink at the leaf.
+Status CopyFileInto(const std::string& src, const std::string& dest) {
+  struct stat st;
+  TY_ASSIGN_OR_RETURN(Fd in, OpenRegularFile(src, &st));
+  TY_RETURN_IF_ERROR(MakeDirs(DirName(dest)));
+  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                (st.st_mode & 0777) | S_IRUSR | S_IWUSR));
+  if (out.get() < 0) return ErrnoStatus("cannot create " + dest, errno);
+  TY_RETURN_IF_ERROR(CopyFd(in.get(), out.get(), src, dest));
+  if (out.Close() != 0) return ErrnoStatus("cannot write " + dest, errno);
+  return Status::Ok();
+}
+
+using FileVisitor =
+    std::function<Status(const std::string& rel, const std::string& abs, const struct stat& st)>;
+
+// Calls `visit` for every regular file under directory `root`, with its path relative to root.
+// A symlink is followed only when it resolves within `allowed` and to a regular file; temp
+// files of in-flight uploads and special files are skipped.
+Status WalkFiles(const std::string& root, const std::vector<std::string>& allowed,
+                 const FileVisitor& visit) {
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
+  if (ec) return IoError("cannot list " + root + ": " + ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return IoError("cannot list " + root + ": " + ec.message());
+    const std::string abs = it->path().string();
+    std::string rel = it->path().lexically_relative(root).string();
+    if (IsTempName(it->path().filename().string())) continue;
+    struct stat st;
+    if (::lstat(abs.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;  // removed while we walked
+      return ErrnoStatus("cannot stat " + abs, errno);
+    }
+    std::string target = abs;
+    if (S_ISLNK(st.st_mode)) {
+      TY_ASSIGN_OR_RETURN(target, ResolveWithinRoots(abs, allowed));
+      if (::stat(target.c_str(), &st) != 0) return ErrnoStatus("cannot stat " + abs, errno);
+      if (S_ISDIR(st.st_mode)) {
+        return InvalidArgument("symlinked directory " + abs + " is not supported");
+      }
+    }
+    if (!S_ISREG(st.st_mode)) continue;
+    TY_RETURN_IF_ERROR(visit(rel, target, st));
+  }
+  if (ec) return IoError("cannot list " + root + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+FileObjectStore::FileObjectStore(std::vector<std::string> roots) : roots_(std::move(roots)) {}
+
+Result<std::string> FileObjectStore::ResolveUri(const std::string& uri) const {
+  TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+  if (parsed.scheme != "file") {
+    return InvalidArgument("FileObjectStore serves file:// URIs only, got " + uri);
+  }
+  return ResolveWithinRoots(parsed.path, roots_);
+}
+
+Status FileObjectStore::DownloadPrefix(const std::string& uri, const std::string& local_dir) {
+  TY_ASSIGN_OR_RETURN(std::string src, ResolveUri(uri));
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("No objects found under " + uri);
+    return ErrnoStatus("cannot stat " + src, errno);
+  }
+  TY_RETURN_IF_ERROR(MakeDirs(local_dir));
+  TY_ASSIGN_OR_RETURN(std::string dest_root, RealPath(local_dir));
+  const std::vector<std::string> dest_roots = {dest_root};
+  auto copy = [&](const std::string& rel, const std::string& from) -> Status {
+    // A pre-existing symlink inside local_dir must not redirect the copy elsewhere.
+    TY_ASSIGN_OR_RETURN(std::string to, ResolveWithinRoots(JoinPath(dest_root, rel), dest_roots));
+    return CopyFileInto(from, to);
+  };
+  if (S_ISREG(st.st_mode)) {
+    TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+    return copy(BaseName(parsed.path), src);
+  }
+  if (!S_ISDIR(st.st_mode)) return InvalidArgument(uri + " is neither a file nor a directory");
+  size_t files = 0;
+  TY_RETURN_IF_ERROR(WalkFiles(src, roots_,
+                               [&](const std::string& rel, const std::string& abs,
+                                   const struct stat&) -> Status {
+                                 ++files;
+                                 return copy(rel, abs);
+                               }));
+  if (files == 0) return NotFound("No objects found under " + uri);
+  return Status::Ok();
+}
+
+Status FileObjectStore::UploadFile(const std::string& local_file, const std::string& uri) {
+  TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+  if (!parsed.path.empty() && parsed.path.back() == '/') {
+    return InvalidArgument("object URI " + uri + " ends in '/' (it names a directory)");
+  }
+  TY_ASSIGN_OR_RETURN(std::string dest, ResolveUri(uri));
+  return CopyFileAtomic(local_file, dest);
+}
+
+Status FileObjectStore::UploadDirectory(const std::string& local_dir, const std::string& uri) {
+  TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+  if (parsed.scheme != "file") {
+    return InvalidArgument("FileObjectStore serves file:// URIs only, got " + uri);
+  }
+  TY_ASSIGN_OR_RETURN(std::string local_root, RealPath(local_dir));
+  struct stat st;
+  if (::stat(local_root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgument(local_dir + " is not a directory");
+  }
+  TY_RETURN_IF_ERROR(ResolveUri(uri).status());
+  return WalkFiles(local_root, {local_root},
+                   [&](const std::string& rel, const std::string& abs, const struct stat&) {
+                     // Resolved per file: a symlink inside the destination tree could point
+                     // outside the roots.
+                     TY_ASSIGN_OR_RETURN(std::string dest,
+                                         ResolveWithinRoots(JoinPath(parsed.path, rel), roots_));
+                     return CopyFileAtomic(abs, dest);
+                   });
+}
+
+Status FileObjectStore::Delete(const std::string& uri) {
+  TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+  TY_RETURN_IF_ERROR(ResolveUri(uri).status());
+  // Remove the named entry itself (a symlink is unlinked, not its target), found through its
+  // resolved parent so the removal cannot be redirected outside the roots.
+  std::string lexical = fs::path(parsed.path).lexically_normal().string();
+  while (lexical.size() > 1 && lexical.back() == '/') lexical.pop_back();
+  TY_ASSIGN_OR_RETURN(std::string parent, ResolveWithinRoots(DirName(lexical), roots_));
+  std::string victim = JoinPath(parent, BaseName(lexical));
+  for (const std::string& root : roots_) {
+    Result<std::string> r = ResolveWithinRoots(root, {root});
+    if (lexical == "/" || (r.ok() && (*r == victim || IsWithin(victim, *r)))) {
+      return InvalidArgument("refusing to delete " + uri + ": it is (or contains) an allowed root");
+    }
+  }
+  return RemoveAll(victim);
+}
+
+Result<std::vector<ObjectInfo>> FileObjectStore::List(const std::string& uri) {
+  TY_ASSIGN_OR_RETURN(std::string path, ResolveUri(uri));
+  std::vector<ObjectInfo> out;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return out;
+    return ErrnoStatus("cannot stat " + path, errno);
+  }
+  if (S_ISREG(st.st_mode)) {
+    TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
+    out.push_back({BaseName(parsed.path), static_cast<uint64_t>(st.st_size), MTime(st)});
+    return out;
+  }
+  TY_RETURN_IF_ERROR(WalkFiles(
+      path, roots_, [&](const std::string& rel, const std::string&, const struct stat& fst) {
+        out.push_back({rel, static_cast<uint64_t>(fst.st_size), MTime(fst)});
+        return Status::Ok();
+      }));
+  std::sort(out.begin(), out.end(),
+            [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+  return out;
+}
+
+Result<std::string> FileObjectStore::ResolveLocalPath(const std::string& uri) {
+  TY_ASSIGN_OR_RETURN(std::string path, ResolveUri(uri));
+  if (!PathExists(path)) return NotFound("No objects found under " + uri);
+  return path;
+}
+
+}  // namespace ty::storage

@@ -1,0 +1,36 @@
+// FileObjectStore: the file:// ObjectStore. Objects are files on the local file system, confined
+// to a set of allowed roots: every operation resolves its target (symlinks included) and refuses
+// anything outside the roots with InvalidArgument.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "storage/object_store.h"
+
+namespace ty::storage {
+
+// Owns only the list of roots; stateless otherwise, so safe to use from several threads.
+class FileObjectStore : public ObjectStore {
+ public:
+  // roots: absolute directories; they need not exist yet (they are resolved on every call).
+  explicit FileObjectStore(std::vector<std::string> roots);
+
+  Status DownloadPrefix(const std::string& uri, const std::string& local_dir) override;
+  Status UploadFile(const std::string& local_file, const std::string& uri) override;
+  Status UploadDirectory(const std::string& local_dir, const std::string& uri) override;
+  // Also refuses (InvalidArgument) to delete an allowed root itself.
+  Status Delete(const std::string& uri) override;
+  Result<std::vector<ObjectInfo>> List(const std::string& uri) override;
+  Result<std::string> ResolveLocalPath(const std::string& uri) override;
+
+  const std::vector<std::string>& roots() const { return roots_; }
+
+ private:
+  // Parses a file:// URI and resolves it within the roots.
+  Result<std::string> ResolveUri(const std::string& uri) const;
+
+  std::vector<std::string> roots_;
+};
+
+}  // namespace ty::storage

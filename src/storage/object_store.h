@@ -1,0 +1,62 @@
+// ObjectStore: the one interface behind which every storage backend sits (ARCHITECTURE.md
+// decision 6). Channel download, artifact upload and checkpoint sync are written against it.
+// Objects are named by URIs; "everything under a URI" means the object itself or, for a
+// prefix/directory, every object beneath it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ty::storage {
+
+struct ObjectInfo {
+  std::string key;  // relative to the listed URI ("a/b.txt"); for a single object, its base name
+  uint64_t size = 0;
+  std::chrono::system_clock::time_point mtime;
+};
+
+// Thread contract: implementations are safe to call from several threads at once (the transfer
+// pool); concurrent writers of the same destination race, the last rename wins.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Copies everything under `uri` (one object or a tree) into `local_dir`, which is created.
+  // Files keep their paths relative to `uri`; a single object lands as local_dir/<base name>.
+  // NotFound "No objects found under <uri>" when nothing is there; InvalidArgument for an entry
+  // that would land outside `local_dir` or a source outside the store's allowed area.
+  virtual Status DownloadPrefix(const std::string& uri, const std::string& local_dir) = 0;
+
+  // Stores `local_file` as the object `uri`, atomically: readers see the old object or the
+  // whole new one. Missing parent "directories" are created.
+  virtual Status UploadFile(const std::string& local_file, const std::string& uri) = 0;
+
+  // Uploads every file under `local_dir` to `uri`/<relative path>, each one atomically (the set
+  // is not atomic). Symlinks are followed only when they resolve inside `local_dir`; others are
+  // refused with InvalidArgument. An empty directory uploads nothing and succeeds.
+  virtual Status UploadDirectory(const std::string& local_dir, const std::string& uri) = 0;
+
+  // Removes everything under `uri`. Nothing there is not an error.
+  virtual Status Delete(const std::string& uri) = 0;
+
+  // Every object under `uri`, sorted by key; empty when nothing is there.
+  virtual Result<std::vector<ObjectInfo>> List(const std::string& uri) = 0;
+
+  // For stores whose objects are local files: the resolved local path of `uri` (used to
+  // bind-mount a channel read-only instead of copying). NotFound when it does not exist;
+  // FailedPrecondition for stores without local paths.
+  virtual Result<std::string> ResolveLocalPath(const std::string& uri) = 0;
+};
+
+// The store serving `uri`'s scheme. file:// gives a FileObjectStore confined to `file_roots`;
+// s3:// is InvalidArgument "s3:// URIs are not supported yet (file:// only)"; a malformed URI is
+// InvalidArgument from ParseStorageUri.
+Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const std::string& uri,
+                                                     const std::vector<std::string>& file_roots);
+
+}  // namespace ty::storage

@@ -1,0 +1,632 @@
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "model/serialization.h"
+#include "store/store_internal.h"
+
+namespace ty::store {
+
+Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return Status::Ok();
+  std::string msg = std::string(what) + ": " + sqlite3_errstr(rc);
+  if (db != nullptr && sqlite3_errcode(db) == rc) msg += std::string(" (") + sqlite3_errmsg(db) + ")";
+  switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+      return AlreadyExists(std::move(msg));
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return NotFound(std::move(msg));
+    default:
+      break;
+  }
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH:
+      return InvalidArgument(std::move(msg));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Unavailable(std::move(msg));
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOLFS:
+      return IoError(std::move(msg));
+    default:
+      return Internal(std::move(msg));
+  }
+}
+
+namespace {
+
+using model::JobRecord;
+
+// Schema migrations, in order: entry i takes the schema from version i to i+1.
+// Append only; never edit a released entry.
+constexpr std::array<const char*, 1> kMigrations = {
+    // v1
+    R"sql(
+CREATE TABLE jobs (
+  id INTEGER PRIMARY KEY,
+  account TEXT NOT NULL,
+  name TEXT NOT NULL,
+  arn TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  request_json TEXT NOT NULL,
+  spec_json TEXT NOT NULL,
+  status TEXT NOT NULL,
+  secondary TEXT NOT NULL,
+  transitions_json TEXT NOT NULL,
+  failure_reason TEXT NOT NULL,
+  model_artifacts TEXT NOT NULL,
+  creation_ms INTEGER NOT NULL,
+  last_modified_ms INTEGER NOT NULL,
+  start_ms INTEGER,
+  end_ms INTEGER,
+  training_s INTEGER,
+  billable_s INTEGER,
+  final_metrics_json TEXT NOT NULL,
+  stop_reason TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  agent_token TEXT NOT NULL,
+  agent_pid INTEGER NOT NULL,
+  agent_start_ticks INTEGER NOT NULL,
+  instance_dir TEXT NOT NULL,
+  UNIQUE (account, name)
+);
+CREATE INDEX jobs_account_creation ON jobs (account, creation_ms);
+CREATE INDEX jobs_account_modified ON jobs (account, last_modified_ms);
+CREATE INDEX jobs_status ON jobs (status);
+CREATE TABLE tags (
+  arn TEXT NOT NULL COLLATE NOCASE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (arn, key)
+);
+CREATE TABLE log_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  stream TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX log_events_job_seq ON log_events (job_id, seq);
+CREATE TABLE metric_samples (
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  value REAL NOT NULL
+);
+CREATE INDEX metric_samples_job ON metric_samples (job_id);
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql",
+};
+
+Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  std::string what = err != nullptr ? err : sql;
+  sqlite3_free(err);
+  return SqliteStatus(db, rc, what);
+}
+
+// Used only while opening, before the statement cache exists.
+Result<int64_t> ReadSchemaVersion(sqlite3* db) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &raw, nullptr);
+  StmtPtr stmt(raw);
+  TY_RETURN_IF_ERROR(SqliteStatus(db, rc, "read schema version"));
+  rc = sqlite3_step(stmt.get());
+  if (rc == SQLITE_DONE) return int64_t{0};
+  if (rc != SQLITE_ROW) return SqliteStatus(db, rc, "read schema version");
+  return static_cast<int64_t>(sqlite3_column_int64(stmt.get(), 0));
+}
+
+Status Migrate(sqlite3* db) {
+  TY_RETURN_IF_ERROR(
+      Exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  const auto target = static_cast<int64_t>(kMigrations.size());
+  for (int64_t next = 0; next < target; ++next) {
+    // IMMEDIATE takes the write lock up front, so two processes opening the
+    // same directory cannot both apply a step; the version is re-read inside.
+    TY_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
+    auto version = ReadSchemaVersion(db);
+    Status st = version.status();
+    if (st.ok() && *version > target) {
+      st = FailedPrecondition("database schema version " + std::to_string(*version) +
+                              " is newer than this server supports (" +
+                              std::to_string(target) + ")");
+    }
+    if (st.ok() && *version == next) {
+      st = Exec(db, kMigrations[static_cast<size_t>(next)]);
+      if (st.ok()) {
+        std::string set = "DELETE FROM schema_version; INSERT INTO schema_version VALUES (" +
+                          std::to_string(next + 1) + ")";
+        st = Exec(db, set.c_str());
+      }
+    }
+    if (!st.ok()) {
+      (void)Exec(db, "ROLLBACK");
+      return st.WithPrefix("migrating schema to v" + std::to_string(next + 1));
+    }
+    TY_RETURN_IF_ERROR(Exec(db, "COMMIT"));
+  }
+  return Status::Ok();
+}
+
+// A write transaction on the store's connection; rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (active_) (void)Exec(db_, "ROLLBACK");
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  Status Begin() {
+    TY_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+    active_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    TY_RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+    active_ = false;
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool active_ = false;
+};
+
+constexpr const char* kJobColumns =
+    "id, account, arn, request_json, spec_json, status, secondary, transitions_json, "
+    "failure_reason, model_artifacts, creation_ms, last_modified_ms, start_ms, end_ms, "
+    "training_s, billable_s, final_metrics_json, stop_reason, attempt, agent_token, agent_pid, "
+    "agent_start_ticks, instance_dir";
+
+std::string SelectJobs(const std::string& where_and_order) {
+  return std::string("SELECT ") + kJobColumns + " FROM jobs " + where_and_order;
+}
+
+std::optional<int64_t> OptMillis(const std::optional<TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return ToEpochMillis(*t);
+}
+
+std::optional<TimePoint> OptTime(const std::optional<int64_t>& ms) {
+  if (!ms) return std::nullopt;
+  return FromEpochMillis(*ms);
+}
+
+Result<nlohmann::json> ParseColumn(const std::string& text, const char* column) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Internal(std::string("corrupt JSON in jobs.") + column);
+  return j;
+}
+
+// Reads the columns of kJobColumns, in that order.
+Result<JobRecord> RowToRecord(const ScopedStmt& s) {
+  JobRecord r;
+  r.id = s.Int(0);
+  r.account = s.Text(1);
+  r.arn = s.Text(2);
+  r.request_json = s.Text(3);
+  TY_ASSIGN_OR_RETURN(auto spec_json, ParseColumn(s.Text(4), "spec_json"));
+  TY_ASSIGN_OR_RETURN(r.spec, model::SpecFromJson(spec_json));
+  auto status = model::ParseTrainingJobStatus(s.Text(5));
+  auto secondary = model::ParseSecondaryStatus(s.Text(6));
+  auto stop_reason = model::ParseStopReason(s.Text(17));
+  if (!status || !secondary || !stop_reason) {
+    return Internal("corrupt status in job row " + std::to_string(r.id));
+  }
+  r.status = *status;
+  r.secondary = *secondary;
+  r.stop_reason = *stop_reason;
+  TY_ASSIGN_OR_RETURN(auto transitions_json, ParseColumn(s.Text(7), "transitions_json"));
+  TY_ASSIGN_OR_RETURN(r.transitions, model::TransitionsFromJson(transitions_json));
+  r.failure_reason = s.Text(8);
+  r.model_artifacts = s.Text(9);
+  r.creation_time = FromEpochMillis(s.Int(10));
+  r.last_modified_time = FromEpochMillis(s.Int(11));
+  r.training_start_time = OptTime(s.OptInt(12));
+  r.training_end_time = OptTime(s.OptInt(13));
+  r.training_time_seconds = s.OptInt(14);
+  r.billable_time_seconds = s.OptInt(15);
+  TY_ASSIGN_OR_RETURN(auto metrics_json, ParseColumn(s.Text(16), "final_metrics_json"));
+  TY_ASSIGN_OR_RETURN(r.final_metrics, model::FinalMetricsFromJson(metrics_json));
+  r.attempt = static_cast<int>(s.Int(18));
+  r.agent_token = s.Text(19);
+  r.agent_pid = s.Int(20);
+  r.agent_start_ticks = s.Int(21);
+  r.instance_dir = s.Text(22);
+  return r;
+}
+
+Result<std::vector<JobRecord>> ReadAll(ScopedStmt& s) {
+  std::vector<JobRecord> out;
+  for (;;) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    TY_ASSIGN_OR_RETURN(auto r, RowToRecord(s));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<JobRecord> ReadOne(ScopedStmt& s, const std::string& what) {
+  TY_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound(what);
+  return RowToRecord(s);
+}
+
+// Binds the mutable fields shared by INSERT and UPDATE at parameters
+// first..first+18, in the order of kMutableColumns.
+constexpr const char* kMutableColumns =
+    "request_json, spec_json, status, secondary, transitions_json, failure_reason, "
+    "model_artifacts, last_modified_ms, start_ms, end_ms, training_s, billable_s, "
+    "final_metrics_json, stop_reason, attempt, agent_token, agent_pid, agent_start_ticks, "
+    "instance_dir";
+constexpr int kMutableCount = 19;
+
+void BindMutable(ScopedStmt& s, int first, const JobRecord& r) {
+  int i = first;
+  s.Bind(i++, r.request_json);
+  s.Bind(i++, model::SpecToJson(r.spec).dump());
+  s.Bind(i++, model::Name(r.status));
+  s.Bind(i++, model::Name(r.secondary));
+  s.Bind(i++, model::TransitionsToJson(r.transitions).dump());
+  s.Bind(i++, r.failure_reason);
+  s.Bind(i++, r.model_artifacts);
+  s.Bind(i++, ToEpochMillis(r.last_modified_time));
+  s.Bind(i++, OptMillis(r.training_start_time));
+  s.Bind(i++, OptMillis(r.training_end_time));
+  s.Bind(i++, r.training_time_seconds);
+  s.Bind(i++, r.billable_time_seconds);
+  s.Bind(i++, model::FinalMetricsToJson(r.final_metrics).dump());
+  s.Bind(i++, model::Name(r.stop_reason));
+  s.Bind(i++, static_cast<int64_t>(r.attempt));
+  s.Bind(i++, r.agent_token);
+  s.Bind(i++, r.agent_pid);
+  s.Bind(i++, r.agent_start_ticks);
+  s.Bind(i++, r.instance_dir);
+}
+
+std::string Placeholders(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += i == 0 ? "?" : ", ?";
+  return out;
+}
+
+}  // namespace
+
+// Borrows the cached statement of SQL text `sql` as ScopedStmt `var`.
+#define TY_STMT(var, sql)                                      \
+  TY_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, stmts_->Get(sql)); \
+  ScopedStmt var(db_, var##_raw)
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
+  TY_RETURN_IF_ERROR(MakeDirs(data_dir));
+  const std::string path = JoinPath(data_dir, "trainyard.db");
+  sqlite3* raw = nullptr;
+  // NOMUTEX: the Store serialises all use of its one connection itself.
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  DbPtr db(raw);  // sqlite3_open_v2 returns a handle to close even on failure
+  TY_RETURN_IF_ERROR(SqliteStatus(db.get(), rc, "open " + path));
+  sqlite3_extended_result_codes(db.get(), 1);
+  TY_RETURN_IF_ERROR(SqliteStatus(db.get(), sqlite3_busy_timeout(db.get(), 5000), "busy_timeout"));
+  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA journal_mode=WAL"));
+  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA synchronous=NORMAL"));
+  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA foreign_keys=ON"));
+  TY_RETURN_IF_ERROR(Migrate(db.get()).WithPrefix(path));
+  return std::unique_ptr<Store>(new Store(db.release()));
+}
+
+Store::Store(sqlite3* db) : db_(db), stmts_(std::make_unique<StatementCache>(db)) {}
+
+Store::~Store() {
+  stmts_.reset();  // statements must be finalised before the connection closes
+  sqlite3_close(db_);
+}
+
+Status Store::InsertJob(model::JobRecord* record) {
+  static const std::string kSql = std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") +
+                                  kMutableColumns + ") VALUES (?, ?, ?, ?, " +
+                                  Placeholders(kMutableCount) + ")";
+  std::lock_guard lock(mu_);
+  TY_STMT(s, kSql);
+  s.Bind(1, record->account);
+  s.Bind(2, record->spec.name);
+  s.Bind(3, record->arn);
+  s.Bind(4, ToEpochMillis(record->creation_time));
+  BindMutable(s, 5, *record);
+  Status st = s.Exec();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("training job " + record->spec.name + " already exists");
+  }
+  TY_RETURN_IF_ERROR(st);
+  record->id = sqlite3_last_insert_rowid(db_);
+  return Status::Ok();
+}
+
+Status Store::UpdateJob(const model::JobRecord& record) {
+  static const std::string kSql = [] {
+    std::string cols = kMutableColumns;
+    std::string sets;
+    size_t pos = 0;
+    while (pos < cols.size()) {
+      size_t comma = cols.find(',', pos);
+      if (comma == std::string::npos) comma = cols.size();
+      std::string col = cols.substr(pos, comma - pos);
+      col.erase(0, col.find_first_not_of(' '));
+      sets += (sets.empty() ? "" : ", ") + col + " = ?";
+      pos = comma + 1;
+    }
+    return "UPDATE jobs SET " + sets + " WHERE id = ?";
+  }();
+  std::lock_guard lock(mu_);
+  // One UPDATE statement: atomic on its own, no explicit transaction needed.
+  TY_STMT(s, kSql);
+  BindMutable(s, 1, record);
+  s.Bind(kMutableCount + 1, record.id);
+  TY_RETURN_IF_ERROR(s.Exec());
+  if (sqlite3_changes(db_) == 0) {
+    return NotFound("training job " + record.spec.name + " (id " + std::to_string(record.id) +
+                    ") does not exist");
+  }
+  return Status::Ok();
+}
+
+Result<model::JobRecord> Store::GetJob(const std::string& account, const std::string& name) {
+  static const std::string kSql = SelectJobs("WHERE account = ? AND name = ?");
+  std::lock_guard lock(mu_);
+  TY_STMT(s, kSql);
+  s.Bind(1, account);
+  s.Bind(2, name);
+  return ReadOne(s, "training job " + name + " does not exist");
+}
+
+Result<model::JobRecord> Store::GetJobByArn(const std::string& arn) {
+  // jobs.arn is declared COLLATE NOCASE, so this compare (and its index) is
+  // case-insensitive.
+  static const std::string kSql = SelectJobs("WHERE arn = ?");
+  std::lock_guard lock(mu_);
+  TY_STMT(s, kSql);
+  s.Bind(1, arn);
+  return ReadOne(s, "no training job with ARN " + arn);
+}
+
+Status Store::DeleteJob(const std::string& account, const std::string& name) {
+  std::lock_guard lock(mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  int64_t id = 0;
+  std::string arn;
+  {
+    TY_STMT(s, "SELECT id, arn FROM jobs WHERE account = ? AND name = ?");
+    s.Bind(1, account);
+    s.Bind(2, name);
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return NotFound("training job " + name + " does not exist");
+    id = s.Int(0);
+    arn = s.Text(1);
+  }
+  {
+    TY_STMT(s, "DELETE FROM log_events WHERE job_id = ?");
+    s.Bind(1, id);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  {
+    TY_STMT(s, "DELETE FROM metric_samples WHERE job_id = ?");
+    s.Bind(1, id);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  {
+    TY_STMT(s, "DELETE FROM tags WHERE arn = ?");
+    s.Bind(1, arn);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  {
+    TY_STMT(s, "DELETE FROM jobs WHERE id = ?");
+    s.Bind(1, id);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
+  // The SQL text depends only on which filters are set and the ordering, so
+  // at most 2^6 * 3 * 2 distinct statements end up in the cache.
+  std::string where = "WHERE account = ?";
+  if (q.created_after_ms) where += " AND creation_ms > ?";
+  if (q.created_before_ms) where += " AND creation_ms < ?";
+  if (q.modified_after_ms) where += " AND last_modified_ms > ?";
+  if (q.modified_before_ms) where += " AND last_modified_ms < ?";
+  // instr, not LIKE: '%' and '_' in the user's substring must match literally.
+  if (!q.name_contains.empty()) where += " AND instr(lower(name), lower(?)) > 0";
+  if (q.status) where += " AND status = ?";
+  const char* key = "creation_ms";
+  switch (q.sort_by) {
+    case JobQuery::SortBy::kCreationTime: key = "creation_ms"; break;
+    case JobQuery::SortBy::kName: key = "name"; break;
+    case JobQuery::SortBy::kStatus: key = "status"; break;
+  }
+  const char* dir = q.ascending ? " ASC" : " DESC";
+  const std::string sql = SelectJobs(where + " ORDER BY " + key + dir + ", id" + dir +
+                                     " LIMIT ? OFFSET ?");
+  std::lock_guard lock(mu_);
+  TY_STMT(s, sql);
+  int i = 1;
+  s.Bind(i++, q.account);
+  if (q.created_after_ms) s.Bind(i++, *q.created_after_ms);
+  if (q.created_before_ms) s.Bind(i++, *q.created_before_ms);
+  if (q.modified_after_ms) s.Bind(i++, *q.modified_after_ms);
+  if (q.modified_before_ms) s.Bind(i++, *q.modified_before_ms);
+  if (!q.name_contains.empty()) s.Bind(i++, q.name_contains);
+  if (q.status) s.Bind(i++, model::Name(*q.status));
+  s.Bind(i++, q.limit);
+  s.Bind(i++, q.offset < 0 ? int64_t{0} : q.offset);
+  return ReadAll(s);
+}
+
+Result<std::vector<model::JobRecord>> Store::AllJobs(const std::string& account) {
+  static const std::string kSql =
+      SelectJobs("WHERE account = ? ORDER BY creation_ms DESC, id DESC");
+  std::lock_guard lock(mu_);
+  TY_STMT(s, kSql);
+  s.Bind(1, account);
+  return ReadAll(s);
+}
+
+Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
+  static const std::string kSql = SelectJobs("WHERE status IN (?, ?) ORDER BY id");
+  std::lock_guard lock(mu_);
+  TY_STMT(s, kSql);
+  s.Bind(1, model::Name(model::TrainingJobStatus::kInProgress));
+  s.Bind(2, model::Name(model::TrainingJobStatus::kStopping));
+  return ReadAll(s);
+}
+
+Status Store::SetTags(const std::string& arn, const std::vector<Tag>& tags) {
+  std::lock_guard lock(mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  for (const Tag& t : tags) {
+    // ON CONFLICT keeps the row (and so the tag's position) and replaces the value.
+    TY_STMT(s,
+            "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value");
+    s.Bind(1, arn);
+    s.Bind(2, t.key);
+    s.Bind(3, t.value);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  return txn.Commit();
+}
+
+Status Store::DeleteTags(const std::string& arn, const std::vector<std::string>& keys) {
+  std::lock_guard lock(mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  for (const std::string& key : keys) {
+    TY_STMT(s, "DELETE FROM tags WHERE arn = ? AND key = ?");
+    s.Bind(1, arn);
+    s.Bind(2, key);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s, "SELECT key, value FROM tags WHERE arn = ? ORDER BY rowid");
+  s.Bind(1, arn);
+  std::vector<Tag> out;
+  for (;;) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Text(0), s.Text(1)});
+  }
+  return out;
+}
+
+Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& events) {
+  std::lock_guard lock(mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  for (const LogEvent& e : events) {
+    TY_STMT(s, "INSERT INTO log_events (job_id, stream, ts_ms, message) VALUES (?, ?, ?, ?)");
+    s.Bind(1, job_id);
+    s.Bind(2, e.stream);
+    s.Bind(3, e.timestamp_ms);
+    s.Bind(4, e.message);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after_seq,
+                                                   int64_t limit) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s,
+          "SELECT seq, stream, ts_ms, message FROM log_events "
+          "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+  s.Bind(1, job_id);
+  s.Bind(2, after_seq);
+  s.Bind(3, limit);
+  std::vector<LogEvent> out;
+  for (;;) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3)});
+  }
+  return out;
+}
+
+Status Store::AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples) {
+  std::lock_guard lock(mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  for (const MetricSample& m : samples) {
+    TY_STMT(s, "INSERT INTO metric_samples (job_id, name, ts_ms, value) VALUES (?, ?, ?, ?)");
+    s.Bind(1, job_id);
+    s.Bind(2, m.name);
+    s.Bind(3, m.timestamp_ms);
+    s.Bind(4, m.value);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<MetricSample>> Store::ReadMetricSamples(int64_t job_id) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s,
+          "SELECT name, ts_ms, value FROM metric_samples WHERE job_id = ? "
+          "ORDER BY ts_ms, rowid");
+  s.Bind(1, job_id);
+  std::vector<MetricSample> out;
+  for (;;) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Text(0), s.Int(1), s.Double(2)});
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> Store::GetSetting(const std::string& key) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s, "SELECT value FROM settings WHERE key = ?");
+  s.Bind(1, key);
+  TY_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(s.Text(0));
+}
+
+Status Store::PutSetting(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s,
+          "INSERT INTO settings (key, value) VALUES (?, ?) "
+          "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  s.Bind(1, key);
+  s.Bind(2, value);
+  return s.Exec();
+}
+
+}  // namespace ty::store

@@ -1,0 +1,337 @@
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <sstream>
+#include <thread>
+
+#include "agent/staging.h"
+#include "agent_test_util.h"
+#include "common/fs.h"
+#include "storage/archive.h"
+
+namespace ty::agent {
+namespace {
+
+using model::AgentReport;
+using testing::FakeControlPlane;
+using testing::TempDir;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(WriteFileAtomic(dir_.Sub("url"), cp_.url()).ok());
+    ASSERT_TRUE(MakeDirs(dir_.Sub("data/train")).ok());
+    ASSERT_TRUE(WriteFileAtomic(dir_.Sub("data/train/a.csv"), "1,2,3\n").ok());
+    config_.job_name = "job-1";
+    config_.job_arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/job-1";
+    config_.region = "us-east-1";
+    config_.account = "123456789012";
+    config_.host_index = 1;
+    config_.hosts = {"algo-1"};
+    config_.instance_dir = dir_.Sub("inst/algo-1");
+    config_.log_stream = "job-1/algo-1-1700000000";
+    config_.server_url_file = dir_.Sub("url");
+    config_.token = "tok";
+    config_.stop_grace_seconds = 5;
+    config_.file_roots = {dir_.path()};
+    config_.image.command = {"/bin/sh"};
+    config_.spec.name = "job-1";
+    config_.spec.instance_type = "ml.m5.large";
+    config_.spec.output_path = "file://" + dir_.Sub("out");
+    config_.spec.hyperparameters = {{"epochs", "3"}};
+    config_.spec.channels = {
+        {"train", "file://" + dir_.Sub("data/train"), "", "File", "FullyReplicated", "None", ""}};
+  }
+
+  void UseScript(const std::string& script) {
+    config_.spec.container_entrypoint = {"/bin/sh", "-c"};
+    config_.spec.container_arguments = {script};
+  }
+
+  int RunAgentInProcess(Agent* agent = nullptr) {
+    AgentOptions opts;
+    opts.exit_retry_budget = std::chrono::seconds(10);
+    if (agent != nullptr) return agent->Run();
+    Agent a(config_, diag_, opts);
+    return a.Run();
+  }
+
+  const AgentReport* ExitReport() {
+    reports_ = cp_.reports();
+    for (const auto& r : reports_) {
+      if (r.type == AgentReport::Type::kExit) return &r;
+    }
+    return nullptr;
+  }
+
+  std::vector<std::string> Phases() {
+    std::vector<std::string> out;
+    for (const auto& r : cp_.reports()) {
+      if (r.type == AgentReport::Type::kPhase) out.push_back(model::Name(r.phase));
+    }
+    return out;
+  }
+
+  bool Sandboxed() { return BubblewrapWorks("/usr/bin/bwrap"); }
+
+  TempDir dir_;
+  FakeControlPlane cp_;
+  model::InstanceConfig config_;
+  std::ostringstream diag_;
+  std::vector<AgentReport> reports_;
+};
+
+TEST_F(AgentTest, CompletedJobReportsPhasesLogsAndUploadsModel) {
+  UseScript(
+      "echo first; echo second >&2; echo third; cat \"$SM_CHANNEL_TRAIN/a.csv\"; "
+      "echo \"$SM_HP_EPOCHS\"; echo trained > \"$SM_MODEL_DIR/model.txt\"; "
+      "echo extra > \"$SM_OUTPUT_DATA_DIR/metrics.txt\"");
+  EXPECT_EQ(RunAgentInProcess(), 0) << diag_.str();
+  const AgentReport* exit = ExitReport();
+  ASSERT_NE(exit, nullptr);
+  EXPECT_EQ(exit->outcome, AgentReport::Outcome::kCompleted) << exit->failure_reason;
+  EXPECT_EQ(exit->model_artifacts, "file://" + dir_.Sub("out/job-1/output/model.tar.gz"));
+  EXPECT_TRUE(exit->artifacts_uploaded);
+  EXPECT_EQ(Phases(), (std::vector<std::string>{"Downloading", "Training", "Uploading"}));
+  std::vector<std::string> lines = cp_.LogLines();
+  if (!Sandboxed()) lines.erase(lines.begin());  // the "running without isolation" notice
+  // stdout and stderr are separate pipes: order holds within each stream.
+  auto second = std::find(lines.begin(), lines.end(), "second");
+  ASSERT_NE(second, lines.end());
+  lines.erase(second);
+  EXPECT_EQ(lines, (std::vector<std::string>{"first", "third", "1,2,3", "3"}));
+  // seq increases across all reports; the exit report is last.
+  for (size_t i = 1; i < reports_.size(); ++i) EXPECT_GT(reports_[i].seq, reports_[i - 1].seq);
+  EXPECT_EQ(reports_.back().type, AgentReport::Type::kExit);
+  EXPECT_EQ(reports_[0].job_arn, config_.job_arn);
+
+  ASSERT_TRUE(
+      storage::UnpackArchive(dir_.Sub("out/job-1/output/model.tar.gz"), dir_.Sub("x")).ok());
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/model.txt")), "trained\n");
+  ASSERT_TRUE(
+      storage::UnpackArchive(dir_.Sub("out/job-1/output/output.tar.gz"), dir_.Sub("y")).ok());
+  EXPECT_EQ(*ReadFile(dir_.Sub("y/metrics.txt")), "extra\n");
+}
+
+TEST_F(AgentTest, UncompressedOutputIsUploadedAsFiles) {
+  config_.spec.compress_output = false;
+  UseScript("echo m > \"$SM_MODEL_DIR/m.bin\"");
+  EXPECT_EQ(RunAgentInProcess(), 0) << diag_.str();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->model_artifacts, "file://" + dir_.Sub("out/job-1/output/model/"));
+  EXPECT_EQ(*ReadFile(dir_.Sub("out/job-1/output/model/m.bin")), "m\n");
+}
+
+TEST_F(AgentTest, FailureFileBecomesAlgorithmError) {
+  UseScript("echo 'boom: bad data' > \"$SM_OUTPUT_DIR/failure\"; exit 3");
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  const AgentReport* exit = ExitReport();
+  ASSERT_NE(exit, nullptr);
+  EXPECT_EQ(exit->outcome, AgentReport::Outcome::kFailed);
+  EXPECT_EQ(exit->failure_reason, "AlgorithmError: boom: bad data\n");
+  EXPECT_EQ(Phases(), (std::vector<std::string>{"Downloading", "Training"}));
+}
+
+TEST_F(AgentTest, NonZeroExitWithoutFailureFile) {
+  UseScript("exit 7");
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->failure_reason, "AlgorithmError: Exit Code: 7");
+}
+
+TEST_F(AgentTest, MissingExecutableIsClientError) {
+  config_.spec.container_entrypoint = {"no-such-trainer"};
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kFailed);
+  EXPECT_EQ(ExitReport()->failure_reason,
+            "ClientError: cannot execute 'no-such-trainer': No such file or directory");
+}
+
+TEST_F(AgentTest, EmptyChannelIsClientError) {
+  ASSERT_TRUE(MakeDirs(dir_.Sub("data/empty")).ok());
+  config_.spec.channels.push_back(
+      {"empty", "file://" + dir_.Sub("data/empty"), "", "File", "FullyReplicated", "None", ""});
+  UseScript("true");
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kFailed);
+  EXPECT_EQ(ExitReport()->failure_reason.rfind("ClientError: no data found under file://", 0), 0u)
+      << ExitReport()->failure_reason;
+  EXPECT_EQ(Phases(), (std::vector<std::string>{"Downloading"}));
+}
+
+TEST_F(AgentTest, ChannelOutsideFileRootsIsClientError) {
+  config_.spec.channels[0].uri = "file:///etc";
+  UseScript("true");
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->failure_reason.rfind("ClientError: ", 0), 0u)
+      << ExitReport()->failure_reason;
+}
+
+TEST_F(AgentTest, BadChannelNameIsRefused) {
+  config_.spec.channels[0].name = "../escape";
+  UseScript("true");
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->failure_reason, "ClientError: invalid channel name '../escape'");
+}
+
+TEST_F(AgentTest, StopRequestStopsAndUploads) {
+  UseScript(
+      "trap 'echo saved > \"$SM_MODEL_DIR/partial.txt\"; exit 0' TERM; echo ready; "
+      "while :; do sleep 0.05; done");
+  AgentOptions opts;
+  opts.exit_retry_budget = std::chrono::seconds(10);
+  Agent agent(config_, diag_, opts);
+  std::thread stopper([&] {
+    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
+      for (const auto& r : rs)
+        for (const auto& l : r.lines)
+          if (l.message == "ready") return true;
+      return false;
+    });
+    agent.RequestStop();
+  });
+  EXPECT_EQ(agent.Run(), 0);
+  stopper.join();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
+  EXPECT_TRUE(ExitReport()->artifacts_uploaded);
+  ASSERT_TRUE(
+      storage::UnpackArchive(dir_.Sub("out/job-1/output/model.tar.gz"), dir_.Sub("x")).ok());
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/partial.txt")), "saved\n");
+}
+
+TEST_F(AgentTest, SigtermToAgentProcessStopsTheJob) {
+  UseScript(
+      "trap 'echo saved > \"$SM_MODEL_DIR/partial.txt\"; exit 0' TERM; echo ready; "
+      "while :; do sleep 0.05; done");
+  std::string config_path = dir_.Sub("instance.json");
+  ASSERT_TRUE(WriteFileAtomic(config_path, model::InstanceConfigToJson(config_).dump()).ok());
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::ostringstream err;
+    ::_exit(RunAgent(config_path, err));
+  }
+  bool ready = cp_.WaitFor([](const std::vector<AgentReport>& rs) {
+    for (const auto& r : rs)
+      for (const auto& l : r.lines)
+        if (l.message == "ready") return true;
+    return false;
+  });
+  EXPECT_TRUE(ready);
+  ::kill(child, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
+  ASSERT_TRUE(
+      storage::UnpackArchive(dir_.Sub("out/job-1/output/model.tar.gz"), dir_.Sub("x")).ok());
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/partial.txt")), "saved\n");
+}
+
+TEST_F(AgentTest, StagesConfigFilesAndCheckpoints) {
+  ASSERT_TRUE(MakeDirs(dir_.Sub("ckpt")).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("ckpt/step-1.pt"), "w1").ok());
+  config_.spec.checkpoint_uri = "file://" + dir_.Sub("ckpt");
+  UseScript(
+      "cat \"$SM_INPUT_CONFIG_DIR/checkpointconfig.json\"; echo; "
+      "ls \"$(dirname \"$SM_MODEL_DIR\")/checkpoints\"; echo w2 > \"$(dirname "
+      "\"$SM_MODEL_DIR\")/checkpoints/step-2.pt\"");
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
+      << ExitReport()->failure_reason;
+  std::vector<std::string> lines = cp_.LogLines();
+  std::string ml = Sandboxed() ? "/opt/ml" : config_.instance_dir;
+  EXPECT_NE(std::find(lines.begin(), lines.end(),
+                      "{\"LocalPath\":\"" + ml + "/checkpoints\",\"S3Uri\":\"file://" +
+                          dir_.Sub("ckpt") + "\"}"),
+            lines.end());
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "step-1.pt"), lines.end());
+  // The final sync uploaded the new checkpoint.
+  EXPECT_EQ(*ReadFile(dir_.Sub("ckpt/step-2.pt")), "w2\n");
+  auto hps = ReadFile(config_.instance_dir + "/input/config/hyperparameters.json");
+  ASSERT_TRUE(hps.ok());
+  EXPECT_EQ(*hps, "{\"epochs\":\"3\"}");
+}
+
+TEST_F(AgentTest, SandboxedScriptReadsOptMlDirectly) {
+  if (!Sandboxed()) GTEST_SKIP() << "bubblewrap not available";
+  UseScript(
+      "cat /opt/ml/input/config/hyperparameters.json; echo; hostname; "
+      "cat /opt/ml/input/data/train/a.csv; (echo x > /opt/ml/input/data/train/new) 2>/dev/null "
+      "|| echo read-only");
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
+      << ExitReport()->failure_reason;
+  EXPECT_EQ(cp_.LogLines(),
+            (std::vector<std::string>{"{\"epochs\":\"3\"}", "algo-1", "1,2,3", "read-only"}));
+}
+
+TEST_F(AgentTest, PythonFrameworkRunsProgramWithToolkitArgs) {
+  if (!PathExists("/usr/bin/python3")) GTEST_SKIP() << "no python3";
+  ASSERT_TRUE(MakeDirs(dir_.Sub("src")).ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(dir_.Sub("src/train.py"),
+                      "import json, os, sys\n"
+                      "print(sys.argv[1:])\n"
+                      "print(os.environ['SM_HPS'])\n"
+                      "print(os.getcwd() == os.environ['SM_MODULE_DIR'] or os.getcwd())\n"
+                      "open(os.path.join(os.environ['SM_MODEL_DIR'], 'm'), 'w').write('ok')\n")
+          .ok());
+  config_.image.runtime = model::ImageEntry::Runtime::kPythonFramework;
+  config_.image.command.clear();
+  config_.spec.hyperparameters = {
+      {"sagemaker_program", "\"train.py\""},
+      {"sagemaker_submit_directory", "\"file://" + dir_.Sub("src") + "\""},
+      {"epochs", "3"},
+      {"lr", "0.5"},
+      {"verbose", "true"}};
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
+      << ExitReport()->failure_reason;
+  std::vector<std::string> lines = cp_.LogLines();
+  if (!Sandboxed()) lines.erase(lines.begin());
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "['--epochs', '3', '--lr', '0.5', '--verbose', 'True']");
+  EXPECT_EQ(lines[1], "{\"epochs\":3,\"lr\":0.5,\"verbose\":true}");
+  EXPECT_TRUE(PathExists(config_.instance_dir + "/output/success"));
+}
+
+TEST_F(AgentTest, PythonFrameworkFailureWritesExecuteUserScriptError) {
+  if (!PathExists("/usr/bin/python3")) GTEST_SKIP() << "no python3";
+  ASSERT_TRUE(MakeDirs(dir_.Sub("src")).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("src/train.py"),
+                              "import sys\nsys.stderr.write('bad thing\\n')\nsys.exit(2)\n")
+                  .ok());
+  config_.image.runtime = model::ImageEntry::Runtime::kPythonFramework;
+  config_.spec.hyperparameters = {{"sagemaker_program", "\"train.py\""},
+                                  {"sagemaker_submit_directory", "\"" + dir_.Sub("src") + "\""}};
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->failure_reason,
+            "AlgorithmError: ExecuteUserScriptError:\nExitCode 2\nErrorMessage \"bad thing\"\n"
+            "Command \"/usr/bin/python3 train.py\"");
+}
+
+TEST_F(AgentTest, UnreadableConfigReturns2) {
+  std::ostringstream err;
+  EXPECT_EQ(RunAgent(dir_.Sub("missing.json"), err), 2);
+  EXPECT_NE(err.str().find("missing.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ty::agent

@@ -1,0 +1,107 @@
+#include "agent/reporter.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+#include "agent_test_util.h"
+#include "common/fs.h"
+
+namespace ty::agent {
+namespace {
+
+using testing::FakeControlPlane;
+using testing::TempDir;
+
+model::AgentReport Log(const std::string& msg) {
+  model::AgentReport r;
+  r.type = model::AgentReport::Type::kLog;
+  r.job_arn = "arn";
+  r.stream = "s";
+  r.lines = {{1, msg}};
+  return r;
+}
+
+Reporter::Options Opts(const TempDir& dir) {
+  Reporter::Options o;
+  o.server_url_file = dir.Sub("url");
+  o.token = "tok";
+  o.undelivered_log = dir.Sub("undelivered.log");
+  o.min_backoff = std::chrono::milliseconds(10);
+  o.max_backoff = std::chrono::milliseconds(50);
+  return o;
+}
+
+TEST(ReporterTest, DeliversInOrderWithIncreasingSeq) {
+  TempDir dir;
+  FakeControlPlane cp;
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url() + "\n").ok());
+  Reporter rep(Opts(dir), [](const std::string&) {});
+  for (int i = 0; i < 20; ++i) rep.Send(Log("m" + std::to_string(i)));
+  model::AgentReport exit;
+  exit.type = model::AgentReport::Type::kExit;
+  exit.job_arn = "arn";
+  rep.Send(exit);
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  auto reports = cp.reports();
+  ASSERT_EQ(reports.size(), 21u);
+  for (size_t i = 0; i < reports.size(); ++i)
+    EXPECT_EQ(reports[i].seq, static_cast<int64_t>(i + 1));
+  EXPECT_EQ(reports[3].lines[0].message, "m3");
+  EXPECT_EQ(reports.back().type, model::AgentReport::Type::kExit);
+}
+
+TEST(ReporterTest, RetriesTransientFailures) {
+  TempDir dir;
+  FakeControlPlane cp;
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  cp.FailNext(3, 503);
+  Reporter rep(Opts(dir), [](const std::string&) {});
+  rep.Send(Log("a"));
+  rep.Send(Log("b"));
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(cp.LogLines(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(cp.requests(), 5);
+}
+
+TEST(ReporterTest, RereadsUrlFileAfterConnectionFailure) {
+  TempDir dir;
+  int dead_port;
+  {
+    FakeControlPlane gone;
+    dead_port = gone.port();
+  }
+  ASSERT_TRUE(
+      WriteFileAtomic(dir.Sub("url"), "http://127.0.0.1:" + std::to_string(dead_port)).ok());
+  std::optional<FakeControlPlane> cp;  // outlives the reporter's connection
+  Reporter rep(Opts(dir), [](const std::string&) {});
+  rep.Send(Log("hello"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it fail a few times
+  EXPECT_EQ(rep.delivered(), 0);
+  cp.emplace();
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp->url()).ok());
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(cp->LogLines(), (std::vector<std::string>{"hello"}));
+}
+
+TEST(ReporterTest, PermanentErrorDropsTheReport) {
+  TempDir dir;
+  FakeControlPlane cp("other-token");  // our token is refused with 401
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  std::vector<std::string> diags;
+  std::mutex mu;
+  Reporter rep(Opts(dir), [&](const std::string& l) {
+    std::lock_guard<std::mutex> lock(mu);
+    diags.push_back(l);
+  });
+  rep.Send(Log("lost line"));
+  EXPECT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(cp.requests(), 1);
+  EXPECT_EQ(rep.dropped(), 1);
+  auto undelivered = ReadFile(dir.Sub("undelivered.log"));
+  ASSERT_TRUE(undelivered.ok());
+  EXPECT_NE(undelivered->find("lost line"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ty::agent

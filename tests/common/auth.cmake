@@ -1,0 +1,2 @@
+ty_add_test_binary(ty_common_sigv4_tests ${CMAKE_CURRENT_LIST_DIR}/sigv4_test.cc)
+target_link_libraries(ty_common_sigv4_tests PRIVATE ty_common)

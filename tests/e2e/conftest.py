@@ -1,0 +1,181 @@
+"""Fixtures for end-to-end tests: a real `trainyard server` process on a
+free port with its own data dir, and real AWS clients pointed at it.
+
+Runs under Debian's /usr/bin/python3 (boto3 1.26). Tests for the newer
+boto3 (pyenv `python3`) and the AWS CLIs run those clients as subprocesses.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+ACCOUNT_RE = r"[0-9]{12}"
+
+
+def trainyard_bin():
+    path = os.environ.get("TRAINYARD_BIN", os.path.join(ROOT, "build", "trainyard"))
+    if not os.path.exists(path):
+        pytest.exit(f"trainyard binary not found at {path}; build first", returncode=2)
+    return path
+
+
+def read_credentials(path, profile="trainyard"):
+    creds, section = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]")
+            elif "=" in line and section == profile:
+                k, v = (x.strip() for x in line.split("=", 1))
+                creds[k] = v
+    return creds
+
+
+TEST_CONFIG = """
+images:
+  - match: "trainyard-test/shell:*"
+    command: ["/bin/sh", "-c", "echo 'image default entrypoint ran with:' \\"$@\\"", "sh"]
+  - match: "trainyard-test/missing:*"
+    command: ["/nonexistent/bin/train"]
+"""
+
+
+class Server:
+    """A running `trainyard server` with its data dir and credentials."""
+
+    def __init__(self, data_dir, stop_grace=3, extra_args=(), region="us-east-1"):
+        self.data_dir = data_dir
+        self.region = region
+        self.stop_grace = stop_grace
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.url = None
+        os.makedirs(data_dir, exist_ok=True)
+        self.config = os.path.join(data_dir, "config.yaml")
+        with open(self.config, "w") as f:
+            f.write(TEST_CONFIG)
+
+    def start(self, listen="127.0.0.1:0"):
+        self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [trainyard_bin(), "server", "--listen", listen, "--data-dir", self.data_dir,
+             "--config", self.config, "--region", self.region,
+             "--stop-grace", str(self.stop_grace), "--file-root", self.data_dir,
+             "--file-root", ROOT, "--file-root", tempfile.gettempdir()] + self.extra_args,
+            stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir)
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("trainyard listening on http://"), line
+        self.url = line.split(" on ", 1)[1].strip()
+        self.credentials_file = os.path.join(self.data_dir, "credentials")
+        self.creds = read_credentials(self.credentials_file)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def client_env(self):
+        """Environment that points AWS clients (and the trainyard CLI) at us."""
+        env = dict(os.environ)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.pop(k, None)
+        env.update({
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.url,
+            "AWS_SHARED_CREDENTIALS_FILE": self.credentials_file,
+            "AWS_PROFILE": "trainyard",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_MAX_ATTEMPTS": "1",
+        })
+        return env
+
+    def boto3(self, service="sagemaker", **kw):
+        import boto3
+        import botocore.config
+        session = boto3.session.Session(
+            aws_access_key_id=self.creds["aws_access_key_id"],
+            aws_secret_access_key=self.creds["aws_secret_access_key"],
+            region_name=self.region)
+        return session.client(service, endpoint_url=self.url,
+                              config=botocore.config.Config(retries={"max_attempts": 1}), **kw)
+
+    def cli(self, *args, check=True, timeout=120):
+        res = subprocess.run([trainyard_bin(), *args], env=self.client_env(), capture_output=True,
+                             text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"trainyard {args} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        return res
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(str(tmp_path / "data")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sm(server):
+    return server.boto3()
+
+
+def wait_for(describe, predicate, timeout=60, interval=0.1):
+    """Polls describe() until predicate(result) holds; returns the result."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = describe()
+        if predicate(last):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout}s; last: {last}")
+
+
+def wait_status(sm, name, statuses=("Completed", "Failed", "Stopped"), timeout=120):
+    return wait_for(lambda: sm.describe_training_job(TrainingJobName=name),
+                    lambda d: d["TrainingJobStatus"] in statuses, timeout=timeout)
+
+
+def job_request(name, out_dir, command=None, image="trainyard-test/shell:1", **overrides):
+    """A minimal CreateTrainingJob request whose instance runs `command` via /bin/sh -c."""
+    req = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+        "OutputDataConfig": {"S3OutputPath": "file://" + out_dir},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    if command is not None:
+        req["AlgorithmSpecification"]["ContainerEntrypoint"] = ["/bin/sh", "-c", command]
+    for k, v in overrides.items():
+        req[k] = v
+    return req
+
+
+def logs_of(server, name):
+    res = server.cli("logs", name)
+    return res.stdout

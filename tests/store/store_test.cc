@@ -1,0 +1,550 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "model/serialization.h"
+
+namespace ty::store {
+namespace {
+
+using model::JobRecord;
+using model::SecondaryStatus;
+using model::TrainingJobStatus;
+
+constexpr const char* kAccount = "123456789012";
+
+JobRecord MakeJob(const std::string& name, int64_t creation_ms,
+                  TrainingJobStatus status = TrainingJobStatus::kCompleted,
+                  const std::string& account = kAccount) {
+  JobRecord r;
+  r.account = account;
+  r.arn = model::TrainingJobArn("us-east-1", account, name);
+  r.request_json = R"({"TrainingJobName":")" + name + R"("})";
+  r.spec.name = name;
+  r.spec.training_image = "img:latest";
+  r.status = status;
+  r.creation_time = FromEpochMillis(creation_ms);
+  r.last_modified_time = FromEpochMillis(creation_ms + 1000);
+  return r;
+}
+
+JobRecord FullJob() {
+  JobRecord r = MakeJob("full-job", 1700000000123, TrainingJobStatus::kStopping);
+  r.spec.training_input_mode = "Pipe";
+  r.spec.container_entrypoint = {"python3", "train.py"};
+  r.spec.container_arguments = {"--epochs", "3"};
+  r.spec.metric_definitions = {{"loss", "loss=([0-9.]+)"}, {"acc", "acc=(\\S+)"}};
+  r.spec.hyperparameters = {{"lr", "0.1"}, {"batch", "32"}};
+  r.spec.environment = {{"FOO", "bar"}};
+  r.spec.channels = {{"train", "s3://b/train", "text/csv", "File", "ShardedByS3Key", "RecordIO",
+                      "Gzip"}};
+  r.spec.output_path = "s3://b/out";
+  r.spec.compress_output = false;
+  r.spec.instance_type = "ml.m5.xlarge";
+  r.spec.instance_count = 2;
+  r.spec.volume_size_gb = 30;
+  r.spec.max_runtime = std::chrono::seconds(3600);
+  r.spec.max_wait = std::chrono::seconds(7200);
+  r.spec.managed_spot = true;
+  r.spec.checkpoint_uri = "s3://b/ckpt";
+  r.spec.checkpoint_local_path = "/opt/ml/ck";
+  r.spec.max_retry_attempts = 3;
+  r.secondary = SecondaryStatus::kMaxRuntimeExceeded;
+  r.transitions = {
+      {SecondaryStatus::kStarting, FromEpochMillis(1700000000123), FromEpochMillis(1700000001000),
+       "Starting the training job"},
+      {SecondaryStatus::kTraining, FromEpochMillis(1700000001000), std::nullopt, "Training"},
+  };
+  r.failure_reason = "boom";
+  r.model_artifacts = "s3://b/out/full-job/output/model";
+  r.training_start_time = FromEpochMillis(1700000001000);
+  r.training_end_time = FromEpochMillis(1700000009000);
+  r.training_time_seconds = 8;
+  r.billable_time_seconds = 16;
+  r.final_metrics = {{"loss", 0.25, FromEpochMillis(1700000008000)},
+                     {"acc", 0.875, FromEpochMillis(1700000008500)}};
+  r.stop_reason = model::StopReason::kMaxRuntime;
+  r.attempt = 2;
+  r.agent_token = "tok-abc";
+  r.agent_pid = 4242;
+  r.agent_start_ticks = 987654321;
+  r.instance_dir = "/var/lib/trainyard/instances/full-job";
+  return r;
+}
+
+void ExpectSameJob(const JobRecord& want, const JobRecord& got) {
+  EXPECT_EQ(want.id, got.id);
+  EXPECT_EQ(want.account, got.account);
+  EXPECT_EQ(want.arn, got.arn);
+  EXPECT_EQ(want.request_json, got.request_json);
+  EXPECT_EQ(model::SpecToJson(want.spec), model::SpecToJson(got.spec));
+  EXPECT_EQ(want.spec.name, got.spec.name);
+  EXPECT_EQ(want.spec.hyperparameters, got.spec.hyperparameters);
+  EXPECT_EQ(want.spec.container_entrypoint, got.spec.container_entrypoint);
+  EXPECT_EQ(want.spec.max_wait, got.spec.max_wait);
+  EXPECT_EQ(want.spec.checkpoint_uri, got.spec.checkpoint_uri);
+  EXPECT_EQ(want.spec.instance_count, got.spec.instance_count);
+  EXPECT_EQ(want.status, got.status);
+  EXPECT_EQ(want.secondary, got.secondary);
+  ASSERT_EQ(want.transitions.size(), got.transitions.size());
+  for (size_t i = 0; i < want.transitions.size(); ++i) {
+    EXPECT_EQ(want.transitions[i].status, got.transitions[i].status);
+    EXPECT_EQ(want.transitions[i].start, got.transitions[i].start);
+    EXPECT_EQ(want.transitions[i].end, got.transitions[i].end);
+    EXPECT_EQ(want.transitions[i].message, got.transitions[i].message);
+  }
+  EXPECT_EQ(want.failure_reason, got.failure_reason);
+  EXPECT_EQ(want.model_artifacts, got.model_artifacts);
+  EXPECT_EQ(want.creation_time, got.creation_time);
+  EXPECT_EQ(want.last_modified_time, got.last_modified_time);
+  EXPECT_EQ(want.training_start_time, got.training_start_time);
+  EXPECT_EQ(want.training_end_time, got.training_end_time);
+  EXPECT_EQ(want.training_time_seconds, got.training_time_seconds);
+  EXPECT_EQ(want.billable_time_seconds, got.billable_time_seconds);
+  ASSERT_EQ(want.final_metrics.size(), got.final_metrics.size());
+  for (size_t i = 0; i < want.final_metrics.size(); ++i) {
+    EXPECT_EQ(want.final_metrics[i].name, got.final_metrics[i].name);
+    EXPECT_EQ(want.final_metrics[i].value, got.final_metrics[i].value);
+    EXPECT_EQ(want.final_metrics[i].timestamp, got.final_metrics[i].timestamp);
+  }
+  EXPECT_EQ(want.stop_reason, got.stop_reason);
+  EXPECT_EQ(want.attempt, got.attempt);
+  EXPECT_EQ(want.agent_token, got.agent_token);
+  EXPECT_EQ(want.agent_pid, got.agent_pid);
+  EXPECT_EQ(want.agent_start_ticks, got.agent_start_ticks);
+  EXPECT_EQ(want.instance_dir, got.instance_dir);
+}
+
+std::vector<std::string> Names(const std::vector<JobRecord>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& j : jobs) out.push_back(j.spec.name);
+  return out;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/ty_store_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl + "/data";  // Open must create the directory itself
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    (void)RemoveAll(dir_.substr(0, dir_.size() - 5));
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open(dir_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  JobRecord Insert(JobRecord r) {
+    Status st = store_->InsertJob(&r);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return r;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, InsertGetRoundTripsEveryField) {
+  JobRecord r = FullJob();
+  ASSERT_TRUE(store_->InsertJob(&r).ok());
+  EXPECT_GT(r.id, 0);
+  auto got = store_->GetJob(kAccount, "full-job");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectSameJob(r, *got);
+
+  // A minimal record keeps its absent optionals absent.
+  JobRecord m = Insert(MakeJob("minimal", 5));
+  auto gm = store_->GetJob(kAccount, "minimal");
+  ASSERT_TRUE(gm.ok());
+  ExpectSameJob(m, *gm);
+  EXPECT_FALSE(gm->training_start_time.has_value());
+  EXPECT_FALSE(gm->billable_time_seconds.has_value());
+  EXPECT_FALSE(gm->spec.max_wait.has_value());
+}
+
+TEST_F(StoreTest, EnumsArePersistedByName) {
+  Insert(FullJob());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT status, secondary, stop_reason FROM jobs", -1, &s,
+                               nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "Stopping");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)), "MaxRuntimeExceeded");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 2)), "MaxRuntime");
+  sqlite3_finalize(s);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
+  sqlite3_finalize(s);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 1);
+  EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, RefusesSchemaNewerThanItKnows) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, DuplicateInsertIsAlreadyExists) {
+  Insert(MakeJob("dup", 1));
+  JobRecord again = MakeJob("dup", 2);
+  EXPECT_EQ(store_->InsertJob(&again).code(), StatusCode::kAlreadyExists);
+  // Same name in another account is a different job.
+  JobRecord other = MakeJob("dup", 3, TrainingJobStatus::kCompleted, "210987654321");
+  EXPECT_TRUE(store_->InsertJob(&other).ok());
+}
+
+TEST_F(StoreTest, GetMissingIsNotFound) {
+  EXPECT_EQ(store_->GetJob(kAccount, "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetJobByArn("arn:nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteJob(kAccount, "nope").code(), StatusCode::kNotFound);
+  JobRecord ghost = MakeJob("ghost", 1);
+  ghost.id = 999;
+  EXPECT_EQ(store_->UpdateJob(ghost).code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, UpdateJobPersists) {
+  JobRecord r = Insert(MakeJob("upd", 100, TrainingJobStatus::kInProgress));
+  JobRecord full = FullJob();
+  full.id = r.id;
+  full.account = r.account;
+  full.arn = r.arn;
+  full.spec.name = "upd";
+  full.creation_time = r.creation_time;
+  full.status = TrainingJobStatus::kFailed;
+  ASSERT_TRUE(store_->UpdateJob(full).ok());
+  auto got = store_->GetJob(kAccount, "upd");
+  ASSERT_TRUE(got.ok());
+  ExpectSameJob(full, *got);
+}
+
+TEST_F(StoreTest, EverythingSurvivesReopen) {
+  JobRecord r = Insert(FullJob());
+  ASSERT_TRUE(store_->SetTags(r.arn, {{"team", "ml"}}).ok());
+  ASSERT_TRUE(store_->AppendLogEvents(r.id, {{0, "s/algo-1", 10, "hello"}}).ok());
+  ASSERT_TRUE(store_->AppendMetricSamples(r.id, {{"loss", 11, 0.5}}).ok());
+  ASSERT_TRUE(store_->PutSetting("k", "v").ok());
+  r.status = TrainingJobStatus::kStopped;
+  ASSERT_TRUE(store_->UpdateJob(r).ok());
+
+  Reopen();
+  auto got = store_->GetJob(kAccount, "full-job");
+  ASSERT_TRUE(got.ok());
+  ExpectSameJob(r, *got);
+  auto tags = store_->GetTags(r.arn);
+  ASSERT_TRUE(tags.ok());
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ((*tags)[0].value, "ml");
+  auto logs = store_->ReadLogEvents(r.id, 0, 10);
+  ASSERT_TRUE(logs.ok());
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ((*logs)[0].message, "hello");
+  auto metrics = store_->ReadMetricSamples(r.id);
+  ASSERT_TRUE(metrics.ok());
+  ASSERT_EQ(metrics->size(), 1u);
+  EXPECT_EQ((*metrics)[0].value, 0.5);
+  auto setting = store_->GetSetting("k");
+  ASSERT_TRUE(setting.ok());
+  EXPECT_EQ(*setting, std::optional<std::string>("v"));
+
+  // Ids keep increasing after a restart and a second reopen is a no-op migration.
+  JobRecord next = Insert(MakeJob("after-restart", 1));
+  EXPECT_GT(next.id, r.id);
+  Reopen();
+  EXPECT_TRUE(store_->GetJob(kAccount, "after-restart").ok());
+}
+
+class ListJobsTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    // name, creation_ms (last_modified = creation + 1000), status
+    Insert(MakeJob("alpha", 1000, TrainingJobStatus::kCompleted));
+    Insert(MakeJob("Beta-%", 2000, TrainingJobStatus::kInProgress));
+    Insert(MakeJob("gamma_x", 3000, TrainingJobStatus::kFailed));
+    Insert(MakeJob("delta", 4000, TrainingJobStatus::kStopping));
+    Insert(MakeJob("other-acct", 2500, TrainingJobStatus::kInProgress, "999999999999"));
+  }
+  std::vector<std::string> List(JobQuery q) {
+    q.account = kAccount;
+    auto r = store_->ListJobs(q);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? Names(*r) : std::vector<std::string>{};
+  }
+  using V = std::vector<std::string>;
+};
+
+TEST_F(ListJobsTest, DefaultIsNewestFirstWithinAccount) {
+  EXPECT_EQ(List({}), (V{"delta", "gamma_x", "Beta-%", "alpha"}));
+}
+
+TEST_F(ListJobsTest, TimeFilters) {
+  JobQuery q;
+  q.created_after_ms = 1000;  // strictly after
+  q.created_before_ms = 4000;
+  EXPECT_EQ(List(q), (V{"gamma_x", "Beta-%"}));
+  JobQuery m;
+  m.modified_after_ms = 3500;
+  EXPECT_EQ(List(m), (V{"delta", "gamma_x"}));
+  JobQuery mb;
+  mb.modified_before_ms = 3000;
+  EXPECT_EQ(List(mb), (V{"alpha"}));
+}
+
+TEST_F(ListJobsTest, NameContainsIsCaseInsensitiveAndLiteral) {
+  JobQuery q;
+  q.name_contains = "BETA";
+  EXPECT_EQ(List(q), (V{"Beta-%"}));
+  q.name_contains = "%";  // not a LIKE wildcard
+  EXPECT_EQ(List(q), (V{"Beta-%"}));
+  q.name_contains = "_";
+  EXPECT_EQ(List(q), (V{"gamma_x"}));
+  q.name_contains = "-%";
+  EXPECT_EQ(List(q), (V{"Beta-%"}));
+  q.name_contains = "zzz";
+  EXPECT_EQ(List(q), V{});
+}
+
+TEST_F(ListJobsTest, StatusFilter) {
+  JobQuery q;
+  q.status = TrainingJobStatus::kInProgress;
+  EXPECT_EQ(List(q), (V{"Beta-%"}));
+  q.status = TrainingJobStatus::kStopped;
+  EXPECT_EQ(List(q), V{});
+}
+
+TEST_F(ListJobsTest, SortOrders) {
+  JobQuery q;
+  q.sort_by = JobQuery::SortBy::kName;
+  q.ascending = true;  // binary collation: upper case first
+  EXPECT_EQ(List(q), (V{"Beta-%", "alpha", "delta", "gamma_x"}));
+  q.ascending = false;
+  EXPECT_EQ(List(q), (V{"gamma_x", "delta", "alpha", "Beta-%"}));
+  q.sort_by = JobQuery::SortBy::kStatus;
+  q.ascending = true;  // Completed, Failed, InProgress, Stopping
+  EXPECT_EQ(List(q), (V{"alpha", "gamma_x", "Beta-%", "delta"}));
+  q.ascending = false;
+  EXPECT_EQ(List(q), (V{"delta", "Beta-%", "gamma_x", "alpha"}));
+  q.sort_by = JobQuery::SortBy::kCreationTime;
+  q.ascending = true;
+  EXPECT_EQ(List(q), (V{"alpha", "Beta-%", "gamma_x", "delta"}));
+  q.ascending = false;
+  EXPECT_EQ(List(q), (V{"delta", "gamma_x", "Beta-%", "alpha"}));
+}
+
+TEST_F(ListJobsTest, TiesAreBrokenByIdForStablePaging) {
+  Insert(MakeJob("tie-1", 5000));
+  Insert(MakeJob("tie-2", 5000));
+  Insert(MakeJob("tie-3", 5000));
+  JobQuery q;
+  q.ascending = true;
+  q.created_after_ms = 4500;
+  q.limit = 2;
+  EXPECT_EQ(List(q), (V{"tie-1", "tie-2"}));
+  q.offset = 2;
+  EXPECT_EQ(List(q), (V{"tie-3"}));
+}
+
+TEST_F(ListJobsTest, Paging) {
+  JobQuery q;
+  q.ascending = true;
+  q.limit = 2;
+  EXPECT_EQ(List(q), (V{"alpha", "Beta-%"}));
+  q.offset = 2;
+  EXPECT_EQ(List(q), (V{"gamma_x", "delta"}));
+  q.offset = 3;
+  EXPECT_EQ(List(q), (V{"delta"}));
+  q.offset = 4;
+  EXPECT_EQ(List(q), V{});
+}
+
+TEST_F(ListJobsTest, AllJobsAndActiveJobs) {
+  auto all = store_->AllJobs(kAccount);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(Names(*all), (V{"delta", "gamma_x", "Beta-%", "alpha"}));
+  auto active = store_->ActiveJobs();
+  ASSERT_TRUE(active.ok());
+  // Across accounts; InProgress and Stopping only.
+  EXPECT_EQ(Names(*active), (V{"Beta-%", "delta", "other-acct"}));
+}
+
+TEST_F(StoreTest, GetJobByArnIsCaseInsensitive) {
+  JobRecord r = Insert(MakeJob("MyJob", 1));
+  std::string upper = r.arn;
+  for (auto& c : upper) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+  auto got = store_->GetJobByArn(upper);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, r.id);
+  EXPECT_EQ(got->arn, r.arn);  // stored as given
+}
+
+TEST_F(StoreTest, TagsAddOverwriteDelete) {
+  const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/t";
+  ASSERT_TRUE(store_->SetTags(arn, {{"a", "1"}, {"b", "2"}}).ok());
+  ASSERT_TRUE(store_->SetTags(arn, {{"a", "10"}, {"c", "3"}}).ok());
+  auto tags = store_->GetTags(arn);
+  ASSERT_TRUE(tags.ok());
+  ASSERT_EQ(tags->size(), 3u);
+  EXPECT_EQ((*tags)[0].key, "a");
+  EXPECT_EQ((*tags)[0].value, "10");
+  EXPECT_EQ((*tags)[1].key, "b");
+  EXPECT_EQ((*tags)[2].key, "c");
+  ASSERT_TRUE(store_->DeleteTags(arn, {"b", "missing"}).ok());
+  tags = store_->GetTags(arn);
+  ASSERT_TRUE(tags.ok());
+  ASSERT_EQ(tags->size(), 2u);
+  EXPECT_EQ((*tags)[1].key, "c");
+  auto none = store_->GetTags(arn + "-other");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, DeleteJobCascades) {
+  JobRecord gone = Insert(MakeJob("gone", 1));
+  JobRecord kept = Insert(MakeJob("kept", 2));
+  for (const auto& r : {gone, kept}) {
+    ASSERT_TRUE(store_->SetTags(r.arn, {{"k", "v"}}).ok());
+    ASSERT_TRUE(store_->AppendLogEvents(r.id, {{0, "s", 1, "m"}}).ok());
+    ASSERT_TRUE(store_->AppendMetricSamples(r.id, {{"loss", 1, 1.0}}).ok());
+  }
+  ASSERT_TRUE(store_->DeleteJob(kAccount, "gone").ok());
+  EXPECT_EQ(store_->GetJob(kAccount, "gone").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetTags(gone.arn)->empty());
+  EXPECT_TRUE(store_->ReadLogEvents(gone.id, 0, 100)->empty());
+  EXPECT_TRUE(store_->ReadMetricSamples(gone.id)->empty());
+  EXPECT_EQ(store_->GetTags(kept.arn)->size(), 1u);
+  EXPECT_EQ(store_->ReadLogEvents(kept.id, 0, 100)->size(), 1u);
+  EXPECT_EQ(store_->ReadMetricSamples(kept.id)->size(), 1u);
+  // The name is free again.
+  JobRecord again = MakeJob("gone", 3);
+  EXPECT_TRUE(store_->InsertJob(&again).ok());
+}
+
+TEST_F(StoreTest, LogEventsReadWithCursor) {
+  JobRecord a = Insert(MakeJob("a", 1));
+  JobRecord b = Insert(MakeJob("b", 2));
+  std::vector<LogEvent> events;
+  for (int i = 0; i < 5; ++i) events.push_back({0, "a/algo-1-1", 100 + i, "line " + std::to_string(i)});
+  ASSERT_TRUE(store_->AppendLogEvents(a.id, events).ok());
+  ASSERT_TRUE(store_->AppendLogEvents(b.id, {{0, "b/algo-1-1", 1, "other"}}).ok());
+  ASSERT_TRUE(store_->AppendLogEvents(a.id, {{0, "a/algo-2-1", 200, "late"}}).ok());
+
+  auto first = store_->ReadLogEvents(a.id, 0, 3);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0].message, "line 0");
+  EXPECT_EQ((*first)[0].stream, "a/algo-1-1");
+  EXPECT_EQ((*first)[0].timestamp_ms, 100);
+  EXPECT_LT((*first)[0].seq, (*first)[1].seq);
+  auto rest = store_->ReadLogEvents(a.id, first->back().seq, 100);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 3u);
+  EXPECT_EQ((*rest)[0].message, "line 3");
+  EXPECT_EQ((*rest)[2].message, "late");  // b's event is skipped
+  auto end = store_->ReadLogEvents(a.id, rest->back().seq, 100);
+  ASSERT_TRUE(end.ok());
+  EXPECT_TRUE(end->empty());
+}
+
+TEST_F(StoreTest, LogEventsForUnknownJobAreRejected) {
+  EXPECT_EQ(store_->AppendLogEvents(12345, {{0, "s", 1, "m"}}).code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, MetricSamples) {
+  JobRecord a = Insert(MakeJob("a", 1));
+  ASSERT_TRUE(store_->AppendMetricSamples(a.id, {{"loss", 20, 0.5}, {"loss", 10, 0.9}}).ok());
+  ASSERT_TRUE(store_->AppendMetricSamples(a.id, {{"acc", 30, 0.75}}).ok());
+  auto got = store_->ReadMetricSamples(a.id);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].timestamp_ms, 10);
+  EXPECT_EQ((*got)[0].value, 0.9);
+  EXPECT_EQ((*got)[1].value, 0.5);
+  EXPECT_EQ((*got)[2].name, "acc");
+}
+
+TEST_F(StoreTest, Settings) {
+  auto missing = store_->GetSetting("x");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(store_->PutSetting("x", "1").ok());
+  ASSERT_TRUE(store_->PutSetting("x", "2").ok());
+  auto got = store_->GetSetting("x");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, std::optional<std::string>("2"));
+}
+
+TEST_F(StoreTest, ConcurrentReadersAndWriter) {
+  // A second connection on the same file exercises WAL + busy_timeout too.
+  auto other = Store::Open(dir_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  JobRecord base = Insert(MakeJob("base", 1, TrainingJobStatus::kInProgress));
+  constexpr int kIters = 150;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {  // writer
+    JobRecord r = base;
+    for (int i = 0; i < kIters; ++i) {
+      r.attempt = i;
+      if (!store_->UpdateJob(r).ok()) ++errors;
+      if (!store_->AppendLogEvents(r.id, {{0, "s", i, "m" + std::to_string(i)}}).ok()) ++errors;
+      JobRecord n = MakeJob("w-" + std::to_string(i), 10 + i);
+      if (!store_->InsertJob(&n).ok()) ++errors;
+    }
+  });
+  for (int t = 0; t < 3; ++t) {
+    Store* s = t == 0 ? other->get() : store_.get();
+    threads.emplace_back([&, s] {
+      int last_attempt = -1;
+      for (int i = 0; i < kIters; ++i) {
+        auto j = s->GetJob(kAccount, "base");
+        if (!j.ok() || j->attempt < last_attempt) ++errors;
+        if (j.ok()) last_attempt = j->attempt;
+        JobQuery q;
+        q.account = kAccount;
+        q.limit = 10;
+        if (!s->ListJobs(q).ok()) ++errors;
+        if (!s->ReadLogEvents(base.id, 0, 50).ok()) ++errors;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  auto logs = (*other)->ReadLogEvents(base.id, 0, 1000);
+  ASSERT_TRUE(logs.ok());
+  EXPECT_EQ(logs->size(), static_cast<size_t>(kIters));
+  EXPECT_EQ((*other)->AllJobs(kAccount)->size(), static_cast<size_t>(kIters + 1));
+  EXPECT_EQ((*other)->GetJob(kAccount, "base")->attempt, kIters - 1);
+}
+
+}  // namespace
+}  // namespace ty::store
