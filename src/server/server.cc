@@ -176,7 +176,9 @@ Status Server::Start() {
   d.http.set_payload_max_length(d.config.max_body_bytes * 4 + 4096);
   d.http.set_tcp_nodelay(true);  // agents and clients send small requests on keep-alive
   d.http.set_keep_alive_max_count(100000);
-  d.http.set_keep_alive_timeout(30);
+  // httplib only notices a stop between keep-alive waits: keep them short so
+  // shutdown is prompt (clients simply reconnect).
+  d.http.set_keep_alive_timeout(2);
   d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
   d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
     d.HandleAgentReport(req, res);

@@ -116,16 +116,19 @@ def test_max_runtime_stops_the_job(server, sm, tmp_path):
 
 
 def test_script_reads_opt_ml_paths_directly(server, sm, tmp_path):
-    data = tmp_path / "data"
+    data = tmp_path / "chan"
     data.mkdir()
     (data / "rows.csv").write_text("1,2,3\n")
-    script = (
-        "cat /opt/ml/input/config/hyperparameters.json; echo; "
-        "cat /opt/ml/input/config/resourceconfig.json; echo; "
-        "cat /opt/ml/input/config/inputdataconfig.json; echo; "
-        "cat /opt/ml/input/data/train/rows.csv; hostname; "
-        "cp /opt/ml/input/data/train/rows.csv /opt/ml/model/; "
-        "touch /opt/ml/input/data/train/x 2>/dev/null && echo WRITABLE || echo READONLY")
+    # The script lives in the channel itself: ContainerEntrypoint entries are
+    # at most 256 characters, as on SageMaker.
+    (data / "run.sh").write_text(
+        "cat /opt/ml/input/config/hyperparameters.json; echo\n"
+        "cat /opt/ml/input/config/resourceconfig.json; echo\n"
+        "cat /opt/ml/input/config/inputdataconfig.json; echo\n"
+        "cat /opt/ml/input/data/train/rows.csv; hostname\n"
+        "cp /opt/ml/input/data/train/rows.csv /opt/ml/model/\n"
+        "touch /opt/ml/input/data/train/x 2>/dev/null && echo WRITABLE || echo READONLY\n")
+    script = "sh /opt/ml/input/data/train/run.sh"
     req = job_request("optml", str(tmp_path), script,
                       HyperParameters={"epochs": "3", "lr": "0.1"},
                       InputDataConfig=[{"ChannelName": "train", "ContentType": "text/csv",
