@@ -203,6 +203,9 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
     return 2;
   }
   if (!client) {
+    // The job's processes must not outlive the embedded server: Ctrl-C stops
+    // the job (its artifacts are still uploaded); a second Ctrl-C ends at once.
+    BlockTerminationSignals();
     server::ServerConfig config;
     config.data_dir = DefaultDataDir();
     config.listen = "127.0.0.1:0";
@@ -240,6 +243,24 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
   }
   out << "Created training job " << name << " (" << (*created)["TrainingJobArn"].get<std::string>()
       << ")" << std::endl;
+  if (embedded) {
+    server::Server* srv = embedded.get();
+    Endpoint ep = client->endpoint();
+    std::thread([srv, ep, name, &err] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      int sig = 0;
+      sigwait(&set, &sig);
+      err << "\ntrainyard run: stopping " << name << " (interrupt again to abort)" << std::endl;
+      ApiClient stopper(ep);
+      (void)stopper.Call("SageMaker.StopTrainingJob", {{"TrainingJobName", name}});
+      sigwait(&set, &sig);
+      srv->Shutdown();  // kills the job's processes
+      std::_Exit(130);
+    }).detach();
+  }
   // With an embedded server the job cannot outlive this process: always follow.
   if (!flags.follow && !embedded) return 0;
   auto final = Follow(client.get(), name, out);

@@ -1,0 +1,211 @@
+#include "launch/local_launcher.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fs.h"
+
+namespace ty::launch {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/ty_launch_test_XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { (void)RemoveAll(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `done` until it holds or 10 s pass; the launcher has no blocking wait.
+bool WaitFor(const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::string cur;
+  for (char c : text) {
+    if (c == '\n') {
+      lines.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) lines.push_back(cur);
+  return lines;
+}
+
+class LocalLauncherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    agent_ = dir_.path() + "/fake-agent.sh";
+    argv_file_ = dir_.path() + "/argv.txt";
+    // Records its argv (atomically, one per line), then waits to be signalled.
+    std::string script = "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '" + argv_file_ +
+                         ".tmp'\nmv '" + argv_file_ + ".tmp' '" + argv_file_ +
+                         "'\nexec sleep 60\n";
+    ASSERT_TRUE(WriteFileAtomic(agent_, script, 0755).ok());
+    instance_dir_ = dir_.path() + "/jobs/my-job/algo-1";
+    ASSERT_TRUE(MakeDirs(instance_dir_).ok());
+    config_.job_name = "my-job";
+    config_.job_arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/my-job";
+    config_.host_index = 1;
+    config_.hosts = {"algo-1"};
+    config_.instance_dir = instance_dir_;
+    config_.token = "secret-token";
+    config_.spec.name = "my-job";
+  }
+
+  void TearDown() override {
+    for (const AgentHandle& h : started_) {
+      if (h.pid > 0 && ProcessStartTicks(h.pid) == h.start_ticks) ::kill(h.pid, SIGKILL);
+      ::waitpid(static_cast<pid_t>(h.pid), nullptr, 0);
+    }
+  }
+
+  TempDir dir_;
+  std::string agent_;
+  std::string argv_file_;
+  std::string instance_dir_;
+  model::InstanceConfig config_;
+  std::vector<AgentHandle> started_;
+};
+
+TEST_F(LocalLauncherTest, LaunchWritesInstanceFileBesideInstanceDirAndPassesIt) {
+  LocalLauncher launcher(agent_);
+  auto handle = launcher.Launch(config_);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  started_.push_back(*handle);
+  EXPECT_GT(handle->pid, 0);
+  EXPECT_GT(handle->start_ticks, 0);
+
+  auto parent = RealPath(dir_.path() + "/jobs/my-job");
+  ASSERT_TRUE(parent.ok());
+  std::string instance_file = *parent + "/algo-1.instance.json";
+  struct stat st {};
+  ASSERT_EQ(::stat(instance_file.c_str(), &st), 0) << instance_file;
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(PathExists(instance_dir_ + "/algo-1.instance.json"));
+  EXPECT_FALSE(PathExists(instance_dir_ + "/instance.json"));
+  EXPECT_TRUE(PathExists(*parent + "/algo-1.agent.log"));
+
+  auto text = ReadFile(instance_file);
+  ASSERT_TRUE(text.ok());
+  auto parsed = model::InstanceConfigFromJson(nlohmann::json::parse(*text));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->job_name, "my-job");
+  EXPECT_EQ(parsed->token, "secret-token");
+  EXPECT_EQ(parsed->instance_dir, instance_dir_);
+
+  ASSERT_TRUE(WaitFor([&] { return PathExists(argv_file_); }));
+  auto argv = ReadFile(argv_file_);
+  ASSERT_TRUE(argv.ok());
+  EXPECT_EQ(Lines(*argv), (std::vector<std::string>{"agent", "--instance", instance_file}));
+}
+
+TEST_F(LocalLauncherTest, AliveUntilSignalledThenReaped) {
+  LocalLauncher launcher(agent_);
+  auto handle = launcher.Launch(config_);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  started_.push_back(*handle);
+  EXPECT_TRUE(launcher.Alive(*handle));
+  EXPECT_EQ(ProcessStartTicks(handle->pid), handle->start_ticks);
+
+  launcher.Signal(*handle, SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return !launcher.Alive(*handle); }));
+  EXPECT_FALSE(launcher.Alive(*handle));
+  // Reaped: the pid no longer exists, not even as a zombie we own.
+  EXPECT_EQ(::waitpid(static_cast<pid_t>(handle->pid), nullptr, WNOHANG), -1);
+  EXPECT_EQ(ProcessStartTicks(handle->pid), 0);
+  // Signalling a gone agent is harmless.
+  launcher.Signal(*handle, SIGKILL);
+  EXPECT_FALSE(launcher.Alive(*handle));
+}
+
+TEST_F(LocalLauncherTest, SecondInstanceGetsItsOwnFile) {
+  LocalLauncher launcher(agent_);
+  std::string second_dir = dir_.path() + "/jobs/my-job/algo-2";
+  ASSERT_TRUE(MakeDirs(second_dir).ok());
+  config_.host_index = 2;
+  config_.instance_dir = second_dir;
+  auto handle = launcher.Launch(config_);
+  ASSERT_TRUE(handle.ok()) << handle.status().ToString();
+  started_.push_back(*handle);
+  EXPECT_TRUE(PathExists(dir_.path() + "/jobs/my-job/algo-2.instance.json"));
+  EXPECT_FALSE(PathExists(dir_.path() + "/jobs/my-job/algo-1.instance.json"));
+  launcher.Signal(*handle, SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return !launcher.Alive(*handle); }));
+}
+
+TEST_F(LocalLauncherTest, MissingAgentBinaryIsAnErrorNamingIt) {
+  std::string missing = dir_.path() + "/no-such-agent";
+  LocalLauncher launcher(missing);
+  auto handle = launcher.Launch(config_);
+  ASSERT_FALSE(handle.ok());
+  EXPECT_NE(handle.status().message().find(missing), std::string::npos)
+      << handle.status().message();
+}
+
+TEST_F(LocalLauncherTest, MissingInstanceDirIsAnError) {
+  LocalLauncher launcher(agent_);
+  config_.instance_dir = dir_.path() + "/nowhere/algo-1";
+  auto handle = launcher.Launch(config_);
+  EXPECT_FALSE(handle.ok());
+}
+
+TEST(ProcessStartTicksTest, SelfIsPositiveAndStable) {
+  int64_t ticks = ProcessStartTicks(::getpid());
+  EXPECT_GT(ticks, 0);
+  EXPECT_EQ(ProcessStartTicks(::getpid()), ticks);
+}
+
+TEST(ProcessStartTicksTest, ZombieAndReapedProcessesAreGone) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) ::_exit(0);
+  // Wait for the exit but leave the zombie in place.
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
+  EXPECT_EQ(ProcessStartTicks(pid), 0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+  EXPECT_EQ(ProcessStartTicks(pid), 0);
+}
+
+TEST(ProcessStartTicksTest, NonexistentPidIsZero) {
+  EXPECT_EQ(ProcessStartTicks(-1), 0);
+  EXPECT_EQ(ProcessStartTicks(0x7fffffff), 0);
+}
+
+TEST(LocalLauncherAliveTest, ForeignProcessCheckedByStartTicks) {
+  LocalLauncher launcher("/bin/true");
+  int64_t ticks = ProcessStartTicks(::getpid());
+  EXPECT_TRUE(launcher.Alive({::getpid(), ticks}));
+  EXPECT_TRUE(launcher.Alive({::getpid(), 0}));
+  EXPECT_FALSE(launcher.Alive({::getpid(), ticks + 1}));
+  EXPECT_FALSE(launcher.Alive({0, 0}));
+}
+
+}  // namespace
+}  // namespace ty::launch
