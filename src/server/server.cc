@@ -178,7 +178,7 @@ Status Server::Start() {
   d.http.set_keep_alive_max_count(100000);
   // httplib only notices a stop between keep-alive waits: keep them short so
   // shutdown is prompt (clients simply reconnect).
-  d.http.set_keep_alive_timeout(2);
+  d.http.set_keep_alive_timeout(1);
   d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
   d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
     d.HandleAgentReport(req, res);

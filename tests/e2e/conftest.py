@@ -119,8 +119,10 @@ class Server:
             aws_access_key_id=self.creds["aws_access_key_id"],
             aws_secret_access_key=self.creds["aws_secret_access_key"],
             region_name=self.region)
-        return session.client(service, endpoint_url=self.url,
-                              config=botocore.config.Config(retries={"max_attempts": 1}), **kw)
+        client = session.client(service, endpoint_url=self.url,
+                                config=botocore.config.Config(retries={"max_attempts": 1}), **kw)
+        client.meta.events.register("response-received.sagemaker.*", _record_raw_response)
+        return client
 
     def cli(self, *args, check=True, timeout=120):
         res = subprocess.run([trainyard_bin(), *args], env=self.client_env(), capture_output=True,
@@ -128,6 +130,38 @@ class Server:
         if check and res.returncode != 0:
             raise AssertionError(f"trainyard {args} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
         return res
+
+
+# Every raw response any test's boto3 client received: (client, operation, status, body).
+RAW_RESPONSES = []
+
+
+def _record_raw_response(response_dict=None, parsed_response=None, context=None, **kwargs):
+    if response_dict is None:
+        return
+    op = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+    RAW_RESPONSES.append((op, response_dict.get("status_code"), response_dict.get("body")))
+
+
+@pytest.fixture(autouse=True)
+def every_response_matches_the_service_model(request):
+    """After each test: every response the server sent to a boto3 client validates against the
+    operation's output shape (raw JSON, so members botocore would drop are caught too), and
+    every error is AWS-shaped."""
+    del RAW_RESPONSES[:]
+    yield
+    import botocore.session
+    import shapecheck
+    client = botocore.session.get_session().create_client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    problems = []
+    for op, status, body in RAW_RESPONSES:
+        doc = json.loads(body) if body else {}
+        if status == 200:
+            problems += [f"{op}: {p}" for p in shapecheck.check_raw(client, op, doc)]
+        elif not (isinstance(doc.get("__type"), str) and isinstance(doc.get("message"), str)):
+            problems.append(f"{op}: error response is not AWS-shaped: {body!r}")
+    assert problems == [], problems
 
 
 @pytest.fixture

@@ -31,11 +31,23 @@ def check_output(client, operation_name, response_dict):
     return problems
 
 
+def check_raw(client, operation_name, body):
+    """Like check_output, but for the raw JSON body the server sent (before botocore parsed
+    it): timestamps are JSON numbers, and members the parser would silently drop are caught."""
+    op = client.meta.service_model.operation_model(operation_name)
+    if op.output_shape is None:
+        return [] if body in ({}, None) else [f"{k}: unexpected member (operation has no output)"
+                                             for k in sorted(body)]
+    problems = []
+    _check(op.output_shape, body, "", problems, raw=True)
+    return problems
+
+
 def _join(path, leaf):
     return f"{path}.{leaf}" if path else leaf
 
 
-def _check(shape, value, path, problems):
+def _check(shape, value, path, problems, raw=False):
     where = path or "<response>"
     kind = shape.type_name
     meta = shape.metadata
@@ -51,7 +63,7 @@ def _check(shape, value, path, problems):
             if member is None:
                 problems.append(f"{_join(path, name)}: unknown member")
             elif item is not None:
-                _check(member, item, _join(path, name), problems)
+                _check(member, item, _join(path, name), problems, raw)
         return
     if kind == "list":
         if not isinstance(value, list):
@@ -59,7 +71,7 @@ def _check(shape, value, path, problems):
             return
         _check_size(meta, len(value), where, "items", problems)
         for i, item in enumerate(value):
-            _check(shape.member, item, f"{path}[{i}]", problems)
+            _check(shape.member, item, f"{path}[{i}]", problems, raw)
         return
     if kind == "map":
         if not isinstance(value, dict):
@@ -67,8 +79,13 @@ def _check(shape, value, path, problems):
             return
         _check_size(meta, len(value), where, "entries", problems)
         for key, item in value.items():
-            _check(shape.key, key, f"{path}<key {key!r}>", problems)
-            _check(shape.value, item, f"{path}[{key!r}]", problems)
+            _check(shape.key, key, f"{path}<key {key!r}>", problems, raw)
+            _check(shape.value, item, f"{path}[{key!r}]", problems, raw)
+        return
+    if kind == "timestamp" and raw:
+        # AWS JSON 1.1 sends epoch seconds as a number.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected epoch seconds, got {type(value).__name__}")
         return
     if kind == "timestamp":
         if not isinstance(value, datetime.datetime):
