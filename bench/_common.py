@@ -100,9 +100,17 @@ class Client:
         return data, dict(req.headers.items())
 
     def send(self, data, headers):
-        self.conn.request("POST", "/", body=data, headers=headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
+        # The server closes keep-alive connections idle for 2 s: reconnect once if so.
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/", body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()
+                if attempt:
+                    raise
         return resp.status, (json.loads(raw) if raw else {})
 
     def call(self, op, body, target_prefix=None):

@@ -1,7 +1,10 @@
 #include "server/server.h"
 
 #include <httplib.h>
+#include <fcntl.h>
+#include <cerrno>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +36,7 @@ struct Server::Impl {
   httplib::Server http;
   std::thread http_thread;
   std::string url;
+  int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
   bool started = false;
   bool shut_down = false;
 
@@ -109,6 +113,15 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (config.data_dir.empty()) return InvalidArgument("--data-dir is required");
   TY_RETURN_IF_ERROR(MakeDirs(config.data_dir));
   TY_ASSIGN_OR_RETURN(config.data_dir, RealPath(config.data_dir));
+  // Two servers on one data dir would both adopt the same jobs.
+  std::string lock_path = JoinPath(config.data_dir, "server.lock");
+  impl->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (impl->lock_fd < 0) return ErrnoStatus("cannot open " + lock_path, errno);
+  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(impl->lock_fd);
+    impl->lock_fd = -1;
+    return FailedPrecondition("another Trainyard server is using the data dir " + config.data_dir);
+  }
   if (config.file_roots.empty()) config.file_roots = {config.data_dir, CurrentDir()};
   std::vector<std::string> roots;
   for (const auto& r : config.file_roots) {
@@ -238,6 +251,10 @@ void Server::Shutdown() {
   if (d.started) {
     // A stale URL would send agents of a later server to nobody.
     ::unlink(JoinPath(d.config.data_dir, "server.json").c_str());
+  }
+  if (d.lock_fd >= 0) {
+    ::close(d.lock_fd);  // releases the flock
+    d.lock_fd = -1;
   }
 }
 
