@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def trainyard_bin():
-    return os.environ.get("TRAINYARD_BIN", os.path.join(ROOT, "build-bench", "trainyard"))
+    return os.path.abspath(os.environ.get("TRAINYARD_BIN", os.path.join(ROOT, "build-bench", "trainyard")))
 
 
 def read_credentials(path, profile="trainyard"):

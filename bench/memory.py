@@ -22,7 +22,13 @@ def status_kb(pid, key):
     return 0
 
 
+def db_file(data_dir):
+    p = os.path.join(data_dir, "trainyard.db")
+    return os.path.getsize(p) if os.path.exists(p) else 0
+
+
 def db_bytes(data_dir):
+    """trainyard.db + -wal + -shm."""
     total = 0
     for suffix in ("", "-wal", "-shm"):
         p = os.path.join(data_dir, "trainyard.db" + suffix)
@@ -89,28 +95,29 @@ def main():
         call_secs = time.perf_counter() - t1
         rows.append((f"after {a.calls} Describe/List calls", srv.rss_kb(), db_bytes(srv.data_dir)))
         peak = status_kb(srv.proc.pid, "VmHWM")
+        main_db = db_file(srv.data_dir)
 
         # Restart on the same data dir: what does a server holding 10k stored jobs start with?
         srv.stop()
         srv2 = Server(data_dir=srv.data_dir).start()
         time.sleep(0.5)
         Client(srv2.url, srv2.creds).call("ListTrainingJobs", {})
-        rows.append(("restarted on the 10k-job data dir", srv2.rss_kb(), db_bytes(srv.data_dir)))
+        rows.append((f"restarted on the {a.n}-job data dir", srv2.rss_kb(), db_bytes(srv.data_dir)))
         srv2.stop()
         base_rss = rows[0][1]
 
         print(f"memory: {a.n} finished jobs, {a.threads} client threads, failure reason: {reason[:70]!r}")
-        print(f"{'state':40s} {'VmRSS MiB':>10s} {'vs idle':>8s} {'DB MiB':>8s}")
+        print(f"{'state':40s} {'VmRSS MiB':>10s} {'vs idle':>8s} {'DB+WAL MiB':>11s}")
         for label, rss, db in rows:
             print(f"{label:40s} {rss / 1024:10.1f} {rss / base_rss:7.2f}x "
-                  f"{(db / 2**20) if db is not None else float('nan'):8.2f}")
+                  f"{(db / 2**20) if db is not None else float('nan'):11.2f}")
         print(f"creation: {a.n} jobs in {secs:.1f} s = {rate:.0f} jobs/s ({len(errors)} errors); "
               f"{a.calls} Describe/List(100) calls in {call_secs:.1f} s; peak VmHWM {peak / 1024:.1f} MiB")
         grow = rows[3][1] - base_rss
         print(f"RESULT memory: idle {base_rss / 1024:.1f} MiB; with {a.n} jobs after calls "
               f"{rows[3][1] / 1024:.1f} MiB (+{grow / 1024:.1f} MiB, {grow * 1024 / a.n:.0f} B/job, "
               f"x{rows[3][1] / base_rss:.2f}); DB {rows[3][2] / 2**20:.1f} MiB "
-              f"({rows[3][2] / a.n:.0f} B/job); create {rate:.0f} jobs/s")
+              f"incl. WAL, trainyard.db alone {main_db / 2**20:.1f} MiB ({main_db / a.n:.0f} B/job); create {rate:.0f} jobs/s")
     finally:
         base.stop()
         base.cleanup()

@@ -20,7 +20,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Client, Server, job_request, med, pct  # noqa: E402
 
-CONFIG = 'images:\n  - match: "bench/echo:*"\n    command: ["/bin/echo", "hello"]\n'
+CONFIG = ('images:\n  - match: "bench/echo:*"\n    command: ["/bin/echo", "hello"]\n'
+          # prints its line, then keeps running: shows the agent's log batching delay
+          '  - match: "bench/linger:*"\n    command: ["/bin/sh", "-c", "echo hello; sleep 0.5", "sh"]\n')
 
 
 def bwrap_argv(instance_dir):
@@ -41,7 +43,7 @@ def time_direct(argv, n):
     return out
 
 
-def run_jobs(isolation, n, poll_sleep):
+def run_jobs(isolation, n, poll_sleep, image="bench/echo:1"):
     srv = Server(CONFIG, ["--isolation", isolation]).start()
     out_dir = tempfile.mkdtemp(prefix="ty-bench-out-")
     try:
@@ -50,7 +52,7 @@ def run_jobs(isolation, n, poll_sleep):
         res = {"poll": [], "ts": [], "resp": [], "down": [], "train": [], "polls": [], "fail": 0}
         for i in range(n + 1):  # job 0 is a warm-up (page cache, bwrap probe), not counted
             name = f"start-{isolation}-{i}-{int(time.time()*1000)%100000}"
-            data, headers = c.prepare("CreateTrainingJob", job_request(name, "bench/echo:1", out_dir))
+            data, headers = c.prepare("CreateTrainingJob", job_request(name, image, out_dir))
             pdata, pheaders = None, None
             t0_wall = time.time()
             t0 = time.perf_counter()
@@ -67,7 +69,7 @@ def run_jobs(isolation, n, poll_sleep):
                 st, lb = poller.send(pdata, pheaders)
                 polls += 1
                 for e in lb.get("Events", []):
-                    if e["Message"] == "hello":
+                    if e["Message"].startswith("hello"):
                         seen = (time.perf_counter(), e["Timestamp"])
                         break
                 if lb.get("TrainingJobStatus") in ("Failed", "Stopped") and seen is None:
@@ -106,6 +108,8 @@ def main():
     ap.add_argument("-n", type=int, default=30)
     ap.add_argument("--isolation", default="bwrap,none")
     ap.add_argument("--poll-sleep", type=float, default=0.0, help="seconds between log polls (0: tight)")
+    ap.add_argument("--linger", type=int, default=10,
+                    help="also run this many jobs that print then sleep 0.5 s (0: skip)")
     a = ap.parse_args()
 
     inst = tempfile.mkdtemp(prefix="ty-bench-inst-")
@@ -114,9 +118,9 @@ def main():
     if bw_ok:
         base["bwrap echo"] = time_direct(bwrap_argv(inst), a.n)
     print(f"start_overhead: N={a.n} jobs per isolation mode (+1 warm-up), poll sleep {a.poll_sleep}s")
-    print(f"{'what':34s} {'median ms':>10s} {'p90 ms':>8s}")
+    print(f"{'what':40s} {'median ms':>10s} {'p90 ms':>8s} {'min ms':>8s}")
     for k, v in base.items():
-        print(f"{'baseline: subprocess.run ' + k:34s} {med(v):10.1f} {pct(v, 90):8.1f}")
+        print(f"{'baseline: subprocess.run ' + k:40s} {med(v):10.1f} {pct(v, 90):8.1f} {min(v, default=float('nan')):8.1f}")
     summary = []
     for iso in a.isolation.split(","):
         if iso == "bwrap" and not bw_ok:
@@ -127,14 +131,21 @@ def main():
                 ("-> Training (staged)", r["train"]), ("first line, agent Timestamp", r["ts"]),
                 ("first line visible via polling", r["poll"])]
         for label, v in rows:
-            print(f"{iso + ': ' + label:34s} {med(v):10.1f} {pct(v, 90):8.1f}")
-        print(f"{iso + ': polls per job':34s} {med(r['polls']):10.0f}   failures: {r['fail']}")
+            print(f"{iso + ': ' + label:40s} {med(v):10.1f} {pct(v, 90):8.1f} {min(v, default=float('nan')):8.1f}")
+        print(f"{iso + ': polls per job':40s} {med(r['polls']):10.0f}   failures: {r['fail']}")
         ref = base["bwrap echo"] if iso == "bwrap" and bw_ok else base["echo"]
         summary.append(f"isolation={iso}: first line median {med(r['ts']):.1f} ms (agent ts) / "
                        f"{med(r['poll']):.1f} ms (polled), p90 {pct(r['ts'], 90):.1f} / "
                        f"{pct(r['poll'], 90):.1f} ms; direct {med(ref):.1f} ms -> "
                        f"overhead x{med(r['ts']) / med(ref):.1f} (ts) x{med(r['poll']) / med(ref):.1f} (polled); "
                        f"goal <50 ms: {'MET' if med(r['poll']) < 50 else 'NOT MET'}")
+    if a.linger:
+        r = run_jobs("none", a.linger, a.poll_sleep, "bench/linger:1")
+        for label, key in (("first line, agent Timestamp", "ts"), ("first line visible via polling", "poll")):
+            print(f"{'none+linger: ' + label:40s} {med(r[key]):10.1f} {pct(r[key], 90):8.1f} {min(r[key]):8.1f}")
+        summary.append(f"isolation=none, job keeps running after its line: first line median "
+                       f"{med(r['ts']):.1f} ms (agent ts) / {med(r['poll']):.1f} ms (polled); "
+                       f"gap {med(r['poll']) - med(r['ts']):.0f} ms = agent log batching")
     for s in summary:
         print("RESULT start_overhead " + s)
 

@@ -175,10 +175,10 @@ int CountNodes(const json& e, int* contains) {
   return n;
 }
 
-Status CheckFilters(const json& e) {
+Status CheckFilterList(const json& filters) {
   static const char* kNumericOps[] = {"GreaterThan", "GreaterThanOrEqualTo", "LessThan",
                                       "LessThanOrEqualTo"};
-  for (const auto& f : e.value("Filters", json::array())) {
+  for (const auto& f : filters) {
     std::string op = f.value("Operator", "Equals");
     bool needs_value = op != "Exists" && op != "NotExists";
     if (needs_value && !f.contains("Value")) {
@@ -192,6 +192,14 @@ Status CheckFilters(const json& e) {
                                "timestamp values; '" + f.value("Value", "") + "' is text.");
       }
     }
+  }
+  return Status::Ok();
+}
+
+Status CheckFilters(const json& e) {
+  TY_RETURN_IF_ERROR(CheckFilterList(e.value("Filters", json::array())));
+  for (const auto& nf : e.value("NestedFilters", json::array())) {
+    TY_RETURN_IF_ERROR(CheckFilterList(nf.value("Filters", json::array())));
   }
   for (const auto& sub : e.value("SubExpressions", json::array())) {
     TY_RETURN_IF_ERROR(CheckFilters(sub));
@@ -207,7 +215,7 @@ std::vector<const json*> ResolveProperty(const json& record, const std::string& 
   std::string head = path.substr(0, dot);
   std::string rest = dot == std::string::npos ? "" : path.substr(dot + 1);
   if (head == "Tags" && !rest.empty()) {
-    for (const auto& t : record.value("Tags", json::array())) {
+    if (record.contains("Tags")) for (const auto& t : record.at("Tags")) {
       if (t.value("Key", "") == rest) out.push_back(&t.at("Value"));
     }
     return out;

@@ -13,13 +13,13 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
   if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
     *host = host->substr(1, host->size() - 2);
   }
-  try {
-    size_t used = 0;
-    *port = std::stoi(listen.substr(colon + 1), &used);
-    if (used != listen.size() - colon - 1 || *port < 0 || *port > 65535) throw std::out_of_range("");
-  } catch (...) {
+  // Digits only: std::stoi alone would take " 80" and "+80".
+  std::string digits = listen.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos || std::stoi(digits) > 65535) {
     return InvalidArgument("--listen has a bad port: '" + listen + "'");
   }
+  *port = std::stoi(digits);
   return Status::Ok();
 }
 
@@ -52,6 +52,9 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
       } else if (key == "http_threads") {
         c->http_threads = v.as<int>();
       } else if (key == "images") {
+        if (!v.IsNull() && !v.IsSequence()) {
+          return InvalidArgument(path + ": images must be a list of entries");
+        }
         for (const auto& img : v) {
           launch::ImageRule rule;
           rule.match = img["match"].as<std::string>();

@@ -13,6 +13,7 @@
 #include "api/sagemaker_api.h"
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
+#include "common/crypto.h"
 #include "common/fs.h"
 #include "control/job_controller.h"
 #include "launch/image_catalog.h"
@@ -205,6 +206,7 @@ Status Server::Start() {
                                     req.method + " " + req.path;
     api::ApiResponse r = api::SageMakerApi::ErrorResponse({type, message, res.status});
     res.set_header("X-Amzn-ErrorType", type);
+    res.set_header("x-amzn-RequestId", RandomUuid());
     res.set_content(r.body, "application/x-amz-json-1.1");
   });
   d.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

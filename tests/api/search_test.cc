@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(
                    Filter("InputDataConfig.ChannelName", "NotEquals", "test"),
                    {"beta-job", "gamma"}},
         FilterCase{"UnknownPath", Filter("NoSuch.Path", "Equals", "x"), {}}),
-    [](const ::testing::TestParamInfo<FilterCase>& info) { return info.param.label; });
+    [](const ::testing::TestParamInfo<FilterCase>& p) { return p.param.label; });
 
 TEST(SearchExpressionTest, EmptyAndNullMatchEverything) {
   std::set<std::string> all = {"alpha-job", "beta-job", "gamma"};
@@ -291,6 +291,12 @@ INSTANTIATE_TEST_SUITE_P(
                   {{"SubExpressions",
                     {{{"Filters", {Filter("TrainingJobName", "LessThan", "abc")}}}}}},
                   "LessThan"},
+        CheckCase{"GreaterThanOnTextInNestedFilter",
+                  {{"NestedFilters",
+                    {{{"NestedPropertyName", "InputDataConfig"},
+                      {"Filters",
+                       {Filter("InputDataConfig.ChannelName", "GreaterThan", "train")}}}}}},
+                  "only supported for numeric and timestamp values"},
         CheckCase{"GreaterThanNumber",
                   {{"Filters", {Filter("ResourceConfig.InstanceCount", "GreaterThan", "1")}}},
                   ""},
@@ -304,7 +310,7 @@ INSTANTIATE_TEST_SUITE_P(
                   {{"Filters", {{{"Name", "Tags.team"}, {"Operator", "Exists"}}}}}, ""},
         CheckCase{"FiftyNodes", ManyFilters(50), ""},
         CheckCase{"FiftyOneNodes", ManyFilters(51), "at most 50 nodes"}),
-    [](const ::testing::TestParamInfo<CheckCase>& info) { return info.param.label; });
+    [](const ::testing::TestParamInfo<CheckCase>& p) { return p.param.label; });
 
 std::vector<std::string> Names(const std::vector<json>& records) {
   std::vector<std::string> names;

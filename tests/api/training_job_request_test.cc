@@ -380,9 +380,7 @@ TEST_P(RequestRuleTest, RefusedWithMemberNamed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Rules, RequestRuleTest, ::testing::ValuesIn(RuleCases()),
-                         [](const ::testing::TestParamInfo<RuleCase>& info) {
-                           return info.param.label;
-                         });
+                         [](const ::testing::TestParamInfo<RuleCase>& p) { return p.param.label; });
 
 class UnsupportedTopLevelTest : public ParseCreateTrainingJobTest,
                                 public ::testing::WithParamInterface<std::string> {};

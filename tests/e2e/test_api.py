@@ -123,7 +123,7 @@ def test_describe_and_list_shapes(fleet):
     by_name = {s["TrainingJobName"]: s for s in summaries}
     assert "TrainingEndTime" in by_name["alpha-done"]
     assert "TrainingEndTime" not in by_name["delta-run"]
-    assert by_name["epsilon-stop"]["SecondaryStatus"] == "Stopped"
+    assert by_name["epsilon-stop"]["TrainingJobStatus"] == "Stopped"
 
 
 def test_list_filters(fleet):

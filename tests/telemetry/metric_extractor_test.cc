@@ -80,7 +80,7 @@ TEST(MetricExtractorTest, SeveralDefinitionsMatchOneLine) {
 }
 
 TEST(MetricExtractorTest, AppendsToExistingSamples) {
-  MetricExtractor extractor({{"loss", "loss=([0-9.]+)"}});
+  MetricExtractor extractor(std::vector<MetricDefinition>{{"loss", "loss=([0-9.]+)"}});
   std::vector<Sample> out = {{"old", 1, 1}};
   extractor.Extract("loss=2", 5, &out);
   extractor.Extract("loss=3", 6, &out);
@@ -90,9 +90,8 @@ TEST(MetricExtractorTest, AppendsToExistingSamples) {
 }
 
 TEST(MetricExtractorTest, InvalidRegexesAreReportedAndNeverMatch) {
-  MetricExtractor extractor({{"bad", "loss=([0-9"},
-                             {"nogroup", "loss=[0-9]+"},
-                             {"good", "loss=([0-9]+)"}});
+  MetricExtractor extractor(std::vector<MetricDefinition>{
+      {"bad", "loss=([0-9"}, {"nogroup", "loss=[0-9]+"}, {"good", "loss=([0-9]+)"}});
   EXPECT_EQ(extractor.invalid(), (std::vector<std::string>{"bad", "nogroup"}));
   EXPECT_FALSE(extractor.empty());
   std::vector<Sample> out;
@@ -104,7 +103,7 @@ TEST(MetricExtractorTest, InvalidRegexesAreReportedAndNeverMatch) {
 
 TEST(MetricExtractorTest, EmptyWhenNoUsableDefinition) {
   EXPECT_TRUE(MetricExtractor({}).empty());
-  MetricExtractor only_bad({{"bad", "("}});
+  MetricExtractor only_bad(std::vector<MetricDefinition>{{"bad", "("}});
   EXPECT_TRUE(only_bad.empty());
   EXPECT_EQ(only_bad.invalid(), std::vector<std::string>{"bad"});
 }
