@@ -180,11 +180,11 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
   }
   std::string config_dir = JoinPath(dir, "input/config");
   TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "hyperparameters.json"), HyperparametersJson(c.spec)));
+      WriteFileAtomic(JoinPath(config_dir, "hyperparameters.json"), HyperparametersJson(c.spec), 0644, /*durable=*/false));
   TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "resourceconfig.json"), ResourceConfigJson(c)));
+      WriteFileAtomic(JoinPath(config_dir, "resourceconfig.json"), ResourceConfigJson(c), 0644, /*durable=*/false));
   TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "inputdataconfig.json"), InputDataConfigJson(c.spec)));
+      WriteFileAtomic(JoinPath(config_dir, "inputdataconfig.json"), InputDataConfigJson(c.spec), 0644, /*durable=*/false));
   if (c.spec.checkpoint_uri) {
     TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(c));
     TY_RETURN_IF_ERROR(MakeDirs(ckpt));

@@ -146,7 +146,9 @@ Result<Supervisor::Outcome> Supervisor::Run(SpawnOptions options,
     fds[nfds++] = {stop_pipe_[0], POLLIN, 0};
     if (proc->stdout_fd() >= 0) fds[nfds++] = {proc->stdout_fd(), POLLIN, 0};
     if (proc->stderr_fd() >= 0) fds[nfds++] = {proc->stderr_fd(), POLLIN, 0};
-    ::poll(fds, nfds, 50);
+    // Once both output pipes hit EOF the process is exiting: check for it
+    // often so the job's end is not delayed by the poll period.
+    ::poll(fds, nfds, nfds == 1 ? 2 : 20);
 
     drain(false);
     drain(true);

@@ -9,8 +9,10 @@ namespace ty {
 
 Result<std::string> ReadFile(const std::string& path);
 // Writes via a temporary file and rename(2), so readers never see a torn file.
-// mode: permission bits of the new file.
-Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
+// mode: permission bits of the new file. durable: fsync before the rename, so
+// the new contents also survive a machine crash (scratch files skip it).
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644,
+                       bool durable = true);
 Status MakeDirs(const std::string& path, int mode = 0755);
 // Removes path recursively; a missing path is not an error.
 Status RemoveAll(const std::string& path);

@@ -44,7 +44,8 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
   std::string instance_file = JoinPath(*parent_real, host + ".instance.json");
   std::string log_file = JoinPath(*parent_real, host + ".agent.log");
   TY_RETURN_IF_ERROR(
-      WriteFileAtomic(instance_file, model::InstanceConfigToJson(config).dump(2), 0600));
+      WriteFileAtomic(instance_file, model::InstanceConfigToJson(config).dump(2), 0600,
+                      /*durable=*/false));
 
   // Prepare everything the child needs before fork: only async-signal-safe
   // calls are allowed between fork and exec.

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent.h"
 #include "api/credentials.h"
 #include "api/sagemaker_api.h"
 #include "api/service_model.h"
@@ -147,6 +148,11 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   *creds = std::move(loaded).value();
   if (creds->size() == 0) {
     return InvalidArgument("no access keys in " + config.credentials_file);
+  }
+
+  // Probe bubblewrap once here rather than in every agent on the start path.
+  if (config.isolation == "auto") {
+    config.isolation = agent::BubblewrapWorks(agent::AgentOptions{}.bwrap_path) ? "bwrap" : "none";
   }
 
   auto model = api::ServiceModel::Load(api::EmbeddedSageMakerModel());
