@@ -121,7 +121,11 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
   Outcome outcome = Dispatch(caller, *target, body);
   if (auto* err = std::get_if<ApiError>(&outcome)) return finish(ErrorResponse(*err));
   ApiResponse r;
-  r.body = std::get<json>(outcome).dump();
+  if (auto* raw = std::get_if<RawJson>(&outcome)) {
+    r.body = std::move(raw->text);
+  } else {
+    r.body = std::get<json>(outcome).dump();
+  }
   return finish(std::move(r));
 }
 
@@ -185,11 +189,34 @@ SageMakerApi::Outcome SageMakerApi::CreateTrainingJob(const Caller& caller, cons
 }
 
 SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, const json& body) {
-  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  std::string name = body.at("TrainingJobName").get<std::string>();
+  auto version = store_->GetJobVersion(caller.account_id, name);
+  if (!version.ok()) {
+    return version.status().code() == StatusCode::kNotFound ? JobNotFound()
+                                                            : ToApiError(version.status());
+  }
+  std::string key = caller.account_id + "/" + name;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = describe_cache_.find(key);
+    if (it != describe_cache_.end() && it->second.id == version->id &&
+        it->second.version == version->version) {
+      return RawJson{it->second.body};
+    }
+  }
+  auto job = store_->GetJob(caller.account_id, name);
   if (!job.ok()) {
     return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
   }
-  return DescribeJson(*job);
+  // The job may have moved on since its version was read; then the entry is
+  // newer than its key and the next call simply renders again.
+  std::string rendered = DescribeJson(*job).dump();
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (describe_cache_.size() >= kDescribeCacheEntries) describe_cache_.clear();
+    describe_cache_[key] = {version->id, version->version, rendered};
+  }
+  return RawJson{std::move(rendered)};
 }
 
 SageMakerApi::Outcome SageMakerApi::ListTrainingJobs(const Caller& caller, const json& body) {

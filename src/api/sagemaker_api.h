@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -56,7 +58,20 @@ class SageMakerApi {
 
  private:
   using Json = nlohmann::json;
-  using Outcome = std::variant<Json, ApiError>;
+  // A response body already rendered (from the Describe cache).
+  struct RawJson {
+    std::string text;
+  };
+  using Outcome = std::variant<Json, ApiError, RawJson>;
+
+  // Rendered DescribeTrainingJob bodies by "<account>/<name>", valid for one
+  // (row id, version) of the job: Describe is the call clients poll.
+  struct CachedDescribe {
+    int64_t id = 0;
+    int64_t version = 0;
+    std::string body;
+  };
+  static constexpr size_t kDescribeCacheEntries = 1024;
 
   Outcome Dispatch(const Caller& caller, const std::string& target, const Json& body);
   Outcome CreateTrainingJob(const Caller& caller, const Json& body);
@@ -79,6 +94,9 @@ class SageMakerApi {
   control::JobController* const controller_;
   store::Store* const store_;
   const Clock* const clock_;
+
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, CachedDescribe> describe_cache_;  // guarded by cache_mu_
 };
 
 }  // namespace ty::api

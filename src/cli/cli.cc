@@ -84,9 +84,12 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
-  err << "trainyard server: shutting down (signal " << sig << ")\n";
-  (*srv)->Shutdown();
-  return 0;
+  err << "trainyard server: shutting down (signal " << sig << ")" << std::endl;
+  // Every job is settled and persisted by now; idle client connections need
+  // not be waited for.
+  (*srv)->Shutdown(/*wait_for_connections=*/false);
+  out.flush();
+  std::_Exit(0);
 }
 
 // ---- following a job -------------------------------------------------------
@@ -257,7 +260,7 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
       ApiClient stopper(ep);
       (void)stopper.Call("SageMaker.StopTrainingJob", {{"TrainingJobName", name}});
       sigwait(&set, &sig);
-      srv->Shutdown();  // kills the job's processes
+      srv->Shutdown(/*wait_for_connections=*/false);  // kills the job's processes
       std::_Exit(130);
     }).detach();
   }

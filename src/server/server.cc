@@ -196,9 +196,9 @@ Status Server::Start() {
   d.http.set_payload_max_length(d.config.max_body_bytes * 4 + 4096);
   d.http.set_tcp_nodelay(true);  // agents and clients send small requests on keep-alive
   d.http.set_keep_alive_max_count(100000);
-  // httplib only notices a stop between keep-alive waits: keep them short so
-  // shutdown is prompt (clients simply reconnect).
-  d.http.set_keep_alive_timeout(1);
+  // Long enough that SDK pollers (a DescribeTrainingJob every few seconds)
+  // reuse their connection instead of racing the server's close of it.
+  d.http.set_keep_alive_timeout(60);
   d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
   d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
     d.HandleAgentReport(req, res);
@@ -249,13 +249,14 @@ Status Server::Start() {
   return Status::Ok();
 }
 
-void Server::Shutdown() {
+void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down) return;
   d.shut_down = true;
   if (d.controller) d.controller->Shutdown();
   d.http.stop();
-  if (d.http_thread.joinable()) d.http_thread.join();
+  // httplib's workers only notice the stop when an idle keep-alive wait ends.
+  if (wait_for_connections && d.http_thread.joinable()) d.http_thread.join();
   if (d.started) {
     // A stale URL would send agents of a later server to nobody.
     ::unlink(JoinPath(d.config.data_dir, "server.json").c_str());

@@ -55,7 +55,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -114,6 +114,8 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // v2: a counter bumped by every UpdateJob, so readers can cache renderings of a job.
+    R"sql(ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;)sql",
 };
 
 Status Exec(sqlite3* db, const char* sql) {
@@ -379,7 +381,7 @@ Status Store::UpdateJob(const model::JobRecord& record) {
       sets += (sets.empty() ? "" : ", ") + col + " = ?";
       pos = comma + 1;
     }
-    return "UPDATE jobs SET " + sets + " WHERE id = ?";
+    return "UPDATE jobs SET " + sets + ", version = version + 1 WHERE id = ?";
   }();
   std::lock_guard lock(mu_);
   // One UPDATE statement: atomic on its own, no explicit transaction needed.
@@ -401,6 +403,16 @@ Result<model::JobRecord> Store::GetJob(const std::string& account, const std::st
   s.Bind(1, account);
   s.Bind(2, name);
   return ReadOne(s, "training job " + name + " does not exist");
+}
+
+Result<JobVersion> Store::GetJobVersion(const std::string& account, const std::string& name) {
+  std::lock_guard lock(mu_);
+  TY_STMT(s, "SELECT id, version FROM jobs WHERE account = ? AND name = ?");
+  s.Bind(1, account);
+  s.Bind(2, name);
+  TY_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFound("training job " + name + " does not exist");
+  return JobVersion{s.Int(0), s.Int(1)};
 }
 
 Result<model::JobRecord> Store::GetJobByArn(const std::string& arn) {

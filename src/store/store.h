@@ -40,6 +40,11 @@ struct MetricSample {
   double value = 0;
 };
 
+struct JobVersion {
+  int64_t id = 0;
+  int64_t version = 0;
+};
+
 // Filters of ListTrainingJobs, applied in SQL.
 struct JobQuery {
   std::string account;
@@ -70,6 +75,9 @@ class Store {
   // kNotFound when the account has no such job.
   Result<model::JobRecord> GetJob(const std::string& account, const std::string& name);
   Result<model::JobRecord> GetJobByArn(const std::string& arn);
+  // The job's row id and a counter every UpdateJob increments: (id, version)
+  // identifies one state of one job, so a rendering of it can be cached.
+  Result<JobVersion> GetJobVersion(const std::string& account, const std::string& name);
   // Removes the job and everything attached to it (tags, logs, metrics).
   Status DeleteJob(const std::string& account, const std::string& name);
   // Jobs matching the query, in its order, at most query.limit of them.

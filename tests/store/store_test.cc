@@ -196,10 +196,47 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 1);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 2);
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
+}
+
+TEST_F(StoreTest, UpdateJobBumpsTheVersion) {
+  model::JobRecord job = FullJob();
+  Insert(job);
+  auto before = store_->GetJobVersion(job.account, job.spec.name);
+  ASSERT_TRUE(before.ok());
+  auto stored = store_->GetJob(job.account, job.spec.name);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(before->id, stored->id);
+  ASSERT_TRUE(store_->UpdateJob(*stored).ok());
+  ASSERT_TRUE(store_->UpdateJob(*stored).ok());
+  auto after = store_->GetJobVersion(job.account, job.spec.name);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->version, before->version + 2);
+  EXPECT_EQ(store_->GetJobVersion(job.account, "nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
+  model::JobRecord job = FullJob();
+  Insert(job);
+  store_.reset();
+  // Take the database back to schema v1, as an older Trainyard left it.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE jobs DROP COLUMN version; UPDATE schema_version SET version = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto reopened = store::Store::Open(dir_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  store_ = std::move(reopened).value();
+  auto v = store_->GetJobVersion(job.account, job.spec.name);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->version, 0);
+  EXPECT_TRUE(store_->GetJob(job.account, job.spec.name).ok());
 }
 
 TEST_F(StoreTest, RefusesSchemaNewerThanItKnows) {
