@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -94,7 +95,15 @@ std::string UniqueJobName(const std::string& base) {
   }
   char ms[8];
   std::snprintf(ms, sizeof(ms), "-%03d", static_cast<int>(ToEpochMillis(now) % 1000));
-  std::string b = base.substr(0, 63 - stamp.size() - 5);
+  // Keep only what the TrainingJobName pattern allows, starting with an alnum.
+  std::string b;
+  for (char c : base) {
+    bool alnum = std::isalnum(static_cast<unsigned char>(c)) != 0;
+    if (alnum || (!b.empty() && c == '-')) b += alnum ? c : '-';
+    else if (!b.empty()) b += '-';
+  }
+  if (b.empty()) b = "job";
+  b = b.substr(0, 63 - stamp.size() - 5);
   return b + "-" + stamp + ms;
 }
 

@@ -95,6 +95,7 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
   ::close(err_pipe[0]);
   if (n == sizeof(child_errno)) {
     ::waitpid(pid, nullptr, 0);
+    ::unlink(instance_file.c_str());  // it holds the job's agent token
     return ErrnoStatus("cannot execute agent " + agent_binary_, child_errno);
   }
   {

@@ -207,6 +207,16 @@ TEST(UniqueJobNameTest, ValidSageMakerNames) {
   }
 }
 
+TEST(UniqueJobNameTest, BasesOutsideThePatternAreCleaned) {
+  for (const std::string& base : {std::string(""), std::string("_x"), std::string("my_job.v2"),
+                                  std::string("-lead"), std::string("___")}) {
+    std::string name = UniqueJobName(base);
+    EXPECT_TRUE(std::regex_match(name, kJobNamePattern)) << "base '" << base << "' -> " << name;
+  }
+  EXPECT_EQ(UniqueJobName("my_job.v2").rfind("my-job-v2-", 0), 0u);
+  EXPECT_EQ(UniqueJobName("").rfind("job-", 0), 0u);
+}
+
 TEST(UniqueJobNameTest, ShortBaseKeptWhole) {
   std::string name = UniqueJobName("my-job");
   // "<base>-YYYY-MM-DD-HH-MM-SS-mmm"
