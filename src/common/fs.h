@@ -7,6 +7,33 @@
 
 namespace ty {
 
+// Owns a file descriptor: closed on destruction. Movable, not copyable.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
+  ~UniqueFd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset();
+  // Closes now and returns close(2)'s result: some file systems report
+  // write errors only there.
+  int Close();
+
+ private:
+  int fd_;
+};
+
 Result<std::string> ReadFile(const std::string& path);
 // Writes via a temporary file and rename(2), so readers never see a torn file.
 // mode: permission bits of the new file. durable: fsync before the rename, so

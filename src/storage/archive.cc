@@ -33,25 +33,6 @@ using ReadArchive = std::unique_ptr<archive, ReadFree>;
 using WriteArchive = std::unique_ptr<archive, WriteFree>;
 using Entry = std::unique_ptr<archive_entry, EntryFree>;
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 // The one translation of libarchive errors into Status.
 Status ArchiveStatus(archive* a, const std::string& what) {
   const char* err = archive_error_string(a);
@@ -101,9 +82,9 @@ Status WriteEntry(archive* out, const std::string& abs, const std::string& rel,
     return ErrnoStatus("cannot stat " + abs, errno);
   }
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) return Status::Ok();
-  std::unique_ptr<Fd> in;
+  std::unique_ptr<UniqueFd> in;
   if (S_ISREG(st.st_mode)) {
-    in = std::make_unique<Fd>(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    in = std::make_unique<UniqueFd>(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (in->get() < 0) return ErrnoStatus("cannot open " + abs, errno);
     // The header must describe the file we are about to read, not the path as it was.
     if (::fstat(in->get(), &st) != 0) return ErrnoStatus("cannot stat " + abs, errno);
@@ -229,7 +210,7 @@ Status PackDirectory(const std::string& dir, const std::string& tar_gz_path) {
   std::vector<std::string> entries;
   TY_RETURN_IF_ERROR(CollectEntries(dir_real, "", &entries));
 
-  Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus("cannot create a temporary file in " + out_dir, errno);
   Status s = WriteArchiveTo(fd.get(), dir_real, entries, {final_path, tmp}, tar_gz_path);
   if (s.ok() && (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0 || fd.Close() != 0)) {

@@ -21,34 +21,6 @@ namespace fs = std::filesystem;
 constexpr size_t kCopyBufferSize = 1 << 20;
 constexpr char kTempMarker[] = ".ty-tmp-";
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    Reset();
-    fd_ = std::exchange(other.fd_, -1);
-    return *this;
-  }
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  // Closes and reports the close(2) error, which is where some file systems report write errors.
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 std::string BaseName(const std::string& path) {
   std::string p = fs::path(path).lexically_normal().string();
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -105,8 +77,8 @@ Status CopyFd(int in, int out, const std::string& from, const std::string& to) {
   }
 }
 
-Result<Fd> OpenRegularFile(const std::string& path, struct stat* st) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<UniqueFd> OpenRegularFile(const std::string& path, struct stat* st) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return NotFound("no such file " + path);
     return ErrnoStatus("cannot open " + path, errno);
@@ -120,11 +92,11 @@ Result<Fd> OpenRegularFile(const std::string& path, struct stat* st) {
 // then fsyncs the directory so the rename itself survives a crash.
 Status CopyFileAtomic(const std::string& src, const std::string& dest) {
   struct stat st;
-  TY_ASSIGN_OR_RETURN(Fd in, OpenRegularFile(src, &st));
+  TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   std::string dir = DirName(dest);
   TY_RETURN_IF_ERROR(MakeDirs(dir));
   std::string tmpl = JoinPath(dir, "." + BaseName(dest) + kTempMarker + "XXXXXX");
-  Fd out(::mkostemp(tmpl.data(), O_CLOEXEC));
+  UniqueFd out(::mkostemp(tmpl.data(), O_CLOEXEC));
   if (out.get() < 0) return ErrnoStatus("cannot create a temporary file in " + dir, errno);
   auto fail = [&](Status s) {
     out.Reset();
@@ -140,7 +112,7 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest) {
   if (::rename(tmpl.c_str(), dest.c_str()) != 0) {
     return fail(ErrnoStatus("cannot rename " + tmpl + " to " + dest, errno));
   }
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
   return Status::Ok();
 }
@@ -148,9 +120,9 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest) {
 // Copies into a directory we own: no temp file needed, but never through a symlink at the leaf.
 Status CopyFileInto(const std::string& src, const std::string& dest) {
   struct stat st;
-  TY_ASSIGN_OR_RETURN(Fd in, OpenRegularFile(src, &st));
+  TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   TY_RETURN_IF_ERROR(MakeDirs(DirName(dest)));
-  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+  UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                 (st.st_mode & 0777) | S_IRUSR | S_IWUSR));
   if (out.get() < 0) return ErrnoStatus("cannot create " + dest, errno);
   TY_RETURN_IF_ERROR(CopyFd(in.get(), out.get(), src, dest));
