@@ -203,7 +203,7 @@ INSTANTIATE_TEST_SUITE_P(
              {AK::kLaunch},
              "",
              true}),
-    [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<Case>& p) { return p.param.name; });
 
 TEST(StateMachine, StartingMessageIsUpdatedInPlace) {
   testing::FakeClock clock;
