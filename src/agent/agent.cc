@@ -28,6 +28,7 @@ constexpr size_t kMaxBatchLines = 500;
 // Lines reach followers within ~this long; batching keeps report count low
 // for chatty jobs.
 constexpr auto kMaxBatchDelay = std::chrono::milliseconds(20);
+constexpr size_t kMaxBatchBytes = 1 << 20;
 constexpr size_t kStderrTailLines = 64;
 
 int64_t NowMs() { return ToEpochMillis(SystemClock::Default()->Now()); }
@@ -91,6 +92,7 @@ struct Agent::Impl {
 
   // Log batching (main thread only).
   std::vector<model::AgentLogLine> pending;
+  size_t pending_bytes = 0;
   std::chrono::steady_clock::time_point first_pending;
   std::deque<std::string> stderr_tail;
 
@@ -122,8 +124,11 @@ struct Agent::Impl {
 
   void AddLine(int64_t ts, std::string text) {
     if (pending.empty()) first_pending = std::chrono::steady_clock::now();
+    pending_bytes += text.size();
     pending.push_back({ts, std::move(text)});
-    if (pending.size() >= kMaxBatchLines) FlushLog();
+    // Lines may be up to 256 KiB: bound the report's body too (the server
+    // refuses bodies of a few MiB).
+    if (pending.size() >= kMaxBatchLines || pending_bytes >= kMaxBatchBytes) FlushLog();
   }
 
   void MaybeFlushLog() {
@@ -138,6 +143,7 @@ struct Agent::Impl {
     r.stream = config.log_stream;
     r.lines = std::move(pending);
     pending.clear();
+    pending_bytes = 0;
     reporter->Send(std::move(r));
   }
 

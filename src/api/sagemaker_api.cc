@@ -18,6 +18,10 @@ namespace {
 
 constexpr char kJsonContentType[] = "application/x-amz-json-1.1";
 
+// Request bytes (headers, paths, job output) need not be valid UTF-8: replace
+// bad sequences rather than let the serializer throw.
+std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 ApiError Validation(std::string message) { return {"ValidationException", std::move(message), 400}; }
 
 ApiError JobNotFound() { return Validation("Requested resource not found."); }
@@ -67,7 +71,7 @@ ApiResponse SageMakerApi::ErrorResponse(const ApiError& error) {
   ApiResponse r;
   r.status = error.http_status;
   r.error_type = error.type;
-  r.body = json{{"__type", error.type}, {"message", error.message}}.dump();
+  r.body = DumpJson(json{{"__type", error.type}, {"message", error.message}});
   return r;
 }
 
@@ -124,7 +128,7 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
   if (auto* raw = std::get_if<RawJson>(&outcome)) {
     r.body = std::move(raw->text);
   } else {
-    r.body = std::get<json>(outcome).dump();
+    r.body = DumpJson(std::get<json>(outcome));
   }
   return finish(std::move(r));
 }
@@ -210,7 +214,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   }
   // The job may have moved on since its version was read; then the entry is
   // newer than its key and the next call simply renders again.
-  std::string rendered = DescribeJson(*job).dump();
+  std::string rendered = DumpJson(DescribeJson(*job));
   {
     std::lock_guard<std::mutex> lock(cache_mu_);
     if (describe_cache_.size() >= kDescribeCacheEntries) describe_cache_.clear();
@@ -387,6 +391,11 @@ SageMakerApi::Outcome SageMakerApi::GetTrainingJobLogs(const Caller& caller, con
   }
   auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (!job.ok()) return JobNotFound();
+  for (const char* key : {"AfterSeq", "Limit"}) {
+    if (body.contains(key) && !body.at(key).is_number_integer()) {
+      return Validation(std::string(key) + " must be an integer.");
+    }
+  }
   int64_t after = body.value("AfterSeq", int64_t{0});
   int64_t limit = std::clamp<int64_t>(body.value("Limit", int64_t{1000}), 1, 10000);
   auto events = store_->ReadLogEvents(job->id, after, limit);

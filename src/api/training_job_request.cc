@@ -19,6 +19,14 @@ bool Has(const json& obj, const char* key) {
   return obj.is_object() && obj.contains(key) && !obj.at(key).is_null();
 }
 
+// An integer in [1, ceiling]; JSON integers may be signed or unsigned (and
+// beyond int64) in nlohmann's representation.
+bool InSecondsRange(const json& v, int64_t ceiling) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= static_cast<uint64_t>(ceiling);
+  if (v.is_number_integer()) return v.get<int64_t>() >= 1 && v.get<int64_t>() <= ceiling;
+  return false;
+}
+
 Status NotSupported(const std::string& what) {
   return InvalidArgument(what + " is not supported by Trainyard yet.");
 }
@@ -63,7 +71,14 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   bool spot = body.value("EnableManagedSpotTraining", false);
   spec.managed_spot = spot;
   if (stopping.contains("MaxRuntimeInSeconds")) {
-    spec.max_runtime = std::chrono::seconds(stopping.at("MaxRuntimeInSeconds").get<int64_t>());
+    // SageMaker's documented ceiling; also keeps time arithmetic far from overflow.
+    constexpr int64_t kMaxRuntimeCeiling = 2419200;  // 28 days
+    const json& v = stopping.at("MaxRuntimeInSeconds");
+    if (!InSecondsRange(v, kMaxRuntimeCeiling)) {
+      return InvalidArgument("Invalid MaxRuntimeInSeconds " + v.dump() +
+                             ". It must be between 1 and 2419200 seconds (28 days).");
+    }
+    spec.max_runtime = std::chrono::seconds(v.get<int64_t>());
   }
   if (stopping.contains("MaxWaitTimeInSeconds")) {
     if (!spot) {
@@ -71,7 +86,12 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
           "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is "
           "set to true");
     }
-    spec.max_wait = std::chrono::seconds(stopping.at("MaxWaitTimeInSeconds").get<int64_t>());
+    const json& w = stopping.at("MaxWaitTimeInSeconds");
+    if (!InSecondsRange(w, 2419200)) {
+      return InvalidArgument("Invalid MaxWaitTimeInSeconds " + w.dump() +
+                             ". It must be between 1 and 2419200 seconds (28 days).");
+    }
+    spec.max_wait = std::chrono::seconds(w.get<int64_t>());
     if (*spec.max_wait < spec.max_runtime) {
       return InvalidArgument(
           "Invalid MaxWaitTimeInSeconds. It must be equal to or greater than MaxRuntimeInSeconds");

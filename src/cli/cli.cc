@@ -179,9 +179,17 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
   }
   if (!flags.name.empty()) {
     (*spec)["TrainingJobName"] = flags.name;
+  } else if (spec->contains("TrainingJobName") && !(*spec)["TrainingJobName"].is_string()) {
+    // An unquoted YAML number is still a name.
+    (*spec)["TrainingJobName"] = (*spec)["TrainingJobName"].dump();
   } else if (!spec->contains("TrainingJobName")) {
     std::string base = std::filesystem::path(flags.spec).stem().string();
-    std::string image = (*spec)["AlgorithmSpecification"].value("TrainingImage", "");
+    std::string image;
+    auto algo = spec->find("AlgorithmSpecification");
+    if (algo != spec->end() && algo->is_object()) {
+      auto img = algo->find("TrainingImage");
+      if (img != algo->end() && img->is_string()) image = img->get<std::string>();
+    }
     if (!image.empty()) {
       // "<registry>/<repo>:<tag>" -> "<repo>", as the SageMaker SDK names jobs.
       std::string repo = image.substr(image.rfind('/') + 1);
@@ -267,12 +275,23 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
   // With an embedded server the job cannot outlive this process: always follow.
   if (!flags.follow && !embedded) return 0;
   auto final = Follow(client.get(), name, out);
+  int rc = 1;
   if (!final.ok()) {
     err << "trainyard run: " << final.status().message() << "\n";
-    return 1;
+  } else {
+    PrintSummary(*final, out);
+    rc = final->value("TrainingJobStatus", "") == "Completed" ? 0 : 1;
   }
-  PrintSummary(*final, out);
-  return final->value("TrainingJobStatus", "") == "Completed" ? 0 : 1;
+  if (embedded) {
+    // The signal thread still points at the server: end the process here
+    // rather than destroy the server under it.
+    out.flush();
+    err.flush();
+    client.reset();
+    embedded->Shutdown(/*wait_for_connections=*/false);
+    std::_Exit(rc);
+  }
+  return rc;
 }
 
 // ---- trainyard jobs / logs / env -------------------------------------------

@@ -1,6 +1,7 @@
 #include "common/subprocess.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -106,6 +107,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
                              : nullptr;
   const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
@@ -115,6 +117,12 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
   if (pid == 0) {
     int ef = err_pipe[1];
     if (options.new_session) ::setsid();
+    // A new session escapes group kills of the parent: tie the child's life to
+    // the spawning thread instead, so a SIGKILLed agent takes its job along.
+    if (options.kill_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

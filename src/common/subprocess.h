@@ -31,6 +31,9 @@ struct SpawnOptions {
   // Default true: the child calls setsid(), so it leads its own process group
   // and SignalGroup() reaches every descendant that stays in the group.
   bool new_session = true;
+  // Default true: the child gets SIGKILL when the thread that spawned it dies
+  // (PR_SET_PDEATHSIG), so it cannot outlive a killed parent.
+  bool kill_with_parent = true;
   // Default true: stdout and stderr go to two pipes (stdout_fd(), stderr_fd()).
   bool capture_output = true;
   // When non-empty (and capture_output is false): stdout and stderr are both

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/text.h"
+
 namespace ty::control {
 
 using model::JobRecord;
@@ -146,7 +148,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
         job.stop_reason = StopReason::kUser;
         FinishStopped(&job, now);
       } else {
-        job.failure_reason = e.failure_reason.substr(0, 1024);
+        job.failure_reason = TruncateUtf8(e.failure_reason, 1024);
         if (job.failure_reason.empty()) job.failure_reason = "InternalServerError: the instance failed";
         Finish(&job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
       }
@@ -157,7 +159,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       if (job.status == TrainingJobStatus::kStopping) {
         FinishStopped(&job, now);
       } else {
-        job.failure_reason = ("InternalServerError: " + e.message).substr(0, 1024);
+        job.failure_reason = TruncateUtf8("InternalServerError: " + e.message, 1024);
         Finish(&job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
       }
       r.changed = true;
@@ -170,7 +172,8 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
 
     case Event::Kind::kTick:
       if (job.status == TrainingJobStatus::kInProgress && job.training_start_time &&
-          now - *job.training_start_time >= job.spec.max_runtime) {
+          std::chrono::duration_cast<std::chrono::seconds>(now - *job.training_start_time) >=
+              job.spec.max_runtime) {
         BeginStopping(&job, StopReason::kMaxRuntime, now, &r);
       } else if (job.status == TrainingJobStatus::kStopping && job.agent_pid != 0 &&
                  now - job.transitions.back().start >=

@@ -1,6 +1,7 @@
 #include "launch/local_launcher.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,6 +82,9 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    // The server's accepted client sockets are not close-on-exec (httplib):
+    // an agent holding them would keep dead connections half-open.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     ::execv(argv[0], argv.data());
     int err = errno;
     ssize_t ignored = ::write(err_pipe[1], &err, sizeof(err));

@@ -21,7 +21,7 @@ struct ServerConfig {
   std::string isolation = "auto";           // auto | bwrap | none
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
-  int http_threads = 8;
+  int http_threads = 64;                    // one per open connection (agents keep one each)
   std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
   std::string agent_binary;                 // default: this executable
 };

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <fcntl.h>
+#include <atomic>
 #include <cerrno>
 #include <signal.h>
 #include <sys/file.h>
@@ -40,7 +41,11 @@ struct Server::Impl {
   std::string url;
   int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
   bool started = false;
-  bool shut_down = false;
+  std::atomic<bool> shut_down{false};
+
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
 
   void HandleApi(const httplib::Request& req, httplib::Response& res);
   void HandleAgentReport(const httplib::Request& req, httplib::Response& res);
@@ -196,15 +201,18 @@ Status Server::Start() {
   d.http.set_payload_max_length(d.config.max_body_bytes * 4 + 4096);
   d.http.set_tcp_nodelay(true);  // agents and clients send small requests on keep-alive
   d.http.set_keep_alive_max_count(100000);
-  // Long enough that SDK pollers (a DescribeTrainingJob every few seconds)
-  // reuse their connection instead of racing the server's close of it.
-  d.http.set_keep_alive_timeout(60);
+  // httplib holds a worker per open connection: idle keep-alive connections
+  // are closed after 5 s so they cannot starve the pool, yet a poller asking
+  // every second or two (the SDK waiters, `trainyard run`) reuses its own.
+  d.http.set_keep_alive_timeout(5);
   d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
   d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
     d.HandleAgentReport(req, res);
   });
   d.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    // httplib calls this outside its exception guard: nothing may escape.
+    try {
     std::string type = res.status == 413 ? "SerializationException" : "UnknownOperationException";
     std::string message = res.status == 413
                               ? "The request body is larger than the server accepts."
@@ -214,6 +222,10 @@ Status Server::Start() {
     res.set_header("X-Amzn-ErrorType", type);
     res.set_header("x-amzn-RequestId", RandomUuid());
     res.set_content(r.body, "application/x-amz-json-1.1");
+    } catch (...) {
+      res.set_content(R"({"__type":"InternalFailure","message":"internal error"})",
+                      "application/x-amz-json-1.1");
+    }
   });
   d.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     api::ApiResponse r = api::SageMakerApi::ErrorResponse({"InternalFailure", "internal error", 500});
@@ -251,8 +263,7 @@ Status Server::Start() {
 
 void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
-  if (d.shut_down) return;
-  d.shut_down = true;
+  if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
   d.http.stop();
   // httplib's workers only notice the stop when an idle keep-alive wait ends.

@@ -211,6 +211,16 @@ const std::vector<RuleCase>& RuleCases() {
          b["StoppingCondition"]["MaxWaitTimeInSeconds"] = 60;
        },
        {"MaxWaitTimeInSeconds", "equal to or greater than MaxRuntimeInSeconds"}},
+      {"MaxRuntimeOverTwentyEightDays",
+       [](json& b, const std::string&) {
+         b["StoppingCondition"]["MaxRuntimeInSeconds"] = int64_t{10000000000};
+       },
+       {"MaxRuntimeInSeconds", "2419200"}},
+      {"MaxRuntimeBeyondInt64",
+       [](json& b, const std::string&) {
+         b["StoppingCondition"]["MaxRuntimeInSeconds"] = uint64_t{18446744073709551615ull};
+       },
+       {"MaxRuntimeInSeconds", "2419200"}},
       {"MaxPendingTime",
        [](json& b, const std::string&) { b["StoppingCondition"]["MaxPendingTimeInSeconds"] = 60; },
        {"MaxPendingTimeInSeconds"}},

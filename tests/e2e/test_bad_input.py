@@ -252,3 +252,20 @@ def test_wrong_json_type(raw, out):
     req["ResourceConfig"]["InstanceCount"] = "2"
     msg = expect_error(raw.create_training_job, "SerializationException", **req)
     assert "InstanceCount" in msg or "instanceCount" in msg, msg
+
+
+def test_undecodable_path_gets_an_aws_error_and_the_server_lives(server):
+    # A path that decodes to invalid UTF-8 once crashed the error renderer.
+    import http.client
+    from urllib.parse import urlparse
+    u = urlparse(server.url)
+    for path in ("/%ff", "/%c3%28?x=%ff"):
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        assert resp.status == 404
+        assert body["__type"] == "UnknownOperationException"
+        conn.close()
+    assert server.proc.poll() is None
+    server.boto3().list_training_jobs()

@@ -285,3 +285,48 @@ def test_graceful_shutdown_leaves_no_process_behind(tmp_path):
         assert "shut down" in d["FailureReason"]
     finally:
         srv.stop()
+
+
+def test_failure_reason_is_cut_on_a_character_boundary(server, sm, tmp_path):
+    # "AlgorithmError: " (16 bytes) + 1006 ASCII bytes + 3-byte characters: a byte cut at
+    # 1024 leaves two bytes of a character, and invalid UTF-8 broke every later Describe
+    # of the job. The cut must fall before the character.
+    script = ("python3 -c \"import sys; open('/opt/ml/output/failure','w').write("
+              "'x'*1006 + '\\u2588'*10)\"; exit 1")
+    sm.create_training_job(**job_request("utf8cut", str(tmp_path), script))
+    d = wait_status(sm, "utf8cut")
+    assert d["TrainingJobStatus"] == "Failed"
+    reason = d["FailureReason"]
+    assert reason.startswith("AlgorithmError: xxx")
+    assert len(reason.encode()) == 1022
+    assert reason.endswith("xxx")
+    assert sm.search(Resource="TrainingJob")["Results"]
+
+
+def test_killed_agent_takes_its_training_process_along_without_bwrap(tmp_path):
+    srv = Server(str(tmp_path / "data"), extra_args=["--isolation", "none"]).start()
+    sm = srv.boto3()
+    try:
+        sm.create_training_job(**job_request(
+            "plain", str(tmp_path), "echo up; exec sleep 600"))
+        wait_for(lambda: logs_of(srv, "plain"), lambda logs: "up" in logs, timeout=60)
+        agents = subprocess.run(["pgrep", "-f", "agent --instance .*plain"], capture_output=True,
+                                text=True).stdout.split()
+        assert len(agents) == 1, agents
+        children = subprocess.run(["pgrep", "-P", agents[0]], capture_output=True,
+                                  text=True).stdout.split()
+        assert children, "the agent has no training process"
+        os.kill(int(agents[0]), signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(os.path.exists(f"/proc/{c}") and
+                                             open(f"/proc/{c}/stat").read().split()[2] != "Z"
+                                             for c in children):
+            time.sleep(0.05)
+        alive = [c for c in children if os.path.exists(f"/proc/{c}") and
+                 open(f"/proc/{c}/stat").read().split()[2] != "Z"]
+        assert alive == [], "training process outlived its agent"
+        d = wait_status(sm, "plain", timeout=30)
+        assert d["TrainingJobStatus"] == "Failed"
+        assert d["FailureReason"].startswith("InternalServerError: ")
+    finally:
+        srv.stop()
