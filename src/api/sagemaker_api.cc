@@ -268,15 +268,10 @@ SageMakerApi::Outcome SageMakerApi::StopTrainingJob(const Caller& caller, const 
 }
 
 SageMakerApi::Outcome SageMakerApi::DeleteTrainingJob(const Caller& caller, const json& body) {
-  std::string name = body.at("TrainingJobName").get<std::string>();
-  auto job = store_->GetJob(caller.account_id, name);
-  if (!job.ok()) {
-    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
-  }
-  Status s = controller_->Delete(caller.account_id, name);
+  // The store drops the job's tags, logs and metrics with it.
+  Status s = controller_->Delete(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
   if (!s.ok()) return ToApiError(s);
-  (void)store_->DeleteTags(job->arn, {});
   return json::object();
 }
 

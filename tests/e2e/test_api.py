@@ -300,7 +300,8 @@ def test_tags_add_overwrite_list_delete(server, sm, tmp_path):
 
 
 def test_delete_training_job(server, sm, tmp_path):
-    sm.create_training_job(**job_request("deleteme", str(tmp_path), SPIN))
+    sm.create_training_job(**job_request("deleteme", str(tmp_path), SPIN,
+                                         Tags=[{"Key": "old", "Value": "1"}]))
     status, body = raw_call(server, "DeleteTrainingJob", {"TrainingJobName": "deleteme"})
     assert (status, body["__type"]) == (400, "ResourceInUse"), body
     check_shape(sm, "StopTrainingJob", sm.stop_training_job(TrainingJobName="deleteme"))
