@@ -1,7 +1,9 @@
-"""The main job: examples/digits through `trainyard run` with an embedded server."""
+"""`trainyard run` with an embedded server: the main job (examples/digits), and Ctrl-C."""
 
+import json
 import os
 import re
+import signal
 import subprocess
 import tarfile
 
@@ -31,5 +33,49 @@ def test_digits_example_runs_end_to_end(tmp_path):
         names = t.getnames()
     assert "model.pt" in names and "metrics.json" in names
     # No process of the job is left behind by the embedded server.
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "home") not in ps
+
+
+def test_ctrl_c_stops_a_job_run_on_the_embedded_server(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    print('got SIGTERM', flush=True)\n"
+        "    open('/opt/ml/model/partial.txt', 'w').write('x')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('spinning', flush=True)\n"
+        "while True:\n"
+        "    time.sleep(0.1)\n")
+    spec = tmp_path / "spin.json"
+    spec.write_text(json.dumps({
+        "AlgorithmSpecification": {"TrainingImage": "x/pytorch-training:2.0",
+                                   "TrainingInputMode": "File"},
+        "RoleArn": "arn:aws:iam::123456789012:role/R",
+        "HyperParameters": {"sagemaker_program": "train.py",
+                            "sagemaker_submit_directory": "file://./code"},
+        "OutputDataConfig": {"S3OutputPath": "file://./out"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600}}))
+    env = dict(os.environ, TRAINYARD_HOME=str(tmp_path / "home"))
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
+        env.pop(k, None)
+    proc = subprocess.Popen([trainyard_bin(), "run", str(spec), "--name", "spin"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "spinning" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    out = "".join(lines) + proc.stdout.read()
+    assert proc.wait(timeout=60) == 1, out  # not Completed
+    assert "got SIGTERM" in out, out
+    assert "Training job spin: Stopped (Stopped)" in out, out
+    with tarfile.open(tmp_path / "out/spin/output/model.tar.gz") as t:
+        assert "partial.txt" in t.getnames()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "home") not in ps
