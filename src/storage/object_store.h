@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,14 @@ class ObjectStore {
   // Stores `local_file` as the object `uri`, atomically: readers see the old object or the
   // whole new one. Missing parent "directories" are created.
   virtual Status UploadFile(const std::string& local_file, const std::string& uri) = 0;
+
+  // UploadFile with a last word before the commit: `still_valid` runs after the bytes are
+  // copied and before the object becomes visible; when it returns false nothing is committed
+  // and the result is Unavailable (the checkpoint sync uses it to drop a copy of a file that
+  // changed while it was read). Stores without a cheap commit point may copy to a scratch
+  // object first.
+  virtual Status UploadFileIf(const std::string& local_file, const std::string& uri,
+                              const std::function<bool()>& still_valid) = 0;
 
   // Uploads every file under `local_dir` to `uri`/<relative path>, each one atomically (the set
   // is not atomic). Symlinks are followed only when they resolve inside `local_dir`; others are
