@@ -18,6 +18,8 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
+#include "storage/directory_sync.h"
+#include "storage/object_store.h"
 
 namespace ty::agent {
 namespace {
@@ -54,9 +56,27 @@ bool IsExecutableFile(const std::string& path) {
 
 std::atomic<Agent*> g_signal_agent{nullptr};
 
-void HandleStopSignal(int) {
+void HandleStopSignal(int sig) {
   Agent* a = g_signal_agent.load();
-  if (a != nullptr) a->RequestStop();
+  if (a == nullptr) return;
+  if (sig == SIGUSR1) {
+    a->RequestInterrupt();
+  } else {
+    a->RequestStop();
+  }
+}
+
+int64_t MonotonicMs() {
+  // clock_gettime is async-signal-safe (the notice's start is taken in a handler).
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Of an interruption notice, the part kept for the final checkpoint sync
+// after the training process had its chance to save one.
+std::chrono::milliseconds SyncReserve(std::chrono::milliseconds notice) {
+  return std::min<std::chrono::milliseconds>(notice / 4, std::chrono::seconds(30));
 }
 
 }  // namespace
@@ -89,6 +109,13 @@ struct Agent::Impl {
   std::mutex err_mu;
   Supervisor supervisor;
   std::unique_ptr<Reporter> reporter;
+  std::unique_ptr<storage::DirectorySync> checkpoint_sync;
+  std::atomic<bool> stop_asked{false};    // SIGTERM/SIGINT: stop, upload artifacts
+  std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
+  std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
+  // Lines for the job's log from other threads (the checkpoint sync).
+  std::mutex notes_mu;
+  std::vector<std::string> notes;
 
   // Log batching (main thread only).
   std::vector<model::AgentLogLine> pending;
@@ -131,7 +158,74 @@ struct Agent::Impl {
     if (pending.size() >= kMaxBatchLines || pending_bytes >= kMaxBatchBytes) FlushLog();
   }
 
+  void DrainNotes() {
+    std::vector<std::string> taken;
+    {
+      std::lock_guard<std::mutex> lock(notes_mu);
+      taken.swap(notes);
+    }
+    for (auto& n : taken) AddLine(NowMs(), "trainyard: " + n);
+  }
+
+  std::chrono::milliseconds Notice() const {
+    return std::chrono::seconds(std::max<int64_t>(config.notice_seconds, 0));
+  }
+
+  // Async-signal-safe: the spot instance is going away after the notice.
+  void RequestInterrupt() {
+    if (interrupted.exchange(true)) return;
+    notice_at_ms.store(MonotonicMs());
+    supervisor.RequestStop(Notice() - SyncReserve(Notice()));
+  }
+
+  void RequestStop() {
+    stop_asked.store(true);
+    supervisor.RequestStop();
+  }
+
+  // Starts mirroring the checkpoint directory (restored by staging) to the
+  // checkpoint URI.
+  Status StartCheckpointSync() {
+    if (!config.spec.checkpoint_uri) return Status::Ok();
+    TY_ASSIGN_OR_RETURN(std::string local, CheckpointHostDir(config));
+    std::string uri = *config.spec.checkpoint_uri;
+    if (uri.back() != '/') uri += '/';
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(uri, config.file_roots));
+    storage::DirectorySyncOptions o;
+    o.local_dir = local;
+    o.uri = uri;
+    o.on_progress = [this](const storage::SyncProgress& p) {
+      AgentReport r = NewReport(AgentReport::Type::kCheckpoint);
+      r.synced_at_ms = p.synced_at_ms;
+      r.files_uploaded = p.files_uploaded;
+      r.objects_deleted = p.objects_deleted;
+      r.bytes_uploaded = p.bytes_uploaded;
+      reporter->Send(std::move(r));
+    };
+    o.on_error = [this](const std::string& message) {
+      Diag(message);
+      std::lock_guard<std::mutex> lock(notes_mu);
+      notes.push_back(message);
+    };
+    checkpoint_sync = std::make_unique<storage::DirectorySync>(std::move(o), std::move(store));
+    return checkpoint_sync->Start();
+  }
+
+  // The last sync of the checkpoint directory, once the training process is
+  // gone: nothing written before it exited is lost.
+  void FinalCheckpointSync(std::chrono::milliseconds budget) {
+    if (!checkpoint_sync) return;
+    Status s = checkpoint_sync->Flush(budget);
+    checkpoint_sync->Stop();
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(notes_mu);
+      notes.push_back("final checkpoint sync failed: " + s.message());
+    }
+    DrainNotes();
+  }
+
   void MaybeFlushLog() {
+    DrainNotes();
     if (!pending.empty() && std::chrono::steady_clock::now() - first_pending >= kMaxBatchDelay) {
       FlushLog();
     }
@@ -165,8 +259,7 @@ struct Agent::Impl {
   // Uploads artifacts and the final checkpoints; returns the failure reason
   // ("" on success).
   std::string Upload(std::string* artifacts, bool* uploaded) {
-    Status ck = SyncCheckpoints(config);
-    if (!ck.ok()) Diag("final checkpoint sync failed: " + ck.ToString());
+    FinalCheckpointSync(std::chrono::minutes(10));
     Status s = UploadArtifacts(config, artifacts);
     *uploaded = s.ok() && !artifacts->empty();
     if (!s.ok()) {
@@ -175,6 +268,18 @@ struct Agent::Impl {
     }
     return "";
   }
+
+  // The notice ran out or the training process is gone: sync what the
+  // script saved and leave; the control plane restarts the job elsewhere.
+  int Interrupted() {
+    int64_t left = Notice().count() - (MonotonicMs() - notice_at_ms.load());
+    FinalCheckpointSync(std::chrono::milliseconds(std::max<int64_t>(left - 500, 1000)));
+    AddLine(NowMs(), "trainyard: spot interruption: the instance is going away; checkpoints synced");
+    return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
+  }
+
+  // A stop or interruption arrived before or while the process ran.
+  int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
   int Stopped() {
     std::string artifacts;
@@ -211,7 +316,12 @@ struct Agent::Impl {
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
     Status staged = StageInstance(config, &view);
     if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
-    if (supervisor.stop_requested()) return Stopped();
+    Status synced = StartCheckpointSync();
+    if (!synced.ok()) {
+      return Finish(fail, ReasonFor(synced.WithPrefix("cannot watch the checkpoint directory")), "",
+                    false);
+    }
+    if (supervisor.stop_requested()) return Ended();
 
     Phase(model::SecondaryStatus::kTraining,
           "Training image download completed. Training in progress.");
@@ -304,7 +414,7 @@ struct Agent::Impl {
     FlushLog();
     Diag("training process exited with " + std::to_string(outcome->exit_code) +
          (outcome->stopped ? " (stopped)" : ""));
-    if (outcome->stopped) return Stopped();
+    if (outcome->stopped) return Ended();
 
     std::string output_dir = JoinPath(config.instance_dir, "output");
     if (outcome->exit_code == 0) {
@@ -326,13 +436,8 @@ struct Agent::Impl {
     std::string reason = "AlgorithmError: Exit Code: " + std::to_string(outcome->exit_code);
     auto text = ReadFile(failure_file);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
-    SyncCheckpointsQuietly();
+    FinalCheckpointSync(std::chrono::minutes(10));
     return Finish(fail, reason, "", false);
-  }
-
-  void SyncCheckpointsQuietly() {
-    Status ck = SyncCheckpoints(config);
-    if (!ck.ok()) Diag("final checkpoint sync failed: " + ck.ToString());
   }
 };
 
@@ -341,10 +446,13 @@ Agent::Agent(model::InstanceConfig config, std::ostream& err, AgentOptions optio
 
 Agent::~Agent() = default;
 
-void Agent::RequestStop() { impl_->supervisor.RequestStop(); }
+void Agent::RequestStop() { impl_->RequestStop(); }
+
+void Agent::RequestInterrupt() { impl_->RequestInterrupt(); }
 
 int Agent::Run() {
   int rc = impl_->Run();
+  impl_->checkpoint_sync.reset();  // its callbacks use the reporter
   impl_->reporter.reset();
   return rc;
 }
@@ -367,19 +475,21 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   }
   Agent agent(std::move(config).value(), err);
   struct sigaction sa {
-  }, old_term{}, old_int{}, old_pipe{};
+  }, old_term{}, old_int{}, old_usr1{}, old_pipe{};
   sa.sa_handler = HandleStopSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   g_signal_agent.store(&agent);
   ::sigaction(SIGTERM, &sa, &old_term);
   ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGUSR1, &sa, &old_usr1);
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, &old_pipe);
   int rc = agent.Run();
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
   ::sigaction(SIGPIPE, &old_pipe, nullptr);
   g_signal_agent.store(nullptr);
   return rc;

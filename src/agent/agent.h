@@ -20,7 +20,8 @@ class Supervisor;
 
 // Entry point of `trainyard agent --instance FILE`: reads the InstanceConfig
 // JSON at `instance_config_path`, installs SIGTERM/SIGINT handlers (= stop the
-// training process: SIGTERM, SIGKILL after stop_grace_seconds), runs the
+// training process: SIGTERM, SIGKILL after stop_grace_seconds) and a SIGUSR1
+// handler (= spot interruption notice, see RequestInterrupt), runs the
 // instance and restores the handlers. Diagnostics go to `err`.
 // Returns 0 when the exit report was acknowledged by the control plane, 1
 // when it could not be delivered, 2 when the config could not be read.
@@ -44,8 +45,14 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Async-signal-safe: the instance is going away (stop, spot interruption).
+  // Async-signal-safe: the job is being stopped (SIGTERM): the training
+  // process gets SIGTERM, then the artifacts are uploaded.
   void RequestStop();
+  // Async-signal-safe: spot interruption notice (SIGUSR1): the training
+  // process gets SIGTERM and part of the notice period to save a
+  // checkpoint; the checkpoints are synced and the instance reports
+  // Interrupted (no artifacts).
+  void RequestInterrupt();
 
   // Runs the instance to the end and reports its outcome; same return value
   // as RunAgent.

@@ -228,14 +228,4 @@ Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifa
   return Status::Ok();
 }
 
-Status SyncCheckpoints(const model::InstanceConfig& c) {
-  if (!c.spec.checkpoint_uri) return Status::Ok();
-  TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(c));
-  if (!IsDirectory(ckpt)) return Status::Ok();
-  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(*c.spec.checkpoint_uri, c.file_roots));
-  std::string uri = *c.spec.checkpoint_uri;
-  if (uri.back() != '/') uri += '/';
-  return store->UploadDirectory(ckpt, uri);
-}
-
 }  // namespace ty::agent

@@ -47,8 +47,6 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view);
 // uploading). Sets *model_artifacts to the model's URI when uploaded.
 Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts);
 
-// Uploads the checkpoint directory to CheckpointConfig.S3Uri (no-op without one).
-Status SyncCheckpoints(const model::InstanceConfig& c);
 
 // Host path of the checkpoint directory; InvalidArgument when the configured
 // local path is not under /opt/ml.

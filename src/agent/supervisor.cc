@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -75,6 +76,11 @@ Supervisor::~Supervisor() {
   for (int fd : stop_pipe_) {
     if (fd >= 0) ::close(fd);
   }
+}
+
+void Supervisor::RequestStop(std::chrono::milliseconds grace) {
+  grace_override_ms_.store(std::max<int64_t>(grace.count(), 0));
+  RequestStop();
 }
 
 void Supervisor::RequestStop() {
@@ -164,7 +170,9 @@ Result<Supervisor::Outcome> Supervisor::Run(SpawnOptions options,
       } else {
         (void)proc->SignalGroup(SIGTERM);
       }
-      kill_at = SteadyClock::now() + stop_grace;
+      int64_t override_ms = grace_override_ms_.load();
+      kill_at = SteadyClock::now() +
+                (override_ms >= 0 ? std::chrono::milliseconds(override_ms) : stop_grace);
     }
     if (terminating && !killed && !exit_code && SteadyClock::now() >= kill_at) {
       killed = true;

@@ -53,8 +53,10 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Async-signal-safe. Before Run(): Run() will not start the process. During
-  // Run(): SIGTERM to the group now, SIGKILL after the grace period.
+  // Run(): SIGTERM to the group now, SIGKILL after the grace period (Run()'s,
+  // or `grace` when given: a spot interruption's notice is shorter).
   void RequestStop();
+  void RequestStop(std::chrono::milliseconds grace);
   bool stop_requested() const { return stop_requested_.load(); }
   // The descriptor RequestStop() writes to, for a signal handler.
   int stop_write_fd() const { return stop_pipe_[1]; }
@@ -75,6 +77,7 @@ class Supervisor {
  private:
   int stop_pipe_[2] = {-1, -1};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<int64_t> grace_override_ms_{-1};
 };
 
 }  // namespace ty::agent

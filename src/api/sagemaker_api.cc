@@ -147,6 +147,10 @@ SageMakerApi::Outcome SageMakerApi::Dispatch(const Caller& caller, const std::st
       {"SageMaker.DeleteTags", &SageMakerApi::DeleteTags},
       {"SageMaker.Search", &SageMakerApi::Search},
       {"Trainyard.GetTrainingJobLogs", &SageMakerApi::GetTrainingJobLogs},
+      {"Trainyard.InterruptTrainingJob", &SageMakerApi::InterruptTrainingJob},
+      {"Trainyard.SetSpotCapacityUnavailable", &SageMakerApi::SetSpotCapacityUnavailable},
+      {"Trainyard.DescribeSpotMarket", &SageMakerApi::DescribeSpotMarket},
+      {"Trainyard.DescribeTrainingJobCost", &SageMakerApi::DescribeTrainingJobCost},
   };
   for (const auto& [name, handler] : kOps) {
     if (target != name) continue;
@@ -164,7 +168,9 @@ SageMakerApi::Outcome SageMakerApi::Dispatch(const Caller& caller, const std::st
                   "Unknown operation '" + target +
                       "'. Trainyard implements SageMaker.{CreateTrainingJob, DescribeTrainingJob, "
                       "ListTrainingJobs, StopTrainingJob, DeleteTrainingJob, AddTags, ListTags, "
-                      "DeleteTags, Search}.",
+                      "DeleteTags, Search} and Trainyard.{GetTrainingJobLogs, "
+                      "InterruptTrainingJob, SetSpotCapacityUnavailable, DescribeSpotMarket, "
+                      "DescribeTrainingJobCost}.",
                   400};
 }
 

@@ -26,6 +26,7 @@
 #include "api/training_job_request.h"
 #include "common/clock.h"
 #include "common/sigv4.h"
+#include "capacity/instance_catalog.h"
 #include "control/job_controller.h"
 #include "store/store.h"
 
@@ -42,6 +43,7 @@ struct ApiOptions {
   std::string region = "us-east-1";
   RequestPolicy policy;
   size_t max_body_bytes = 1 << 20;  // larger bodies are refused (documented in README)
+  const capacity::InstanceCatalog* catalog = nullptr;  // prices for the cost report
 };
 
 class SageMakerApi {
@@ -84,6 +86,11 @@ class SageMakerApi {
   Outcome DeleteTags(const Caller& caller, const Json& body);
   Outcome Search(const Caller& caller, const Json& body);
   Outcome GetTrainingJobLogs(const Caller& caller, const Json& body);
+  // spot_api.cc
+  Outcome InterruptTrainingJob(const Caller& caller, const Json& body);
+  Outcome SetSpotCapacityUnavailable(const Caller& caller, const Json& body);
+  Outcome DescribeSpotMarket(const Caller& caller, const Json& body);
+  Outcome DescribeTrainingJobCost(const Caller& caller, const Json& body);
 
   // The job an ARN names, if it belongs to the caller's account.
   Result<model::JobRecord> JobForArn(const Caller& caller, const std::string& arn);

@@ -55,7 +55,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   // Members not supported yet: rejected by name, never silently ignored.
   static const char* kUnsupportedTop[] = {
       "VpcConfig",         "DebugRuleConfigurations", "ProfilerRuleConfigurations",
-      "TensorBoardOutputConfig", "RetryStrategy",     "RemoteDebugConfig",
+      "TensorBoardOutputConfig", "RemoteDebugConfig",
       "InfraCheckConfig",  "SessionChainingConfig",   "ServerlessJobConfig",
       "MlflowConfig",      "ModelPackageConfig"};
   for (const char* member : kUnsupportedTop) {
@@ -101,7 +101,10 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
     return InvalidArgument(
         "MaxWaitTimeInSeconds is required when EnableManagedSpotTraining is set to true");
   }
-  if (spot) return NotSupported("EnableManagedSpotTraining=true (managed spot training)");
+  if (Has(body, "RetryStrategy")) {
+    // The service model checks 1..30; retries cover failures of our own making.
+    spec.max_retry_attempts = body.at("RetryStrategy").value("MaximumRetryAttempts", 0);
+  }
   if (stopping.contains("MaxPendingTimeInSeconds")) return NotSupported("MaxPendingTimeInSeconds");
 
   // Algorithm.

@@ -151,6 +151,16 @@ void PrintSummary(const json& d, std::ostream& out) {
   if (d.contains("BillableTimeInSeconds")) {
     out << "Billable seconds: " << d["BillableTimeInSeconds"].get<int64_t>() * count << "\n";
   }
+  // The SageMaker SDK's formula and format (estimator.logs_for_job).
+  if (d.value("EnableManagedSpotTraining", false) && d.contains("TrainingTimeInSeconds") &&
+      d.contains("BillableTimeInSeconds") && d["TrainingTimeInSeconds"].get<int64_t>() > 0) {
+    double saving = (1.0 - d["BillableTimeInSeconds"].get<double>() /
+                               d["TrainingTimeInSeconds"].get<double>()) *
+                    100.0;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.1f", saving);
+    out << "Managed Spot Training savings: " << buf << "%\n";
+  }
   if (status == "Completed" || status == "Stopped") {
     out << "Model artifacts: " << d["ModelArtifacts"].value("S3ModelArtifacts", "") << "\n";
   }
@@ -327,6 +337,39 @@ int JobsList(const std::string& endpoint, const std::string& status, const std::
   return 0;
 }
 
+std::string Money(double dollars) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "$%.4f", dollars);
+  return buf;
+}
+
+std::string Fixed1(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  return buf;
+}
+
+// The attempts, interruptions and cost (Trainyard.DescribeTrainingJobCost).
+void PrintCost(const json& c, std::ostream& out) {
+  out << "Capacity:    " << (c.value("EnableManagedSpotTraining", false) ? "spot" : "on-demand")
+      << ", " << c.value("InstanceCount", 1) << " x " << c.value("InstanceType", "") << " ($"
+      << c.value("OnDemandHourlyPrice", 0.0) << "/h on-demand)\n"
+      << "Attempts:    " << c.value("Attempts", 0) << " (" << c["Interruptions"].size()
+      << " interrupted, " << c.value("RetriesUsed", 0) << " retries)\n";
+  for (const auto& i : c["Interruptions"]) {
+    out << "  attempt " << i.value("Attempt", 0) << " at " << FormatSeconds(i["Time"]) << ": "
+        << i.value("Cause", "") << "; lost " << Fixed1(i.value("TimeLostInSeconds", 0.0))
+        << " s since the last synced checkpoint\n";
+  }
+  out << "Running:     " << Fixed1(c.value("RunningTimeInSeconds", 0.0)) << " s, billable "
+      << Fixed1(c.value("BillableTimeInSeconds", 0.0)) << " s, lost "
+      << Fixed1(c.value("TimeLostInSeconds", 0.0)) << " s\n"
+      << "Cost:        " << Money(c.value("CostInDollars", 0.0)) << " (on-demand would have cost "
+      << Money(c.value("OnDemandCostInDollars", 0.0)) << "; saved "
+      << Money(c.value("SavingsInDollars", 0.0)) << ", " << Fixed1(c.value("SavingsPercent", 0.0))
+      << "%)\n";
+}
+
 int JobsDescribe(const std::string& endpoint, const std::string& name, bool as_json,
                  std::ostream& out, std::ostream& err) {
   auto client = Connect(endpoint);
@@ -356,6 +399,8 @@ int JobsDescribe(const std::string& endpoint, const std::string& name, bool as_j
       out << "  " << m.value("MetricName", "") << " = " << m.value("Value", 0.0) << "\n";
     }
   }
+  auto cost = (*client)->Call("Trainyard.DescribeTrainingJobCost", {{"TrainingJobName", name}});
+  if (cost.ok()) PrintCost(*cost, out);
   return 0;
 }
 
@@ -388,6 +433,60 @@ int Logs(const std::string& endpoint, const std::string& name, bool follow, std:
     if ((*r)["Events"].empty() && (!follow || done)) return 0;
     if ((*r)["Events"].empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+}
+
+int SpotInterrupt(const std::string& endpoint, const std::string& name, std::ostream& out,
+                  std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  auto r = (*client)->Call("Trainyard.InterruptTrainingJob", {{"TrainingJobName", name}});
+  if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+  out << "Interrupting " << name << ": its spot instance got the interruption notice\n";
+  return 0;
+}
+
+int SpotUnavailable(const std::string& endpoint, const std::string& type, double seconds,
+                    std::ostream& out, std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  auto r = (*client)->Call("Trainyard.SetSpotCapacityUnavailable",
+                           {{"InstanceType", type}, {"DurationInSeconds", seconds}});
+  if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+  out << "Spot capacity of " << type << " is unavailable until "
+      << FormatSeconds((*r)["UnavailableUntil"]) << "\n";
+  return 0;
+}
+
+int SpotStatus(const std::string& endpoint, bool as_json, std::ostream& out, std::ostream& err) {
+  auto client = Connect(endpoint);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  auto r = (*client)->Call("Trainyard.DescribeSpotMarket", json::object());
+  if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+  if (as_json) {
+    out << r->dump(2) << "\n";
+    return 0;
+  }
+  out << std::left << std::setw(20) << "INSTANCE TYPE" << std::setw(26) << "SPOT" << std::setw(16)
+      << "PRICE $/h" << std::setw(10) << "NOTICE" << std::setw(12) << "MTBI" << std::setw(12)
+      << "CAPACITY" << std::setw(8) << "SPOT" << "QUEUED\n";
+  for (const auto& t : (*r)["InstanceTypes"]) {
+    std::string spot = t.value("SpotAvailable", true) ? "available" : "unavailable";
+    if (t.contains("UnavailableUntil")) spot += " until " + FormatSeconds(t["UnavailableUntil"]).substr(11);
+    char price[64];
+    std::snprintf(price, sizeof(price), "%.4f/%.3f", t.value("SpotHourlyPrice", 0.0),
+                  t.value("OnDemandHourlyPrice", 0.0));
+    std::string mtbi = t.contains("MeanTimeBetweenInterruptionsInSeconds")
+                           ? std::to_string(t["MeanTimeBetweenInterruptionsInSeconds"].get<int64_t>()) + "s"
+                           : "never";
+    out << std::left << std::setw(20) << t.value("InstanceType", "") << std::setw(26) << spot
+        << std::setw(16) << price << std::setw(10)
+        << (std::to_string(t.value("InterruptionNoticeInSeconds", 0)) + "s") << std::setw(12) << mtbi
+        << std::setw(12)
+        << (std::to_string(t.value("LocalCapacityInUse", 0)) + "/" +
+            std::to_string(t.value("LocalCapacity", 0)))
+        << std::setw(8) << t.value("RunningSpotJobs", 0) << t.value("QueuedJobs", 0) << "\n";
+  }
+  return 0;
 }
 
 int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
@@ -463,6 +562,21 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   logs_cmd->add_flag("--follow,-f", follow, "Keep printing until the job ends");
   logs_cmd->add_option("--endpoint-url", endpoint, "Server URL");
 
+  std::string instance_type;
+  double unavailable_seconds = 0;
+  auto* spot_cmd = app.add_subcommand("spot", "Inspect the spot market model and inject faults");
+  spot_cmd->require_subcommand(1);
+  spot_cmd->add_option("--endpoint-url", endpoint, "Server URL");
+  auto* interrupt_cmd =
+      spot_cmd->add_subcommand("interrupt", "Interrupt a running spot job now (interruption notice)");
+  interrupt_cmd->add_option("name", job_name, "Training job name")->required();
+  auto* unavailable_cmd = spot_cmd->add_subcommand(
+      "unavailable", "Take an instance type's spot capacity away for SECONDS");
+  unavailable_cmd->add_option("type", instance_type, "Instance type, e.g. ml.m5.large")->required();
+  unavailable_cmd->add_option("seconds", unavailable_seconds, "How long")->required();
+  auto* spot_status_cmd = spot_cmd->add_subcommand("status", "Show the spot market and local capacity");
+  spot_status_cmd->add_flag("--json", as_json, "Print the DescribeSpotMarket response");
+
   std::string env_dir;
   auto* env_cmd = app.add_subcommand("env", "Print the exports that point AWS clients at the server");
   env_cmd->add_option("--data-dir", env_dir, "The server's data directory (default ~/.trainyard)");
@@ -483,6 +597,11 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (*delete_cmd) return JobsSimple(endpoint, "SageMaker.DeleteTrainingJob", job_name, "Deleted", out, err);
   }
   if (*logs_cmd) return Logs(endpoint, job_name, follow, out, err);
+  if (*spot_cmd) {
+    if (*interrupt_cmd) return SpotInterrupt(endpoint, job_name, out, err);
+    if (*unavailable_cmd) return SpotUnavailable(endpoint, instance_type, unavailable_seconds, out, err);
+    if (*spot_status_cmd) return SpotStatus(endpoint, as_json, out, err);
+  }
   if (*env_cmd) return Env(env_dir, out, err);
   return 2;
 }

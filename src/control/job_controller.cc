@@ -1,7 +1,9 @@
 #include "control/job_controller.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -13,14 +15,43 @@ namespace ty::control {
 using model::AgentReport;
 using model::JobRecord;
 
+namespace {
+
+int HostCpus(int configured) {
+  if (configured > 0) return configured;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+double HostMemoryGib(double configured) {
+  if (configured > 0) return configured;
+  long pages = ::sysconf(_SC_PHYS_PAGES);
+  long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 1;
+  return static_cast<double>(pages) * static_cast<double>(page) / (1024.0 * 1024 * 1024);
+}
+
+const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalog* c) {
+  static const capacity::InstanceCatalog builtin = capacity::InstanceCatalog::Builtin();
+  return c != nullptr ? c : &builtin;
+}
+
+}  // namespace
+
 JobController::JobController(ControllerOptions options, store::Store* store,
                              launch::Launcher* launcher, const launch::ImageCatalog* images,
                              const Clock* clock)
-    : options_(std::move(options)),
+    : options_([&] {
+        options.catalog = CatalogOrBuiltin(options.catalog);
+        options.host_cpus = HostCpus(options.host_cpus);
+        options.host_memory_gib = HostMemoryGib(options.host_memory_gib);
+        return std::move(options);
+      }()),
       store_(store),
       launcher_(launcher),
       images_(images),
-      clock_(clock) {}
+      clock_(clock),
+      pool_(options_.capacity, options_.catalog, options_.host_cpus, options_.host_memory_gib),
+      market_(options_.spot, clock->Now()) {}
 
 JobController::~JobController() { Shutdown(); }
 
@@ -35,17 +66,24 @@ Status JobController::Start() {
     job->record = std::move(record);
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    if (raw->agent.pid != 0 && launcher_->Alive(raw->agent)) continue;  // re-adopted
-    if (raw->agent.pid == 0 && raw->record.status == model::TrainingJobStatus::kInProgress &&
-        raw->record.secondary == model::SecondaryStatus::kStarting) {
-      Apply(raw, {Event::Kind::kStart});  // never launched: launch now
+    if (raw->agent.pid != 0 && launcher_->Alive(raw->agent)) {
+      // Re-adopted: its instances are in use, whatever the new config says.
+      raw->slots = raw->record.spec.instance_count;
+      pool_.ForceAcquire(raw->record.spec.instance_type, raw->slots);
+      continue;
+    }
+    if (raw->agent.pid == 0 && raw->record.status == model::TrainingJobStatus::kInProgress) {
+      Apply(raw, {Event::Kind::kStart});  // waiting for capacity: queue again
       continue;
     }
     Event lost{Event::Kind::kAgentLost};
     lost.message = "the Trainyard server restarted and the job's agent was no longer running";
+    raw->agent = {};
+    raw->record.agent_pid = 0;
     Apply(raw, lost);
   }
   Sweep();
+  Schedule();
   (void)now;
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
@@ -102,6 +140,7 @@ void JobController::Loop() {
     }
     for (auto& task : batch) task();
     Sweep();
+    if (!stop && !batch.empty()) Schedule();
     if (stop) {
       for (const auto& agent : exiting_) {
         if (launcher_->Alive(agent)) launcher_->Signal(agent, SIGKILL);
@@ -115,6 +154,7 @@ void JobController::Loop() {
     if (clock_->Now() >= next_tick) {
       Tick();
       Sweep();
+      Schedule();
       next_tick = clock_->Now() + options_.tick;
     }
   }
@@ -122,6 +162,11 @@ void JobController::Loop() {
 
 Result<JobRecord> JobController::Submit(const std::string& account, model::JobSpec spec,
                                         std::string request_json) {
+  if (options_.catalog->Find(spec.instance_type) == nullptr) {
+    return InvalidArgument("ResourceConfig.InstanceType " + spec.instance_type +
+                           " is not in this server's instance catalog; add it under "
+                           "instance_types in the server configuration.");
+  }
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
     std::string arn = model::TrainingJobArn(options_.region, account, spec.name);
@@ -133,6 +178,7 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
     ActiveJob* raw = job.get();
     active_[arn] = std::move(job);
     Apply(raw, {Event::Kind::kStart});
+    Schedule();
     result = raw->record;
     return Status::Ok();
   });
@@ -199,6 +245,12 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
       case AgentReport::Type::kLog:
         ApplyLogs(job, report);
         break;
+      case AgentReport::Type::kCheckpoint: {
+        Event e{Event::Kind::kCheckpoint};
+        e.at = FromEpochMillis(report.synced_at_ms);
+        Apply(job, e);
+        break;
+      }
       case AgentReport::Type::kExit: {
         Event e{Event::Kind::kAgentExit};
         e.outcome = report.outcome;
@@ -243,7 +295,78 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
     Persist(job);
   }
   for (const auto& action : r.actions) Perform(job, action);
+  Reconcile(job);
   if (model::IsTerminal(job->record.status)) finished_.push_back(job->record.arn);
+}
+
+void JobController::Reconcile(ActiveJob* job) {
+  if (job->record.agent_pid != 0) return;
+  if (job->agent.pid != 0 && !model::IsTerminal(job->record.status)) {
+    // The attempt ended but its agent may still be finishing (or is being
+    // killed): watch it until it is gone. Terminal jobs' agents go in Sweep.
+    exiting_.push_back(job->agent);
+    job->agent = {};
+  }
+  if (job->slots > 0) {
+    pool_.Release(job->record.spec.instance_type, job->slots);
+    job->slots = 0;
+  }
+}
+
+void JobController::Schedule() {
+  std::vector<ActiveJob*> queued;
+  for (auto& [arn, job] : active_) {
+    if (job->record.queued && job->record.status == model::TrainingJobStatus::kInProgress) {
+      queued.push_back(job.get());
+    }
+  }
+  std::sort(queued.begin(), queued.end(), [](const ActiveJob* a, const ActiveJob* b) {
+    if (a->record.creation_time != b->record.creation_time) {
+      return a->record.creation_time < b->record.creation_time;
+    }
+    return a->record.id < b->record.id;
+  });
+  TimePoint now = clock_->Now();
+  // A type whose capacity an older job waits for is closed to younger ones:
+  // queued jobs start in order.
+  std::map<std::string, int> waiting_ahead;
+  for (ActiveJob* job : queued) {
+    const model::JobSpec& spec = job->record.spec;
+    const std::string& type = spec.instance_type;
+    Event wait{Event::Kind::kWaiting};
+    if (spec.managed_spot && !market_.Available(type, now)) {
+      auto until = market_.UnavailableUntil(type, now);
+      wait.message = "Waiting for spot capacity: no " + type + " spot capacity is available" +
+                     (until ? " (expected back at " + FormatIso8601(*until) + ")" : "");
+      Apply(job, wait);
+      continue;
+    }
+    auto ahead = waiting_ahead.find(type);
+    if (ahead != waiting_ahead.end() || !pool_.TryAcquire(type, spec.instance_count)) {
+      int n = ahead == waiting_ahead.end() ? 0 : ahead->second;
+      wait.message = "Waiting for capacity: all " + std::to_string(pool_.Total(type)) + " " +
+                     type + " instances of this machine are in use" +
+                     (n > 0 ? "; " + std::to_string(n) + " job(s) queued ahead" : "");
+      waiting_ahead[type] += 1;
+      Apply(job, wait);
+      continue;
+    }
+    job->slots = spec.instance_count;
+    Event placed{Event::Kind::kPlaced};
+    placed.on_spot = spec.managed_spot;
+    if (spec.managed_spot) {
+      const capacity::SpotModel& model = market_.ModelFor(type);
+      placed.price_fraction = model.price_fraction;
+      placed.notice = model.notice;
+      // Keyed by name and attempt (not the ARN, whose account differs
+      // between servers) so a run replays under the same seed.
+      placed.interruption_at = market_.DrawInterruption(
+          type, spec.name + "#" + std::to_string(job->record.attempt + 1), now);
+    } else {
+      placed.notice = options_.stop_policy.stop_grace;
+    }
+    Apply(job, placed);
+  }
 }
 
 void JobController::Sweep() {
@@ -265,6 +388,9 @@ void JobController::Perform(ActiveJob* job, const Action& action) {
       break;
     case Action::Kind::kSignalStop:
       launcher_->Signal(job->agent, SIGTERM);
+      break;
+    case Action::Kind::kSignalInterrupt:
+      launcher_->Signal(job->agent, SIGUSR1);
       break;
     case Action::Kind::kKill:
       launcher_->Signal(job->agent, SIGKILL);
@@ -292,17 +418,34 @@ void JobController::LaunchAgents(ActiveJob* job) {
   std::string attempt_dir = JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name +
                                                             "/attempt-" + std::to_string(rec.attempt));
   cfg.instance_dir = JoinPath(attempt_dir, "algo-1");
-  cfg.log_stream = rec.spec.name + "/algo-1-" + std::to_string(ToEpochSeconds(clock_->Now()));
+  // Each attempt gets its own stream, even when attempts start within a second.
+  int64_t epoch = ToEpochSeconds(clock_->Now());
+  cfg.log_stream = rec.spec.name + "/algo-1-" + std::to_string(epoch);
+  while (cfg.log_stream <= job->last_stream && !job->last_stream.empty()) {
+    cfg.log_stream = rec.spec.name + "/algo-1-" + std::to_string(++epoch);
+  }
+  job->last_stream = cfg.log_stream;
   cfg.server_url_file = options_.server_url_file;
   cfg.token = rec.agent_token;
   cfg.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   cfg.isolation = options_.isolation;
   cfg.file_roots = options_.file_roots;
-  cfg.num_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  cfg.num_gpus = 0;
+  // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
+  const capacity::InstanceType* type = options_.catalog->Find(rec.spec.instance_type);
+  cfg.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;
+  cfg.num_gpus = type != nullptr ? type->gpus : 0;
+  cfg.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
   cfg.image = std::move(image).value();
   cfg.spec = rec.spec;
 
+  // Earlier attempts' instance trees are scratch (checkpoints live at the
+  // checkpoint URI); their agent logs stay for diagnosis.
+  for (int a = 1; a < rec.attempt; ++a) {
+    (void)RemoveAll(JoinPath(JoinPath(options_.data_dir, "jobs/" + rec.account + "/" +
+                                                             rec.spec.name + "/attempt-" +
+                                                             std::to_string(a)),
+                             "algo-1"));
+  }
   Status s = MakeDirs(cfg.instance_dir);
   Result<launch::AgentHandle> agent = s.ok() ? launcher_->Launch(cfg) : Result<launch::AgentHandle>(s);
   if (!agent.ok()) {
@@ -335,6 +478,14 @@ void JobController::Tick() {
   exiting_.swap(still);
   std::vector<ActiveJob*> jobs;
   for (auto& [arn, job] : active_) jobs.push_back(job.get());
+  for (const std::string& type : market_.DueTraceInterruptions(clock_->Now())) {
+    for (ActiveJob* job : jobs) {
+      if (job->record.spec.instance_type != type || !job->record.attempt_on_spot) continue;
+      Event e{Event::Kind::kInterrupt};
+      e.message = "spot capacity of " + type + " reclaimed (spot trace)";
+      Apply(job, e);
+    }
+  }
   for (ActiveJob* job : jobs) {
     if (job->agent.pid != 0 && !launcher_->Alive(job->agent)) {
       Event lost{Event::Kind::kAgentLost};
@@ -347,6 +498,78 @@ void JobController::Tick() {
     }
     Apply(job, {Event::Kind::kTick});
   }
+}
+
+Status JobController::Interrupt(const std::string& account, const std::string& name) {
+  return RunOnLoop([&]() -> Status {
+    ActiveJob* job = Find(account, name);
+    if (job == nullptr) {
+      TY_RETURN_IF_ERROR(store_->GetJob(account, name).status());
+      return FailedPrecondition("Training job " + name + " has ended; only a running job can be interrupted.");
+    }
+    const JobRecord& rec = job->record;
+    if (!rec.spec.managed_spot) {
+      return FailedPrecondition("Training job " + name +
+                                " does not use managed spot training; only spot instances are interrupted.");
+    }
+    if (rec.status != model::TrainingJobStatus::kInProgress || rec.agent_pid == 0) {
+      return FailedPrecondition("Training job " + name + " has no running instance to interrupt (it is " +
+                                model::Name(rec.secondary) + ").");
+    }
+    if (rec.notice_deadline) {
+      return FailedPrecondition("Training job " + name + " is already being interrupted.");
+    }
+    Event e{Event::Kind::kInterrupt};
+    e.message = "spot capacity reclaimed (injected with trainyard spot interrupt)";
+    Apply(job, e);
+    return Status::Ok();
+  });
+}
+
+Status JobController::MakeSpotUnavailable(const std::string& instance_type,
+                                          std::chrono::milliseconds duration) {
+  if (options_.catalog->Find(instance_type) == nullptr) {
+    return InvalidArgument("Unknown instance type " + instance_type + ".");
+  }
+  if (duration.count() <= 0) return InvalidArgument("The duration must be positive.");
+  return RunOnLoop([&]() -> Status {
+    market_.MakeUnavailable(instance_type, duration, clock_->Now());
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<SpotTypeView>> JobController::SpotStatus() {
+  std::vector<SpotTypeView> out;
+  Status s = RunOnLoop([&]() -> Status {
+    std::vector<std::string> types;
+    for (const auto& [arn, job] : active_) types.push_back(job->record.spec.instance_type);
+    for (auto& st : market_.Status(clock_->Now(), types)) {
+      SpotTypeView v;
+      const capacity::InstanceType* t = options_.catalog->Find(st.instance_type);
+      v.on_demand_price = t != nullptr ? t->on_demand_price : 0;
+      v.capacity_total = pool_.Total(st.instance_type);
+      v.capacity_in_use = pool_.InUse(st.instance_type);
+      for (const auto& [arn, job] : active_) {
+        if (job->record.spec.instance_type != st.instance_type) continue;
+        if (job->record.queued) v.queued_jobs += 1;
+        if (job->record.agent_pid != 0 && job->record.attempt_on_spot) v.running_spot_jobs += 1;
+      }
+      v.market = std::move(st);
+      out.push_back(std::move(v));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+void JobController::TickForTesting() {
+  (void)RunOnLoop([this] {
+    Tick();
+    Sweep();
+    Schedule();
+    return Status::Ok();
+  });
 }
 
 JobController::ActiveJob* JobController::FindByArn(const std::string& arn) {

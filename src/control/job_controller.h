@@ -1,7 +1,10 @@
 // JobController: the control loop. Owns every active job (InProgress or
 // Stopping): feeds the pure state machine (state_machine.h) with events from
-// the API, the agents and the clock, persists each change to the Store, and
-// carries out the resulting actions through the Launcher.
+// the API, the agents, the spot market and the clock, persists each change to
+// the Store, and carries out the resulting actions through the Launcher.
+// It is also the scheduler: queued jobs are placed onto this machine's
+// capacity (capacity::CapacityPool) in creation order, spot jobs only while
+// the spot market has capacity of their type.
 //
 // Threads: one control-loop thread owns all job state. Public methods may be
 // called from any thread; they post work to the loop and wait for its result.
@@ -17,6 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "capacity/capacity_pool.h"
+#include "capacity/instance_catalog.h"
+#include "capacity/spot_market.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "control/state_machine.h"
@@ -37,6 +43,21 @@ struct ControllerOptions {
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
   std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
+  const capacity::InstanceCatalog* catalog = nullptr;  // required
+  capacity::CapacityConfig capacity;    // instances of each type this machine hosts
+  capacity::SpotMarketConfig spot;      // the spot market model
+  int host_cpus = 0;                    // 0: this machine's
+  double host_memory_gib = 0;           // 0: this machine's
+};
+
+// What `trainyard spot status` shows: the market and the local capacity.
+struct SpotTypeView {
+  capacity::SpotTypeStatus market;
+  double on_demand_price = 0;  // USD per hour; 0 when the type is not in the catalog
+  int capacity_total = 0;
+  int capacity_in_use = 0;
+  int running_spot_jobs = 0;
+  int queued_jobs = 0;
 };
 
 class JobController {
@@ -63,12 +84,26 @@ class JobController {
   // job that is no longer active (the agent should stop retrying).
   Status HandleReport(const std::string& token, const model::AgentReport& report);
 
+  // Fault injection. Interrupt: the job's spot instance gets its
+  // interruption notice now (kNotFound; kFailedPrecondition when the job is
+  // not running on spot capacity). MakeSpotUnavailable: spot capacity of the
+  // type is gone for `duration` (kInvalidArgument for an unknown type).
+  Status Interrupt(const std::string& account, const std::string& name);
+  Status MakeSpotUnavailable(const std::string& instance_type, std::chrono::milliseconds duration);
+  // Every instance type the market names or a job uses, sorted.
+  Result<std::vector<SpotTypeView>> SpotStatus();
+
+  // Runs one timer pass now (tests on a fake clock).
+  void TickForTesting();
+
  private:
   struct ActiveJob {
     model::JobRecord record;
     std::unique_ptr<telemetry::MetricExtractor> metrics;
     launch::AgentHandle agent;
     int64_t last_seq = 0;
+    int slots = 0;             // capacity held for the current attempt
+    std::string last_stream;   // the previous attempt's log stream (streams never repeat)
   };
 
   void Loop();
@@ -78,6 +113,10 @@ class JobController {
 
   // Loop-thread only.
   void Apply(ActiveJob* job, const Event& event);
+  // After an attempt ends: its agent joins exiting_, its capacity is freed.
+  void Reconcile(ActiveJob* job);
+  // Places queued jobs onto free capacity, oldest first.
+  void Schedule();
   void Perform(ActiveJob* job, const Action& action);
   void LaunchAgents(ActiveJob* job);
   void Persist(ActiveJob* job);
@@ -100,6 +139,8 @@ class JobController {
   std::thread thread_;
 
   // Loop thread only:
+  capacity::CapacityPool pool_;
+  capacity::SpotMarket market_;
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
   std::vector<std::string> finished_;           // ARNs that turned terminal, to sweep
   std::vector<launch::AgentHandle> exiting_;    // agents of ended jobs, until reaped

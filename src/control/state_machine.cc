@@ -1,15 +1,19 @@
 #include "control/state_machine.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/text.h"
 
 namespace ty::control {
 
+using model::AgentReport;
 using model::JobRecord;
 using model::SecondaryStatus;
 using model::StopReason;
 using model::TrainingJobStatus;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
 
 namespace {
 
@@ -30,25 +34,62 @@ void Enter(JobRecord* job, SecondaryStatus status, const std::string& message, T
   job->last_modified_time = now;
 }
 
-int64_t WholeSecondsAtLeastOne(std::chrono::milliseconds d) {
-  int64_t s = (d.count() + 500) / 1000;
-  return std::max<int64_t>(s, 1);
+int64_t WholeSecondsAtLeastOne(double ms) {
+  return std::max<int64_t>(static_cast<int64_t>(std::llround(ms / 1000.0)), 1);
+}
+
+int64_t Ms(TimePoint from, TimePoint to) {
+  return std::max<int64_t>(duration_cast<milliseconds>(to - from).count(), 0);
+}
+
+// The current attempt is over: its running time joins the totals and its
+// agent is forgotten.
+void EndAttempt(JobRecord* job, TimePoint now) {
+  if (job->attempt_run_start) {
+    int64_t ran = Ms(*job->attempt_run_start, now);
+    job->run_ms += ran;
+    job->billable_ms += static_cast<double>(ran) * job->attempt_price_fraction;
+    job->attempt_run_start.reset();
+  }
+  // Progress lost to an interruption of this attempt: the work since its
+  // last synced checkpoint (checkpoints written during the notice count).
+  if (!job->interruptions.empty() && job->interruptions.back().attempt == job->attempt &&
+      job->interruptions.back().lost_ms == 0) {
+    auto& i = job->interruptions.back();
+    TimePoint from = i.time;
+    if (job->last_checkpoint) {
+      from = std::min(i.time, *job->last_checkpoint);
+    } else if (!job->transitions.empty()) {
+      // No checkpoint in this attempt: everything it did is lost.
+      for (auto it = job->transitions.rbegin(); it != job->transitions.rend(); ++it) {
+        if (it->status == SecondaryStatus::kStarting) {
+          from = it->start;
+          break;
+        }
+      }
+    }
+    i.lost_ms = job->last_checkpoint && *job->last_checkpoint >= i.time ? 0 : Ms(from, i.time);
+  }
+  job->notice_deadline.reset();
+  job->interruption_at.reset();
+  job->agent_pid = 0;
+  job->agent_start_ticks = 0;
 }
 
 // Closes the job in a terminal status: end time, training and billable time.
 void Finish(JobRecord* job, TrainingJobStatus status, SecondaryStatus secondary,
             const std::string& message, TimePoint now) {
+  EndAttempt(job, now);
+  job->queued = false;
   job->status = status;
   Enter(job, secondary, message, now);
   job->transitions.back().end = now;
   if (job->training_start_time) {
     job->training_end_time = now;
-    auto ran = std::chrono::duration_cast<std::chrono::milliseconds>(now - *job->training_start_time);
-    job->training_time_seconds = WholeSecondsAtLeastOne(ran);
-    job->billable_time_seconds = job->training_time_seconds;
+    job->training_time_seconds =
+        WholeSecondsAtLeastOne(static_cast<double>(Ms(*job->training_start_time, now)));
+    job->billable_time_seconds = BillableSeconds(*job);
   }
-  job->agent_pid = 0;
-  job->agent_start_ticks = 0;
 }
 
 void FinishStopped(JobRecord* job, TimePoint now) {
@@ -58,13 +99,18 @@ void FinishStopped(JobRecord* job, TimePoint now) {
              kMsgMaxRuntime, now);
       break;
     case StopReason::kMaxWait:
-      Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kMaxWaitTimeExceeded,
-             "Training job stopped: MaxWaitTimeInSeconds was exceeded", now);
+      Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kMaxWaitTimeExceeded, kMsgMaxWait,
+             now);
       break;
     default:
       Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kStopped, kMsgStopped, now);
       break;
   }
+}
+
+void Fail(JobRecord* job, const std::string& reason, TimePoint now) {
+  job->failure_reason = TruncateUtf8(reason, 1024);
+  Finish(job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
 }
 
 // Order of the in-progress phases; an agent may only move forward.
@@ -81,17 +127,67 @@ int PhaseRank(SecondaryStatus s) {
 void BeginStopping(JobRecord* job, StopReason reason, TimePoint now, StepResult* r) {
   job->status = TrainingJobStatus::kStopping;
   job->stop_reason = reason;
+  job->queued = false;
   Enter(job, SecondaryStatus::kStopping, kMsgStopping, now);
   r->changed = true;
   if (job->agent_pid != 0) {
     r->actions.push_back({Action::Kind::kSignalStop});
   } else {
-    // Nothing runs yet (still starting): there is nothing to wait for.
+    // Nothing runs (queued for capacity): there is nothing to wait for.
     FinishStopped(job, now);
   }
 }
 
+bool IsPlatformFault(const std::string& reason) {
+  return reason.rfind("InternalServerError", 0) == 0;
+}
+
+// A failure of our own making: retried while RetryStrategy allows, else the
+// job fails with `reason`.
+void RetryOrFail(JobRecord* job, const std::string& reason, TimePoint now) {
+  if (job->retries >= job->spec.max_retry_attempts) {
+    Fail(job, reason, now);
+    return;
+  }
+  job->retries += 1;
+  job->interruptions.push_back({job->attempt, now, TruncateUtf8(reason, 1024), 0});
+  EndAttempt(job, now);
+  job->queued = true;
+  Enter(job, SecondaryStatus::kStarting,
+        "Restarting the training job after an instance failure (retry " +
+            std::to_string(job->retries) + " of " + std::to_string(job->spec.max_retry_attempts) +
+            ")",
+        now);
+}
+
+// The interrupted instance is gone: wait for spot capacity to come back.
+void EndInterrupted(JobRecord* job, TimePoint now) {
+  EndAttempt(job, now);
+  job->queued = true;
+  Enter(job, SecondaryStatus::kInterrupted, kMsgInterruptedWaiting, now);
+}
+
+void Interrupt(JobRecord* job, const std::string& cause, TimePoint now, StepResult* r) {
+  job->notice_deadline = now + milliseconds(job->attempt_notice_ms);
+  job->interruptions.push_back({job->attempt, now, cause, 0});
+  int64_t notice_s = (job->attempt_notice_ms + 999) / 1000;
+  Enter(job, SecondaryStatus::kInterrupted,
+        "Spot capacity is being reclaimed: " + cause + ". The instance has " +
+            std::to_string(notice_s) + " s to save a checkpoint",
+        now);
+  r->actions.push_back({Action::Kind::kSignalInterrupt});
+  r->changed = true;
+}
+
+bool Running(const JobRecord& job) {
+  return job.status == TrainingJobStatus::kInProgress && job.agent_pid != 0;
+}
+
 }  // namespace
+
+int64_t BillableSeconds(const JobRecord& job) {
+  return WholeSecondsAtLeastOne(job.billable_ms);
+}
 
 JobRecord NewJob(model::JobSpec spec, std::string account, std::string arn,
                  std::string request_json, TimePoint now) {
@@ -111,58 +207,117 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
   StepResult r{in, {}, false};
   JobRecord& job = r.job;
   if (model::IsTerminal(job.status)) return r;  // terminal jobs ignore everything
+  const bool interrupting = job.notice_deadline.has_value();
 
   switch (e.kind) {
     case Event::Kind::kStart:
-      if (job.status != TrainingJobStatus::kInProgress) break;
+      if (job.status != TrainingJobStatus::kInProgress || job.agent_pid != 0) break;
+      job.queued = true;
+      r.changed = true;
+      break;
+
+    case Event::Kind::kWaiting:
+      if (!job.queued || job.status != TrainingJobStatus::kInProgress) break;
+      if (!job.transitions.empty() && job.transitions.back().message == e.message) break;
+      Enter(&job, job.secondary, e.message, now);
+      r.changed = true;
+      break;
+
+    case Event::Kind::kPlaced:
+      if (!job.queued || job.status != TrainingJobStatus::kInProgress) break;
+      job.queued = false;
       job.attempt += 1;
-      Enter(&job, SecondaryStatus::kStarting, kMsgPreparing, now);
+      job.attempt_on_spot = e.on_spot;
+      job.attempt_price_fraction = e.on_spot ? e.price_fraction : 1.0;
+      job.attempt_notice_ms = e.notice.count();
+      job.interruption_at = e.interruption_at;
+      job.last_checkpoint.reset();
+      if (job.attempt == 1) {
+        Enter(&job, SecondaryStatus::kStarting, kMsgPreparing, now);
+      } else if (job.secondary == SecondaryStatus::kStarting && !job.transitions.empty()) {
+        // A retry: keep saying why the job restarts.
+        Enter(&job, SecondaryStatus::kStarting,
+              job.transitions.back().message + "; launching attempt " +
+                  std::to_string(job.attempt),
+              now);
+      } else {
+        Enter(&job, SecondaryStatus::kStarting,
+              "Restarting the training job (attempt " + std::to_string(job.attempt) + ")", now);
+      }
       r.actions.push_back({Action::Kind::kLaunch});
       r.changed = true;
       break;
 
-    case Event::Kind::kLaunchFailed:
-      job.failure_reason = e.failure_reason.empty() ? e.message : e.failure_reason;
-      Finish(&job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
+    case Event::Kind::kLaunchFailed: {
+      std::string reason = e.failure_reason.empty() ? e.message : e.failure_reason;
+      if (IsPlatformFault(reason)) {
+        RetryOrFail(&job, reason, now);
+      } else {
+        Fail(&job, reason, now);
+      }
       r.changed = true;
       break;
+    }
 
     case Event::Kind::kPhase: {
-      if (job.status != TrainingJobStatus::kInProgress) break;
+      if (!Running(job) || interrupting) break;
       if (PhaseRank(e.phase) <= PhaseRank(job.secondary)) break;  // stale or repeated
       if (!job.training_start_time) job.training_start_time = now;
+      if (!job.attempt_run_start) job.attempt_run_start = now;
       Enter(&job, e.phase, e.message.empty() ? model::Name(e.phase) : e.message, now);
       r.changed = true;
       break;
     }
 
+    case Event::Kind::kCheckpoint:
+      if (job.agent_pid == 0) break;
+      job.last_checkpoint = e.at;
+      r.changed = true;
+      break;
+
     case Event::Kind::kAgentExit:
       if (!e.model_artifacts.empty()) job.model_artifacts = e.model_artifacts;
+      r.changed = true;
       if (job.status == TrainingJobStatus::kStopping) {
         FinishStopped(&job, now);
-      } else if (e.outcome == model::AgentReport::Outcome::kCompleted) {
+      } else if (e.outcome == AgentReport::Outcome::kCompleted) {
         Finish(&job, TrainingJobStatus::kCompleted, SecondaryStatus::kCompleted, kMsgCompleted, now);
-      } else if (e.outcome == model::AgentReport::Outcome::kStopped) {
+      } else if (interrupting || e.outcome == AgentReport::Outcome::kInterrupted) {
+        if (!interrupting) {
+          // Someone else sent the notice (an operator's SIGUSR1): still an interruption.
+          job.interruptions.push_back({job.attempt, now, "the instance received a notice", 0});
+        }
+        EndInterrupted(&job, now);
+      } else if (e.outcome == AgentReport::Outcome::kStopped) {
         // The agent was told to stop by someone other than us (e.g. an
         // operator's kill): report it as a stop, not a failure of the script.
         job.stop_reason = StopReason::kUser;
         FinishStopped(&job, now);
       } else {
-        job.failure_reason = TruncateUtf8(e.failure_reason, 1024);
-        if (job.failure_reason.empty()) job.failure_reason = "InternalServerError: the instance failed";
-        Finish(&job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
+        std::string reason = e.failure_reason.empty() ? "InternalServerError: the instance failed"
+                                                      : e.failure_reason;
+        if (IsPlatformFault(reason)) {
+          RetryOrFail(&job, reason, now);
+        } else {
+          Fail(&job, reason, now);
+        }
       }
-      r.changed = true;
       break;
 
     case Event::Kind::kAgentLost:
+      r.changed = true;
       if (job.status == TrainingJobStatus::kStopping) {
         FinishStopped(&job, now);
+      } else if (interrupting) {
+        EndInterrupted(&job, now);
       } else {
-        job.failure_reason = TruncateUtf8("InternalServerError: " + e.message, 1024);
-        Finish(&job, TrainingJobStatus::kFailed, SecondaryStatus::kFailed, kMsgFailed, now);
+        RetryOrFail(&job, "InternalServerError: " + e.message, now);
       }
-      r.changed = true;
+      break;
+
+    case Event::Kind::kInterrupt:
+      if (!Running(job) || !job.attempt_on_spot || interrupting) break;
+      Interrupt(&job, e.message.empty() ? "spot capacity reclaimed" : e.message, now, &r);
       break;
 
     case Event::Kind::kStopRequested:
@@ -170,17 +325,37 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       BeginStopping(&job, StopReason::kUser, now, &r);
       break;
 
-    case Event::Kind::kTick:
-      if (job.status == TrainingJobStatus::kInProgress && job.training_start_time &&
-          std::chrono::duration_cast<std::chrono::seconds>(now - *job.training_start_time) >=
-              job.spec.max_runtime) {
+    case Event::Kind::kTick: {
+      if (job.status == TrainingJobStatus::kStopping) {
+        if (job.agent_pid != 0 &&
+            now - job.transitions.back().start >= policy.stop_grace + policy.upload_allowance) {
+          r.actions.push_back({Action::Kind::kKill});
+        }
+        break;
+      }
+      // MaxWaitTimeInSeconds: waiting plus running, over all attempts.
+      if (job.spec.max_wait && now - job.creation_time >= *job.spec.max_wait) {
+        BeginStopping(&job, StopReason::kMaxWait, now, &r);
+        break;
+      }
+      // MaxRuntimeInSeconds: running time over all attempts.
+      int64_t ran = job.run_ms + (job.attempt_run_start ? Ms(*job.attempt_run_start, now) : 0);
+      if (job.agent_pid != 0 &&
+          ran >= duration_cast<milliseconds>(job.spec.max_runtime).count()) {
         BeginStopping(&job, StopReason::kMaxRuntime, now, &r);
-      } else if (job.status == TrainingJobStatus::kStopping && job.agent_pid != 0 &&
-                 now - job.transitions.back().start >=
-                     policy.stop_grace + policy.upload_allowance) {
-        r.actions.push_back({Action::Kind::kKill});
+        break;
+      }
+      if (interrupting) {
+        if (job.agent_pid != 0 && now >= *job.notice_deadline) {
+          r.actions.push_back({Action::Kind::kKill});
+        }
+        break;
+      }
+      if (Running(job) && job.interruption_at && now >= *job.interruption_at) {
+        Interrupt(&job, "spot capacity reclaimed (drawn by the spot market model)", now, &r);
       }
       break;
+    }
 
     case Event::Kind::kShutdown:
       job.failure_reason =

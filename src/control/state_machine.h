@@ -5,6 +5,8 @@
 // ../shared/spec/sagemaker-training.md sections 3.2-3.6.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,13 +18,17 @@ namespace ty::control {
 
 struct Event {
   enum class Kind {
-    kStart,          // the controller is about to launch the job's instances
-    kLaunchFailed,   // launching failed; `message` says why
+    kStart,          // a new job: it queues for capacity
+    kWaiting,        // the scheduler could not place the queued job; `message` says why
+    kPlaced,         // the scheduler reserved capacity: launch the next attempt
+    kLaunchFailed,   // launching failed; `failure_reason` says why
     kPhase,          // an agent reported entering `phase`
+    kCheckpoint,     // the agent synced the checkpoint directory at `at`
     kAgentExit,      // an agent finished: `outcome`, `failure_reason`, `model_artifacts`
     kAgentLost,      // the agent vanished without a final report; `message` says how
+    kInterrupt,      // spot capacity is reclaimed: the interruption notice starts; `message` why
     kStopRequested,  // StopTrainingJob
-    kTick,           // time passed: check MaxRuntime and stop escalation
+    kTick,           // time passed: check the stopping conditions and the notice/stop deadlines
     kShutdown,       // the server is going away while the job runs
   };
   Kind kind = Kind::kTick;
@@ -31,13 +37,20 @@ struct Event {
   std::string message;
   std::string failure_reason;
   std::string model_artifacts;
+  TimePoint at;  // kCheckpoint
+  // kPlaced: where the attempt runs.
+  bool on_spot = false;
+  double price_fraction = 1.0;
+  std::chrono::milliseconds notice{0};
+  std::optional<TimePoint> interruption_at;  // the spot market's draw for this attempt
 };
 
 struct Action {
   enum class Kind {
-    kLaunch,        // start the job's agents
-    kSignalStop,    // send SIGTERM to the job's agents (they forward it, upload, report)
-    kKill,          // SIGKILL the job's agents: they overstayed the stop allowance
+    kLaunch,           // start the job's agents
+    kSignalStop,       // SIGTERM the job's agents (they forward it, upload, report)
+    kSignalInterrupt,  // SIGUSR1 the job's agents: spot interruption notice (sync, exit)
+    kKill,             // SIGKILL the job's agents: they overstayed their allowance
   };
   Kind kind;
 };
@@ -74,5 +87,13 @@ inline constexpr char kMsgStopping[] = "Stopping the training job";
 inline constexpr char kMsgStopped[] = "Training job stopped";
 inline constexpr char kMsgMaxRuntime[] =
     "Training job stopped: MaxRuntimeInSeconds was exceeded";
+inline constexpr char kMsgMaxWait[] = "Training job stopped: MaxWaitTimeInSeconds was exceeded";
+inline constexpr char kMsgInterruptedWaiting[] =
+    "Training job interrupted: spot capacity was reclaimed. Waiting for spot capacity to restart "
+    "from the last checkpoint";
+
+// Whole seconds of billable time for `job` so far: running time of every
+// attempt, weighted by the spot price fraction while on spot (at least 1).
+int64_t BillableSeconds(const model::JobRecord& job);
 
 }  // namespace ty::control

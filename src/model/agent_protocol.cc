@@ -17,6 +17,7 @@ const char* ReportTypeName(AgentReport::Type t) {
     case AgentReport::Type::kPhase: return "phase";
     case AgentReport::Type::kLog: return "log";
     case AgentReport::Type::kExit: return "exit";
+    case AgentReport::Type::kCheckpoint: return "checkpoint";
   }
   return "unknown";
 }
@@ -26,6 +27,7 @@ const char* OutcomeName(AgentReport::Outcome o) {
     case AgentReport::Outcome::kCompleted: return "Completed";
     case AgentReport::Outcome::kFailed: return "Failed";
     case AgentReport::Outcome::kStopped: return "Stopped";
+    case AgentReport::Outcome::kInterrupted: return "Interrupted";
   }
   return "unknown";
 }
@@ -45,6 +47,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"server_url_file", c.server_url_file},
           {"token", c.token},
           {"stop_grace_seconds", c.stop_grace_seconds},
+          {"notice_seconds", c.notice_seconds},
           {"isolation", c.isolation},
           {"file_roots", c.file_roots},
           {"num_cpus", c.num_cpus},
@@ -72,6 +75,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.server_url_file = j.at("server_url_file").get<std::string>();
     c.token = j.at("token").get<std::string>();
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
+    c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.isolation = j.value("isolation", std::string("auto"));
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
     c.num_cpus = j.value("num_cpus", 1);
@@ -116,6 +120,12 @@ json AgentReportToJson(const AgentReport& r) {
       j["model_artifacts"] = r.model_artifacts;
       j["artifacts_uploaded"] = r.artifacts_uploaded;
       break;
+    case AgentReport::Type::kCheckpoint:
+      j["synced_at_ms"] = r.synced_at_ms;
+      j["files_uploaded"] = r.files_uploaded;
+      j["objects_deleted"] = r.objects_deleted;
+      j["bytes_uploaded"] = r.bytes_uploaded;
+      break;
   }
   return j;
 }
@@ -149,12 +159,20 @@ Result<AgentReport> AgentReportFromJson(const json& j) {
         r.outcome = AgentReport::Outcome::kFailed;
       } else if (o == "Stopped") {
         r.outcome = AgentReport::Outcome::kStopped;
+      } else if (o == "Interrupted") {
+        r.outcome = AgentReport::Outcome::kInterrupted;
       } else {
         return InvalidArgument("unknown outcome in agent report: " + o);
       }
       r.failure_reason = j.value("failure_reason", std::string());
       r.model_artifacts = j.value("model_artifacts", std::string());
       r.artifacts_uploaded = j.value("artifacts_uploaded", false);
+    } else if (type == "checkpoint") {
+      r.type = AgentReport::Type::kCheckpoint;
+      r.synced_at_ms = j.at("synced_at_ms").get<int64_t>();
+      r.files_uploaded = j.value("files_uploaded", 0);
+      r.objects_deleted = j.value("objects_deleted", 0);
+      r.bytes_uploaded = j.value("bytes_uploaded", uint64_t{0});
     } else {
       return InvalidArgument("unknown agent report type: " + type);
     }

@@ -47,6 +47,9 @@ struct InstanceConfig {
   std::string server_url_file;                 // file holding the control plane's URL
   std::string token;                           // authenticates reports
   int64_t stop_grace_seconds = 120;            // SIGTERM -> SIGKILL of the training process
+  // Spot interruption notice period: after SIGUSR1 the instance has this
+  // long before it is killed (the agent keeps some of it for the final sync).
+  int64_t notice_seconds = 120;
   std::string isolation = "auto";              // auto | bwrap | none
   std::vector<std::string> file_roots;         // where file:// URIs may point
   int num_cpus = 1;
@@ -70,8 +73,11 @@ struct AgentReport {
     kPhase,  // the instance entered `phase` (Downloading, Training, Uploading)
     kLog,    // log lines of `stream`
     kExit,   // the instance is done: `outcome` and details
+    kCheckpoint,  // the checkpoint directory was synced to CheckpointConfig.S3Uri
   };
-  enum class Outcome { kCompleted, kFailed, kStopped };
+  // kInterrupted: the instance got a spot interruption notice and is gone;
+  // only checkpoints were synced (no artifacts).
+  enum class Outcome { kCompleted, kFailed, kStopped, kInterrupted };
 
   Type type = Type::kPhase;
   std::string job_arn;
@@ -89,6 +95,11 @@ struct AgentReport {
   std::string failure_reason;          // "AlgorithmError: ..." / "ClientError: ..." / "InternalServerError: ..."
   std::string model_artifacts;         // where model.tar.gz (or model/) was written
   bool artifacts_uploaded = false;
+  // kCheckpoint
+  int64_t synced_at_ms = 0;
+  int files_uploaded = 0;
+  int objects_deleted = 0;
+  uint64_t bytes_uploaded = 0;
 };
 
 nlohmann::json AgentReportToJson(const AgentReport& r);

@@ -149,3 +149,72 @@ Result<std::vector<FinalMetric>> FinalMetricsFromJson(const json& j) {
 }
 
 }  // namespace ty::model
+
+namespace ty::model {
+
+namespace {
+
+void PutTime(json* j, const char* key, const std::optional<TimePoint>& t) {
+  if (t) (*j)[key] = ToEpochMillis(*t);
+}
+
+std::optional<TimePoint> GetTime(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  return FromEpochMillis(it->get<int64_t>());
+}
+
+}  // namespace
+
+json RuntimeToJson(const JobRecord& job) {
+  json interruptions = json::array();
+  for (const auto& i : job.interruptions) {
+    interruptions.push_back({{"attempt", i.attempt},
+                             {"time_ms", ToEpochMillis(i.time)},
+                             {"cause", i.cause},
+                             {"lost_ms", i.lost_ms}});
+  }
+  json j = {{"queued", job.queued},
+            {"retries", job.retries},
+            {"run_ms", job.run_ms},
+            {"billable_ms", job.billable_ms},
+            {"attempt_on_spot", job.attempt_on_spot},
+            {"attempt_price_fraction", job.attempt_price_fraction},
+            {"attempt_notice_ms", job.attempt_notice_ms},
+            {"interruptions", interruptions}};
+  PutTime(&j, "attempt_run_start_ms", job.attempt_run_start);
+  PutTime(&j, "interruption_at_ms", job.interruption_at);
+  PutTime(&j, "notice_deadline_ms", job.notice_deadline);
+  PutTime(&j, "last_checkpoint_ms", job.last_checkpoint);
+  return j;
+}
+
+Status RuntimeFromJson(const json& j, JobRecord* job) {
+  if (!j.is_object()) return InvalidArgument("job runtime is not a JSON object");
+  try {
+    Get(j, "queued", &job->queued);
+    Get(j, "retries", &job->retries);
+    Get(j, "run_ms", &job->run_ms);
+    Get(j, "billable_ms", &job->billable_ms);
+    Get(j, "attempt_on_spot", &job->attempt_on_spot);
+    Get(j, "attempt_price_fraction", &job->attempt_price_fraction);
+    Get(j, "attempt_notice_ms", &job->attempt_notice_ms);
+    job->attempt_run_start = GetTime(j, "attempt_run_start_ms");
+    job->interruption_at = GetTime(j, "interruption_at_ms");
+    job->notice_deadline = GetTime(j, "notice_deadline_ms");
+    job->last_checkpoint = GetTime(j, "last_checkpoint_ms");
+    job->interruptions.clear();
+    if (auto it = j.find("interruptions"); it != j.end() && it->is_array()) {
+      for (const auto& e : *it) {
+        job->interruptions.push_back({e.at("attempt").get<int>(),
+                                      FromEpochMillis(e.at("time_ms").get<int64_t>()),
+                                      e.value("cause", ""), e.value("lost_ms", int64_t{0})});
+      }
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed job runtime: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace ty::model

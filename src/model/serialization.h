@@ -18,4 +18,8 @@ Result<std::vector<StatusTransition>> TransitionsFromJson(const nlohmann::json& 
 nlohmann::json FinalMetricsToJson(const std::vector<FinalMetric>& metrics);
 Result<std::vector<FinalMetric>> FinalMetricsFromJson(const nlohmann::json& j);
 
+// The scheduling/spot bookkeeping of a JobRecord (queued ... interruptions).
+nlohmann::json RuntimeToJson(const JobRecord& job);
+Status RuntimeFromJson(const nlohmann::json& j, JobRecord* job);
+
 }  // namespace ty::model

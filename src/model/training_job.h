@@ -100,6 +100,15 @@ enum class StopReason { kNone, kUser, kMaxRuntime, kMaxWait };
 const char* Name(StopReason r);
 std::optional<StopReason> ParseStopReason(const std::string& s);
 
+// An attempt that ended before the job did: a spot interruption, or an
+// instance lost without notice that RetryStrategy retried.
+struct Interruption {
+  int attempt = 0;
+  TimePoint time;                  // the notice (or the loss)
+  std::string cause;               // human-readable: why the instance went away
+  int64_t lost_ms = 0;             // progress lost: from the last synced checkpoint to `time`
+};
+
 // Everything persisted about a job. Owned by the controller while the job
 // runs; read by the API from the store.
 struct JobRecord {
@@ -127,6 +136,19 @@ struct JobRecord {
   int64_t agent_pid = 0;           // 0 when no agent runs
   int64_t agent_start_ticks = 0;   // /proc/<pid>/stat starttime, guards against pid reuse
   std::string instance_dir;        // where the agent stages /opt/ml
+  // Scheduling and spot bookkeeping across attempts (not part of the AWS shape).
+  bool queued = false;             // waiting for capacity to (re)start
+  int retries = 0;                 // RetryStrategy retries used
+  int64_t run_ms = 0;              // running time of ended attempts
+  double billable_ms = 0;          // the same, weighted by the spot price fraction
+  std::optional<TimePoint> attempt_run_start;  // the current attempt began running
+  bool attempt_on_spot = false;    // the current attempt runs on spot capacity
+  double attempt_price_fraction = 1.0;
+  int64_t attempt_notice_ms = 0;   // its interruption notice period
+  std::optional<TimePoint> interruption_at;   // the spot market's drawn interruption
+  std::optional<TimePoint> notice_deadline;   // interrupted: the instance is killed then
+  std::optional<TimePoint> last_checkpoint;   // the current attempt's last synced checkpoint
+  std::vector<Interruption> interruptions;
 };
 
 // "arn:aws:sagemaker:<region>:<account>:training-job/<name>"

@@ -2,7 +2,213 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
+#include <filesystem>
+#include <optional>
+#include <set>
+
+#include "common/fs.h"
+
 namespace ty::server {
+namespace {
+
+// `v` as T, or InvalidArgument naming `key` (yaml-cpp's own message names
+// only a line and column).
+template <typename T>
+Status Read(const YAML::Node& v, const std::string& key, const std::string& want, T* out) {
+  try {
+    *out = v.as<T>();
+  } catch (const YAML::Exception&) {
+    return InvalidArgument(key + " must be " + want);
+  }
+  return Status::Ok();
+}
+
+Status ReadCount(const YAML::Node& v, const std::string& key, int64_t min, int64_t* out) {
+  std::string want = "a whole number >= " + std::to_string(min);
+  TY_RETURN_IF_ERROR(Read(v, key, want, out));
+  if (*out < min) return InvalidArgument(key + " must be " + want);
+  return Status::Ok();
+}
+
+Status ReadSeconds(const YAML::Node& v, const std::string& key, int64_t min,
+                   std::chrono::seconds* out) {
+  int64_t n = 0;
+  TY_RETURN_IF_ERROR(ReadCount(v, key, min, &n));
+  *out = std::chrono::seconds(n);
+  return Status::Ok();
+}
+
+// A finite number, > 0 when `positive`, else >= 0.
+Status ReadNumber(const YAML::Node& v, const std::string& key, bool positive, double* out) {
+  std::string want = positive ? "a number > 0" : "a number >= 0";
+  TY_RETURN_IF_ERROR(Read(v, key, want, out));
+  if (!std::isfinite(*out) || *out < 0 || (positive && *out == 0)) {
+    return InvalidArgument(key + " must be " + want);
+  }
+  return Status::Ok();
+}
+
+Status CheckMap(const YAML::Node& v, const std::string& key, const std::string& of) {
+  if (!v.IsMap()) return InvalidArgument(key + " must be a mapping of " + of);
+  return Status::Ok();
+}
+
+Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceType>* out) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(
+      CheckMap(v, "instance_types", "instance type to {vcpus, memory_gib, gpus, on_demand_price}"));
+  const capacity::InstanceCatalog builtin = capacity::InstanceCatalog::Builtin();
+  for (const auto& kv : v) {
+    std::string name = kv.first.as<std::string>();
+    std::string where = "instance_types: " + name;
+    const capacity::InstanceType* known = builtin.Find(name);
+    capacity::InstanceType type = known ? *known : capacity::InstanceType{name};
+    std::set<std::string> given;
+    if (!kv.second.IsNull()) {
+      TY_RETURN_IF_ERROR(CheckMap(kv.second, where, "vcpus, memory_gib, gpus, on_demand_price"));
+    }
+    for (const auto& field : kv.second) {
+      std::string key = field.first.as<std::string>();
+      std::string at = where + ": " + key;
+      if (key == "vcpus") {
+        int64_t n = 0;
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 1, &n));
+        type.vcpus = static_cast<int>(n);
+      } else if (key == "memory_gib") {
+        TY_RETURN_IF_ERROR(ReadNumber(field.second, at, true, &type.memory_gib));
+      } else if (key == "gpus") {
+        int64_t n = 0;
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 0, &n));
+        type.gpus = static_cast<int>(n);
+      } else if (key == "on_demand_price") {
+        TY_RETURN_IF_ERROR(ReadNumber(field.second, at, false, &type.on_demand_price));
+      } else {
+        return InvalidArgument(where + ": unknown key '" + key + "'");
+      }
+      given.insert(key);
+    }
+    if (!known) {
+      for (const char* required : {"vcpus", "memory_gib", "on_demand_price"}) {
+        if (!given.contains(required)) {
+          return InvalidArgument(where + ": not a built-in type, so it needs " + required);
+        }
+      }
+    }
+    std::erase_if(*out, [&](const capacity::InstanceType& t) { return t.name == name; });
+    out->push_back(std::move(type));
+  }
+  return Status::Ok();
+}
+
+Status ParseCapacity(const YAML::Node& v, capacity::CapacityConfig* out) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "capacity", "instance type (or \"*\") to a count"));
+  for (const auto& kv : v) {
+    std::string type = kv.first.as<std::string>();
+    int64_t n = 0;
+    if (type == "*") {
+      // default_count 0 means "derive from the host": "*": 0 would silently
+      // mean the opposite of what it says.
+      TY_RETURN_IF_ERROR(ReadCount(kv.second, "capacity: *", 1, &n));
+      out->default_count = static_cast<int>(n);
+    } else {
+      TY_RETURN_IF_ERROR(ReadCount(kv.second, "capacity: " + type, 0, &n));
+      out->counts[type] = static_cast<int>(n);
+    }
+  }
+  return Status::Ok();
+}
+
+// Applies the model keys of the mapping `v` to `model`, skipping `others`
+// (the keys its caller reads); `where` names `v` in errors.
+Status ParseSpotModel(const YAML::Node& v, const std::string& where,
+                      const std::set<std::string>& others, capacity::SpotModel* model) {
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = where + ": " + key;
+    if (others.contains(key)) continue;
+    if (key == "price_fraction") {
+      double f = 0;
+      TY_RETURN_IF_ERROR(Read(kv.second, at, "a number in (0, 1]", &f));
+      if (!(f > 0 && f <= 1)) return InvalidArgument(at + " must be a number in (0, 1]");
+      model->price_fraction = f;
+    } else if (key == "notice_seconds") {
+      TY_RETURN_IF_ERROR(ReadSeconds(kv.second, at, 0, &model->notice));
+    } else if (key == "mean_time_between_interruptions_seconds") {
+      std::chrono::seconds mean{0};
+      TY_RETURN_IF_ERROR(ReadSeconds(kv.second, at, 0, &mean));
+      model->mean_time_between_interruptions =
+          mean > std::chrono::seconds(0) ? std::optional(mean) : std::nullopt;
+    } else if (key == "availability") {
+      model->mean_available.reset();
+      model->mean_unavailable.reset();
+      if (kv.second.IsNull()) continue;
+      TY_RETURN_IF_ERROR(
+          CheckMap(kv.second, at, "mean_available_seconds and mean_unavailable_seconds"));
+      for (const auto& mean : kv.second) {
+        std::string name = mean.first.as<std::string>();
+        std::chrono::seconds s{0};
+        if (name == "mean_available_seconds") {
+          TY_RETURN_IF_ERROR(ReadSeconds(mean.second, at + ": " + name, 1, &s));
+          model->mean_available = s;
+        } else if (name == "mean_unavailable_seconds") {
+          TY_RETURN_IF_ERROR(ReadSeconds(mean.second, at + ": " + name, 1, &s));
+          model->mean_unavailable = s;
+        } else {
+          return InvalidArgument(at + ": unknown key '" + name + "'");
+        }
+      }
+      if (!model->mean_available || !model->mean_unavailable) {
+        return InvalidArgument(at +
+                               " needs both mean_available_seconds and mean_unavailable_seconds");
+      }
+    } else {
+      return InvalidArgument(where + ": unknown key '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseSpot(const YAML::Node& v, const std::string& config_path,
+                 capacity::SpotMarketConfig* out) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "spot", "spot settings"));
+  // The defaults first, whatever the key order: every types entry inherits them.
+  TY_RETURN_IF_ERROR(ParseSpotModel(v, "spot", {"seed", "trace_file", "types"}, &out->defaults));
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    if (key == "seed") {
+      TY_RETURN_IF_ERROR(Read(kv.second, "spot: seed", "a whole number >= 0", &out->seed));
+    } else if (key == "trace_file") {
+      std::string file;
+      TY_RETURN_IF_ERROR(Read(kv.second, "spot: trace_file", "a path", &file));
+      std::string dir = std::filesystem::path(config_path).parent_path().string();
+      file = Absolutize(file, Absolutize(dir.empty() ? "." : dir, CurrentDir()));
+      Result<std::string> text = ReadFile(file);
+      if (!text.ok()) return InvalidArgument("spot: trace_file: " + text.status().message());
+      Result<std::vector<capacity::TraceEvent>> trace = capacity::ParseTrace(*text);
+      if (!trace.ok()) return trace.status().WithPrefix("spot: trace_file " + file);
+      out->trace = std::move(trace).value();
+    } else if (key == "types") {
+      if (kv.second.IsNull()) continue;
+      TY_RETURN_IF_ERROR(CheckMap(kv.second, "spot: types", "instance type to spot settings"));
+      for (const auto& entry : kv.second) {
+        std::string type = entry.first.as<std::string>();
+        std::string where = "spot: types: " + type;
+        capacity::SpotModel model = out->defaults;
+        if (!entry.second.IsNull()) {
+          TY_RETURN_IF_ERROR(CheckMap(entry.second, where, "spot settings"));
+          TY_RETURN_IF_ERROR(ParseSpotModel(entry.second, where, {}, &model));
+        }
+        out->types[type] = model;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status ParseListen(const std::string& listen, std::string* host, int* port) {
   auto colon = listen.rfind(':');
@@ -74,6 +280,12 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
           if (img["env"]) rule.entry.env = img["env"].as<std::map<std::string, std::string>>();
           c->images.push_back(std::move(rule));
         }
+      } else if (key == "instance_types") {
+        TY_RETURN_IF_ERROR(ParseInstanceTypes(v, &c->instance_types).WithPrefix(path));
+      } else if (key == "capacity") {
+        TY_RETURN_IF_ERROR(ParseCapacity(v, &c->capacity).WithPrefix(path));
+      } else if (key == "spot") {
+        TY_RETURN_IF_ERROR(ParseSpot(v, path, &c->spot).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "capacity/capacity_pool.h"
+#include "capacity/instance_catalog.h"
+#include "capacity/spot_market.h"
 #include "common/status.h"
 #include "launch/image_catalog.h"
 
@@ -24,11 +27,29 @@ struct ServerConfig {
   int http_threads = 64;                    // one per open connection (agents keep one each)
   std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
   std::string agent_binary;                 // default: this executable
+  // Catalog overrides and additions (over the built-in table), each complete:
+  // fields a config entry leaves out come from the built-in entry.
+  std::vector<capacity::InstanceType> instance_types;
+  // Instances of each type this machine hosts at once; default: derived from
+  // the host's cores and memory.
+  capacity::CapacityConfig capacity;
+  // Default: 0.3 of on-demand, 120 s notice, no interruptions, always available.
+  capacity::SpotMarketConfig spot;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, credentials_file, isolation, stop_grace_seconds,
-// max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}]).
+// max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
+// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
+// capacity: {TYPE or "*": count},
+// spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
+// price_fraction, notice_seconds, mean_time_between_interruptions_seconds,
+// availability: {mean_available_seconds, mean_unavailable_seconds}}).
+// A new instance type needs vcpus, memory_gib and on_demand_price. Spot
+// entries under types inherit the keys they leave out from spot's own;
+// mean_time_between_interruptions_seconds 0 and availability null turn those
+// processes off. trace_file is read and parsed here, relative to the config
+// file's directory. kInvalidArgument names the file and the offending key.
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
 
 // Splits "HOST:PORT". kInvalidArgument when malformed.

@@ -32,6 +32,7 @@ struct Server::Impl {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<launch::LocalLauncher> launcher;
   std::unique_ptr<launch::ImageCatalog> images;
+  capacity::InstanceCatalog catalog;  // before the controller, which reads it
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -166,7 +167,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
   impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary);
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
+  impl->catalog = capacity::InstanceCatalog::Builtin();
+  for (const auto& t : config.instance_types) impl->catalog.Upsert(t);
   control::ControllerOptions copts;
+  copts.catalog = &impl->catalog;
+  copts.capacity = config.capacity;
+  copts.spot = config.spot;
   copts.data_dir = config.data_dir;
   copts.region = config.region;
   copts.server_url_file = JoinPath(config.data_dir, "server.url");
@@ -181,6 +187,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   aopts.region = config.region;
   aopts.policy.file_roots = config.file_roots;
   aopts.max_body_bytes = config.max_body_bytes;
+  aopts.catalog = &impl->catalog;
   impl->api = std::make_unique<api::SageMakerApi>(aopts, std::move(model).value(),
                                                   impl->verifier.get(), impl->controller.get(),
                                                   impl->store.get(), SystemClock::Default());

@@ -11,12 +11,16 @@
 //    it was copied; a file that changed is retried after its next close.
 //  - Deleting a local file deletes its object; only objects this sync knows
 //    (restored at start or uploaded by it) are ever deleted, so several hosts
-//    may share one URI with distinct file names.
+//    may share one URI with distinct file names. Nothing is deleted while
+//    local_dir itself is missing.
+//  - Symlinks are neither followed nor uploaded (reported once each).
 //  - Failures (disk full, permissions, a file vanishing mid-upload) never stop
 //    the sync: they are reported through `on_error` and retried with backoff.
 //
-// Threads: Start() runs a background thread; Flush() and Stop() may be called
-// from another thread (not concurrently with each other).
+// Threads: Start() runs a background thread that does all the work (inotify,
+// rescans, transfers one file at a time); Flush() and Stop() may be called
+// from another thread (not concurrently with each other). on_progress and
+// on_error run on that background thread (on Flush()'s caller after Stop()).
 #pragma once
 
 #include <chrono>
@@ -59,15 +63,23 @@ class DirectorySync {
   DirectorySync& operator=(const DirectorySync&) = delete;
 
   // Records the current contents of local_dir as already in sync (they were
-  // just restored from `uri`), then starts watching. IoError when the
-  // directory cannot be watched or scanned at all.
+  // just restored from `uri`) and as known objects, then starts watching. A
+  // local file the store lacks, or holds with another size, is uploaded (when
+  // the store cannot be listed, everything counts as in sync). IoError when
+  // the directory cannot be watched or scanned at all; FailedPrecondition when
+  // called twice.
   Status Start();
   // Uploads everything that differs from the stored copy and deletes what was
   // removed, treating every file as complete (call it once the writers are
-  // gone: after the training process exited). Waits at most `budget`.
-  // Returns the first error of this flush, if any (e.g. disk full).
+  // gone: after the training process exited). Waits at most `budget`
+  // (failures are retried with backoff within it). OK when everything is in
+  // sync at the end; otherwise the first error of this flush (e.g. IoError
+  // "... No space left on device"), or Unavailable when time ran out first.
+  // FailedPrecondition before Start(). Also works after Stop(), on the
+  // caller's thread.
   Status Flush(std::chrono::milliseconds budget);
-  // Stops the thread. Idempotent.
+  // Stops the thread. Waits for the one transfer in progress, if any, never
+  // for retries or backoff. Idempotent.
   void Stop();
 
  private:

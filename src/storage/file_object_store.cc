@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include "common/fs.h"
 #include "storage/uri.h"
@@ -18,7 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kCopyBufferSize = 1 << 20;
+constexpr size_t kCopyBufferSize = 1 << 20;  // read/write fallback
+constexpr size_t kCopyChunk = 1 << 30;        // per copy_file_range call
 constexpr char kTempMarker[] = ".ty-tmp-";
 
 std::string BaseName(const std::string& path) {
@@ -46,16 +49,25 @@ std::chrono::system_clock::time_point MTime(const struct stat& st) {
 }
 
 Status CopyFd(int in, int out, const std::string& from, const std::string& to) {
-  // copy_file_range lets the kernel (or a reflinking file system) do the work; it is refused
-  // across some file system pairs, in which case a plain 1 MiB read/write loop follows.
+  // copy_file_range lets the kernel (or a reflinking file system) do the work without a trip
+  // through user space; it is refused across some file system pairs, in which case a plain
+  // read/write loop follows from wherever it stopped (both offsets have advanced together).
+  bool copied_any = false;
   for (;;) {
-    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, kCopyBufferSize * 64, 0);
-    if (n == 0) return Status::Ok();
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) break;
-      return ErrnoStatus("cannot copy " + from + " to " + to, errno);
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, kCopyChunk, 0);
+    if (n > 0) {
+      copied_any = true;
+      continue;
     }
+    if (n == 0) {
+      // Files of pseudo file systems report size 0 and copy as empty; read(2) tells the truth
+      // (and returns 0 at once for a file that really is empty or fully copied).
+      if (copied_any) return Status::Ok();
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) break;
+    return ErrnoStatus("cannot copy " + from + " to " + to, errno);
   }
   std::vector<char> buf(kCopyBufferSize);
   for (;;) {
@@ -78,7 +90,8 @@ Status CopyFd(int in, int out, const std::string& from, const std::string& to) {
 }
 
 Result<UniqueFd> OpenRegularFile(const std::string& path, struct stat* st) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO swapped in for the file must not hang the open (no effect on files).
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return NotFound("no such file " + path);
     return ErrnoStatus("cannot open " + path, errno);
@@ -88,9 +101,20 @@ Result<UniqueFd> OpenRegularFile(const std::string& path, struct stat* st) {
   return fd;
 }
 
-// Writes `src` to `dest` through a hidden temp file in dest's directory, fsync and rename(2),
-// then fsyncs the directory so the rename itself survives a crash.
-Status CopyFileAtomic(const std::string& src, const std::string& dest) {
+// Best effort: the object is already committed and visible; some file systems refuse to
+// fsync a directory.
+void FsyncDir(const std::string& dir) {
+  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+}
+
+// Writes `src` to `dest` through a hidden temp file in dest's directory: copy, fsync, ask
+// `still_valid`, rename(2). The temp file never outlives a failure. The directory is then
+// fsynced so the rename itself survives a crash, unless `dirs_to_sync` collects it for the
+// caller to fsync once after many files.
+Status CopyFileAtomic(const std::string& src, const std::string& dest,
+                      const std::function<bool()>& still_valid,
+                      std::set<std::string>* dirs_to_sync) {
   struct stat st;
   TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   std::string dir = DirName(dest);
@@ -105,15 +129,22 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest) {
   };
   Status copied = CopyFd(in.get(), out.get(), src, tmpl);
   if (!copied.ok()) return fail(copied);
+  in.Reset();
   if (::fchmod(out.get(), (st.st_mode & 0777) | S_IRUSR | S_IWUSR) != 0 ||
       ::fsync(out.get()) != 0 || out.Close() != 0) {
     return fail(ErrnoStatus("cannot flush " + tmpl, errno));
   }
+  if (still_valid && !still_valid()) {
+    return fail(Unavailable(src + " changed while it was uploaded; not stored"));
+  }
   if (::rename(tmpl.c_str(), dest.c_str()) != 0) {
     return fail(ErrnoStatus("cannot rename " + tmpl + " to " + dest, errno));
   }
-  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+  if (dirs_to_sync != nullptr) {
+    dirs_to_sync->insert(dir);
+    return Status::Ok();
+  }
+  FsyncDir(dir);
   return Status::Ok();
 }
 
@@ -210,12 +241,17 @@ Status FileObjectStore::DownloadPrefix(const std::string& uri, const std::string
 }
 
 Status FileObjectStore::UploadFile(const std::string& local_file, const std::string& uri) {
+  return UploadFileIf(local_file, uri, nullptr);
+}
+
+Status FileObjectStore::UploadFileIf(const std::string& local_file, const std::string& uri,
+                                     const std::function<bool()>& still_valid) {
   TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
   if (!parsed.path.empty() && parsed.path.back() == '/') {
     return InvalidArgument("object URI " + uri + " ends in '/' (it names a directory)");
   }
   TY_ASSIGN_OR_RETURN(std::string dest, ResolveUri(uri));
-  return CopyFileAtomic(local_file, dest);
+  return CopyFileAtomic(local_file, dest, still_valid, nullptr);
 }
 
 Status FileObjectStore::UploadDirectory(const std::string& local_dir, const std::string& uri) {
@@ -229,14 +265,19 @@ Status FileObjectStore::UploadDirectory(const std::string& local_dir, const std:
     return InvalidArgument(local_dir + " is not a directory");
   }
   TY_RETURN_IF_ERROR(ResolveUri(uri).status());
-  return WalkFiles(local_root, {local_root},
-                   [&](const std::string& rel, const std::string& abs, const struct stat&) {
-                     // Resolved per file: a symlink inside the destination tree could point
-                     // outside the roots.
-                     TY_ASSIGN_OR_RETURN(std::string dest,
-                                         ResolveWithinRoots(JoinPath(parsed.path, rel), roots_));
-                     return CopyFileAtomic(abs, dest);
-                   });
+  std::set<std::string> dirs_to_sync;
+  Status walked =
+      WalkFiles(local_root, {local_root},
+                [&](const std::string& rel, const std::string& abs, const struct stat&) {
+                  // Resolved per file: a symlink inside the destination tree could point
+                  // outside the roots.
+                  TY_ASSIGN_OR_RETURN(std::string dest,
+                                      ResolveWithinRoots(JoinPath(parsed.path, rel), roots_));
+                  return CopyFileAtomic(abs, dest, nullptr, &dirs_to_sync);
+                });
+  // Even after a failure: what was renamed into place should stay there.
+  for (const std::string& dir : dirs_to_sync) FsyncDir(dir);
+  return walked;
 }
 
 Status FileObjectStore::Delete(const std::string& uri) {

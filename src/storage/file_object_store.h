@@ -3,6 +3,7 @@
 // anything outside the roots with InvalidArgument.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,16 @@ class FileObjectStore : public ObjectStore {
   // roots: absolute directories; they need not exist yet (they are resolved on every call).
   explicit FileObjectStore(std::vector<std::string> roots);
 
+  // The local copies are scratch (an instance's channel or checkpoint directory): they are not
+  // fsynced, so a restore runs at the speed of cp -r.
   Status DownloadPrefix(const std::string& uri, const std::string& local_dir) override;
+  // Copies into a hidden temp file beside the destination (".<name>.ty-tmp-XXXXXX", which List
+  // and DownloadPrefix never show), fsyncs it, asks `still_valid`, then rename(2)s it into place
+  // and fsyncs the directory. Any failure (ENOSPC, a false `still_valid`) removes the temp file.
   Status UploadFile(const std::string& local_file, const std::string& uri) override;
+  Status UploadFileIf(const std::string& local_file, const std::string& uri,
+                      const std::function<bool()>& still_valid) override;
+  // Each file as UploadFile; the directories are fsynced once each, after all their files.
   Status UploadDirectory(const std::string& local_dir, const std::string& uri) override;
   // Also refuses (InvalidArgument) to delete an allowed root itself.
   Status Delete(const std::string& uri) override;

@@ -55,7 +55,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -116,6 +116,8 @@ CREATE TABLE settings (
 )sql",
     // v2: a counter bumped by every UpdateJob, so readers can cache renderings of a job.
     R"sql(ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;)sql",
+    // v3: scheduling and spot bookkeeping across attempts (model::RuntimeToJson).
+    R"sql(ALTER TABLE jobs ADD COLUMN runtime_json TEXT NOT NULL DEFAULT '{}';)sql",
 };
 
 Status Exec(sqlite3* db, const char* sql) {
@@ -200,7 +202,7 @@ constexpr const char* kJobColumns =
     "id, account, arn, request_json, spec_json, status, secondary, transitions_json, "
     "failure_reason, model_artifacts, creation_ms, last_modified_ms, start_ms, end_ms, "
     "training_s, billable_s, final_metrics_json, stop_reason, attempt, agent_token, agent_pid, "
-    "agent_start_ticks, instance_dir";
+    "agent_start_ticks, instance_dir, runtime_json";
 
 std::string SelectJobs(const std::string& where_and_order) {
   return std::string("SELECT ") + kJobColumns + " FROM jobs " + where_and_order;
@@ -257,6 +259,8 @@ Result<JobRecord> RowToRecord(const ScopedStmt& s) {
   r.agent_pid = s.Int(20);
   r.agent_start_ticks = s.Int(21);
   r.instance_dir = s.Text(22);
+  TY_ASSIGN_OR_RETURN(auto runtime_json, ParseColumn(s.Text(23), "runtime_json"));
+  TY_RETURN_IF_ERROR(model::RuntimeFromJson(runtime_json, &r));
   return r;
 }
 
@@ -278,13 +282,13 @@ Result<JobRecord> ReadOne(ScopedStmt& s, const std::string& what) {
 }
 
 // Binds the mutable fields shared by INSERT and UPDATE at parameters
-// first..first+18, in the order of kMutableColumns.
+// first..first+19, in the order of kMutableColumns.
 constexpr const char* kMutableColumns =
     "request_json, spec_json, status, secondary, transitions_json, failure_reason, "
     "model_artifacts, last_modified_ms, start_ms, end_ms, training_s, billable_s, "
     "final_metrics_json, stop_reason, attempt, agent_token, agent_pid, agent_start_ticks, "
-    "instance_dir";
-constexpr int kMutableCount = 19;
+    "instance_dir, runtime_json";
+constexpr int kMutableCount = 20;
 
 void BindMutable(ScopedStmt& s, int first, const JobRecord& r) {
   int i = first;
@@ -307,6 +311,7 @@ void BindMutable(ScopedStmt& s, int first, const JobRecord& r) {
   s.Bind(i++, r.agent_pid);
   s.Bind(i++, r.agent_start_ticks);
   s.Bind(i++, r.instance_dir);
+  s.Bind(i++, model::RuntimeToJson(r).dump());
 }
 
 std::string Placeholders(int n) {

@@ -193,12 +193,6 @@ json& S3Source0(json& body) { return body["InputDataConfig"][0]["DataSource"]["S
 
 const std::vector<RuleCase>& RuleCases() {
   static const std::vector<RuleCase> cases = {
-      {"ManagedSpot",
-       [](json& b, const std::string&) {
-         b["EnableManagedSpotTraining"] = true;
-         b["StoppingCondition"]["MaxWaitTimeInSeconds"] = 7200;
-       },
-       {"EnableManagedSpotTraining", "not supported"}},
       {"SpotWithoutMaxWait",
        [](json& b, const std::string&) { b["EnableManagedSpotTraining"] = true; },
        {"MaxWaitTimeInSeconds is required"}},
@@ -407,9 +401,23 @@ TEST_P(UnsupportedTopLevelTest, RefusedByName) {
 INSTANTIATE_TEST_SUITE_P(Members, UnsupportedTopLevelTest,
                          ::testing::Values("VpcConfig", "DebugRuleConfigurations",
                                            "ProfilerRuleConfigurations", "TensorBoardOutputConfig",
-                                           "RetryStrategy", "RemoteDebugConfig", "InfraCheckConfig",
+                                           "RemoteDebugConfig", "InfraCheckConfig",
                                            "SessionChainingConfig", "ServerlessJobConfig",
                                            "MlflowConfig", "ModelPackageConfig"));
+
+TEST_F(ParseCreateTrainingJobTest, ManagedSpotAndRetryStrategyAreParsed) {
+  json body = ValidBody();
+  body["EnableManagedSpotTraining"] = true;
+  body["StoppingCondition"]["MaxWaitTimeInSeconds"] = 7200;
+  body["CheckpointConfig"] = {{"S3Uri", "file://" + root_ + "/ckpt/"}};
+  body["RetryStrategy"] = {{"MaximumRetryAttempts", 3}};
+  auto spec = ParseCreateTrainingJob(body, policy_);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_TRUE(spec->managed_spot);
+  EXPECT_EQ(spec->max_wait, std::chrono::seconds(7200));
+  EXPECT_EQ(spec->max_retry_attempts, 3);
+  EXPECT_EQ(spec->checkpoint_uri, "file://" + root_ + "/ckpt/");
+}
 
 TEST_F(ParseCreateTrainingJobTest, NullUnsupportedMemberIsIgnored) {
   json body = ValidBody();

@@ -34,6 +34,7 @@ Event Exit(AgentReport::Outcome o, std::string reason = "") {
   return e;
 }
 Event Kind(Event::Kind k) { return Event{k}; }
+Event Placed() { return Event{Event::Kind::kPlaced}; }
 
 struct Case {
   std::string name;
@@ -100,7 +101,7 @@ INSTANTIATE_TEST_SUITE_P(
     Sequences, StateMachineTable,
     ::testing::Values(
         Case{"Completed",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)},
               {Phase(SecondaryStatus::kTraining)}, {Phase(SecondaryStatus::kUploading)},
               {Exit(O::kCompleted)}},
              TrainingJobStatus::kCompleted,
@@ -109,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              true},
         Case{"FailedWithFailureFile",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)},
               {Phase(SecondaryStatus::kTraining)}, {Exit(O::kFailed, "AlgorithmError: boom")}},
              TrainingJobStatus::kFailed,
              {"Starting", "Downloading", "Training", "Failed"},
@@ -117,7 +118,7 @@ INSTANTIATE_TEST_SUITE_P(
              "AlgorithmError: boom",
              true},
         Case{"StoppedDuringTraining",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)},
               {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kStopRequested)},
               {Phase(SecondaryStatus::kUploading)}, {Exit(O::kStopped)}},
              TrainingJobStatus::kStopped,
@@ -126,7 +127,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              true},
         Case{"StoppedDuringDownload",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)},
               {Kind(EK::kStopRequested)}, {Exit(O::kStopped)}},
              TrainingJobStatus::kStopped,
              {"Starting", "Downloading", "Stopping", "Stopped"},
@@ -134,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              true},
         Case{"MaxRuntimeExceeded",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)},
               {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kTick), seconds(50)},
               {Kind(EK::kTick), seconds(60)}, {Exit(O::kStopped)}},
              TrainingJobStatus::kStopped,
@@ -143,7 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              true},
         Case{"LaunchFailed",
-             {{Kind(EK::kStart)}, {[] {
+             {{Kind(EK::kStart)}, {Placed()}, {[] {
                 Event e{EK::kLaunchFailed};
                 e.failure_reason = "ClientError: unknown image";
                 return e;
@@ -154,7 +155,7 @@ INSTANTIATE_TEST_SUITE_P(
              "ClientError: unknown image",
              false},
         Case{"AgentLost",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kDownloading)}, {[] {
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kDownloading)}, {[] {
                 Event e{EK::kAgentLost};
                 e.message = "agent vanished";
                 return e;
@@ -172,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              false},
         Case{"StaleAndRepeatedPhasesIgnored",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kTraining)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kTraining)},
               {Phase(SecondaryStatus::kDownloading)}, {Phase(SecondaryStatus::kTraining)},
               {Exit(O::kCompleted)}},
              TrainingJobStatus::kCompleted,
@@ -181,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              true},
         Case{"StopOverstayedIsKilled",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kStopRequested)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kStopRequested)},
               {Kind(EK::kTick), seconds(10)}, {Kind(EK::kTick), seconds(500)}},
              TrainingJobStatus::kStopping,
              {"Starting", "Training", "Stopping"},
@@ -189,14 +190,14 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              false},
         Case{"ShutdownFailsRunningJob",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kShutdown)}},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kTraining)}, {Kind(EK::kShutdown)}},
              TrainingJobStatus::kFailed,
              {"Starting", "Training", "Failed"},
              {AK::kLaunch, AK::kKill},
              "InternalServerError: the Trainyard server shut down while the job was running",
              true},
         Case{"TerminalJobsIgnoreEvents",
-             {{Kind(EK::kStart)}, {Phase(SecondaryStatus::kTraining)}, {Exit(O::kCompleted)},
+             {{Kind(EK::kStart)}, {Placed()}, {Phase(SecondaryStatus::kTraining)}, {Exit(O::kCompleted)},
               {Kind(EK::kStopRequested)}, {Exit(O::kFailed, "late")}},
              TrainingJobStatus::kCompleted,
              {"Starting", "Training", "Completed"},
@@ -213,6 +214,8 @@ TEST(StateMachine, StartingMessageIsUpdatedInPlace) {
   ASSERT_EQ(job.transitions.size(), 1u);
   EXPECT_EQ(job.transitions[0].message, kMsgStarting);
   job = Step(job, Kind(EK::kStart), clock.Now()).job;
+  EXPECT_TRUE(job.queued);
+  job = Step(job, Placed(), clock.Now()).job;
   ASSERT_EQ(job.transitions.size(), 1u);
   EXPECT_EQ(job.transitions[0].message, kMsgPreparing);
   EXPECT_EQ(job.attempt, 1);
@@ -224,11 +227,14 @@ TEST(StateMachine, TrainingTimeIsRoundedWholeSecondsAtLeastOne) {
   spec.name = "j";
   model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
   job = Step(job, Kind(EK::kStart), clock.Now()).job;
+  job = Step(job, Placed(), clock.Now()).job;
+  job.agent_pid = 42;
   job = Step(job, Phase(SecondaryStatus::kDownloading), clock.Now()).job;
   clock.Advance(std::chrono::milliseconds(200));
   job = Step(job, Exit(O::kCompleted), clock.Now()).job;
   EXPECT_EQ(job.training_time_seconds, 1);
   model::JobRecord job2 = NewJob(spec, "1", "arn", "{}", clock.Now());
+  job2.agent_pid = 42;
   job2 = Step(job2, Phase(SecondaryStatus::kDownloading), clock.Now()).job;
   clock.Advance(std::chrono::milliseconds(62600));
   job2 = Step(job2, Exit(O::kCompleted), clock.Now()).job;

@@ -49,13 +49,18 @@ images:
     command: ["/bin/sh", "-c", "echo 'image default entrypoint ran with:' \\"$@\\"", "sh"]
   - match: "trainyard-test/missing:*"
     command: ["/nonexistent/bin/train"]
+capacity:
+  "*": 32
+spot:
+  seed: 7
+  notice_seconds: 5
 """
 
 
 class Server:
     """A running `trainyard server` with its data dir and credentials."""
 
-    def __init__(self, data_dir, stop_grace=3, extra_args=(), region="us-east-1"):
+    def __init__(self, data_dir, stop_grace=3, extra_args=(), region="us-east-1", config=None):
         self.data_dir = data_dir
         self.region = region
         self.stop_grace = stop_grace
@@ -65,7 +70,7 @@ class Server:
         os.makedirs(data_dir, exist_ok=True)
         self.config = os.path.join(data_dir, "config.yaml")
         with open(self.config, "w") as f:
-            f.write(TEST_CONFIG)
+            f.write(TEST_CONFIG if config is None else config)
 
     def start(self, listen="127.0.0.1:0"):
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")

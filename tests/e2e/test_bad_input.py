@@ -222,8 +222,8 @@ def test_unsupported_features_are_rejected_by_name(raw, out):
     pipe = job_request("pipe", out, "true")
     pipe["AlgorithmSpecification"]["TrainingInputMode"] = "Pipe"
     expect_error(raw.create_training_job, "ValidationException", "Pipe", **pipe)
-    retry = job_request("retry", out, "true", RetryStrategy={"MaximumRetryAttempts": 2})
-    expect_error(raw.create_training_job, "ValidationException", "RetryStrategy", **retry)
+    retry = job_request("retry", out, "true", RetryStrategy={"MaximumRetryAttempts": 31})
+    expect_error(raw.create_training_job, "ValidationException", "maximumRetryAttempts", **retry)
     assert raw.list_training_jobs()["TrainingJobSummaries"] == [] or all(
         s["TrainingJobName"] not in ("vpc", "two", "pipe", "retry")
         for s in raw.list_training_jobs()["TrainingJobSummaries"])

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <chrono>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +29,8 @@ class TempDir {
 
 class LoadConfigFileTest : public ::testing::Test {
  protected:
-  std::string Write(const std::string& yaml) {
-    std::string path = dir_.path() + "/config.yaml";
+  std::string Write(const std::string& yaml, const std::string& name = "config.yaml") {
+    std::string path = dir_.path() + "/" + name;
     EXPECT_TRUE(WriteFileAtomic(path, yaml).ok());
     return path;
   }
@@ -101,6 +104,120 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_TRUE(c.images.empty());
 }
 
+TEST_F(LoadConfigFileTest, CapacityAndSpot) {
+  ASSERT_TRUE(MakeDirs(dir_.path() + "/etc/traces").ok());
+  Write("# replayed\n30 interrupt ml.g5.xlarge\n12.5 unavailable ml.m5.large 60\n",
+        "etc/traces/spot.txt");
+  std::string path = Write(R"(
+instance_types:
+  ml.m5.large: {on_demand_price: 0.2}
+  ml.local.big: {vcpus: 32, memory_gib: 125.5, gpus: 2, on_demand_price: 3.5}
+  ml.local.cpu: {vcpus: 4, memory_gib: 8, on_demand_price: 0}
+capacity:
+  ml.m5.large: 4
+  ml.p4d.24xlarge: 0
+  "*": 16
+spot:
+  types:
+    ml.g5.xlarge: {price_fraction: 0.4, notice_seconds: 30,
+                   mean_time_between_interruptions_seconds: 600,
+                   availability: {mean_available_seconds: 900, mean_unavailable_seconds: 60}}
+    ml.p3.2xlarge: {mean_time_between_interruptions_seconds: 0, availability: null}
+    ml.c5.xlarge:
+  seed: 42
+  price_fraction: 0.25
+  notice_seconds: 0
+  mean_time_between_interruptions_seconds: 3600
+  availability: {mean_available_seconds: 3600, mean_unavailable_seconds: 300}
+  trace_file: traces/spot.txt
+)",
+                           "etc/config.yaml");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  ASSERT_EQ(c.instance_types.size(), 3u);
+  // A partial entry keeps the built-in type's other fields.
+  EXPECT_EQ(c.instance_types[0].name, "ml.m5.large");
+  EXPECT_EQ(c.instance_types[0].vcpus, 2);
+  EXPECT_EQ(c.instance_types[0].memory_gib, 8);
+  EXPECT_EQ(c.instance_types[0].gpus, 0);
+  EXPECT_DOUBLE_EQ(c.instance_types[0].on_demand_price, 0.2);
+  EXPECT_EQ(c.instance_types[1].name, "ml.local.big");
+  EXPECT_EQ(c.instance_types[1].vcpus, 32);
+  EXPECT_DOUBLE_EQ(c.instance_types[1].memory_gib, 125.5);
+  EXPECT_EQ(c.instance_types[1].gpus, 2);
+  EXPECT_DOUBLE_EQ(c.instance_types[1].on_demand_price, 3.5);
+  EXPECT_EQ(c.instance_types[2].gpus, 0);
+
+  EXPECT_EQ(c.capacity.counts,
+            (std::map<std::string, int>{{"ml.m5.large", 4}, {"ml.p4d.24xlarge", 0}}));
+  EXPECT_EQ(c.capacity.default_count, 16);
+
+  EXPECT_EQ(c.spot.seed, 42u);
+  const capacity::SpotModel& d = c.spot.defaults;
+  EXPECT_DOUBLE_EQ(d.price_fraction, 0.25);
+  EXPECT_EQ(d.notice, std::chrono::seconds(0));
+  EXPECT_EQ(d.mean_time_between_interruptions, std::chrono::seconds(3600));
+  EXPECT_EQ(d.mean_available, std::chrono::seconds(3600));
+  EXPECT_EQ(d.mean_unavailable, std::chrono::seconds(300));
+
+  ASSERT_EQ(c.spot.types.size(), 3u);
+  const capacity::SpotModel& g5 = c.spot.types.at("ml.g5.xlarge");
+  EXPECT_DOUBLE_EQ(g5.price_fraction, 0.4);
+  EXPECT_EQ(g5.notice, std::chrono::seconds(30));
+  EXPECT_EQ(g5.mean_time_between_interruptions, std::chrono::seconds(600));
+  EXPECT_EQ(g5.mean_available, std::chrono::seconds(900));
+  EXPECT_EQ(g5.mean_unavailable, std::chrono::seconds(60));
+  // Listed before the defaults in the file, and still inherits them.
+  const capacity::SpotModel& p3 = c.spot.types.at("ml.p3.2xlarge");
+  EXPECT_DOUBLE_EQ(p3.price_fraction, 0.25);
+  EXPECT_EQ(p3.notice, std::chrono::seconds(0));
+  EXPECT_EQ(p3.mean_time_between_interruptions, std::nullopt);
+  EXPECT_EQ(p3.mean_available, std::nullopt);
+  EXPECT_EQ(p3.mean_unavailable, std::nullopt);
+  const capacity::SpotModel& c5 = c.spot.types.at("ml.c5.xlarge");
+  EXPECT_DOUBLE_EQ(c5.price_fraction, 0.25);
+  EXPECT_EQ(c5.mean_time_between_interruptions, std::chrono::seconds(3600));
+
+  // trace_file is relative to the config file's directory.
+  ASSERT_EQ(c.spot.trace.size(), 2u);
+  EXPECT_EQ(c.spot.trace[0].kind, capacity::TraceEvent::Kind::kInterrupt);
+  EXPECT_EQ(c.spot.trace[0].instance_type, "ml.g5.xlarge");
+  EXPECT_EQ(c.spot.trace[0].at, std::chrono::seconds(30));
+  EXPECT_EQ(c.spot.trace[1].kind, capacity::TraceEvent::Kind::kUnavailable);
+  EXPECT_EQ(c.spot.trace[1].at, std::chrono::milliseconds(12500));
+  EXPECT_EQ(c.spot.trace[1].duration, std::chrono::seconds(60));
+}
+
+TEST_F(LoadConfigFileTest, CapacityAndSpotDefaults) {
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(Write("region: us-east-1\nspot:\n  seed: 7\n"), &c).ok());
+  EXPECT_TRUE(c.instance_types.empty());
+  EXPECT_TRUE(c.capacity.counts.empty());
+  EXPECT_EQ(c.capacity.default_count, 0);
+  EXPECT_EQ(c.spot.seed, 7u);
+  EXPECT_DOUBLE_EQ(c.spot.defaults.price_fraction, 0.3);
+  EXPECT_EQ(c.spot.defaults.notice, std::chrono::seconds(120));
+  EXPECT_EQ(c.spot.defaults.mean_time_between_interruptions, std::nullopt);
+  EXPECT_EQ(c.spot.defaults.mean_available, std::nullopt);
+  EXPECT_TRUE(c.spot.types.empty());
+  EXPECT_TRUE(c.spot.trace.empty());
+}
+
+TEST_F(LoadConfigFileTest, BadTraceFileNamesFileAndLine) {
+  Write("10 interrupt ml.m5.large\n20 vanish ml.m5.large\n", "trace.txt");
+  std::string path = Write("spot:\n  trace_file: trace.txt\n");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(path + ": spot: trace_file " + dir_.path() + "/trace.txt"),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("trace line 2: unknown event 'vanish'"), std::string::npos)
+      << s.message();
+}
+
 struct BadConfigCase {
   std::string label;
   std::string yaml;
@@ -137,7 +254,64 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"NotAMapping", "- a\n- b\n", "must be a YAML mapping"},
         BadConfigCase{"ImagesNotAList", "images: my-image\n", "images"},
         BadConfigCase{"WrongType", "http_threads: many\n", ""},
-        BadConfigCase{"ListForString", "region: [a, b]\n", ""}),
+        BadConfigCase{"ListForString", "region: [a, b]\n", ""},
+        BadConfigCase{"InstanceTypesNotAMap", "instance_types: [ml.m5.large]\n",
+                      "instance_types must be a mapping"},
+        BadConfigCase{"NewTypeWithoutPrice",
+                      "instance_types:\n  ml.mine.big: {vcpus: 4, memory_gib: 16}\n",
+                      "instance_types: ml.mine.big: not a built-in type, so it needs "
+                      "on_demand_price"},
+        BadConfigCase{"NewTypeWithoutVcpus",
+                      "instance_types:\n  ml.mine.big: {memory_gib: 16, on_demand_price: 1}\n",
+                      "needs vcpus"},
+        BadConfigCase{"ZeroVcpus", "instance_types:\n  ml.m5.large: {vcpus: 0}\n",
+                      "instance_types: ml.m5.large: vcpus must be a whole number >= 1"},
+        BadConfigCase{"ZeroMemory", "instance_types:\n  ml.m5.large: {memory_gib: 0}\n",
+                      "instance_types: ml.m5.large: memory_gib must be a number > 0"},
+        BadConfigCase{"NegativePrice", "instance_types:\n  ml.m5.large: {on_demand_price: -1}\n",
+                      "on_demand_price must be a number >= 0"},
+        BadConfigCase{"InfinitePrice", "instance_types:\n  ml.m5.large: {on_demand_price: .inf}\n",
+                      "on_demand_price must be a number >= 0"},
+        BadConfigCase{"FractionalGpus", "instance_types:\n  ml.m5.large: {gpus: 0.5}\n",
+                      "instance_types: ml.m5.large: gpus must be a whole number >= 0"},
+        BadConfigCase{"UnknownInstanceTypeKey", "instance_types:\n  ml.m5.large: {cpus: 2}\n",
+                      "instance_types: ml.m5.large: unknown key 'cpus'"},
+        BadConfigCase{"NegativeCount", "capacity:\n  ml.m5.large: -1\n",
+                      "capacity: ml.m5.large must be a whole number >= 0"},
+        BadConfigCase{"WordCount", "capacity:\n  ml.m5.large: lots\n",
+                      "capacity: ml.m5.large must be a whole number >= 0"},
+        BadConfigCase{"ZeroStar", "capacity:\n  \"*\": 0\n",
+                      "capacity: * must be a whole number >= 1"},
+        BadConfigCase{"CapacityNotAMap", "capacity: 4\n", "capacity must be a mapping"},
+        BadConfigCase{"SpotNotAMap", "spot: on\n", "spot must be a mapping"},
+        BadConfigCase{"ZeroPriceFraction", "spot:\n  price_fraction: 0\n",
+                      "spot: price_fraction must be a number in (0, 1]"},
+        BadConfigCase{"BigPriceFraction",
+                      "spot:\n  types:\n    ml.g5.xlarge: {price_fraction: 1.5}\n",
+                      "spot: types: ml.g5.xlarge: price_fraction must be a number in (0, 1]"},
+        BadConfigCase{"NegativeNotice", "spot:\n  notice_seconds: -1\n",
+                      "spot: notice_seconds must be a whole number >= 0"},
+        BadConfigCase{"NegativeMeanTimeBetweenInterruptions",
+                      "spot:\n  mean_time_between_interruptions_seconds: -5\n",
+                      "spot: mean_time_between_interruptions_seconds must be a whole number >= 0"},
+        BadConfigCase{"ZeroMeanAvailable",
+                      "spot:\n  availability: {mean_available_seconds: 0, "
+                      "mean_unavailable_seconds: 60}\n",
+                      "spot: availability: mean_available_seconds must be a whole number >= 1"},
+        BadConfigCase{"HalfAvailability", "spot:\n  availability: {mean_unavailable_seconds: 60}\n",
+                      "spot: availability needs both"},
+        BadConfigCase{"UnknownAvailabilityKey", "spot:\n  availability: {mean_up_seconds: 60}\n",
+                      "spot: availability: unknown key 'mean_up_seconds'"},
+        BadConfigCase{"UnknownSpotKey", "spot:\n  interruptions: often\n",
+                      "spot: unknown key 'interruptions'"},
+        BadConfigCase{"UnknownSpotTypeKey", "spot:\n  types:\n    ml.g5.xlarge: {seed: 3}\n",
+                      "spot: types: ml.g5.xlarge: unknown key 'seed'"},
+        BadConfigCase{"SpotTypesNotAMap", "spot:\n  types: [ml.g5.xlarge]\n",
+                      "spot: types must be a mapping"},
+        BadConfigCase{"NegativeSeed", "spot:\n  seed: -1\n",
+                      "spot: seed must be a whole number >= 0"},
+        BadConfigCase{"MissingTraceFile", "spot:\n  trace_file: absent-trace.txt\n",
+                      "spot: trace_file: "}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
 
 TEST_F(LoadConfigFileTest, MissingFileIsAnError) {

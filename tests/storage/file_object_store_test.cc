@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "storage/object_store.h"
+#include "storage/storage_test_util.h"
 #include "storage/uri.h"
 
 namespace ty::storage {
@@ -123,6 +124,91 @@ TEST_F(FileObjectStoreTest, UploadFileFailuresLeaveDestinationUntouched) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->UploadFile(root_ + "/out/x", Uri("out/dir/")).code(),
             StatusCode::kInvalidArgument);
+}
+
+// The temp file beside `dest` of an upload in flight (empty when there is none).
+std::string TempFileOf(const std::string& dest) {
+  std::string dir = dest.substr(0, dest.rfind('/'));
+  std::string prefix = "." + dest.substr(dest.rfind('/') + 1) + ".ty-tmp-";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path().string();
+  }
+  return "";
+}
+
+TEST_F(FileObjectStoreTest, UploadFileIfCommitsOnlyWhenStillValid) {
+  std::string local = tmp_.path() + "/ckpt.pt";
+  ASSERT_TRUE(WriteFileAtomic(local, "new weights").ok());
+  ASSERT_TRUE(MakeDirs(root_ + "/ck").ok());
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/ck/ckpt.pt", "old").ok());
+
+  // Asked after the whole copy sits in the hidden temp file, before anything is visible.
+  std::string seen_in_temp;
+  Status refused = store_->UploadFileIf(local, Uri("ck/ckpt.pt"), [&] {
+    std::string temp = TempFileOf(root_ + "/ck/ckpt.pt");
+    if (!temp.empty()) seen_in_temp = *ReadFile(temp);
+    return false;
+  });
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_NE(refused.message().find("changed while it was uploaded"), std::string::npos);
+  EXPECT_EQ(seen_in_temp, "new weights");
+  EXPECT_EQ(*ReadFile(root_ + "/ck/ckpt.pt"), "old");
+  EXPECT_EQ(FilesUnder(root_ + "/ck"), (std::set<std::string>{"ckpt.pt"}));  // no temp left
+
+  int asked = 0;
+  Status stored = store_->UploadFileIf(local, Uri("ck/ckpt.pt"), [&] {
+    ++asked;
+    return true;
+  });
+  ASSERT_TRUE(stored.ok()) << stored.ToString();
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(*ReadFile(root_ + "/ck/ckpt.pt"), "new weights");
+  EXPECT_EQ(FilesUnder(root_ + "/ck"), (std::set<std::string>{"ckpt.pt"}));
+}
+
+TEST_F(FileObjectStoreTest, StaleTempFilesAreNeverListedOrDownloaded) {
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/train/.a.csv.ty-tmp-Ab12Cd", "half").ok());
+  Result<std::vector<ObjectInfo>> listed = store_->List(Uri("train"));
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].key, "a.csv");
+  EXPECT_EQ((*listed)[1].key, "nested/b.bin");
+  std::string dest = tmp_.path() + "/channel";
+  ASSERT_TRUE(store_->DownloadPrefix(Uri("train"), dest).ok());
+  EXPECT_EQ(FilesUnder(dest), (std::set<std::string>{"a.csv", "nested/b.bin"}));
+}
+
+TEST_F(FileObjectStoreTest, LargeFilesRoundTripExactly) {
+  std::string data(3 * 1024 * 1024 + 17, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::string local = tmp_.path() + "/big.bin";
+  ASSERT_TRUE(WriteFileAtomic(local, data).ok());
+  ASSERT_TRUE(store_->UploadFile(local, Uri("big/big.bin")).ok());
+  EXPECT_EQ(*ReadFile(root_ + "/big/big.bin"), data);
+  ASSERT_TRUE(store_->DownloadPrefix(Uri("big"), tmp_.path() + "/restored").ok());
+  EXPECT_EQ(*ReadFile(tmp_.path() + "/restored/big.bin"), data);
+}
+
+TEST(FileObjectStoreDiskFullTest, FailedUploadLeavesNoTempFileAndKeepsTheOldObject) {
+  TempDir tmp;
+  std::string bucket = tmp.path() + "/bucket";
+  testing::TinyTmpfs tmpfs(bucket, "64k");
+  if (!tmpfs.mounted()) GTEST_SKIP() << "needs root and mount(2) to make a tiny tmpfs";
+  FileObjectStore store({bucket});
+  std::string local = tmp.path() + "/ckpt.pt";
+  ASSERT_TRUE(WriteFileAtomic(local, std::string(8 * 1024, 'o')).ok());
+  ASSERT_TRUE(store.UploadFile(local, FileUriFromPath(bucket + "/ckpt.pt")).ok());
+
+  ASSERT_TRUE(WriteFileAtomic(local, std::string(200 * 1024, 'N')).ok());
+  Status s = store.UploadFile(local, FileUriFromPath(bucket + "/ckpt.pt"));
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.ToString();
+  EXPECT_EQ(*ReadFile(bucket + "/ckpt.pt"), std::string(8 * 1024, 'o'));
+  EXPECT_EQ(FilesUnder(bucket), (std::set<std::string>{"ckpt.pt"}));
+
+  // Across file systems (tmpfs -> the temp dir's) copy_file_range gives way to read/write.
+  ASSERT_TRUE(store.DownloadPrefix(FileUriFromPath(bucket), tmp.path() + "/restored").ok());
+  EXPECT_EQ(*ReadFile(tmp.path() + "/restored/ckpt.pt"), std::string(8 * 1024, 'o'));
 }
 
 TEST_F(FileObjectStoreTest, UploadDirectoryAndList) {

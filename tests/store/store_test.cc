@@ -78,6 +78,19 @@ JobRecord FullJob() {
   r.agent_pid = 4242;
   r.agent_start_ticks = 987654321;
   r.instance_dir = "/var/lib/trainyard/instances/full-job";
+  r.queued = true;
+  r.retries = 2;
+  r.run_ms = 123456;
+  r.billable_ms = 37036.8;
+  r.attempt_run_start = FromEpochMillis(1'700'000'100'000);
+  r.attempt_on_spot = true;
+  r.attempt_price_fraction = 0.3;
+  r.attempt_notice_ms = 120000;
+  r.interruption_at = FromEpochMillis(1'700'000'200'000);
+  r.notice_deadline = FromEpochMillis(1'700'000'300'000);
+  r.last_checkpoint = FromEpochMillis(1'700'000'150'000);
+  r.interruptions = {{1, FromEpochMillis(1'700'000'050'000), "spot capacity reclaimed", 4200},
+                     {2, FromEpochMillis(1'700'000'090'000), "instance lost", 0}};
   return r;
 }
 
@@ -122,6 +135,24 @@ void ExpectSameJob(const JobRecord& want, const JobRecord& got) {
   EXPECT_EQ(want.agent_pid, got.agent_pid);
   EXPECT_EQ(want.agent_start_ticks, got.agent_start_ticks);
   EXPECT_EQ(want.instance_dir, got.instance_dir);
+  EXPECT_EQ(want.queued, got.queued);
+  EXPECT_EQ(want.retries, got.retries);
+  EXPECT_EQ(want.run_ms, got.run_ms);
+  EXPECT_DOUBLE_EQ(want.billable_ms, got.billable_ms);
+  EXPECT_EQ(want.attempt_run_start, got.attempt_run_start);
+  EXPECT_EQ(want.attempt_on_spot, got.attempt_on_spot);
+  EXPECT_DOUBLE_EQ(want.attempt_price_fraction, got.attempt_price_fraction);
+  EXPECT_EQ(want.attempt_notice_ms, got.attempt_notice_ms);
+  EXPECT_EQ(want.interruption_at, got.interruption_at);
+  EXPECT_EQ(want.notice_deadline, got.notice_deadline);
+  EXPECT_EQ(want.last_checkpoint, got.last_checkpoint);
+  ASSERT_EQ(want.interruptions.size(), got.interruptions.size());
+  for (size_t i = 0; i < want.interruptions.size(); ++i) {
+    EXPECT_EQ(want.interruptions[i].attempt, got.interruptions[i].attempt);
+    EXPECT_EQ(want.interruptions[i].time, got.interruptions[i].time);
+    EXPECT_EQ(want.interruptions[i].cause, got.interruptions[i].cause);
+    EXPECT_EQ(want.interruptions[i].lost_ms, got.interruptions[i].lost_ms);
+  }
 }
 
 std::vector<std::string> Names(const std::vector<JobRecord>& jobs) {
@@ -196,7 +227,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 3);
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -226,7 +257,8 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "ALTER TABLE jobs DROP COLUMN version; UPDATE schema_version SET version = 1",
+                         "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
+                         "runtime_json; UPDATE schema_version SET version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

@@ -1,0 +1,113 @@
+// Trainyard's own operations around managed spot training (not SageMaker's,
+// so AWS response shapes stay untouched): fault injection for tests and
+// demos, the spot market's state, and a job's interruptions and cost.
+#include <cmath>
+
+#include "api/api_error.h"
+#include "api/sagemaker_api.h"
+#include "control/billing.h"
+
+namespace ty::api {
+
+using nlohmann::json;
+
+namespace {
+
+ApiError Invalid(std::string message) { return {"ValidationException", std::move(message), 400}; }
+
+std::optional<ApiError> RequireString(const json& body, const char* key) {
+  if (!body.contains(key) || !body.at(key).is_string() || body.at(key).get<std::string>().empty()) {
+    return Invalid(std::string(key) + " is required and must be a non-empty string.");
+  }
+  return std::nullopt;
+}
+
+double Seconds(TimePoint t) { return ToEpochSecondsDouble(t); }
+
+double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
+
+}  // namespace
+
+SageMakerApi::Outcome SageMakerApi::InterruptTrainingJob(const Caller& caller, const json& body) {
+  if (auto err = RequireString(body, "TrainingJobName")) return *err;
+  Status s = controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (s.code() == StatusCode::kNotFound) return Invalid("Requested resource not found.");
+  if (!s.ok()) return ToApiError(s);
+  return json::object();
+}
+
+SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, const json& body) {
+  if (auto err = RequireString(body, "InstanceType")) return *err;
+  const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
+  if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
+    return Invalid("DurationInSeconds is required and must be between 0 and 2419200 (exclusive of 0).");
+  }
+  std::string type = body.at("InstanceType").get<std::string>();
+  auto ms = std::chrono::milliseconds(static_cast<int64_t>(std::llround(d->get<double>() * 1000)));
+  Status s = controller_->MakeSpotUnavailable(type, ms);
+  if (!s.ok()) return ToApiError(s);
+  return json{{"InstanceType", type}, {"UnavailableUntil", Seconds(clock_->Now() + ms)}};
+}
+
+SageMakerApi::Outcome SageMakerApi::DescribeSpotMarket(const Caller&, const json&) {
+  auto status = controller_->SpotStatus();
+  if (!status.ok()) return ToApiError(status.status());
+  json types = json::array();
+  for (const auto& v : *status) {
+    const auto& m = v.market.model;
+    json t = {{"InstanceType", v.market.instance_type},
+              {"SpotAvailable", v.market.available},
+              {"SpotPriceFraction", m.price_fraction},
+              {"OnDemandHourlyPrice", v.on_demand_price},
+              {"SpotHourlyPrice", Cents(v.on_demand_price * m.price_fraction)},
+              {"InterruptionNoticeInSeconds", m.notice.count()},
+              {"LocalCapacity", v.capacity_total},
+              {"LocalCapacityInUse", v.capacity_in_use},
+              {"RunningSpotJobs", v.running_spot_jobs},
+              {"QueuedJobs", v.queued_jobs}};
+    if (v.market.unavailable_until) t["UnavailableUntil"] = Seconds(*v.market.unavailable_until);
+    if (m.mean_time_between_interruptions) {
+      t["MeanTimeBetweenInterruptionsInSeconds"] = m.mean_time_between_interruptions->count();
+    }
+    types.push_back(std::move(t));
+  }
+  return json{{"InstanceTypes", std::move(types)}};
+}
+
+SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller, const json& body) {
+  if (auto err = RequireString(body, "TrainingJobName")) return *err;
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) {
+    return job.status().code() == StatusCode::kNotFound ? Invalid("Requested resource not found.")
+                                                        : ToApiError(job.status());
+  }
+  const capacity::InstanceType* type =
+      options_.catalog != nullptr ? options_.catalog->Find(job->spec.instance_type) : nullptr;
+  double price = type != nullptr ? type->on_demand_price : 0;
+  control::JobCost cost = control::ComputeJobCost(*job, price, clock_->Now());
+  json interruptions = json::array();
+  for (const auto& i : job->interruptions) {
+    interruptions.push_back({{"Attempt", i.attempt},
+                             {"Time", Seconds(i.time)},
+                             {"Cause", i.cause},
+                             {"TimeLostInSeconds", static_cast<double>(i.lost_ms) / 1000.0}});
+  }
+  return json{{"TrainingJobName", job->spec.name},
+              {"TrainingJobStatus", model::Name(job->status)},
+              {"EnableManagedSpotTraining", job->spec.managed_spot},
+              {"InstanceType", job->spec.instance_type},
+              {"InstanceCount", job->spec.instance_count},
+              {"Attempts", job->attempt},
+              {"RetriesUsed", job->retries},
+              {"Interruptions", std::move(interruptions)},
+              {"RunningTimeInSeconds", std::round(cost.running_seconds * 1000) / 1000},
+              {"BillableTimeInSeconds", std::round(cost.billable_seconds * 1000) / 1000},
+              {"TimeLostInSeconds", std::round(cost.lost_seconds * 1000) / 1000},
+              {"OnDemandHourlyPrice", price},
+              {"CostInDollars", Cents(cost.cost)},
+              {"OnDemandCostInDollars", Cents(cost.on_demand_cost)},
+              {"SavingsInDollars", Cents(cost.on_demand_cost - cost.cost)},
+              {"SavingsPercent", std::round(cost.savings_percent * 10) / 10}};
+}
+
+}  // namespace ty::api
