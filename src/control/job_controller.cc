@@ -121,7 +121,14 @@ Status JobController::RunOnLoop(std::function<Status()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Unavailable("the server is shutting down");
-    tasks_.push_back([fn = std::move(fn), promise] { promise->set_value(fn()); });
+    // Whatever fn changed (capacity freed, a job queued) is scheduled before
+    // the caller hears back, so it observes a settled state.
+    tasks_.push_back([this, fn = std::move(fn), promise] {
+      Status s = fn();
+      Sweep();
+      Schedule();
+      promise->set_value(std::move(s));
+    });
   }
   cv_.notify_all();
   return future.get();

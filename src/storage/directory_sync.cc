@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -39,6 +41,10 @@ constexpr std::chrono::seconds kReportAgainAfter{30};
 // history; they are rescanned this soon rather than a whole scan_interval later.
 constexpr milliseconds kEarlyRescan{1000};
 
+// Lease breaks are signalled; SIGURG is ignored by default and is aimed at the sync thread,
+// which blocks it: a break is read back through F_GETLEASE instead.
+constexpr int kLeaseSignal = SIGURG;
+
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                 IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |
                                 IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
@@ -74,6 +80,31 @@ std::string Seconds(milliseconds d) {
   std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(d.count()) / 1000.0);
   return buf;
 }
+
+int64_t WallNanos() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+enum class Lease { kHeld, kWriterOpen, kUnavailable };
+
+// A read lease proves, kernel-side, that nobody has the file open for writing now (the lease
+// is refused while anyone does, a truncating open(2) included) and tells, through F_GETLEASE,
+// whether a writer opened it since (the lease is then being broken). It is the one check that
+// needs no timing: inotify and stat both lag the inode by a moment.
+Lease TakeReadLease(int fd) {
+  if (::fcntl(fd, F_SETSIG, kLeaseSignal) != 0) return Lease::kUnavailable;
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) {
+    // EACCES: not the file's owner and no CAP_LEASE; EINVAL: leases off or unsupported here.
+    return errno == EAGAIN ? Lease::kWriterOpen : Lease::kUnavailable;
+  }
+  struct f_owner_ex owner = {F_OWNER_TID, ::gettid()};
+  (void)::fcntl(fd, F_SETOWN_EX, &owner);
+  return Lease::kHeld;
+}
+
+bool LeaseIntact(int fd) { return ::fcntl(fd, F_GETLEASE) == F_RDLCK; }
 
 int64_t WallMillis() {
   return std::chrono::duration_cast<milliseconds>(
@@ -470,6 +501,14 @@ struct DirectorySync::Impl {
     return e.closed || (e.scan_stable && e.last_scan == v);
   }
 
+  // Without a lease: the file counts as quiet once its last change is `settle` old. (A clock
+  // that went backwards cannot tell; the other checks still apply.)
+  bool QuietLongEnough(const FileVersion& v) const {
+    int64_t age_ns = WallNanos() - v.ctime_ns;
+    return age_ns < 0 ||
+           age_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(options.settle).count();
+  }
+
   // Copies one file to its object, committing only if it held still while it was read.
   void Upload(const std::string& rel, bool flushing, BatchResult* result) {
     // Every event up to now is applied before the file is opened: a writer that reopened it
@@ -478,7 +517,6 @@ struct DirectorySync::Impl {
     // generation that still_valid checks.
     DrainEvents();
     Entry& e = entries[rel];
-    if (!flushing && e.writing) return;
     const std::string abs = Abs(rel);
     UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     struct stat st;
@@ -494,19 +532,33 @@ struct DirectorySync::Impl {
       Succeeded(e);
       return;
     }
+    const Lease lease = TakeReadLease(fd.get());
+    if (!flushing) {  // once the writers are gone (Flush), a stray open fd must not hold it up
+      if (lease == Lease::kWriterOpen) {
+        // Not whole yet. Its IN_CLOSE_WRITE clears the flag; without inotify, the next scan
+        // tries again.
+        if (inotify.valid()) e.writing = true;
+        return;
+      }
+      if (lease == Lease::kUnavailable && !QuietLongEnough(version)) {
+        e.retry_at = SteadyClock::now() + options.settle;
+        return;
+      }
+    }
     const uint64_t generation = e.generation;
     bool changed = false;
     auto still_valid = [&]() {
-      DrainEvents();  // a write that happened before now has queued its event by now
+      DrainEvents();  // events of writes before now, as far as they are queued
       struct stat by_path;
       struct stat by_fd;
-      changed = entries[rel].generation != generation ||
+      changed = (lease == Lease::kHeld && !LeaseIntact(fd.get())) ||
                 ::lstat(abs.c_str(), &by_path) != 0 || VersionOf(by_path) != version ||
                 ::fstat(fd.get(), &by_fd) != 0 || VersionOf(by_fd) != version;
       return !changed;
     };
     const std::string uri = ObjectUri(rel);
     Status s = store->UploadFileIf(abs, uri, still_valid);
+    if (lease == Lease::kHeld) (void)::fcntl(fd.get(), F_SETLEASE, F_UNLCK);  // unblock writers
     Entry& after = entries[rel];  // still the same element: events never erase entries
     if (s.ok()) {
       after.known = true;
@@ -667,6 +719,10 @@ struct DirectorySync::Impl {
   }
 
   void Run() {
+    sigset_t lease_signal;
+    sigemptyset(&lease_signal);
+    sigaddset(&lease_signal, kLeaseSignal);
+    pthread_sigmask(SIG_BLOCK, &lease_signal, nullptr);
     while (!stop.load()) {
       ServeFlush();
       auto now = SteadyClock::now();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "testing/fake_launcher.h"
 
 namespace ty::control {
 namespace {
@@ -19,32 +20,7 @@ using model::AgentReport;
 using model::SecondaryStatus;
 using model::TrainingJobStatus;
 
-class FakeLauncher final : public launch::Launcher {
- public:
-  Result<launch::AgentHandle> Launch(const model::InstanceConfig& config) override {
-    std::lock_guard<std::mutex> lock(mu);
-    configs.push_back(config);
-    if (fail) return IoError("no capacity in this test");
-    int64_t pid = next_pid++;
-    alive.insert(pid);
-    return launch::AgentHandle{pid, 7};
-  }
-  void Signal(const launch::AgentHandle& agent, int sig) override {
-    std::lock_guard<std::mutex> lock(mu);
-    signals.emplace_back(agent.pid, sig);
-    if (sig == SIGKILL) alive.erase(agent.pid);
-  }
-  bool Alive(const launch::AgentHandle& agent) override {
-    std::lock_guard<std::mutex> lock(mu);
-    return alive.count(agent.pid) > 0;
-  }
-  std::mutex mu;
-  std::vector<model::InstanceConfig> configs;
-  std::vector<std::pair<int64_t, int>> signals;
-  std::set<int64_t> alive;
-  int64_t next_pid = 1000;
-  bool fail = false;
-};
+using testing::FakeLauncher;
 
 class JobControllerTest : public ::testing::Test {
  protected:

@@ -1,0 +1,335 @@
+// The controller service on a fake clock with a fake launcher: scheduling
+// onto finite capacity in order, spot capacity outages, interruptions
+// (injected, drawn by the market, from a trace) and their notice, restarts,
+// RetryStrategy after a lost instance, and MaxWait while waiting.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "common/fs.h"
+#include "control/job_controller.h"
+#include "testing/fake_clock.h"
+#include "testing/fake_launcher.h"
+
+namespace ty::control {
+namespace {
+
+using model::AgentReport;
+using model::SecondaryStatus;
+using model::TrainingJobStatus;
+using std::chrono::seconds;
+using testing::FakeLauncher;
+
+constexpr char kAccount[] = "123456789012";
+
+class ControllerSpotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ty-controller-spot-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    catalog_ = capacity::InstanceCatalog::Builtin();
+  }
+  void TearDown() override {
+    controller_.reset();
+    store_.reset();
+    (void)RemoveAll(dir_);
+  }
+  void Open(capacity::CapacityConfig capacity = {{}, 8}, capacity::SpotMarketConfig spot = {}) {
+    auto store = store::Store::Open(dir_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    ControllerOptions o;
+    o.data_dir = dir_;
+    o.server_url_file = dir_ + "/server.url";
+    o.tick = std::chrono::hours(1000);  // timers only run when the test ticks
+    o.catalog = &catalog_;
+    o.capacity = std::move(capacity);
+    o.spot = std::move(spot);
+    controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_, &clock_);
+    ASSERT_TRUE(controller_->Start().ok());
+  }
+  model::JobSpec Spec(const std::string& name, bool spot = true) {
+    model::JobSpec s;
+    s.name = name;
+    s.training_image = "123.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:1.13";
+    s.output_path = "file://" + dir_ + "/out";
+    s.instance_type = "ml.m5.large";
+    s.managed_spot = spot;
+    s.max_runtime = seconds(600);
+    if (spot) s.max_wait = seconds(1200);
+    return s;
+  }
+  model::JobRecord Get(const std::string& name) {
+    auto j = store_->GetJob(kAccount, name);
+    EXPECT_TRUE(j.ok()) << j.status().ToString();
+    return j.ok() ? *j : model::JobRecord{};
+  }
+  // The agent of `name`'s current attempt reports.
+  Status Report(const std::string& name, AgentReport r) {
+    model::JobRecord job = Get(name);
+    r.job_arn = job.arn;
+    r.attempt = job.attempt;
+    r.seq = ++seq_;
+    return controller_->HandleReport(job.agent_token, r);
+  }
+  void Phase(const std::string& name, SecondaryStatus s) {
+    AgentReport r;
+    r.type = AgentReport::Type::kPhase;
+    r.phase = s;
+    ASSERT_TRUE(Report(name, r).ok());
+  }
+  void Exit(const std::string& name, AgentReport::Outcome o, std::string reason = "") {
+    AgentReport r;
+    r.type = AgentReport::Type::kExit;
+    r.outcome = o;
+    r.failure_reason = std::move(reason);
+    ASSERT_TRUE(Report(name, r).ok());
+  }
+  void Advance(seconds s) {
+    clock_.Advance(s);
+    controller_->TickForTesting();
+  }
+  std::vector<int> SignalsTo(int64_t pid) {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    std::vector<int> out;
+    for (const auto& [p, sig] : launcher_.signals) {
+      if (p == pid) out.push_back(sig);
+    }
+    return out;
+  }
+  size_t Launches() {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    return launcher_.configs.size();
+  }
+
+  std::string dir_;
+  int64_t seq_ = 0;
+  testing::FakeClock clock_;
+  capacity::InstanceCatalog catalog_;
+  FakeLauncher launcher_;
+  launch::ImageCatalog images_{{}};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<JobController> controller_;
+};
+
+TEST_F(ControllerSpotTest, QueuedJobsStartInOrderAsCapacityFrees) {
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("b", false), "{}").ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("c", false), "{}").ok());
+  model::JobSpec other = Spec("other-type", false);
+  other.instance_type = "ml.c5.xlarge";
+  ASSERT_TRUE(controller_->Submit(kAccount, other, "{}").ok());
+  EXPECT_EQ(Launches(), 2u);  // "a" and the other type
+  model::JobRecord c = Get("c");
+  EXPECT_TRUE(c.queued);
+  EXPECT_EQ(c.secondary, SecondaryStatus::kStarting);
+  EXPECT_EQ(c.transitions.back().message,
+            "Waiting for capacity: all 1 ml.m5.large instances of this machine are in use; 1 "
+            "job(s) queued ahead");
+  Phase("a", SecondaryStatus::kTraining);
+  Exit("a", AgentReport::Outcome::kCompleted);
+  EXPECT_EQ(Get("b").attempt, 1);
+  EXPECT_FALSE(Get("b").queued);
+  EXPECT_TRUE(Get("c").queued);
+  Exit("b", AgentReport::Outcome::kFailed, "AlgorithmError: x");
+  EXPECT_FALSE(Get("c").queued);
+  EXPECT_EQ(Launches(), 4u);
+  EXPECT_EQ(Get("c").transitions.back().message, kMsgPreparing);
+}
+
+TEST_F(ControllerSpotTest, InjectedInterruptionRestartsTheJobWithANewAttempt) {
+  capacity::SpotMarketConfig spot;
+  spot.defaults.notice = seconds(30);
+  spot.defaults.price_fraction = 0.4;
+  Open({{}, 8}, spot);
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("s"), "{}").ok());
+  Phase("s", SecondaryStatus::kDownloading);
+  Phase("s", SecondaryStatus::kTraining);
+  int64_t first_pid = Get("s").agent_pid;
+  EXPECT_EQ(launcher_.configs[0].notice_seconds, 30);
+  clock_.Advance(seconds(100));
+  ASSERT_TRUE(controller_->Interrupt(kAccount, "s").ok());
+  EXPECT_EQ(SignalsTo(first_pid), std::vector<int>{SIGUSR1});
+  EXPECT_EQ(Get("s").secondary, SecondaryStatus::kInterrupted);
+  EXPECT_EQ(controller_->Interrupt(kAccount, "s").code(), StatusCode::kFailedPrecondition);
+  // The notice runs out before the agent is done: it is killed.
+  Advance(seconds(29));
+  EXPECT_EQ(SignalsTo(first_pid), std::vector<int>{SIGUSR1});
+  Advance(seconds(1));
+  EXPECT_EQ(SignalsTo(first_pid), (std::vector<int>{SIGUSR1, SIGKILL}));
+  Advance(seconds(1));  // its loss is noticed; spot capacity is there: relaunch
+  model::JobRecord s = Get("s");
+  EXPECT_EQ(s.attempt, 2);
+  EXPECT_NE(s.agent_pid, first_pid);
+  EXPECT_EQ(s.secondary, SecondaryStatus::kStarting);
+  ASSERT_EQ(launcher_.configs.size(), 2u);
+  EXPECT_NE(launcher_.configs[0].log_stream, launcher_.configs[1].log_stream);
+  EXPECT_NE(launcher_.configs[0].instance_dir, launcher_.configs[1].instance_dir);
+  EXPECT_EQ(launcher_.configs[1].attempt, 2);
+  Phase("s", SecondaryStatus::kDownloading);
+  Phase("s", SecondaryStatus::kTraining);
+  clock_.Advance(seconds(50));
+  Exit("s", AgentReport::Outcome::kCompleted);
+  s = Get("s");
+  EXPECT_EQ(s.status, TrainingJobStatus::kCompleted);
+  // 130 s on the first instance, 50 on the second, at 0.4.
+  EXPECT_EQ(*s.billable_time_seconds, 72);
+  EXPECT_EQ(*s.training_time_seconds, 181);
+  ASSERT_EQ(s.interruptions.size(), 1u);
+  EXPECT_EQ(s.interruptions[0].lost_ms, 100000);
+}
+
+TEST_F(ControllerSpotTest, OutageKeepsSpotJobsWaitingButNotOnDemandOnes) {
+  Open();
+  ASSERT_TRUE(controller_->MakeSpotUnavailable("ml.m5.large", seconds(60)).ok());
+  EXPECT_EQ(controller_->MakeSpotUnavailable("ml.nope.large", seconds(60)).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("spot"), "{}").ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("ondemand", false), "{}").ok());
+  EXPECT_TRUE(Get("spot").queued);
+  EXPECT_NE(Get("spot").transitions.back().message.find(
+                "Waiting for spot capacity: no ml.m5.large spot capacity is available"),
+            std::string::npos);
+  EXPECT_FALSE(Get("ondemand").queued);
+  auto status = controller_->SpotStatus();
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(status->size(), 1u);
+  EXPECT_FALSE((*status)[0].market.available);
+  EXPECT_EQ((*status)[0].queued_jobs, 1);
+  EXPECT_EQ((*status)[0].capacity_in_use, 1);
+  Advance(seconds(59));
+  EXPECT_TRUE(Get("spot").queued);
+  Advance(seconds(1));
+  EXPECT_FALSE(Get("spot").queued);
+  EXPECT_EQ(Get("spot").attempt, 1);
+}
+
+TEST_F(ControllerSpotTest, CapacityThatNeverReturnsEndsInMaxWaitExactly) {
+  Open();
+  ASSERT_TRUE(controller_->MakeSpotUnavailable("ml.m5.large", seconds(100000)).ok());
+  model::JobSpec spec = Spec("never");
+  spec.max_runtime = seconds(60);
+  spec.max_wait = seconds(120);
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  Advance(seconds(119));
+  EXPECT_EQ(Get("never").status, TrainingJobStatus::kInProgress);
+  Advance(seconds(1));
+  model::JobRecord j = Get("never");
+  EXPECT_EQ(j.status, TrainingJobStatus::kStopped);
+  EXPECT_EQ(j.secondary, SecondaryStatus::kMaxWaitTimeExceeded);
+  EXPECT_EQ(j.last_modified_time - j.creation_time, seconds(120));
+  EXPECT_EQ(Launches(), 0u);
+}
+
+TEST_F(ControllerSpotTest, TheMarketDrawsInterruptionsReplayably) {
+  capacity::SpotMarketConfig spot;
+  spot.seed = 11;
+  spot.defaults.mean_time_between_interruptions = seconds(300);
+  spot.defaults.notice = seconds(10);
+  Open({{}, 8}, spot);
+  model::JobSpec spec = Spec("drawn");
+  spec.max_runtime = seconds(100000);
+  spec.max_wait = seconds(200000);
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  model::JobRecord j = Get("drawn");
+  ASSERT_TRUE(j.interruption_at.has_value());
+  // The same seed, type and key give the same draw in a fresh market.
+  capacity::SpotMarket replay(spot, clock_.Now());
+  EXPECT_EQ(replay.DrawInterruption("ml.m5.large", "drawn#1", clock_.Now()), j.interruption_at);
+  Phase("drawn", SecondaryStatus::kTraining);
+  clock_.Advance(std::chrono::duration_cast<std::chrono::milliseconds>(*j.interruption_at - clock_.Now()));
+  controller_->TickForTesting();
+  EXPECT_EQ(Get("drawn").secondary, SecondaryStatus::kInterrupted);
+  EXPECT_EQ(SignalsTo(j.agent_pid), std::vector<int>{SIGUSR1});
+  Exit("drawn", AgentReport::Outcome::kInterrupted);
+  EXPECT_EQ(Get("drawn").attempt, 2);  // capacity is available: restarted at once
+}
+
+TEST_F(ControllerSpotTest, TraceInterruptsRunningSpotJobsOfItsType) {
+  capacity::SpotMarketConfig spot;
+  auto trace = capacity::ParseTrace("5 interrupt ml.m5.large\n");
+  ASSERT_TRUE(trace.ok());
+  spot.trace = *trace;
+  Open({{}, 8}, spot);
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("t1"), "{}").ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("t2", false), "{}").ok());
+  Advance(seconds(5));
+  EXPECT_EQ(Get("t1").secondary, SecondaryStatus::kInterrupted);
+  EXPECT_NE(Get("t2").secondary, SecondaryStatus::kInterrupted);  // on-demand is never interrupted
+}
+
+TEST_F(ControllerSpotTest, ALostInstanceIsRetriedThenFails) {
+  Open();
+  model::JobSpec spec = Spec("retry", false);
+  spec.max_retry_attempts = 1;
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  Phase("retry", SecondaryStatus::kTraining);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.alive.clear();
+  }
+  Advance(seconds(1));
+  model::JobRecord j = Get("retry");
+  EXPECT_EQ(j.status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(j.retries, 1);
+  EXPECT_EQ(j.attempt, 2);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.alive.clear();
+  }
+  Advance(seconds(1));
+  j = Get("retry");
+  EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
+  EXPECT_EQ(j.failure_reason.rfind("InternalServerError: ", 0), 0u) << j.failure_reason;
+}
+
+TEST_F(ControllerSpotTest, UnknownInstanceTypesAreRefused) {
+  Open();
+  model::JobSpec spec = Spec("bad");
+  spec.instance_type = "ml.nope.large";
+  EXPECT_EQ(controller_->Submit(kAccount, spec, "{}").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(ControllerSpotTest, InstanceCountsFollowTheCatalog) {
+  Open();
+  model::JobSpec spec = Spec("gpu", false);
+  spec.instance_type = "ml.g5.2xlarge";
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  ASSERT_EQ(launcher_.configs.size(), 1u);
+  EXPECT_EQ(launcher_.configs[0].num_cpus, 8);
+  EXPECT_EQ(launcher_.configs[0].num_gpus, 1);
+}
+
+TEST_F(ControllerSpotTest, ARestartKeepsQueuedJobsQueuedAndHoldsAdoptedCapacity) {
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("running", false), "{}").ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("waiting", false), "{}").ok());
+  EXPECT_TRUE(Get("waiting").queued);
+  controller_.reset();  // a crash would leave the same state; Shutdown fails running jobs
+  // Bring the running job back to life in the store, as a crashed server leaves it.
+  model::JobRecord r = Get("running");
+  r.status = TrainingJobStatus::kInProgress;
+  r.secondary = SecondaryStatus::kTraining;
+  r.agent_pid = 1000;
+  ASSERT_TRUE(store_->UpdateJob(r).ok());
+  model::JobRecord w = Get("waiting");
+  w.status = TrainingJobStatus::kInProgress;
+  w.secondary = SecondaryStatus::kStarting;
+  w.queued = true;
+  ASSERT_TRUE(store_->UpdateJob(w).ok());
+  store_.reset();
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.alive = {1000};
+    launcher_.configs.clear();
+  }
+  Open({{{"ml.m5.large", 1}}, 8});
+  EXPECT_TRUE(Get("waiting").queued);  // the adopted agent still holds the one instance
+  EXPECT_EQ(Launches(), 0u);
+}
+
+}  // namespace
+}  // namespace ty::control
