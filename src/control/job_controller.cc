@@ -139,9 +139,17 @@ void JobController::Loop() {
   for (;;) {
     std::deque<std::function<void()>> batch;
     bool stop = false;
+    // Sleep until the next tick, or until spot capacity a queued job waits
+    // for comes back, whichever is first: a restart should not wait a tick.
+    auto wait = options_.tick;
+    if (wake_at_) {
+      wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            *wake_at_ - clock_->Now()),
+                        std::chrono::milliseconds(0), options_.tick);
+    }
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, options_.tick, [this] { return !tasks_.empty() || stopping_; });
+      cv_.wait_for(lock, wait, [this] { return !tasks_.empty() || stopping_; });
       batch.swap(tasks_);
       stop = stopping_;
     }
@@ -163,6 +171,8 @@ void JobController::Loop() {
       Sweep();
       Schedule();
       next_tick = clock_->Now() + options_.tick;
+    } else if (wake_at_ && clock_->Now() >= *wake_at_) {
+      Schedule();
     }
   }
 }
@@ -334,6 +344,7 @@ void JobController::Schedule() {
     return a->record.id < b->record.id;
   });
   TimePoint now = clock_->Now();
+  wake_at_.reset();
   // A type whose capacity an older job waits for is closed to younger ones:
   // queued jobs start in order.
   std::map<std::string, int> waiting_ahead;
@@ -343,6 +354,7 @@ void JobController::Schedule() {
     Event wait{Event::Kind::kWaiting};
     if (spec.managed_spot && !market_.Available(type, now)) {
       auto until = market_.UnavailableUntil(type, now);
+      if (until && (!wake_at_ || *until < *wake_at_)) wake_at_ = until;
       wait.message = "Waiting for spot capacity: no " + type + " spot capacity is available" +
                      (until ? " (expected back at " + FormatIso8601(*until) + ")" : "");
       Apply(job, wait);

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -141,6 +142,7 @@ class JobController {
   // Loop thread only:
   capacity::CapacityPool pool_;
   capacity::SpotMarket market_;
+  std::optional<TimePoint> wake_at_;  // the earliest end of an outage a queued job waits for
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
   std::vector<std::string> finished_;           // ARNs that turned terminal, to sweep
   std::vector<launch::AgentHandle> exiting_;    // agents of ended jobs, until reaped

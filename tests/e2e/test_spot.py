@@ -105,7 +105,7 @@ def test_capacity_that_never_returns_ends_max_wait_exceeded_on_time(server, sm, 
 def test_stop_while_interrupted_and_waiting(server, sm, tmp_path):
     req, _ = spot_request("stopwait", tmp_path, "--steps", "400", "--sleep", "0.1")
     sm.create_training_job(**req)
-    wait_for(lambda: secondary(sm, "stopwait"), lambda s: s == "Training", timeout=30)
+    wait_log(server, "stopwait", "step 1 ")  # the script's SIGTERM handler is in place
     server.cli("spot", "unavailable", "ml.m5.large", "600")
     server.cli("spot", "interrupt", "stopwait")
     wait_for(lambda: sm.describe_training_job(TrainingJobName="stopwait"),
