@@ -240,6 +240,93 @@ TEST_F(AgentTest, SigtermToAgentProcessStopsTheJob) {
   EXPECT_EQ(*ReadFile(dir_.Sub("x/partial.txt")), "saved\n");
 }
 
+TEST_F(AgentTest, InterruptionNoticeSyncsCheckpointsAndUploadsNoArtifacts) {
+  ASSERT_TRUE(MakeDirs(dir_.Sub("ckpt")).ok());
+  config_.spec.checkpoint_uri = "file://" + dir_.Sub("ckpt") + "/";
+  config_.notice_seconds = 4;
+  // The script saves a last checkpoint on SIGTERM, as spot-aware scripts do.
+  UseScript(
+      "ck=\"$(dirname \"$SM_MODEL_DIR\")/checkpoints\"; "
+      "trap 'echo last > \"$ck/last.ckpt\"; echo model > \"$SM_MODEL_DIR/m.txt\"; exit 0' TERM; "
+      "echo first > \"$ck/first.ckpt\"; echo ready; while :; do sleep 0.05; done");
+  AgentOptions opts;
+  opts.exit_retry_budget = std::chrono::seconds(10);
+  Agent agent(config_, diag_, opts);
+  std::thread interrupter([&] {
+    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
+      for (const auto& r : rs)
+        for (const auto& l : r.lines)
+          if (l.message == "ready") return true;
+      return false;
+    });
+    agent.RequestInterrupt();
+  });
+  EXPECT_EQ(agent.Run(), 0);
+  interrupter.join();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kInterrupted);
+  EXPECT_FALSE(ExitReport()->artifacts_uploaded);
+  EXPECT_FALSE(PathExists(dir_.Sub("out/job-1/output/model.tar.gz")));
+  // Both checkpoints reached the URI: the one written while training and the
+  // one the SIGTERM handler wrote during the notice.
+  EXPECT_EQ(*ReadFile(dir_.Sub("ckpt/first.ckpt")), "first\n");
+  EXPECT_EQ(*ReadFile(dir_.Sub("ckpt/last.ckpt")), "last\n");
+  bool synced = false;
+  for (const auto& r : cp_.reports()) {
+    if (r.type == AgentReport::Type::kCheckpoint && r.files_uploaded > 0) synced = true;
+  }
+  EXPECT_TRUE(synced) << "no checkpoint report";
+}
+
+TEST_F(AgentTest, InterruptionKillsAScriptThatIgnoresTheNotice) {
+  config_.notice_seconds = 2;
+  UseScript("trap '' TERM; echo ready; while :; do sleep 0.05; done");
+  AgentOptions opts;
+  opts.exit_retry_budget = std::chrono::seconds(10);
+  Agent agent(config_, diag_, opts);
+  auto start = std::chrono::steady_clock::now();
+  std::thread interrupter([&] {
+    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
+      for (const auto& r : rs)
+        for (const auto& l : r.lines)
+          if (l.message == "ready") return true;
+      return false;
+    });
+    agent.RequestInterrupt();
+  });
+  EXPECT_EQ(agent.Run(), 0);
+  interrupter.join();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kInterrupted);
+  // Killed within the notice, keeping part of it for the final sync.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(AgentTest, StopAfterTheNoticeUploadsArtifactsAsAStop) {
+  config_.notice_seconds = 30;
+  UseScript(
+      "trap 'sleep 0.3; echo saved > \"$SM_MODEL_DIR/partial.txt\"; exit 0' TERM; echo ready; "
+      "while :; do sleep 0.05; done");
+  AgentOptions opts;
+  opts.exit_retry_budget = std::chrono::seconds(10);
+  Agent agent(config_, diag_, opts);
+  std::thread signaller([&] {
+    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
+      for (const auto& r : rs)
+        for (const auto& l : r.lines)
+          if (l.message == "ready") return true;
+      return false;
+    });
+    agent.RequestInterrupt();
+    agent.RequestStop();
+  });
+  EXPECT_EQ(agent.Run(), 0);
+  signaller.join();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
+  EXPECT_TRUE(ExitReport()->artifacts_uploaded);
+}
+
 TEST_F(AgentTest, StagesConfigFilesAndCheckpoints) {
   ASSERT_TRUE(MakeDirs(dir_.Sub("ckpt")).ok());
   ASSERT_TRUE(WriteFileAtomic(dir_.Sub("ckpt/step-1.pt"), "w1").ok());
