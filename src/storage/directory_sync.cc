@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -34,6 +34,8 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kFirstRetry{500};
+// A final flush gives up on a file after this many failed attempts.
+constexpr int kFlushAttempts = 3;
 constexpr milliseconds kMaxRetry{5000};
 // A failure that keeps recurring is reported again at most this often.
 constexpr std::chrono::seconds kReportAgainAfter{30};
@@ -46,8 +48,8 @@ constexpr milliseconds kEarlyRescan{1000};
 constexpr int kLeaseSignal = SIGURG;
 
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |
-                                IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
+                                IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |
+                                IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
 // One version of a local file, as far as stat(2) can tell them apart.
 struct FileVersion {
@@ -114,17 +116,17 @@ int64_t WallMillis() {
 
 // What the sync knows about one relative path.
 struct Entry {
-  bool known = false;                  // its object exists because of us (restored or uploaded)
-  std::optional<FileVersion> stored;   // the local version that object was copied from
-  bool pending = false;                // may differ from the store: look at it next batch
-  bool closed = false;                 // a writer closed it (or it was renamed in) since its
-                                       // last change: it is whole
-  bool writing = false;                // a write was seen and no close since
+  bool known = false;                    // its object exists because of us (restored or uploaded)
+  std::optional<FileVersion> stored;     // the local version that object was copied from
+  bool pending = false;                  // may differ from the store: look at it next batch
+  bool closed = false;                   // a writer closed it (or it was renamed in) since its
+                                         // last change: it is whole
+  bool writing = false;                  // a write was seen and no close since
   std::optional<FileVersion> last_scan;  // as the latest scan saw it
   SteadyClock::time_point last_scan_since{};  // when scans first saw that version
-  bool scan_stable = false;            // two scans far enough apart saw the same version
-  uint64_t generation = 0;             // bumped by every inotify event naming the path
-  int failures = 0;                    // consecutive failed attempts
+  bool scan_stable = false;                   // two scans far enough apart saw the same version
+  uint64_t generation = 0;                    // bumped by every inotify event naming the path
+  int failures = 0;                           // consecutive failed attempts
   milliseconds backoff{0};
   SteadyClock::time_point retry_at{};  // not before this (failure backoff)
   SteadyClock::time_point reported_at{};
@@ -148,8 +150,8 @@ struct DirectorySync::Impl {
   std::string root;      // local_dir, resolved
   std::string base_uri;  // ends with '/'
   bool file_scheme = false;
-  UniqueFd inotify;      // invalid when inotify is unavailable: scans only
-  UniqueFd wake;         // eventfd: Flush() and Stop() poke the thread through it
+  UniqueFd inotify;  // invalid when inotify is unavailable: scans only
+  UniqueFd wake;     // eventfd: Flush() and Stop() poke the thread through it
 
   // --- Owned by the sync thread (or by Flush() once the thread is gone).
   ino_t root_ino = 0;
@@ -291,7 +293,8 @@ struct DirectorySync::Impl {
     if (ev.mask & IN_CREATE) {
       // A new name for an existing inode (link(2)) has no writer; a file just created has one.
       struct stat st;
-      e.writing = !(::lstat(Abs(rel).c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink > 1));
+      e.writing =
+          !(::lstat(Abs(rel).c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink > 1));
       e.closed = false;
     }
     if (ev.mask & IN_MODIFY) {
@@ -372,9 +375,8 @@ struct DirectorySync::Impl {
   bool CheckRoot() {
     struct stat st;
     if (::lstat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      ReportOnce("root-gone", "checkpoint sync: " + root +
-                                  " is gone; no object is deleted from " + base_uri +
-                                  " while it is missing");
+      ReportOnce("root-gone", "checkpoint sync: " + root + " is gone; no object is deleted from " +
+                                  base_uri + " while it is missing");
       return false;
     }
     reported.erase("root-gone");
@@ -478,11 +480,10 @@ struct DirectorySync::Impl {
     ++e.failures;
     e.backoff = e.failures == 1 ? kFirstRetry : std::min(e.backoff * 2, kMaxRetry);
     e.retry_at = now + e.backoff;
-    std::string message = "checkpoint sync: " + what + ": " + s.message() + "; will retry in " +
-                          Seconds(e.backoff);
-    if (result->first_error.ok()) result->first_error = Status(s.code(), "checkpoint sync: " +
-                                                                             what + ": " +
-                                                                             s.message());
+    std::string message =
+        "checkpoint sync: " + what + ": " + s.message() + "; will retry in " + Seconds(e.backoff);
+    if (result->first_error.ok())
+      result->first_error = Status(s.code(), "checkpoint sync: " + what + ": " + s.message());
     if (e.failures == 1 || now - e.reported_at >= kReportAgainAfter) {
       e.reported_at = now;
       Error(message);
@@ -509,14 +510,15 @@ struct DirectorySync::Impl {
            age_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(options.settle).count();
   }
 
-  // Copies one file to its object, committing only if it held still while it was read.
+  // Copies one file to its object, committing only if nobody wrote it meanwhile. The read
+  // lease is the proof; the writer flag, the event generation and the re-stat by path and by
+  // fd back it up (and stand alone, with a quiet period, where leases are unavailable).
   void Upload(const std::string& rel, bool flushing, BatchResult* result) {
     // Every event up to now is applied before the file is opened: a writer that reopened it
-    // since the batch began (even one that only truncated it so far, which stat alone cannot
-    // tell from a finished empty file) makes it not ready; any later write bumps the
-    // generation that still_valid checks.
+    // since the batch began makes it not ready; a later write bumps the generation.
     DrainEvents();
     Entry& e = entries[rel];
+    if (!flushing && e.writing) return;
     const std::string abs = Abs(rel);
     UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     struct stat st;
@@ -552,8 +554,9 @@ struct DirectorySync::Impl {
       struct stat by_path;
       struct stat by_fd;
       changed = (lease == Lease::kHeld && !LeaseIntact(fd.get())) ||
-                ::lstat(abs.c_str(), &by_path) != 0 || VersionOf(by_path) != version ||
-                ::fstat(fd.get(), &by_fd) != 0 || VersionOf(by_fd) != version;
+                entries[rel].generation != generation || ::lstat(abs.c_str(), &by_path) != 0 ||
+                VersionOf(by_path) != version || ::fstat(fd.get(), &by_fd) != 0 ||
+                VersionOf(by_fd) != version;
       return !changed;
     };
     const std::string uri = ObjectUri(rel);
@@ -663,15 +666,15 @@ struct DirectorySync::Impl {
 
   size_t CountPending() const {
     return static_cast<size_t>(std::count_if(entries.begin(), entries.end(),
-                                              [](const auto& kv) { return kv.second.pending; }));
+                                             [](const auto& kv) { return kv.second.pending; }));
   }
 
-  // Waits until `until` unless woken (Stop(), Flush()) or an event arrives.
-  void WaitUntil(SteadyClock::time_point until) {
+  // Waits until `until` unless woken (Stop(), Flush()) or, with `events`, an event arrives.
+  void WaitUntil(SteadyClock::time_point until, bool events) {
     auto left = std::chrono::ceil<milliseconds>(until - SteadyClock::now());
     if (left.count() <= 0) return;
     struct pollfd fds[2] = {{wake.get(), POLLIN, 0}, {inotify.get(), POLLIN, 0}};
-    int nfds = inotify.valid() ? 2 : 1;
+    int nfds = events && inotify.valid() ? 2 : 1;
     int timeout = static_cast<int>(std::min<int64_t>(left.count(), 60'000));
     if (::poll(fds, static_cast<nfds_t>(nfds), timeout) > 0 && (fds[0].revents & POLLIN)) {
       uint64_t value;
@@ -682,7 +685,11 @@ struct DirectorySync::Impl {
   Status DoFlush(SteadyClock::time_point deadline) {
     DrainEvents();
     FullScan();
-    for (auto& [rel, e] : entries) e.retry_at = {};
+    std::map<std::string, int> failures_before;
+    for (auto& [rel, e] : entries) {
+      e.retry_at = {};
+      failures_before[rel] = e.failures;
+    }
     Status first_error;
     for (;;) {
       BatchResult r = RunBatch(/*flushing=*/true, deadline);
@@ -692,13 +699,21 @@ struct DirectorySync::Impl {
       }
       size_t left = CountPending();
       if (left == 0) return Status::Ok();
+      // Writers are gone, so nothing will change: once every file left has
+      // failed a few times in this flush (a full disk, permissions), more
+      // retries only hold the job up.
+      bool hopeless = !first_error.ok();
+      for (const auto& [rel, e] : entries) {
+        if (e.pending && e.failures - failures_before[rel] < kFlushAttempts) hopeless = false;
+      }
+      if (hopeless) return first_error;
       auto next = retry_due.value_or(SteadyClock::now() + options.settle);
       if (stop.load() || SteadyClock::now() >= deadline || next >= deadline) {
         if (!first_error.ok()) return first_error;
         return Unavailable("checkpoint sync: " + std::to_string(left) +
                            " file(s) still changing or not synced when the flush ran out of time");
       }
-      WaitUntil(next);
+      WaitUntil(next, /*events=*/true);
       DrainEvents();
     }
   }
@@ -730,7 +745,9 @@ struct DirectorySync::Impl {
       if (batch_due) wake_at = std::min(wake_at, *batch_due);
       if (retry_due) wake_at = std::min(wake_at, *retry_due);
       if (full_scan_wanted) wake_at = now;
-      WaitUntil(wake_at);
+      // Once a batch is due, later events can wait in the kernel's queue (where a writer's
+      // stream of IN_MODIFY coalesces) instead of waking this thread once per write.
+      WaitUntil(wake_at, /*events=*/!batch_due);
       if (stop.load()) break;
       DrainEvents();
       now = SteadyClock::now();
@@ -758,8 +775,8 @@ Status DirectorySync::Start() {
   if (m.started) return FailedPrecondition("checkpoint sync: already started");
   const std::string& dir = m.options.local_dir;
   Result<std::string> root = RealPath(dir);
-  if (!root.ok()) return IoError("checkpoint sync: cannot watch " + dir + ": " +
-                                 root.status().message());
+  if (!root.ok())
+    return IoError("checkpoint sync: cannot watch " + dir + ": " + root.status().message());
   m.root = *root;
   struct stat st;
   if (::lstat(m.root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {

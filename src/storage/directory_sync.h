@@ -7,8 +7,13 @@
 //    (inotify IN_CLOSE_WRITE / IN_MOVED_TO), or, in the fallback scan, once its
 //    size and mtime held still across two scans and no writer was seen.
 //  - The stored copy is never torn: each object is committed atomically
-//    (ObjectStore::UploadFile) and only if the local file did not change while
+//    (ObjectStore::UploadFileIf) and only if the local file did not change while
 //    it was copied; a file that changed is retried after its next close.
+//    While it copies a file the sync holds a read lease on it (fcntl
+//    F_SETLEASE, granted to the file's owner or with CAP_LEASE; without one a
+//    file must also have been quiet for `settle`): a writer that opens the
+//    file meanwhile waits until that one copy ends (at most the kernel's
+//    lease-break-time, 45 s by default), and the copy is discarded.
 //  - Deleting a local file deletes its object; only objects this sync knows
 //    (restored at start or uploaded by it) are ever deleted, so several hosts
 //    may share one URI with distinct file names. Nothing is deleted while
@@ -21,6 +26,8 @@
 // rescans, transfers one file at a time); Flush() and Stop() may be called
 // from another thread (not concurrently with each other). on_progress and
 // on_error run on that background thread (on Flush()'s caller after Stop()).
+// Lease breaks are signalled with SIGURG (ignored by default), aimed at that
+// thread, which blocks it.
 #pragma once
 
 #include <chrono>

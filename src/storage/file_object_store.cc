@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kCopyBufferSize = 1 << 20;  // read/write fallback
-constexpr size_t kCopyChunk = 1 << 30;        // per copy_file_range call
+constexpr size_t kCopyChunk = 1 << 30;       // per copy_file_range call
 constexpr char kTempMarker[] = ".ty-tmp-";
 
 std::string BaseName(const std::string& path) {

@@ -68,9 +68,7 @@ class FaultyStore : public ObjectStore {
     return inner_.UploadDirectory(local_dir, uri);
   }
   Status Delete(const std::string& uri) override { return inner_.Delete(uri); }
-  Result<std::vector<ObjectInfo>> List(const std::string& uri) override {
-    return inner_.List(uri);
-  }
+  Result<std::vector<ObjectInfo>> List(const std::string& uri) override { return inner_.List(uri); }
   Result<std::string> ResolveLocalPath(const std::string& uri) override {
     return inner_.ResolveLocalPath(uri);
   }
@@ -388,9 +386,9 @@ TEST_F(DirectorySyncTest, UploadFailureIsReportedAndRetriedUntilItSucceeds) {
   ASSERT_TRUE(WaitFor([&] { return ErrorMentions("No space left on device"); }));
   ASSERT_TRUE(WaitFor([&] { return controls_->upload_calls.load() >= 2; }));  // retried
   std::vector<std::string> errors = Errors();
-  EXPECT_NE(errors.front().find("checkpoint sync: cannot upload epoch-3.pt to " + Uri() +
-                                "epoch-3.pt"),
-            std::string::npos)
+  EXPECT_NE(
+      errors.front().find("checkpoint sync: cannot upload epoch-3.pt to " + Uri() + "epoch-3.pt"),
+      std::string::npos)
       << errors.front();
   EXPECT_NE(errors.front().find("will retry"), std::string::npos) << errors.front();
   EXPECT_FALSE(Object("epoch-3.pt").has_value());
@@ -403,6 +401,20 @@ TEST_F(DirectorySyncTest, UploadFailureIsReportedAndRetriedUntilItSucceeds) {
   controls_->fail_uploads = false;
   EXPECT_TRUE(WaitFor([&] { return ObjectIs("epoch-3.pt", "three"); }));
   EXPECT_TRUE(sync_->Flush(5s).ok());
+}
+
+TEST_F(DirectorySyncTest, FlushGivesUpOnAPersistentFailureInsteadOfUsingItsWholeBudget) {
+  controls_->fail_uploads = true;
+  StartSync();
+  ASSERT_TRUE(WriteInPlace(Local("epoch-4.pt"), "four"));
+  ASSERT_TRUE(WaitFor([&] { return ErrorMentions("No space left on device"); }));
+  int before = controls_->upload_calls.load();
+  auto start = std::chrono::steady_clock::now();
+  Status s = sync_->Flush(std::chrono::minutes(10));
+  EXPECT_EQ(s.code(), StatusCode::kIoError) << s.ToString();
+  // A few attempts (0.5 s, 1 s, 2 s apart), then the error: not ten minutes.
+  EXPECT_GE(controls_->upload_calls.load() - before, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
 
 TEST_F(DirectorySyncTest, RealDiskFullKeepsTheLastWholeVersionAndLeavesNoTempFile) {
@@ -465,8 +477,8 @@ TEST_F(DirectorySyncTest, ScanFindsWhatInotifyDidNotSee) {
 TEST_F(DirectorySyncTest, StartFailsForAMissingDirectory) {
   auto o = Options();
   o.local_dir = tmp_.path() + "/missing";
-  DirectorySync sync(std::move(o), std::make_unique<FileObjectStore>(
-                                       std::vector<std::string>{bucket_}));
+  DirectorySync sync(std::move(o),
+                     std::make_unique<FileObjectStore>(std::vector<std::string>{bucket_}));
   Status s = sync.Start();
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_EQ(sync.Flush(1s).code(), StatusCode::kFailedPrecondition);
