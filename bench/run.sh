@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the three Trainyard benchmarks and prints a summary table.
-#   bench/run.sh [quick]      (quick: fewer jobs / shorter load points)
+# Runs the Trainyard benchmarks and prints a summary table.
+#   bench/run.sh [quick] [SECTION...]   (quick: fewer jobs / shorter load points / smaller
+#                                        checkpoints; SECTIONs: a b c d e, default all)
 # Builds build-bench/trainyard (Release) and build-bench/describe_load unless TRAINYARD_BIN /
 # DESCRIBE_LOAD point elsewhere. Uses the pyenv `python3` (boto3 1.43, moto_server).
 set -euo pipefail
@@ -8,7 +9,14 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="$ROOT/build-bench"
 PY="${PYTHON:-python3}"
 N=30; T=5; MEMN=10000
-if [[ "${1:-}" == quick ]]; then N=10; T=2; MEMN=2000; fi
+SPOT_SIZES=10x1M,4x256M; SPOT_N=7; SYNC_REPS=8; SYNC_BASE=3
+if [[ "${1:-}" == quick ]]; then
+  N=10; T=2; MEMN=2000
+  SPOT_SIZES=10x1M,4x64M; SPOT_N=3; SYNC_REPS=4; SYNC_BASE=2
+  shift
+fi
+SECTIONS=" ${*:-a b c d e} "
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 if [[ -z "${TRAINYARD_BIN:-}" ]]; then
   cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -26,13 +34,27 @@ fi
 
 OUT="$(mktemp -d)"
 echo "== $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); binary $TRAINYARD_BIN"
+touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e"
 # (a) twice: polling every 20 ms (the tight loop steals a core on a 2-core box and inflates the
 # start itself), then the tight loop the brief asked for.
-echo; echo "== (a) start overhead, poll every 20 ms"; "$PY" "$ROOT/bench/start_overhead.py" -n "$N" --poll-sleep 0.02 | tee "$OUT/a"
-echo; echo "== (a') start overhead, tight poll loop"; "$PY" "$ROOT/bench/start_overhead.py" -n "$N" --poll-sleep 0 --linger 0 | sed 's/^RESULT start_overhead/RESULT start_overhead(tight-poll)/' | tee -a "$OUT/a"
-echo; echo "== (b) describe throughput";  "$PY" "$ROOT/bench/describe_throughput.py" -t "$T" | tee "$OUT/b"
-echo; echo "== (c) memory";               "$PY" "$ROOT/bench/memory.py" -n "$MEMN" | tee "$OUT/c"
+if want a; then
+  echo; echo "== (a) start overhead, poll every 20 ms"; "$PY" "$ROOT/bench/start_overhead.py" -n "$N" --poll-sleep 0.02 | tee "$OUT/a"
+  echo; echo "== (a') start overhead, tight poll loop"; "$PY" "$ROOT/bench/start_overhead.py" -n "$N" --poll-sleep 0 --linger 0 | sed 's/^RESULT start_overhead/RESULT start_overhead(tight-poll)/' | tee -a "$OUT/a"
+fi
+if want b; then echo; echo "== (b) describe throughput"; "$PY" "$ROOT/bench/describe_throughput.py" -t "$T" | tee "$OUT/b"; fi
+if want c; then echo; echo "== (c) memory"; "$PY" "$ROOT/bench/memory.py" -n "$MEMN" | tee "$OUT/c"; fi
+if want d; then
+  echo; echo "== (d) spot resume latency"
+  "$PY" "$ROOT/bench/spot_resume.py" --sizes "$SPOT_SIZES" -n "$SPOT_N" | tee "$OUT/d"
+fi
+if want e; then
+  echo; echo "== (e) checkpoint sync lag, 0.5 s between files"
+  "$PY" "$ROOT/bench/checkpoint_sync_lag.py" --reps "$SYNC_REPS" --base-reps "$SYNC_BASE" --pause 0.5 | tee "$OUT/e"
+  echo; echo "== (e') checkpoint sync lag, burst (0.05 s between files)"
+  "$PY" "$ROOT/bench/checkpoint_sync_lag.py" --reps "$SYNC_REPS" --base-reps 1 --pause 0.05 \
+    | sed 's/^RESULT checkpoint_sync_lag/RESULT checkpoint_sync_lag(burst)/' | tee -a "$OUT/e"
+fi
 
 echo; echo "== summary"
-grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" | sed 's/^RESULT /  /'
+grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" | sed 's/^RESULT /  /'
 rm -rf "$OUT"

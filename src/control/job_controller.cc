@@ -1,6 +1,7 @@
 #include "control/job_controller.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -434,8 +435,8 @@ void JobController::LaunchAgents(ActiveJob* job) {
   cfg.attempt = rec.attempt;
   cfg.host_index = 1;
   cfg.hosts = {"algo-1"};
-  std::string attempt_dir = JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name +
-                                                            "/attempt-" + std::to_string(rec.attempt));
+  std::string job_dir = JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name);
+  std::string attempt_dir = JoinPath(job_dir, "attempt-" + std::to_string(rec.attempt));
   cfg.instance_dir = JoinPath(attempt_dir, "algo-1");
   // Each attempt gets its own stream, even when attempts start within a second.
   int64_t epoch = ToEpochSeconds(clock_->Now());
@@ -458,12 +459,21 @@ void JobController::LaunchAgents(ActiveJob* job) {
   cfg.spec = rec.spec;
 
   // Earlier attempts' instance trees are scratch (checkpoints live at the
-  // checkpoint URI); their agent logs stay for diagnosis.
+  // checkpoint URI); their agent logs stay for diagnosis. A tree can hold a
+  // large restored checkpoint: rename it aside now (constant time) and
+  // delete it off the loop, so the restart does not wait for it.
+  std::vector<std::string> doomed;
   for (int a = 1; a < rec.attempt; ++a) {
-    (void)RemoveAll(JoinPath(JoinPath(options_.data_dir, "jobs/" + rec.account + "/" +
-                                                             rec.spec.name + "/attempt-" +
-                                                             std::to_string(a)),
-                             "algo-1"));
+    std::string old_tree = JoinPath(job_dir, "attempt-" + std::to_string(a) + "/algo-1");
+    std::string aside = old_tree + ".removing";
+    if (::rename(old_tree.c_str(), aside.c_str()) == 0 || PathExists(aside)) {
+      doomed.push_back(aside);
+    }
+  }
+  if (!doomed.empty()) {
+    std::thread([doomed = std::move(doomed)] {
+      for (const auto& d : doomed) (void)RemoveAll(d);
+    }).detach();
   }
   Status s = MakeDirs(cfg.instance_dir);
   Result<launch::AgentHandle> agent = s.ok() ? launcher_->Launch(cfg) : Result<launch::AgentHandle>(s);
