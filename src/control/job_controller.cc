@@ -99,6 +99,9 @@ void JobController::Shutdown() {
     }
     tasks_.push_back([this] {
       for (auto& [arn, job] : active_) {
+        // Jobs waiting for capacity have no process to outlive the server:
+        // they stay queued and the next server schedules them.
+        if (job->record.agent_pid == 0 && job->record.queued) continue;
         Apply(job.get(), {Event::Kind::kShutdown});
       }
     });

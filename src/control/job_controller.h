@@ -71,7 +71,8 @@ class JobController {
   // alive) or fails them, then starts the loop.
   Status Start();
   // Stops the loop: agents of running jobs are killed and their jobs fail
-  // with InternalServerError (a job's processes never outlive the server).
+  // with InternalServerError (a job's processes never outlive the server);
+  // jobs waiting for capacity stay queued for the next server.
   void Shutdown();
 
   // Accepts a validated job. kAlreadyExists when the name is taken.

@@ -331,5 +331,23 @@ TEST_F(ControllerSpotTest, ARestartKeepsQueuedJobsQueuedAndHoldsAdoptedCapacity)
   EXPECT_EQ(Launches(), 0u);
 }
 
+TEST_F(ControllerSpotTest, QueuedJobsSurviveAGracefulShutdown) {
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("busy", false), "{}").ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("queued", false), "{}").ok());
+  controller_->Shutdown();
+  EXPECT_EQ(Get("busy").status, TrainingJobStatus::kFailed);  // its process could not outlive us
+  model::JobRecord q = Get("queued");
+  EXPECT_EQ(q.status, TrainingJobStatus::kInProgress);
+  EXPECT_TRUE(q.queued);
+  controller_.reset();
+  store_.reset();
+  Open({{{"ml.m5.large", 1}}, 8});
+  q = Get("queued");
+  EXPECT_FALSE(q.queued);  // the slot is free now: it started
+  EXPECT_EQ(q.attempt, 1);
+  EXPECT_NE(q.agent_pid, 0);
+}
+
 }  // namespace
 }  // namespace ty::control
