@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -25,7 +24,16 @@ def spot_request(name, tmp_path, *args, max_wait=600, max_runtime=300, **overrid
                       StoppingCondition={"MaxRuntimeInSeconds": max_runtime,
                                          "MaxWaitTimeInSeconds": max_wait},
                       CheckpointConfig={"S3Uri": "file://" + ckpt + "/"}, **overrides)
-    req["AlgorithmSpecification"]["ContainerEntrypoint"] = [sys.executable, COUNTER, *args]
+    # The script comes in as a channel: the sandbox hides the host's /tmp, where a
+    # checkout may live, but a channel is visible wherever the job runs.
+    req["InputDataConfig"] = [{
+        "ChannelName": "scripts",
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                        "S3Uri": "file://" + os.path.dirname(COUNTER),
+                                        "S3DataDistributionType": "FullyReplicated"}}}]
+    req["AlgorithmSpecification"]["ContainerEntrypoint"] = [
+        "/bin/sh", "-c", 'exec /usr/bin/python3 "$SM_CHANNEL_SCRIPTS/counter.py" "$@"', "sh",
+        *args]
     return req, ckpt
 
 
