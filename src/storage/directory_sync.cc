@@ -126,6 +126,7 @@ struct Entry {
   SteadyClock::time_point last_scan_since{};  // when scans first saw that version
   bool scan_stable = false;                   // two scans far enough apart saw the same version
   uint64_t generation = 0;                    // bumped by every inotify event naming the path
+  SteadyClock::time_point pending_since{};    // when events made it pending
   int failures = 0;                           // consecutive failed attempts
   milliseconds backoff{0};
   SteadyClock::time_point retry_at{};  // not before this (failure backoff)
@@ -289,6 +290,7 @@ struct DirectorySync::Impl {
     }
     Entry& e = entries[rel];
     ++e.generation;
+    if (!e.pending) e.pending_since = SteadyClock::now();
     e.pending = true;
     if (ev.mask & IN_CREATE) {
       // A new name for an existing inode (link(2)) has no writer; a file just created has one.
@@ -305,6 +307,11 @@ struct DirectorySync::Impl {
       e.writing = false;
       e.closed = true;
       e.retry_at = {};  // a new whole version deserves a prompt attempt, backoff or not
+      // Its events have settled already (a batch found it mid-rewrite): upload this whole
+      // version now. Waiting a full settle again would keep a file rewritten every `settle`
+      // phase-locked with the batches and never stored.
+      auto now = SteadyClock::now();
+      if (now - e.pending_since >= options.settle) batch_due = std::min(batch_due.value_or(now), now);
     }
     if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) e.writing = e.closed = false;
   }

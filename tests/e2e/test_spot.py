@@ -152,10 +152,11 @@ def test_interruption_drawn_by_the_seeded_market(tmp_path):
 
 
 def test_retry_strategy_restarts_a_lost_instance(server, sm, tmp_path):
-    req, _ = spot_request("retried", tmp_path, "--steps", "30", "--sleep", "0.1",
-                          RetryStrategy={"MaximumRetryAttempts": 1})
+    req, ckpt = spot_request("retried", tmp_path, "--steps", "30", "--sleep", "0.1",
+                             RetryStrategy={"MaximumRetryAttempts": 1})
     sm.create_training_job(**req)
-    wait_for(lambda: logs_of(server, "retried"), lambda l: "step 3 " in l, timeout=30)
+    # Lose the instance once a checkpoint has reached the URI.
+    wait_for(lambda: os.path.exists(os.path.join(ckpt, "state.json")), bool, timeout=30)
     kill_agent(server, "retried")
     d = wait_status(sm, "retried", timeout=90)
     assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
