@@ -46,7 +46,8 @@ class Server:
         self.proc = subprocess.Popen(
             [trainyard_bin(), "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--config", self.config, "--region", "us-east-1", "--stop-grace", "3",
-             "--file-root", self.data_dir, "--file-root", tempfile.gettempdir()] + self.extra_args,
+             "--file-root", self.data_dir, "--file-root", tempfile.gettempdir(),
+             "--file-root", os.path.dirname(os.path.abspath(__file__))] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir)
         line = self.proc.stdout.readline().decode()
         assert line.startswith("trainyard listening on http://"), line

@@ -102,7 +102,11 @@ def main():
     name = f"synclag-{int(time.time() * 1000) % 100000}"
     try:
         c = Client(srv.url, srv.creds)
-        argv = ["/usr/bin/python3", os.path.abspath(__file__), "--writer", "--sizes", a.sizes,
+        # The writer reaches the job as a channel: the sandbox hides the host's /tmp, where
+        # a checkout may live.
+        argv = ["/bin/sh", "-c",
+                'exec /usr/bin/python3 "$SM_CHANNEL_BENCH/' + os.path.basename(__file__) + '" "$@"',
+                "sh", "--writer", "--sizes", a.sizes,
                 "--reps", str(a.reps), "--base-reps", str(a.base_reps), "--pause", str(a.pause),
                 "--tail", str(a.tail), "--seed", str(a.seed)]
         req = {
@@ -116,6 +120,11 @@ def main():
             "StoppingCondition": {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
             "EnableManagedSpotTraining": True,
             "CheckpointConfig": {"S3Uri": "file://" + uri_dir + "/"},
+            "InputDataConfig": [{
+                "ChannelName": "bench",
+                "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                    "S3Uri": "file://" + os.path.dirname(os.path.abspath(__file__))}}}],
         }
         total = sum(SIZES[s] for s in a.sizes.split(",")) * a.reps
         print(f"checkpoint_sync_lag: {a.reps} file(s) per size {a.sizes} ({total / 2**20:.0f} MiB "
