@@ -544,6 +544,12 @@ struct DirectorySync::Impl {
     const Lease lease = TakeReadLease(fd.get());
     if (!flushing) {  // once the writers are gone (Flush), a stray open fd must not hold it up
       if (lease == Lease::kWriterOpen) {
+        if (e.closed) {
+          // IN_CLOSE_WRITE is queued before the closing writer's open count drops: right after
+          // the event the kernel may still see a writer. Look again shortly.
+          e.retry_at = SteadyClock::now() + options.settle;
+          return;
+        }
         // Not whole yet. Its IN_CLOSE_WRITE clears the flag; without inotify, the next scan
         // tries again.
         if (inotify.valid()) e.writing = true;

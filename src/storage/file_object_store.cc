@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -108,6 +109,23 @@ void FsyncDir(const std::string& dir) {
   if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
 }
 
+// A writer killed mid-copy leaves its temp file behind (hidden from listings, but taking
+// space). Temps of `dest` older than this are such leftovers: no copy takes that long
+// between two writes of its temp file.
+constexpr auto kStaleTemp = std::chrono::minutes(10);
+
+void RemoveStaleTemps(const std::string& dir, const std::string& base) {
+  std::error_code ec;
+  const std::string prefix = "." + base + kTempMarker;
+  auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 6) continue;
+    auto mtime = std::filesystem::last_write_time(entry.path(), ec);
+    if (!ec && now - mtime > kStaleTemp) ::unlink(entry.path().c_str());
+  }
+}
+
 // Writes `src` to `dest` through a hidden temp file in dest's directory: copy, fsync, ask
 // `still_valid`, rename(2). The temp file never outlives a failure. The directory is then
 // fsynced so the rename itself survives a crash, unless `dirs_to_sync` collects it for the
@@ -140,6 +158,7 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest,
   if (::rename(tmpl.c_str(), dest.c_str()) != 0) {
     return fail(ErrnoStatus("cannot rename " + tmpl + " to " + dest, errno));
   }
+  RemoveStaleTemps(dir, BaseName(dest));
   if (dirs_to_sync != nullptr) {
     dirs_to_sync->insert(dir);
     return Status::Ok();

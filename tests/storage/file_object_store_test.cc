@@ -1,6 +1,8 @@
 #include "storage/file_object_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -110,6 +112,24 @@ TEST_F(FileObjectStoreTest, UploadFileIsAtomicAndLeavesNoTempFiles) {
   // Parents are created.
   ASSERT_TRUE(store_->UploadFile(local, Uri("deep/er/x")).ok());
   EXPECT_EQ(*ReadFile(root_ + "/deep/er/x"), "new contents");
+}
+
+TEST_F(FileObjectStoreTest, UploadRemovesTempFilesAKilledWriterLeftBehind) {
+  std::string local = tmp_.path() + "/ckpt.pt";
+  ASSERT_TRUE(WriteFileAtomic(local, "whole").ok());
+  ASSERT_TRUE(MakeDirs(root_ + "/ck").ok());
+  const std::string stale = root_ + "/ck/.ckpt.pt.ty-tmp-AbC123";
+  const std::string fresh = root_ + "/ck/.ckpt.pt.ty-tmp-XyZ789";  // another writer, now
+  const std::string other = root_ + "/ck/.other.pt.ty-tmp-QqQ111";
+  for (const auto& p : {stale, fresh, other}) ASSERT_TRUE(WriteFileAtomic(p, "part").ok());
+  struct timespec old_times[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, stale.c_str(), old_times, 0), 0);
+  ASSERT_EQ(::utimensat(AT_FDCWD, other.c_str(), old_times, 0), 0);
+  ASSERT_TRUE(store_->UploadFile(local, Uri("ck/ckpt.pt")).ok());
+  EXPECT_FALSE(PathExists(stale));
+  EXPECT_TRUE(PathExists(fresh));
+  EXPECT_TRUE(PathExists(other));  // not this object's: left to its own next upload
+  EXPECT_EQ(*ReadFile(root_ + "/ck/ckpt.pt"), "whole");
 }
 
 TEST_F(FileObjectStoreTest, UploadFileFailuresLeaveDestinationUntouched) {
