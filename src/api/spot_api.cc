@@ -40,7 +40,8 @@ SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, co
   if (auto err = RequireString(body, "InstanceType")) return *err;
   const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
   if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
-    return Invalid("DurationInSeconds is required and must be between 0 and 2419200 (exclusive of 0).");
+    return Invalid("DurationInSeconds is required and must be more than 0 and at most 2419200 "
+                   "seconds (28 days).");
   }
   std::string type = body.at("InstanceType").get<std::string>();
   auto ms = std::chrono::milliseconds(static_cast<int64_t>(std::llround(d->get<double>() * 1000)));

@@ -466,7 +466,7 @@ int SpotStatus(const std::string& endpoint, bool as_json, std::ostream& out, std
     out << r->dump(2) << "\n";
     return 0;
   }
-  out << std::left << std::setw(20) << "INSTANCE TYPE" << std::setw(26) << "SPOT" << std::setw(16)
+  out << std::left << std::setw(20) << "INSTANCE TYPE" << std::setw(30) << "SPOT" << std::setw(16)
       << "PRICE $/h" << std::setw(10) << "NOTICE" << std::setw(12) << "MTBI" << std::setw(12)
       << "CAPACITY" << std::setw(8) << "SPOT" << "QUEUED\n";
   for (const auto& t : (*r)["InstanceTypes"]) {
@@ -478,7 +478,7 @@ int SpotStatus(const std::string& endpoint, bool as_json, std::ostream& out, std
     std::string mtbi = t.contains("MeanTimeBetweenInterruptionsInSeconds")
                            ? std::to_string(t["MeanTimeBetweenInterruptionsInSeconds"].get<int64_t>()) + "s"
                            : "never";
-    out << std::left << std::setw(20) << t.value("InstanceType", "") << std::setw(26) << spot
+    out << std::left << std::setw(20) << t.value("InstanceType", "") << std::setw(30) << spot
         << std::setw(16) << price << std::setw(10)
         << (std::to_string(t.value("InterruptionNoticeInSeconds", 0)) + "s") << std::setw(12) << mtbi
         << std::setw(12)

@@ -172,7 +172,7 @@ void Interrupt(JobRecord* job, const std::string& cause, TimePoint now, StepResu
   job->interruptions.push_back({job->attempt, now, cause, 0});
   int64_t notice_s = (job->attempt_notice_ms + 999) / 1000;
   Enter(job, SecondaryStatus::kInterrupted,
-        "Spot capacity is being reclaimed: " + cause + ". The instance has " +
+        "Spot interruption notice: " + cause + ". The instance has " +
             std::to_string(notice_s) + " s to save a checkpoint",
         now);
   r->actions.push_back({Action::Kind::kSignalInterrupt});
