@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "common/status.h"
 
@@ -21,5 +22,12 @@ struct ApiError {
 // kUnauthenticated -> UnrecognizedClientException, kUnavailable -> ServiceUnavailable (503),
 // everything else -> InternalFailure (500).
 ApiError ToApiError(const Status& status);
+
+// A ValidationException with `message` (400).
+inline ApiError Validation(std::string message) {
+  return {"ValidationException", std::move(message), 400};
+}
+// What SageMaker answers for an unknown job name (the SDK's waiter relies on it).
+inline ApiError JobNotFound() { return Validation("Requested resource not found."); }
 
 }  // namespace ty::api

@@ -22,10 +22,6 @@ constexpr char kJsonContentType[] = "application/x-amz-json-1.1";
 // bad sequences rather than let the serializer throw.
 std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-ApiError Validation(std::string message) { return {"ValidationException", std::move(message), 400}; }
-
-ApiError JobNotFound() { return Validation("Requested resource not found."); }
-
 // Offsets as pagination tokens, tagged so a token from another call is refused.
 std::string MakeToken(const char* kind, int64_t offset) {
   return std::string(kind) + "-" + std::to_string(offset);

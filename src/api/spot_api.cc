@@ -13,11 +13,9 @@ using nlohmann::json;
 
 namespace {
 
-ApiError Invalid(std::string message) { return {"ValidationException", std::move(message), 400}; }
-
 std::optional<ApiError> RequireString(const json& body, const char* key) {
   if (!body.contains(key) || !body.at(key).is_string() || body.at(key).get<std::string>().empty()) {
-    return Invalid(std::string(key) + " is required and must be a non-empty string.");
+    return Validation(std::string(key) + " is required and must be a non-empty string.");
   }
   return std::nullopt;
 }
@@ -31,7 +29,7 @@ double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
 SageMakerApi::Outcome SageMakerApi::InterruptTrainingJob(const Caller& caller, const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   Status s = controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
-  if (s.code() == StatusCode::kNotFound) return Invalid("Requested resource not found.");
+  if (s.code() == StatusCode::kNotFound) return JobNotFound();
   if (!s.ok()) return ToApiError(s);
   return json::object();
 }
@@ -40,7 +38,7 @@ SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, co
   if (auto err = RequireString(body, "InstanceType")) return *err;
   const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
   if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
-    return Invalid("DurationInSeconds is required and must be more than 0 and at most 2419200 "
+    return Validation("DurationInSeconds is required and must be more than 0 and at most 2419200 "
                    "seconds (28 days).");
   }
   std::string type = body.at("InstanceType").get<std::string>();
@@ -79,7 +77,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (!job.ok()) {
-    return job.status().code() == StatusCode::kNotFound ? Invalid("Requested resource not found.")
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound()
                                                         : ToApiError(job.status());
   }
   const capacity::InstanceType* type =
