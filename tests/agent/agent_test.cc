@@ -6,20 +6,23 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
+#include <string>
 #include <thread>
 
 #include "agent/staging.h"
 #include "agent_test_util.h"
 #include "common/fs.h"
 #include "storage/archive.h"
+#include "testing/temp_dir.h"
 
 namespace ty::agent {
 namespace {
 
 using model::AgentReport;
 using testing::FakeControlPlane;
-using testing::TempDir;
+using ty::testing::TempDir;
 
 class AgentTest : public ::testing::Test {
  protected:
@@ -77,9 +80,34 @@ class AgentTest : public ::testing::Test {
     return out;
   }
 
+  // Waits until a report carries the log line `text` or 10 s pass; false on timeout.
+  bool WaitForLogLine(const std::string& text) {
+    return cp_.WaitFor([&](const std::vector<AgentReport>& rs) {
+      for (const auto& r : rs)
+        for (const auto& l : r.lines)
+          if (l.message == text) return true;
+      return false;
+    });
+  }
+
+  // Runs an agent in-process and, once its script logs "ready", calls `on_ready` with it from a
+  // second thread (as the control plane would). Returns what Run() returned.
+  int RunAgentAndOnReady(const std::function<void(Agent&)>& on_ready) {
+    AgentOptions opts;
+    opts.exit_retry_budget = std::chrono::seconds(10);
+    Agent agent(config_, diag_, opts);
+    std::thread actor([&] {
+      WaitForLogLine("ready");
+      on_ready(agent);
+    });
+    int exit_code = agent.Run();
+    actor.join();
+    return exit_code;
+  }
+
   bool Sandboxed() { return BubblewrapWorks("/usr/bin/bwrap"); }
 
-  TempDir dir_;
+  TempDir dir_{"ty_agent_test_"};
   FakeControlPlane cp_;
   model::InstanceConfig config_;
   std::ostringstream diag_;
@@ -187,20 +215,7 @@ TEST_F(AgentTest, StopRequestStopsAndUploads) {
   UseScript(
       "trap 'echo saved > \"$SM_MODEL_DIR/partial.txt\"; exit 0' TERM; echo ready; "
       "while :; do sleep 0.05; done");
-  AgentOptions opts;
-  opts.exit_retry_budget = std::chrono::seconds(10);
-  Agent agent(config_, diag_, opts);
-  std::thread stopper([&] {
-    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
-      for (const auto& r : rs)
-        for (const auto& l : r.lines)
-          if (l.message == "ready") return true;
-      return false;
-    });
-    agent.RequestStop();
-  });
-  EXPECT_EQ(agent.Run(), 0);
-  stopper.join();
+  EXPECT_EQ(RunAgentAndOnReady([](Agent& agent) { agent.RequestStop(); }), 0);
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
   EXPECT_TRUE(ExitReport()->artifacts_uploaded);
@@ -221,13 +236,7 @@ TEST_F(AgentTest, SigtermToAgentProcessStopsTheJob) {
     std::ostringstream err;
     ::_exit(RunAgent(config_path, err));
   }
-  bool ready = cp_.WaitFor([](const std::vector<AgentReport>& rs) {
-    for (const auto& r : rs)
-      for (const auto& l : r.lines)
-        if (l.message == "ready") return true;
-    return false;
-  });
-  EXPECT_TRUE(ready);
+  EXPECT_TRUE(WaitForLogLine("ready"));
   ::kill(child, SIGTERM);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -249,20 +258,7 @@ TEST_F(AgentTest, InterruptionNoticeSyncsCheckpointsAndUploadsNoArtifacts) {
       "ck=\"$(dirname \"$SM_MODEL_DIR\")/checkpoints\"; "
       "trap 'echo last > \"$ck/last.ckpt\"; echo model > \"$SM_MODEL_DIR/m.txt\"; exit 0' TERM; "
       "echo first > \"$ck/first.ckpt\"; echo ready; while :; do sleep 0.05; done");
-  AgentOptions opts;
-  opts.exit_retry_budget = std::chrono::seconds(10);
-  Agent agent(config_, diag_, opts);
-  std::thread interrupter([&] {
-    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
-      for (const auto& r : rs)
-        for (const auto& l : r.lines)
-          if (l.message == "ready") return true;
-      return false;
-    });
-    agent.RequestInterrupt();
-  });
-  EXPECT_EQ(agent.Run(), 0);
-  interrupter.join();
+  EXPECT_EQ(RunAgentAndOnReady([](Agent& agent) { agent.RequestInterrupt(); }), 0);
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kInterrupted);
   EXPECT_FALSE(ExitReport()->artifacts_uploaded);
@@ -281,21 +277,8 @@ TEST_F(AgentTest, InterruptionNoticeSyncsCheckpointsAndUploadsNoArtifacts) {
 TEST_F(AgentTest, InterruptionKillsAScriptThatIgnoresTheNotice) {
   config_.notice_seconds = 2;
   UseScript("trap '' TERM; echo ready; while :; do sleep 0.05; done");
-  AgentOptions opts;
-  opts.exit_retry_budget = std::chrono::seconds(10);
-  Agent agent(config_, diag_, opts);
   auto start = std::chrono::steady_clock::now();
-  std::thread interrupter([&] {
-    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
-      for (const auto& r : rs)
-        for (const auto& l : r.lines)
-          if (l.message == "ready") return true;
-      return false;
-    });
-    agent.RequestInterrupt();
-  });
-  EXPECT_EQ(agent.Run(), 0);
-  interrupter.join();
+  EXPECT_EQ(RunAgentAndOnReady([](Agent& agent) { agent.RequestInterrupt(); }), 0);
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kInterrupted);
   // Killed within the notice, keeping part of it for the final sync.
@@ -307,21 +290,11 @@ TEST_F(AgentTest, StopAfterTheNoticeUploadsArtifactsAsAStop) {
   UseScript(
       "trap 'sleep 0.3; echo saved > \"$SM_MODEL_DIR/partial.txt\"; exit 0' TERM; echo ready; "
       "while :; do sleep 0.05; done");
-  AgentOptions opts;
-  opts.exit_retry_budget = std::chrono::seconds(10);
-  Agent agent(config_, diag_, opts);
-  std::thread signaller([&] {
-    cp_.WaitFor([](const std::vector<AgentReport>& rs) {
-      for (const auto& r : rs)
-        for (const auto& l : r.lines)
-          if (l.message == "ready") return true;
-      return false;
-    });
-    agent.RequestInterrupt();
-    agent.RequestStop();
-  });
-  EXPECT_EQ(agent.Run(), 0);
-  signaller.join();
+  EXPECT_EQ(RunAgentAndOnReady([](Agent& agent) {
+              agent.RequestInterrupt();
+              agent.RequestStop();
+            }),
+            0);
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
   EXPECT_TRUE(ExitReport()->artifacts_uploaded);

@@ -1,9 +1,8 @@
-// Helpers for the agent tests: a temp dir and a tiny control-plane stand-in
-// (httplib::Server on 127.0.0.1, port 0) that records every report.
+// Helpers for the agent tests: a tiny control-plane stand-in (httplib::Server on
+// 127.0.0.1, port 0) that records every report.
 #pragma once
 
 #include <httplib.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -14,24 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/fs.h"
 #include "model/agent_protocol.h"
 
 namespace ty::agent::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_agent_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
 
 class FakeControlPlane {
  public:

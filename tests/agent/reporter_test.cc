@@ -6,12 +6,13 @@
 
 #include "agent_test_util.h"
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::agent {
 namespace {
 
 using testing::FakeControlPlane;
-using testing::TempDir;
+using ty::testing::TempDir;
 
 model::AgentReport Log(const std::string& msg) {
   model::AgentReport r;
@@ -33,7 +34,7 @@ Reporter::Options Opts(const TempDir& dir) {
 }
 
 TEST(ReporterTest, DeliversInOrderWithIncreasingSeq) {
-  TempDir dir;
+  TempDir dir("ty_agent_test_");
   FakeControlPlane cp;
   ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url() + "\n").ok());
   Reporter rep(Opts(dir), [](const std::string&) {});
@@ -52,7 +53,7 @@ TEST(ReporterTest, DeliversInOrderWithIncreasingSeq) {
 }
 
 TEST(ReporterTest, RetriesTransientFailures) {
-  TempDir dir;
+  TempDir dir("ty_agent_test_");
   FakeControlPlane cp;
   ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
   cp.FailNext(3, 503);
@@ -65,7 +66,7 @@ TEST(ReporterTest, RetriesTransientFailures) {
 }
 
 TEST(ReporterTest, RereadsUrlFileAfterConnectionFailure) {
-  TempDir dir;
+  TempDir dir("ty_agent_test_");
   int dead_port;
   {
     FakeControlPlane gone;
@@ -85,7 +86,7 @@ TEST(ReporterTest, RereadsUrlFileAfterConnectionFailure) {
 }
 
 TEST(ReporterTest, PermanentErrorDropsTheReport) {
-  TempDir dir;
+  TempDir dir("ty_agent_test_");
   FakeControlPlane cp("other-token");  // our token is refused with 401
   ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
   std::vector<std::string> diags;

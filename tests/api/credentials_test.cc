@@ -4,25 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::api {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_credentials_test.XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 int FileMode(const std::string& path) {
   struct stat st {};
@@ -35,7 +23,7 @@ bool AllDigits(const std::string& s) {
 }
 
 TEST(CredentialsTest, EnsureCreatesFileWithMode0600AndProfile) {
-  TempDir dir;
+  TempDir dir("ty_credentials_test.");
   const std::string data_dir = dir.path() + "/data";
   auto key = EnsureCredentialsFile(data_dir);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
@@ -62,7 +50,7 @@ TEST(CredentialsTest, EnsureCreatesFileWithMode0600AndProfile) {
 }
 
 TEST(CredentialsTest, EnsureIsIdempotentAndFixesMode) {
-  TempDir dir;
+  TempDir dir("ty_credentials_test.");
   auto first = EnsureCredentialsFile(dir.path());
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   const std::string path = dir.path() + "/credentials";
@@ -76,7 +64,7 @@ TEST(CredentialsTest, EnsureIsIdempotentAndFixesMode) {
 }
 
 TEST(CredentialsTest, EnsureWithoutTrainyardProfileIsNotFound) {
-  TempDir dir;
+  TempDir dir("ty_credentials_test.");
   ASSERT_TRUE(WriteFileAtomic(dir.path() + "/credentials",
                               "[default]\naws_access_key_id=A\naws_secret_access_key=B\n", 0600)
                   .ok());
@@ -86,7 +74,7 @@ TEST(CredentialsTest, EnsureWithoutTrainyardProfileIsNotFound) {
 }
 
 TEST(CredentialsTest, LoadParsesMultipleProfiles) {
-  TempDir dir;
+  TempDir dir("ty_credentials_test.");
   const std::string path = dir.path() + "/credentials";
   ASSERT_TRUE(WriteFileAtomic(path,
                               "# comment\n"
@@ -151,7 +139,7 @@ TEST(CredentialsTest, MalformedFilesAreInvalidArgument) {
       {"", "no profile with aws_access_key_id"},
       {"[]\n", "empty profile name"},
   };
-  TempDir dir;
+  TempDir dir("ty_credentials_test.");
   const std::string path = dir.path() + "/credentials";
   for (const Bad& c : cases) {
     ASSERT_TRUE(WriteFileAtomic(path, c.text, 0600).ok());

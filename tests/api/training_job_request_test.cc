@@ -1,31 +1,19 @@
 #include "api/training_job_request.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::api {
 namespace {
 
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_api_request_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 class ParseCreateTrainingJobTest : public ::testing::Test {
  protected:
@@ -77,7 +65,7 @@ class ParseCreateTrainingJobTest : public ::testing::Test {
         {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}}};
   }
 
-  TempDir dir_;
+  TempDir dir_{"ty_api_request_test_"};
   std::string root_;
   RequestPolicy policy_;
 };

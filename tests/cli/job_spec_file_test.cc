@@ -1,7 +1,6 @@
 #include "cli/job_spec_file.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <regex>
@@ -10,24 +9,13 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::cli {
 namespace {
 
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_cli_spec_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 class LoadJobSpecTest : public ::testing::Test {
  protected:
@@ -42,7 +30,7 @@ class LoadJobSpecTest : public ::testing::Test {
     EXPECT_TRUE(WriteFileAtomic(path, text).ok());
     return path;
   }
-  TempDir dir_;
+  TempDir dir_{"ty_cli_spec_test_"};
   std::string base_;  // the spec's folder, symlinks resolved
 };
 

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty {
 namespace {
@@ -71,16 +72,14 @@ TEST(SubprocessTest, MissingExecutableIsReportedBySpawn) {
 }
 
 TEST(SubprocessTest, NonExecutableFileIsPermissionDenied) {
-  char tmpl[] = "/tmp/ty_subprocess_XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string file = std::string(tmpl) + "/data.txt";
+  testing::TempDir dir("ty_subprocess_");
+  std::string file = dir.Sub("data.txt");
   ASSERT_TRUE(WriteFileAtomic(file, "not a program\n", 0644).ok());
   SpawnOptions o;
   o.argv = {file};
   auto p = Subprocess::Spawn(o);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().message(), "cannot execute '" + file + "': Permission denied");
-  (void)RemoveAll(tmpl);
 }
 
 TEST(SubprocessTest, CapturesStdoutAndStderrSeparately) {
@@ -107,9 +106,8 @@ TEST(SubprocessTest, EnvironmentIsExactlyTheGivenOne) {
 }
 
 TEST(SubprocessTest, RunsInCwdAndRedirectsToFile) {
-  char tmpl[] = "/tmp/ty_subprocess_XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  testing::TempDir tmp("ty_subprocess_");
+  const std::string& dir = tmp.path();
   auto o = Sh("pwd; echo err >&2");
   o.cwd = dir;
   o.capture_output = false;
@@ -124,7 +122,6 @@ TEST(SubprocessTest, RunsInCwdAndRedirectsToFile) {
   auto bad = Subprocess::Spawn(o);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("cannot change directory"), std::string::npos);
-  (void)RemoveAll(dir);
 }
 
 TEST(SubprocessTest, GroupKillReachesGrandchildren) {

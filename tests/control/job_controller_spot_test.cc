@@ -4,12 +4,11 @@
 // RetryStrategy after a lost instance, and MaxWait while waiting.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 
-#include "common/fs.h"
 #include "control/job_controller.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_launcher.h"
+#include "testing/temp_dir.h"
 
 namespace ty::control {
 namespace {
@@ -24,23 +23,18 @@ constexpr char kAccount[] = "123456789012";
 
 class ControllerSpotTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ty-controller-spot-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    catalog_ = capacity::InstanceCatalog::Builtin();
-  }
+  void SetUp() override { catalog_ = capacity::InstanceCatalog::Builtin(); }
   void TearDown() override {
     controller_.reset();
     store_.reset();
-    (void)RemoveAll(dir_);
   }
   void Open(capacity::CapacityConfig capacity = {{}, 8}, capacity::SpotMarketConfig spot = {}) {
-    auto store = store::Store::Open(dir_);
+    auto store = store::Store::Open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     ControllerOptions o;
-    o.data_dir = dir_;
-    o.server_url_file = dir_ + "/server.url";
+    o.data_dir = dir_.path();
+    o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::hours(1000);  // timers only run when the test ticks
     o.catalog = &catalog_;
     o.capacity = std::move(capacity);
@@ -52,7 +46,7 @@ class ControllerSpotTest : public ::testing::Test {
     model::JobSpec s;
     s.name = name;
     s.training_image = "123.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:1.13";
-    s.output_path = "file://" + dir_ + "/out";
+    s.output_path = "file://" + dir_.Sub("out");
     s.instance_type = "ml.m5.large";
     s.managed_spot = spot;
     s.max_runtime = seconds(600);
@@ -102,7 +96,7 @@ class ControllerSpotTest : public ::testing::Test {
     return launcher_.configs.size();
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"ty-controller-spot-"};
   int64_t seq_ = 0;
   testing::FakeClock clock_;
   capacity::InstanceCatalog catalog_;

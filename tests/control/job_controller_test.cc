@@ -5,13 +5,12 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <thread>
 
-#include "common/fs.h"
 #include "testing/fake_launcher.h"
+#include "testing/temp_dir.h"
 
 namespace ty::control {
 namespace {
@@ -24,23 +23,18 @@ using testing::FakeLauncher;
 
 class JobControllerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ty-controller-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    OpenAll();
-  }
+  void SetUp() override { OpenAll(); }
   void TearDown() override {
     controller_.reset();
     store_.reset();
-    (void)RemoveAll(dir_);
   }
   void OpenAll() {
-    auto store = store::Store::Open(dir_);
+    auto store = store::Store::Open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
     ControllerOptions o;
-    o.data_dir = dir_;
-    o.server_url_file = dir_ + "/server.url";
+    o.data_dir = dir_.path();
+    o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::milliseconds(20);
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
                                                   SystemClock::Default());
@@ -50,7 +44,7 @@ class JobControllerTest : public ::testing::Test {
     model::JobSpec s;
     s.name = name;
     s.training_image = "123.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:1.13";
-    s.output_path = "file://" + dir_ + "/out";
+    s.output_path = "file://" + dir_.Sub("out");
     s.instance_type = "ml.m5.large";
     return s;
   }
@@ -77,7 +71,7 @@ class JobControllerTest : public ::testing::Test {
     return false;
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"ty-controller-"};
   FakeLauncher launcher_;
   launch::ImageCatalog images_{{}};
   std::unique_ptr<store::Store> store_;

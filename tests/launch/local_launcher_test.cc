@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,22 +13,12 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::launch {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_launch_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // Polls `done` until it holds or 10 s pass; the launcher has no blocking wait.
 bool WaitFor(const std::function<bool()>& done) {
@@ -85,7 +74,7 @@ class LocalLauncherTest : public ::testing::Test {
     }
   }
 
-  TempDir dir_;
+  TempDir dir_{"ty_launch_test_"};
   std::string agent_;
   std::string argv_file_;
   std::string instance_dir_;

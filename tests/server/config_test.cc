@@ -1,7 +1,6 @@
 #include "server/config.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <map>
@@ -10,22 +9,12 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::server {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/ty_server_config_test_XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 class LoadConfigFileTest : public ::testing::Test {
  protected:
@@ -34,7 +23,7 @@ class LoadConfigFileTest : public ::testing::Test {
     EXPECT_TRUE(WriteFileAtomic(path, yaml).ok());
     return path;
   }
-  TempDir dir_;
+  TempDir dir_{"ty_server_config_test_"};
 };
 
 TEST_F(LoadConfigFileTest, FullConfig) {

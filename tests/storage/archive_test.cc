@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,22 +9,12 @@
 #include <set>
 
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::storage {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ty-archive-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ty::testing::TempDir;
 
 // Runs a shell command, returning its stdout; exit status in *rc.
 std::string RunShell(const std::string& cmd, int* rc) {
@@ -98,7 +87,7 @@ class ArchiveTest : public ::testing::Test {
     ASSERT_EQ(rc, 0);
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"ty-archive-"};
   std::string src_;
   std::string big_;
 };

@@ -18,6 +18,7 @@
 #include "storage/file_object_store.h"
 #include "storage/storage_test_util.h"
 #include "storage/uri.h"
+#include "testing/temp_dir.h"
 
 namespace ty::storage {
 namespace {
@@ -25,10 +26,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::AllFilesUnder;
 using testing::ReadIfExists;
-using testing::TempDir;
 using testing::TinyTmpfs;
 using testing::WaitFor;
 using testing::WriteInPlace;
+using ty::testing::TempDir;
 
 // What the tests steer in FaultyStore (shared: the sync owns the store itself).
 struct StoreControls {
@@ -150,7 +151,7 @@ class DirectorySyncTest : public ::testing::Test {
     return out;
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"ty-directory-sync-"};
   std::string local_;
   std::string bucket_;
   std::shared_ptr<StoreControls> controls_ = std::make_shared<StoreControls>();

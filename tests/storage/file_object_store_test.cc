@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,22 +12,12 @@
 #include "storage/object_store.h"
 #include "storage/storage_test_util.h"
 #include "storage/uri.h"
+#include "testing/temp_dir.h"
 
 namespace ty::storage {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ty-fos-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ty::testing::TempDir;
 
 std::set<std::string> FilesUnder(const std::string& dir) {
   std::set<std::string> out;
@@ -49,7 +38,7 @@ class FileObjectStoreTest : public ::testing::Test {
   }
   std::string Uri(const std::string& rel) { return FileUriFromPath(root_ + "/" + rel); }
 
-  TempDir tmp_;
+  TempDir tmp_{"ty-fos-"};
   std::string root_;
   std::unique_ptr<FileObjectStore> store_;
 };
@@ -210,7 +199,7 @@ TEST_F(FileObjectStoreTest, LargeFilesRoundTripExactly) {
 }
 
 TEST(FileObjectStoreDiskFullTest, FailedUploadLeavesNoTempFileAndKeepsTheOldObject) {
-  TempDir tmp;
+  TempDir tmp("ty-fos-");
   std::string bucket = tmp.path() + "/bucket";
   testing::TinyTmpfs tmpfs(bucket, "64k");
   if (!tmpfs.mounted()) GTEST_SKIP() << "needs root and mount(2) to make a tiny tmpfs";
@@ -289,7 +278,7 @@ TEST_F(FileObjectStoreTest, ResolveLocalPath) {
 }
 
 TEST(MakeObjectStoreTest, FileGivesStoreAndS3IsNotSupportedYet) {
-  TempDir tmp;
+  TempDir tmp("ty-fos-");
   Result<std::unique_ptr<ObjectStore>> file = MakeObjectStore("file://" + tmp.path(), {tmp.path()});
   ASSERT_TRUE(file.ok());
   EXPECT_TRUE((*file)->ResolveLocalPath("file://" + tmp.path()).ok());

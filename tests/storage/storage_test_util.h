@@ -1,10 +1,9 @@
-// Helpers shared by the storage tests: temp directories, plain (non-atomic) file writes, waiting
+// Helpers shared by the storage tests: plain (non-atomic) file writes, waiting
 // for a condition with a deadline, and a tiny tmpfs for real "No space left on device" failures.
 #pragma once
 
 #include <fcntl.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -19,21 +18,6 @@
 #include "common/fs.h"
 
 namespace ty::storage::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ty-storage-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Writes `contents` in place (open O_TRUNC, write, close), as a training script would.
 inline bool WriteInPlace(const std::string& path, const std::string& contents) {

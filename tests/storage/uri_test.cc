@@ -1,28 +1,15 @@
 #include "storage/uri.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-#include <filesystem>
-
 #include "common/fs.h"
+#include "testing/temp_dir.h"
 
 namespace ty::storage {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/ty-uri-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ty::testing::TempDir;
 
 struct ParseCase {
   std::string uri;
@@ -92,7 +79,7 @@ class CheckWithinRootsTest : public ::testing::Test {
     ASSERT_TRUE(MakeDirs(outside_).ok());
     ASSERT_TRUE(WriteFileAtomic(outside_ + "/secret", "s").ok());
   }
-  TempDir tmp_;
+  TempDir tmp_{"ty-uri-"};
   std::string root_;
   std::string outside_;
 };

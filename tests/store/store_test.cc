@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <string>
@@ -10,8 +9,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "common/fs.h"
 #include "model/serialization.h"
+#include "testing/temp_dir.h"
 
 namespace ty::store {
 namespace {
@@ -19,6 +18,7 @@ namespace {
 using model::JobRecord;
 using model::SecondaryStatus;
 using model::TrainingJobStatus;
+using testing::TempDir;
 
 constexpr const char* kAccount = "123456789012";
 
@@ -164,15 +164,10 @@ std::vector<std::string> Names(const std::vector<JobRecord>& jobs) {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/ty_store_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl + "/data";  // Open must create the directory itself
+    dir_ = tmp_.Sub("data");  // Open must create the directory itself
     Reopen();
   }
-  void TearDown() override {
-    store_.reset();
-    (void)RemoveAll(dir_.substr(0, dir_.size() - 5));
-  }
+  void TearDown() override { store_.reset(); }
   void Reopen() {
     store_.reset();
     auto s = Store::Open(dir_);
@@ -185,6 +180,7 @@ class StoreTest : public ::testing::Test {
     return r;
   }
 
+  TempDir tmp_{"ty_store_"};
   std::string dir_;
   std::unique_ptr<Store> store_;
 };
