@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages Trainyard needs to build, test and run its examples.
+# Install the Debian packages Trainyard needs to build, test and run its examples,
+# and s3rver (npm, into .deps/s3rver) for the S3 tests and benchmarks.
 # Idempotent: packages already installed are skipped; on a complete machine this
-# does nothing (no apt-get update) and takes well under a second.
+# does nothing (no apt-get update, no npm) and takes well under a second.
 #
 # usage: scripts/install-deps.sh [--torch]
 #   --torch   also install python3-torch and python3-sklearn (examples, e2e tests)
@@ -20,9 +21,9 @@ if [[ "${TY_WITH_TORCH:-0}" == 1 ]]; then with_torch=1; fi
 packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
-  libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev
+  libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev
-  bubblewrap
+  bubblewrap nodejs npm
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
 )
 if (( with_torch )); then
@@ -39,8 +40,13 @@ for p in "${packages[@]}"; do
   [[ -n "${installed[$p]:-}" ]] || missing+=("$p")
 done
 
+install_s3rver() {
+  "$(dirname "$0")/s3rver.sh" install
+}
+
 if (( ${#missing[@]} == 0 )); then
   echo "install-deps: all ${#packages[@]} packages present"
+  install_s3rver
   exit 0
 fi
 
@@ -56,4 +62,5 @@ apt-get update -qq >/dev/null
 echo "install-deps: apt-get install ${#missing[@]} packages"
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
   || { echo "install-deps: error: apt-get install failed" >&2; exit 1; }
+install_s3rver
 echo "install-deps: done"

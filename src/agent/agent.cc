@@ -190,7 +190,7 @@ struct Agent::Impl {
     TY_ASSIGN_OR_RETURN(std::string local, CheckpointHostDir(config));
     std::string uri = *config.spec.checkpoint_uri;
     if (uri.back() != '/') uri += '/';
-    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(uri, config.file_roots));
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(uri, StorageConfigOf(config)));
     storage::DirectorySyncOptions o;
     o.local_dir = local;
     o.uri = uri;

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "storage/s3_settings.h"
+
 namespace ty::agent {
 namespace {
 
@@ -238,6 +240,20 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
   env["TRAINING_JOB_NAME"] = c.job_name;
   env["TRAINING_JOB_ARN"] = c.job_arn;
   env["AWS_REGION"] = c.region;
+  // Like SageMaker local mode: the job may reach the store itself (storage.pass_credentials_to_jobs).
+  if (c.pass_s3_credentials && !c.storage_s3.is_null()) {
+    auto s3 = storage::S3SettingsFromJson(c.storage_s3);
+    if (s3.ok()) {
+      if (!s3->endpoint.empty()) env["AWS_ENDPOINT_URL_S3"] = s3->endpoint;
+      if (!s3->credentials.access_key_id.empty()) {
+        env["AWS_ACCESS_KEY_ID"] = s3->credentials.access_key_id;
+        env["AWS_SECRET_ACCESS_KEY"] = s3->credentials.secret_access_key;
+      }
+      if (!s3->credentials.session_token.empty()) {
+        env["AWS_SESSION_TOKEN"] = s3->credentials.session_token;
+      }
+    }
+  }
 
   DecodedParams d = DecodeParams(spec.hyperparameters);
   const std::string current = CurrentHost(c);

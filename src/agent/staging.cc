@@ -2,12 +2,19 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "agent/container_env.h"
 #include "common/fs.h"
 #include "storage/archive.h"
 #include "storage/object_store.h"
+#include "storage/object_stores.h"
 #include "storage/uri.h"
 
 namespace ty::agent {
@@ -64,35 +71,152 @@ Status CopyTree(const std::string& from, const std::string& to) {
   return Status::Ok();
 }
 
+// AWS's wording, so scripts and people who know SageMaker recognise it.
+Status NoObjects(const model::InstanceConfig& c, const std::string& uri) {
+  std::string msg = "No S3 objects found under S3 URL \"" + uri +
+                    "\" given in input data source. Please ensure that the bucket exists in the "
+                    "selected region (" + c.region + "), that objects exist under that S3 prefix";
+  auto parsed = storage::ParseStorageUri(uri);
+  if (parsed.ok() && parsed->scheme == "s3") {
+    msg += ", and that the storage credentials have s3:ListBucket permission on bucket \"" +
+           parsed->bucket + "\"";
+  }
+  return NotFound(msg + ".");
+}
+
+// A relative key that stays inside the channel directory.
+Status CheckRelativeKey(const std::string& key, const std::string& where) {
+  if (key.empty() || key[0] == '/' || key.back() == '/') {
+    return InvalidArgument(where + ": '" + key + "' is not a relative object key");
+  }
+  for (const auto& part : fs::path(key)) {
+    if (part == "..") return InvalidArgument(where + ": '" + key + "' climbs out of the channel");
+  }
+  return Status::Ok();
+}
+
+// Downloads (uri, local path) pairs, a few at a time (each store also parallelises large objects).
+Status DownloadAll(storage::ObjectStore* store,
+                   const std::vector<std::pair<std::string, std::string>>& items) {
+  constexpr size_t kWorkers = 8;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first;
+  auto work = [&] {
+    for (size_t i = next++; i < items.size(); i = next++) {
+      Status s = store->DownloadFile(items[i].first, items[i].second);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = s;
+        next = items.size();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min(kWorkers, items.size()); ++t) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  return first;
+}
+
+// The objects of a ManifestFile channel: [{"prefix": "s3://b/p/"}, "key1", "key2", ...].
+Result<std::vector<std::string>> ReadManifest(const model::InstanceConfig& c,
+                                              const model::Channel& ch, const std::string& scratch,
+                                              std::string* prefix) {
+  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(ch.uri, StorageConfigOf(c)));
+  std::string local = JoinPath(scratch, "manifest");
+  Status s = store->DownloadFile(ch.uri, local);
+  if (s.code() == StatusCode::kNotFound) {
+    return NotFound("the manifest file " + ch.uri + " of channel '" + ch.name + "' does not exist");
+  }
+  TY_RETURN_IF_ERROR(s.WithPrefix("cannot read the manifest of channel '" + ch.name + "'"));
+  TY_ASSIGN_OR_RETURN(std::string text, ReadFile(local));
+  std::string where = "manifest " + ch.uri;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array() || j.empty() || !j[0].is_object() ||
+      !j[0].contains("prefix") || !j[0]["prefix"].is_string()) {
+    return InvalidArgument(where + " is not a manifest: expected a JSON array whose first element "
+                           "is {\"prefix\": \"s3://bucket/path/\"} followed by object keys");
+  }
+  *prefix = j[0]["prefix"].get<std::string>();
+  TY_RETURN_IF_ERROR(storage::ParseStorageUri(*prefix).status().WithPrefix(where + ": prefix"));
+  if (prefix->back() != '/') *prefix += '/';
+  std::vector<std::string> keys;
+  for (size_t i = 1; i < j.size(); ++i) {
+    if (!j[i].is_string()) {
+      return InvalidArgument(where + ": entry " + std::to_string(i) + " is not a string key");
+    }
+    std::string key = j[i].get<std::string>();
+    TY_RETURN_IF_ERROR(CheckRelativeKey(key, where));
+    keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
 Status StageChannel(const model::InstanceConfig& c, const model::Channel& ch, InstanceView* view) {
   TY_RETURN_IF_ERROR(ValidateChannelName(ch.name));
   std::string dest = JoinPath(view->instance_dir, "input/data/" + ch.name);
   TY_RETURN_IF_ERROR(RemoveAll(dest));
   TY_RETURN_IF_ERROR(MakeDirs(dest));
-  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(ch.uri, c.file_roots));
-  TY_ASSIGN_OR_RETURN(storage::StorageUri uri, storage::ParseStorageUri(ch.uri));
-  if (view->sandboxed && uri.scheme == "file") {
-    auto local = store->ResolveLocalPath(ch.uri);
-    if (!local.ok() && local.status().code() == StatusCode::kNotFound) {
-      return NotFound("no data found under " + ch.uri + " for channel '" + ch.name + "'");
+  const int host_count = std::max<int>(1, static_cast<int>(c.hosts.size()));
+  const bool sharded = ch.distribution_type == "ShardedByS3Key" && host_count > 1;
+  const std::string where = "channel '" + ch.name + "'";
+
+  if (ch.data_type == "ManifestFile") {
+    std::string scratch = JoinPath(c.instance_dir, ".trainyard/manifest-" + ch.name);
+    TY_RETURN_IF_ERROR(MakeDirs(scratch));
+    std::string prefix;
+    auto keys = ReadManifest(c, ch, scratch, &prefix);
+    (void)RemoveAll(scratch);
+    TY_RETURN_IF_ERROR(keys.status());
+    std::vector<std::string> mine = *keys;
+    if (sharded) mine = ShardKeys(*keys, c.host_index, host_count);
+    if (keys->empty()) return NoObjects(c, ch.uri);
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(prefix, StorageConfigOf(c)));
+    std::vector<std::pair<std::string, std::string>> items;
+    for (const auto& k : mine) items.emplace_back(prefix + k, JoinPath(dest, k));
+    Status s = DownloadAll(store.get(), items);
+    if (s.code() == StatusCode::kNotFound) {
+      return NotFound(where + ": an object listed in the manifest " + ch.uri +
+                      " does not exist: " + s.message());
     }
+    return s.WithPrefix(where);
+  }
+
+  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(ch.uri, StorageConfigOf(c)));
+  TY_ASSIGN_OR_RETURN(storage::StorageUri uri, storage::ParseStorageUri(ch.uri));
+  if (view->sandboxed && uri.scheme == "file" && !sharded) {
+    auto local = store->ResolveLocalPath(ch.uri);
+    if (!local.ok() && local.status().code() == StatusCode::kNotFound) return NoObjects(c, ch.uri);
     TY_RETURN_IF_ERROR(local.status());
     if (IsDirectory(*local)) {
-      if (!DirHasEntries(*local)) {
-        return NotFound("no data found under " + ch.uri + " for channel '" + ch.name + "'");
-      }
+      if (!DirHasEntries(*local)) return NoObjects(c, ch.uri);
       view->ro_binds.emplace_back(*local, std::string(kOptMl) + "/input/data/" + ch.name);
       return Status::Ok();
     }
   }
+  if (sharded) {
+    auto listed = store->List(ch.uri);
+    TY_RETURN_IF_ERROR(listed.status().WithPrefix(where));
+    std::vector<std::string> keys;
+    for (const auto& o : *listed) keys.push_back(o.key);
+    if (keys.empty()) return NoObjects(c, ch.uri);
+    if (keys.size() == 1) {  // objects are never split: the one object goes to algo-1
+      if (c.host_index != 1) return Status::Ok();
+      return store->DownloadPrefix(ch.uri, dest).WithPrefix(where);
+    }
+    std::string base = ch.uri;
+    if (base.back() != '/') base += '/';
+    std::vector<std::pair<std::string, std::string>> items;
+    for (const auto& k : ShardKeys(keys, c.host_index, host_count)) {
+      TY_RETURN_IF_ERROR(CheckRelativeKey(k, where));
+      items.emplace_back(base + k, JoinPath(dest, k));
+    }
+    return DownloadAll(store.get(), items).WithPrefix(where);
+  }
   Status s = store->DownloadPrefix(ch.uri, dest);
-  if (s.code() == StatusCode::kNotFound) {
-    return NotFound("no data found under " + ch.uri + " for channel '" + ch.name + "'");
-  }
-  TY_RETURN_IF_ERROR(s.WithPrefix("channel '" + ch.name + "'"));
-  if (!DirHasEntries(dest)) {
-    return NotFound("no data found under " + ch.uri + " for channel '" + ch.name + "'");
-  }
+  if (s.code() == StatusCode::kNotFound) return NoObjects(c, ch.uri);
+  TY_RETURN_IF_ERROR(s.WithPrefix(where));
+  if (!DirHasEntries(dest)) return NoObjects(c, ch.uri);
   return Status::Ok();
 }
 
@@ -108,10 +232,10 @@ Status StageCode(const model::InstanceConfig& c, const std::string& code_dir) {
   std::string local;
   std::string scratch = JoinPath(c.instance_dir, ".trainyard/code-download");
   if (StartsWith(src, "file://")) {
-    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(src, c.file_roots));
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(src, StorageConfigOf(c)));
     TY_ASSIGN_OR_RETURN(local, store->ResolveLocalPath(src));
   } else if (StartsWith(src, "s3://")) {
-    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(src, c.file_roots));
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(src, StorageConfigOf(c)));
     TY_RETURN_IF_ERROR(RemoveAll(scratch));
     TY_RETURN_IF_ERROR(store->DownloadPrefix(src, scratch));
     std::string base = src.substr(src.find_last_of('/') + 1);
@@ -145,6 +269,27 @@ std::string OutputBase(const model::InstanceConfig& c) {
 }
 
 }  // namespace
+
+storage::StorageConfig StorageConfigOf(const model::InstanceConfig& c) {
+  storage::StorageConfig config;
+  config.file_roots = c.file_roots;
+  if (!c.storage_s3.is_null()) {
+    auto s3 = storage::S3SettingsFromJson(c.storage_s3);
+    if (s3.ok()) config.s3 = std::move(s3).value();  // else s3:// URIs are refused by name
+  }
+  return config;
+}
+
+std::vector<std::string> ShardKeys(std::vector<std::string> keys, int host_index, int host_count) {
+  std::sort(keys.begin(), keys.end());
+  if (host_count <= 1) return keys;
+  std::vector<std::string> mine;
+  for (size_t i = static_cast<size_t>(host_index - 1); i < keys.size();
+       i += static_cast<size_t>(host_count)) {
+    mine.push_back(keys[i]);
+  }
+  return mine;
+}
 
 std::string InstanceView::ml_root() const { return sandboxed ? kOptMl : instance_dir; }
 
@@ -191,7 +336,7 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
     std::string local_path = view->sandboxed ? std::string(kOptMl) + ckpt.substr(dir.size()) : ckpt;
     TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "checkpointconfig.json"),
                                        CheckpointConfigJson(c.spec, local_path)));
-    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(*c.spec.checkpoint_uri, c.file_roots));
+    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(*c.spec.checkpoint_uri, StorageConfigOf(c)));
     Status s = store->DownloadPrefix(*c.spec.checkpoint_uri, ckpt);
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       return s.WithPrefix("cannot restore checkpoints");
@@ -204,7 +349,7 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
 Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts) {
   if (c.host_index != 1 || c.spec.output_path.empty()) return Status::Ok();
   std::string base = OutputBase(c);
-  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(base, c.file_roots));
+  TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(base, StorageConfigOf(c)));
   std::string model_dir = JoinPath(c.instance_dir, "model");
   std::string data_dir = JoinPath(c.instance_dir, "output/data");
   TY_RETURN_IF_ERROR(MakeDirs(model_dir));

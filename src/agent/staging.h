@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "model/agent_protocol.h"
+#include "storage/object_stores.h"
 
 namespace ty::agent {
 
@@ -47,6 +48,15 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view);
 // uploading). Sets *model_artifacts to the model's URI when uploaded.
 Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts);
 
+
+// The storage this instance may use: the file roots and the server's S3 store.
+storage::StorageConfig StorageConfigOf(const model::InstanceConfig& c);
+
+// ShardedByS3Key: the keys host `host_index` (1-based) of `host_count` gets. Keys are sorted and
+// dealt round-robin (key i goes to host i mod N + 1): deterministic, disjoint, covering, and the
+// counts differ by at most one. Objects are never split, so with fewer objects than hosts some
+// hosts get none.
+std::vector<std::string> ShardKeys(std::vector<std::string> keys, int host_index, int host_count);
 
 // Host path of the checkpoint directory; InvalidArgument when the configured
 // local path is not under /opt/ml.

@@ -34,14 +34,15 @@ Status NotSupported(const std::string& what) {
 }  // namespace
 
 Status CheckUri(const std::string& what, const std::string& uri, const RequestPolicy& policy) {
-  if (uri.rfind("s3://", 0) == 0 || uri.rfind("https://", 0) == 0) {
+  if (uri.rfind("https://", 0) == 0) {
     return InvalidArgument("Invalid " + what + " '" + uri +
-                           "': s3:// URIs are not supported yet; use a file:// URI.");
+                           "': https:// URIs are not supported; use an s3:// or file:// URI.");
   }
   auto parsed = storage::ParseStorageUri(uri);
   if (!parsed.ok()) return InvalidArgument("Invalid " + what + ": " + parsed.status().message());
+  if (parsed->scheme == "s3") return Status::Ok();
   if (parsed->scheme != "file") {
-    return InvalidArgument("Invalid " + what + " '" + uri + "': only file:// URIs are supported.");
+    return InvalidArgument("Invalid " + what + " '" + uri + "': give an s3:// or file:// URI.");
   }
   Status s = storage::CheckWithinRoots(parsed->path, policy.file_roots);
   if (!s.ok()) return InvalidArgument("Invalid " + what + ": " + s.message());
@@ -154,7 +155,8 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
     }
     const json s3 = ds.at("S3DataSource");
     std::string type = Str(s3, "S3DataType");
-    if (type != "S3Prefix") return NotSupported("S3DataType " + type);
+    if (type != "S3Prefix" && type != "ManifestFile") return NotSupported("S3DataType " + type);
+    ch.data_type = type;
     for (const char* m : {"AttributeNames", "InstanceGroupNames", "ModelAccessConfig", "HubAccessConfig"}) {
       if (Has(s3, m)) return NotSupported(std::string("S3DataSource.") + m);
     }
@@ -221,7 +223,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
       TY_RETURN_IF_ERROR(CheckUri("hyperparameter sagemaker_submit_directory", dir, policy));
     } else if (dir != "/opt/ml/code") {
       return InvalidArgument("Invalid hyperparameter sagemaker_submit_directory '" + dir +
-                             "': give a file:// URI.");
+                             "': give an s3:// or file:// URI.");
     }
   }
 

@@ -13,6 +13,7 @@
 #include "agent/agent.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
+#include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "server/server.h"
@@ -82,6 +83,7 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
     return 1;
   }
   out << "trainyard listening on " << (*srv)->url() << std::endl;
+  out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   err << "trainyard server: shutting down (signal " << sig << ")" << std::endl;
@@ -581,6 +583,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   auto* env_cmd = app.add_subcommand("env", "Print the exports that point AWS clients at the server");
   env_cmd->add_option("--data-dir", env_dir, "The server's data directory (default ~/.trainyard)");
 
+  StorageCommands storage_cmds(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -603,6 +607,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (*spot_status_cmd) return SpotStatus(endpoint, as_json, out, err);
   }
   if (*env_cmd) return Env(env_dir, out, err);
+  if (storage_cmds.chosen()) return storage_cmds.Run(out, err);
   return 2;
 }
 

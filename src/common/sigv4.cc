@@ -67,6 +67,37 @@ void AppendCanonicalQuery(std::string_view query, std::string* out) {
   }
 }
 
+std::string CanonicalRequestWithPayloadHash(const HttpRequestParts& req,
+                                            std::vector<std::string> signed_header_names,
+                                            std::string_view payload_hash) {
+  SortUnique(&signed_header_names);
+  std::string out;
+  out.reserve(256 + req.path.size() + req.query.size());
+  out.append(req.method);
+  out.push_back('\n');
+  out.append(req.path.empty() ? std::string_view("/") : std::string_view(req.path));
+  out.push_back('\n');
+  AppendCanonicalQuery(req.query, &out);
+  out.push_back('\n');
+  for (const std::string& name : signed_header_names) {
+    out.append(name);
+    out.push_back(':');
+    bool first = true;
+    for (const auto& [k, v] : req.headers) {
+      if (!EqualsIgnoreCase(k, name)) continue;
+      if (!first) out.push_back(',');
+      first = false;
+      out.append(TrimAll(v));
+    }
+    out.push_back('\n');
+  }
+  out.push_back('\n');
+  AppendSignedHeaders(signed_header_names, &out);
+  out.push_back('\n');
+  out.append(payload_hash);
+  return out;
+}
+
 }  // namespace
 
 const std::string* FindHeader(const HttpRequestParts& req, std::string_view name) {
@@ -101,32 +132,8 @@ std::string SignedHeadersString(std::vector<std::string> signed_header_names) {
 
 std::string CanonicalRequest(const HttpRequestParts& req,
                              std::vector<std::string> signed_header_names) {
-  SortUnique(&signed_header_names);
-  std::string out;
-  out.reserve(256 + req.path.size() + req.query.size());
-  out.append(req.method);
-  out.push_back('\n');
-  out.append(req.path.empty() ? std::string_view("/") : std::string_view(req.path));
-  out.push_back('\n');
-  AppendCanonicalQuery(req.query, &out);
-  out.push_back('\n');
-  for (const std::string& name : signed_header_names) {
-    out.append(name);
-    out.push_back(':');
-    bool first = true;
-    for (const auto& [k, v] : req.headers) {
-      if (!EqualsIgnoreCase(k, name)) continue;
-      if (!first) out.push_back(',');
-      first = false;
-      out.append(TrimAll(v));
-    }
-    out.push_back('\n');
-  }
-  out.push_back('\n');
-  AppendSignedHeaders(signed_header_names, &out);
-  out.push_back('\n');
-  out.append(Sha256Hex(req.body));
-  return out;
+  return CanonicalRequestWithPayloadHash(req, std::move(signed_header_names),
+                                         Sha256Hex(req.body));
 }
 
 std::string CredentialScope(std::string_view date8, std::string_view region,
@@ -200,6 +207,76 @@ void SignRequest(HttpRequestParts* req, const AwsCredentials& creds, const std::
   AppendSignedHeaders(names, &auth);
   auth.append(", Signature=").append(signature);
   headers.emplace_back("Authorization", std::move(auth));
+}
+
+void SignS3Request(HttpRequestParts* req, const AwsCredentials& creds, const std::string& region,
+                   TimePoint now) {
+  auto& headers = req->headers;
+  std::erase_if(headers, [](const auto& h) {
+    return EqualsIgnoreCase(h.first, "x-amz-date") ||
+           EqualsIgnoreCase(h.first, "x-amz-security-token") ||
+           EqualsIgnoreCase(h.first, "authorization");
+  });
+  const std::string amz_date = FormatAmzDate(now);
+  headers.emplace_back("X-Amz-Date", amz_date);
+  if (!creds.session_token.empty()) {
+    headers.emplace_back("X-Amz-Security-Token", creds.session_token);
+  }
+  const std::string* content_sha = FindHeader(*req, "x-amz-content-sha256");
+  std::string payload_hash;
+  if (content_sha != nullptr) {
+    payload_hash = *content_sha;
+  } else {
+    payload_hash = Sha256Hex(req->body);
+    headers.emplace_back("X-Amz-Content-SHA256", payload_hash);
+  }
+
+  // botocore signs every header it was given except a fixed list of hop-by-hop ones (its
+  // SIGNED_HEADERS_BLACKLIST); callers decide what is signed by what they put in `headers`.
+  static constexpr std::string_view kUnsigned[] = {
+      "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization",
+      "te",         "trailer", "transfer-encoding", "upgrade",     "user-agent",
+      "x-amzn-trace-id"};
+  std::vector<std::string> names;
+  for (const auto& [k, v] : headers) {
+    std::string lower = ToLower(k);
+    if (std::find(std::begin(kUnsigned), std::end(kUnsigned), lower) != std::end(kUnsigned)) {
+      continue;
+    }
+    names.push_back(std::move(lower));
+  }
+  SortUnique(&names);
+
+  const std::string date8 = amz_date.substr(0, 8);
+  const std::string scope = CredentialScope(date8, region, "s3");
+  const std::string canonical = CanonicalRequestWithPayloadHash(*req, names, payload_hash);
+  const std::string signature = Signature(SigningKey(creds.secret_access_key, date8, region, "s3"),
+                                          StringToSign(amz_date, scope, canonical));
+
+  std::string auth(kSigV4Algorithm);
+  auth.append(" Credential=").append(creds.access_key_id).append("/").append(scope);
+  auth.append(", SignedHeaders=");
+  AppendSignedHeaders(names, &auth);
+  auth.append(", Signature=").append(signature);
+  headers.emplace_back("Authorization", std::move(auth));
+}
+
+std::string UriEncode(std::string_view s, bool keep_slash) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() + s.size() / 4);
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~' || (c == '/' && keep_slash)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
 }
 
 }  // namespace ty

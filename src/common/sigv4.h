@@ -76,4 +76,18 @@ std::string Signature(std::string_view signing_key, std::string_view string_to_s
 void SignRequest(HttpRequestParts* req, const AwsCredentials& creds, const std::string& region,
                  const std::string& service, TimePoint now);
 
+// Signs an S3 request in place the way botocore's S3SigV4Auth does. Differences from SignRequest:
+// the payload hash is the value of the request's X-Amz-Content-Sha256 header (a hex SHA-256 or
+// "UNSIGNED-PAYLOAD"; added as the hash of `body` when absent); the path is used exactly as given
+// (S3 paths are encoded once, never normalised); and content-md5 is signed when present.
+// `req->query` must already be encoded; pairs are sorted here for the canonical form only.
+// REQUIRES: req->headers contains Host.
+void SignS3Request(HttpRequestParts* req, const AwsCredentials& creds, const std::string& region,
+                   TimePoint now);
+
+// RFC 3986 encoding as S3 wants it in paths and query values: unreserved characters
+// (A-Z a-z 0-9 - . _ ~) stay, every other byte becomes %XX (upper-case hex); '/' stays when
+// `keep_slash`.
+std::string UriEncode(std::string_view s, bool keep_slash);
+
 }  // namespace ty

@@ -453,6 +453,8 @@ void JobController::LaunchAgents(ActiveJob* job) {
   cfg.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   cfg.isolation = options_.isolation;
   cfg.file_roots = options_.file_roots;
+  cfg.storage_s3 = options_.storage_s3;
+  cfg.pass_s3_credentials = options_.pass_s3_credentials;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
   const capacity::InstanceType* type = options_.catalog->Find(rec.spec.instance_type);
   cfg.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;

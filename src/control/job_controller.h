@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "capacity/capacity_pool.h"
 #include "capacity/instance_catalog.h"
 #include "capacity/spot_market.h"
@@ -41,6 +43,8 @@ struct ControllerOptions {
   std::string region = "us-east-1";
   std::string server_url_file;          // agents read the control plane's URL here
   std::vector<std::string> file_roots;  // where file:// URIs may point
+  nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
+  bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
   std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked

@@ -50,6 +50,8 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"notice_seconds", c.notice_seconds},
           {"isolation", c.isolation},
           {"file_roots", c.file_roots},
+          {"storage_s3", c.storage_s3},
+          {"pass_s3_credentials", c.pass_s3_credentials},
           {"num_cpus", c.num_cpus},
           {"num_gpus", c.num_gpus},
           {"image",
@@ -78,6 +80,8 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.isolation = j.value("isolation", std::string("auto"));
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
+    if (j.contains("storage_s3")) c.storage_s3 = j.at("storage_s3");
+    c.pass_s3_credentials = j.value("pass_s3_credentials", false);
     c.num_cpus = j.value("num_cpus", 1);
     c.num_gpus = j.value("num_gpus", 0);
     const json& img = j.at("image");

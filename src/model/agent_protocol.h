@@ -52,6 +52,12 @@ struct InstanceConfig {
   int64_t notice_seconds = 120;
   std::string isolation = "auto";              // auto | bwrap | none
   std::vector<std::string> file_roots;         // where file:// URIs may point
+  // The server's S3 store as storage::S3SettingsToJson gives it (credentials
+  // included; model/ cannot name storage/'s type), or null when none.
+  nlohmann::json storage_s3;
+  // Give the training process the S3 endpoint, region and credentials
+  // (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, ...), as SageMaker local mode does.
+  bool pass_s3_credentials = false;
   int num_cpus = 1;
   int num_gpus = 0;
   ImageEntry image;

@@ -11,6 +11,7 @@ json SpecToJson(const JobSpec& s) {
                         {"uri", c.uri},
                         {"content_type", c.content_type},
                         {"input_mode", c.input_mode},
+                        {"data_type", c.data_type},
                         {"distribution_type", c.distribution_type},
                         {"record_wrapper_type", c.record_wrapper_type},
                         {"compression_type", c.compression_type}});
@@ -71,6 +72,7 @@ Result<JobSpec> SpecFromJson(const json& j) {
         Get(c, "uri", &ch.uri);
         Get(c, "content_type", &ch.content_type);
         Get(c, "input_mode", &ch.input_mode);
+        Get(c, "data_type", &ch.data_type);
         Get(c, "distribution_type", &ch.distribution_type);
         Get(c, "record_wrapper_type", &ch.record_wrapper_type);
         Get(c, "compression_type", &ch.compression_type);

@@ -57,6 +57,7 @@ struct Channel {
   std::string distribution_type;   // FullyReplicated | ShardedByS3Key
   std::string record_wrapper_type; // None | RecordIO
   std::string compression_type;    // None | Gzip (empty when unset)
+  std::string data_type = "S3Prefix";  // S3Prefix | ManifestFile
 };
 
 struct JobSpec {

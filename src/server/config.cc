@@ -208,6 +208,61 @@ Status ParseSpot(const YAML::Node& v, const std::string& config_path,
   return Status::Ok();
 }
 
+Status ParseStorage(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "storage", "storage settings"));
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    if (key == "pass_credentials_to_jobs") {
+      TY_RETURN_IF_ERROR(Read(kv.second, "storage: pass_credentials_to_jobs", "true or false",
+                              &c->pass_s3_credentials_to_jobs));
+    } else if (key == "s3") {
+      if (kv.second.IsNull()) continue;
+      TY_RETURN_IF_ERROR(CheckMap(kv.second, "storage: s3", "S3 settings"));
+      storage::S3SettingsOverrides& o = c->s3;
+      for (const auto& s : kv.second) {
+        std::string k = s.first.as<std::string>();
+        std::string at = "storage: s3: " + k;
+        auto text = [&](std::optional<std::string>* out) -> Status {
+          std::string value;
+          TY_RETURN_IF_ERROR(Read(s.second, at, "a string", &value));
+          *out = value;
+          return Status::Ok();
+        };
+        auto mib = [&](std::optional<uint64_t>* out) -> Status {
+          int64_t n = 0;
+          TY_RETURN_IF_ERROR(ReadCount(s.second, at, 5, &n));
+          *out = static_cast<uint64_t>(n) << 20;
+          return Status::Ok();
+        };
+        auto count = [&](std::optional<int>* out) -> Status {
+          int64_t n = 0;
+          TY_RETURN_IF_ERROR(ReadCount(s.second, at, 1, &n));
+          *out = static_cast<int>(std::min<int64_t>(n, 1 << 20));
+          return Status::Ok();
+        };
+        Status st;
+        if (k == "endpoint") st = text(&o.endpoint);
+        else if (k == "region") st = text(&o.region);
+        else if (k == "addressing") st = text(&o.addressing);
+        else if (k == "profile") st = text(&o.profile);
+        else if (k == "access_key_id") st = text(&o.access_key_id);
+        else if (k == "secret_access_key") st = text(&o.secret_access_key);
+        else if (k == "session_token") st = text(&o.session_token);
+        else if (k == "max_concurrency") st = count(&o.max_concurrency);
+        else if (k == "max_attempts") st = count(&o.max_attempts);
+        else if (k == "part_size_mib") st = mib(&o.part_size);
+        else if (k == "multipart_threshold_mib") st = mib(&o.multipart_threshold);
+        else return InvalidArgument("storage: s3: unknown key '" + k + "'");
+        TY_RETURN_IF_ERROR(st);
+      }
+    } else {
+      return InvalidArgument("storage: unknown key '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseListen(const std::string& listen, std::string* host, int* port) {
@@ -286,6 +341,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseCapacity(v, &c->capacity).WithPrefix(path));
       } else if (key == "spot") {
         TY_RETURN_IF_ERROR(ParseSpot(v, path, &c->spot).WithPrefix(path));
+      } else if (key == "storage") {
+        TY_RETURN_IF_ERROR(ParseStorage(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

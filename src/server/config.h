@@ -12,6 +12,7 @@
 #include "capacity/spot_market.h"
 #include "common/status.h"
 #include "launch/image_catalog.h"
+#include "storage/s3_settings.h"
 
 namespace ty::server {
 
@@ -35,6 +36,12 @@ struct ServerConfig {
   capacity::CapacityConfig capacity;
   // Default: 0.3 of on-demand, 120 s notice, no interruptions, always available.
   capacity::SpotMarketConfig spot;
+  // The S3 store for s3:// URIs (config key storage.s3); members left unset come from the
+  // AWS environment variables and shared files, as for the AWS CLI.
+  storage::S3SettingsOverrides s3;
+  // storage.pass_credentials_to_jobs: training processes get AWS_ENDPOINT_URL_S3, AWS_REGION
+  // and the store's keys (off by default: the keys are the server's, not the caller's).
+  bool pass_s3_credentials_to_jobs = false;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
@@ -44,7 +51,10 @@ struct ServerConfig {
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,
-// availability: {mean_available_seconds, mean_unavailable_seconds}}).
+// availability: {mean_available_seconds, mean_unavailable_seconds}},
+// storage: {pass_credentials_to_jobs, s3: {endpoint, region, addressing, profile,
+// access_key_id, secret_access_key, session_token, max_concurrency, part_size_mib,
+// multipart_threshold_mib, max_attempts}}).
 // A new instance type needs vcpus, memory_gib and on_demand_price. Spot
 // entries under types inherit the keys they leave out from spot's own;
 // mean_time_between_interruptions_seconds 0 and availability null turn those

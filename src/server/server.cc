@@ -21,6 +21,7 @@
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
+#include "storage/s3_settings.h"
 #include "store/store.h"
 
 namespace ty::server {
@@ -29,6 +30,7 @@ using nlohmann::json;
 
 struct Server::Impl {
   ServerConfig config;
+  storage::S3Settings s3;  // resolved at Create
   std::unique_ptr<store::Store> store;
   std::unique_ptr<launch::LocalLauncher> launcher;
   std::unique_ptr<launch::ImageCatalog> images;
@@ -116,6 +118,15 @@ Server::~Server() { Shutdown(); }
 const std::string& Server::url() const { return impl_->url; }
 const ServerConfig& Server::config() const { return impl_->config; }
 
+std::string Server::StorageSummary() const {
+  const storage::S3Settings& s = impl_->s3;
+  const char* style = s.addressing == storage::S3Addressing::kPath      ? "path-style"
+                      : s.addressing == storage::S3Addressing::kVirtual ? "virtual-hosted"
+                                                                        : "auto";
+  return "s3 endpoint " + storage::EffectiveEndpoint(s) + " (region " + s.region + ", " + style +
+         " addressing, credentials from " + s.credentials_source + ")";
+}
+
 Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   auto impl = std::make_unique<Impl>();
   if (config.data_dir.empty()) return InvalidArgument("--data-dir is required");
@@ -161,6 +172,11 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
     config.isolation = agent::BubblewrapWorks(agent::AgentOptions{}.bwrap_path) ? "bwrap" : "none";
   }
 
+  // The S3 store, resolved once like the AWS CLI would (config, env, shared files).
+  auto s3 = storage::ResolveS3Settings(config.s3, storage::ProcessEnv());
+  if (!s3.ok()) return s3.status().WithPrefix("S3 storage settings");
+  impl->s3 = *s3;
+
   auto model = api::ServiceModel::Load(api::EmbeddedSageMakerModel());
   if (!model.ok()) return model.status();
 
@@ -177,6 +193,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.region = config.region;
   copts.server_url_file = JoinPath(config.data_dir, "server.url");
   copts.file_roots = config.file_roots;
+  copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
+  copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;
   copts.stop_policy.stop_grace = config.stop_grace;
   impl->controller = std::make_unique<control::JobController>(

@@ -35,6 +35,9 @@ class Server {
   void Wait();
 
   const ServerConfig& config() const;
+  // One line on where s3:// URIs go: "s3 endpoint <url> (region r, path-style|virtual-hosted
+  // addressing, credentials from <source>)". Never the secret.
+  std::string StorageSummary() const;
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -41,6 +42,21 @@ std::string DirName(const std::string& path) {
 // In-flight uploads are hidden files next to their destination; readers skip them.
 bool IsTempName(const std::string& name) {
   return !name.empty() && name[0] == '.' && name.find(kTempMarker) != std::string::npos;
+}
+
+// A key names one object below a base URI: relative, no empty, "." or ".." components.
+Status CheckObjectKey(const std::string& key) {
+  if (key.empty() || key.front() == '/') return InvalidArgument("bad object key '" + key + "'");
+  size_t start = 0;
+  for (;;) {
+    size_t end = key.find('/', start);
+    std::string part = key.substr(start, end == std::string::npos ? end : end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return InvalidArgument("bad object key '" + key + "'");
+    }
+    if (end == std::string::npos) return Status::Ok();
+    start = end + 1;
+  }
 }
 
 std::chrono::system_clock::time_point MTime(const struct stat& st) {
@@ -129,10 +145,11 @@ void RemoveStaleTemps(const std::string& dir, const std::string& base) {
 // Writes `src` to `dest` through a hidden temp file in dest's directory: copy, fsync, ask
 // `still_valid`, rename(2). The temp file never outlives a failure. The directory is then
 // fsynced so the rename itself survives a crash, unless `dirs_to_sync` collects it for the
-// caller to fsync once after many files.
+// caller to fsync once after many files. Without `durable` nothing is fsynced: the rename
+// still keeps a partial file from ever showing under `dest` when the process dies.
 Status CopyFileAtomic(const std::string& src, const std::string& dest,
                       const std::function<bool()>& still_valid,
-                      std::set<std::string>* dirs_to_sync) {
+                      std::set<std::string>* dirs_to_sync, bool durable = true) {
   struct stat st;
   TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   std::string dir = DirName(dest);
@@ -149,7 +166,7 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest,
   if (!copied.ok()) return fail(copied);
   in.Reset();
   if (::fchmod(out.get(), (st.st_mode & 0777) | S_IRUSR | S_IWUSR) != 0 ||
-      ::fsync(out.get()) != 0 || out.Close() != 0) {
+      (durable && ::fsync(out.get()) != 0) || out.Close() != 0) {
     return fail(ErrnoStatus("cannot flush " + tmpl, errno));
   }
   if (still_valid && !still_valid()) {
@@ -159,6 +176,7 @@ Status CopyFileAtomic(const std::string& src, const std::string& dest,
     return fail(ErrnoStatus("cannot rename " + tmpl + " to " + dest, errno));
   }
   RemoveStaleTemps(dir, BaseName(dest));
+  if (!durable) return Status::Ok();
   if (dirs_to_sync != nullptr) {
     dirs_to_sync->insert(dir);
     return Status::Ok();
@@ -259,6 +277,21 @@ Status FileObjectStore::DownloadPrefix(const std::string& uri, const std::string
   return Status::Ok();
 }
 
+Status FileObjectStore::DownloadFile(const std::string& uri, const std::string& local_path) {
+  TY_ASSIGN_OR_RETURN(std::string src, ResolveUri(uri));
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("no such object " + uri);
+    return ErrnoStatus("cannot stat " + src, errno);
+  }
+  if (!S_ISREG(st.st_mode)) return NotFound(uri + " is not an object (not a regular file)");
+  if (local_path.empty() || local_path.back() == '/') {
+    return InvalidArgument("destination " + local_path + " names a directory, not a file");
+  }
+  return CopyFileAtomic(src, Absolutize(local_path, CurrentDir()), nullptr, nullptr,
+                        /*durable=*/false);
+}
+
 Status FileObjectStore::UploadFile(const std::string& local_file, const std::string& uri) {
   return UploadFileIf(local_file, uri, nullptr);
 }
@@ -315,6 +348,35 @@ Status FileObjectStore::Delete(const std::string& uri) {
     }
   }
   return RemoveAll(victim);
+}
+
+Status FileObjectStore::DeleteObjects(const std::string& base_uri,
+                                      const std::vector<std::string>& keys) {
+  TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(base_uri));
+  if (parsed.scheme != "file") {
+    return InvalidArgument("FileObjectStore serves file:// URIs only, got " + base_uri);
+  }
+  for (const std::string& key : keys) TY_RETURN_IF_ERROR(CheckObjectKey(key));
+  // Keys come sorted from List, so most share their directory: resolve each directory once.
+  // Only the leaf is unlinked, through its resolved parent, so neither a symlinked directory
+  // nor a key can reach outside the roots, and unlink(2) never removes a directory (a root).
+  std::map<std::string, std::string> resolved_dirs;
+  for (const std::string& key : keys) {
+    size_t slash = key.rfind('/');
+    std::string dir_rel = slash == std::string::npos ? "" : key.substr(0, slash);
+    auto it = resolved_dirs.find(dir_rel);
+    if (it == resolved_dirs.end()) {
+      TY_ASSIGN_OR_RETURN(std::string dir,
+                          ResolveWithinRoots(JoinPath(parsed.path, dir_rel), roots_));
+      it = resolved_dirs.emplace(dir_rel, std::move(dir)).first;
+    }
+    std::string victim = JoinPath(it->second, key.substr(slash + 1));
+    if (::unlink(victim.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR &&
+        errno != EISDIR) {
+      return ErrnoStatus("cannot delete " + victim, errno);
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<ObjectInfo>> FileObjectStore::List(const std::string& uri) {

@@ -20,6 +20,9 @@ class FileObjectStore : public ObjectStore {
   // The local copies are scratch (an instance's channel or checkpoint directory): they are not
   // fsynced, so a restore runs at the speed of cp -r.
   Status DownloadPrefix(const std::string& uri, const std::string& local_dir) override;
+  // Copies into a hidden temp file beside `local_path` (as UploadFile does) and renames it into
+  // place; like DownloadPrefix, nothing is fsynced. NotFound also when `uri` is a directory.
+  Status DownloadFile(const std::string& uri, const std::string& local_path) override;
   // Copies into a hidden temp file beside the destination (".<name>.ty-tmp-XXXXXX", which List
   // and DownloadPrefix never show), fsyncs it, asks `still_valid`, then rename(2)s it into place
   // and fsyncs the directory. Any failure (ENOSPC, a false `still_valid`) removes the temp file.
@@ -30,6 +33,10 @@ class FileObjectStore : public ObjectStore {
   Status UploadDirectory(const std::string& local_dir, const std::string& uri) override;
   // Also refuses (InvalidArgument) to delete an allowed root itself.
   Status Delete(const std::string& uri) override;
+  // One unlink(2) per key, each key's directory resolved (within the roots) once for all the
+  // keys in it; no listing. A key naming a directory is left alone (it is not an object).
+  // InvalidArgument for a malformed key ("", "/a", "a/../b", "a//b") before anything is deleted.
+  Status DeleteObjects(const std::string& base_uri, const std::vector<std::string>& keys) override;
   Result<std::vector<ObjectInfo>> List(const std::string& uri) override;
   Result<std::string> ResolveLocalPath(const std::string& uri) override;
 

@@ -18,7 +18,8 @@ namespace ty::storage {
 struct ObjectInfo {
   std::string key;  // relative to the listed URI ("a/b.txt"); for a single object, its base name
   uint64_t size = 0;
-  std::chrono::system_clock::time_point mtime;
+  std::chrono::system_clock::time_point mtime;  // S3: LastModified
+  std::string etag;  // S3: the ETag without quotes; empty for file://
 };
 
 // Thread contract: implementations are safe to call from several threads at once (the transfer
@@ -32,6 +33,12 @@ class ObjectStore {
   // NotFound "No objects found under <uri>" when nothing is there; InvalidArgument for an entry
   // that would land outside `local_dir` or a source outside the store's allowed area.
   virtual Status DownloadPrefix(const std::string& uri, const std::string& local_dir) = 0;
+
+  // Copies the one object `uri` to the file `local_path` (parents created), atomically: a temp
+  // file beside it renamed into place, so an interrupted download leaves no partial file under
+  // that name. NotFound when the object does not exist. The file's mtime is left as written
+  // (callers that compare times, like the sync engine, set it).
+  virtual Status DownloadFile(const std::string& uri, const std::string& local_path) = 0;
 
   // Stores `local_file` as the object `uri`, atomically: readers see the old object or the
   // whole new one. Missing parent "directories" are created.
@@ -50,8 +57,14 @@ class ObjectStore {
   // refused with InvalidArgument. An empty directory uploads nothing and succeeds.
   virtual Status UploadDirectory(const std::string& local_dir, const std::string& uri) = 0;
 
-  // Removes everything under `uri`. Nothing there is not an error.
+  // Removes everything under `uri`: the object `uri` itself and every object below `uri` + "/"
+  // (never a sibling such as `uri` + "2"). Nothing there is not an error.
   virtual Status Delete(const std::string& uri) = 0;
+
+  // Removes exactly the objects `base_uri`/<key> for each key (keys as List returns them, relative
+  // to `base_uri`), in as few requests as the store allows (S3: DeleteObjects, 1000 per request).
+  // Missing objects are not an error. The default calls Delete once per key.
+  virtual Status DeleteObjects(const std::string& base_uri, const std::vector<std::string>& keys);
 
   // Every object under `uri`, sorted by key; empty when nothing is there.
   virtual Result<std::vector<ObjectInfo>> List(const std::string& uri) = 0;
@@ -63,8 +76,8 @@ class ObjectStore {
 };
 
 // The store serving `uri`'s scheme. file:// gives a FileObjectStore confined to `file_roots`;
-// s3:// is InvalidArgument "s3:// URIs are not supported yet (file:// only)"; a malformed URI is
-// InvalidArgument from ParseStorageUri.
+// s3:// is FailedPrecondition (this overload has no S3 settings; use ObjectStores); a malformed
+// URI is InvalidArgument from ParseStorageUri.
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const std::string& uri,
                                                      const std::vector<std::string>& file_roots);
 

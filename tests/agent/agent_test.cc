@@ -189,9 +189,84 @@ TEST_F(AgentTest, EmptyChannelIsClientError) {
   RunAgentInProcess();
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kFailed);
-  EXPECT_EQ(ExitReport()->failure_reason.rfind("ClientError: no data found under file://", 0), 0u)
+  EXPECT_EQ(ExitReport()->failure_reason.rfind(
+                "ClientError: No S3 objects found under S3 URL \"file://", 0),
+            0u)
       << ExitReport()->failure_reason;
   EXPECT_EQ(Phases(), (std::vector<std::string>{"Downloading"}));
+}
+
+TEST_F(AgentTest, ManifestFileChannelGetsExactlyTheListedObjects) {
+  ASSERT_TRUE(MakeDirs(dir_.Sub("data/pool/sub")).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("data/pool/one.csv"), "1\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("data/pool/sub/two.csv"), "22\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("data/pool/unlisted.csv"), "x\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("data/train.manifest"),
+                              "[{\"prefix\": \"file://" + dir_.Sub("data/pool/") +
+                                  "\"}, \"one.csv\", \"sub/two.csv\"]")
+                  .ok());
+  model::Channel ch{"m", "file://" + dir_.Sub("data/train.manifest"), "", "File", "FullyReplicated",
+                    "None", ""};
+  ch.data_type = "ManifestFile";
+  config_.spec.channels = {ch};
+  config_.isolation = "none";
+  UseScript("cd \"$SM_CHANNEL_M\" && find . -type f | sort | tr '\\n' ' ' && cat sub/two.csv");
+  RunAgentInProcess();
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted) << ExitReport()->failure_reason;
+  EXPECT_TRUE(WaitForLogLine("./one.csv ./sub/two.csv 22"));
+}
+
+TEST_F(AgentTest, ManifestErrorsAreClientErrors) {
+  struct Case {
+    std::string manifest;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"{\"prefix\": 1}", "is not a manifest"},
+      {"[{\"prefix\": \"file://" + dir_.Sub("data/train/") + "\"}, \"../a.csv\"]",
+       "climbs out of the channel"},
+      {"[{\"prefix\": \"file://" + dir_.Sub("data/train/") + "\"}, \"absent.csv\"]",
+       "an object listed in the manifest"},
+      {"[{\"prefix\": \"file://" + dir_.Sub("data/train/") + "\"}]", "No S3 objects found"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].manifest);
+    cp_.Clear();
+    std::string path = dir_.Sub("data/bad" + std::to_string(i) + ".manifest");
+    ASSERT_TRUE(WriteFileAtomic(path, cases[i].manifest).ok());
+    model::Channel ch{"m", "file://" + path, "", "File", "FullyReplicated", "None", ""};
+    ch.data_type = "ManifestFile";
+    config_.spec.channels = {ch};
+    UseScript("true");
+    RunAgentInProcess();
+    ASSERT_NE(ExitReport(), nullptr);
+    EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kFailed);
+    EXPECT_EQ(ExitReport()->failure_reason.rfind("ClientError: ", 0), 0u)
+        << ExitReport()->failure_reason;
+    EXPECT_NE(ExitReport()->failure_reason.find(cases[i].error), std::string::npos)
+        << ExitReport()->failure_reason;
+  }
+}
+
+TEST(ShardKeysTest, DisjointCoveringBalancedAndDeterministic) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 10; ++i) keys.push_back("part-" + std::to_string(9 - i));
+  std::vector<std::string> all;
+  for (int host = 1; host <= 3; ++host) {
+    std::vector<std::string> mine = ShardKeys(keys, host, 3);
+    EXPECT_GE(mine.size(), 3u);
+    EXPECT_LE(mine.size(), 4u);
+    EXPECT_EQ(mine, ShardKeys(keys, host, 3));  // the same answer every time
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> sorted = keys;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(all, sorted);  // disjoint and covering
+  EXPECT_EQ(ShardKeys(keys, 1, 3).front(), "part-0");  // dealt in key order, not listing order
+  EXPECT_EQ(ShardKeys(keys, 1, 1), sorted);
+  EXPECT_TRUE(ShardKeys({"only"}, 2, 2).empty());  // objects are never split
 }
 
 TEST_F(AgentTest, ChannelOutsideFileRootsIsClientError) {

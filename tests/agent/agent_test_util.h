@@ -64,6 +64,11 @@ class FakeControlPlane {
     fail_next_ = n;
     fail_status_ = status;
   }
+  // Forgets the reports received so far (a test running several agents in turn).
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    reports_.clear();
+  }
   std::vector<model::AgentReport> reports() const {
     std::lock_guard<std::mutex> lock(mu_);
     return reports_;

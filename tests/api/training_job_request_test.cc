@@ -143,13 +143,13 @@ TEST_F(ParseCreateTrainingJobTest, SubmitDirectoryForms) {
       {"JsonEncodedOutsideRoots",
        [](const std::string&) { return std::string("\"file:///etc/code\""); },
        "outside the allowed file roots"},
-      {"S3", [](const std::string&) { return std::string("s3://bucket/code.tar.gz"); },
-       "not supported yet"},
+      {"S3", [](const std::string&) { return std::string("s3://bucket/code.tar.gz"); }, ""},
       {"JsonEncodedS3",
-       [](const std::string&) { return std::string("\"s3://bucket/code.tar.gz\""); },
-       "not supported yet"},
+       [](const std::string&) { return std::string("\"s3://bucket/code.tar.gz\""); }, ""},
+      {"S3WithoutBucket", [](const std::string&) { return std::string("s3:///code.tar.gz"); },
+       "bucket"},
       {"BarePath", [](const std::string&) { return std::string("/home/me/code"); },
-       "give a file:// URI"},
+       "give an s3:// or file:// URI"},
   };
   for (const auto& c : cases) {
     json body = ValidBody();
@@ -258,18 +258,20 @@ const std::vector<RuleCase>& RuleCases() {
       {"NoS3DataSource",
        [](json& b, const std::string&) { Channel0(b)["DataSource"] = json::object(); },
        {"Channel 'train' needs a DataSource.S3DataSource"}},
-      {"ManifestFile",
-       [](json& b, const std::string&) { S3Source0(b)["S3DataType"] = "ManifestFile"; },
-       {"S3DataType ManifestFile"}},
       {"AttributeNames",
        [](json& b, const std::string&) { S3Source0(b)["AttributeNames"] = {"a"}; },
        {"S3DataSource.AttributeNames"}},
       {"InstanceGroupNames",
        [](json& b, const std::string&) { S3Source0(b)["InstanceGroupNames"] = {"g"}; },
        {"S3DataSource.InstanceGroupNames"}},
-      {"ChannelS3Uri",
-       [](json& b, const std::string&) { S3Source0(b)["S3Uri"] = "s3://bucket/train"; },
-       {"S3Uri of channel 'train'", "s3://bucket/train", "not supported yet"}},
+      {"ChannelHttpsUri",
+       [](json& b, const std::string&) {
+         S3Source0(b)["S3Uri"] = "https://bucket.s3.amazonaws.com/train";
+       },
+       {"S3Uri of channel 'train'", "https:// URIs are not supported"}},
+      {"AugmentedManifest",
+       [](json& b, const std::string&) { S3Source0(b)["S3DataType"] = "AugmentedManifestFile"; },
+       {"S3DataType AugmentedManifestFile"}},
       {"ChannelOutsideRoots",
        [](json& b, const std::string&) { S3Source0(b)["S3Uri"] = "file:///etc/passwd"; },
        {"S3Uri of channel 'train'", "outside the allowed file roots"}},
@@ -293,11 +295,9 @@ const std::vector<RuleCase>& RuleCases() {
        {"Channel ShuffleConfig"}},
       {"ChannelPipe", [](json& b, const std::string&) { Channel0(b)["InputMode"] = "Pipe"; },
        {"Channel InputMode Pipe"}},
-      {"OutputS3",
-       [](json& b, const std::string&) {
-         b["OutputDataConfig"]["S3OutputPath"] = "s3://bucket/out";
-       },
-       {"S3OutputPath", "not supported yet"}},
+      {"OutputS3WithoutBucket",
+       [](json& b, const std::string&) { b["OutputDataConfig"]["S3OutputPath"] = "s3:///out"; },
+       {"S3OutputPath", "bucket"}},
       {"OutputOutsideRoots",
        [](json& b, const std::string&) { b["OutputDataConfig"]["S3OutputPath"] = "file:///out"; },
        {"S3OutputPath", "outside the allowed file roots"}},
@@ -332,9 +332,11 @@ const std::vector<RuleCase>& RuleCases() {
       {"MultiNode",
        [](json& b, const std::string&) { b["ResourceConfig"]["InstanceCount"] = 2; },
        {"InstanceCount > 1"}},
-      {"CheckpointS3",
-       [](json& b, const std::string&) { b["CheckpointConfig"]["S3Uri"] = "s3://bucket/ckpt"; },
-       {"CheckpointConfig.S3Uri", "not supported yet"}},
+      {"CheckpointHttps",
+       [](json& b, const std::string&) {
+         b["CheckpointConfig"]["S3Uri"] = "https://bucket.s3.amazonaws.com/ckpt";
+       },
+       {"CheckpointConfig.S3Uri", "https:// URIs are not supported"}},
       {"CheckpointOutsideRoots",
        [](json& b, const std::string&) { b["CheckpointConfig"]["S3Uri"] = "file:///ckpt"; },
        {"CheckpointConfig.S3Uri", "outside the allowed file roots"}},
@@ -393,6 +395,21 @@ INSTANTIATE_TEST_SUITE_P(Members, UnsupportedTopLevelTest,
                                            "SessionChainingConfig", "ServerlessJobConfig",
                                            "MlflowConfig", "ModelPackageConfig"));
 
+TEST_F(ParseCreateTrainingJobTest, S3UrisAndManifestChannelsAreAccepted) {
+  json body = ValidBody();
+  S3Source0(body)["S3Uri"] = "s3://bucket/train.manifest";
+  S3Source0(body)["S3DataType"] = "ManifestFile";
+  body["OutputDataConfig"]["S3OutputPath"] = "s3://bucket/out";
+  body["CheckpointConfig"]["S3Uri"] = "s3://bucket/ckpt/job";
+  auto spec = ParseCreateTrainingJob(body, policy_);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->channels[0].uri, "s3://bucket/train.manifest");
+  EXPECT_EQ(spec->channels[0].data_type, "ManifestFile");
+  EXPECT_EQ(spec->channels[1].data_type, "S3Prefix");
+  EXPECT_EQ(spec->output_path, "s3://bucket/out");
+  EXPECT_EQ(*spec->checkpoint_uri, "s3://bucket/ckpt/job");
+}
+
 TEST_F(ParseCreateTrainingJobTest, ManagedSpotAndRetryStrategyAreParsed) {
   json body = ValidBody();
   body["EnableManagedSpotTraining"] = true;
@@ -425,8 +442,10 @@ TEST_F(ParseCreateTrainingJobTest, CheckUriTable) {
       {"file://localhost" + root_ + "/data", ""},
       {"file:///", "outside the allowed file roots"},
       {"file://" + root_ + "/../", "outside the allowed file roots"},
-      {"s3://bucket/key", "s3:// URIs are not supported yet"},
-      {"https://bucket.s3.amazonaws.com/key", "not supported yet"},
+      {"s3://bucket/key", ""},
+      {"s3://bucket", ""},
+      {"s3:///key", "Invalid thing"},
+      {"https://bucket.s3.amazonaws.com/key", "https:// URIs are not supported"},
       {"file://otherhost/x", "host"},
       {"ftp://x/y", "Invalid thing"},
       {"nonsense", "Invalid thing"},

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import s3util
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
@@ -57,6 +59,11 @@ spot:
 """
 
 
+# The session's s3rver (started by the autouse `s3rver` fixture); every Server uses it as its
+# S3 store, configured through the AWS CLI's environment variables.
+S3RVER = None
+
+
 class Server:
     """A running `trainyard server` with its data dir and credentials."""
 
@@ -74,12 +81,16 @@ class Server:
 
     def start(self, listen="127.0.0.1:0"):
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        # The server's own storage settings, never the test runner's AWS variables.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        if S3RVER is not None:
+            env.update(S3RVER.server_env())
         self.proc = subprocess.Popen(
             [trainyard_bin(), "server", "--listen", listen, "--data-dir", self.data_dir,
              "--config", self.config, "--region", self.region,
              "--stop-grace", str(self.stop_grace), "--file-root", self.data_dir,
              "--file-root", ROOT, "--file-root", tempfile.gettempdir()] + self.extra_args,
-            stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir)
+            stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir, env=env)
         line = self.proc.stdout.readline().decode()
         assert line.startswith("trainyard listening on http://"), line
         self.url = line.split(" on ", 1)[1].strip()
@@ -176,6 +187,25 @@ def every_response_matches_the_service_model(request):
         elif not (isinstance(doc.get("__type"), str) and isinstance(doc.get("message"), str)):
             problems.append(f"{op}: error response is not AWS-shaped: {body!r}")
     assert problems == [], problems
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3rver():
+    global S3RVER
+    S3RVER = s3util.S3rver()
+    yield S3RVER
+    S3RVER.stop()
+    S3RVER = None
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage(request, tmp_path, s3rver):
+    """Where a test's data, checkpoints and output live: file:// under tmp_path, or s3:// under a
+    prefix unique to the test in the session's s3rver."""
+    if request.param == "file":
+        return s3util.FileStorage(str(tmp_path / "store"))
+    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")
+    return s3util.S3Storage(s3rver, f"{name}-{int(time.time() * 1000)}")
 
 
 @pytest.fixture

@@ -203,13 +203,13 @@ def test_channel_uris_outside_the_roots(raw, out, tmp_path):
     assert raw.list_training_jobs(NameContains="etc")["TrainingJobSummaries"] == []
 
 
-def test_s3_not_supported_yet(raw, out):
-    expect_error(raw.create_training_job, "ValidationException", "not supported yet",
-                 **job_request("s3chan", out, "true",
-                               InputDataConfig=channel("train", "s3://bucket/prefix")))
+def test_https_and_bucketless_uris_are_refused(raw, out):
+    expect_error(raw.create_training_job, "ValidationException", "https:// URIs are not supported",
+                 **job_request("httpschan", out, "true",
+                               InputDataConfig=channel("train", "https://b.s3.amazonaws.com/p")))
     req = job_request("s3out", out, "true")
-    req["OutputDataConfig"] = {"S3OutputPath": "s3://bucket/out"}
-    expect_error(raw.create_training_job, "ValidationException", "not supported yet", **req)
+    req["OutputDataConfig"] = {"S3OutputPath": "s3:///out"}  # no bucket: the model's pattern
+    expect_error(raw.create_training_job, "ValidationException", "s3OutputPath", **req)
 
 
 def test_unsupported_features_are_rejected_by_name(raw, out):

@@ -54,22 +54,28 @@ class WholenessWatcher(threading.Thread):
             time.sleep(0.002)
 
 
-def test_checkpoints_are_mirrored_while_training(server, sm, tmp_path):
+def test_checkpoints_are_mirrored_while_training(server, sm, tmp_path, storage):
     req, ckpt = spot_request("mirror", tmp_path, "--steps", "200", "--sleep", "0.1",
-                             "--delete-after-write")
+                             "--delete-after-write", storage=storage)
     sm.create_training_job(**req)
     wait_for(lambda: logs_of(server, "mirror"), lambda l: "step 10 " in l, timeout=30)
+
+    def stored_state():
+        try:
+            return json.loads(storage.get_bytes(ckpt + "state.json"))
+        except Exception:  # not there yet (FileNotFoundError, NoSuchKey)
+            return None
+
     # The stored state follows the local one within a second or two.
-    state = wait_for(lambda: read_json(os.path.join(ckpt, "state.json")),
-                     lambda s: s is not None and s["step"] >= 10, timeout=5)
+    state = wait_for(stored_state, lambda s: s is not None and s["step"] >= 10, timeout=5)
     assert state["step"] >= 10
     sm.stop_training_job(TrainingJobName="mirror")
     d = wait_status(sm, "mirror")
     assert d["TrainingJobStatus"] == "Stopped"
     # The SIGTERM checkpoint made it, and the deleted scratch file is not there.
     last = int(logs_of(server, "mirror").split("SIGTERM received: checkpoint written at step ")[1].split()[0])
-    assert read_json(os.path.join(ckpt, "state.json"))["step"] == last
-    assert visible_files(ckpt) == ["state.json"]
+    assert stored_state()["step"] == last
+    assert storage.keys(ckpt) == ["state.json"]
 
 
 def test_a_new_job_resumes_from_an_old_checkpoint_uri(server, sm, tmp_path):

@@ -183,7 +183,8 @@ def test_missing_channel_data_fails_with_client_error(server, sm, tmp_path):
     sm.create_training_job(**req)
     d = wait_status(sm, "nodata")
     assert d["TrainingJobStatus"] == "Failed"
-    assert d["FailureReason"].startswith("ClientError: ")
+    assert d["FailureReason"].startswith(
+        f'ClientError: No S3 objects found under S3 URL "file://{tmp_path}/absent"'), d
 
 
 def test_pytorch_image_runs_the_toolkit_contract(server, sm, tmp_path):

@@ -16,20 +16,32 @@ from conftest import ROOT, Server, TEST_CONFIG, job_request, logs_of, wait_for, 
 COUNTER = os.path.join(ROOT, "tests", "e2e", "jobs", "counter.py")
 
 
-def spot_request(name, tmp_path, *args, max_wait=600, max_runtime=300, **overrides):
-    out = str(tmp_path / "out")
-    ckpt = str(tmp_path / "ckpt" / name)
-    os.makedirs(out, exist_ok=True)
-    req = job_request(name, out, EnableManagedSpotTraining=True,
+def spot_request(name, tmp_path, *args, max_wait=600, max_runtime=300, storage=None,
+                 **overrides):
+    """A spot job running jobs/counter.py. With `storage` (the conftest fixture) the script
+    channel, checkpoints and output live there and the second result is the checkpoint URI;
+    else under tmp_path, and it is the checkpoint directory."""
+    if storage is None:
+        out = "file://" + str(tmp_path / "out")
+        os.makedirs(out[len("file://"):], exist_ok=True)
+        ckpt = str(tmp_path / "ckpt" / name)
+        ckpt_uri = "file://" + ckpt + "/"
+        scripts = "file://" + os.path.dirname(COUNTER)
+    else:
+        out = storage.uri("out")
+        ckpt = ckpt_uri = storage.uri(f"ckpt/{name}/")
+        scripts = storage.uri(f"scripts-{name}")
+        storage.put_dir(os.path.dirname(COUNTER), scripts)
+    req = job_request(name, "/unused", EnableManagedSpotTraining=True,
                       StoppingCondition={"MaxRuntimeInSeconds": max_runtime,
                                          "MaxWaitTimeInSeconds": max_wait},
-                      CheckpointConfig={"S3Uri": "file://" + ckpt + "/"}, **overrides)
+                      CheckpointConfig={"S3Uri": ckpt_uri}, **overrides)
+    req["OutputDataConfig"]["S3OutputPath"] = out
     # The script comes in as a channel: the sandbox hides the host's /tmp, where a
     # checkout may live, but a channel is visible wherever the job runs.
     req["InputDataConfig"] = [{
         "ChannelName": "scripts",
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                        "S3Uri": "file://" + os.path.dirname(COUNTER),
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": scripts,
                                         "S3DataDistributionType": "FullyReplicated"}}}]
     req["AlgorithmSpecification"]["ContainerEntrypoint"] = [
         "/bin/sh", "-c", 'exec /usr/bin/python3 "$SM_CHANNEL_SCRIPTS/counter.py" "$@"', "sh",
@@ -46,8 +58,10 @@ def wait_log(server, name, text, timeout=60):
                     interval=0.2)
 
 
-def test_spot_job_survives_three_interruptions_and_resumes_each_time(server, sm, tmp_path):
-    req, ckpt = spot_request("spot3", tmp_path, "--steps", "40", "--sleep", "0.15")
+def test_spot_job_survives_three_interruptions_and_resumes_each_time(server, sm, tmp_path,
+                                                                   storage):
+    req, ckpt = spot_request("spot3", tmp_path, "--steps", "40", "--sleep", "0.15",
+                             storage=storage)
     sm.create_training_job(**req)
     rng = random.Random(3)
     for i in range(3):
@@ -80,6 +94,9 @@ def test_spot_job_survives_three_interruptions_and_resumes_each_time(server, sm,
     assert "Attempts:    4 (3 interrupted" in desc, desc
     assert desc.count("injected with trainyard spot interrupt") == 3, desc
     assert "on-demand would have cost" in desc
+    # The last checkpoint and the model are in the store.
+    assert json.loads(storage.get_bytes(ckpt + "state.json")) == {"step": 40}
+    assert storage.keys(storage.uri("out/spot3/output")) == ["model.tar.gz", "output.tar.gz"]
 
 
 def test_capacity_that_never_returns_ends_max_wait_exceeded_on_time(server, sm, tmp_path):

@@ -31,28 +31,32 @@ def absolutize(node):
     return node
 
 
-def request(name, tmp_path, style):
+def request(name, storage, style):
     with open(os.path.join(EXAMPLE, "job.yaml")) as f:
         req = absolutize(yaml.safe_load(f))
     req["TrainingJobName"] = name
     req["HyperParameters"].update({"epochs": "4", "sleep-per-step": "0.03",
                                    "checkpoint-style": f'"{style}"'})
-    req["OutputDataConfig"]["S3OutputPath"] = "file://" + str(tmp_path / "out")
-    req["CheckpointConfig"]["S3Uri"] = "file://" + str(tmp_path / "ckpt" / name) + "/"
+    for ch in req["InputDataConfig"]:
+        ch["DataSource"]["S3DataSource"]["S3Uri"] = storage.uri("data/" + ch["ChannelName"])
+    req["OutputDataConfig"]["S3OutputPath"] = storage.uri("out")
+    req["CheckpointConfig"]["S3Uri"] = storage.uri(f"ckpt/{name}/")
     return req
 
 
-def weights_sha(tmp_path, name):
-    path = tmp_path / "out" / name / "output" / "model.tar.gz"
-    with tarfile.open(path) as t:
+def weights_sha(storage, name):
+    data = storage.get_bytes(storage.uri(f"out/{name}/output/model.tar.gz"))
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
         return t.extractfile("weights.sha256").read().decode().split()[0]
 
 
-def test_interrupted_spot_digits_ends_with_the_uninterrupted_model(server, sm, tmp_path):
+def test_interrupted_spot_digits_ends_with_the_uninterrupted_model(server, sm, storage):
+    """Channels, checkpoints and the model in the store under test (file:// or s3rver)."""
     subprocess.run([os.path.join(EXAMPLE, "prepare.sh")], check=True, capture_output=True)
-    sm.create_training_job(**request("reference", tmp_path, "last"))
-    sm.create_training_job(**request("interrupted", tmp_path, "last"))
-    sm.create_training_job(**request("interrupted-epochs", tmp_path, "epoch"))
+    storage.put_dir(os.path.join(EXAMPLE, "data"), storage.uri("data"))
+    sm.create_training_job(**request("reference", storage, "last"))
+    sm.create_training_job(**request("interrupted", storage, "last"))
+    sm.create_training_job(**request("interrupted-epochs", storage, "epoch"))
     def interrupt(name, times, seed):
         rng = random.Random(seed)
         for i in range(times):
@@ -76,11 +80,11 @@ def test_interrupted_spot_digits_ends_with_the_uninterrupted_model(server, sm, t
     logs = logs_of(server, "interrupted")
     assert logs.count("resumed from checkpoint") == 3, logs
     assert logs.count("SIGTERM received: checkpoint written at global step") >= 1
-    reference = weights_sha(tmp_path, "reference")
-    assert weights_sha(tmp_path, "interrupted") == reference
-    assert weights_sha(tmp_path, "interrupted-epochs") == reference
+    reference = weights_sha(storage, "reference")
+    assert weights_sha(storage, "interrupted") == reference
+    assert weights_sha(storage, "interrupted-epochs") == reference
     # The epoch-numbered style keeps its newest two files, mirrored at the URI.
-    files = os.listdir(tmp_path / "ckpt" / "interrupted-epochs")
+    files = storage.keys(storage.uri("ckpt/interrupted-epochs/"))
     assert len([f for f in files if f.startswith("checkpoint-epoch-")]) <= 2, files
     d = sm.describe_training_job(TrainingJobName="interrupted")
     assert [t["Status"] for t in d["SecondaryStatusTransitions"]].count("Interrupted") == 3

@@ -299,9 +299,49 @@ INSTANTIATE_TEST_SUITE_P(
                       "spot: types must be a mapping"},
         BadConfigCase{"NegativeSeed", "spot:\n  seed: -1\n",
                       "spot: seed must be a whole number >= 0"},
+        BadConfigCase{"StorageNotAMap", "storage: s3\n", "storage must be a mapping"},
+        BadConfigCase{"UnknownStorageKey", "storage:\n  gcs: {}\n", "storage: unknown key 'gcs'"},
+        BadConfigCase{"UnknownS3Key", "storage:\n  s3: {bucket: b}\n",
+                      "storage: s3: unknown key 'bucket'"},
+        BadConfigCase{"SmallParts", "storage:\n  s3: {part_size_mib: 1}\n",
+                      "storage: s3: part_size_mib must be a whole number >= 5"},
+        BadConfigCase{"PassNotBool", "storage:\n  pass_credentials_to_jobs: maybe\n",
+                      "storage: pass_credentials_to_jobs must be true or false"},
         BadConfigCase{"MissingTraceFile", "spot:\n  trace_file: absent-trace.txt\n",
                       "spot: trace_file: "}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
+
+TEST_F(LoadConfigFileTest, StorageS3) {
+  std::string path = Write(R"(
+storage:
+  pass_credentials_to_jobs: true
+  s3:
+    endpoint: http://127.0.0.1:9000
+    region: eu-west-1
+    addressing: path
+    profile: minio
+    access_key_id: AKID
+    secret_access_key: SECRET
+    max_concurrency: 8
+    part_size_mib: 16
+    multipart_threshold_mib: 64
+    max_attempts: 3
+)");
+  ServerConfig c;
+  ASSERT_TRUE(LoadConfigFile(path, &c).ok());
+  EXPECT_TRUE(c.pass_s3_credentials_to_jobs);
+  EXPECT_EQ(c.s3.endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c.s3.region, "eu-west-1");
+  EXPECT_EQ(c.s3.addressing, "path");
+  EXPECT_EQ(c.s3.profile, "minio");
+  EXPECT_EQ(c.s3.access_key_id, "AKID");
+  EXPECT_EQ(c.s3.secret_access_key, "SECRET");
+  EXPECT_EQ(c.s3.session_token, std::nullopt);
+  EXPECT_EQ(c.s3.max_concurrency, 8);
+  EXPECT_EQ(c.s3.part_size, 16u << 20);
+  EXPECT_EQ(c.s3.multipart_threshold, 64u << 20);
+  EXPECT_EQ(c.s3.max_attempts, 3);
+}
 
 TEST_F(LoadConfigFileTest, MissingFileIsAnError) {
   ServerConfig c;

@@ -69,6 +69,9 @@ class FaultyStore : public ObjectStore {
   Status UploadDirectory(const std::string& local_dir, const std::string& uri) override {
     return inner_.UploadDirectory(local_dir, uri);
   }
+  Status DownloadFile(const std::string& uri, const std::string& local_path) override {
+    return inner_.DownloadFile(uri, local_path);
+  }
   Status Delete(const std::string& uri) override { return inner_.Delete(uri); }
   Result<std::vector<ObjectInfo>> List(const std::string& uri) override { return inner_.List(uri); }
   Result<std::string> ResolveLocalPath(const std::string& uri) override {
