@@ -789,8 +789,15 @@ Result<S3ObjectMeta> S3Client::GetObject(const std::string& bucket, const std::s
     received += data.size();
     return Status::Ok();
   };
+  bool empty_range = false;  // a ranged GET found an empty object
   call.on_headers = [&](long status, const std::map<std::string, std::string>& h) -> Status {
     S3ObjectMeta m = MetaFromHeaders(h);
+    if (!reported && status == 206 && m.size == 0) {
+      // No range of an empty object exists; servers answer 416 or (s3rver) a 206 whose
+      // Content-Length is off by one. Either way: ask again for the whole object.
+      empty_range = true;
+      return Unavailable("empty object");
+    }
     if (!reported) {
       meta = m;
       etag_seen = m.etag;
@@ -848,8 +855,8 @@ Result<S3ObjectMeta> S3Client::GetObject(const std::string& bucket, const std::s
 
   HttpResponse resp;
   Status s = impl_->Execute(call, &resp, before_attempt);
-  if (!s.ok() && resp.status == 416 && options.range && options.range->first == 0 &&
-      received == 0 && !reported) {
+  if (!s.ok() && (resp.status == 416 || empty_range) && options.range &&
+      options.range->first == 0 && received == 0 && !reported) {
     // S3 cannot satisfy any range of an empty object; the whole (empty) object it is.
     empty_object_retry = true;
     s = impl_->Execute(call, &resp, before_attempt);
@@ -1100,6 +1107,8 @@ Status S3Client::CreateBucket(const std::string& bucket) {
   if (ParseS3Error(resp.body, &err)) {
     if (err.code == "BucketAlreadyOwnedByYou") return Status::Ok();
     if (err.code == "BucketAlreadyExists") {
+      // Some servers (s3rver) say this for a bucket of our own: ours if we can use it.
+      if (HeadBucket(bucket).ok()) return Status::Ok();
       return AlreadyExists("bucket '" + bucket + "' already exists (BucketAlreadyExists)");
     }
   }
