@@ -23,11 +23,17 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev
-  bubblewrap nodejs npm
+  bubblewrap
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
 )
 if (( with_torch )); then
   packages+=(python3-torch python3-sklearn)
+fi
+# Node.js and npm (for s3rver) come from Debian only when the machine has no npm:
+# images that ship NodeSource's nodejs (which bundles npm) conflict with Debian's
+# npm package ("held broken packages").
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
 fi
 
 # One dpkg-query for all packages: prints "<name> <status>" for the known ones.
