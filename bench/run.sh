@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Trainyard benchmarks and prints a summary table.
 #   bench/run.sh [quick] [SECTION...]   (quick: fewer jobs / shorter load points / smaller
-#                                        checkpoints; SECTIONs: a b c d e, default all)
+#                                        checkpoints and sync sets; SECTIONs: a b c d e f,
+#                                        default all)
 # Builds build-bench/trainyard (Release) and build-bench/describe_load unless TRAINYARD_BIN /
 # DESCRIBE_LOAD point elsewhere. Uses the pyenv `python3` (boto3 1.43, moto_server).
 set -euo pipefail
@@ -9,13 +10,13 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="$ROOT/build-bench"
 PY="${PYTHON:-python3}"
 N=30; T=5; MEMN=10000
-SPOT_SIZES=10x1M,4x256M; SPOT_N=7; SYNC_REPS=8; SYNC_BASE=3
+SPOT_SIZES=10x1M,4x256M; SPOT_N=7; SYNC_REPS=8; SYNC_BASE=3; S3_ARGS="-n 3"
 if [[ "${1:-}" == quick ]]; then
   N=10; T=2; MEMN=2000
-  SPOT_SIZES=10x1M,4x64M; SPOT_N=3; SYNC_REPS=4; SYNC_BASE=2
+  SPOT_SIZES=10x1M,4x64M; SPOT_N=3; SYNC_REPS=4; SYNC_BASE=2; S3_ARGS="--quick"
   shift
 fi
-SECTIONS=" ${*:-a b c d e} "
+SECTIONS=" ${*:-a b c d e f} "
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 if [[ -z "${TRAINYARD_BIN:-}" ]]; then
@@ -34,7 +35,7 @@ fi
 
 OUT="$(mktemp -d)"
 echo "== $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); binary $TRAINYARD_BIN"
-touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e"
+touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f"
 # (a) twice: polling every 20 ms (the tight loop steals a core on a 2-core box and inflates the
 # start itself), then the tight loop the brief asked for.
 if want a; then
@@ -55,6 +56,11 @@ if want e; then
     | sed 's/^RESULT checkpoint_sync_lag/RESULT checkpoint_sync_lag(burst)/' | tee -a "$OUT/e"
 fi
 
+if want f; then
+  echo; echo "== (f) trainyard storage sync vs aws s3 sync (v2 and v1), s3rver on loopback"
+  "$PY" "$ROOT/bench/s3_sync.py" $S3_ARGS | tee "$OUT/f" || echo "RESULT s3_sync: FAILED (exit $?)" >>"$OUT/f"
+fi
+
 echo; echo "== summary"
-grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" | sed 's/^RESULT /  /'
+grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" | sed 's/^RESULT /  /'
 rm -rf "$OUT"

@@ -138,7 +138,7 @@ def curl_floors(tmp, s3_dir, endpoint, small_dir, count):
            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
     t0 = time.perf_counter()
     subprocess.run(["curl", "-sS", "--fail", "--parallel", "--parallel-max", "16", "-K", cfg] + sig,
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     put = time.perf_counter() - t0
     assert objects_under(s3_dir, "floor") == count
     names = sorted(os.listdir(small_dir))
@@ -294,7 +294,7 @@ def main():
             put, listing, pages = floors
             cnt = sets["small"][1]
             print(f"\nfloors (curl 7.88, same s3rver): PUT {cnt:,} x 10 KiB, 16 parallel: {fmt_s(put)} "
-                  f"({cnt / put:.0f} req/s); ListObjectsV2 of {cnt:,} keys ({pages} pages): {fmt_s(listing)}")
+                  f"({cnt / put:.0f} req/s); ListObjectsV2 of {cnt:,} keys ({pages} page{'s' if pages > 1 else ''}): {fmt_s(listing)}")
             summary.append(f"RESULT s3_sync floors: curl PUT {cnt} small {fmt_s(put)}, list {fmt_s(listing)}")
         print()
         for line in summary:

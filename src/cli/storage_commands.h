@@ -4,7 +4,7 @@
 // AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_PROFILE, ~/.aws files; --endpoint-url and --profile
 // override), file:// anywhere on this machine.
 //
-//   trainyard storage sync SRC DST [--delete] [--dryrun] [--quiet]
+//   trainyard storage sync SRC DST [--delete] [--dryrun] [--quiet] [--workers N]
 //   trainyard storage ls URI [--recursive]
 //   trainyard storage cp SRC DST [--quiet]
 //   trainyard storage mb s3://BUCKET

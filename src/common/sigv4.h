@@ -79,7 +79,9 @@ void SignRequest(HttpRequestParts* req, const AwsCredentials& creds, const std::
 // Signs an S3 request in place the way botocore's S3SigV4Auth does. Differences from SignRequest:
 // the payload hash is the value of the request's X-Amz-Content-Sha256 header (a hex SHA-256 or
 // "UNSIGNED-PAYLOAD"; added as the hash of `body` when absent); the path is used exactly as given
-// (S3 paths are encoded once, never normalised); and content-md5 is signed when present.
+// (S3 paths are encoded once, never normalised); and every header given is signed except the
+// ones botocore leaves out (expect, user-agent, connection, x-amzn-trace-id and the like), so
+// content-md5 and any x-amz-* header are signed when present.
 // `req->query` must already be encoded; pairs are sorted here for the canonical form only.
 // REQUIRES: req->headers contains Host.
 void SignS3Request(HttpRequestParts* req, const AwsCredentials& creds, const std::string& region,

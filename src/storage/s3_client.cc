@@ -167,6 +167,7 @@ struct Transfer {
   uint64_t read_pos = 0;
   uint64_t sent = 0;
   uint64_t received = 0;
+  int sends = 0;  // request heads sent
 };
 
 size_t HeaderCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
@@ -178,7 +179,8 @@ size_t HeaderCallback(char* ptr, size_t size, size_t nmemb, void* userdata) {
     t->resp->headers.clear();
     t->headers_done = false;
     size_t sp = line.find(' ');
-    t->resp->status = sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
+    t->resp->status =
+        sp == std::string_view::npos ? 0 : std::atol(std::string(line.substr(sp + 1, 3)).c_str());
     return n;
   }
   if (line == "\r\n" || line == "\n") {
@@ -240,6 +242,16 @@ size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
   t->read_pos += n;
   t->sent += n;
   return n;
+}
+
+int DebugCallback(CURL*, curl_infotype type, char* data, size_t size, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  const std::string& method = t->call->method;
+  if (type == CURLINFO_HEADER_OUT && size > method.size() &&
+      std::memcmp(data, method.data(), method.size()) == 0 && data[method.size()] == ' ') {
+    ++t->sends;
+  }
+  return 0;
 }
 
 // curl rewinds when it resends a request on a fresh connection (a reused one died).
@@ -367,8 +379,6 @@ S3ObjectMeta MetaFromHeaders(const std::map<std::string, std::string>& h) {
 
 bool IsKmsEncrypted(const std::string& sse) { return sse.starts_with("aws:kms"); }
 
-std::string HexOf(const std::string& raw) { return HexEncode(raw); }
-
 }  // namespace
 
 bool IsPlainMd5Etag(std::string_view etag) {
@@ -417,20 +427,23 @@ class S3Client::Impl {
                  const std::function<void(HttpCall&, int attempt)>& before_attempt = nullptr) {
     const int attempts = std::max(1, settings_.max_attempts);
     Status last;
-    for (int attempt = 0; attempt < attempts; ++attempt) {
-      if (attempt > 0) {
-        retries_.fetch_add(1, std::memory_order_relaxed);
-        Backoff(attempt);
-      }
-      if (before_attempt) before_attempt(call, attempt);
+    int used = 0;  // requests that reached the wire (or tried to): libcurl may resend one itself
+    for (int round = 0;; ++round) {
+      if (round > 0) Backoff(round);
+      if (before_attempt) before_attempt(call, round);
       *resp = HttpResponse();
       bool retryable = false;
-      last = AttemptOnce(call, resp, &retryable);
-      if (last.ok() || !retryable) return last;
+      int sends = 0;
+      last = AttemptOnce(call, resp, &retryable, &sends);
+      const int n = std::max(1, sends);
+      requests_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      retries_.fetch_add(static_cast<uint64_t>(used > 0 ? n : n - 1), std::memory_order_relaxed);
+      used += n;
+      if (last.ok() || !retryable || used >= attempts) break;
     }
-    if (attempts > 1) {
-      return Status(last.code(), last.message() + " (gave up after " + std::to_string(attempts) +
-                                     " attempts)");
+    if (!last.ok() && used > 1) {
+      return Status(last.code(),
+                    last.message() + " (gave up after " + std::to_string(used) + " attempts)");
     }
     return last;
   }
@@ -505,7 +518,9 @@ class S3Client::Impl {
     return q == std::string::npos ? rest : rest.substr(0, q);
   }
 
-  Status AttemptOnce(const HttpCall& call, HttpResponse* resp, bool* retryable) {
+  // One curl_easy_perform. `*sends` counts the times the request went out (libcurl resends once
+  // on a fresh connection when a reused one turns out dead).
+  Status AttemptOnce(const HttpCall& call, HttpResponse* resp, bool* retryable, int* sends) {
     *retryable = false;
     std::string host;
     const std::string url = Url(call, &host);
@@ -583,8 +598,12 @@ class S3Client::Impl {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
     }
 
-    requests_.fetch_add(1, std::memory_order_relaxed);
+    // The debug hook is the only place libcurl reports each request head it sends.
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, DebugCallback);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &t);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     CURLcode rc = curl_easy_perform(h);
+    *sends = t.sends;
     long new_conns = 0;
     if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &new_conns) == CURLE_OK && new_conns > 0) {
       connections_.fetch_add(static_cast<uint64_t>(new_conns), std::memory_order_relaxed);
@@ -628,14 +647,18 @@ class S3Client::Impl {
                          const S3ErrorBody& err) const {
     const std::string res = S3Client::Describe(call.bucket, call.key);
     std::string code = err.code;
+    // An <Error> inside a 200 (CompleteMultipartUpload) counts as the 4xx/5xx it stands for.
+    const long status = resp.status >= 300 ? resp.status
+                        : IsRetryableHttp(0, code) ? 500
+                                                   : 400;
     if (code.empty()) {
       // HEAD responses carry no body: name the error by status and request.
-      if (resp.status == 404) {
+      if (status == 404) {
         code = call.key.empty() ? "NoSuchBucket" : "NotFound";
-      } else if (resp.status == 403) {
+      } else if (status == 403) {
         code = "AccessDenied";
       } else {
-        code = ReasonPhrase(resp.status);
+        code = ReasonPhrase(status);
       }
     }
     std::string msg = err.message;
@@ -643,10 +666,14 @@ class S3Client::Impl {
     std::string bucket_region = resp.Header("x-amz-bucket-region");
     if (bucket_region.empty()) bucket_region = err.region;
     if (bucket_region.empty()) bucket_region = RegionFromMessage(msg);
+    // HEAD answers carry no body: a 400 or redirect with x-amz-bucket-region naming another
+    // region is the same wrong-region error.
     const bool region_error =
         code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" ||
-        code == "IllegalLocationConstraintException" || resp.status == 301 ||
-        (code == "TemporaryRedirect" && !bucket_region.empty());
+        code == "IllegalLocationConstraintException" || status == 301 ||
+        (code == "TemporaryRedirect" && !bucket_region.empty()) ||
+        ((status == 400 || status == 307) && !resp.Header("x-amz-bucket-region").empty() &&
+         resp.Header("x-amz-bucket-region") != settings_.region);
     if (region_error && !(code == "AuthorizationHeaderMalformed" && bucket_region.empty())) {
       if (!bucket_region.empty() && bucket_region != settings_.region) {
         return FailedPrecondition("bucket '" + call.bucket + "' is in region " + bucket_region +
@@ -668,7 +695,7 @@ class S3Client::Impl {
     if (code == "NoSuchUpload") {
       return NotFound("the multipart upload of " + res + " no longer exists (NoSuchUpload)");
     }
-    if (resp.status == 403 || code == "AccessDenied" || code == "SignatureDoesNotMatch" ||
+    if (status == 403 || code == "AccessDenied" || code == "SignatureDoesNotMatch" ||
         code == "InvalidAccessKeyId" || code == "InvalidToken" || code == "ExpiredToken" ||
         code == "TokenRefreshRequired" || code == "AllAccessDisabled") {
       std::string source = settings_.credentials.access_key_id.empty()
@@ -681,7 +708,7 @@ class S3Client::Impl {
                     msg + " (" + code + ") for " + res + ": check the S3 credentials (from " +
                         source + ")");
     }
-    if (resp.status == 412 || code == "PreconditionFailed") {
+    if (status == 412 || code == "PreconditionFailed") {
       return FailedPrecondition(res + " changed while it was being read (PreconditionFailed)");
     }
     if (code == "BadDigest" || code == "InvalidDigest") {
@@ -689,15 +716,15 @@ class S3Client::Impl {
                      "): the file changed while it was uploaded, or was corrupted in transit");
     }
     std::string text = msg.empty() ? code : msg + " (" + code + ")";
-    if (IsRetryableHttp(resp.status, code)) {
+    if (IsRetryableHttp(status, code)) {
       return Unavailable("S3 is unavailable or throttling: " + text + " for " + res);
     }
-    if (resp.status >= 400 && resp.status < 500) {
+    if (status >= 400 && status < 500) {
       return InvalidArgument("S3 refused the request for " + res + ": " + text + ", HTTP " +
-                             std::to_string(resp.status));
+                             std::to_string(status));
     }
     return IoError("unexpected S3 response for " + res + ": " + text + ", HTTP " +
-                   std::to_string(resp.status));
+                   std::to_string(status));
   }
 
  private:
@@ -709,7 +736,7 @@ class S3Client::Impl {
   std::string base_path_;
 
   std::mutex pool_mu_;
-  std::vector<CurlEasy> idle_;
+  std::vector<CurlEasy> idle_;  // TY_GUARDED_BY(pool_mu_): handles not in use, connections open
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> retries_{0};
@@ -719,7 +746,8 @@ class S3Client::Impl {
 };
 
 S3Client::S3Client(S3Settings settings, S3ClientOptions options)
-    : settings_(std::move(settings)), impl_(std::make_unique<Impl>(settings_, std::move(options))) {}
+    : settings_(std::move(settings)),
+      impl_(std::make_unique<Impl>(settings_, std::move(options))) {}
 
 S3Client::~S3Client() = default;
 
@@ -761,7 +789,7 @@ Result<std::string> S3Client::PutObject(const std::string& bucket, const std::st
       int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
                               reinterpret_cast<const unsigned char*>(b.content_md5.data()),
                               static_cast<int>(b.content_md5.size()));
-      if (n >= 16) want = HexOf(raw.substr(0, 16));
+      if (n >= 16) want = HexEncode(raw.substr(0, 16));
     }
     if (!want.empty() && Lower(etag) != want) {
       return IoError("S3 stored different bytes for " + Describe(bucket, key) + " (ETag " + etag +
@@ -848,7 +876,8 @@ Result<S3ObjectMeta> S3Client::GetObject(const std::string& bucket, const std::s
     }
     if (!range.empty()) c.headers.emplace_back("Range", range);
     std::string if_match = !options.if_match.empty() ? options.if_match : etag_seen;
-    if (!if_match.empty() && (!options.if_match.empty() || received > 0)) {
+    // Once headers were seen, every later attempt is pinned to that version of the object.
+    if (!if_match.empty() && (!options.if_match.empty() || reported)) {
       c.headers.emplace_back("If-Match", "\"" + if_match + "\"");
     }
   };
@@ -863,7 +892,7 @@ Result<S3ObjectMeta> S3Client::GetObject(const std::string& bucket, const std::s
   }
   TY_RETURN_IF_ERROR(s);
   if (!reported) {
-    // No header callback for 2xx (should not happen): derive from the last response.
+    // A 2xx whose headers never completed: not a response we can trust.
     return IoError("S3 sent no usable headers for " + what);
   }
   if (received != expected_total) {
@@ -875,7 +904,7 @@ Result<S3ObjectMeta> S3Client::GetObject(const std::string& bucket, const std::s
   if (whole && options.verify_md5 && IsPlainMd5Etag(meta.etag) &&
       !IsKmsEncrypted(meta.server_side_encryption) &&
       resp.Header("x-amz-server-side-encryption-customer-algorithm").empty()) {
-    std::string got = HexOf(md5.Finish());
+    std::string got = HexEncode(md5.Finish());
     if (got != Lower(meta.etag)) {
       return IoError("downloaded bytes of " + what + " do not match its ETag " + meta.etag +
                      " (MD5 " + got + "): corrupted in transit");
@@ -1045,7 +1074,8 @@ Result<std::string> S3Client::UploadPart(const std::string& bucket, const std::s
     TY_ASSIGN_OR_RETURN(b.content_md5, ComputeContentMd5(b));
   }
   HttpCall call = ObjectCall("PUT", bucket, key);
-  call.query = "partNumber=" + std::to_string(part_number) + "&uploadId=" + UriEncode(upload_id, false);
+  call.query =
+      "partNumber=" + std::to_string(part_number) + "&uploadId=" + UriEncode(upload_id, false);
   call.body = &b;
   call.payload_sha256 = kUnsignedPayload;
   call.headers.emplace_back("Content-MD5", b.content_md5);

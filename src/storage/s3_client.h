@@ -14,7 +14,9 @@
 // 500/502/503/504/429 and the S3 codes SlowDown, RequestTimeout, InternalError. Other 4xx are
 // never retried. Request bodies are replayable (memory or a file range read with pread), and a
 // GET that breaks mid-body resumes from the first missing byte (If-Match on the ETag already
-// seen), so a sink never receives a byte twice.
+// seen), so a sink never receives a byte twice. An attempt is a request sent: when libcurl
+// itself resends a request on a fresh connection (a reused keep-alive connection died before any
+// answer), that resend counts as one of the max_attempts.
 //
 // Errors (the messages are written to stand as a training job's FailureReason, and name the
 // s3:// bucket/key and the S3 error code):
@@ -101,9 +103,10 @@ struct S3GetOptions {
   // before any body bytes reach the sink: lets a caller preallocate a file or schedule the
   // other ranges of a large object early. A non-OK status aborts the GET.
   std::function<Status(const S3ObjectMeta&)> on_headers;
-  // For a whole-object GET: check the MD5 of the bytes received against the ETag when the ETag
-  // is a plain MD5 (32 hex digits, no "-N" multipart suffix) and the object is not SSE-KMS
-  // encrypted. Ranged GETs are checked for length only.
+  // When the bytes received are the whole object (no range, or a range from 0 that covers it):
+  // check their MD5 against the ETag when the ETag is a plain MD5 (32 hex digits, no "-N"
+  // multipart suffix) and the object is not SSE-KMS or SSE-C encrypted. Other ranged GETs are
+  // checked for length only.
   bool verify_md5 = true;
 };
 
@@ -143,7 +146,7 @@ struct S3CompletedPart {
 
 // Counters, for tests and the benchmark. Monotonic since construction.
 struct S3ClientStats {
-  uint64_t requests = 0;      // HTTP attempts made (retries included)
+  uint64_t requests = 0;      // HTTP requests sent (retries included)
   uint64_t retries = 0;       // attempts after the first
   uint64_t connections = 0;   // new TCP/TLS connections opened (CURLINFO_NUM_CONNECTS)
   uint64_t bytes_sent = 0;    // request body bytes

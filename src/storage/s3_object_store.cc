@@ -75,7 +75,8 @@ Result<S3Uri> ParseS3Object(const std::string& uri) {
 // A relative key must stay inside the directory it is copied into.
 Status CheckRelativeKey(const std::string& rel, const std::string& full_key) {
   if (rel.empty() || rel.front() == '/') {
-    return InvalidArgument("S3 key '" + full_key + "' would land outside the destination directory");
+    return InvalidArgument("S3 key '" + full_key +
+                           "' would land outside the destination directory");
   }
   size_t start = 0;
   while (start <= rel.size()) {
@@ -162,8 +163,8 @@ class TaskGroup {
   const int limit_;
   std::mutex mu_;
   std::condition_variable cv_;
-  int pending_ = 0;
-  Status first_;
+  int pending_ = 0;  // TY_GUARDED_BY(mu_)
+  Status first_;     // TY_GUARDED_BY(mu_)
   std::atomic<bool> failed_{false};
 };
 
@@ -233,10 +234,10 @@ class S3ObjectStore::Pool {
   std::counting_semaphore<> gate_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  std::vector<std::thread> threads_;
-  int idle_ = 0;
-  bool stopping_ = false;
+  std::deque<std::function<void()>> queue_;  // TY_GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;          // TY_GUARDED_BY(mu_)
+  int idle_ = 0;                              // TY_GUARDED_BY(mu_): threads waiting for work
+  bool stopping_ = false;                     // TY_GUARDED_BY(mu_)
 };
 
 struct S3ObjectStore::Listed {
@@ -254,8 +255,8 @@ struct Download {
   std::string tmp;
   UniqueFd fd;
   std::mutex mu;
-  int parts_left = 0;
-  Status status;
+  int parts_left = 0;  // TY_GUARDED_BY(mu)
+  Status status;       // TY_GUARDED_BY(mu): the first failure
   std::function<void(const Status&)> done;  // reports the file's outcome (once)
 
   void Fail(const Status& s) {
@@ -279,6 +280,17 @@ struct Download {
     done(s);
   }
 };
+
+// Reserves `size` bytes for a file the ranges will be written into, so a full disk fails the
+// download before any byte is fetched; file systems without fallocate(2) get a sparse file.
+Status Preallocate(int fd, uint64_t size, const std::string& path) {
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) == 0) return Status::Ok();
+  if (errno != EOPNOTSUPP && errno != ENOSYS) return ErrnoStatus("cannot allocate " + path, errno);
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    return ErrnoStatus("cannot size " + path, errno);
+  }
+  return Status::Ok();
+}
 
 // Creates the hidden temp file beside `dest` (parents created).
 Status CreateTemp(Download* d) {
@@ -305,9 +317,9 @@ struct Upload {
   std::string upload_id;
   std::function<bool()> still_valid;
   std::mutex mu;
-  std::vector<S3CompletedPart> parts;
-  int parts_left = 0;
-  Status status;
+  std::vector<S3CompletedPart> parts;  // TY_GUARDED_BY(mu)
+  int parts_left = 0;                  // TY_GUARDED_BY(mu)
+  Status status;                       // TY_GUARDED_BY(mu): the first failure
   std::function<void(const Status&)> done;
 };
 
@@ -346,7 +358,8 @@ Result<std::vector<S3ObjectStore::Listed>> S3ObjectStore::ListUnder(const std::s
   S3ListOptions one;
   one.prefix = key;
   one.max_keys = 1;
-  TY_ASSIGN_OR_RETURN(S3ListPage first, pool_->Request([&] { return client_->ListObjectsV2(bucket, one); }));
+  TY_ASSIGN_OR_RETURN(S3ListPage first,
+                      pool_->Request([&] { return client_->ListObjectsV2(bucket, one); }));
   if (!first.objects.empty() && first.objects.front().key == key) {
     S3ListEntry e = std::move(first.objects.front());
     out.push_back({std::move(e), BaseName(key)});
@@ -443,9 +456,7 @@ Status S3ObjectStore::DownloadFile(const std::string& uri, const std::string& lo
   o.range = std::make_pair(uint64_t{0}, first_len);
   o.on_headers = [&](const S3ObjectMeta& meta) -> Status {
     if (meta.size > first_len) {
-      if (::ftruncate(d->fd.get(), static_cast<off_t>(meta.size)) != 0) {
-        return ErrnoStatus("cannot size " + d->tmp, errno);
-      }
+      TY_RETURN_IF_ERROR(Preallocate(d->fd.get(), meta.size, d->tmp));
       ScheduleRanges(pool_.get(), client_.get(), d, first_len, meta.size, part, meta.etag,
                      nullptr);
     }
@@ -502,8 +513,9 @@ Status S3ObjectStore::DownloadPrefix(const std::string& uri, const std::string& 
         return;
       }
       if (size >= threshold) {
-        if (::ftruncate(d->fd.get(), static_cast<off_t>(size)) != 0) {
-          d->Fail(ErrnoStatus("cannot size " + d->tmp, errno));
+        Status sized = Preallocate(d->fd.get(), size, d->tmp);
+        if (!sized.ok()) {
+          d->Fail(sized);
           d->Finish();
           return;
         }
@@ -550,13 +562,6 @@ void FinishUpload(PoolT* pool, S3Client* client, const std::shared_ptr<Upload>& 
   up->done(s);
 }
 
-}  // namespace
-
-// Uploads `local_file` as s3://bucket/key and calls `done` exactly once with the outcome. The
-// first step (open, and for small files the PUT; for large files CreateMultipartUpload) runs on
-// the calling thread when `inline_first`, else as a pool task; parts always run on the pool.
-namespace {
-
 struct UploadJob {
   std::string local_file;
   std::string bucket;
@@ -565,6 +570,10 @@ struct UploadJob {
   std::function<void(const Status&)> done;
 };
 
+// Uploads job.local_file as s3://bucket/key and calls job.done exactly once with the outcome.
+// The first step (open; the PUT of a small file, or CreateMultipartUpload) runs on the calling
+// thread; the parts of a large file run on the pool, and the last one to finish completes (or
+// aborts) the upload there. `group` (may be null) cancels parts not yet started when it fails.
 template <typename PoolT>
 void StartUpload(PoolT* pool, S3Client* client, const S3Settings& settings, UploadJob job,
                  const TaskGroup* group) {

@@ -32,7 +32,8 @@ XmlDocPtr Parse(std::string_view xml) {
 }
 
 bool NameIs(const xmlNode* n, const char* name) {
-  return n->type == XML_ELEMENT_NODE && std::strcmp(reinterpret_cast<const char*>(n->name), name) == 0;
+  return n->type == XML_ELEMENT_NODE &&
+         std::strcmp(reinterpret_cast<const char*>(n->name), name) == 0;
 }
 
 std::string Text(const xmlNode* n) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -232,14 +233,20 @@ void FaultProxy::ClearRules() {
   rules_.clear();
 }
 
+void FaultProxy::WaitSettled(std::unique_lock<std::mutex>& lock) const {
+  settled_.wait_for(lock, std::chrono::seconds(2), [&] { return in_flight_ == 0; });
+}
+
 std::vector<ProxiedRequest> FaultProxy::Requests() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  WaitSettled(lock);
   return log_;
 }
 
 int FaultProxy::CountRequests(const std::string& method,
                               const std::string& target_contains) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  WaitSettled(lock);
   return static_cast<int>(std::count_if(log_.begin(), log_.end(), [&](const ProxiedRequest& r) {
     return (method.empty() || r.method == method) &&
            r.target.find(target_contains) != std::string::npos;
@@ -251,9 +258,15 @@ void FaultProxy::ClearLog() {
   log_.clear();
 }
 
+void FaultProxy::BeginRequest() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++in_flight_;
+}
+
 void FaultProxy::Log(ProxiedRequest r) {
   std::lock_guard<std::mutex> lock(mu_);
   log_.push_back(std::move(r));
+  if (--in_flight_ == 0) settled_.notify_all();
 }
 
 bool FaultProxy::MatchRule(const std::string& method, const std::string& target, FaultRule* out) {
@@ -306,6 +319,7 @@ void FaultProxy::Serve(int client_fd) {
     std::optional<std::string> head_text = client.ReadHead();
     if (!head_text) break;
     Head req = ParseHead(*head_text);
+    BeginRequest();  // every path below ends in Log(entry)
     ProxiedRequest entry;
     {
       size_t sp1 = req.first_line.find(' ');
@@ -338,9 +352,10 @@ void FaultProxy::Serve(int client_fd) {
       std::string resp = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
                          "Content-Length: " + std::to_string(body.size()) + "\r\n" +
                          (keep ? "" : "Connection: close\r\n") + "\r\n" + body;
-      bool sent = SendAll(client_fd, resp);
+      // Logged before the reply goes out: a client that has seen the 503 must find it logged.
       entry.status = 503;
       Log(std::move(entry));
+      bool sent = SendAll(client_fd, resp);
       if (!sent || !keep) break;
       continue;
     }

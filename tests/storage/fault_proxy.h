@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -73,7 +74,9 @@ class FaultProxy {
   void AddRule(const FaultRule& rule);
   void ClearRules();
 
-  // Requests seen so far, in arrival order (a request is logged once its fate is known).
+  // Requests seen so far, in arrival order (a request is logged once its fate is known). Waits
+  // (up to 2 s) for requests whose heads were read but whose fate is not logged yet, so a client
+  // that has its answer finds its request in the log.
   std::vector<ProxiedRequest> Requests() const;
   // Requests whose method matches (empty: any) and whose target contains `target_contains`.
   int CountRequests(const std::string& method, const std::string& target_contains) const;
@@ -94,6 +97,9 @@ class FaultProxy {
   // True (and the rule copied to *out) when a rule applies to this request; counts it.
   bool MatchRule(const std::string& method, const std::string& target, FaultRule* out);
   void Log(ProxiedRequest r);
+  void BeginRequest();
+  // Holds `lock` until no request is in flight, or 2 s passed.
+  void WaitSettled(std::unique_lock<std::mutex>& lock) const;
 
   int listen_fd_ = -1;
   int port_ = 0;
@@ -105,6 +111,8 @@ class FaultProxy {
   mutable std::mutex mu_;
   std::vector<RuleState> rules_;          // guarded by mu_
   std::vector<ProxiedRequest> log_;       // guarded by mu_
+  int in_flight_ = 0;                     // heads read, not yet logged; guarded by mu_
+  mutable std::condition_variable settled_;
   std::vector<int> open_fds_;             // client and upstream sockets in use; guarded by mu_
   std::vector<std::thread> workers_;      // guarded by mu_
 };

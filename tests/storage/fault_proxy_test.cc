@@ -64,11 +64,20 @@ TEST_F(FaultProxyTest, InjectsEachFault) {
   EXPECT_NE(slow->body.find("<Code>SlowDown</Code>"), std::string::npos);
   EXPECT_EQ(RawHttp(proxy_->port(), "PUT", "/" + bucket_ + "/slow", "c")->status, 200);
 
-  // Dropped mid-body: no response at all, and s3rver never stored the object.
+  // Dropped mid-body: no response at all, and s3rver never got the whole object. (Real S3
+  // discards a PUT whose body ends short; s3rver sometimes keeps the bytes that arrived, so
+  // "never stored" would be a race: what must hold is that the 10 bytes never all got through.)
   Result<ty::testing::RawHttpResponse> dropped =
       RawHttp(proxy_->port(), "PUT", "/" + bucket_ + "/dropreq", "0123456789");
   EXPECT_FALSE(dropped.ok());
-  EXPECT_EQ(RawHttp(s3rver_->port(), "GET", "/" + bucket_ + "/dropreq")->status, 404);
+  Result<ty::testing::RawHttpResponse> stored =
+      RawHttp(s3rver_->port(), "GET", "/" + bucket_ + "/dropreq");
+  ASSERT_TRUE(stored.ok());
+  if (stored->status == 200) {
+    EXPECT_LE(stored->body.size(), 3u) << stored->body;
+  } else {
+    EXPECT_EQ(stored->status, 404);
+  }
 
   ASSERT_EQ(RawHttp(s3rver_->port(), "PUT", "/" + bucket_ + "/dropresp", "0123456789")->status,
             200);

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <mutex>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -20,6 +19,7 @@
 
 #include "common/fs.h"
 #include "common/sigv4.h"
+#include "storage/canned_http_server.h"
 #include "storage/s3_xml.h"
 #include "testing/s3rver.h"
 #include "testing/temp_dir.h"
@@ -184,7 +184,8 @@ TEST_F(S3ClientTest, MultipartUploadFromFileRanges) {
   const uint64_t first = 5 * 1024 * 1024;
   std::vector<S3CompletedPart> parts;
   Result<std::string> e2 =
-      client_->UploadPart(bucket_, "mp/big.bin", *id, 2, S3Body::FileRange(fd.get(), first, data.size() - first));
+      client_->UploadPart(bucket_, "mp/big.bin", *id, 2,
+                          S3Body::FileRange(fd.get(), first, data.size() - first));
   ASSERT_TRUE(e2.ok()) << e2.status().ToString();
   Result<std::string> e1 =
       client_->UploadPart(bucket_, "mp/big.bin", *id, 1, S3Body::FileRange(fd.get(), 0, first));
@@ -274,101 +275,7 @@ TEST(S3ClientNoServerTest, UnreachableEndpointIsUnavailableAfterRetries) {
 
 // ---- A canned HTTP server: S3's answers that s3rver never gives ----
 
-// Answers each request (read up to the end of its Content-Length body) with the next canned
-// response; the last one repeats. Keep-alive; one thread per connection. Records request heads.
-class CannedServer {
- public:
-  explicit CannedServer(std::vector<std::string> responses) : responses_(std::move(responses)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::listen(listen_fd_, 16);
-    socklen_t len = sizeof addr;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    acceptor_ = std::thread([this] { Accept(); });
-  }
-  ~CannedServer() {
-    stopping_ = true;
-    ::shutdown(listen_fd_, SHUT_RDWR);
-    ::close(listen_fd_);
-    acceptor_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
-    for (auto& t : workers_) t.join();
-    for (int fd : conns_) ::close(fd);
-  }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::vector<std::string> heads() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return heads_;
-  }
-
-  static std::string Response(int status, const std::string& reason, const std::string& body,
-                              const std::string& extra_headers = "") {
-    return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + extra_headers +
-           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  }
-
- private:
-  void Accept() {
-    while (!stopping_) {
-      int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) return;
-      std::lock_guard<std::mutex> lock(mu_);
-      conns_.push_back(fd);
-      workers_.emplace_back([this, fd] { Serve(fd); });
-    }
-  }
-  void Serve(int fd) {
-    std::string buf;
-    char tmp[65536];
-    for (;;) {
-      size_t end;
-      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-        if (n <= 0) return;
-        buf.append(tmp, static_cast<size_t>(n));
-      }
-      std::string head = buf.substr(0, end + 4);
-      size_t body_len = 0;
-      std::string lower = head;
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      size_t cl = lower.find("content-length:");
-      if (cl != std::string::npos) body_len = std::stoul(head.substr(cl + 15));
-      while (buf.size() < end + 4 + body_len) {
-        ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-        if (n <= 0) return;
-        buf.append(tmp, static_cast<size_t>(n));
-      }
-      buf.erase(0, end + 4 + body_len);
-      std::string response;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        heads_.push_back(head);
-        response = responses_[std::min(next_++, responses_.size() - 1)];
-      }
-      if (::send(fd, response.data(), response.size(), MSG_NOSIGNAL) < 0) return;
-      if (response.find("Connection: close") != std::string::npos) {
-        ::shutdown(fd, SHUT_RDWR);
-        return;
-      }
-    }
-  }
-
-  std::vector<std::string> responses_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  size_t next_ = 0;
-  std::vector<std::string> heads_;
-  std::vector<int> conns_;
-  std::vector<std::thread> workers_;
-};
+using testing::CannedServer;
 
 S3Settings CannedSettings(const CannedServer& server) {
   S3Settings s;
@@ -405,12 +312,17 @@ TEST(S3ClientErrorsTest, WrongRegionNamesTheBucketsRegion) {
                                       "The authorization header is malformed; the region "
                                       "'us-east-1' is wrong; expecting 'ap-south-1'",
                                       "<Region>ap-south-1</Region>")),
+      // HEAD: no body, only the header.
+      CannedServer::Response(400, "Bad Request", "", "x-amz-bucket-region: ap-south-1\r\n"),
   });
   S3Client client(CannedSettings(server), NoWait());
   Result<std::string> r = client.GetObjectToString("b", "k");
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(r.status().message(), "bucket 'b' is in region eu-west-1, not us-east-1 (set "
                                   "AWS_REGION / storage.s3.region)");
+  Result<S3ListPage> listed = client.ListObjectsV2("b", {});
+  EXPECT_EQ(listed.status().message(), "bucket 'b' is in region ap-south-1, not us-east-1 (set "
+                                       "AWS_REGION / storage.s3.region)");
   Status s = client.HeadBucket("b");
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.message(), "bucket 'b' is in region ap-south-1, not us-east-1 (set AWS_REGION / "
@@ -472,7 +384,8 @@ TEST(S3ClientErrorsTest, CompleteMultipartUploadWithAnErrorInA200IsRetried) {
   EXPECT_EQ(server.heads()[0].find("application/x-www-form-urlencoded"), std::string::npos);
 
   CannedServer refused({CannedServer::Response(
-      200, "OK", ErrorXml("InvalidPart", "One or more of the specified parts could not be found."))});
+      200, "OK",
+      ErrorXml("InvalidPart", "One or more of the specified parts could not be found."))});
   S3Client client2(CannedSettings(refused), NoWait());
   Result<std::string> bad = client2.CompleteMultipartUpload("b", "k", "id", {{1, "e1"}});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
