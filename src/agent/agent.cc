@@ -10,9 +10,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "agent/container_env.h"
 #include "agent/reporter.h"
+#include "agent/resource_limits.h"
 #include "agent/staging.h"
 #include "agent/supervisor.h"
 #include "common/clock.h"
@@ -61,6 +63,8 @@ void HandleStopSignal(int sig) {
   if (a == nullptr) return;
   if (sig == SIGUSR1) {
     a->RequestInterrupt();
+  } else if (sig == SIGUSR2) {
+    a->RequestAbort();
   } else {
     a->RequestStop();
   }
@@ -111,6 +115,8 @@ struct Agent::Impl {
   std::unique_ptr<Reporter> reporter;
   std::unique_ptr<storage::DirectorySync> checkpoint_sync;
   std::atomic<bool> stop_asked{false};    // SIGTERM/SIGINT: stop, upload artifacts
+  std::atomic<bool> aborted{false};       // SIGUSR2: another instance failed the job
+  std::string limits_cgroup;              // the instance cgroup, when limits were applied
   std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
   std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
   // Lines for the job's log from other threads (the checkpoint sync).
@@ -181,6 +187,13 @@ struct Agent::Impl {
   void RequestStop() {
     stop_asked.store(true);
     supervisor.RequestStop();
+  }
+
+  // Async-signal-safe: the job failed on another instance. Stop like a StopTrainingJob, but
+  // upload no artifacts (the job has none): checkpoints are still synced.
+  void RequestAbort() {
+    aborted.store(true);
+    RequestStop();
   }
 
   // Starts mirroring the checkpoint directory (restored by staging) to the
@@ -256,11 +269,79 @@ struct Agent::Impl {
     return 1;
   }
 
+  // Multi-node jobs: the instance trees of one attempt are siblings (<attempt>/algo-<i>), on
+  // one machine or a shared file system. An instance other than algo-1 marks its tree final
+  // with <attempt>/algo-<i>.done once its training process is gone; algo-1 waits for every
+  // mark before it merges the trees' model/ and output/data/ and uploads them.
+  std::string PeerDir(int i) const {
+    std::string dir = config.instance_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return JoinPath(dir.substr(0, dir.find_last_of('/')), "algo-" + std::to_string(i));
+  }
+
+  // Waits until every other instance marked its tree final; false when the wait was cut
+  // short (a stop arrived while waiting, or `budget` ran out once stopping).
+  bool WaitForPeers(std::chrono::milliseconds budget) {
+    const int n = static_cast<int>(config.hosts.size());
+    auto deadline = std::chrono::steady_clock::now() + budget;
+    bool logged = false;
+    for (;;) {
+      int missing = 0;
+      for (int i = 2; i <= n; ++i) missing += PathExists(PeerDir(i) + ".done") ? 0 : 1;
+      if (missing == 0) return true;
+      if (!logged) {
+        AddLine(NowMs(), "trainyard: waiting for " + std::to_string(missing) +
+                             " other instance(s) to finish before uploading the model");
+        FlushLog();
+        logged = true;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      // A stop while waiting (a peer failed and the job is being stopped): give the
+      // stopped peers the bounded wait instead.
+      if (stop_asked.load() && deadline - std::chrono::steady_clock::now() > std::chrono::seconds(30)) {
+        deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   // Uploads artifacts and the final checkpoints; returns the failure reason
   // ("" on success).
   std::string Upload(std::string* artifacts, bool* uploaded) {
     FinalCheckpointSync(std::chrono::minutes(10));
-    Status s = UploadArtifacts(config, artifacts);
+    const int n = static_cast<int>(config.hosts.size());
+    if (config.host_index != 1) {
+      (void)WriteFileAtomic(PeerDir(config.host_index) + ".done", "");
+      return "";
+    }
+    std::string model_dir;
+    std::string data_dir;
+    if (n > 1) {
+      // Once stopping, peers get a bounded wait: they were stopped too and mark quickly.
+      auto budget = stop_asked.load() ? std::chrono::milliseconds(std::chrono::seconds(30))
+                                      : std::chrono::milliseconds(std::chrono::hours(24 * 365));
+      if (!WaitForPeers(budget) && !stop_asked.load()) {
+        return "InternalServerError: the other instances did not finish";
+      }
+      std::vector<std::string> models, datas;
+      for (int i = 1; i <= n; ++i) {
+        models.push_back(JoinPath(PeerDir(i), "model"));
+        datas.push_back(JoinPath(PeerDir(i), "output/data"));
+      }
+      std::string merged = JoinPath(config.instance_dir, ".trainyard/merged");
+      (void)RemoveAll(merged);
+      model_dir = JoinPath(merged, "model");
+      data_dir = JoinPath(merged, "data");
+      std::vector<std::string> clashes;
+      Status m = MergeTrees(models, model_dir, &clashes);
+      if (m.ok()) m = MergeTrees(datas, data_dir, &clashes);
+      if (!m.ok()) return ReasonFor(m.WithPrefix("cannot merge the instances' model directories"));
+      for (const auto& c : clashes) {
+        AddLine(NowMs(), "trainyard: model merge: " + c +
+                             " is also in a lower-numbered instance's tree; that copy was kept");
+      }
+    }
+    Status s = UploadArtifacts(config, artifacts, model_dir, data_dir);
     *uploaded = s.ok() && !artifacts->empty();
     if (!s.ok()) {
       Diag("artifact upload failed: " + s.ToString());
@@ -278,12 +359,32 @@ struct Agent::Impl {
     return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
   }
 
+  // The instance's /etc/hosts (every instance by name) and resolv.conf (no name server: a
+  // reverse lookup must fail at once rather than hang), beside the instance tree.
+  Result<std::string> WriteNetworkFiles() {
+    std::string dir = config.instance_dir;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    dir += ".etc";
+    TY_RETURN_IF_ERROR(MakeDirs(dir));
+    std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    for (const auto& [name, addr] : config.network.hosts) hosts += addr + "\t" + name + "\n";
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "hosts"), hosts));
+    TY_RETURN_IF_ERROR(
+        WriteFileAtomic(JoinPath(dir, "resolv.conf"), "options timeout:1 attempts:1\n"));
+    return dir;
+  }
+
   // A stop or interruption arrived before or while the process ran.
   int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
   int Stopped() {
     std::string artifacts;
     bool uploaded = false;
+    if (aborted.load()) {
+      FinalCheckpointSync(std::chrono::minutes(1));
+      AddLine(NowMs(), "trainyard: stopped: the job failed on another instance");
+      return Finish(AgentReport::Outcome::kStopped, "", "", false);
+    }
     (void)Upload(&artifacts, &uploaded);
     return Finish(AgentReport::Outcome::kStopped, "", artifacts, uploaded);
   }
@@ -313,7 +414,22 @@ struct Agent::Impl {
       view.sandboxed = BubblewrapWorks(options.bwrap_path);
     }
 
+    std::string limits_line;
+    if (config.enforce_limits) {
+      // The instance is held to its type's CPUs and memory before anything is staged: the
+      // agent and all it starts are in the instance's cgroup.
+      InstanceLimits limits;
+      limits.cpus = config.num_cpus;
+      limits.memory_bytes = static_cast<uint64_t>(config.memory_gib * 1024 * 1024 * 1024);
+      limits_cgroup = config.account + "-" + config.job_name + "-" + CurrentHost(config) + "-" +
+                      std::to_string(config.attempt);
+      LimitsOutcome applied = ApplyInstanceLimits(limits_cgroup, limits);
+      if (!applied.enforced) limits_cgroup.clear();
+      limits_line = applied.message;
+    }
+
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
+    if (!limits_line.empty()) AddLine(NowMs(), limits_line);
     Status staged = StageInstance(config, &view);
     if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
     Status synced = StartCheckpointSync();
@@ -325,6 +441,21 @@ struct Agent::Impl {
 
     Phase(model::SecondaryStatus::kTraining,
           "Training image download completed. Training in progress.");
+    if (!config.network.empty() && !view.sandboxed) {
+      // Without the sandbox the instance cannot have its own /etc/hosts: the host names of
+      // the other instances would not resolve.
+      return Finish(fail,
+                    "ClientError: a multi-instance job needs bubblewrap (the instances' host "
+                    "names are given to each through its own /etc/hosts)",
+                    "", false);
+    }
+    if (!config.network.empty()) {
+      AddLine(NowMs(), "trainyard: " + CurrentHost(config) + " is " + config.network.address +
+                           " on " + config.network.interface +
+                           (config.network.netns.empty()
+                                ? " (loopback alias: network namespaces are not available)"
+                                : " (network namespace " + config.network.netns + ")"));
+    }
     if (!view.sandboxed) {
       AddLine(NowMs(),
               "trainyard: bubblewrap not available; running without isolation (paths under " +
@@ -382,6 +513,13 @@ struct Agent::Impl {
                  kOptMl};
       for (const auto& [src, dst] : view.ro_binds) {
         so.argv.insert(so.argv.end(), {"--ro-bind", src, dst});
+      }
+      if (!config.network.empty()) {
+        auto etc = WriteNetworkFiles();
+        if (!etc.ok()) return Finish(fail, ReasonFor(etc.status()), "", false);
+        so.argv.insert(so.argv.end(), {"--ro-bind", *etc + "/hosts", "/etc/hosts", "--ro-bind",
+                                       *etc + "/resolv.conf", "/etc/resolv.conf"});
+        if (!config.network.netns.empty()) so.netns_path = "/run/netns/" + config.network.netns;
       }
       so.argv.insert(so.argv.end(), {"--chdir", cmd->cwd, "--"});
       so.argv.insert(so.argv.end(), cmd->argv.begin(), cmd->argv.end());
@@ -450,8 +588,11 @@ void Agent::RequestStop() { impl_->RequestStop(); }
 
 void Agent::RequestInterrupt() { impl_->RequestInterrupt(); }
 
+void Agent::RequestAbort() { impl_->RequestAbort(); }
+
 int Agent::Run() {
   int rc = impl_->Run();
+  if (!impl_->limits_cgroup.empty()) ReleaseInstanceLimits(impl_->limits_cgroup);
   impl_->checkpoint_sync.reset();  // its callbacks use the reporter
   impl_->reporter.reset();
   return rc;
@@ -475,7 +616,7 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   }
   Agent agent(std::move(config).value(), err);
   struct sigaction sa {
-  }, old_term{}, old_int{}, old_usr1{}, old_pipe{};
+  }, old_term{}, old_int{}, old_usr1{}, old_usr2{}, old_pipe{};
   sa.sa_handler = HandleStopSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
@@ -483,6 +624,7 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   ::sigaction(SIGTERM, &sa, &old_term);
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGUSR1, &sa, &old_usr1);
+  ::sigaction(SIGUSR2, &sa, &old_usr2);
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, &old_pipe);
@@ -490,6 +632,7 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGUSR1, &old_usr1, nullptr);
+  ::sigaction(SIGUSR2, &old_usr2, nullptr);
   ::sigaction(SIGPIPE, &old_pipe, nullptr);
   g_signal_agent.store(nullptr);
   return rc;

@@ -53,6 +53,9 @@ class Agent {
   // checkpoint; the checkpoints are synced and the instance reports
   // Interrupted (no artifacts).
   void RequestInterrupt();
+  // Async-signal-safe (SIGUSR2): another instance failed the job; stop the training process
+  // as a stop would, sync checkpoints, upload no artifacts.
+  void RequestAbort();
 
   // Runs the instance to the end and reports its outcome; same return value
   // as RunAgent.

@@ -99,10 +99,19 @@ std::string PyRepr(const json& v) {
   return out + q;
 }
 
+// SM_NETWORK_INTERFACE_NAME: the instance network's interface; "eth0" on the host network, as
+// SageMaker names it (a script that binds to it there finds the host's own).
+std::string InterfaceName(const model::InstanceConfig& c) {
+  return c.network.interface.empty() ? "eth0" : c.network.interface;
+}
+
 json HostsJson(const model::InstanceConfig& c) {
   std::vector<std::string> hosts = c.hosts;
   if (hosts.empty()) hosts.push_back(CurrentHost(c));
-  std::sort(hosts.begin(), hosts.end());
+  // algo-2 before algo-10: names of equal prefix order by their number.
+  std::sort(hosts.begin(), hosts.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  });
   return hosts;
 }
 
@@ -119,7 +128,7 @@ json ResourceConfig(const model::InstanceConfig& c) {
           {"instance_groups", json::array({{{"instance_group_name", kHomogeneousGroup},
                                             {"instance_type", InstanceType(c)},
                                             {"hosts", hosts}}})},
-          {"network_interface_name", "eth0"}};
+          {"network_interface_name", InterfaceName(c)}};
 }
 
 json InputDataConfig(const model::JobSpec& spec) {
@@ -293,7 +302,7 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
   // The toolkit's Environment properties; each becomes SM_<KEY>.
   json props = {
       {"hosts", hosts},
-      {"network_interface_name", "eth0"},
+      {"network_interface_name", InterfaceName(c)},
       {"hps", d.user},
       {"user_entry_point", d.program},
       {"framework_params", d.framework},
@@ -350,11 +359,11 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
       {"log_level", d.log_level},
       {"master_hostname", hosts[0]},
       {"master_addr", hosts[0]},
-      {"master_port", 7777},
+      {"master_port", c.network.master_port},
       {"model_dir", ml_root + "/model"},
       {"module_dir", module_dir},
       {"module_name", ModuleName(d.program)},
-      {"network_interface_name", "eth0"},
+      {"network_interface_name", InterfaceName(c)},
       {"num_cpus", c.num_cpus},
       {"num_gpus", c.num_gpus},
       {"num_neurons", 0},
@@ -368,7 +377,7 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
   for (const auto& n : names) env["SM_CHANNEL_" + Upper(n)] = ml_root + "/input/data/" + n;
   for (const auto& [k, v] : d.user.items()) env["SM_HP_" + Upper(k)] = EnvValue(v);
   env["SM_MASTER_ADDR"] = hosts[0];
-  env["SM_MASTER_PORT"] = "7777";
+  env["SM_MASTER_PORT"] = std::to_string(c.network.master_port);
   env["SM_HOST_COUNT"] = std::to_string(hosts.size());
   env["SM_CURRENT_HOST_RANK"] = std::to_string(rank);
   env["SM_INPUT_DATA_DIR"] = ml_root + "/input/data";

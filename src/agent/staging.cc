@@ -346,12 +346,54 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
   return StageCode(c, JoinPath(dir, "code"));
 }
 
-Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts) {
+Status MergeTrees(const std::vector<std::string>& sources, const std::string& dest,
+                  std::vector<std::string>* clashes) {
+  namespace fs = std::filesystem;
+  TY_RETURN_IF_ERROR(MakeDirs(dest));
+  std::error_code ec;
+  for (const std::string& src : sources) {
+    if (!fs::is_directory(src, ec)) continue;
+    for (auto it = fs::recursive_directory_iterator(src, ec); !ec && it != fs::end(it);
+         it.increment(ec)) {
+      const fs::path rel = fs::relative(it->path(), src, ec);
+      if (ec) break;
+      const fs::path to = fs::path(dest) / rel;
+      if (it->is_directory(ec) && !it->is_symlink(ec)) {
+        if (fs::exists(to, ec) && !fs::is_directory(to, ec)) {
+          clashes->push_back(rel.string() + " (from " + src + ")");
+          it.disable_recursion_pending();
+        } else {
+          fs::create_directories(to, ec);
+        }
+        continue;
+      }
+      if (fs::exists(fs::symlink_status(to, ec))) {
+        clashes->push_back(rel.string() + " (from " + src + ")");
+        continue;
+      }
+      if (it->is_symlink(ec)) {
+        fs::copy_symlink(it->path(), to, ec);
+      } else {
+        fs::create_hard_link(it->path(), to, ec);
+        if (ec) fs::copy_file(it->path(), to, ec);  // another file system
+      }
+      if (ec) break;
+    }
+    if (ec) return IoError("cannot merge " + src + " into " + dest + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts,
+                       const std::string& model_dir_override,
+                       const std::string& data_dir_override) {
   if (c.host_index != 1 || c.spec.output_path.empty()) return Status::Ok();
   std::string base = OutputBase(c);
   TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(base, StorageConfigOf(c)));
-  std::string model_dir = JoinPath(c.instance_dir, "model");
-  std::string data_dir = JoinPath(c.instance_dir, "output/data");
+  std::string model_dir =
+      model_dir_override.empty() ? JoinPath(c.instance_dir, "model") : model_dir_override;
+  std::string data_dir =
+      data_dir_override.empty() ? JoinPath(c.instance_dir, "output/data") : data_dir_override;
   TY_RETURN_IF_ERROR(MakeDirs(model_dir));
   TY_RETURN_IF_ERROR(MakeDirs(data_dir));
   if (c.spec.compress_output) {

@@ -46,7 +46,16 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view);
 // model.tar.gz and output.tar.gz, or under model/ and data/ when output
 // compression is off). Only algo-1 uploads (other hosts return Ok without
 // uploading). Sets *model_artifacts to the model's URI when uploaded.
-Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts);
+// `model_dir` / `data_dir` override the instance's own model/ and output/data/ (a multi-node
+// job's leader uploads the trees merged from every instance).
+Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifacts,
+                       const std::string& model_dir = "", const std::string& data_dir = "");
+
+// Merges the trees `sources` (in order) into `dest` with hard links (copies across file
+// systems): a relative path present in several sources comes from the first that has it, and
+// each later one is named in *clashes as "<path> (from <source>)". Missing sources are skipped.
+Status MergeTrees(const std::vector<std::string>& sources, const std::string& dest,
+                  std::vector<std::string>* clashes);
 
 
 // The storage this instance may use: the file roots and the server's S3 store.

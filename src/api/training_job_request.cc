@@ -196,7 +196,6 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   if (spec.instance_count < 1) {
     return InvalidArgument("ResourceConfig.InstanceCount must be at least 1.");
   }
-  if (spec.instance_count > 1) return NotSupported("InstanceCount > 1 (multi-node jobs)");
   spec.volume_size_gb = res.value("VolumeSizeInGB", 0);
 
   // Checkpoints: restored into LocalPath at start (continuous sync arrives

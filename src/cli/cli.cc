@@ -84,6 +84,7 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   }
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
+  out << "trainyard network: " << (*srv)->NetworkSummary() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   err << "trainyard server: shutting down (signal " << sig << ")" << std::endl;
@@ -242,6 +243,16 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
     }
     config.file_roots = {config.data_dir, CurrentDir()};
     if (spec_dir.ok()) config.file_roots.push_back(*spec_dir);
+    // The embedded server runs this one job: a multi-node job gets its instances even where
+    // the capacity derived from this machine's cores would be smaller (they share the cores,
+    // each still held to its type's limits).
+    const nlohmann::json& res = spec->value("ResourceConfig", nlohmann::json::object());
+    if (res.is_object() && res.value("InstanceType", nlohmann::json()).is_string() &&
+        res.value("InstanceCount", nlohmann::json()).is_number_integer() &&
+        res["InstanceCount"].get<int>() > 1) {
+      config.capacity.counts[res["InstanceType"].get<std::string>()] =
+          res["InstanceCount"].get<int>();
+    }
     auto srv = server::Server::Create(std::move(config));
     if (!srv.ok() || !(s = (*srv)->Start()).ok()) {
       err << "trainyard run: cannot start the embedded server: "

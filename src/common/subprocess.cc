@@ -1,6 +1,7 @@
 #include "common/subprocess.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -20,7 +21,7 @@ constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 // What the child reports through the error pipe when it cannot reach exec.
 struct ChildError {
-  int stage;  // 0 exec, 1 chdir, 2 output file, 3 stdio setup
+  int stage;  // 0 exec, 1 chdir, 2 output file, 3 stdio setup, 4 network namespace
   int err;
 };
 
@@ -107,11 +108,22 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
                              : nullptr;
   const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
 
+  int netns_fd = -1;
+  if (!options.netns_path.empty()) {
+    netns_fd = ::open(options.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      int err = errno;
+      close_all();
+      return ErrnoStatus("cannot open network namespace " + options.netns_path, err);
+    }
+  }
+
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
     close_all();
+    CloseFd(netns_fd);
     return ErrnoStatus("fork", err);
   }
   if (pid == 0) {
@@ -141,6 +153,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
       if (::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ChildFail(ef, 3);
     }
     if (cwd != nullptr && ::chdir(cwd) != 0) ChildFail(ef, 1);
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) ChildFail(ef, 4);
     MarkAllCloseOnExec();
     ::execve(program.c_str(), argv.data(), envp.data());
     ChildFail(ef, 0);
@@ -149,6 +162,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
   CloseFd(err_pipe[1]);
   CloseFd(out_pipe[1]);
   CloseFd(errout_pipe[1]);
+  CloseFd(netns_fd);
   ChildError ce{};
   ssize_t n;
   do {
@@ -169,6 +183,9 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
                        "': " + std::strerror(ce.err));
       case 2:
         return IoError("cannot open '" + options.stdout_file + "': " + std::strerror(ce.err));
+      case 4:
+        return IoError("cannot enter network namespace " + options.netns_path + ": " +
+                       std::strerror(ce.err));
       default:
         return IoError(std::string("cannot set up the child's standard streams: ") +
                        std::strerror(ce.err));

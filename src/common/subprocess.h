@@ -39,6 +39,9 @@ struct SpawnOptions {
   // When non-empty (and capture_output is false): stdout and stderr are both
   // appended to this file. With neither, the child inherits the parent's.
   std::string stdout_file;
+  // When non-empty: a network namespace file (e.g. /run/netns/<name>) the child enters with
+  // setns(2) before exec, so it and its descendants see that namespace's network only.
+  std::string netns_path;
 };
 
 class Subprocess {

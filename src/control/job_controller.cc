@@ -63,26 +63,49 @@ Status JobController::Start() {
   for (auto& record : *active) {
     auto job = std::make_unique<ActiveJob>();
     job->metrics = std::make_unique<telemetry::MetricExtractor>(record.spec.metric_definitions);
-    job->agent = {record.agent_pid, record.agent_start_ticks};
+    if (record.agent_pid != 0) {
+      job->instances.push_back({});
+      job->instances[0].agent = {record.agent_pid, record.agent_start_ticks};
+      // Instances that had reported their exit were forgotten (pid 0): they completed.
+      for (const auto& a : record.other_agents) {
+        Instance inst;
+        inst.agent = {a.pid, a.start_ticks};
+        inst.exited = a.pid == 0;
+        job->instances.push_back(inst);
+      }
+    }
     job->record = std::move(record);
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    if (raw->agent.pid != 0 && launcher_->Alive(raw->agent)) {
+    raw->has_network = raw->record.spec.instance_count > 1;
+    bool all_alive = !raw->instances.empty();
+    for (const auto& inst : raw->instances) {
+      if (!inst.exited && !launcher_->Alive(inst.agent)) all_alive = false;
+    }
+    if (all_alive) {
       // Re-adopted: its instances are in use, whatever the new config says.
       raw->slots = raw->record.spec.instance_count;
       pool_.ForceAcquire(raw->record.spec.instance_type, raw->slots);
       continue;
     }
-    if (raw->agent.pid == 0 && raw->record.status == model::TrainingJobStatus::kInProgress) {
+    if (raw->instances.empty() && raw->record.status == model::TrainingJobStatus::kInProgress) {
       Apply(raw, {Event::Kind::kStart});  // waiting for capacity: queue again
       continue;
     }
     Event lost{Event::Kind::kAgentLost};
     lost.message = "the Trainyard server restarted and the job's agent was no longer running";
-    raw->agent = {};
+    SignalInstances(raw, SIGKILL, /*even_exited=*/true);  // a partial attempt cannot go on
+    raw->instances.clear();
     raw->record.agent_pid = 0;
+    raw->record.other_agents.clear();
     Apply(raw, lost);
   }
+  // Instance networks of a crashed server's jobs: keep those of re-adopted jobs.
+  std::vector<std::string> keep;
+  for (const auto& [arn, job] : active_) {
+    if (job->has_network && !job->instances.empty()) keep.push_back(arn);
+  }
+  launcher_->SweepNetworks(keep);
   Sweep();
   Schedule();
   (void)now;
@@ -164,6 +187,7 @@ void JobController::Loop() {
       for (const auto& agent : exiting_) {
         if (launcher_->Alive(agent)) launcher_->Signal(agent, SIGKILL);
       }
+      ReleaseNetworks(/*now=*/true);
       // Anything posted after the final batch is answered as unavailable by RunOnLoop.
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& task : tasks_) task();
@@ -188,8 +212,23 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
                            " is not in this server's instance catalog; add it under "
                            "instance_types in the server configuration.");
   }
+  if (spec.instance_count > 1 && options_.isolation == "none") {
+    return InvalidArgument(
+        "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
+        " needs instance isolation: each instance gets its own /etc/hosts naming the others "
+        "through bubblewrap, and this server runs jobs without it (isolation: none).");
+  }
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
+    // A job that needs more instances than this machine ever hosts would wait forever.
+    const int total = pool_.Total(spec.instance_type);
+    if (spec.instance_count > total) {
+      return Status(StatusCode::kResourceExhausted,
+                    "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
+                        " is more than the " + std::to_string(total) + " " + spec.instance_type +
+                        " instance(s) this server hosts; raise capacity." + spec.instance_type +
+                        " (or capacity.\"*\") in the server configuration.");
+    }
     std::string arn = model::TrainingJobArn(options_.region, account, spec.name);
     auto job = std::make_unique<ActiveJob>();
     job->record = NewJob(spec, account, arn, request_json, clock_->Now());
@@ -246,17 +285,31 @@ Status JobController::Delete(const std::string& account, const std::string& name
 Status JobController::HandleReport(const std::string& token, const AgentReport& report) {
   return RunOnLoop([&]() -> Status {
     ActiveJob* job = FindByArn(report.job_arn);
-    if (job == nullptr) return NotFound("the job is not active: " + report.job_arn);
+    if (job == nullptr) {
+      // The job ended while this instance was still stopping (another instance failed it):
+      // its last lines still belong in the job's log.
+      if (report.type == AgentReport::Type::kLog) return ApplyLateLogs(token, report);
+      return NotFound("the job is not active: " + report.job_arn);
+    }
     if (token.empty() || token != job->record.agent_token) {
       return Status(StatusCode::kPermissionDenied, "wrong agent token");
     }
     if (report.attempt != job->record.attempt) {
       return NotFound("report from an earlier attempt of " + report.job_arn);
     }
-    if (report.seq != 0 && report.seq <= job->last_seq) return Status::Ok();  // a retry
-    job->last_seq = std::max(job->last_seq, report.seq);
+    if (report.host_index < 1 || static_cast<size_t>(report.host_index) > job->instances.size()) {
+      return NotFound("report from an instance the job does not run: algo-" +
+                      std::to_string(report.host_index));
+    }
+    const size_t index = static_cast<size_t>(report.host_index - 1);
+    Instance& inst = job->instances[index];
+    if (report.seq != 0 && report.seq <= inst.last_seq) return Status::Ok();  // a retry
+    inst.last_seq = std::max(inst.last_seq, report.seq);
+    if (inst.exited) return Status::Ok();
     switch (report.type) {
       case AgentReport::Type::kPhase: {
+        // The job's phases are its first instance's (they all stage and train alike).
+        if (index != 0) break;
         Event e{Event::Kind::kPhase};
         e.phase = report.phase;
         e.message = report.message;
@@ -272,17 +325,93 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
         Apply(job, e);
         break;
       }
-      case AgentReport::Type::kExit: {
-        Event e{Event::Kind::kAgentExit};
-        e.outcome = report.outcome;
-        e.failure_reason = report.failure_reason;
-        e.model_artifacts = report.model_artifacts;
-        Apply(job, e);
+      case AgentReport::Type::kExit:
+        InstanceExited(job, index, report);
         break;
-      }
     }
     return Status::Ok();
   });
+}
+
+void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentReport& report) {
+  Instance& inst = job->instances[index];
+  inst.exited = true;
+  inst.outcome = report.outcome;
+  inst.failure_reason = report.failure_reason;
+  inst.model_artifacts = report.model_artifacts;
+  if (index > 0) PersistAgents(job);
+  const size_t n = job->instances.size();
+  if (report.outcome == AgentReport::Outcome::kFailed) {
+    // The job is one unit: the first failure is the job's, and the other instances are
+    // aborted (SIGUSR2: stop training, keep checkpoints, upload nothing).
+    SignalInstances(job, SIGUSR2);
+    Event e{Event::Kind::kAgentExit};
+    e.outcome = report.outcome;
+    e.failure_reason = report.failure_reason;
+    if (n > 1 && !e.failure_reason.empty()) {
+      e.failure_reason += " (on algo-" + std::to_string(index + 1) + ")";
+    }
+    Apply(job, e);
+    return;
+  }
+  for (const auto& i : job->instances) {
+    if (!i.exited) return;  // the attempt goes on until every instance is done
+  }
+  // Every instance is done: an interruption or a stop on any of them is the job's.
+  Event e{Event::Kind::kAgentExit};
+  e.outcome = AgentReport::Outcome::kCompleted;
+  for (const auto& i : job->instances) {
+    if (i.outcome == AgentReport::Outcome::kInterrupted) {
+      e.outcome = i.outcome;
+    } else if (i.outcome == AgentReport::Outcome::kStopped &&
+               e.outcome == AgentReport::Outcome::kCompleted) {
+      e.outcome = i.outcome;
+    }
+  }
+  e.model_artifacts = job->instances[0].model_artifacts;  // algo-1 uploads the merged model
+  Apply(job, e);
+}
+
+void JobController::SignalInstances(ActiveJob* job, int sig, bool even_exited) {
+  for (const auto& inst : job->instances) {
+    if (inst.agent.pid != 0 && (even_exited || !inst.exited)) launcher_->Signal(inst.agent, sig);
+  }
+}
+
+void JobController::RetireInstances(ActiveJob* job) {
+  for (const auto& inst : job->instances) {
+    if (inst.agent.pid != 0) exiting_.push_back(inst.agent);
+  }
+  job->instances.clear();
+}
+
+void JobController::PersistAgents(ActiveJob* job) {
+  job->record.other_agents.clear();
+  for (size_t i = 1; i < job->instances.size(); ++i) {
+    const Instance& inst = job->instances[i];
+    job->record.other_agents.push_back(
+        inst.exited ? model::AgentProcess{} : model::AgentProcess{inst.agent.pid, inst.agent.start_ticks});
+  }
+  Persist(job);
+}
+
+Status JobController::ApplyLateLogs(const std::string& token, const AgentReport& report) {
+  // "arn:aws:sagemaker:<region>:<account>:training-job/<name>"
+  const std::string& arn = report.job_arn;
+  size_t slash = arn.find(":training-job/");
+  size_t colon = slash == std::string::npos ? std::string::npos : arn.rfind(':', slash - 1);
+  if (colon == std::string::npos) return NotFound("the job is not active: " + arn);
+  auto stored = store_->GetJob(arn.substr(colon + 1, slash - colon - 1),
+                               arn.substr(slash + sizeof(":training-job/") - 1));
+  if (!stored.ok() || stored->arn != arn || stored->attempt != report.attempt ||
+      token.empty() || token != stored->agent_token) {
+    return NotFound("the job is not active: " + arn);
+  }
+  std::vector<store::LogEvent> events;
+  for (const auto& line : report.lines) {
+    events.push_back({0, report.stream, line.timestamp_ms, line.message});
+  }
+  return store_->AppendLogEvents(stored->id, events);
 }
 
 void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
@@ -322,11 +451,11 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
 
 void JobController::Reconcile(ActiveJob* job) {
   if (job->record.agent_pid != 0) return;
-  if (job->agent.pid != 0 && !model::IsTerminal(job->record.status)) {
-    // The attempt ended but its agent may still be finishing (or is being
-    // killed): watch it until it is gone. Terminal jobs' agents go in Sweep.
-    exiting_.push_back(job->agent);
-    job->agent = {};
+  job->record.other_agents.clear();
+  if (!job->instances.empty() && !model::IsTerminal(job->record.status)) {
+    // The attempt ended but its agents may still be finishing (or are being
+    // killed): watch them until gone. Terminal jobs' agents go in Sweep.
+    RetireInstances(job);
   }
   if (job->slots > 0) {
     pool_.Release(job->record.spec.instance_type, job->slots);
@@ -398,7 +527,12 @@ void JobController::Sweep() {
   for (const auto& arn : finished_) {
     auto it = active_.find(arn);
     if (it == active_.end()) continue;
-    if (it->second->agent.pid != 0) exiting_.push_back(it->second->agent);
+    if (it->second->has_network) {
+      std::vector<launch::AgentHandle> agents;
+      for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
+      networks_to_release_.emplace_back(arn, std::move(agents));
+    }
+    RetireInstances(it->second.get());
     active_.erase(it);
   }
   finished_.clear();
@@ -410,58 +544,76 @@ void JobController::Perform(ActiveJob* job, const Action& action) {
       LaunchAgents(job);
       break;
     case Action::Kind::kSignalStop:
-      launcher_->Signal(job->agent, SIGTERM);
+      SignalInstances(job, SIGTERM);
       break;
     case Action::Kind::kSignalInterrupt:
-      launcher_->Signal(job->agent, SIGUSR1);
+      // A spot interruption of any instance interrupts the whole job: all restart together.
+      SignalInstances(job, SIGUSR1);
       break;
     case Action::Kind::kKill:
-      launcher_->Signal(job->agent, SIGKILL);
+      SignalInstances(job, SIGKILL, /*even_exited=*/true);
       break;
   }
 }
 
 void JobController::LaunchAgents(ActiveJob* job) {
   JobRecord& rec = job->record;
-  auto image = images_->Resolve(rec.spec.training_image);
-  if (!image.ok()) {
+  auto fail = [&](std::string reason) {
     Event e{Event::Kind::kLaunchFailed};
-    e.failure_reason = "ClientError: " + image.status().message();
+    e.failure_reason = std::move(reason);
     Apply(job, e);
-    return;
+  };
+  auto image = images_->Resolve(rec.spec.training_image);
+  if (!image.ok()) return fail("ClientError: " + image.status().message());
+  const int count = std::max(1, rec.spec.instance_count);
+  std::vector<std::string> hosts;
+  for (int i = 1; i <= count; ++i) hosts.push_back("algo-" + std::to_string(i));
+
+  // Multi-node jobs get one address per instance, the same on every attempt (the launcher
+  // keeps the job's network until the job ends).
+  std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
+  if (count > 1) {
+    auto made = launcher_->PrepareNetwork(rec.arn, count);
+    if (!made.ok()) {
+      return fail("InternalServerError: could not set up the instances' network: " +
+                  made.status().message());
+    }
+    job->has_network = true;
+    networks = std::move(made).value();
   }
-  model::InstanceConfig cfg;
-  cfg.job_name = rec.spec.name;
-  cfg.job_arn = rec.arn;
-  cfg.region = options_.region;
-  cfg.account = rec.account;
-  cfg.attempt = rec.attempt;
-  cfg.host_index = 1;
-  cfg.hosts = {"algo-1"};
+
+  model::InstanceConfig base;
+  base.job_name = rec.spec.name;
+  base.job_arn = rec.arn;
+  base.region = options_.region;
+  base.account = rec.account;
+  base.attempt = rec.attempt;
+  base.hosts = hosts;
   std::string job_dir = JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name);
   std::string attempt_dir = JoinPath(job_dir, "attempt-" + std::to_string(rec.attempt));
-  cfg.instance_dir = JoinPath(attempt_dir, "algo-1");
-  // Each attempt gets its own stream, even when attempts start within a second.
+  // Each attempt gets its own streams, even when attempts start within a second.
   int64_t epoch = ToEpochSeconds(clock_->Now());
-  cfg.log_stream = rec.spec.name + "/algo-1-" + std::to_string(epoch);
-  while (cfg.log_stream <= job->last_stream && !job->last_stream.empty()) {
-    cfg.log_stream = rec.spec.name + "/algo-1-" + std::to_string(++epoch);
+  std::string first_stream = rec.spec.name + "/algo-1-" + std::to_string(epoch);
+  while (first_stream <= job->last_stream && !job->last_stream.empty()) {
+    first_stream = rec.spec.name + "/algo-1-" + std::to_string(++epoch);
   }
-  job->last_stream = cfg.log_stream;
-  cfg.server_url_file = options_.server_url_file;
-  cfg.token = rec.agent_token;
-  cfg.stop_grace_seconds = options_.stop_policy.stop_grace.count();
-  cfg.isolation = options_.isolation;
-  cfg.file_roots = options_.file_roots;
-  cfg.storage_s3 = options_.storage_s3;
-  cfg.pass_s3_credentials = options_.pass_s3_credentials;
+  job->last_stream = first_stream;
+  base.server_url_file = options_.server_url_file;
+  base.token = rec.agent_token;
+  base.stop_grace_seconds = options_.stop_policy.stop_grace.count();
+  base.isolation = options_.isolation;
+  base.file_roots = options_.file_roots;
+  base.storage_s3 = options_.storage_s3;
+  base.pass_s3_credentials = options_.pass_s3_credentials;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
   const capacity::InstanceType* type = options_.catalog->Find(rec.spec.instance_type);
-  cfg.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;
-  cfg.num_gpus = type != nullptr ? type->gpus : 0;
-  cfg.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
-  cfg.image = std::move(image).value();
-  cfg.spec = rec.spec;
+  base.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;
+  base.num_gpus = type != nullptr ? type->gpus : 0;
+  base.memory_gib = type != nullptr ? type->memory_gib : 0;
+  base.enforce_limits = options_.enforce_instance_limits;
+  base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
+  base.image = std::move(image).value();
+  base.spec = rec.spec;
 
   // Earlier attempts' instance trees are scratch (checkpoints live at the
   // checkpoint URI); their agent logs stay for diagnosis. A tree can hold a
@@ -469,10 +621,12 @@ void JobController::LaunchAgents(ActiveJob* job) {
   // delete it off the loop, so the restart does not wait for it.
   std::vector<std::string> doomed;
   for (int a = 1; a < rec.attempt; ++a) {
-    std::string old_tree = JoinPath(job_dir, "attempt-" + std::to_string(a) + "/algo-1");
-    std::string aside = old_tree + ".removing";
-    if (::rename(old_tree.c_str(), aside.c_str()) == 0 || PathExists(aside)) {
-      doomed.push_back(aside);
+    for (const auto& host : hosts) {
+      std::string old_tree = JoinPath(job_dir, "attempt-" + std::to_string(a) + "/" + host);
+      std::string aside = old_tree + ".removing";
+      if (::rename(old_tree.c_str(), aside.c_str()) == 0 || PathExists(aside)) {
+        doomed.push_back(aside);
+      }
     }
   }
   if (!doomed.empty()) {
@@ -480,20 +634,33 @@ void JobController::LaunchAgents(ActiveJob* job) {
       for (const auto& d : doomed) (void)RemoveAll(d);
     }).detach();
   }
-  Status s = MakeDirs(cfg.instance_dir);
-  Result<launch::AgentHandle> agent = s.ok() ? launcher_->Launch(cfg) : Result<launch::AgentHandle>(s);
-  if (!agent.ok()) {
-    Event e{Event::Kind::kLaunchFailed};
-    e.failure_reason = "InternalServerError: could not launch the instance: " + agent.status().message();
-    Apply(job, e);
-    return;
+
+  job->instances.clear();
+  for (int i = 1; i <= count; ++i) {
+    model::InstanceConfig cfg = base;
+    cfg.host_index = i;
+    cfg.instance_dir = JoinPath(attempt_dir, hosts[static_cast<size_t>(i - 1)]);
+    cfg.log_stream = rec.spec.name + "/" + hosts[static_cast<size_t>(i - 1)] + "-" +
+                     first_stream.substr(first_stream.rfind('-') + 1);
+    cfg.network = networks[static_cast<size_t>(i - 1)];
+    Status s = MakeDirs(cfg.instance_dir);
+    Result<launch::AgentHandle> agent =
+        s.ok() ? launcher_->Launch(cfg) : Result<launch::AgentHandle>(s);
+    if (!agent.ok()) {
+      // A partial attempt cannot train: take down the instances already started.
+      SignalInstances(job, SIGKILL);
+      RetireInstances(job);
+      return fail("InternalServerError: could not launch instance " + hosts[static_cast<size_t>(i - 1)] +
+                  ": " + agent.status().message());
+    }
+    Instance inst;
+    inst.agent = *agent;
+    job->instances.push_back(inst);
   }
-  job->agent = *agent;
-  rec.agent_pid = agent->pid;
-  rec.agent_start_ticks = agent->start_ticks;
-  rec.instance_dir = cfg.instance_dir;
-  job->last_seq = 0;
-  Persist(job);
+  rec.agent_pid = job->instances[0].agent.pid;
+  rec.agent_start_ticks = job->instances[0].agent.start_ticks;
+  rec.instance_dir = JoinPath(attempt_dir, "algo-1");
+  PersistAgents(job);
 }
 
 void JobController::Persist(ActiveJob* job) {
@@ -504,12 +671,27 @@ void JobController::Persist(ActiveJob* job) {
   }
 }
 
+void JobController::ReleaseNetworks(bool now) {
+  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> waiting;
+  for (auto& entry : networks_to_release_) {
+    bool alive = false;
+    for (const auto& a : entry.second) alive = alive || (a.pid != 0 && launcher_->Alive(a));
+    if (alive && !now) {
+      waiting.push_back(std::move(entry));
+    } else {
+      launcher_->ReleaseNetwork(entry.first);
+    }
+  }
+  networks_to_release_.swap(waiting);
+}
+
 void JobController::Tick() {
   std::vector<launch::AgentHandle> still;
   for (const auto& agent : exiting_) {
     if (launcher_->Alive(agent)) still.push_back(agent);
   }
   exiting_.swap(still);
+  ReleaseNetworks(/*now=*/false);
   std::vector<ActiveJob*> jobs;
   for (auto& [arn, job] : active_) jobs.push_back(job.get());
   for (const std::string& type : market_.DueTraceInterruptions(clock_->Now())) {
@@ -521,11 +703,21 @@ void JobController::Tick() {
     }
   }
   for (ActiveJob* job : jobs) {
-    if (job->agent.pid != 0 && !launcher_->Alive(job->agent)) {
+    // An instance whose agent vanished without its exit report takes the attempt down.
+    std::optional<size_t> gone;
+    for (size_t i = 0; i < job->instances.size() && !gone; ++i) {
+      const Instance& inst = job->instances[i];
+      if (!inst.exited && !launcher_->Alive(inst.agent)) gone = i;
+    }
+    if (gone) {
+      std::string dir = job->record.instance_dir;
+      dir = dir.substr(0, dir.rfind('/') + 1) + "algo-" + std::to_string(*gone + 1);
       Event lost{Event::Kind::kAgentLost};
-      lost.message = "the instance's agent exited without reporting a result (see " +
-                     job->record.instance_dir + ".agent.log)";
-      job->agent = {};
+      lost.message = (job->instances.size() > 1 ? "instance algo-" + std::to_string(*gone + 1) + ": " : "") +
+                     "the instance's agent exited without reporting a result (see " + dir +
+                     ".agent.log)";
+      SignalInstances(job, SIGKILL);
+      job->instances[*gone].agent = {};
       job->record.agent_pid = 0;
       Apply(job, lost);
       continue;

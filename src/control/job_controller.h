@@ -46,6 +46,8 @@ struct ControllerOptions {
   nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
+  // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.
+  bool enforce_instance_limits = true;
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
   std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
   const capacity::InstanceCatalog* catalog = nullptr;  // required
@@ -103,13 +105,25 @@ class JobController {
   void TickForTesting();
 
  private:
+  // One instance (algo-<i>) of the current attempt.
+  struct Instance {
+    launch::AgentHandle agent;  // kept after its exit report until the process is gone
+    int64_t last_seq = 0;
+    bool exited = false;        // its exit report arrived
+    model::AgentReport::Outcome outcome = model::AgentReport::Outcome::kCompleted;
+    std::string failure_reason;
+    std::string model_artifacts;
+  };
+
   struct ActiveJob {
     model::JobRecord record;
     std::unique_ptr<telemetry::MetricExtractor> metrics;
-    launch::AgentHandle agent;
-    int64_t last_seq = 0;
+    // The current attempt's instances, algo-1 first (empty between attempts). The job is
+    // one unit: its agent_pid is algo-1's while any instance of the attempt runs.
+    std::vector<Instance> instances;
     int slots = 0;             // capacity held for the current attempt
     std::string last_stream;   // the previous attempt's log stream (streams never repeat)
+    bool has_network = false;  // the launcher made this job's instance network
   };
 
   void Loop();
@@ -129,6 +143,19 @@ class JobController {
   void Tick();
   void Sweep();
   void ApplyLogs(ActiveJob* job, const model::AgentReport& report);
+  // Log lines of an instance still stopping after its job ended: stored when the token and
+  // attempt are the job's last (a retried report may store its lines twice).
+  Status ApplyLateLogs(const std::string& token, const model::AgentReport& report);
+  // An instance reported its exit: the job's attempt ends when one fails (the others are
+  // aborted) or when all have exited.
+  void InstanceExited(ActiveJob* job, size_t index, const model::AgentReport& report);
+  // Signals every instance of the attempt still running (all of them, with `even_exited`).
+  void SignalInstances(ActiveJob* job, int sig, bool even_exited = false);
+  // The attempt's agents go to exiting_ (watched until gone).
+  void RetireInstances(ActiveJob* job);
+  void PersistAgents(ActiveJob* job);
+  // Releases the networks of ended jobs whose agents are gone (all of them when `now`).
+  void ReleaseNetworks(bool now);
   ActiveJob* FindByArn(const std::string& arn);
   ActiveJob* Find(const std::string& account, const std::string& name);
 
@@ -151,6 +178,9 @@ class JobController {
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
   std::vector<std::string> finished_;           // ARNs that turned terminal, to sweep
   std::vector<launch::AgentHandle> exiting_;    // agents of ended jobs, until reaped
+  // Networks of ended jobs, released once their agents are gone (a stopping instance may
+  // still be syncing its checkpoints from inside).
+  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
 };
 
 }  // namespace ty::control

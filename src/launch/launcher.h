@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "model/agent_protocol.h"
@@ -29,6 +30,16 @@ class Launcher {
   virtual void Signal(const AgentHandle& agent, int sig) = 0;
   // True while the agent process exists (reaps it if it is our child).
   virtual bool Alive(const AgentHandle& agent) = 0;
+
+  // Multi-node jobs. PrepareNetwork gives each of `count` instances of job `job_arn` its
+  // address and the names of all (algo-1 first); called again for a restart of the same job
+  // it returns the same addresses. ReleaseNetwork removes it when the job ends;
+  // SweepNetworks removes networks of jobs not in `keep` (left by a crashed server).
+  // Errors: kFailedPrecondition when this launcher cannot run multi-node jobs (and why).
+  virtual Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(
+      const std::string& job_arn, int count) = 0;
+  virtual void ReleaseNetwork(const std::string& job_arn) = 0;
+  virtual void SweepNetworks(const std::vector<std::string>& keep) = 0;
 };
 
 }  // namespace ty::launch

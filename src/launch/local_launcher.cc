@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -35,7 +36,78 @@ int64_t ProcessStartTicks(int64_t pid) {
   return ticks;
 }
 
-LocalLauncher::LocalLauncher(std::string agent_binary) : agent_binary_(std::move(agent_binary)) {}
+Result<NetworkPolicy> ParseNetworkPolicy(const std::string& name) {
+  if (name == "auto") return NetworkPolicy::kAuto;
+  if (name == "namespaces") return NetworkPolicy::kNamespaces;
+  if (name == "loopback") return NetworkPolicy::kLoopback;
+  return InvalidArgument("network must be auto, namespaces or loopback, not '" + name + "'");
+}
+
+LocalLauncher::LocalLauncher(std::string agent_binary, NetworkPolicy network)
+    : agent_binary_(std::move(agent_binary)), policy_(network) {
+  if (policy_ != NetworkPolicy::kLoopback) support_ = ProbeNetworkSupport();
+}
+
+std::string LocalLauncher::NetworkSummary() const {
+  switch (policy_) {
+    case NetworkPolicy::kLoopback:
+      return "multi-node instances: loopback addresses (network: loopback)";
+    case NetworkPolicy::kNamespaces:
+      return support_.namespaces
+                 ? "multi-node instances: a network namespace each"
+                 : "multi-node instances: refused (network: namespaces, but " + support_.reason +
+                       ")";
+    case NetworkPolicy::kAuto:
+      break;
+  }
+  return support_.namespaces ? "multi-node instances: a network namespace each"
+                             : "multi-node instances: loopback addresses (no network namespaces: " +
+                                   support_.reason + ")";
+}
+
+Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::PrepareNetwork(
+    const std::string& job_arn, int count) {
+  NetworkMode mode = NetworkMode::kLoopback;
+  if (policy_ != NetworkPolicy::kLoopback) {
+    if (support_.namespaces) {
+      mode = NetworkMode::kNamespaces;
+    } else if (policy_ == NetworkPolicy::kNamespaces) {
+      return FailedPrecondition("network namespaces are not available here (" + support_.reason +
+                                ") and the server's network setting is 'namespaces'");
+    }
+  }
+  TY_ASSIGN_OR_RETURN(JobNetwork net, networks_.Create(JobNetworkKey(job_arn), count, mode));
+  std::vector<model::InstanceNetworkConfig> out;
+  for (const auto& inst : net.instances) {
+    model::InstanceNetworkConfig c;
+    c.netns = inst.netns;
+    c.interface = net.interface;
+    c.address = inst.ip;
+    for (const auto& peer : net.instances) c.hosts.emplace_back(peer.host, peer.ip);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void LocalLauncher::ReleaseNetwork(const std::string& job_arn) {
+  Status s = networks_.Destroy(JobNetworkKey(job_arn));
+  if (!s.ok()) std::fprintf(stderr, "trainyard: %s\n", s.ToString().c_str());
+}
+
+void LocalLauncher::SweepNetworks(const std::vector<std::string>& keep) {
+  if (!support_.namespaces) return;
+  std::set<std::string> keys;
+  for (const auto& arn : keep) keys.insert(JobNetworkKey(arn));
+  auto removed = networks_.SweepLeftovers(keys);
+  if (!removed.ok()) {
+    std::fprintf(stderr, "trainyard: %s\n", removed.status().ToString().c_str());
+  } else if (!removed->empty()) {
+    std::string names;
+    for (const auto& n : *removed) names += (names.empty() ? "" : " ") + n;
+    std::fprintf(stderr, "trainyard: removed instance networks left by an earlier server: %s\n",
+                 names.c_str());
+  }
+}
 
 Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
   std::string host = "algo-" + std::to_string(config.host_index);

@@ -32,6 +32,16 @@ const char* OutcomeName(AgentReport::Outcome o) {
   return "unknown";
 }
 
+json NetworkToJson(const InstanceNetworkConfig& n) {
+  json hosts = json::array();
+  for (const auto& [name, addr] : n.hosts) hosts.push_back({name, addr});
+  return {{"netns", n.netns},
+          {"interface", n.interface},
+          {"address", n.address},
+          {"master_port", n.master_port},
+          {"hosts", hosts}};
+}
+
 }  // namespace
 
 json InstanceConfigToJson(const InstanceConfig& c) {
@@ -54,6 +64,9 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"pass_s3_credentials", c.pass_s3_credentials},
           {"num_cpus", c.num_cpus},
           {"num_gpus", c.num_gpus},
+          {"memory_gib", c.memory_gib},
+          {"enforce_limits", c.enforce_limits},
+          {"network", NetworkToJson(c.network)},
           {"image",
            {{"runtime", RuntimeName(c.image.runtime)},
             {"command", c.image.command},
@@ -84,6 +97,17 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.pass_s3_credentials = j.value("pass_s3_credentials", false);
     c.num_cpus = j.value("num_cpus", 1);
     c.num_gpus = j.value("num_gpus", 0);
+    c.memory_gib = j.value("memory_gib", 0.0);
+    c.enforce_limits = j.value("enforce_limits", false);
+    if (auto it = j.find("network"); it != j.end() && it->is_object()) {
+      c.network.netns = it->value("netns", std::string());
+      c.network.interface = it->value("interface", std::string());
+      c.network.address = it->value("address", std::string());
+      c.network.master_port = it->value("master_port", 7777);
+      for (const auto& h : it->value("hosts", json::array())) {
+        c.network.hosts.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
+      }
+    }
     const json& img = j.at("image");
     c.image.runtime = img.value("runtime", std::string("command")) == "python-framework"
                           ? ImageEntry::Runtime::kPythonFramework

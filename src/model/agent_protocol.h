@@ -34,6 +34,19 @@ struct ImageEntry {
   std::map<std::string, std::string> env;      // added before the job's Environment
 };
 
+// The network an instance's training process sees. Single-instance jobs leave it empty and
+// share the host's network; multi-node jobs get one address per instance (launch/
+// instance_network.h): in its own network namespace, or on a loopback alias.
+struct InstanceNetworkConfig {
+  std::string netns;                 // `ip netns` name the training process enters; "" for none
+  std::string interface;             // SM_NETWORK_INTERFACE_NAME ("eth0"; "lo" on loopback)
+  std::string address;               // this instance's address
+  // Every instance's name and address, for the instance's /etc/hosts.
+  std::vector<std::pair<std::string, std::string>> hosts;
+  int master_port = 7777;            // SM_MASTER_PORT
+  bool empty() const { return address.empty(); }
+};
+
 struct InstanceConfig {
   std::string job_name;
   std::string job_arn;
@@ -60,6 +73,11 @@ struct InstanceConfig {
   bool pass_s3_credentials = false;
   int num_cpus = 1;
   int num_gpus = 0;
+  double memory_gib = 0;                       // the instance type's memory
+  // Hold the instance (agent and training process) to num_cpus and memory_gib with a cgroup
+  // where the machine allows it (agent/resource_limits.h).
+  bool enforce_limits = false;
+  InstanceNetworkConfig network;
   ImageEntry image;
   JobSpec spec;
 };

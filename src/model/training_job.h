@@ -110,6 +110,12 @@ struct Interruption {
   int64_t lost_ms = 0;             // progress lost: from the last synced checkpoint to `time`
 };
 
+// A running agent, recognisable again after a server restart.
+struct AgentProcess {
+  int64_t pid = 0;
+  int64_t start_ticks = 0;  // /proc/<pid>/stat starttime, guards against pid reuse
+};
+
 // Everything persisted about a job. Owned by the controller while the job
 // runs; read by the API from the store.
 struct JobRecord {
@@ -136,7 +142,10 @@ struct JobRecord {
   std::string agent_token;         // authenticates the agent's reports
   int64_t agent_pid = 0;           // 0 when no agent runs
   int64_t agent_start_ticks = 0;   // /proc/<pid>/stat starttime, guards against pid reuse
-  std::string instance_dir;        // where the agent stages /opt/ml
+  std::string instance_dir;        // where the agent stages /opt/ml (algo-1's)
+  // Multi-node jobs: the agents of algo-2 .. algo-N (algo-1's is agent_pid), in host order;
+  // pid 0 once that agent has reported its exit.
+  std::vector<AgentProcess> other_agents;
   // Scheduling and spot bookkeeping across attempts (not part of the AWS shape).
   bool queued = false;             // waiting for capacity to (re)start
   int retries = 0;                 // RetryStrategy retries used

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/fs.h"
+#include "launch/local_launcher.h"
 
 namespace ty::server {
 namespace {
@@ -306,6 +307,13 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         if (c->isolation != "auto" && c->isolation != "bwrap" && c->isolation != "none") {
           return InvalidArgument(path + ": isolation must be auto, bwrap or none");
         }
+      } else if (key == "network") {
+        c->network = v.as<std::string>();
+        if (!launch::ParseNetworkPolicy(c->network).ok()) {
+          return InvalidArgument(path + ": network must be auto, namespaces or loopback");
+        }
+      } else if (key == "instance_limits") {
+        c->instance_limits = v.as<bool>();
       } else if (key == "stop_grace_seconds") {
         c->stop_grace = std::chrono::seconds(v.as<int64_t>());
       } else if (key == "max_body_bytes") {

@@ -23,6 +23,11 @@ struct ServerConfig {
   std::vector<std::string> file_roots;      // default: data dir + the starting directory
   std::string credentials_file;             // default: <data_dir>/credentials (created)
   std::string isolation = "auto";           // auto | bwrap | none
+  // How multi-node jobs' instances are networked: auto | namespaces | loopback
+  // (launch::NetworkPolicy).
+  std::string network = "auto";
+  // Hold each instance to its type's CPUs and memory with a cgroup where possible.
+  bool instance_limits = true;
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
   int http_threads = 64;                    // one per open connection (agents keep one each)
@@ -45,7 +50,7 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, stop_grace_seconds,
+// file_roots, credentials_file, isolation, network, instance_limits, stop_grace_seconds,
 // max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
 // capacity: {TYPE or "*": count},

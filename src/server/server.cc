@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
+#include "agent/resource_limits.h"
 #include "api/credentials.h"
 #include "api/sagemaker_api.h"
 #include "api/service_model.h"
@@ -118,6 +119,8 @@ Server::~Server() { Shutdown(); }
 const std::string& Server::url() const { return impl_->url; }
 const ServerConfig& Server::config() const { return impl_->config; }
 
+std::string Server::NetworkSummary() const { return impl_->launcher->NetworkSummary(); }
+
 std::string Server::StorageSummary() const {
   const storage::S3Settings& s = impl_->s3;
   const char* style = s.addressing == storage::S3Addressing::kPath      ? "path-style"
@@ -181,7 +184,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!model.ok()) return model.status();
 
   TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
-  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary);
+  TY_ASSIGN_OR_RETURN(launch::NetworkPolicy network, launch::ParseNetworkPolicy(config.network));
+  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network);
+  // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
+  (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
   impl->catalog = capacity::InstanceCatalog::Builtin();
   for (const auto& t : config.instance_types) impl->catalog.Upsert(t);
@@ -196,6 +202,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;
+  copts.enforce_instance_limits = config.instance_limits;
   copts.stop_policy.stop_grace = config.stop_grace;
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default());

@@ -38,6 +38,8 @@ class Server {
   // One line on where s3:// URIs go: "s3 endpoint <url> (region r, path-style|virtual-hosted
   // addressing, credentials from <source>)". Never the secret.
   std::string StorageSummary() const;
+  // How multi-node jobs' instances are networked (one line).
+  std::string NetworkSummary() const;
 
  private:
   struct Impl;

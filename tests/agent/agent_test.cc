@@ -468,5 +468,110 @@ TEST_F(AgentTest, UnreadableConfigReturns2) {
   EXPECT_NE(err.str().find("missing.json"), std::string::npos);
 }
 
+
+TEST(MergeTreesTest, LowerNumberedTreeWinsClashesAndAllFilesArrive) {
+  TempDir dir{"ty_merge_test_"};
+  ASSERT_TRUE(MakeDirs(dir.Sub("a/sub")).ok());
+  ASSERT_TRUE(MakeDirs(dir.Sub("b/sub")).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("a/model.pt"), "a").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("a/sub/x.txt"), "ax").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("b/model.pt"), "b").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("b/sub/y.txt"), "by").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("b/only-b.txt"), "b").ok());
+  std::vector<std::string> clashes;
+  ASSERT_TRUE(
+      MergeTrees({dir.Sub("a"), dir.Sub("missing"), dir.Sub("b")}, dir.Sub("m"), &clashes).ok());
+  EXPECT_EQ(*ReadFile(dir.Sub("m/model.pt")), "a");
+  EXPECT_EQ(*ReadFile(dir.Sub("m/sub/x.txt")), "ax");
+  EXPECT_EQ(*ReadFile(dir.Sub("m/sub/y.txt")), "by");
+  EXPECT_EQ(*ReadFile(dir.Sub("m/only-b.txt")), "b");
+  EXPECT_EQ(clashes, std::vector<std::string>{"model.pt (from " + dir.Sub("b") + ")"});
+}
+
+// Two instances of one job, run in-process side by side: algo-2 marks its tree final,
+// algo-1 waits for it and uploads one model.tar.gz merged from both.
+TEST_F(AgentTest, LeaderMergesEveryInstancesModelIntoOneArchive) {
+  UseScript("echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/$SM_CURRENT_HOST.txt\"; "
+            "echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/common.txt\"; "
+            "[ $SM_CURRENT_HOST = algo-1 ] || sleep 0.5");
+  config_.isolation = "none";
+  config_.hosts = {"algo-1", "algo-2"};
+  model::InstanceConfig second = config_;
+  second.host_index = 2;
+  second.instance_dir = dir_.Sub("inst/algo-2");
+  second.log_stream = "job-1/algo-2-1700000000";
+  AgentOptions opts;
+  opts.exit_retry_budget = std::chrono::seconds(10);
+  std::ostringstream diag2;
+  int rc2 = -1;
+  std::thread other([&] {
+    Agent a(second, diag2, opts);
+    rc2 = a.Run();
+  });
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  other.join();
+  EXPECT_EQ(rc2, 0);
+  EXPECT_TRUE(PathExists(dir_.Sub("inst/algo-2.done")));
+  ASSERT_TRUE(
+      storage::UnpackArchive(dir_.Sub("out/job-1/output/model.tar.gz"), dir_.Sub("x")).ok());
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/algo-1.txt")), "algo-1\n");
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/algo-2.txt")), "algo-2\n");
+  EXPECT_EQ(*ReadFile(dir_.Sub("x/common.txt")), "algo-1\n");
+  EXPECT_TRUE(WaitForLogLine("trainyard: waiting for 1 other instance(s) to finish before "
+                             "uploading the model"));
+  bool clash_logged = false;
+  for (const auto& r : cp_.reports()) {
+    for (const auto& l : r.lines) {
+      clash_logged = clash_logged || l.message.find("model merge: common.txt") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(clash_logged);
+  // Only algo-1 uploads; algo-2 reports completion without artifacts.
+  int uploaded = 0;
+  for (const auto& r : cp_.reports()) {
+    if (r.type == AgentReport::Type::kExit) {
+      EXPECT_EQ(r.outcome, AgentReport::Outcome::kCompleted);
+      uploaded += r.artifacts_uploaded ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(uploaded, 1);
+}
+
+TEST_F(AgentTest, AbortStopsWithoutUploading) {
+  UseScript("trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+  EXPECT_EQ(RunAgentAndOnReady([](Agent& agent) { agent.RequestAbort(); }), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kStopped);
+  EXPECT_FALSE(ExitReport()->artifacts_uploaded);
+  EXPECT_FALSE(PathExists(dir_.Sub("out/job-1/output/model.tar.gz")));
+  EXPECT_TRUE(WaitForLogLine("trainyard: stopped: the job failed on another instance"));
+}
+
+TEST_F(AgentTest, InstanceSeesItsHostsFileAndNetworkVariables) {
+  if (!Sandboxed()) GTEST_SKIP() << "bubblewrap not available";
+  UseScript("cat /etc/hosts; echo iface=$SM_NETWORK_INTERFACE_NAME port=$SM_MASTER_PORT");
+  config_.hosts = {"algo-1"};
+  config_.network.interface = "lo";
+  config_.network.address = "127.0.0.1";
+  config_.network.master_port = 7788;
+  config_.network.hosts = {{"algo-1", "127.0.0.1"}};
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  EXPECT_TRUE(WaitForLogLine("127.0.0.1\talgo-1"));
+  EXPECT_TRUE(WaitForLogLine("iface=lo port=7788"));
+}
+
+TEST_F(AgentTest, MultiInstanceWithoutSandboxIsClientError) {
+  UseScript("true");
+  config_.isolation = "none";
+  config_.network.interface = "eth0";
+  config_.network.address = "10.1.2.2";
+  EXPECT_EQ(RunAgentInProcess(), 0);
+  ASSERT_NE(ExitReport(), nullptr);
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kFailed);
+  EXPECT_NE(ExitReport()->failure_reason.find("ClientError: a multi-instance job needs bubblewrap"),
+            std::string::npos)
+      << ExitReport()->failure_reason;
+}
+
 }  // namespace
 }  // namespace ty::agent

@@ -265,5 +265,26 @@ TEST(ContainerEnvTest, ExecuteUserScriptErrorText) {
   EXPECT_NE(text.find("ErrorMessage \"" + std::string(1024, 'e') + "\""), std::string::npos);
 }
 
+
+TEST(ContainerEnvTest, MultiNodeVariablesFollowTheInstanceNetwork) {
+  model::InstanceConfig c = SampleConfig();
+  c.hosts = {"algo-10", "algo-2", "algo-1"};
+  c.network.interface = "eth0";
+  c.network.address = "10.9.8.3";
+  c.network.master_port = 7788;
+  auto env = BuildContainerEnv(c, "/opt/ml", "/root");
+  EXPECT_EQ(env["SM_HOSTS"], R"(["algo-1","algo-2","algo-10"])");  // by number, not by text
+  EXPECT_EQ(env["SM_CURRENT_HOST"], "algo-2");
+  EXPECT_EQ(env["SM_CURRENT_HOST_RANK"], "1");
+  EXPECT_EQ(env["SM_HOST_COUNT"], "3");
+  EXPECT_EQ(env["SM_MASTER_ADDR"], "algo-1");
+  EXPECT_EQ(env["SM_MASTER_PORT"], "7788");
+  EXPECT_EQ(env["SM_NETWORK_INTERFACE_NAME"], "eth0");
+  c.network.interface = "lo";  // loopback aliases
+  env = BuildContainerEnv(c, "/opt/ml", "/root");
+  EXPECT_EQ(env["SM_NETWORK_INTERFACE_NAME"], "lo");
+  EXPECT_EQ(json::parse(ResourceConfigJson(c))["network_interface_name"], "lo");
+}
+
 }  // namespace
 }  // namespace ty::agent

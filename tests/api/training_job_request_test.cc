@@ -329,9 +329,6 @@ const std::vector<RuleCase>& RuleCases() {
       {"ZeroInstances",
        [](json& b, const std::string&) { b["ResourceConfig"]["InstanceCount"] = 0; },
        {"ResourceConfig.InstanceCount must be at least 1"}},
-      {"MultiNode",
-       [](json& b, const std::string&) { b["ResourceConfig"]["InstanceCount"] = 2; },
-       {"InstanceCount > 1"}},
       {"CheckpointHttps",
        [](json& b, const std::string&) {
          b["CheckpointConfig"]["S3Uri"] = "https://bucket.s3.amazonaws.com/ckpt";

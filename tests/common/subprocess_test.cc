@@ -168,5 +168,30 @@ TEST(SubprocessTest, ProcessAliveRejectsOtherStartTime) {
   EXPECT_FALSE(ProcessAlive(0x7ffffff0, 0));
 }
 
+
+TEST(SubprocessTest, MissingNetworkNamespaceIsReportedBySpawn) {
+  SpawnOptions o = Sh("true");
+  o.netns_path = "/run/netns/ty-no-such-namespace";
+  auto p = Subprocess::Spawn(o);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("cannot open network namespace /run/netns/ty-no-such-namespace"),
+            std::string::npos)
+      << p.status().ToString();
+}
+
+TEST(SubprocessTest, EntersTheNetworkNamespaceGiven) {
+  // This process's own namespace: the child must see the same one (and entering needs root).
+  if (::geteuid() != 0) GTEST_SKIP() << "setns(2) needs CAP_SYS_ADMIN";
+  SpawnOptions o = Sh("readlink /proc/self/ns/net");
+  o.netns_path = "/proc/self/ns/net";
+  auto p = Subprocess::Spawn(o);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  std::string out = ReadAll((*p)->stdout_fd());
+  EXPECT_EQ(*(*p)->Wait(), 0);
+  char self[128] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/net", self, sizeof(self) - 1), 0);
+  EXPECT_EQ(out, std::string(self) + "\n");
+}
+
 }  // namespace
 }  // namespace ty

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "testing/fake_launcher.h"
@@ -36,6 +37,7 @@ class JobControllerTest : public ::testing::Test {
     o.data_dir = dir_.path();
     o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::milliseconds(20);
+    o.capacity.default_count = 4;
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
                                                   SystemClock::Default());
     ASSERT_TRUE(controller_->Start().ok());
@@ -223,6 +225,159 @@ TEST_F(JobControllerTest, DeleteOnlyWhenTerminal) {
   ASSERT_TRUE(controller_->Delete("123456789012", "del").ok());
   EXPECT_EQ(store_->GetJob("123456789012", "del").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(controller_->Delete("123456789012", "del").code(), StatusCode::kNotFound);
+}
+
+
+// Multi-node jobs: one agent per instance, the job as one unit.
+class MultiNodeControllerTest : public JobControllerTest {
+ protected:
+  model::JobSpec MultiSpec(const std::string& name, int count) {
+    model::JobSpec s = Spec(name);
+    s.instance_count = count;
+    return s;
+  }
+  AgentReport Exit(const model::JobRecord& job, int host, AgentReport::Outcome outcome,
+                   int64_t seq) {
+    AgentReport r = Report(job, AgentReport::Type::kExit, seq);
+    r.host_index = host;
+    r.outcome = outcome;
+    return r;
+  }
+  std::vector<int> SignalsTo(int64_t pid) {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    std::vector<int> out;
+    for (const auto& [p, sig] : launcher_.signals) {
+      if (p == pid) out.push_back(sig);
+    }
+    return out;
+  }
+};
+
+TEST_F(MultiNodeControllerTest, LaunchesOneAgentPerInstanceWithItsOwnAddressAndStream) {
+  auto job = controller_->Submit("123456789012", MultiSpec("ddp", 3), "{}");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  ASSERT_EQ(launcher_.configs.size(), 3u);
+  std::set<std::string> streams, dirs, addresses;
+  for (int i = 0; i < 3; ++i) {
+    const auto& cfg = launcher_.configs[static_cast<size_t>(i)];
+    EXPECT_EQ(cfg.host_index, i + 1);
+    EXPECT_EQ(cfg.hosts, (std::vector<std::string>{"algo-1", "algo-2", "algo-3"}));
+    EXPECT_EQ(cfg.log_stream.rfind("ddp/algo-" + std::to_string(i + 1) + "-", 0), 0u)
+        << cfg.log_stream;
+    EXPECT_EQ(cfg.network.hosts.size(), 3u);
+    EXPECT_EQ(cfg.network.address, "10.0.0." + std::to_string(i + 1));
+    EXPECT_EQ(cfg.instance_dir.substr(cfg.instance_dir.rfind('/')), "/algo-" + std::to_string(i + 1));
+    streams.insert(cfg.log_stream);
+    dirs.insert(cfg.instance_dir.substr(0, cfg.instance_dir.rfind('/')));
+    addresses.insert(cfg.network.address);
+  }
+  EXPECT_EQ(streams.size(), 3u);
+  EXPECT_EQ(dirs.size(), 1u);  // siblings under one attempt directory
+  EXPECT_EQ(addresses.size(), 3u);
+  // The other agents are persisted, so a restarted server can re-adopt them.
+  EXPECT_EQ(Get("ddp").other_agents.size(), 2u);
+}
+
+TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesTheNetwork) {
+  auto job = controller_->Submit("123456789012", MultiSpec("all", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  const std::string token = launcher_.configs[0].token;
+  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
+  EXPECT_EQ(Get("all").status, TrainingJobStatus::kInProgress);
+  AgentReport leader = Exit(*job, 1, AgentReport::Outcome::kCompleted, 1);
+  leader.model_artifacts = "file:///out/all/output/model.tar.gz";
+  ASSERT_TRUE(controller_->HandleReport(token, leader).ok());
+  model::JobRecord done = Get("all");
+  EXPECT_EQ(done.status, TrainingJobStatus::kCompleted);
+  EXPECT_EQ(done.model_artifacts, "file:///out/all/output/model.tar.gz");
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    EXPECT_EQ(launcher_.networks.count(job->arn), 1u);  // the agents are still exiting
+    launcher_.alive.clear();
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    return launcher_.networks.empty();
+  }));
+}
+
+TEST_F(MultiNodeControllerTest, OneFailingInstanceFailsTheJobAndAbortsTheOthers) {
+  auto job = controller_->Submit("123456789012", MultiSpec("bad", 3), "{}");
+  ASSERT_TRUE(job.ok());
+  const std::string token = launcher_.configs[0].token;
+  AgentReport failed = Exit(*job, 2, AgentReport::Outcome::kFailed, 1);
+  failed.failure_reason = "AlgorithmError: Exit Code: 3";
+  ASSERT_TRUE(controller_->HandleReport(token, failed).ok());
+  model::JobRecord r = Get("bad");
+  EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
+  EXPECT_EQ(r.failure_reason, "AlgorithmError: Exit Code: 3 (on algo-2)");
+  // algo-1 and algo-3 (pids 1000 and 1002) are told to stop without uploading.
+  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGUSR2});
+  EXPECT_EQ(SignalsTo(1002), std::vector<int>{SIGUSR2});
+  EXPECT_TRUE(SignalsTo(1001).empty());
+}
+
+TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
+  auto job = controller_->Submit("123456789012", MultiSpec("stop", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  const std::string token = launcher_.configs[0].token;
+  ASSERT_TRUE(controller_->Stop("123456789012", "stop").ok());
+  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGTERM});
+  EXPECT_EQ(SignalsTo(1001), std::vector<int>{SIGTERM});
+  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kStopped, 1)).ok());
+  EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopping);
+  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kStopped, 1)).ok());
+  EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopped);
+}
+
+TEST_F(MultiNodeControllerTest, AVanishedInstanceTakesTheAttemptDown) {
+  auto job = controller_->Submit("123456789012", MultiSpec("lost", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.alive.erase(1001);  // algo-2's agent dies without a report
+  }
+  ASSERT_TRUE(WaitFor([&] { return Get("lost").status == TrainingJobStatus::kFailed; }));
+  EXPECT_NE(Get("lost").failure_reason.find("algo-2"), std::string::npos)
+      << Get("lost").failure_reason;
+  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGKILL});
+}
+
+TEST_F(MultiNodeControllerTest, RefusesMoreInstancesThanTheMachineHosts) {
+  auto job = controller_->Submit("123456789012", MultiSpec("huge", 5), "{}");
+  ASSERT_EQ(job.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(job.status().message().find("capacity"), std::string::npos);
+  EXPECT_TRUE(launcher_.configs.empty());
+}
+
+TEST_F(MultiNodeControllerTest, ANetworkThatCannotBeMadeFailsTheJobClearly) {
+  launcher_.fail_network = true;
+  auto job = controller_->Submit("123456789012", MultiSpec("nonet", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  model::JobRecord r = Get("nonet");
+  EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
+  EXPECT_NE(r.failure_reason.find("no networks in this test"), std::string::npos) << r.failure_reason;
+  EXPECT_TRUE(launcher_.configs.empty());
+}
+
+TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
+  auto job = controller_->Submit("123456789012", MultiSpec("keep", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  const std::string token = launcher_.configs[0].token;
+  model::JobRecord before = Get("keep");
+  controller_.reset();  // graceful shutdown fails the job: restore what a crash leaves
+  before.status = TrainingJobStatus::kInProgress;
+  ASSERT_TRUE(store_->UpdateJob(before).ok());
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.alive = {1000, 1001};
+  }
+  OpenAll();
+  EXPECT_EQ(Get("keep").status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(launcher_.swept_keep, std::vector<std::string>{job->arn});
+  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
+  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kCompleted, 1)).ok());
+  EXPECT_EQ(Get("keep").status, TrainingJobStatus::kCompleted);
 }
 
 }  // namespace

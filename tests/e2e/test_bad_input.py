@@ -216,16 +216,18 @@ def test_unsupported_features_are_rejected_by_name(raw, out):
     vpc = job_request("vpc", out, "true",
                       VpcConfig={"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]})
     expect_error(raw.create_training_job, "ValidationException", "VpcConfig", **vpc)
-    two = job_request("two", out, "true")
-    two["ResourceConfig"]["InstanceCount"] = 2
-    expect_error(raw.create_training_job, "ValidationException", "InstanceCount", **two)
+    groups = job_request("groups", out, "true")
+    groups["ResourceConfig"] = {"InstanceGroups": [
+        {"InstanceType": "ml.m5.large", "InstanceCount": 1, "InstanceGroupName": "g1"}],
+        "VolumeSizeInGB": 1}
+    expect_error(raw.create_training_job, "ValidationException", "InstanceGroups", **groups)
     pipe = job_request("pipe", out, "true")
     pipe["AlgorithmSpecification"]["TrainingInputMode"] = "Pipe"
     expect_error(raw.create_training_job, "ValidationException", "Pipe", **pipe)
     retry = job_request("retry", out, "true", RetryStrategy={"MaximumRetryAttempts": 31})
     expect_error(raw.create_training_job, "ValidationException", "maximumRetryAttempts", **retry)
     assert raw.list_training_jobs()["TrainingJobSummaries"] == [] or all(
-        s["TrainingJobName"] not in ("vpc", "two", "pipe", "retry")
+        s["TrainingJobName"] not in ("vpc", "groups", "pipe", "retry")
         for s in raw.list_training_jobs()["TrainingJobSummaries"])
 
 

@@ -84,6 +84,12 @@ class LocalLauncherTest : public ::testing::Test {
 
 TEST_F(LocalLauncherTest, LaunchWritesInstanceFileBesideInstanceDirAndPassesIt) {
   LocalLauncher launcher(agent_);
+  config_.memory_gib = 8;
+  config_.enforce_limits = true;
+  config_.network.netns = "ty-0123abcd-1";
+  config_.network.interface = "eth0";
+  config_.network.address = "10.1.2.2";
+  config_.network.hosts = {{"algo-1", "10.1.2.2"}, {"algo-2", "10.1.2.3"}};
   auto handle = launcher.Launch(config_);
   ASSERT_TRUE(handle.ok()) << handle.status().ToString();
   started_.push_back(*handle);
@@ -107,6 +113,15 @@ TEST_F(LocalLauncherTest, LaunchWritesInstanceFileBesideInstanceDirAndPassesIt) 
   EXPECT_EQ(parsed->job_name, "my-job");
   EXPECT_EQ(parsed->token, "secret-token");
   EXPECT_EQ(parsed->instance_dir, instance_dir_);
+  EXPECT_EQ(parsed->memory_gib, 8);
+  EXPECT_TRUE(parsed->enforce_limits);
+  EXPECT_EQ(parsed->network.netns, "ty-0123abcd-1");
+  EXPECT_EQ(parsed->network.interface, "eth0");
+  EXPECT_EQ(parsed->network.address, "10.1.2.2");
+  EXPECT_EQ(parsed->network.master_port, 7777);
+  EXPECT_EQ(parsed->network.hosts,
+            (std::vector<std::pair<std::string, std::string>>{{"algo-1", "10.1.2.2"},
+                                                               {"algo-2", "10.1.2.3"}}));
 
   ASSERT_TRUE(WaitFor([&] { return PathExists(argv_file_); }));
   auto argv = ReadFile(argv_file_);
@@ -194,6 +209,34 @@ TEST(LocalLauncherAliveTest, ForeignProcessCheckedByStartTicks) {
   EXPECT_TRUE(launcher.Alive({::getpid(), 0}));
   EXPECT_FALSE(launcher.Alive({::getpid(), ticks + 1}));
   EXPECT_FALSE(launcher.Alive({0, 0}));
+}
+
+
+TEST(NetworkPolicyTest, ParsesTheThreePoliciesAndRefusesOthers) {
+  EXPECT_EQ(*ParseNetworkPolicy("auto"), NetworkPolicy::kAuto);
+  EXPECT_EQ(*ParseNetworkPolicy("namespaces"), NetworkPolicy::kNamespaces);
+  EXPECT_EQ(*ParseNetworkPolicy("loopback"), NetworkPolicy::kLoopback);
+  EXPECT_FALSE(ParseNetworkPolicy("host").ok());
+}
+
+TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgain) {
+  LocalLauncher launcher("/bin/true", NetworkPolicy::kLoopback);
+  const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/loop";
+  auto net = launcher.PrepareNetwork(arn, 3);
+  ASSERT_TRUE(net.ok()) << net.status().ToString();
+  ASSERT_EQ(net->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*net)[i].interface, "lo");
+    EXPECT_TRUE((*net)[i].netns.empty());
+    EXPECT_EQ((*net)[i].address.rfind("127.", 0), 0u) << (*net)[i].address;
+    EXPECT_EQ((*net)[i].hosts.size(), 3u);
+    EXPECT_EQ((*net)[i].hosts[i].second, (*net)[i].address);
+  }
+  auto again = launcher.PrepareNetwork(arn, 3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)[2].address, (*net)[2].address);
+  launcher.ReleaseNetwork(arn);
+  EXPECT_NE(launcher.NetworkSummary().find("loopback"), std::string::npos);
 }
 
 }  // namespace

@@ -34,6 +34,8 @@ region: eu-west-1
 file_roots: [/data, /home/me/datasets]
 credentials_file: /etc/trainyard/credentials
 isolation: none
+network: loopback
+instance_limits: false
 stop_grace_seconds: 30
 max_body_bytes: 2097152
 http_threads: 4
@@ -59,6 +61,8 @@ images:
   EXPECT_EQ(c.file_roots, (std::vector<std::string>{"/data", "/home/me/datasets"}));
   EXPECT_EQ(c.credentials_file, "/etc/trainyard/credentials");
   EXPECT_EQ(c.isolation, "none");
+  EXPECT_EQ(c.network, "loopback");
+  EXPECT_FALSE(c.instance_limits);
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(30));
   EXPECT_EQ(c.max_body_bytes, 2097152u);
   EXPECT_EQ(c.http_threads, 4);
@@ -89,6 +93,8 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_EQ(c.data_dir, "/from/flags");
   EXPECT_EQ(c.listen, "127.0.0.1:9000");
   EXPECT_EQ(c.isolation, "auto");
+  EXPECT_EQ(c.network, "auto");
+  EXPECT_TRUE(c.instance_limits);
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(120));
   EXPECT_TRUE(c.images.empty());
 }
@@ -232,6 +238,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"UnknownKey", "listen: 127.0.0.1:0\nlisten_port: 80\n",
                       "unknown config key 'listen_port'"},
         BadConfigCase{"BadIsolation", "isolation: docker\n", "isolation must be auto, bwrap or none"},
+        BadConfigCase{"BadNetwork", "network: host\n", "network must be auto, namespaces or loopback"},
         BadConfigCase{"ImageWithoutCommand", "images:\n  - match: \"x:*\"\n",
                       "image 'x:*' needs a command"},
         BadConfigCase{"CommandRuntimeWithoutCommand",

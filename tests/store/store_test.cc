@@ -91,6 +91,7 @@ JobRecord FullJob() {
   r.last_checkpoint = FromEpochMillis(1'700'000'150'000);
   r.interruptions = {{1, FromEpochMillis(1'700'000'050'000), "spot capacity reclaimed", 4200},
                      {2, FromEpochMillis(1'700'000'090'000), "instance lost", 0}};
+  r.other_agents = {{4321, 99}, {0, 0}};
   return r;
 }
 
@@ -146,6 +147,11 @@ void ExpectSameJob(const JobRecord& want, const JobRecord& got) {
   EXPECT_EQ(want.interruption_at, got.interruption_at);
   EXPECT_EQ(want.notice_deadline, got.notice_deadline);
   EXPECT_EQ(want.last_checkpoint, got.last_checkpoint);
+  ASSERT_EQ(want.other_agents.size(), got.other_agents.size());
+  for (size_t i = 0; i < want.other_agents.size(); ++i) {
+    EXPECT_EQ(want.other_agents[i].pid, got.other_agents[i].pid);
+    EXPECT_EQ(want.other_agents[i].start_ticks, got.other_agents[i].start_ticks);
+  }
   ASSERT_EQ(want.interruptions.size(), got.interruptions.size());
   for (size_t i = 0; i < want.interruptions.size(); ++i) {
     EXPECT_EQ(want.interruptions[i].attempt, got.interruptions[i].attempt);

@@ -7,6 +7,7 @@
 
 #include <mutex>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -33,7 +34,37 @@ class FakeLauncher final : public launch::Launcher {
     std::lock_guard<std::mutex> lock(mu);
     return alive.count(agent.pid) > 0;
   }
+  // Networks: instance i of any job is 10.0.0.<i> on eth0 (no kernel objects).
+  Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(const std::string& job_arn,
+                                                                   int count) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (fail_network) return FailedPrecondition("no networks in this test");
+    networks.insert(job_arn);
+    std::vector<model::InstanceNetworkConfig> out(static_cast<size_t>(count));
+    for (int i = 1; i <= count; ++i) {
+      for (auto& n : out) n.hosts.emplace_back("algo-" + std::to_string(i), "10.0.0." + std::to_string(i));
+    }
+    for (int i = 1; i <= count; ++i) {
+      auto& n = out[static_cast<size_t>(i - 1)];
+      n.address = "10.0.0." + std::to_string(i);
+      n.interface = "eth0";
+      n.netns = "fake-" + std::to_string(i);
+    }
+    return out;
+  }
+  void ReleaseNetwork(const std::string& job_arn) override {
+    std::lock_guard<std::mutex> lock(mu);
+    networks.erase(job_arn);
+  }
+  void SweepNetworks(const std::vector<std::string>& keep) override {
+    std::lock_guard<std::mutex> lock(mu);
+    swept_keep = keep;
+  }
+
   std::mutex mu;
+  std::set<std::string> networks;
+  std::vector<std::string> swept_keep;
+  bool fail_network = false;
   std::vector<model::InstanceConfig> configs;
   std::vector<std::pair<int64_t, int>> signals;
   std::set<int64_t> alive;
