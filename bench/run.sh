@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Trainyard benchmarks and prints a summary table.
 #   bench/run.sh [quick] [SECTION...]   (quick: fewer jobs / shorter load points / smaller
-#                                        checkpoints and sync sets; SECTIONs: a b c d e f,
+#                                        checkpoints and sync sets; SECTIONs: a b c d e f g,
 #                                        default all)
 # Builds build-bench/trainyard (Release) and build-bench/describe_load unless TRAINYARD_BIN /
 # DESCRIBE_LOAD point elsewhere. Uses the pyenv `python3` (boto3 1.43, moto_server).
@@ -11,12 +11,14 @@ BUILD="$ROOT/build-bench"
 PY="${PYTHON:-python3}"
 N=30; T=5; MEMN=10000
 SPOT_SIZES=10x1M,4x256M; SPOT_N=7; SYNC_REPS=8; SYNC_BASE=3; S3_ARGS="-n 3"
+JOBSTART_ARGS="-n 5 --contention 3"
 if [[ "${1:-}" == quick ]]; then
   N=10; T=2; MEMN=2000
   SPOT_SIZES=10x1M,4x64M; SPOT_N=3; SYNC_REPS=4; SYNC_BASE=2; S3_ARGS="--quick"
+  JOBSTART_ARGS="--quick --contention 2"
   shift
 fi
-SECTIONS=" ${*:-a b c d e f} "
+SECTIONS=" ${*:-a b c d e f g} "
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 if [[ -z "${TRAINYARD_BIN:-}" ]]; then
@@ -35,7 +37,7 @@ fi
 
 OUT="$(mktemp -d)"
 echo "== $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); binary $TRAINYARD_BIN"
-touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f"
+touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g"
 # (a) twice: polling every 20 ms (the tight loop steals a core on a 2-core box and inflates the
 # start itself), then the tight loop the brief asked for.
 if want a; then
@@ -61,6 +63,14 @@ if want f; then
   "$PY" "$ROOT/bench/s3_sync.py" $S3_ARGS | tee "$OUT/f" || echo "RESULT s3_sync: FAILED (exit $?)" >>"$OUT/f"
 fi
 
+# (g) needs root (network namespaces for the 2- and 4-instance jobs) and runs the jobs one at
+# a time; it refuses to start while another server's job networks exist (a starting server
+# removes the ty-* networks it does not know).
+if want g; then
+  echo; echo "== (g) job start overhead, 1 / 2 / 4 instances (+ 1 instance, isolation none)"
+  "$PY" "$ROOT/bench/job_start.py" $JOBSTART_ARGS | tee "$OUT/g" || echo "RESULT job_start: FAILED (exit $?)" >>"$OUT/g"
+fi
+
 echo; echo "== summary"
-grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" | sed 's/^RESULT /  /'
+grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g" | sed 's/^RESULT /  /'
 rm -rf "$OUT"

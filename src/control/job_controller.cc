@@ -187,11 +187,16 @@ void JobController::Loop() {
       for (const auto& agent : exiting_) {
         if (launcher_->Alive(agent)) launcher_->Signal(agent, SIGKILL);
       }
+      // Networks still being made post their NetworkReady: run it, so they are released.
+      for (auto& [arn, t] : network_threads_) t.join();
+      network_threads_.clear();
+      {
+        // Anything posted after the final batch is answered as unavailable by RunOnLoop.
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& task : tasks_) task();
+        tasks_.clear();
+      }
       ReleaseNetworks(/*now=*/true);
-      // Anything posted after the final batch is answered as unavailable by RunOnLoop.
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& task : tasks_) task();
-      tasks_.clear();
       return;
     }
     if (clock_->Now() >= next_tick) {
@@ -573,13 +578,21 @@ void JobController::LaunchAgents(ActiveJob* job) {
   // keeps the job's network until the job ends).
   std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
   if (count > 1) {
-    auto made = launcher_->PrepareNetwork(rec.arn, count);
-    if (!made.ok()) {
-      return fail("InternalServerError: could not set up the instances' network: " +
-                  made.status().message());
+    if (job->networks.empty()) {
+      // Making the network runs `ip` a few times (~0.1-0.5 s): off the loop, so other jobs'
+      // reports and requests are not held up. NetworkReady launches the attempt.
+      if (!job->network_pending) {
+        job->network_pending = true;
+        const std::string arn = rec.arn;
+        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt] {
+          auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
+              launcher_->PrepareNetwork(arn, count));
+          Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
+        });
+      }
+      return;
     }
-    job->has_network = true;
-    networks = std::move(made).value();
+    networks = job->networks;
   }
 
   model::InstanceConfig base;
@@ -661,6 +674,38 @@ void JobController::LaunchAgents(ActiveJob* job) {
   rec.agent_start_ticks = job->instances[0].agent.start_ticks;
   rec.instance_dir = JoinPath(attempt_dir, "algo-1");
   PersistAgents(job);
+}
+
+void JobController::NetworkReady(const std::string& arn, int attempt,
+                                 Result<std::vector<model::InstanceNetworkConfig>> made) {
+  if (auto t = network_threads_.find(arn); t != network_threads_.end()) {
+    t->second.join();  // it has posted this task: it is ending
+    network_threads_.erase(t);
+  }
+  ActiveJob* job = FindByArn(arn);
+  if (job == nullptr) {
+    // The job ended while its network was being made.
+    if (made.ok()) launcher_->ReleaseNetwork(arn);
+    return;
+  }
+  job->network_pending = false;
+  if (made.ok()) {
+    job->has_network = true;
+    job->networks = std::move(made).value();
+  }
+  const JobRecord& rec = job->record;
+  if (rec.attempt != attempt || rec.status != model::TrainingJobStatus::kInProgress ||
+      rec.queued || rec.agent_pid != 0 || !job->instances.empty()) {
+    return;  // stopped or requeued meanwhile: a later launch uses the network
+  }
+  if (!made.ok()) {
+    Event e{Event::Kind::kLaunchFailed};
+    e.failure_reason = "InternalServerError: could not set up the instances' network: " +
+                       made.status().message();
+    Apply(job, e);
+    return;
+  }
+  LaunchAgents(job);
 }
 
 void JobController::Persist(ActiveJob* job) {

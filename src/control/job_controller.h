@@ -124,6 +124,8 @@ class JobController {
     int slots = 0;             // capacity held for the current attempt
     std::string last_stream;   // the previous attempt's log stream (streams never repeat)
     bool has_network = false;  // the launcher made this job's instance network
+    bool network_pending = false;  // it is being made (off the loop)
+    std::vector<model::InstanceNetworkConfig> networks;  // per instance, once made
   };
 
   void Loop();
@@ -156,6 +158,9 @@ class JobController {
   void PersistAgents(ActiveJob* job);
   // Releases the networks of ended jobs whose agents are gone (all of them when `now`).
   void ReleaseNetworks(bool now);
+  // The network of `arn` for `attempt` was made (or not): launch the attempt if it still waits.
+  void NetworkReady(const std::string& arn, int attempt,
+                    Result<std::vector<model::InstanceNetworkConfig>> made);
   ActiveJob* FindByArn(const std::string& arn);
   ActiveJob* Find(const std::string& account, const std::string& name);
 
@@ -181,6 +186,7 @@ class JobController {
   // Networks of ended jobs, released once their agents are gone (a stopping instance may
   // still be syncing its checkpoints from inside).
   std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
+  std::map<std::string, std::thread> network_threads_;  // by ARN: networks being made
 };
 
 }  // namespace ty::control

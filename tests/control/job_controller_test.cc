@@ -243,6 +243,15 @@ class MultiNodeControllerTest : public JobControllerTest {
     r.outcome = outcome;
     return r;
   }
+  // The network is made off the loop: the agents start a moment after Submit returns.
+  void WaitForLaunch(size_t agents) {
+    ASSERT_TRUE(WaitFor([&] {
+      std::lock_guard<std::mutex> lock(launcher_.mu);
+      return launcher_.configs.size() >= agents;
+    }));
+    ASSERT_TRUE(WaitFor([&] { return Get(name_).agent_pid != 0; }));
+  }
+  std::string name_;
   std::vector<int> SignalsTo(int64_t pid) {
     std::lock_guard<std::mutex> lock(launcher_.mu);
     std::vector<int> out;
@@ -256,6 +265,8 @@ class MultiNodeControllerTest : public JobControllerTest {
 TEST_F(MultiNodeControllerTest, LaunchesOneAgentPerInstanceWithItsOwnAddressAndStream) {
   auto job = controller_->Submit("123456789012", MultiSpec("ddp", 3), "{}");
   ASSERT_TRUE(job.ok()) << job.status().ToString();
+  name_ = "ddp";
+  WaitForLaunch(3);
   ASSERT_EQ(launcher_.configs.size(), 3u);
   std::set<std::string> streams, dirs, addresses;
   for (int i = 0; i < 3; ++i) {
@@ -281,6 +292,8 @@ TEST_F(MultiNodeControllerTest, LaunchesOneAgentPerInstanceWithItsOwnAddressAndS
 TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesTheNetwork) {
   auto job = controller_->Submit("123456789012", MultiSpec("all", 2), "{}");
   ASSERT_TRUE(job.ok());
+  name_ = "all";
+  WaitForLaunch(2);
   const std::string token = launcher_.configs[0].token;
   ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("all").status, TrainingJobStatus::kInProgress);
@@ -304,6 +317,8 @@ TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesT
 TEST_F(MultiNodeControllerTest, OneFailingInstanceFailsTheJobAndAbortsTheOthers) {
   auto job = controller_->Submit("123456789012", MultiSpec("bad", 3), "{}");
   ASSERT_TRUE(job.ok());
+  name_ = "bad";
+  WaitForLaunch(3);
   const std::string token = launcher_.configs[0].token;
   AgentReport failed = Exit(*job, 2, AgentReport::Outcome::kFailed, 1);
   failed.failure_reason = "AlgorithmError: Exit Code: 3";
@@ -320,6 +335,8 @@ TEST_F(MultiNodeControllerTest, OneFailingInstanceFailsTheJobAndAbortsTheOthers)
 TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
   auto job = controller_->Submit("123456789012", MultiSpec("stop", 2), "{}");
   ASSERT_TRUE(job.ok());
+  name_ = "stop";
+  WaitForLaunch(2);
   const std::string token = launcher_.configs[0].token;
   ASSERT_TRUE(controller_->Stop("123456789012", "stop").ok());
   EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGTERM});
@@ -333,6 +350,8 @@ TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
 TEST_F(MultiNodeControllerTest, AVanishedInstanceTakesTheAttemptDown) {
   auto job = controller_->Submit("123456789012", MultiSpec("lost", 2), "{}");
   ASSERT_TRUE(job.ok());
+  name_ = "lost";
+  WaitForLaunch(2);
   {
     std::lock_guard<std::mutex> lock(launcher_.mu);
     launcher_.alive.erase(1001);  // algo-2's agent dies without a report
@@ -354,6 +373,7 @@ TEST_F(MultiNodeControllerTest, ANetworkThatCannotBeMadeFailsTheJobClearly) {
   launcher_.fail_network = true;
   auto job = controller_->Submit("123456789012", MultiSpec("nonet", 2), "{}");
   ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(WaitFor([&] { return Get("nonet").status == TrainingJobStatus::kFailed; }));
   model::JobRecord r = Get("nonet");
   EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
   EXPECT_NE(r.failure_reason.find("no networks in this test"), std::string::npos) << r.failure_reason;
@@ -363,6 +383,8 @@ TEST_F(MultiNodeControllerTest, ANetworkThatCannotBeMadeFailsTheJobClearly) {
 TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
   auto job = controller_->Submit("123456789012", MultiSpec("keep", 2), "{}");
   ASSERT_TRUE(job.ok());
+  name_ = "keep";
+  WaitForLaunch(2);
   const std::string token = launcher_.configs[0].token;
   model::JobRecord before = Get("keep");
   controller_.reset();  // graceful shutdown fails the job: restore what a crash leaves
@@ -378,6 +400,25 @@ TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
   ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
   ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("keep").status, TrainingJobStatus::kCompleted);
+}
+
+
+TEST_F(MultiNodeControllerTest, AStopWhileTheNetworkIsMadeLaunchesNothingAndReleasesIt) {
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.network_delay = std::chrono::milliseconds(300);
+  }
+  auto job = controller_->Submit("123456789012", MultiSpec("early", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(controller_->Stop("123456789012", "early").ok());
+  EXPECT_EQ(Get("early").status, TrainingJobStatus::kStopped);  // nothing ran
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    return launcher_.network_calls == 1 && launcher_.networks.empty();
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::lock_guard<std::mutex> lock(launcher_.mu);
+  EXPECT_TRUE(launcher_.configs.empty());
 }
 
 }  // namespace

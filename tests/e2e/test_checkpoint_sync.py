@@ -66,8 +66,9 @@ def test_checkpoints_are_mirrored_while_training(server, sm, tmp_path, storage):
         except Exception:  # not there yet (FileNotFoundError, NoSuchKey)
             return None
 
-    # The stored state follows the local one within a second or two.
-    state = wait_for(stored_state, lambda s: s is not None and s["step"] >= 10, timeout=5)
+    # The stored state follows the local one while the job trains (within a second or two on
+    # a quiet machine; bench/ measures the lag: the bound here only has to outlast a loaded CI).
+    state = wait_for(stored_state, lambda s: s is not None and s["step"] >= 10, timeout=30)
     assert state["step"] >= 10
     sm.stop_training_job(TrainingJobName="mirror")
     d = wait_status(sm, "mirror")

@@ -141,6 +141,10 @@ def test_three_instances_see_the_cluster_their_shards_and_each_other(server, sm,
     assert {"algo-1.txt", "algo-2.txt", "algo-3.txt", "common.txt"} <= set(members), members
     assert members["common.txt"] == "algo-1\n"
     assert "model merge: common.txt" in logs, logs
+    # Each instance is held to its type's limits (ml.m5.large: 2 vCPUs, 8 GiB), or says why not.
+    for host in ("algo-1", "algo-2", "algo-3"):
+        assert re.search(rf"probe3/{host}-\d+ trainyard: instance limits"
+                         rf"(: 2 CPUs, 8 GiB memory \(cgroup| not enforced: )", logs), logs
     assert_nothing_left(server.data_dir)
 
 
@@ -235,7 +239,8 @@ def ddp_request(name, storage):
     # The spec's relative file:// URIs (the submit directory) resolve against the example.
     req = json.loads(json.dumps(req).replace("file://./", f"file://{EXAMPLE}/"))
     req["TrainingJobName"] = name
-    req["HyperParameters"].update({"epochs": "6", "sleep-per-epoch": "0.7"})
+    # Room after the epoch-2 checkpoint for the interruption to land mid-training on a busy CI.
+    req["HyperParameters"].update({"epochs": "10", "sleep-per-epoch": "0.7"})
     for ch in req["InputDataConfig"]:
         ch["DataSource"]["S3DataSource"]["S3Uri"] = storage.uri("data/" + ch["ChannelName"])
     req["OutputDataConfig"]["S3OutputPath"] = storage.uri("out")
@@ -274,5 +279,5 @@ def test_ddp_digits_on_two_instances_survives_a_spot_interruption(server, sm, st
     members = model_members(storage, "ddp")
     assert "model.pt" in members or any(m.endswith("model.pt") for m in members), members
     ckpts = [k for k in storage.keys(storage.uri("ckpt/ddp/")) if k.startswith("checkpoint-epoch")]
-    assert ckpts == ["checkpoint-epoch-5.pt", "checkpoint-epoch-6.pt"], ckpts
+    assert ckpts == ["checkpoint-epoch-10.pt", "checkpoint-epoch-9.pt"], ckpts
     assert_nothing_left(server.data_dir)

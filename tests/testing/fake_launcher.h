@@ -5,7 +5,9 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <set>
 #include <string>
 #include <utility>
@@ -37,7 +39,14 @@ class FakeLauncher final : public launch::Launcher {
   // Networks: instance i of any job is 10.0.0.<i> on eth0 (no kernel objects).
   Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(const std::string& job_arn,
                                                                    int count) override {
+    std::chrono::milliseconds delay;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      delay = network_delay;
+    }
+    std::this_thread::sleep_for(delay);  // as `ip` takes its time, off the controller's loop
     std::lock_guard<std::mutex> lock(mu);
+    ++network_calls;
     if (fail_network) return FailedPrecondition("no networks in this test");
     networks.insert(job_arn);
     std::vector<model::InstanceNetworkConfig> out(static_cast<size_t>(count));
@@ -65,6 +74,8 @@ class FakeLauncher final : public launch::Launcher {
   std::set<std::string> networks;
   std::vector<std::string> swept_keep;
   bool fail_network = false;
+  std::chrono::milliseconds network_delay{0};
+  int network_calls = 0;
   std::vector<model::InstanceConfig> configs;
   std::vector<std::pair<int64_t, int>> signals;
   std::set<int64_t> alive;
