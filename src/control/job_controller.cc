@@ -584,7 +584,10 @@ void JobController::LaunchAgents(ActiveJob* job) {
       if (!job->network_pending) {
         job->network_pending = true;
         const std::string arn = rec.arn;
-        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt] {
+        std::shared_future<void> released;  // the network of an ended job of the same name
+        if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
+        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt, released] {
+          if (released.valid()) released.wait();
           auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
               launcher_->PrepareNetwork(arn, count));
           Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
@@ -724,10 +727,22 @@ void JobController::ReleaseNetworks(bool now) {
     if (alive && !now) {
       waiting.push_back(std::move(entry));
     } else {
-      launcher_->ReleaseNetwork(entry.first);
+      // Off the loop, like making it; a new job of the same name waits for it (LaunchAgents).
+      const std::string arn = entry.first;
+      releases_[arn] = std::async(std::launch::async, [this, arn] {
+                         launcher_->ReleaseNetwork(arn);
+                       }).share();
     }
   }
   networks_to_release_.swap(waiting);
+  for (auto it = releases_.begin(); it != releases_.end();) {
+    if (now) it->second.wait();
+    if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      it = releases_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void JobController::Tick() {

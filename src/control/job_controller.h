@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -187,6 +188,7 @@ class JobController {
   // still be syncing its checkpoints from inside).
   std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
   std::map<std::string, std::thread> network_threads_;  // by ARN: networks being made
+  std::map<std::string, std::shared_future<void>> releases_;  // by ARN: networks being removed
 };
 
 }  // namespace ty::control
