@@ -244,14 +244,11 @@ size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userdata) {
   return n;
 }
 
-int DebugCallback(CURL*, curl_infotype type, char* data, size_t size, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
-  const std::string& method = t->call->method;
-  if (type == CURLINFO_HEADER_OUT && size > method.size() &&
-      std::memcmp(data, method.data(), method.size()) == 0 && data[method.size()] == ' ') {
-    ++t->sends;
-  }
-  return 0;
+// Called by libcurl before each request it sends, including its own resend on a fresh
+// connection when a reused one turned out dead (cheaper than the verbose debug hook).
+int PrereqCallback(void* userdata, char*, char*, int, int) {
+  ++static_cast<Transfer*>(userdata)->sends;
+  return CURL_PREREQFUNC_OK;
 }
 
 // curl rewinds when it resends a request on a fresh connection (a reused one died).
@@ -598,10 +595,8 @@ class S3Client::Impl {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call.method.c_str());
     }
 
-    // The debug hook is the only place libcurl reports each request head it sends.
-    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, DebugCallback);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &t);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, PrereqCallback);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, &t);
     CURLcode rc = curl_easy_perform(h);
     *sends = t.sends;
     long new_conns = 0;
