@@ -450,6 +450,61 @@ TEST_F(InstanceNetworkTest, DestroyRemovesEverythingAndIsIdempotent) {
   EXPECT_TRUE(again.removed.empty());
 }
 
+// The link group of `link` ("default" when it has none).
+std::string LinkGroupOf(const std::string& link) {
+  std::istringstream in(RunCommand({"ip", "-o", "link", "show", "dev", link}).out);
+  std::string word;
+  while (in >> word) {
+    if (word == "group" && in >> word) return word;
+  }
+  return "";
+}
+
+// Destroy removes a network's links with one `ip link del group` when the group Create put them
+// in holds nothing else; a link of somebody else's in that group survives it.
+TEST_F(InstanceNetworkTest, DestroyLeavesAForeignLinkInTheNetworksGroup) {
+  const std::string key = Key();
+  auto n = nets_.Create(key, 2, NetworkMode::kNamespaces);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  const std::string group = LinkGroupOf("tyb-" + key);
+  ASSERT_NE(group, "default");
+  ASSERT_NE(group, "");
+  EXPECT_EQ(LinkGroupOf("tyv-" + key + "-1"), group);
+  EXPECT_EQ(LinkGroupOf("tyv-" + key + "-2"), group);
+  const std::string foreign = "tyx" + key.substr(0, 6);
+  extra_links_.push_back(foreign);
+  Ran add = RunCommand({"ip", "link", "add", foreign, "group", group, "type", "bridge"});
+  ASSERT_EQ(add.code, 0) << add.err;
+
+  DestroyReport report;
+  Status s = nets_.Destroy(key, &report);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(report.removed.size(), 5u);
+  EXPECT_EQ(ObjectsOf(key), std::set<std::string>());
+  EXPECT_EQ(LinkNames().count(foreign), 1u);
+}
+
+// Networks whose links have no group (made by an earlier version, or cut short before the
+// group was set) are removed link by link.
+TEST_F(InstanceNetworkTest, DestroyRemovesLinksWithoutAGroup) {
+  const std::string key = Key();
+  auto n = nets_.Create(key, 2, NetworkMode::kNamespaces);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  for (const std::string& link : {"tyb-" + key, "tyv-" + key + "-1"}) {
+    Ran set = RunCommand({"ip", "link", "set", "dev", link, "group", "default"});
+    ASSERT_EQ(set.code, 0) << set.err;
+  }
+
+  InstanceNetworks restarted;
+  DestroyReport report;
+  Status s = restarted.Destroy(key, &report);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(report.removed,
+            (std::vector<std::string>{"tyv-" + key + "-1", "tyv-" + key + "-2", "ty-" + key + "-1",
+                                      "ty-" + key + "-2", "tyb-" + key}));
+  EXPECT_EQ(ObjectsOf(key), std::set<std::string>());
+}
+
 TEST_F(InstanceNetworkTest, DestroyKillsProcessesStillInside) {
   const std::string key = Key();
   auto n = nets_.Create(key, 2, NetworkMode::kNamespaces);
