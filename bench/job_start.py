@@ -333,7 +333,7 @@ def main():
             print(f"baseline {k}: spawn -> START {med(xs):.1f} ms (min {min(xs):.1f})")
         busy = contention(bw, a.contention, out_dir, a.poll) if a.contention else None
         waited = {v.label: sum(r["waited"] for r in v.rows) for v in variants if v.count > 1}
-        print(f"jobs whose algo-1 waited for its peers' done marks (100 ms polls): {waited}")
+        print(f"jobs whose algo-1 waited for its peers' done marks (polled every 20 ms): {waited}")
     finally:
         for s in servers:
             s.stop()
