@@ -21,6 +21,7 @@
 
 #include "common/fs.h"
 #include "common/status.h"
+#include "common/text.h"
 
 namespace ty::agent {
 namespace {
@@ -82,16 +83,6 @@ std::string Under(const std::string& dir, const std::string& rel) {
   return rel[0] == '/' ? dir + rel : dir + "/" + rel;
 }
 
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string part;
-  std::istringstream in(s);
-  while (std::getline(in, part, sep)) {
-    if (!part.empty()) out.push_back(part);
-  }
-  return out;
-}
-
 std::set<std::string> Words(const std::string& s) {
   std::set<std::string> out;
   std::istringstream in(s);
@@ -116,7 +107,7 @@ std::map<std::string, std::string> ParseSelfCgroup(const std::string& text) {
       continue;
     }
     // Co-mounted controllers share a line ("3:cpu,cpuacct:/x").
-    for (const std::string& c : Split(controllers, ',')) out[c] = path;
+    for (const std::string& c : SplitNonEmpty(controllers, ',')) out[c] = path;
   }
   return out;
 }
@@ -124,7 +115,7 @@ std::map<std::string, std::string> ParseSelfCgroup(const std::string& text) {
 // A process already inside an instance cgroup (".../<parent>/<leaf>") gets siblings, not
 // children: the parent stays one per owner, where Sweep finds them.
 std::string StripInstance(const std::string& rel, const std::string& parent) {
-  std::vector<std::string> parts = Split(rel, '/');
+  std::vector<std::string> parts = SplitNonEmpty(rel, '/');
   if (parts.size() >= 2 && parts[parts.size() - 2] == parent) parts.resize(parts.size() - 2);
   std::string out;
   for (const std::string& p : parts) out += "/" + p;

@@ -21,6 +21,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
+#include "common/text.h"
 
 namespace ty::launch {
 namespace {
@@ -155,24 +156,6 @@ Result<std::string> RunIpOk(const std::vector<std::string>& args) {
 }
 
 // ---- text ----
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
-
-std::vector<std::string> Words(const std::string& line) {
-  std::vector<std::string> words;
-  std::istringstream in(line);
-  std::string w;
-  while (in >> w) words.push_back(w);
-  return words;
-}
 
 bool IsKeyChar(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'); }
 
@@ -367,7 +350,7 @@ Result<BatchOutcome> RunIpBatch(const IpBatch& batch) {
   // ip prints a failing command's own messages, then "Command failed <file>:<line>".
   const std::string marker = "Command failed " + path + ":";
   std::string pending;  // stderr since the last marker
-  for (const auto& line : Lines(r.err)) {
+  for (const auto& line : SplitNonEmpty(r.err, '\n')) {
     std::optional<size_t> number;
     if (line.rfind(marker, 0) == 0) number = ParseCount(line.substr(marker.size()));
     if (number && *number >= 1 && *number <= batch.commands.size()) {
@@ -424,8 +407,8 @@ std::string DeviceName(std::string word) {
 
 Listing ParseListing(const std::string& out) {
   Listing listing;
-  for (const auto& line : Lines(out)) {
-    auto w = Words(line);
+  for (const auto& line : SplitNonEmpty(out, '\n')) {
+    auto w = SplitWords(line);
     if (w.empty()) continue;
     const bool indexed =
         w[0].size() >= 2 && w[0].back() == ':' && IsDigits(w[0].substr(0, w[0].size() - 1));
@@ -471,7 +454,7 @@ Result<std::vector<Prefix>> UsedPrefixes() {
       "unicast", "local", "broadcast", "multicast", "throw",
       "unreachable", "prohibit", "blackhole", "nat", "anycast"};
   for (const auto& line : listing.routes) {
-    auto w = Words(line);
+    auto w = SplitWords(line);
     size_t i = (!w.empty() && kRouteTypes.count(w[0]) != 0) ? 1 : 0;
     if (i < w.size() && w[i] != "default") {
       if (auto p = ParsePrefix(w[i])) used.push_back(*p);
@@ -484,7 +467,7 @@ Result<std::vector<Prefix>> UsedPrefixes() {
   std::ifstream resolv("/etc/resolv.conf");
   std::string line;
   while (std::getline(resolv, line)) {
-    auto w = Words(line);
+    auto w = SplitWords(line);
     if (w.size() >= 2 && w[0] == "nameserver") {
       if (auto a = ParseIpv4(w[1])) used.push_back({*a, 32});
     }
@@ -561,7 +544,7 @@ std::optional<int> CompletedCount(const std::string& bridge_line) {
   const std::string marker = std::string("alias ") + kCompleteAlias;
   size_t at = bridge_line.find(marker);
   if (at == std::string::npos) return std::nullopt;
-  auto words = Words(bridge_line.substr(at + marker.size()));
+  auto words = SplitWords(bridge_line.substr(at + marker.size()));
   if (words.empty()) return std::nullopt;
   return ParseInstanceNumber(words[0]);
 }
@@ -609,7 +592,7 @@ Result<bool> Intact(const JobNetwork& n, const JobObjects& found) {
 // The link group of an `ip -o link` line ("... mode DEFAULT group 1954086913 qlen ..."); nullopt
 // for "group default".
 std::optional<std::string> LinkGroup(const std::string& line) {
-  auto w = Words(line);
+  auto w = SplitWords(line);
   for (size_t i = 0; i + 1 < w.size(); ++i) {
     if (w[i] == "group" && IsDigits(w[i + 1])) return w[i + 1];
   }

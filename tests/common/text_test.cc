@@ -25,5 +25,16 @@ TEST(TruncateUtf8Test, NeverCutsASequence) {
   for (const auto& c : cases) EXPECT_EQ(TruncateUtf8(c.in, c.max), c.want) << c.in << " " << c.max;
 }
 
+
+TEST(SplitTest, NonEmptyPartsAndWords) {
+  EXPECT_EQ(SplitNonEmpty("a,,b,", ','), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(SplitNonEmpty("line 1\n\nline 2", '\n'),
+            (std::vector<std::string>{"line 1", "line 2"}));
+  EXPECT_TRUE(SplitNonEmpty("", '/').empty());
+  EXPECT_EQ(SplitWords("  3: tyb-0a1b  state UP\t"),
+            (std::vector<std::string>{"3:", "tyb-0a1b", "state", "UP"}));
+  EXPECT_TRUE(SplitWords(" \t ").empty());
+}
+
 }  // namespace
 }  // namespace ty

@@ -26,6 +26,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
+#include "common/text.h"
 #include "testing/temp_dir.h"
 
 namespace ty::launch {
@@ -79,19 +80,9 @@ Ran RunCommand(const std::vector<std::string>& argv) {
   return r;
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
-
 std::set<std::string> NetnsNames() {
   std::set<std::string> names;
-  for (const auto& line : Lines(RunCommand({"ip", "netns", "list"}).out)) {
+  for (const auto& line : SplitNonEmpty(RunCommand({"ip", "netns", "list"}).out, '\n')) {
     names.insert(line.substr(0, line.find(' ')));
   }
   return names;
@@ -99,7 +90,7 @@ std::set<std::string> NetnsNames() {
 
 std::set<std::string> LinkNames() {
   std::set<std::string> names;
-  for (const auto& line : Lines(RunCommand({"ip", "-o", "link", "show"}).out)) {
+  for (const auto& line : SplitNonEmpty(RunCommand({"ip", "-o", "link", "show"}).out, '\n')) {
     std::istringstream in(line);
     std::string index, name;
     in >> index >> name;
