@@ -312,8 +312,9 @@ struct Agent::Impl {
     FinalCheckpointSync(std::chrono::minutes(10));
     const int n = static_cast<int>(config.hosts.size());
     if (config.host_index != 1) {
-      (void)WriteFileAtomic(PeerDir(config.host_index) + ".done", "");
-      return "";
+      // Without its mark algo-1 would wait for this instance forever: fail instead.
+      Status marked = WriteFileAtomic(PeerDir(config.host_index) + ".done", "");
+      return marked.ok() ? "" : ReasonFor(marked.WithPrefix("cannot mark the instance finished"));
     }
     std::string model_dir;
     std::string data_dir;
