@@ -38,6 +38,7 @@ class JobControllerTest : public ::testing::Test {
     o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::milliseconds(20);
     o.capacity.default_count = 4;
+    o.isolation = isolation_;
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
                                                   SystemClock::Default());
     ASSERT_TRUE(controller_->Start().ok());
@@ -73,6 +74,7 @@ class JobControllerTest : public ::testing::Test {
     return false;
   }
 
+  std::string isolation_ = "auto";
   testing::TempDir dir_{"ty-controller-"};
   FakeLauncher launcher_;
   launch::ImageCatalog images_{{}};
@@ -419,6 +421,18 @@ TEST_F(MultiNodeControllerTest, AStopWhileTheNetworkIsMadeLaunchesNothingAndRele
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::lock_guard<std::mutex> lock(launcher_.mu);
   EXPECT_TRUE(launcher_.configs.empty());
+}
+
+
+TEST_F(MultiNodeControllerTest, WithoutIsolationMultiNodeJobsAreRefusedAtSubmit) {
+  controller_.reset();
+  isolation_ = "none";
+  OpenAll();
+  auto job = controller_->Submit("123456789012", MultiSpec("bare", 2), "{}");
+  ASSERT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(job.status().message().find("isolation: none"), std::string::npos)
+      << job.status().message();
+  EXPECT_TRUE(controller_->Submit("123456789012", Spec("single"), "{}").ok());
 }
 
 }  // namespace
