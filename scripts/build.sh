@@ -18,7 +18,10 @@ if [[ -f "$build_dir/CMakeCache.txt" ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=
 fi
 if [[ ! -f "$build_dir/build.ninja" || ! -f "$build_dir/CMakeCache.txt" || $# -gt 0 ]]; then
   echo "build: configuring $build_dir ($build_type${*:+ $*})"
-  cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" "$@" >/dev/null
+  launcher=()
+  # ccache (when the machine has it) lets several checkouts share compiled objects.
+  if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" "${launcher[@]}" "$@" >/dev/null
 fi
 
 echo "build: ninja -C $build_dir"
