@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
@@ -606,12 +607,13 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
     err << "trainyard agent: " << text.status().message() << std::endl;
     return 2;
   }
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    err << "trainyard agent: " << instance_config_path << " is not valid JSON" << std::endl;
+  auto j = ParseJson(*text);
+  if (!j.ok()) {
+    err << "trainyard agent: " << instance_config_path << ": " << j.status().message()
+        << std::endl;
     return 2;
   }
-  auto config = model::InstanceConfigFromJson(j);
+  auto config = model::InstanceConfigFromJson(*j);
   if (!config.ok()) {
     err << "trainyard agent: " << config.status().message() << std::endl;
     return 2;

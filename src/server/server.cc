@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
 #include "api/credentials.h"
@@ -90,9 +91,9 @@ void Server::Impl::HandleAgentReport(const httplib::Request& req, httplib::Respo
   std::string auth = req.get_header_value("Authorization");
   const std::string prefix = "Bearer ";
   std::string token = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
-  json body = json::parse(req.body, nullptr, false);
-  auto report = body.is_discarded() ? Result<model::AgentReport>(InvalidArgument("bad JSON"))
-                                    : model::AgentReportFromJson(body);
+  auto body = ParseJson(req.body);
+  auto report = !body.ok() ? Result<model::AgentReport>(body.status())
+                           : model::AgentReportFromJson(*body);
   if (!report.ok()) {
     res.status = 400;
     res.set_content(json{{"error", report.status().message()}}.dump(), "application/json");
