@@ -452,9 +452,17 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
   Impl& d = *impl_;
   std::string where = host + ":" + std::to_string(port);
   beast::error_code ec;
+  tcp::endpoint endpoint;
   auto address = net::ip::make_address(host, ec);
-  if (ec) return InvalidArgument("cannot listen on " + where + ": not an IP address");
-  tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  if (!ec) {
+    endpoint = tcp::endpoint(address, static_cast<unsigned short>(port));
+  } else {
+    // A name such as "localhost": its first address, as the old server did.
+    tcp::resolver resolver(d.ioc);
+    auto found = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || found.empty()) return InvalidArgument("cannot listen on " + where + ": unknown host");
+    endpoint = found.begin()->endpoint();
+  }
   d.acceptor.open(endpoint.protocol(), ec);
   if (!ec) d.acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) d.acceptor.bind(endpoint, ec);

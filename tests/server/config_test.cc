@@ -315,8 +315,44 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"PassNotBool", "storage:\n  pass_credentials_to_jobs: maybe\n",
                       "storage: pass_credentials_to_jobs must be true or false"},
         BadConfigCase{"MissingTraceFile", "spot:\n  trace_file: absent-trace.txt\n",
-                      "spot: trace_file: "}),
+                      "spot: trace_file: "},
+        BadConfigCase{"HttpNotAMap", "http: fast\n", "http must be a mapping"},
+        BadConfigCase{"UnknownHttpKey", "http:\n  threads: 3\n", "http: unknown key 'threads'"},
+        BadConfigCase{"ZeroHeadTimeout", "http:\n  head_timeout_seconds: 0\n",
+                      "http: head_timeout_seconds must be a number > 0"},
+        BadConfigCase{"TinyHeaderLimit", "http:\n  max_header_bytes: 10\n",
+                      "http: max_header_bytes must be a whole number >= 1024"},
+        BadConfigCase{"NoConnections", "http:\n  max_connections: 0\n",
+                      "http: max_connections must be a whole number >= 1"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
+
+TEST_F(LoadConfigFileTest, HttpEdge) {
+  ServerConfig defaults;
+  EXPECT_EQ(defaults.http.head_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(defaults.http.idle_timeout, std::chrono::seconds(60));
+  std::string path = Write(R"(
+http:
+  io_threads: 3
+  report_threads: 2
+  head_timeout_seconds: 0.5
+  body_timeout_seconds: 20
+  idle_timeout_seconds: 120
+  max_header_bytes: 8192
+  max_connections: 500
+  max_connections_per_client: 50
+)");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.http.io_threads, 3);
+  EXPECT_EQ(c.http_report_threads, 2);
+  EXPECT_EQ(c.http.head_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.http.body_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(c.http.idle_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(c.http.max_header_bytes, 8192u);
+  EXPECT_EQ(c.http.max_connections, 500);
+  EXPECT_EQ(c.http.max_connections_per_client, 50);
+}
 
 TEST_F(LoadConfigFileTest, StorageS3) {
   std::string path = Write(R"(
