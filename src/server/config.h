@@ -52,7 +52,7 @@ struct ServerConfig {
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, credentials_file, isolation, network, instance_limits, stop_grace_seconds,
 // max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
+// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,
