@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "launch/local_launcher.h"
+#include "server/bounded_yaml.h"
 
 namespace ty::server {
 namespace {
@@ -333,7 +334,7 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
 
 Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   try {
-    YAML::Node root = YAML::LoadFile(path);
+    TY_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
     if (!root.IsMap()) return InvalidArgument(path + ": the config must be a YAML mapping");
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();

@@ -84,6 +84,13 @@ images:
   EXPECT_EQ(c.images[2].entry.command, std::vector<std::string>{"/bin/tool"});
 }
 
+TEST_F(LoadConfigFileTest, DeeplyNestedConfigIsRefusedWhileParsing) {
+  ServerConfig c;
+  Status s = LoadConfigFile(Write("storage: " + std::string(100000, '{') + "\n"), &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("deeper than 64 levels"), std::string::npos) << s.message();
+}
+
 TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   ServerConfig c;
   c.data_dir = "/from/flags";
