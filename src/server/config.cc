@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "launch/local_launcher.h"
+#include "server/bounded_yaml.h"
 
 namespace ty::server {
 namespace {
@@ -58,7 +59,8 @@ Status CheckMap(const YAML::Node& v, const std::string& key, const std::string& 
 Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceType>* out) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(
-      CheckMap(v, "instance_types", "instance type to {vcpus, memory_gib, gpus, on_demand_price}"));
+      CheckMap(v, "instance_types",
+               "instance type to {vcpus, memory_gib, gpus, on_demand_price, max_processes}"));
   const capacity::InstanceCatalog builtin = capacity::InstanceCatalog::Builtin();
   for (const auto& kv : v) {
     std::string name = kv.first.as<std::string>();
@@ -67,7 +69,8 @@ Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceTyp
     capacity::InstanceType type = known ? *known : capacity::InstanceType{name};
     std::set<std::string> given;
     if (!kv.second.IsNull()) {
-      TY_RETURN_IF_ERROR(CheckMap(kv.second, where, "vcpus, memory_gib, gpus, on_demand_price"));
+      TY_RETURN_IF_ERROR(
+          CheckMap(kv.second, where, "vcpus, memory_gib, gpus, on_demand_price, max_processes"));
     }
     for (const auto& field : kv.second) {
       std::string key = field.first.as<std::string>();
@@ -84,6 +87,11 @@ Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceTyp
         type.gpus = static_cast<int>(n);
       } else if (key == "on_demand_price") {
         TY_RETURN_IF_ERROR(ReadNumber(field.second, at, false, &type.on_demand_price));
+      } else if (key == "max_processes") {
+        // Fewer than a handful could not even start the sandbox and the training process.
+        int64_t n = 0;
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 8, &n));
+        type.max_processes = static_cast<int>(n);
       } else {
         return InvalidArgument(where + ": unknown key '" + key + "'");
       }
@@ -326,7 +334,7 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
 
 Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   try {
-    YAML::Node root = YAML::LoadFile(path);
+    TY_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
     if (!root.IsMap()) return InvalidArgument(path + ": the config must be a YAML mapping");
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();

@@ -62,7 +62,7 @@ struct ServerConfig {
 // max_body_bytes, http_threads, http: {io_threads, report_threads, head_timeout_seconds,
 // body_timeout_seconds, idle_timeout_seconds, max_header_bytes, max_connections,
 // max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
+// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,

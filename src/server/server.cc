@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
 #include "api/credentials.h"
@@ -122,9 +123,9 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
   const std::string prefix = "Bearer ";
   std::string token =
       auth != nullptr && auth->rfind(prefix, 0) == 0 ? auth->substr(prefix.size()) : "";
-  json body = json::parse(req.body, nullptr, false);
-  auto report = body.is_discarded() ? Result<model::AgentReport>(InvalidArgument("bad JSON"))
-                                    : model::AgentReportFromJson(body);
+  auto body = ParseJson(req.body);
+  auto report = !body.ok() ? Result<model::AgentReport>(body.status())
+                           : model::AgentReportFromJson(*body);
   if (!report.ok()) return JsonResponse(400, json{{"error", report.status().message()}}.dump());
   Status s = controller->HandleReport(token, *report);
   if (s.ok()) return JsonResponse(200, "{}");
