@@ -45,8 +45,11 @@ double FirstLine(ty::SpawnOptions o, Clock::time_point t0) {
   double ms = Ms(Clock::now() - t0);
   auto code = (*p)->Wait();
   if (got.empty() || !code.ok() || *code != 0) {
-    std::fprintf(stderr, "the sandboxed command failed (%d): %s\n", code.ok() ? *code : -1,
-                 got.c_str());
+    std::string err;
+    ssize_t n = ::read((*p)->stderr_fd(), buf, sizeof(buf));
+    if (n > 0) err.assign(buf, static_cast<size_t>(n));
+    std::fprintf(stderr, "the sandboxed command failed (%d): %s%s\n", code.ok() ? *code : -1,
+                 got.c_str(), err.c_str());
     std::exit(1);
   }
   return ms;
@@ -73,6 +76,8 @@ int main(int argc, char** argv) {
   const std::string tree = ty::JoinPath(data_dir, "jobs/a/j/attempt-1/algo-1");
   (void)ty::MakeDirs(ty::JoinPath(tree, "model"));
   (void)ty::agent::ChownTree(ty::JoinPath(tree, "model"), 65534, 65534);
+  // What the agent does once per instance (not per start): the uid may walk to the tree.
+  if (!ty::agent::GrantSearchToAncestors(tree, 65534).ok()) return 1;
   const std::string bwrap = "/usr/bin/bwrap";
   ty::model::SandboxConfig config;
   config.hidden_paths = ty::agent::SandboxHiddenPaths(data_dir, "", {});
