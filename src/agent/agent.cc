@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
+#include "agent/sandbox.h"
 #include "agent/staging.h"
 #include "agent/supervisor.h"
 #include "common/clock.h"
@@ -332,6 +334,10 @@ struct Agent::Impl {
       for (int i = 1; i <= n; ++i) {
         models.push_back(JoinPath(PeerDir(i), "model"));
         datas.push_back(JoinPath(PeerDir(i), "output/data"));
+        for (const auto& tree : {models.back(), datas.back()}) {
+          Status real = CheckRealDirectory(tree);
+          if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
+        }
       }
       std::string merged = JoinPath(config.instance_dir, ".trainyard/merged");
       (void)RemoveAll(merged);
@@ -345,6 +351,10 @@ struct Agent::Impl {
         AddLine(NowMs(), "trainyard: model merge: " + c +
                              " is also in a lower-numbered instance's tree; that copy was kept");
       }
+    }
+    for (const char* tree : {"model", "output", "output/data"}) {
+      Status real = CheckRealDirectory(JoinPath(config.instance_dir, tree));
+      if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
     }
     Status s = UploadArtifacts(config, artifacts, model_dir, data_dir);
     *uploaded = s.ok() && !artifacts->empty();
@@ -362,6 +372,30 @@ struct Agent::Impl {
     FinalCheckpointSync(std::chrono::milliseconds(std::max<int64_t>(left - 500, 1000)));
     AddLine(NowMs(), "trainyard: spot interruption: the instance is going away; checkpoints synced");
     return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
+  }
+
+  // The sandbox's uid may walk to the tree (search only) and read /opt/ml and input/.
+  // What the training process must be able to write is given to the sandbox's uid: model/,
+  // output/ (the toolkit's failure file), code/ and the checkpoint directory. /opt/ml itself
+  // and input/ stay the agent's (made readable), so the process cannot swap the trees the
+  // agent reads as root for symlinks.
+  Status GrantTreeToSandbox() {
+    const uid_t uid = config.sandbox.uid;
+    const gid_t gid = config.sandbox.gid;
+    // bubblewrap, started as the uid, resolves the tree's path itself.
+    TY_RETURN_IF_ERROR(GrantSearchToAncestors(config.instance_dir, uid));
+    if (::chmod(config.instance_dir.c_str(), 0755) != 0) {
+      return ErrnoStatus("cannot chmod " + config.instance_dir, errno);
+    }
+    TY_RETURN_IF_ERROR(MakeTreeReadable(JoinPath(config.instance_dir, "input")));
+    for (const char* tree : {"model", "output", "code"}) {
+      TY_RETURN_IF_ERROR(ChownTree(JoinPath(config.instance_dir, tree), uid, gid));
+    }
+    if (config.spec.checkpoint_uri) {
+      TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(config));
+      TY_RETURN_IF_ERROR(ChownTree(ckpt, uid, gid));
+    }
+    return Status::Ok();
   }
 
   // The instance's /etc/hosts (every instance by name) and resolv.conf (no name server: a
@@ -426,7 +460,12 @@ struct Agent::Impl {
       view.sandboxed = true;
     } else if (config.isolation == "auto") {
       view.sandboxed = BubblewrapWorks(options.bwrap_path);
+      if (view.sandboxed && config.sandbox.user_namespace) {
+        config.sandbox.user_namespace = UserNamespaceSandboxWorks(
+            options.bwrap_path, config.sandbox.uid, config.sandbox.gid);
+      }
     }
+    view.unprivileged = view.sandboxed && config.sandbox.user_namespace;
 
     std::string limits_line;
     if (config.enforce_limits) {
@@ -451,6 +490,12 @@ struct Agent::Impl {
     if (!limits_line.empty()) AddLine(NowMs(), limits_line);
     Status staged = StageInstance(config, &view);
     if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
+    if (view.unprivileged) {
+      Status granted = GrantTreeToSandbox();
+      if (!granted.ok()) {
+        return Finish(fail, ReasonFor(granted.WithPrefix("cannot prepare the sandbox")), "", false);
+      }
+    }
     Status synced = StartCheckpointSync();
     if (!synced.ok()) {
       return Finish(fail, ReasonFor(synced.WithPrefix("cannot watch the checkpoint directory")), "",
@@ -479,6 +524,16 @@ struct Agent::Impl {
       AddLine(NowMs(),
               "trainyard: bubblewrap not available; running without isolation (paths under " +
                   config.instance_dir + ")");
+    } else if (view.unprivileged) {
+      AddLine(NowMs(), "trainyard: sandbox: root inside is uid " +
+                           std::to_string(config.sandbox.uid) + " gid " +
+                           std::to_string(config.sandbox.gid) +
+                           " on the host; no capabilities, seccomp filter, server files hidden");
+    } else {
+      AddLine(NowMs(),
+              "trainyard: WARNING: user namespaces are not available here, so the training "
+              "process runs as host root (all capabilities dropped, no_new_privs, seccomp "
+              "filter, server files hidden); files it writes are owned by root");
     }
     auto cmd = BuildTrainingCommand(config, view.ml_root());
     if (!cmd.ok()) return Finish(fail, ReasonFor(cmd.status()), "", false);
@@ -507,45 +562,31 @@ struct Agent::Impl {
     }
 
     SpawnOptions so;
-    so.env = env;
+    std::optional<PreparedSandbox> sandbox;  // its descriptors stay open until the spawn
     if (view.sandboxed) {
-      so.argv = {options.bwrap_path,
-                 "--die-with-parent",
-                 "--unshare-pid",
-                 "--unshare-uts",
-                 "--unshare-ipc",
-                 "--hostname",
-                 CurrentHost(config),
-                 "--ro-bind",
-                 "/",
-                 "/",
-                 "--dev",
-                 "/dev",
-                 "--proc",
-                 "/proc",
-                 "--tmpfs",
-                 "/tmp",
-                 "--tmpfs",
-                 "/opt",
-                 "--bind",
-                 config.instance_dir,
-                 kOptMl};
-      for (const auto& [src, dst] : view.ro_binds) {
-        so.argv.insert(so.argv.end(), {"--ro-bind", src, dst});
-      }
+      auto binds = view.ro_binds;
       if (!config.network.empty()) {
         auto etc = WriteNetworkFiles();
         if (!etc.ok()) return Finish(fail, ReasonFor(etc.status()), "", false);
-        so.argv.insert(so.argv.end(), {"--ro-bind", *etc + "/hosts", "/etc/hosts", "--ro-bind",
-                                       *etc + "/resolv.conf", "/etc/resolv.conf"});
-        if (!config.network.netns.empty()) so.netns_path = "/run/netns/" + config.network.netns;
+        binds.emplace_back(*etc + "/hosts", "/etc/hosts");
+        binds.emplace_back(*etc + "/resolv.conf", "/etc/resolv.conf");
       }
-      so.argv.insert(so.argv.end(), {"--chdir", cmd->cwd, "--"});
-      so.argv.insert(so.argv.end(), cmd->argv.begin(), cmd->argv.end());
+      auto prepared = PrepareSandbox(config.sandbox, options.bwrap_path, CurrentHost(config),
+                                     config.instance_dir, binds, cmd->cwd, cmd->argv);
+      if (!prepared.ok()) {
+        return Finish(fail, ReasonFor(prepared.status().WithPrefix("cannot prepare the sandbox")),
+                      "", false);
+      }
+      sandbox = std::move(prepared).value();
+      so = sandbox->spawn;
+      if (!config.network.empty() && !config.network.netns.empty()) {
+        so.netns_path = "/run/netns/" + config.network.netns;
+      }
     } else {
       so.argv = cmd->argv;
       so.cwd = cmd->cwd;
     }
+    so.env = env;
     Diag("running " + [&] {
       std::string s;
       for (const auto& a : so.argv) s += (s.empty() ? "" : " ") + a;
@@ -592,7 +633,8 @@ struct Agent::Impl {
                             ExecuteUserScriptError(outcome->exit_code, tail, cmd->argv));
     }
     std::string reason = "AlgorithmError: Exit Code: " + std::to_string(outcome->exit_code);
-    auto text = ReadFile(failure_file);
+    // The training process may have left a symlink there: never follow it as root.
+    auto text = ReadJobFile(failure_file, 1024);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
     std::string oom = OutOfMemoryFailure(oom_kills_before, outcome->exit_code);
     if (!oom.empty()) reason = oom;

@@ -12,6 +12,7 @@
 
 #include "common/json.h"
 #include "agent/container_env.h"
+#include "agent/sandbox.h"
 #include "common/fs.h"
 #include "storage/archive.h"
 #include "storage/object_store.h"
@@ -192,8 +193,11 @@ Status StageChannel(const model::InstanceConfig& c, const model::Channel& ch, In
     TY_RETURN_IF_ERROR(local.status());
     if (IsDirectory(*local)) {
       if (!DirHasEntries(*local)) return NoObjects(c, ch.uri);
-      view->ro_binds.emplace_back(*local, std::string(kOptMl) + "/input/data/" + ch.name);
-      return Status::Ok();
+      // An unprivileged sandbox cannot read what only root may: such a channel is copied.
+      if (!view->unprivileged || TreeReadableByOthers(*local)) {
+        view->ro_binds.emplace_back(*local, std::string(kOptMl) + "/input/data/" + ch.name);
+        return Status::Ok();
+      }
     }
   }
   if (sharded) {

@@ -86,6 +86,7 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
   out << "trainyard network: " << (*srv)->NetworkSummary() << std::endl;
+  out << "trainyard sandbox: " << (*srv)->SandboxSummary() << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   err << "trainyard server: shutting down (signal " << sig << ")" << std::endl;

@@ -618,6 +618,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.token = rec.agent_token;
   base.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   base.isolation = options_.isolation;
+  base.sandbox = options_.sandbox;
   base.file_roots = options_.file_roots;
   base.storage_s3 = options_.storage_s3;
   base.pass_s3_credentials = options_.pass_s3_credentials;

@@ -59,6 +59,11 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
           {"isolation", c.isolation},
+          {"sandbox",
+           {{"user_namespace", c.sandbox.user_namespace},
+            {"uid", c.sandbox.uid},
+            {"gid", c.sandbox.gid},
+            {"hidden_paths", c.sandbox.hidden_paths}}},
           {"file_roots", c.file_roots},
           {"storage_s3", c.storage_s3},
           {"pass_s3_credentials", c.pass_s3_credentials},
@@ -93,6 +98,12 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.isolation = j.value("isolation", std::string("auto"));
+    if (auto it = j.find("sandbox"); it != j.end() && it->is_object()) {
+      c.sandbox.user_namespace = it->value("user_namespace", true);
+      c.sandbox.uid = it->value("uid", c.sandbox.uid);
+      c.sandbox.gid = it->value("gid", c.sandbox.gid);
+      c.sandbox.hidden_paths = it->value("hidden_paths", std::vector<std::string>{});
+    }
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
     if (j.contains("storage_s3")) c.storage_s3 = j.at("storage_s3");
     c.pass_s3_credentials = j.value("pass_s3_credentials", false);

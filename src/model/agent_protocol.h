@@ -47,6 +47,17 @@ struct InstanceNetworkConfig {
   bool empty() const { return address.empty(); }
 };
 
+// How the training process is sandboxed when isolation is bwrap (agent/sandbox.h).
+struct SandboxConfig {
+  // true: a user namespace in which `uid`/`gid` (unprivileged on the host) are 0; false: the
+  // server found no user namespaces, and the process runs as root with no capabilities.
+  bool user_namespace = true;
+  uint32_t uid = 65534;  // host owner of what the training process writes (nobody)
+  uint32_t gid = 65534;  // (nogroup)
+  // Host paths the sandbox shows as empty: the data dir, /root, /home, the file roots.
+  std::vector<std::string> hidden_paths;
+};
+
 struct InstanceConfig {
   std::string job_name;
   std::string job_arn;
@@ -64,6 +75,7 @@ struct InstanceConfig {
   // long before it is killed (the agent keeps some of it for the final sync).
   int64_t notice_seconds = 120;
   std::string isolation = "auto";              // auto | bwrap | none
+  SandboxConfig sandbox;
   std::vector<std::string> file_roots;         // where file:// URIs may point
   // The server's S3 store as storage::S3SettingsToJson gives it (credentials
   // included; model/ cannot name storage/'s type), or null when none.

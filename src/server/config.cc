@@ -354,6 +354,23 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         if (c->isolation != "auto" && c->isolation != "bwrap" && c->isolation != "none") {
           return InvalidArgument(path + ": isolation must be auto, bwrap or none");
         }
+      } else if (key == "sandbox") {
+        if (!v.IsMap()) return InvalidArgument(path + ": sandbox must be a mapping {uid, gid}");
+        for (const auto& skv : v) {
+          std::string sk = skv.first.as<std::string>();
+          int64_t id = skv.second.as<int64_t>();
+          // 0 would make the sandbox's root the host's root.
+          if (id <= 0 || id >= 4294967295LL) {
+            return InvalidArgument(path + ": sandbox." + sk + " must be a non-root uid/gid");
+          }
+          if (sk == "uid") {
+            c->sandbox_uid = static_cast<uint32_t>(id);
+          } else if (sk == "gid") {
+            c->sandbox_gid = static_cast<uint32_t>(id);
+          } else {
+            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
+          }
+        }
       } else if (key == "network") {
         c->network = v.as<std::string>();
         if (!launch::ParseNetworkPolicy(c->network).ok()) {

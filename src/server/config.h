@@ -24,6 +24,10 @@ struct ServerConfig {
   std::vector<std::string> file_roots;      // default: data dir + the starting directory
   std::string credentials_file;             // default: <data_dir>/credentials (created)
   std::string isolation = "auto";           // auto | bwrap | none
+  // sandbox: {uid, gid}: the unprivileged host uid/gid that is root inside every sandbox and
+  // owns what training processes write (default 65534:65534, nobody:nogroup).
+  uint32_t sandbox_uid = 65534;
+  uint32_t sandbox_gid = 65534;
   // How multi-node jobs' instances are networked: auto | namespaces | loopback
   // (launch::NetworkPolicy).
   std::string network = "auto";
@@ -58,10 +62,10 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, network, instance_limits, stop_grace_seconds,
-// max_body_bytes, http_threads, http: {io_threads, report_threads, head_timeout_seconds,
-// body_timeout_seconds, idle_timeout_seconds, max_header_bytes, max_connections,
-// max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
+// file_roots, credentials_file, isolation, sandbox: {uid, gid}, network, instance_limits,
+// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
+// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
+// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys

@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
+#include "agent/sandbox.h"
 #include "api/credentials.h"
 #include "api/sagemaker_api.h"
 #include "api/service_model.h"
@@ -33,6 +34,7 @@ using nlohmann::json;
 struct Server::Impl {
   ServerConfig config;
   storage::S3Settings s3;  // resolved at Create
+  model::SandboxConfig sandbox;  // probed at Create, handed to every agent
   std::unique_ptr<store::Store> store;
   std::unique_ptr<launch::LocalLauncher> launcher;
   std::unique_ptr<launch::ImageCatalog> images;
@@ -146,6 +148,19 @@ const ServerConfig& Server::config() const { return impl_->config; }
 
 std::string Server::NetworkSummary() const { return impl_->launcher->NetworkSummary(); }
 
+std::string Server::SandboxSummary() const {
+  const model::SandboxConfig& s = impl_->sandbox;
+  if (impl_->config.isolation != "bwrap") {
+    return "none: training processes run on the host as the server's user (isolation: none)";
+  }
+  if (!s.user_namespace) {
+    return "WEAKER: user namespaces are not available, so training processes run as host root "
+           "with no capabilities, no_new_privs and a seccomp filter";
+  }
+  return "bubblewrap, user namespace: root inside is uid " + std::to_string(s.uid) + " gid " +
+         std::to_string(s.gid) + " on the host; no capabilities, seccomp filter";
+}
+
 std::string Server::StorageSummary() const {
   const storage::S3Settings& s = impl_->s3;
   const char* style = s.addressing == storage::S3Addressing::kPath      ? "path-style"
@@ -196,9 +211,17 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   }
 
   // Probe bubblewrap once here rather than in every agent on the start path.
+  const std::string bwrap = agent::AgentOptions{}.bwrap_path;
   if (config.isolation == "auto") {
-    config.isolation = agent::BubblewrapWorks(agent::AgentOptions{}.bwrap_path) ? "bwrap" : "none";
+    config.isolation = agent::BubblewrapWorks(bwrap) ? "bwrap" : "none";
   }
+  impl->sandbox.uid = config.sandbox_uid;
+  impl->sandbox.gid = config.sandbox_gid;
+  impl->sandbox.user_namespace =
+      config.isolation == "bwrap" &&
+      agent::UserNamespaceSandboxWorks(bwrap, config.sandbox_uid, config.sandbox_gid);
+  impl->sandbox.hidden_paths =
+      agent::SandboxHiddenPaths(config.data_dir, config.credentials_file, config.file_roots);
 
   // The S3 store, resolved once like the AWS CLI would (config, env, shared files).
   auto s3 = storage::ResolveS3Settings(config.s3, storage::ProcessEnv());
@@ -227,6 +250,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;
+  copts.sandbox = impl->sandbox;
   copts.enforce_instance_limits = config.instance_limits;
   copts.stop_policy.stop_grace = config.stop_grace;
   impl->controller = std::make_unique<control::JobController>(

@@ -41,6 +41,8 @@ class Server {
   std::string StorageSummary() const;
   // How multi-node jobs' instances are networked (one line).
   std::string NetworkSummary() const;
+  // How training processes are sandboxed (one line; says so when it is weaker than designed).
+  std::string SandboxSummary() const;
 
  private:
   struct Impl;
