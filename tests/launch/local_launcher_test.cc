@@ -222,7 +222,7 @@ TEST(NetworkPolicyTest, ParsesTheThreePoliciesAndRefusesOthers) {
 TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgain) {
   LocalLauncher launcher("/bin/true", NetworkPolicy::kLoopback);
   const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/loop";
-  auto net = launcher.PrepareNetwork(arn, 3);
+  auto net = launcher.PrepareNetwork(arn, NetworkRequest{3});
   ASSERT_TRUE(net.ok()) << net.status().ToString();
   ASSERT_EQ(net->size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
@@ -232,7 +232,7 @@ TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgai
     EXPECT_EQ((*net)[i].hosts.size(), 3u);
     EXPECT_EQ((*net)[i].hosts[i].second, (*net)[i].address);
   }
-  auto again = launcher.PrepareNetwork(arn, 3);
+  auto again = launcher.PrepareNetwork(arn, NetworkRequest{3});
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)[2].address, (*net)[2].address);
   launcher.ReleaseNetwork(arn);
