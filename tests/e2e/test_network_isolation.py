@@ -182,8 +182,14 @@ def test_single_instance_job_reaches_the_outside_but_nothing_of_the_host(
     try:
         sm = server.boto3()
         probes = host_probes(server, listeners) + [("outside", outside.ip, outside.port)]
+        # The same by raw socket: a hand-made SYN gets no answer from the host (dropped before
+        # its TCP stack), while the outside answers (so the raw probe itself works).
+        raw = [("api_gateway", "GATEWAY", api_port(server)),
+               ("api_hostaddr", "HOSTADDR", api_port(server)),
+               ("outside", outside.ip, outside.port)]
         sm.create_training_job(**probe_job("net-single", str(tmp_path / "out"), probes,
-                                           HOSTADDR=host_address()))
+                                           HOSTADDR=host_address(),
+                                           RAW_PROBES=json.dumps([list(p) for p in raw])))
         d = wait_status(sm, "net-single")
         log = logs_of(server, "net-single")
         assert d["TrainingJobStatus"] == "Completed", (d.get("FailureReason"), log)
@@ -193,6 +199,15 @@ def test_single_instance_job_reaches_the_outside_but_nothing_of_the_host(
         # Out through NAT: the outside sees the host's address, not the instance's.
         assert found["outside"] == ["open " + outside.host_ip], found
         assert listeners[0].accepted == [] and listeners[1].accepted == []
+        raw_results = {line.split()[1]: line.split()[2]
+                       for line in (ln[ln.find("RAW "):] for ln in log.splitlines() if "RAW " in ln)}
+        if raw_results.get("outside") == "unavailable":
+            # A sandbox without CAP_NET_RAW: no raw socket at all, which holds too.
+            assert raw_results.get("api_gateway") == "unavailable", log
+        else:
+            assert raw_results.get("outside") == "answered", log
+            assert raw_results.get("api_gateway") == "silent", log
+            assert raw_results.get("api_hostaddr") == "silent", log
         # The server's own firewall table is there while it runs, and gone after.
         assert "trainyard_" in nft_tables()
     finally:

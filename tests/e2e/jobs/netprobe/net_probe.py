@@ -4,6 +4,9 @@ Environment (all optional):
   PROBES        JSON list of [name, host, port]: a TCP connect to each, printed as
                 "PROBE <name> open" or "PROBE <name> closed <why>". host "GATEWAY" is this
                 instance's default gateway; "HOSTADDR" the address in HOSTADDR.
+  RAW_PROBES    the same list, tried with a raw socket too: a hand-made TCP SYN, printed as
+                "RAW <name> answered <flags>" (a SYN-ACK or RST came back) or "RAW <name> silent"
+                (or "RAW <name> unavailable <why>" when raw sockets cannot be opened).
   LISTEN_ON     "algo-2:7000": that instance listens on the port and answers one connection
                 with its host name, before any probe runs elsewhere (peers wait for it).
   PRE_SLEEP     seconds to wait first.
@@ -40,6 +43,50 @@ def probe(host, port, timeout=2.0):
         return "closed " + (type(e).__name__ + ":" + str(e)).replace(" ", "_")
 
 
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def raw_syn(host, port, timeout=1.5):
+    """Sends a TCP SYN to host:port through a raw socket (no connect(), no TCP stack on our side)
+    and waits for any TCP answer from host:port."""
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    except OSError as e:
+        return "unavailable " + str(e).replace(" ", "_")
+    with sock:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.connect((host, port))
+        src = probe.getsockname()[0]
+        probe.close()
+        sport = 40000 + os.getpid() % 20000
+        header = struct.pack("!HHLLBBHHH", sport, port, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
+        pseudo = struct.pack("!4s4sBBH", socket.inet_aton(src), socket.inet_aton(host), 0,
+                             socket.IPPROTO_TCP, len(header))
+        header = header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
+        sock.sendto(header, (host, 0))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                packet, addr = sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            ihl = (packet[0] & 0x0F) * 4
+            tcp = packet[ihl:ihl + 20]
+            if addr[0] != host or len(tcp) < 14:
+                continue
+            s_port, d_port = struct.unpack("!HH", tcp[:4])
+            if s_port == port and d_port == sport:
+                return "answered flags=0x%02x" % tcp[13]
+        return "silent"
+
+
 def main():
     me = os.environ.get("SM_CURRENT_HOST", "?")
     time.sleep(float(os.environ.get("PRE_SLEEP", "0")))
@@ -74,6 +121,12 @@ def main():
             print("PROBE", name, "closed no_gateway", flush=True)
             continue
         print("PROBE", name, probe(host, int(port)), flush=True)
+    for name, host, port in json.loads(os.environ.get("RAW_PROBES", "[]")):
+        if host == "GATEWAY":
+            host = gateway()
+        elif host == "HOSTADDR":
+            host = os.environ["HOSTADDR"]
+        print("RAW", name, raw_syn(host, int(port)), flush=True)
     bucket = os.environ.get("STORE_BUCKET")
     if bucket:
         try:
