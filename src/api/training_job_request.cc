@@ -63,7 +63,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   for (const char* member : kUnsupportedTop) {
     if (Has(body, member)) return NotSupported(member);
   }
-  if (body.value("EnableNetworkIsolation", false)) return NotSupported("EnableNetworkIsolation=true");
+  spec.network_isolation = body.value("EnableNetworkIsolation", false);
   if (body.value("EnableInterContainerTrafficEncryption", false)) {
     return NotSupported("EnableInterContainerTrafficEncryption=true");
   }

@@ -77,7 +77,9 @@ Status JobController::Start() {
     job->record = std::move(record);
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    raw->has_network = raw->record.spec.instance_count > 1;
+    // Every job may have a network (single-instance ones too); releasing one that has none
+    // costs a listing.
+    raw->has_network = true;
     bool all_alive = !raw->instances.empty();
     for (const auto& inst : raw->instances) {
       if (!inst.exited && !launcher_->Alive(inst.agent)) all_alive = false;
@@ -222,6 +224,12 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
         "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
         " needs instance isolation: each instance gets its own /etc/hosts naming the others "
         "through bubblewrap, and this server runs jobs without it (isolation: none).");
+  }
+  if (spec.network_isolation && options_.isolation == "none") {
+    return InvalidArgument(
+        "EnableNetworkIsolation needs instance isolation (a network namespace the training "
+        "process enters through bubblewrap), and this server runs jobs without it "
+        "(isolation: none).");
   }
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
@@ -574,29 +582,43 @@ void JobController::LaunchAgents(ActiveJob* job) {
   std::vector<std::string> hosts;
   for (int i = 1; i <= count; ++i) hosts.push_back("algo-" + std::to_string(i));
 
-  // Multi-node jobs get one address per instance, the same on every attempt (the launcher
-  // keeps the job's network until the job ends).
+  // Every instance gets its network (its own namespace where the machine allows it), the same
+  // on every attempt (the launcher keeps the job's network until the job ends).
   std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
-  if (count > 1) {
-    if (job->networks.empty()) {
-      // Making the network runs `ip` a few times (~0.1-0.5 s): off the loop, so other jobs'
-      // reports and requests are not held up. NetworkReady launches the attempt.
+  if (job->networks.empty()) {
+    launch::NetworkRequest request;
+    request.count = count;
+    request.isolated = rec.spec.network_isolation;
+    request.store_access = options_.pass_s3_credentials && !options_.storage_s3.is_null();
+    request.sandboxed = options_.isolation != "none";
+    const std::string arn = rec.arn;
+    if (launcher_->PreparesNetworkAtOnce(request) && releases_.count(arn) == 0) {
+      // Nothing to make in the kernel (the host's network, loopback aliases): no thread hop.
+      auto made = launcher_->PrepareNetwork(arn, request);
+      if (!made.ok()) {
+        return fail("InternalServerError: could not set up the instances' network: " +
+                    made.status().message());
+      }
+      job->has_network = true;
+      job->networks = std::move(made).value();
+    } else {
+      // Making the network runs `ip` and `nft` a few times (~0.1-0.5 s): off the loop, so other
+      // jobs' reports and requests are not held up. NetworkReady launches the attempt.
       if (!job->network_pending) {
         job->network_pending = true;
-        const std::string arn = rec.arn;
         std::shared_future<void> released;  // the network of an ended job of the same name
         if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
-        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt, released] {
+        network_threads_[arn] = std::thread([this, arn, request, attempt = rec.attempt, released] {
           if (released.valid()) released.wait();
           auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
-              launcher_->PrepareNetwork(arn, count));
+              launcher_->PrepareNetwork(arn, request));
           Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
         });
       }
       return;
     }
-    networks = job->networks;
   }
+  networks = job->networks;
 
   model::InstanceConfig base;
   base.job_name = rec.spec.name;

@@ -39,6 +39,9 @@ json NetworkToJson(const InstanceNetworkConfig& n) {
           {"interface", n.interface},
           {"address", n.address},
           {"master_port", n.master_port},
+          {"store_url", n.store_url},
+          {"notice", n.notice},
+          {"nameservers", n.nameservers},
           {"hosts", hosts}};
 }
 
@@ -117,6 +120,9 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
       c.network.interface = it->value("interface", std::string());
       c.network.address = it->value("address", std::string());
       c.network.master_port = it->value("master_port", 7777);
+      c.network.store_url = it->value("store_url", std::string());
+      c.network.notice = it->value("notice", std::string());
+      c.network.nameservers = it->value("nameservers", std::vector<std::string>());
       for (const auto& h : it->value("hosts", json::array())) {
         c.network.hosts.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
       }

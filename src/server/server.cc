@@ -233,7 +233,13 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
 
   TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
   TY_ASSIGN_OR_RETURN(launch::NetworkPolicy network, launch::ParseNetworkPolicy(config.network));
-  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network);
+  launch::LocalNetworkOptions net_options;
+  // Networks and firewall rules are this server's (other servers may share the machine).
+  net_options.server_id = launch::ServerNetworkId(config.data_dir);
+  net_options.firewall = true;
+  if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
+  impl->launcher =
+      std::make_unique<launch::LocalLauncher>(config.agent_binary, network, net_options);
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
   (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
@@ -315,6 +321,9 @@ void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
+  // The jobs' networks are released by now: the firewall table goes too (the process ends
+  // with _Exit, without destructors).
+  if (d.launcher) d.launcher->Close();
   // Requests already in a handler are answered; idle connections close at once.
   if (d.http) d.http->Shutdown(wait_for_connections);
   if (d.started) {

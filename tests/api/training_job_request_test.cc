@@ -206,9 +206,6 @@ const std::vector<RuleCase>& RuleCases() {
       {"MaxPendingTime",
        [](json& b, const std::string&) { b["StoppingCondition"]["MaxPendingTimeInSeconds"] = 60; },
        {"MaxPendingTimeInSeconds"}},
-      {"NetworkIsolation",
-       [](json& b, const std::string&) { b["EnableNetworkIsolation"] = true; },
-       {"EnableNetworkIsolation"}},
       {"TrafficEncryption",
        [](json& b, const std::string&) { b["EnableInterContainerTrafficEncryption"] = true; },
        {"EnableInterContainerTrafficEncryption"}},
@@ -419,6 +416,19 @@ TEST_F(ParseCreateTrainingJobTest, ManagedSpotAndRetryStrategyAreParsed) {
   EXPECT_EQ(spec->max_wait, std::chrono::seconds(7200));
   EXPECT_EQ(spec->max_retry_attempts, 3);
   EXPECT_EQ(spec->checkpoint_uri, "file://" + root_ + "/ckpt/");
+}
+
+TEST_F(ParseCreateTrainingJobTest, EnableNetworkIsolationIsAccepted) {
+  for (bool isolated : {false, true}) {
+    json body = ValidBody();
+    body["EnableNetworkIsolation"] = isolated;
+    auto spec = ParseCreateTrainingJob(body, policy_);
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->network_isolation, isolated);
+  }
+  auto absent = ParseCreateTrainingJob(ValidBody(), policy_);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->network_isolation);
 }
 
 TEST_F(ParseCreateTrainingJobTest, NullUnsupportedMemberIsIgnored) {
