@@ -136,6 +136,22 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
 
   spec.hyperparameters = body.value("HyperParameters", std::map<std::string, std::string>{});
   spec.environment = body.value("Environment", std::map<std::string, std::string>{});
+  // The model's patterns let NUL through ("[\\S\\s]*", ".*"), but both maps reach the training
+  // process as environment variables (SM_HP_*, SM_TRAINING_ENV) and arguments, which are C strings:
+  // a NUL would silently cut the value short there. Refuse it here instead.
+  for (const auto& [member, map] : {std::pair{"HyperParameters", &spec.hyperparameters},
+                                    std::pair{"Environment", &spec.environment}}) {
+    for (const auto& [k, v] : *map) {
+      if (k.find('\0') != std::string::npos) {
+        return InvalidArgument(std::string(member) + " has a key with a NUL character; keys and "
+                               "values are passed as environment variables, which cannot hold it.");
+      }
+      if (v.find('\0') != std::string::npos) {
+        return InvalidArgument(std::string(member) + " value of '" + k + "' has a NUL character; "
+                               "values are passed as environment variables, which cannot hold it.");
+      }
+    }
+  }
 
   // Channels.
   std::set<std::string> channel_names;

@@ -10,6 +10,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "model/failure_reason.h"
 
 namespace ty::control {
 
@@ -51,6 +52,15 @@ JobController::JobController(ControllerOptions options, store::Store* store,
       launcher_(launcher),
       images_(images),
       clock_(clock),
+      server_dirs_([this] {
+        std::vector<std::string> dirs;
+        std::string dir = options_.data_dir;
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        if (!dir.empty()) dirs.push_back(dir);
+        auto real = RealPath(dir.empty() ? "." : dir);
+        if (real.ok() && *real != dir) dirs.push_back(*real);
+        return dirs;
+      }()),
       pool_(options_.capacity, options_.catalog, options_.host_cpus, options_.host_memory_gib),
       market_(options_.spot, clock->Now()) {}
 
@@ -450,7 +460,12 @@ void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
 }
 
 void JobController::Apply(ActiveJob* job, const Event& event) {
-  StepResult r = Step(job->record, event, clock_->Now(), options_.stop_policy);
+  // Reasons come from the agent and from here, both of which see host paths.
+  Event public_event = event;
+  if (!public_event.failure_reason.empty()) {
+    public_event.failure_reason = model::HideServerPaths(event.failure_reason, server_dirs_);
+  }
+  StepResult r = Step(job->record, public_event, clock_->Now(), options_.stop_policy);
   if (r.changed) {
     // Keep the handle of a still-running agent until it is gone: the record
     // forgets the pid when the job ends, but actions may still target it.

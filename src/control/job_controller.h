@@ -171,6 +171,9 @@ class JobController {
   launch::Launcher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
+  // The data dir as configured and as the kernel spells it: FailureReasons never show paths
+  // under it (model::HideServerPaths).
+  const std::vector<std::string> server_dirs_;
 
   std::mutex mu_;
   std::condition_variable cv_;

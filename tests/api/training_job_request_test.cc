@@ -345,6 +345,18 @@ const std::vector<RuleCase>& RuleCases() {
       {"ReservedTag",
        [](json& b, const std::string&) { b["Tags"][0]["Key"] = "aws:owner"; },
        {"reserved for AWS use: aws:owner"}},
+      // Issue 10 (F9): a NUL in Environment used to cut the value short in the training process.
+      {"NulInEnvironmentValue",
+       [](json& b, const std::string&) { b["Environment"]["MODE"] = std::string("te\0st", 5); },
+       {"Environment value of 'MODE' has a NUL character"}},
+      {"NulInHyperParameterValue",
+       [](json& b, const std::string&) {
+         b["HyperParameters"]["epochs"] = std::string("1\0; rm", 6);
+       },
+       {"HyperParameters value of 'epochs' has a NUL character"}},
+      {"NulInHyperParameterKey",
+       [](json& b, const std::string&) { b["HyperParameters"][std::string("a\0b", 3)] = "1"; },
+       {"HyperParameters has a key with a NUL character"}},
       {"DuplicateTag",
        [](json& b, const std::string&) { b["Tags"].push_back({{"Key", "team"}, {"Value", "x"}}); },
        {"Duplicate tag key: team"}},
