@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "common/status.h"
@@ -40,6 +41,10 @@ class Server {
   std::string StorageSummary() const;
   // How multi-node jobs' instances are networked (one line).
   std::string NetworkSummary() const;
+  // Where file:// URIs may point (one line): the roots, or "none (why)".
+  std::string FileRootsSummary() const;
+  // Settings the operator chose that weaken isolation, one loud line each.
+  const std::vector<std::string>& Warnings() const;
 
  private:
   struct Impl;
