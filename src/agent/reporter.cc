@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "common/fs.h"
 
@@ -38,7 +40,14 @@ Reporter::~Reporter() {
   for (const auto& p : queue_) Drop(p.report, "agent exiting");
 }
 
+void Reporter::CountLostLocked(const model::AgentReport& report, const std::string& why) {
+  if (report.type != model::AgentReport::Type::kLog || report.lines.empty()) return;
+  lost_lines_ += static_cast<int64_t>(report.lines.size());
+  lost_reason_ = why;
+}
+
 void Reporter::Send(model::AgentReport report) {
+  std::vector<model::AgentReport> overflow;
   {
     std::lock_guard<std::mutex> lock(mu_);
     report.seq = next_seq_++;
@@ -46,9 +55,26 @@ void Reporter::Send(model::AgentReport report) {
       exit_sent_ = true;
       exit_acked_ = false;
     }
+    if (report.type == model::AgentReport::Type::kLog) queued_lines_ += report.lines.size();
     queue_.push_back({std::move(report), std::chrono::steady_clock::now()});
+    // Over the bound the oldest waiting lines go (not the newest: a job's last
+    // lines usually say how it ended). Phase and exit reports always stay.
+    const size_t limit = options_.max_buffered_lines;
+    for (auto it = queue_.begin(); limit > 0 && queued_lines_ > limit && it != queue_.end();) {
+      if (it->report.type != model::AgentReport::Type::kLog || std::next(it) == queue_.end()) {
+        ++it;
+        continue;
+      }
+      queued_lines_ -= it->report.lines.size();
+      ++dropped_;
+      CountLostLocked(it->report, "the agent's buffer of " + std::to_string(limit) +
+                                      " lines overflowed while " + last_failure_);
+      overflow.push_back(std::move(it->report));
+      it = queue_.erase(it);
+    }
   }
   cv_.notify_all();
+  for (const auto& r : overflow) Drop(r, "buffer full");
 }
 
 bool Reporter::WaitIdle(std::chrono::milliseconds timeout) {
@@ -65,6 +91,11 @@ int64_t Reporter::delivered() const {
 int64_t Reporter::dropped() const {
   std::lock_guard<std::mutex> lock(mu_);
   return dropped_;
+}
+
+int64_t Reporter::lost_lines() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lost_lines_;
 }
 
 void Reporter::Drop(const model::AgentReport& report, const std::string& why) {
@@ -92,13 +123,23 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
     conn_->client->set_read_timeout(std::chrono::seconds(30));
     conn_->client->set_write_timeout(std::chrono::seconds(30));
   }
-  std::string body = model::AgentReportToJson(report).dump(
+  model::AgentReport stamped = report;
+  {
+    // Stamped at sending, not queueing: everything before this report in the
+    // queue has been delivered or dropped (and counted) by now.
+    std::lock_guard<std::mutex> lock(mu_);
+    stamped.lost_lines = lost_lines_;
+    stamped.lost_reason = lost_reason_;
+  }
+  std::string body = model::AgentReportToJson(stamped).dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
   httplib::Headers headers = {{"Authorization", "Bearer " + options_.token}};
   auto res = conn_->client->Post(model::kAgentReportPath, headers, body, "application/json");
   if (!res) {
     // The server may be gone or moved: reconnect, re-reading its URL.
     conn_->client.reset();
+    std::lock_guard<std::mutex> lock(mu_);
+    last_failure_ = "the control plane was unreachable";
     return Attempt::kRetry;
   }
   int status = res->status;
@@ -108,6 +149,12 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
           std::to_string(status) + " " + res->body.substr(0, 512));
     return Attempt::kPermanent;
   }
+  auto answer = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
+                        ? answer["error"].get<std::string>()
+                        : "HTTP " + std::to_string(status);
+  std::lock_guard<std::mutex> lock(mu_);
+  last_failure_ = "the control plane could not take them (" + why.substr(0, 200) + ")";
   return Attempt::kRetry;
 }
 
@@ -119,6 +166,9 @@ void Reporter::Loop() {
     if (shutdown_) return;
     Pending item = queue_.front();
     queue_.pop_front();
+    if (item.report.type == model::AgentReport::Type::kLog) {
+      queued_lines_ -= item.report.lines.size();
+    }
     busy_ = true;
     lock.unlock();
 
@@ -132,6 +182,7 @@ void Reporter::Loop() {
         if (is_exit) exit_acked_ = true;
       } else {
         ++dropped_;
+        CountLostLocked(item.report, "the control plane refused them");
         lock.unlock();
         Drop(item.report, "refused by the control plane");
         lock.lock();
@@ -146,6 +197,8 @@ void Reporter::Loop() {
                       : options_.retry_budget;
     if (std::chrono::steady_clock::now() - item.queued >= budget) {
       ++dropped_;
+      CountLostLocked(item.report, "they could not be delivered for " +
+                                       std::to_string(budget.count()) + " s: " + last_failure_);
       busy_ = false;
       lock.unlock();
       Drop(item.report, "control plane unreachable");
@@ -154,6 +207,9 @@ void Reporter::Loop() {
       continue;
     }
     // Keep order: the report goes back to the front and is retried after the backoff.
+    if (item.report.type == model::AgentReport::Type::kLog) {
+      queued_lines_ += item.report.lines.size();
+    }
     queue_.push_front(std::move(item));
     busy_ = false;
     cv_.wait_for(lock, backoff, [this] { return shutdown_; });

@@ -8,6 +8,11 @@
 // log reports for up to `retry_budget`, after which they are dropped (log
 // lines go to `undelivered_log`); the exit report for up to `exit_retry_budget`.
 // A 4xx other than 408/429 is permanent: the report is dropped at once.
+// At most `max_buffered_lines` log lines wait in the queue: beyond that the
+// oldest queued log reports are dropped. Every dropped log line is counted,
+// and the count with the reason of the last drop rides on every later report
+// (AgentReport::lost_lines), so the control plane can say so in the job's log
+// and status even when it could not store the lines themselves.
 // Thread contract: Send() and WaitIdle() may be called from any thread.
 #pragma once
 
@@ -34,6 +39,8 @@ class Reporter {
     std::chrono::milliseconds max_backoff{2000};
     std::chrono::seconds retry_budget{600};
     std::chrono::seconds exit_retry_budget{1800};
+    // Log lines queued at most (a full disk on the server can last); 0: unbounded.
+    size_t max_buffered_lines = 20000;
   };
   // `diag` receives one line per diagnostic (it must be thread-safe).
   Reporter(Options options, std::function<void(const std::string&)> diag);
@@ -52,6 +59,8 @@ class Reporter {
 
   int64_t delivered() const;
   int64_t dropped() const;
+  // Log lines dropped so far (see the class comment).
+  int64_t lost_lines() const;
 
  private:
   struct Pending {
@@ -62,7 +71,10 @@ class Reporter {
 
   void Loop();
   Attempt Post(const model::AgentReport& report);
+  // Writes a dropped report's lines to undelivered_log. Called without mu_.
   void Drop(const model::AgentReport& report, const std::string& why);
+  // Counts a dropped log report's lines. REQUIRES: mu_ held.
+  void CountLostLocked(const model::AgentReport& report, const std::string& why);
 
   Options options_;
   std::function<void(const std::string&)> diag_;
@@ -77,6 +89,11 @@ class Reporter {
   int64_t dropped_ = 0;        // TY_GUARDED_BY(mu_)
   bool exit_acked_ = false;    // TY_GUARDED_BY(mu_)
   bool exit_sent_ = false;     // TY_GUARDED_BY(mu_)
+  size_t queued_lines_ = 0;    // TY_GUARDED_BY(mu_): log lines in queue_
+  int64_t lost_lines_ = 0;     // TY_GUARDED_BY(mu_)
+  std::string lost_reason_;    // TY_GUARDED_BY(mu_)
+  // Why the last delivery failed ("control plane unreachable", or what it answered).
+  std::string last_failure_ = "the control plane was unreachable";  // TY_GUARDED_BY(mu_)
 
   // Owned by the loop thread only.
   struct Connection;

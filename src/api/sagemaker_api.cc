@@ -126,7 +126,9 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
                                  "The request body must be a JSON object.", 400}));
   }
   Outcome outcome = Dispatch(caller, *target, body);
-  if (auto* err = std::get_if<ApiError>(&outcome)) return finish(ErrorResponse(*err));
+  if (auto* err = std::get_if<ApiError>(&outcome)) {
+    return finish(ErrorResponse(RedactServerError(std::move(*err), request_id, stderr)));
+  }
   ApiResponse r;
   if (auto* raw = std::get_if<RawJson>(&outcome)) {
     r.body = std::move(raw->text);
@@ -178,7 +180,7 @@ SageMakerApi::Outcome SageMakerApi::Dispatch(const Caller& caller, const std::st
 }
 
 SageMakerApi::Outcome SageMakerApi::CreateTrainingJob(const Caller& caller, const json& body) {
-  auto spec = ParseCreateTrainingJob(body, options_.policy);
+  auto spec = ParseCreateTrainingJob(body, options_.policy.ForAccount(caller.account_id));
   if (!spec.ok()) return ToApiError(spec.status());
   std::string name = spec->name;
   auto record = controller_->Submit(caller.account_id, std::move(spec).value(), body.dump());

@@ -46,7 +46,7 @@ Status CheckUri(const std::string& what, const std::string& uri, const RequestPo
     return InvalidArgument("Invalid " + what + " '" + uri + "': give an s3:// or file:// URI.");
   }
   Status s = storage::CheckWithinRoots(parsed->path, policy.file_roots);
-  if (!s.ok()) return InvalidArgument("Invalid " + what + ": " + s.message());
+  if (!s.ok()) return InvalidArgument("Invalid " + what + " '" + uri + "': " + s.message());
   return Status::Ok();
 }
 

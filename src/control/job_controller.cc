@@ -326,9 +326,18 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
     }
     const size_t index = static_cast<size_t>(report.host_index - 1);
     Instance& inst = job->instances[index];
+    if (report.lost_lines > inst.lost_lines) {
+      inst.lost_lines = report.lost_lines;
+      inst.lost_reason = report.lost_reason;
+    }
     if (report.seq != 0 && report.seq <= inst.last_seq) return Status::Ok();  // a retry
-    inst.last_seq = std::max(inst.last_seq, report.seq);
     if (inst.exited) return Status::Ok();
+    if (report.type == AgentReport::Type::kLog) {
+      if (inst.log_stream.empty()) inst.log_stream = report.stream;
+      // Not acknowledged unless stored: the agent keeps the lines and retries.
+      TY_RETURN_IF_ERROR(ApplyLogs(job, report));
+    }
+    inst.last_seq = std::max(inst.last_seq, report.seq);
     switch (report.type) {
       case AgentReport::Type::kPhase: {
         // The job's phases are its first instance's (they all stage and train alike).
@@ -340,8 +349,7 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
         break;
       }
       case AgentReport::Type::kLog:
-        ApplyLogs(job, report);
-        break;
+        break;  // stored above
       case AgentReport::Type::kCheckpoint: {
         Event e{Event::Kind::kCheckpoint};
         e.at = FromEpochMillis(report.synced_at_ms);
@@ -371,6 +379,7 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
     Event e{Event::Kind::kAgentExit};
     e.outcome = report.outcome;
     e.failure_reason = report.failure_reason;
+    e.message = NoteLostLines(job);
     if (n > 1 && !e.failure_reason.empty()) {
       e.failure_reason += " (on algo-" + std::to_string(index + 1) + ")";
     }
@@ -392,6 +401,7 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
     }
   }
   e.model_artifacts = job->instances[0].model_artifacts;  // algo-1 uploads the merged model
+  e.message = NoteLostLines(job);
   Apply(job, e);
 }
 
@@ -437,7 +447,30 @@ Status JobController::ApplyLateLogs(const std::string& token, const AgentReport&
   return store_->AppendLogEvents(stored->id, events);
 }
 
-void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
+std::string JobController::NoteLostLines(ActiveJob* job) {
+  int64_t lost = 0;
+  std::string why;
+  for (const auto& inst : job->instances) {
+    lost += inst.lost_lines;
+    if (inst.lost_lines > 0 && why.empty()) why = inst.lost_reason;
+  }
+  if (lost == 0) return "";
+  std::string note = "trainyard: " + std::to_string(lost) + " log line" +
+                     (lost == 1 ? " was" : "s were") + " lost: " +
+                     (why.empty() ? "the agent could not deliver them" : why);
+  std::string stream = job->instances.empty() || job->instances[0].log_stream.empty()
+                           ? job->last_stream
+                           : job->instances[0].log_stream;
+  Status s = store_->AppendLogEvents(
+      job->record.id, {{0, stream, ToEpochMillis(clock_->Now()), note}});
+  if (!s.ok()) {
+    std::fprintf(stderr, "trainyard: %s: cannot store the note \"%s\": %s\n",
+                 job->record.arn.c_str(), note.c_str(), s.ToString().c_str());
+  }
+  return note;
+}
+
+Status JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
   std::vector<store::LogEvent> events;
   std::vector<telemetry::Sample> samples;
   events.reserve(report.lines.size());
@@ -448,7 +481,11 @@ void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
     }
   }
   Status s = store_->AppendLogEvents(job->record.id, events);
-  if (!s.ok()) std::fprintf(stderr, "trainyard: cannot store log events: %s\n", s.ToString().c_str());
+  if (!s.ok()) {
+    std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n",
+                 job->record.arn.c_str(), s.ToString().c_str());
+    return s;
+  }
   if (!samples.empty()) {
     std::vector<store::MetricSample> rows;
     for (const auto& smp : samples) rows.push_back({smp.name, smp.timestamp_ms, smp.value});
@@ -457,6 +494,7 @@ void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
     telemetry::MergeFinalMetrics(samples, &job->record.final_metrics);
     Persist(job);
   }
+  return Status::Ok();
 }
 
 void JobController::Apply(ActiveJob* job, const Event& event) {
@@ -656,7 +694,9 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   base.isolation = options_.isolation;
   base.sandbox = options_.sandbox;
-  base.file_roots = options_.file_roots;
+  auto own_roots = options_.account_file_roots.find(rec.account);
+  base.file_roots = own_roots != options_.account_file_roots.end() ? own_roots->second
+                                                                   : options_.file_roots;
   base.storage_s3 = options_.storage_s3;
   base.pass_s3_credentials = options_.pass_s3_credentials;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
@@ -710,6 +750,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
     }
     Instance inst;
     inst.agent = *agent;
+    inst.log_stream = cfg.log_stream;
     job->instances.push_back(inst);
   }
   rec.agent_pid = job->instances[0].agent.pid;

@@ -149,6 +149,10 @@ json AgentReportToJson(const AgentReport& r) {
             {"host_index", r.host_index},
             {"attempt", r.attempt},
             {"seq", r.seq}};
+  if (r.lost_lines > 0) {
+    j["lost_lines"] = r.lost_lines;
+    j["lost_reason"] = r.lost_reason;
+  }
   switch (r.type) {
     case AgentReport::Type::kPhase:
       j["phase"] = Name(r.phase);
@@ -185,6 +189,8 @@ Result<AgentReport> AgentReportFromJson(const json& j) {
     r.host_index = j.value("host_index", 1);
     r.attempt = j.value("attempt", 1);
     r.seq = j.value("seq", int64_t{0});
+    r.lost_lines = j.value("lost_lines", int64_t{0});
+    r.lost_reason = j.value("lost_reason", std::string());
     if (type == "phase") {
       r.type = AgentReport::Type::kPhase;
       auto phase = ParseSecondaryStatus(j.at("phase").get<std::string>());

@@ -131,6 +131,12 @@ struct AgentReport {
   int host_index = 1;
   int attempt = 1;
   int64_t seq = 0;
+  // Every type: log lines of this instance the agent has dropped so far (its buffer
+  // overflowed, or the control plane refused or could not take them for too long), and why
+  // the last ones were dropped. Cumulative, so a later report carries the count of
+  // dropped ones.
+  int64_t lost_lines = 0;
+  std::string lost_reason;
   // kPhase
   SecondaryStatus phase = SecondaryStatus::kDownloading;
   std::string message;                 // StatusMessage for the transition
