@@ -30,17 +30,22 @@ Reporter::Reporter(Options options, std::function<void(const std::string&)> diag
 
 Reporter::~Reporter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     shutdown_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
-  for (const auto& p : queue_) Drop(p.report, "agent exiting");
+  std::deque<Pending> left;
+  {
+    MutexLock lock(&mu_);
+    left.swap(queue_);
+  }
+  for (const auto& p : left) Drop(p.report, "agent exiting");
 }
 
 void Reporter::Send(model::AgentReport report) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     report.seq = next_seq_++;
     if (report.type == model::AgentReport::Type::kExit) {
       exit_sent_ = true;
@@ -48,22 +53,25 @@ void Reporter::Send(model::AgentReport report) {
     }
     queue_.push_back({std::move(report), std::chrono::steady_clock::now()});
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 bool Reporter::WaitIdle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (!(queue_.empty() && !busy_)) {
+    if (!cv_.WaitUntil(&mu_, deadline)) break;
+  }
   return queue_.empty() && !busy_ && (!exit_sent_ || exit_acked_);
 }
 
 int64_t Reporter::delivered() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return delivered_;
 }
 
 int64_t Reporter::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return dropped_;
 }
 
@@ -113,32 +121,32 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
 
 void Reporter::Loop() {
   auto backoff = options_.min_backoff;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return shutdown_ || !queue_.empty(); });
+    while (!shutdown_ && queue_.empty()) cv_.Wait(&mu_);
     if (shutdown_) return;
     Pending item = queue_.front();
     queue_.pop_front();
     busy_ = true;
-    lock.unlock();
+    lock.Unlock();
 
     bool is_exit = item.report.type == model::AgentReport::Type::kExit;
     Attempt a = Post(item.report);
 
-    lock.lock();
+    lock.Lock();
     if (a == Attempt::kDelivered || a == Attempt::kPermanent) {
       if (a == Attempt::kDelivered) {
         ++delivered_;
         if (is_exit) exit_acked_ = true;
       } else {
         ++dropped_;
-        lock.unlock();
+        lock.Unlock();
         Drop(item.report, "refused by the control plane");
-        lock.lock();
+        lock.Lock();
       }
       backoff = options_.min_backoff;
       busy_ = false;
-      cv_.notify_all();
+      cv_.SignalAll();
       continue;
     }
     auto budget = is_exit
@@ -147,16 +155,19 @@ void Reporter::Loop() {
     if (std::chrono::steady_clock::now() - item.queued >= budget) {
       ++dropped_;
       busy_ = false;
-      lock.unlock();
+      lock.Unlock();
       Drop(item.report, "control plane unreachable");
-      lock.lock();
-      cv_.notify_all();
+      lock.Lock();
+      cv_.SignalAll();
       continue;
     }
     // Keep order: the report goes back to the front and is retried after the backoff.
     queue_.push_front(std::move(item));
     busy_ = false;
-    cv_.wait_for(lock, backoff, [this] { return shutdown_; });
+    const auto retry_at = std::chrono::steady_clock::now() + backoff;
+    while (!shutdown_) {
+      if (!cv_.WaitUntil(&mu_, retry_at)) break;
+    }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }

@@ -35,14 +35,13 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace ty::launch {
@@ -153,11 +152,11 @@ class InstanceNetworks {
   Result<uint32_t> ReserveSubnet(const std::string& key, uint32_t preferred);
   void ReleaseSubnet(const std::string& key);
 
-  std::mutex mu_;
-  std::condition_variable key_released_;
-  std::set<std::string> busy_keys_;           // TY_GUARDED_BY(mu_): a call is working on these
-  std::map<std::string, uint32_t> subnets_;   // TY_GUARDED_BY(mu_): key -> its /24 (host order)
-  std::map<std::string, uint32_t> loopback_;  // TY_GUARDED_BY(mu_): key -> its 127.X.Y.0
+  Mutex mu_;
+  CondVar key_released_;
+  std::set<std::string> busy_keys_ TY_GUARDED_BY(mu_);  // a call is working on these
+  std::map<std::string, uint32_t> subnets_ TY_GUARDED_BY(mu_);  // key -> its /24 (host order)
+  std::map<std::string, uint32_t> loopback_ TY_GUARDED_BY(mu_);  // key -> its 127.X.Y.0
 };
 
 }  // namespace ty::launch

@@ -5,10 +5,10 @@
 // Thread-safe.
 #pragma once
 
-#include <mutex>
 #include <set>
 #include <string>
 
+#include "common/mutex.h"
 #include "launch/instance_network.h"
 #include "launch/launcher.h"
 
@@ -45,8 +45,8 @@ class LocalLauncher final : public Launcher {
   NetworkPolicy policy_;
   NetworkSupport support_;
   InstanceNetworks networks_;
-  std::mutex mu_;
-  std::set<int64_t> children_;  // pids we forked (and so must reap)
+  Mutex mu_;
+  std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
 };
 
 // The kernel start time of a process (field 22 of /proc/<pid>/stat); 0 if gone.
