@@ -212,7 +212,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   }
   std::string key = caller.account_id + "/" + name;
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     auto it = describe_cache_.find(key);
     if (it != describe_cache_.end() && it->second.id == version->id &&
         it->second.version == version->version) {
@@ -227,7 +227,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   // newer than its key and the next call simply renders again.
   std::string rendered = DumpJson(DescribeJson(*job));
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     if (describe_cache_.size() >= kDescribeCacheEntries) describe_cache_.clear();
     describe_cache_[key] = {version->id, version->version, rendered};
   }

@@ -923,16 +923,16 @@ NetworkSupport ProbeNetworkSupport() {
 class InstanceNetworks::KeyLock {
  public:
   KeyLock(InstanceNetworks* owner, std::string key) : owner_(owner), key_(std::move(key)) {
-    std::unique_lock<std::mutex> lock(owner_->mu_);
-    owner_->key_released_.wait(lock, [&] { return owner_->busy_keys_.count(key_) == 0; });
+    MutexLock lock(&owner_->mu_);
+    while (owner_->busy_keys_.count(key_) != 0) owner_->key_released_.Wait(&owner_->mu_);
     owner_->busy_keys_.insert(key_);
   }
   ~KeyLock() {
     {
-      std::lock_guard<std::mutex> lock(owner_->mu_);
+      MutexLock lock(&owner_->mu_);
       owner_->busy_keys_.erase(key_);
     }
-    owner_->key_released_.notify_all();
+    owner_->key_released_.SignalAll();
   }
   KeyLock(const KeyLock&) = delete;
   KeyLock& operator=(const KeyLock&) = delete;
@@ -961,7 +961,7 @@ Result<JobNetwork> InstanceNetworks::Create(const std::string& key, int count, N
 JobNetwork InstanceNetworks::CreateLoopback(const std::string& key, int count) {
   uint32_t net = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = loopback_.find(key);
     if (it != loopback_.end()) {
       net = it->second;
@@ -995,7 +995,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
   const JobObjects found = survey.jobs.count(key) != 0 ? survey.jobs[key] : JobObjects();
   uint32_t preferred = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = subnets_.find(key);
     if (it != subnets_.end()) preferred = it->second;
   }
@@ -1020,7 +1020,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
       JobNetwork existing = DescribeNamespaces(key, count, preferred);
       TY_ASSIGN_OR_RETURN(bool intact, Intact(existing, found));
       if (intact) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         subnets_[key] = preferred;
         return existing;
       }
@@ -1045,8 +1045,8 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
 
 Result<uint32_t> InstanceNetworks::ReserveSubnet(const std::string& key, uint32_t preferred) {
   TY_ASSIGN_OR_RETURN(std::vector<Prefix> used, UsedPrefixes());
-  std::lock_guard<std::mutex> lock(mu_);
-  auto is_free = [&](uint32_t net) {
+  MutexLock lock(&mu_);
+  auto is_free = [&](uint32_t net) TY_REQUIRES(mu_) {
     const Prefix candidate{net, 24};
     for (const auto& u : used) {
       if (Overlaps(candidate, u)) return false;
@@ -1074,7 +1074,7 @@ Result<uint32_t> InstanceNetworks::ReserveSubnet(const std::string& key, uint32_
 }
 
 void InstanceNetworks::ReleaseSubnet(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   subnets_.erase(key);
 }
 
@@ -1084,7 +1084,7 @@ Status InstanceNetworks::Destroy(const std::string& key, DestroyReport* report) 
   }
   KeyLock hold(this, key);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (loopback_.erase(key) != 0) return Status::Ok();
   }
   Status s = DestroyLocked(key, report);

@@ -37,15 +37,14 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace ty::launch {
@@ -164,11 +163,11 @@ class InstanceNetworks {
   void ReleaseSubnet(const std::string& key);
 
   const std::string owner_;
-  std::mutex mu_;
-  std::condition_variable key_released_;
-  std::set<std::string> busy_keys_;           // TY_GUARDED_BY(mu_): a call is working on these
-  std::map<std::string, uint32_t> subnets_;   // TY_GUARDED_BY(mu_): key -> its /24 (host order)
-  std::map<std::string, uint32_t> loopback_;  // TY_GUARDED_BY(mu_): key -> its 127.X.Y.0
+  Mutex mu_;
+  CondVar key_released_;
+  std::set<std::string> busy_keys_ TY_GUARDED_BY(mu_);  // a call is working on these
+  std::map<std::string, uint32_t> subnets_ TY_GUARDED_BY(mu_);  // key -> its /24 (host order)
+  std::map<std::string, uint32_t> loopback_ TY_GUARDED_BY(mu_);  // key -> its 127.X.Y.0
 };
 
 }  // namespace ty::launch

@@ -368,7 +368,7 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
     return ErrnoStatus("cannot execute agent " + agent_binary_, child_errno);
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     children_.insert(pid);
   }
   return AgentHandle{pid, ProcessStartTicks(pid)};
@@ -385,7 +385,7 @@ void LocalLauncher::Signal(const AgentHandle& agent, int sig) {
 bool LocalLauncher::Alive(const AgentHandle& agent) {
   if (agent.pid <= 0) return false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (children_.count(agent.pid)) {
       int status = 0;
       pid_t r = ::waitpid(static_cast<pid_t>(agent.pid), &status, WNOHANG);

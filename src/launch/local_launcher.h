@@ -6,11 +6,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "common/mutex.h"
 #include "launch/instance_network.h"
 #include "launch/launcher.h"
 #include "launch/network_firewall.h"
@@ -81,8 +81,8 @@ class LocalLauncher final : public Launcher {
   std::string firewall_reason_;
   bool nat_ = false;              // the host has a default route and forwards for our NAT
   std::string forwarding_note_;   // what the constructor did to net.ipv4.ip_forward
-  std::mutex mu_;
-  std::set<int64_t> children_;  // pids we forked (and so must reap)
+  Mutex mu_;
+  std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
 };
 
 // The kernel start time of a process (field 22 of /proc/<pid>/stat); 0 if gone.
