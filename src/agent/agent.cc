@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
@@ -119,6 +120,8 @@ struct Agent::Impl {
   std::atomic<bool> stop_asked{false};    // SIGTERM/SIGINT: stop, upload artifacts
   std::atomic<bool> aborted{false};       // SIGUSR2: another instance failed the job
   std::string limits_cgroup;              // the instance cgroup, when limits were applied
+  std::vector<std::string> limits_dirs;   // its directories (one per v1 hierarchy)
+  uint64_t memory_limit_bytes = 0;        // the memory limit in force; 0: none
   std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
   std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
   // Lines for the job's log from other threads (the checkpoint sync).
@@ -410,6 +413,15 @@ struct Agent::Impl {
     return dir;
   }
 
+  // The FailureReason of a training process that failed after the kernel's out-of-memory killer
+  // ended a process of the instance since the count was `kills_before`; "" when it did not.
+  // Whatever the script then said (a failure file, exit code 137 or 1), the cause is the memory
+  // limit, and the reason names it as SageMaker does.
+  std::string OutOfMemoryFailure(uint64_t kills_before, int exit_code) const {
+    if (memory_limit_bytes == 0 || CountOomKills(limits_dirs) <= kills_before) return "";
+    return OutOfMemoryReason(memory_limit_bytes, config.spec.instance_type, exit_code);
+  }
+
   // A stop or interruption arrived before or while the process ran.
   int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
@@ -462,11 +474,16 @@ struct Agent::Impl {
       InstanceLimits limits;
       limits.cpus = config.num_cpus;
       limits.memory_bytes = static_cast<uint64_t>(config.memory_gib * 1024 * 1024 * 1024);
+      limits.max_processes = static_cast<uint64_t>(std::max(config.max_processes, 0));
       limits_cgroup = config.account + "-" + config.job_name + "-" + CurrentHost(config) + "-" +
                       std::to_string(config.attempt);
       LimitsOutcome applied = ApplyInstanceLimits(limits_cgroup, limits);
       if (!applied.enforced) limits_cgroup.clear();
       limits_line = applied.message;
+      if (applied.enforced) {
+        limits_dirs = applied.cgroup_dirs;
+        memory_limit_bytes = limits.memory_bytes;
+      }
     }
 
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
@@ -583,6 +600,7 @@ struct Agent::Impl {
       }
       AddLine(l.timestamp_ms, l.text);
     };
+    const uint64_t oom_kills_before = CountOomKills(limits_dirs);
     auto outcome = supervisor.Run(
         so, std::chrono::seconds(config.stop_grace_seconds), sink, [this] { MaybeFlushLog(); },
         view.sandboxed);
@@ -618,6 +636,8 @@ struct Agent::Impl {
     // The training process may have left a symlink there: never follow it as root.
     auto text = ReadJobFile(failure_file, 1024);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
+    std::string oom = OutOfMemoryFailure(oom_kills_before, outcome->exit_code);
+    if (!oom.empty()) reason = oom;
     FinalCheckpointSync(std::chrono::minutes(10));
     return Finish(fail, reason, "", false);
   }
@@ -648,12 +668,13 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
     err << "trainyard agent: " << text.status().message() << std::endl;
     return 2;
   }
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    err << "trainyard agent: " << instance_config_path << " is not valid JSON" << std::endl;
+  auto j = ParseJson(*text);
+  if (!j.ok()) {
+    err << "trainyard agent: " << instance_config_path << ": " << j.status().message()
+        << std::endl;
     return 2;
   }
-  auto config = model::InstanceConfigFromJson(j);
+  auto config = model::InstanceConfigFromJson(*j);
   if (!config.ok()) {
     err << "trainyard agent: " << config.status().message() << std::endl;
     return 2;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json.h"
 #include "storage/s3_settings.h"
 
 namespace ty::agent {
@@ -14,9 +15,9 @@ using json = nlohmann::json;
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json Decode(const std::string& value) {
-  json j = json::parse(value, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return json(value);
-  return j;
+  auto j = ParseJson(value);
+  if (!j.ok()) return json(value);
+  return std::move(j).value();
 }
 
 bool StartsWith(const std::string& s, const std::string& prefix) {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/sandbox.h"
 #include "common/fs.h"
@@ -132,8 +133,9 @@ Result<std::vector<std::string>> ReadManifest(const model::InstanceConfig& c,
   TY_RETURN_IF_ERROR(s.WithPrefix("cannot read the manifest of channel '" + ch.name + "'"));
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(local));
   std::string where = "manifest " + ch.uri;
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_array() || j.empty() || !j[0].is_object() ||
+  auto parsed = ParseJson(text);
+  nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
+  if (!parsed.ok() || !j.is_array() || j.empty() || !j[0].is_object() ||
       !j[0].contains("prefix") || !j[0]["prefix"].is_string()) {
     return InvalidArgument(where + " is not a manifest: expected a JSON array whose first element "
                            "is {\"prefix\": \"s3://bucket/path/\"} followed by object keys");

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 
+#include "common/json.h"
 #include "api/search.h"
 #include "api/training_job_response.h"
 #include "api/validator.h"
@@ -109,11 +110,17 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
          "Unsupported Content-Type '" + ct + "'; send " + std::string(kJsonContentType) + ".",
          400}));
   }
-  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) {
-    return finish(ErrorResponse({"SerializationException",
-                                 "The request body is not valid JSON.", 400}));
+  auto parsed = req.body.empty() ? Result<json>(json::object()) : ParseJson(req.body);
+  if (!parsed.ok()) {
+    return finish(ErrorResponse(
+        {"SerializationException",
+         IsJsonTooDeep(parsed.status())
+             ? "The request body is " + parsed.status().message() + "; the limit keeps "
+                   "every request walkable without exhausting the server's stack."
+             : "The request body is not valid JSON: " + parsed.status().message(),
+         400}));
   }
+  json body = std::move(parsed).value();
   if (!body.is_object()) {
     return finish(ErrorResponse({"SerializationException",
                                  "The request body must be a JSON object.", 400}));

@@ -236,6 +236,17 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
     return Error("UnrecognizedClientException",
                  "The security token included in the request is invalid.");
   }
+  // AWS refuses a session token sent with long-term keys, and a wrong or missing one with
+  // temporary keys, with the same words as an unknown key. Accepting any token would let a
+  // client believe a credential it holds is scoped or expiring when it is neither.
+  const std::string* token = FindHeader(req, "x-amz-security-token");
+  bool token_ok = key->session_token.empty()
+                      ? token == nullptr
+                      : token != nullptr && ConstantTimeEquals(*token, key->session_token);
+  if (!token_ok) {
+    return Error("UnrecognizedClientException",
+                 "The security token included in the request is invalid.");
+  }
 
   // Reuse the signature's date/region/service from the scope: they were checked above.
   std::string scope = CredentialScope(scope_date, scope_region, scope_service);

@@ -43,11 +43,13 @@ class SigV4Verifier {
   //       not akid/date/region/service/aws4_request, SignedHeaders without host, an unsigned
   //       X-Amz-Security-Token, a malformed X-Amz-Date, or query-string (presigned) auth, which
   //       is not supported
-  //   UnrecognizedClientException          unknown access key id
+  //   UnrecognizedClientException          unknown access key id; an X-Amz-Security-Token on a
+  //       long-term key (one without AccessKey::session_token), or a missing or different one on
+  //       a key with a session token
   //   InvalidSignatureException            wrong service/region/terminator in the scope, scope
   //       date != X-Amz-Date date, X-Amz-Date more than max_skew away from `now`, or a
   //       signature mismatch (compared in constant time)
-  // An X-Amz-Security-Token is only required to be signed; it is not validated (no STS).
+  // There is no STS: session tokens are the static ones of the credentials file.
   std::variant<Caller, ApiError> Verify(const ty::HttpRequestParts& req, TimePoint now) const;
 
   const std::string& region() const { return region_; }

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "common/json.h"
 #include "storage/uri.h"
 
 namespace ty::api {
@@ -216,8 +217,8 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   if (auto it = spec.hyperparameters.find("sagemaker_submit_directory");
       it != spec.hyperparameters.end()) {
     std::string dir = it->second;
-    json decoded = json::parse(dir, nullptr, false);
-    if (!decoded.is_discarded() && decoded.is_string()) dir = decoded.get<std::string>();
+    auto decoded = ParseJson(dir);
+    if (decoded.ok() && decoded->is_string()) dir = decoded->get<std::string>();
     if (dir.rfind("file://", 0) == 0 || dir.rfind("s3://", 0) == 0) {
       TY_RETURN_IF_ERROR(CheckUri("hyperparameter sagemaker_submit_directory", dir, policy));
     } else if (dir != "/opt/ml/code") {

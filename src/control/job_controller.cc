@@ -627,6 +627,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;
   base.num_gpus = type != nullptr ? type->gpus : 0;
   base.memory_gib = type != nullptr ? type->memory_gib : 0;
+  base.max_processes = type != nullptr ? capacity::MaxProcesses(*type) : 0;
   base.enforce_limits = options_.enforce_instance_limits;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
   base.image = std::move(image).value();

@@ -70,6 +70,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"num_cpus", c.num_cpus},
           {"num_gpus", c.num_gpus},
           {"memory_gib", c.memory_gib},
+          {"max_processes", c.max_processes},
           {"enforce_limits", c.enforce_limits},
           {"network", NetworkToJson(c.network)},
           {"image",
@@ -109,6 +110,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.num_cpus = j.value("num_cpus", 1);
     c.num_gpus = j.value("num_gpus", 0);
     c.memory_gib = j.value("memory_gib", 0.0);
+    c.max_processes = j.value("max_processes", 0);
     c.enforce_limits = j.value("enforce_limits", false);
     if (auto it = j.find("network"); it != j.end() && it->is_object()) {
       c.network.netns = it->value("netns", std::string());

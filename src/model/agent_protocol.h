@@ -86,8 +86,9 @@ struct InstanceConfig {
   int num_cpus = 1;
   int num_gpus = 0;
   double memory_gib = 0;                       // the instance type's memory
-  // Hold the instance (agent and training process) to num_cpus and memory_gib with a cgroup
-  // where the machine allows it (agent/resource_limits.h).
+  int max_processes = 0;                       // the instance type's process limit; 0: none
+  // Hold the instance (agent and training process) to num_cpus, memory_gib and max_processes
+  // with a cgroup where the machine allows it (agent/resource_limits.h).
   bool enforce_limits = false;
   InstanceNetworkConfig network;
   ImageEntry image;

@@ -12,6 +12,7 @@
 #include "capacity/spot_market.h"
 #include "common/status.h"
 #include "launch/image_catalog.h"
+#include "server/http_server.h"
 #include "storage/s3_settings.h"
 
 namespace ty::server {
@@ -34,7 +35,14 @@ struct ServerConfig {
   bool instance_limits = true;
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
-  int http_threads = 64;                    // one per open connection (agents keep one each)
+  // Threads that run API calls (they wait for the controller's loop). Open connections cost
+  // no thread: idle and slow clients wait in the HTTP server's I/O threads.
+  int http_threads = 16;
+  // Threads that run agents' reports, apart from the API's so reports never hold an API call.
+  int http_report_threads = 4;
+  // The HTTP edge (config key http): I/O threads, deadlines, header and connection limits.
+  // Its max_body_bytes is set from max_body_bytes above.
+  HttpServerOptions http;
   std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
   std::string agent_binary;                 // default: this executable
   // Catalog overrides and additions (over the built-in table), each complete:
@@ -54,9 +62,11 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, sandbox: {uid, gid}, network, instance_limits, stop_grace_seconds,
-// max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
+// file_roots, credentials_file, isolation, sandbox: {uid, gid}, network, instance_limits,
+// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads, head_timeout_seconds,
+// body_timeout_seconds, idle_timeout_seconds, max_header_bytes, max_connections,
+// max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
+// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,

@@ -2,8 +2,9 @@
 // controller, credentials, verifier and API behind one HTTP server, and
 // owns their lifetimes. The only module that knows every implementation.
 //
-// Threads: httplib's worker pool (decode, call, encode) plus the
-// controller's loop; Start/Shutdown from one owner thread.
+// Threads: the HTTP server's I/O threads and its two worker pools (API calls;
+// agents' reports), see server/http_server.h, plus the controller's loop;
+// Start/Shutdown from one owner thread.
 #pragma once
 
 #include <memory>

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "model/serialization.h"
@@ -219,8 +220,8 @@ std::optional<TimePoint> OptTime(const std::optional<int64_t>& ms) {
 }
 
 Result<nlohmann::json> ParseColumn(const std::string& text, const char* column) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Internal(std::string("corrupt JSON in jobs.") + column);
+  auto j = ParseJson(text);
+  if (!j.ok()) return Internal(std::string("corrupt JSON in jobs.") + column);
   return j;
 }
 

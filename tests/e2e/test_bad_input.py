@@ -98,6 +98,40 @@ def test_malformed_json(srv):
     assert (status, body["__type"]) == (400, "SerializationException"), body
 
 
+def deep_object(depth, leaf=b"1"):
+    return b'{"a":' * depth + leaf + b"}" * depth
+
+
+def deep_search_expression(depth):
+    # {"SubExpressions": [{"SubExpressions": [ ... {} ... ]}]}
+    return b'{"SubExpressions":[' * depth + b"{}" + b"]}" * depth
+
+
+@pytest.mark.parametrize("depth", [65, 10_000, 20_000, 150_000])
+def test_deeply_nested_list_training_jobs_body_is_refused(srv, depth):
+    # Issue 10: nested 20,000 deep (about 100 KB) under an unknown member, this body overflowed
+    # the server's stack and killed it.
+    status, body = send(srv, b'{"Unknown":' + deep_object(depth) + b"}")
+    assert (status, body["__type"]) == (400, "SerializationException"), body
+    assert "deeper than 64 levels" in body["message"], body["message"]
+
+
+@pytest.mark.parametrize("depth", [32, 10_000, 20_000])
+def test_deeply_nested_search_sub_expressions_are_refused(srv, depth):
+    status, body = send(srv, b'{"Resource":"TrainingJob","SearchExpression":' +
+                        deep_search_expression(depth) + b"}", target="SageMaker.Search")
+    assert (status, body["__type"]) == (400, "SerializationException"), body
+    assert "deeper than 64 levels" in body["message"], body["message"]
+
+
+def test_nesting_within_the_limit_is_still_served(raw):
+    # 20 levels of SubExpressions are 42 JSON levels: parsed, validated and searched as before.
+    expression = {"Filters": [{"Name": "TrainingJobName", "Operator": "Equals", "Value": "none"}]}
+    for _ in range(20):
+        expression = {"SubExpressions": [expression]}
+    assert raw.search(Resource="TrainingJob", SearchExpression=expression)["Results"] == []
+
+
 def test_wrong_content_type(srv):
     status, body = send(srv, b"{}", content_type="text/plain")
     assert status == 400 and body["__type"] == "SerializationException", body
