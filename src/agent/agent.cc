@@ -408,8 +408,9 @@ struct Agent::Impl {
     std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
     for (const auto& [name, addr] : config.network.hosts) hosts += addr + "\t" + name + "\n";
     TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "hosts"), hosts));
-    TY_RETURN_IF_ERROR(
-        WriteFileAtomic(JoinPath(dir, "resolv.conf"), "options timeout:1 attempts:1\n"));
+    std::string resolv = "options timeout:1 attempts:1\n";
+    for (const auto& ns : config.network.nameservers) resolv += "nameserver " + ns + "\n";
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "resolv.conf"), resolv));
     return dir;
   }
 
@@ -520,6 +521,7 @@ struct Agent::Impl {
                                 ? " (loopback alias: network namespaces are not available)"
                                 : " (network namespace " + config.network.netns + ")"));
     }
+    if (!config.network.notice.empty()) AddLine(NowMs(), config.network.notice);
     if (!view.sandboxed) {
       AddLine(NowMs(),
               "trainyard: bubblewrap not available; running without isolation (paths under " +

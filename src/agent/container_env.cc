@@ -255,6 +255,8 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
     auto s3 = storage::S3SettingsFromJson(c.storage_s3);
     if (s3.ok()) {
       if (!s3->endpoint.empty()) env["AWS_ENDPOINT_URL_S3"] = s3->endpoint;
+      // In its own network namespace the instance reaches the store at its gateway.
+      if (!c.network.store_url.empty()) env["AWS_ENDPOINT_URL_S3"] = c.network.store_url;
       if (!s3->credentials.access_key_id.empty()) {
         env["AWS_ACCESS_KEY_ID"] = s3->credentials.access_key_id;
         env["AWS_SECRET_ACCESS_KEY"] = s3->credentials.secret_access_key;

@@ -47,6 +47,12 @@ void CredentialStore::Add(AccessKey key) {
   keys_.insert_or_assign(std::move(id), std::move(key));
 }
 
+std::set<std::string> CredentialStore::Accounts() const {
+  std::set<std::string> out;
+  for (const auto& [id, key] : keys_) out.insert(key.account_id);
+  return out;
+}
+
 const AccessKey* CredentialStore::Find(const std::string& access_key_id) const {
   auto it = keys_.find(access_key_id);
   return it == keys_.end() ? nullptr : &it->second;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +38,8 @@ class CredentialStore {
   // The key with this id, or nullptr. The pointer is valid until the next Add().
   const AccessKey* Find(const std::string& access_key_id) const;
   size_t size() const { return keys_.size(); }
+  // The distinct accounts the keys belong to.
+  std::set<std::string> Accounts() const;
 
  private:
   std::unordered_map<std::string, AccessKey> keys_;

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -13,6 +12,7 @@
 #include "api/api_error.h"
 #include "api/credentials.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/sigv4.h"
 
 namespace ty::api {
@@ -64,9 +64,9 @@ class SigV4Verifier {
   const std::string service_;
   const std::chrono::seconds max_skew_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Keyed by "<akid>/<date8>"; cleared wholesale when it grows past a bound (dates roll over).
-  mutable std::unordered_map<std::string, std::string> key_cache_;  // guarded by mu_
+  mutable std::unordered_map<std::string, std::string> key_cache_ TY_GUARDED_BY(mu_);
 };
 
 }  // namespace ty::api

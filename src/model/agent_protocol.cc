@@ -39,6 +39,9 @@ json NetworkToJson(const InstanceNetworkConfig& n) {
           {"interface", n.interface},
           {"address", n.address},
           {"master_port", n.master_port},
+          {"store_url", n.store_url},
+          {"notice", n.notice},
+          {"nameservers", n.nameservers},
           {"hosts", hosts}};
 }
 
@@ -117,6 +120,9 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
       c.network.interface = it->value("interface", std::string());
       c.network.address = it->value("address", std::string());
       c.network.master_port = it->value("master_port", 7777);
+      c.network.store_url = it->value("store_url", std::string());
+      c.network.notice = it->value("notice", std::string());
+      c.network.nameservers = it->value("nameservers", std::vector<std::string>());
       for (const auto& h : it->value("hosts", json::array())) {
         c.network.hosts.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
       }
@@ -143,6 +149,10 @@ json AgentReportToJson(const AgentReport& r) {
             {"host_index", r.host_index},
             {"attempt", r.attempt},
             {"seq", r.seq}};
+  if (r.lost_lines > 0) {
+    j["lost_lines"] = r.lost_lines;
+    j["lost_reason"] = r.lost_reason;
+  }
   switch (r.type) {
     case AgentReport::Type::kPhase:
       j["phase"] = Name(r.phase);
@@ -179,6 +189,8 @@ Result<AgentReport> AgentReportFromJson(const json& j) {
     r.host_index = j.value("host_index", 1);
     r.attempt = j.value("attempt", 1);
     r.seq = j.value("seq", int64_t{0});
+    r.lost_lines = j.value("lost_lines", int64_t{0});
+    r.lost_reason = j.value("lost_reason", std::string());
     if (type == "phase") {
       r.type = AgentReport::Type::kPhase;
       auto phase = ParseSecondaryStatus(j.at("phase").get<std::string>());

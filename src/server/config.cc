@@ -332,6 +332,34 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
   return Status::Ok();
 }
 
+bool PathsOverlap(const std::string& a, const std::string& b) {
+  auto within = [](const std::string& dir, const std::string& p) {
+    if (dir == "/") return true;
+    return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 &&
+                        p[dir.size()] == '/');
+  };
+  return within(a, b) || within(b, a);
+}
+
+Result<std::vector<std::string>> CheckFileRoots(const std::vector<std::string>& roots,
+                                                const std::string& data_dir,
+                                                const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& r : roots) {
+    auto real = RealPath(r);
+    if (!real.ok()) return InvalidArgument(what + " " + r + ": " + real.status().message());
+    if (PathsOverlap(*real, data_dir)) {
+      return InvalidArgument(
+          what + " " + r + " overlaps the data dir " + data_dir +
+          ": jobs could read the server's credentials, database and agent tokens through "
+          "file:// URIs. Give roots that neither contain nor lie inside the data dir, or move "
+          "the data dir (--data-dir) elsewhere.");
+    }
+    out.push_back(*real);
+  }
+  return out;
+}
+
 Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   try {
     TY_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
@@ -347,6 +375,27 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         c->region = v.as<std::string>();
       } else if (key == "file_roots") {
         c->file_roots = v.as<std::vector<std::string>>();
+      } else if (key == "accounts") {
+        if (!v.IsNull() && !v.IsMap()) {
+          return InvalidArgument(path + ": accounts must map 12-digit account ids to settings");
+        }
+        for (const auto& acc : v) {
+          std::string id = acc.first.as<std::string>();
+          if (id.size() != 12 || id.find_first_not_of("0123456789") != std::string::npos) {
+            return InvalidArgument(path + ": accounts: '" + id + "' is not a 12-digit account id");
+          }
+          AccountConfig ac;
+          for (const auto& field : acc.second) {
+            std::string fk = field.first.as<std::string>();
+            if (fk != "file_roots") {
+              return InvalidArgument(path + ": accounts." + id + ": unknown key '" + fk + "'");
+            }
+            ac.file_roots = field.second.as<std::vector<std::string>>();
+          }
+          c->accounts[id] = std::move(ac);
+        }
+      } else if (key == "allow_shared_host") {
+        c->allow_shared_host = v.as<bool>();
       } else if (key == "credentials_file") {
         c->credentials_file = v.as<std::string>();
       } else if (key == "isolation") {

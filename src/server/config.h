@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,17 +18,30 @@
 
 namespace ty::server {
 
+// Settings of one account (config key accounts: {"<12-digit id>": {...}}).
+struct AccountConfig {
+  // Where this account's file:// URIs may point, instead of the server's file_roots.
+  std::vector<std::string> file_roots;
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:0";       // HOST:PORT; port 0 picks a free port
   std::string data_dir;                     // SQLite state, credentials, job trees
   std::string region = "us-east-1";
-  std::vector<std::string> file_roots;      // default: data dir + the starting directory
+  // Where file:// URIs may point. Default: the starting directory, unless it overlaps the data
+  // dir (then none). Roots that overlap the data dir are refused at start.
+  std::vector<std::string> file_roots;
+  // Per-account settings; accounts not listed use the server-wide ones.
+  std::map<std::string, AccountConfig> accounts;
   std::string credentials_file;             // default: <data_dir>/credentials (created)
   std::string isolation = "auto";           // auto | bwrap | none
   // sandbox: {uid, gid}: the unprivileged host uid/gid that is root inside every sandbox and
   // owns what training processes write (default 65534:65534, nobody:nogroup).
   uint32_t sandbox_uid = 65534;
   uint32_t sandbox_gid = 65534;
+  // isolation none with several accounts in the credentials file lets every account's jobs
+  // read the others' data: refused at start unless this is true (then loudly warned about).
+  bool allow_shared_host = false;
   // How multi-node jobs' instances are networked: auto | namespaces | loopback
   // (launch::NetworkPolicy).
   std::string network = "auto";
@@ -62,10 +76,11 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, sandbox: {uid, gid}, network, instance_limits,
-// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads, head_timeout_seconds,
-// body_timeout_seconds, idle_timeout_seconds, max_header_bytes, max_connections,
-// max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
+// file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
+// allow_shared_host, sandbox: {uid, gid}, network, instance_limits,
+// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
+// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
+// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
@@ -80,6 +95,17 @@ struct ServerConfig {
 // processes off. trace_file is read and parsed here, relative to the config
 // file's directory. kInvalidArgument names the file and the offending key.
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
+
+// True when one of the two directories contains the other (or they are the same).
+// Both must be canonical (RealPath) absolute paths.
+bool PathsOverlap(const std::string& a, const std::string& b);
+
+// Canonicalises `roots` and refuses (kInvalidArgument naming `what` and the root) one that
+// does not exist or overlaps the data dir `data_dir` (canonical): a file:// root there would
+// let jobs read the credentials, the database and other jobs' agent tokens.
+Result<std::vector<std::string>> CheckFileRoots(const std::vector<std::string>& roots,
+                                                const std::string& data_dir,
+                                                const std::string& what);
 
 // Splits "HOST:PORT". kInvalidArgument when malformed.
 Status ParseListen(const std::string& listen, std::string* host, int* port);

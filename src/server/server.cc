@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <atomic>
+#include <filesystem>
+#include <map>
 #include <cerrno>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +51,8 @@ struct Server::Impl {
   int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
   bool started = false;
   std::atomic<bool> shut_down{false};
+  std::string file_roots_note;        // FileRootsSummary()
+  std::vector<std::string> warnings;  // Warnings()
 
   ~Impl() {
     if (lock_fd >= 0) ::close(lock_fd);
@@ -58,6 +63,44 @@ struct Server::Impl {
 };
 
 namespace {
+
+// The job trees under DIR/jobs/<account>/<job>, counted (at most `limit`).
+int CountJobTrees(const std::string& data_dir, int limit) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  int n = 0;
+  for (fs::directory_iterator acc(JoinPath(data_dir, "jobs"), ec), end; !ec && acc != end;
+       acc.increment(ec)) {
+    if (!acc->is_directory(ec)) continue;
+    for (fs::directory_iterator job(acc->path(), ec); !ec && job != end; job.increment(ec)) {
+      if (job->is_directory(ec) && ++n >= limit) return n;
+    }
+    ec.clear();
+  }
+  return n;
+}
+
+std::string LostDatabase(const std::string& db, const std::string& data_dir, int trees,
+                         const std::string& state) {
+  return db + " is " + state + ", but " + JoinPath(data_dir, "jobs") + " holds the trees of " +
+         (trees >= 100 ? "100 or more" : std::to_string(trees)) +
+         " jobs: the server's state was lost, and starting would silently forget those jobs. "
+         "Restore the database from a copy made with `trainyard admin backup` (copy it to " + db +
+         "), or, to start an empty server on purpose, move " + JoinPath(data_dir, "jobs") +
+         " aside.";
+}
+
+// Refuses a missing or zero-length database beside existing job trees, before
+// Store::Open would create a fresh one over the loss.
+Status CheckDatabaseBesideJobs(const std::string& data_dir) {
+  const std::string db = store::DatabasePath(data_dir);
+  struct stat st {};
+  bool missing = ::stat(db.c_str(), &st) != 0;
+  if (!missing && st.st_size > 0) return Status::Ok();
+  int trees = CountJobTrees(data_dir, 100);
+  if (trees == 0) return Status::Ok();
+  return FailedPrecondition(LostDatabase(db, data_dir, trees, missing ? "missing" : "empty"));
+}
 
 constexpr const char* kAwsJson = "application/x-amz-json-1.1";
 
@@ -131,12 +174,23 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
   if (!report.ok()) return JsonResponse(400, json{{"error", report.status().message()}}.dump());
   Status s = controller->HandleReport(token, *report);
   if (s.ok()) return JsonResponse(200, "{}");
-  // 403 and 410 tell the agent to stop retrying; 503 to retry.
+  // 403 and 410 tell the agent to stop retrying; 503 to retry. A store that
+  // cannot take the report (a full disk) is passing: the agent keeps the lines
+  // and retries. Its detail (SQL, paths) is for the server's log only.
+  const bool storage = s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIoError;
   int status = s.code() == StatusCode::kPermissionDenied ? 403
                : s.code() == StatusCode::kNotFound       ? 410
-               : s.code() == StatusCode::kUnavailable    ? 503
+               : storage                                 ? 503
                                                          : 500;
-  return JsonResponse(status, json{{"error", s.message()}}.dump());
+  std::string message = s.message();
+  if (status >= 500) {
+    std::fprintf(stderr, "trainyard: agent report for %s not taken: %s\n",
+                 report->job_arn.c_str(), s.ToString().c_str());
+    message = storage ? "the control plane cannot store the report now (its storage is full or "
+                        "unavailable); retry"
+                      : "internal error in the control plane";
+  }
+  return JsonResponse(status, json{{"error", message}}.dump());
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -145,6 +199,9 @@ Server::~Server() { Shutdown(); }
 
 const std::string& Server::url() const { return impl_->url; }
 const ServerConfig& Server::config() const { return impl_->config; }
+
+std::string Server::FileRootsSummary() const { return impl_->file_roots_note; }
+const std::vector<std::string>& Server::Warnings() const { return impl_->warnings; }
 
 std::string Server::NetworkSummary() const { return impl_->launcher->NetworkSummary(); }
 
@@ -184,14 +241,45 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
     impl->lock_fd = -1;
     return FailedPrecondition("another Trainyard server is using the data dir " + config.data_dir);
   }
-  if (config.file_roots.empty()) config.file_roots = {config.data_dir, CurrentDir()};
-  std::vector<std::string> roots;
-  for (const auto& r : config.file_roots) {
-    auto real = RealPath(r);
-    if (!real.ok()) return InvalidArgument("file root " + r + ": " + real.status().message());
-    roots.push_back(*real);
+  // The data dir holds every account's secrets: it is never a file:// root. The
+  // default root is the starting directory, unless that overlaps the data dir.
+  if (config.file_roots.empty()) {
+    auto cwd = RealPath(CurrentDir());
+    if (cwd.ok() && !PathsOverlap(*cwd, config.data_dir)) {
+      config.file_roots = {*cwd};
+    } else {
+      impl->file_roots_note = "none (the starting directory " + CurrentDir() +
+                              " overlaps the data dir " + config.data_dir +
+                              "; give --file-root or use s3:// URIs)";
+    }
   }
-  config.file_roots = roots;
+  TY_ASSIGN_OR_RETURN(config.file_roots,
+                      CheckFileRoots(config.file_roots, config.data_dir, "file root"));
+  std::map<std::string, std::vector<std::string>> account_roots;
+  for (auto& [account, ac] : config.accounts) {
+    TY_ASSIGN_OR_RETURN(ac.file_roots,
+                        CheckFileRoots(ac.file_roots, config.data_dir,
+                                       "file root of account " + account));
+    account_roots[account] = ac.file_roots;
+  }
+  if (impl->file_roots_note.empty()) {
+    for (const auto& r : config.file_roots) {
+      impl->file_roots_note += (impl->file_roots_note.empty() ? "" : ", ") + r;
+    }
+    if (config.file_roots.empty()) impl->file_roots_note = "none";
+  }
+  if (!account_roots.empty()) {
+    impl->file_roots_note += " (" + std::to_string(account_roots.size()) +
+                             " account(s) with their own roots)";
+  }
+  // Server files are the server's only: the data dir is not listable by others
+  // (0711 keeps traversal for sandboxes handed instance dirs below it).
+  struct stat dst {};
+  if (::stat(config.data_dir.c_str(), &dst) == 0 && (dst.st_mode & 0066) != 0 &&
+      ::chmod(config.data_dir.c_str(), (dst.st_mode & 0700) | 0011) != 0) {
+    return ErrnoStatus("chmod " + config.data_dir, errno);
+  }
+  TY_RETURN_IF_ERROR(CheckDatabaseBesideJobs(config.data_dir));
   if (config.agent_binary.empty()) {
     TY_ASSIGN_OR_RETURN(config.agent_binary, RealPath("/proc/self/exe"));
   }
@@ -215,13 +303,35 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (config.isolation == "auto") {
     config.isolation = agent::BubblewrapWorks(bwrap) ? "bwrap" : "none";
   }
+  // Without a sandbox every job can read every other account's data and the server's files.
+  const size_t accounts = creds->Accounts().size();
+  if (config.isolation == "none" && accounts > 1) {
+    if (!config.allow_shared_host) {
+      return FailedPrecondition(
+          "isolation is none but " + config.credentials_file + " holds " +
+          std::to_string(accounts) +
+          " accounts: without a sandbox each account's jobs can read the others' data and the "
+          "server's secrets. Install bubblewrap (isolation: bwrap), keep one account, or set "
+          "allow_shared_host: true in the config if every account is trusted.");
+    }
+    impl->warnings.push_back(
+        "WARNING: isolation is none with " + std::to_string(accounts) +
+        " accounts (allow_shared_host: true): every account's jobs run unsandboxed and can read "
+        "the other accounts' data and this server's credentials.");
+  }
   impl->sandbox.uid = config.sandbox_uid;
   impl->sandbox.gid = config.sandbox_gid;
   impl->sandbox.user_namespace =
       config.isolation == "bwrap" &&
       agent::UserNamespaceSandboxWorks(bwrap, config.sandbox_uid, config.sandbox_gid);
+  // Every account's roots are hidden in every sandbox (a job sees only the channels bound into
+  // it), so account B's job cannot read account A's root through the host's file system.
+  std::vector<std::string> all_roots = config.file_roots;
+  for (const auto& [account, ac] : config.accounts) {
+    all_roots.insert(all_roots.end(), ac.file_roots.begin(), ac.file_roots.end());
+  }
   impl->sandbox.hidden_paths =
-      agent::SandboxHiddenPaths(config.data_dir, config.credentials_file, config.file_roots);
+      agent::SandboxHiddenPaths(config.data_dir, config.credentials_file, all_roots);
 
   // The S3 store, resolved once like the AWS CLI would (config, env, shared files).
   auto s3 = storage::ResolveS3Settings(config.s3, storage::ProcessEnv());
@@ -232,8 +342,23 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!model.ok()) return model.status();
 
   TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
+  // A database replaced by a fresh one reads as valid but knows none of the jobs on disk.
+  TY_ASSIGN_OR_RETURN(int64_t known_jobs, impl->store->CountJobs());
+  if (known_jobs == 0) {
+    int trees = CountJobTrees(config.data_dir, 100);
+    if (trees > 0) {
+      return FailedPrecondition(LostDatabase(store::DatabasePath(config.data_dir),
+                                             config.data_dir, trees, "empty (no jobs)"));
+    }
+  }
   TY_ASSIGN_OR_RETURN(launch::NetworkPolicy network, launch::ParseNetworkPolicy(config.network));
-  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network);
+  launch::LocalNetworkOptions net_options;
+  // Networks and firewall rules are this server's (other servers may share the machine).
+  net_options.server_id = launch::ServerNetworkId(config.data_dir);
+  net_options.firewall = true;
+  if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
+  impl->launcher =
+      std::make_unique<launch::LocalLauncher>(config.agent_binary, network, net_options);
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
   (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
@@ -247,6 +372,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.region = config.region;
   copts.server_url_file = JoinPath(config.data_dir, "server.url");
   copts.file_roots = config.file_roots;
+  copts.account_file_roots = account_roots;
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;
@@ -260,6 +386,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   api::ApiOptions aopts;
   aopts.region = config.region;
   aopts.policy.file_roots = config.file_roots;
+  aopts.policy.account_file_roots = account_roots;
   aopts.max_body_bytes = config.max_body_bytes;
   aopts.catalog = &impl->catalog;
   impl->api = std::make_unique<api::SageMakerApi>(aopts, std::move(model).value(),
@@ -315,6 +442,9 @@ void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
+  // The jobs' networks are released by now: the firewall table goes too (the process ends
+  // with _Exit, without destructors).
+  if (d.launcher) d.launcher->Close();
   // Requests already in a handler are answered; idle connections close at once.
   if (d.http) d.http->Shutdown(wait_for_connections);
   if (d.started) {

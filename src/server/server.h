@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "common/status.h"
@@ -43,6 +44,10 @@ class Server {
   std::string NetworkSummary() const;
   // How training processes are sandboxed (one line; says so when it is weaker than designed).
   std::string SandboxSummary() const;
+  // Where file:// URIs may point (one line): the roots, or "none (why)".
+  std::string FileRootsSummary() const;
+  // Settings the operator chose that weaken isolation, one loud line each.
+  const std::vector<std::string>& Warnings() const;
 
  private:
   struct Impl;

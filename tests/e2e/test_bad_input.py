@@ -305,3 +305,38 @@ def test_undecodable_path_gets_an_aws_error_and_the_server_lives(server):
         conn.close()
     assert server.proc.poll() is None
     server.boto3().list_training_jobs()
+
+
+# --- F9: values that used to be cut short or leak server paths (issue 10) ---------------------
+
+@pytest.mark.parametrize("member,value,fragment", [
+    ("Environment", {"MODE": "te\x00st"}, "Environment value of 'MODE' has a NUL character"),
+    ("HyperParameters", {"epochs": "1\x00"}, "HyperParameters value of 'epochs' has a NUL"),
+    ("HyperParameters", {"a\x00b": "1"}, "HyperParameters has a key with a NUL character"),
+])
+def test_nul_in_environment_and_hyperparameters_is_refused(raw, out, member, value, fragment):
+    # A NUL used to reach the training process and cut the value short there.
+    req = job_request("nul-" + member.lower(), out, "true")
+    req[member] = value
+    msg = expect_error(raw.create_training_job, "ValidationException", **req)
+    assert fragment in msg, msg
+
+
+def test_other_control_characters_in_hyperparameters_follow_the_model(raw, out):
+    req = job_request("newline-hp", out, "true")
+    req["HyperParameters"] = {"epochs": "1\n2"}
+    expect_error(raw.create_training_job, "ValidationException", **req)
+
+
+def test_failure_reason_shows_no_server_path(srv, raw, out):
+    # The script replaces its model dir by a file, so packing the artifacts fails on the host
+    # side; the reason used to name <data-dir>/jobs/<account>/<job>/attempt-1/algo-1/model.
+    name = "failure-path"
+    raw.create_training_job(**job_request(name, out,
+                                          "rm -rf /opt/ml/model && echo x > /opt/ml/model"))
+    d = wait_status(raw, name)
+    assert d["TrainingJobStatus"] == "Failed", d
+    reason = d["FailureReason"]
+    assert "/opt/ml/model" in reason, reason
+    assert srv.data_dir not in reason and os.path.realpath(srv.data_dir) not in reason, reason
+    assert "attempt-1" not in reason and "/jobs/" not in reason, reason

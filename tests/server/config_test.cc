@@ -257,6 +257,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"SandboxUnknownKey", "sandbox: {user: nobody}\n",
                       "sandbox.user"},
         BadConfigCase{"SandboxNotAMap", "sandbox: 1000\n", "sandbox must be a mapping {uid, gid}"},
+        BadConfigCase{"AccountIdNotTwelveDigits", "accounts:\n  \"123\":\n    file_roots: [/a]\n",
+                      "'123' is not a 12-digit account id"},
+        BadConfigCase{"AccountUnknownKey",
+                      "accounts:\n  \"111111111111\":\n    file_root: [/a]\n",
+                      "unknown key 'file_root'"},
         BadConfigCase{"BadNetwork", "network: host\n", "network must be auto, namespaces or loopback"},
         BadConfigCase{"ImageWithoutCommand", "images:\n  - match: \"x:*\"\n",
                       "image 'x:*' needs a command"},
@@ -455,6 +460,58 @@ INSTANTIATE_TEST_SUITE_P(
                       ListenCase{"host: 80", false, "", 0},
                       ListenCase{"host:+80", false, "", 0},
                       ListenCase{"host:99999999999", false, "", 0}));
+
+TEST_F(LoadConfigFileTest, AccountsAndSharedHost) {
+  std::string path = Write(
+      "file_roots: [/srv/shared]\n"
+      "allow_shared_host: true\n"
+      "accounts:\n"
+      "  \"111111111111\":\n"
+      "    file_roots: [/srv/a, /srv/common]\n"
+      "  \"222222222222\":\n"
+      "    file_roots: []\n");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(c.allow_shared_host);
+  EXPECT_EQ(c.file_roots, (std::vector<std::string>{"/srv/shared"}));
+  ASSERT_EQ(c.accounts.size(), 2u);
+  EXPECT_EQ(c.accounts["111111111111"].file_roots,
+            (std::vector<std::string>{"/srv/a", "/srv/common"}));
+  EXPECT_TRUE(c.accounts["222222222222"].file_roots.empty());
+}
+
+TEST(PathsOverlapTest, EitherContainsTheOther) {
+  struct Row {
+    std::string a, b;
+    bool overlap;
+  };
+  for (const Row& r : {Row{"/srv/data", "/srv/data", true}, Row{"/srv", "/srv/data", true},
+                       Row{"/srv/data/x", "/srv/data", true}, Row{"/", "/srv/data", true},
+                       Row{"/srv/data2", "/srv/data", false}, Row{"/srv/dat", "/srv/data", false},
+                       Row{"/other", "/srv/data", false}}) {
+    EXPECT_EQ(PathsOverlap(r.a, r.b), r.overlap) << r.a << " vs " << r.b;
+  }
+}
+
+TEST(CheckFileRootsTest, RefusesRootsOverlappingTheDataDir) {
+  TempDir dir("ty_server_roots_test_");
+  ASSERT_TRUE(MakeDirs(dir.Sub("data/jobs")).ok());
+  ASSERT_TRUE(MakeDirs(dir.Sub("shared")).ok());
+  auto data = RealPath(dir.Sub("data"));
+  ASSERT_TRUE(data.ok());
+  auto ok = CheckFileRoots({dir.Sub("shared")}, *data, "file root");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, (std::vector<std::string>{*RealPath(dir.Sub("shared"))}));
+  for (const std::string& bad : {dir.path(), dir.Sub("data"), dir.Sub("data/jobs")}) {
+    auto r = CheckFileRoots({dir.Sub("shared"), bad}, *data, "file root");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("overlaps the data dir " + *data), std::string::npos)
+        << r.status().message();
+  }
+  EXPECT_FALSE(CheckFileRoots({dir.Sub("absent")}, *data, "file root").ok());
+}
 
 }  // namespace
 }  // namespace ty::server
