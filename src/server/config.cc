@@ -407,18 +407,15 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         if (!v.IsMap()) return InvalidArgument(path + ": sandbox must be a mapping {uid, gid}");
         for (const auto& skv : v) {
           std::string sk = skv.first.as<std::string>();
+          if (sk != "uid" && sk != "gid") {
+            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
+          }
           int64_t id = skv.second.as<int64_t>();
           // 0 would make the sandbox's root the host's root.
           if (id <= 0 || id >= 4294967295LL) {
             return InvalidArgument(path + ": sandbox." + sk + " must be a non-root uid/gid");
           }
-          if (sk == "uid") {
-            c->sandbox_uid = static_cast<uint32_t>(id);
-          } else if (sk == "gid") {
-            c->sandbox_gid = static_cast<uint32_t>(id);
-          } else {
-            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
-          }
+          (sk == "uid" ? c->sandbox_uid : c->sandbox_gid) = static_cast<uint32_t>(id);
         }
       } else if (key == "network") {
         c->network = v.as<std::string>();

@@ -34,6 +34,7 @@ region: eu-west-1
 file_roots: [/data, /home/me/datasets]
 credentials_file: /etc/trainyard/credentials
 isolation: none
+sandbox: {uid: 1500, gid: 1600}
 network: loopback
 instance_limits: false
 stop_grace_seconds: 30
@@ -61,6 +62,8 @@ images:
   EXPECT_EQ(c.file_roots, (std::vector<std::string>{"/data", "/home/me/datasets"}));
   EXPECT_EQ(c.credentials_file, "/etc/trainyard/credentials");
   EXPECT_EQ(c.isolation, "none");
+  EXPECT_EQ(c.sandbox_uid, 1500u);
+  EXPECT_EQ(c.sandbox_gid, 1600u);
   EXPECT_EQ(c.network, "loopback");
   EXPECT_FALSE(c.instance_limits);
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(30));
@@ -100,6 +103,8 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_EQ(c.data_dir, "/from/flags");
   EXPECT_EQ(c.listen, "127.0.0.1:9000");
   EXPECT_EQ(c.isolation, "auto");
+  EXPECT_EQ(c.sandbox_uid, 65534u);
+  EXPECT_EQ(c.sandbox_gid, 65534u);
   EXPECT_EQ(c.network, "auto");
   EXPECT_TRUE(c.instance_limits);
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(120));
@@ -247,6 +252,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"UnknownKey", "listen: 127.0.0.1:0\nlisten_port: 80\n",
                       "unknown config key 'listen_port'"},
         BadConfigCase{"BadIsolation", "isolation: docker\n", "isolation must be auto, bwrap or none"},
+        BadConfigCase{"SandboxAsRoot", "sandbox: {uid: 0, gid: 1000}\n",
+                      "sandbox.uid must be a non-root uid/gid"},
+        BadConfigCase{"SandboxUnknownKey", "sandbox: {user: nobody}\n",
+                      "sandbox.user"},
+        BadConfigCase{"SandboxNotAMap", "sandbox: 1000\n", "sandbox must be a mapping {uid, gid}"},
         BadConfigCase{"AccountIdNotTwelveDigits", "accounts:\n  \"123\":\n    file_roots: [/a]\n",
                       "'123' is not a 12-digit account id"},
         BadConfigCase{"AccountUnknownKey",
