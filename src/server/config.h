@@ -28,6 +28,9 @@ struct ServerConfig {
   std::string network = "auto";
   // Hold each instance to its type's CPUs and memory with a cgroup where possible.
   bool instance_limits = true;
+  // How an instance is held to its job's VolumeSizeInGB: auto (its own loop-mounted ext4 volume
+  // where the machine allows it, else watched), watch (usage polled, the job ended past it), off.
+  std::string instance_volumes = "auto";
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
   int http_threads = 64;                    // one per open connection (agents keep one each)
@@ -50,7 +53,8 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, network, instance_limits, stop_grace_seconds,
+// file_roots, credentials_file, isolation, network, instance_limits, instance_volumes,
+// stop_grace_seconds,
 // max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},

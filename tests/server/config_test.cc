@@ -36,6 +36,7 @@ credentials_file: /etc/trainyard/credentials
 isolation: none
 network: loopback
 instance_limits: false
+instance_volumes: watch
 stop_grace_seconds: 30
 max_body_bytes: 2097152
 http_threads: 4
@@ -63,6 +64,7 @@ images:
   EXPECT_EQ(c.isolation, "none");
   EXPECT_EQ(c.network, "loopback");
   EXPECT_FALSE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "watch");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(30));
   EXPECT_EQ(c.max_body_bytes, 2097152u);
   EXPECT_EQ(c.http_threads, 4);
@@ -95,6 +97,7 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_EQ(c.isolation, "auto");
   EXPECT_EQ(c.network, "auto");
   EXPECT_TRUE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "auto");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(120));
   EXPECT_TRUE(c.images.empty());
 }
@@ -262,6 +265,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"NewTypeWithoutVcpus",
                       "instance_types:\n  ml.mine.big: {memory_gib: 16, on_demand_price: 1}\n",
                       "needs vcpus"},
+        BadConfigCase{"BadInstanceVolumes", "instance_volumes: quota\n",
+                      "instance_volumes must be auto, watch or off"},
         BadConfigCase{"TooFewProcesses", "instance_types:\n  ml.m5.large: {max_processes: 2}\n",
                       "instance_types: ml.m5.large: max_processes must be a whole number >= 8"},
         BadConfigCase{"ZeroVcpus", "instance_types:\n  ml.m5.large: {vcpus: 0}\n",
