@@ -8,13 +8,16 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
+#include "agent/sandbox.h"
 #include "agent/staging.h"
 #include "agent/supervisor.h"
 #include "agent/volume_guard.h"
@@ -334,6 +337,10 @@ struct Agent::Impl {
       for (int i = 1; i <= n; ++i) {
         models.push_back(JoinPath(PeerDir(i), "model"));
         datas.push_back(JoinPath(PeerDir(i), "output/data"));
+        for (const auto& tree : {models.back(), datas.back()}) {
+          Status real = CheckRealDirectory(tree);
+          if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
+        }
       }
       std::string merged = JoinPath(config.instance_dir, ".trainyard/merged");
       (void)RemoveAll(merged);
@@ -347,6 +354,10 @@ struct Agent::Impl {
         AddLine(NowMs(), "trainyard: model merge: " + c +
                              " is also in a lower-numbered instance's tree; that copy was kept");
       }
+    }
+    for (const char* tree : {"model", "output", "output/data"}) {
+      Status real = CheckRealDirectory(JoinPath(config.instance_dir, tree));
+      if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
     }
     Status s = UploadArtifacts(config, artifacts, model_dir, data_dir);
     *uploaded = s.ok() && !artifacts->empty();
@@ -366,6 +377,30 @@ struct Agent::Impl {
     return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
   }
 
+  // The sandbox's uid may walk to the tree (search only) and read /opt/ml and input/.
+  // What the training process must be able to write is given to the sandbox's uid: model/,
+  // output/ (the toolkit's failure file), code/ and the checkpoint directory. /opt/ml itself
+  // and input/ stay the agent's (made readable), so the process cannot swap the trees the
+  // agent reads as root for symlinks.
+  Status GrantTreeToSandbox() {
+    const uid_t uid = config.sandbox.uid;
+    const gid_t gid = config.sandbox.gid;
+    // bubblewrap, started as the uid, resolves the tree's path itself.
+    TY_RETURN_IF_ERROR(GrantSearchToAncestors(config.instance_dir, uid));
+    if (::chmod(config.instance_dir.c_str(), 0755) != 0) {
+      return ErrnoStatus("cannot chmod " + config.instance_dir, errno);
+    }
+    TY_RETURN_IF_ERROR(MakeTreeReadable(JoinPath(config.instance_dir, "input")));
+    for (const char* tree : {"model", "output", "code"}) {
+      TY_RETURN_IF_ERROR(ChownTree(JoinPath(config.instance_dir, tree), uid, gid));
+    }
+    if (config.spec.checkpoint_uri) {
+      TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(config));
+      TY_RETURN_IF_ERROR(ChownTree(ckpt, uid, gid));
+    }
+    return Status::Ok();
+  }
+
   // The instance's /etc/hosts (every instance by name) and resolv.conf (no name server: a
   // reverse lookup must fail at once rather than hang), beside the instance tree.
   Result<std::string> WriteNetworkFiles() {
@@ -376,8 +411,9 @@ struct Agent::Impl {
     std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
     for (const auto& [name, addr] : config.network.hosts) hosts += addr + "\t" + name + "\n";
     TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "hosts"), hosts));
-    TY_RETURN_IF_ERROR(
-        WriteFileAtomic(JoinPath(dir, "resolv.conf"), "options timeout:1 attempts:1\n"));
+    std::string resolv = "options timeout:1 attempts:1\n";
+    for (const auto& ns : config.network.nameservers) resolv += "nameserver " + ns + "\n";
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "resolv.conf"), resolv));
     return dir;
   }
 
@@ -456,7 +492,12 @@ struct Agent::Impl {
       view.sandboxed = true;
     } else if (config.isolation == "auto") {
       view.sandboxed = BubblewrapWorks(options.bwrap_path);
+      if (view.sandboxed && config.sandbox.user_namespace) {
+        config.sandbox.user_namespace = UserNamespaceSandboxWorks(
+            options.bwrap_path, config.sandbox.uid, config.sandbox.gid);
+      }
     }
+    view.unprivileged = view.sandboxed && config.sandbox.user_namespace;
 
     std::string limits_line;
     if (config.enforce_limits) {
@@ -498,6 +539,12 @@ struct Agent::Impl {
                         : ReasonFor(counted),
                     "", false);
     }
+    if (view.unprivileged) {
+      Status granted = GrantTreeToSandbox();
+      if (!granted.ok()) {
+        return Finish(fail, ReasonFor(granted.WithPrefix("cannot prepare the sandbox")), "", false);
+      }
+    }
     Status synced = StartCheckpointSync();
     if (!synced.ok()) {
       return Finish(fail, ReasonFor(synced.WithPrefix("cannot watch the checkpoint directory")), "",
@@ -522,10 +569,21 @@ struct Agent::Impl {
                                 ? " (loopback alias: network namespaces are not available)"
                                 : " (network namespace " + config.network.netns + ")"));
     }
+    if (!config.network.notice.empty()) AddLine(NowMs(), config.network.notice);
     if (!view.sandboxed) {
       AddLine(NowMs(),
               "trainyard: bubblewrap not available; running without isolation (paths under " +
                   config.instance_dir + ")");
+    } else if (view.unprivileged) {
+      AddLine(NowMs(), "trainyard: sandbox: root inside is uid " +
+                           std::to_string(config.sandbox.uid) + " gid " +
+                           std::to_string(config.sandbox.gid) +
+                           " on the host; no capabilities, seccomp filter, server files hidden");
+    } else {
+      AddLine(NowMs(),
+              "trainyard: WARNING: user namespaces are not available here, so the training "
+              "process runs as host root (all capabilities dropped, no_new_privs, seccomp "
+              "filter, server files hidden); files it writes are owned by root");
     }
     auto cmd = BuildTrainingCommand(config, view.ml_root());
     if (!cmd.ok()) return Finish(fail, ReasonFor(cmd.status()), "", false);
@@ -554,45 +612,31 @@ struct Agent::Impl {
     }
 
     SpawnOptions so;
-    so.env = env;
+    std::optional<PreparedSandbox> sandbox;  // its descriptors stay open until the spawn
     if (view.sandboxed) {
-      so.argv = {options.bwrap_path,
-                 "--die-with-parent",
-                 "--unshare-pid",
-                 "--unshare-uts",
-                 "--unshare-ipc",
-                 "--hostname",
-                 CurrentHost(config),
-                 "--ro-bind",
-                 "/",
-                 "/",
-                 "--dev",
-                 "/dev",
-                 "--proc",
-                 "/proc",
-                 "--tmpfs",
-                 "/tmp",
-                 "--tmpfs",
-                 "/opt",
-                 "--bind",
-                 config.instance_dir,
-                 kOptMl};
-      for (const auto& [src, dst] : view.ro_binds) {
-        so.argv.insert(so.argv.end(), {"--ro-bind", src, dst});
-      }
+      auto binds = view.ro_binds;
       if (!config.network.empty()) {
         auto etc = WriteNetworkFiles();
         if (!etc.ok()) return Finish(fail, ReasonFor(etc.status()), "", false);
-        so.argv.insert(so.argv.end(), {"--ro-bind", *etc + "/hosts", "/etc/hosts", "--ro-bind",
-                                       *etc + "/resolv.conf", "/etc/resolv.conf"});
-        if (!config.network.netns.empty()) so.netns_path = "/run/netns/" + config.network.netns;
+        binds.emplace_back(*etc + "/hosts", "/etc/hosts");
+        binds.emplace_back(*etc + "/resolv.conf", "/etc/resolv.conf");
       }
-      so.argv.insert(so.argv.end(), {"--chdir", cmd->cwd, "--"});
-      so.argv.insert(so.argv.end(), cmd->argv.begin(), cmd->argv.end());
+      auto prepared = PrepareSandbox(config.sandbox, options.bwrap_path, CurrentHost(config),
+                                     config.instance_dir, binds, cmd->cwd, cmd->argv);
+      if (!prepared.ok()) {
+        return Finish(fail, ReasonFor(prepared.status().WithPrefix("cannot prepare the sandbox")),
+                      "", false);
+      }
+      sandbox = std::move(prepared).value();
+      so = sandbox->spawn;
+      if (!config.network.empty() && !config.network.netns.empty()) {
+        so.netns_path = "/run/netns/" + config.network.netns;
+      }
     } else {
       so.argv = cmd->argv;
       so.cwd = cmd->cwd;
     }
+    so.env = env;
     Diag("running " + [&] {
       std::string s;
       for (const auto& a : so.argv) s += (s.empty() ? "" : " ") + a;
@@ -650,7 +694,8 @@ struct Agent::Impl {
                             ExecuteUserScriptError(outcome->exit_code, tail, cmd->argv));
     }
     std::string reason = "AlgorithmError: Exit Code: " + std::to_string(outcome->exit_code);
-    auto text = ReadFile(failure_file);
+    // The training process may have left a symlink there: never follow it as root.
+    auto text = ReadJobFile(failure_file, 1024);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
     std::string oom = OutOfMemoryFailure(oom_kills_before, outcome->exit_code);
     if (!oom.empty()) {
@@ -689,12 +734,13 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
     err << "trainyard agent: " << text.status().message() << std::endl;
     return 2;
   }
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    err << "trainyard agent: " << instance_config_path << " is not valid JSON" << std::endl;
+  auto j = ParseJson(*text);
+  if (!j.ok()) {
+    err << "trainyard agent: " << instance_config_path << ": " << j.status().message()
+        << std::endl;
     return 2;
   }
-  auto config = model::InstanceConfigFromJson(j);
+  auto config = model::InstanceConfigFromJson(*j);
   if (!config.ok()) {
     err << "trainyard agent: " << config.status().message() << std::endl;
     return 2;

@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "common/fs.h"
 
@@ -30,41 +32,78 @@ Reporter::Reporter(Options options, std::function<void(const std::string&)> diag
 
 Reporter::~Reporter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     shutdown_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
-  for (const auto& p : queue_) Drop(p.report, "agent exiting");
+  std::deque<Pending> left;
+  {
+    MutexLock lock(&mu_);
+    left.swap(queue_);
+  }
+  for (const auto& p : left) Drop(p.report, "agent exiting");
+}
+
+void Reporter::CountLostLocked(const model::AgentReport& report, const std::string& why) {
+  if (report.type != model::AgentReport::Type::kLog || report.lines.empty()) return;
+  lost_lines_ += static_cast<int64_t>(report.lines.size());
+  lost_reason_ = why;
 }
 
 void Reporter::Send(model::AgentReport report) {
+  std::vector<model::AgentReport> overflow;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     report.seq = next_seq_++;
     if (report.type == model::AgentReport::Type::kExit) {
       exit_sent_ = true;
       exit_acked_ = false;
     }
+    if (report.type == model::AgentReport::Type::kLog) queued_lines_ += report.lines.size();
     queue_.push_back({std::move(report), std::chrono::steady_clock::now()});
+    // Over the bound the oldest waiting lines go (not the newest: a job's last
+    // lines usually say how it ended). Phase and exit reports always stay.
+    const size_t limit = options_.max_buffered_lines;
+    for (auto it = queue_.begin(); limit > 0 && queued_lines_ > limit && it != queue_.end();) {
+      if (it->report.type != model::AgentReport::Type::kLog || std::next(it) == queue_.end()) {
+        ++it;
+        continue;
+      }
+      queued_lines_ -= it->report.lines.size();
+      ++dropped_;
+      CountLostLocked(it->report, "the agent's buffer of " + std::to_string(limit) +
+                                      " lines overflowed while " + last_failure_);
+      overflow.push_back(std::move(it->report));
+      it = queue_.erase(it);
+    }
   }
-  cv_.notify_all();
+  cv_.SignalAll();
+  for (const auto& r : overflow) Drop(r, "buffer full");
 }
 
 bool Reporter::WaitIdle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (!(queue_.empty() && !busy_)) {
+    if (!cv_.WaitUntil(&mu_, deadline)) break;
+  }
   return queue_.empty() && !busy_ && (!exit_sent_ || exit_acked_);
 }
 
 int64_t Reporter::delivered() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return delivered_;
 }
 
 int64_t Reporter::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return dropped_;
+}
+
+int64_t Reporter::lost_lines() const {
+  MutexLock lock(&mu_);
+  return lost_lines_;
 }
 
 void Reporter::Drop(const model::AgentReport& report, const std::string& why) {
@@ -92,13 +131,23 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
     conn_->client->set_read_timeout(std::chrono::seconds(30));
     conn_->client->set_write_timeout(std::chrono::seconds(30));
   }
-  std::string body = model::AgentReportToJson(report).dump(
+  model::AgentReport stamped = report;
+  {
+    // Stamped at sending, not queueing: everything before this report in the
+    // queue has been delivered or dropped (and counted) by now.
+    MutexLock lock(&mu_);
+    stamped.lost_lines = lost_lines_;
+    stamped.lost_reason = lost_reason_;
+  }
+  std::string body = model::AgentReportToJson(stamped).dump(
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
   httplib::Headers headers = {{"Authorization", "Bearer " + options_.token}};
   auto res = conn_->client->Post(model::kAgentReportPath, headers, body, "application/json");
   if (!res) {
     // The server may be gone or moved: reconnect, re-reading its URL.
     conn_->client.reset();
+    MutexLock lock(&mu_);
+    last_failure_ = "the control plane was unreachable";
     return Attempt::kRetry;
   }
   int status = res->status;
@@ -108,37 +157,47 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
           std::to_string(status) + " " + res->body.substr(0, 512));
     return Attempt::kPermanent;
   }
+  auto answer = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
+                        ? answer["error"].get<std::string>()
+                        : "HTTP " + std::to_string(status);
+  MutexLock lock(&mu_);
+  last_failure_ = "the control plane could not take them (" + why.substr(0, 200) + ")";
   return Attempt::kRetry;
 }
 
 void Reporter::Loop() {
   auto backoff = options_.min_backoff;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return shutdown_ || !queue_.empty(); });
+    while (!shutdown_ && queue_.empty()) cv_.Wait(&mu_);
     if (shutdown_) return;
     Pending item = queue_.front();
     queue_.pop_front();
+    if (item.report.type == model::AgentReport::Type::kLog) {
+      queued_lines_ -= item.report.lines.size();
+    }
     busy_ = true;
-    lock.unlock();
+    lock.Unlock();
 
     bool is_exit = item.report.type == model::AgentReport::Type::kExit;
     Attempt a = Post(item.report);
 
-    lock.lock();
+    lock.Lock();
     if (a == Attempt::kDelivered || a == Attempt::kPermanent) {
       if (a == Attempt::kDelivered) {
         ++delivered_;
         if (is_exit) exit_acked_ = true;
       } else {
         ++dropped_;
-        lock.unlock();
+        CountLostLocked(item.report, "the control plane refused them");
+        lock.Unlock();
         Drop(item.report, "refused by the control plane");
-        lock.lock();
+        lock.Lock();
       }
       backoff = options_.min_backoff;
       busy_ = false;
-      cv_.notify_all();
+      cv_.SignalAll();
       continue;
     }
     auto budget = is_exit
@@ -146,17 +205,25 @@ void Reporter::Loop() {
                       : options_.retry_budget;
     if (std::chrono::steady_clock::now() - item.queued >= budget) {
       ++dropped_;
+      CountLostLocked(item.report, "they could not be delivered for " +
+                                       std::to_string(budget.count()) + " s: " + last_failure_);
       busy_ = false;
-      lock.unlock();
+      lock.Unlock();
       Drop(item.report, "control plane unreachable");
-      lock.lock();
-      cv_.notify_all();
+      lock.Lock();
+      cv_.SignalAll();
       continue;
     }
     // Keep order: the report goes back to the front and is retried after the backoff.
+    if (item.report.type == model::AgentReport::Type::kLog) {
+      queued_lines_ += item.report.lines.size();
+    }
     queue_.push_front(std::move(item));
     busy_ = false;
-    cv_.wait_for(lock, backoff, [this] { return shutdown_; });
+    const auto retry_at = std::chrono::steady_clock::now() + backoff;
+    while (!shutdown_) {
+      if (!cv_.WaitUntil(&mu_, retry_at)) break;
+    }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }

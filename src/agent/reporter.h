@@ -8,18 +8,22 @@
 // log reports for up to `retry_budget`, after which they are dropped (log
 // lines go to `undelivered_log`); the exit report for up to `exit_retry_budget`.
 // A 4xx other than 408/429 is permanent: the report is dropped at once.
+// At most `max_buffered_lines` log lines wait in the queue: beyond that the
+// oldest queued log reports are dropped. Every dropped log line is counted,
+// and the count with the reason of the last drop rides on every later report
+// (AgentReport::lost_lines), so the control plane can say so in the job's log
+// and status even when it could not store the lines themselves.
 // Thread contract: Send() and WaitIdle() may be called from any thread.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "common/mutex.h"
 #include "model/agent_protocol.h"
 
 namespace ty::agent {
@@ -34,6 +38,8 @@ class Reporter {
     std::chrono::milliseconds max_backoff{2000};
     std::chrono::seconds retry_budget{600};
     std::chrono::seconds exit_retry_budget{1800};
+    // Log lines queued at most (a full disk on the server can last); 0: unbounded.
+    size_t max_buffered_lines = 20000;
   };
   // `diag` receives one line per diagnostic (it must be thread-safe).
   Reporter(Options options, std::function<void(const std::string&)> diag);
@@ -52,6 +58,8 @@ class Reporter {
 
   int64_t delivered() const;
   int64_t dropped() const;
+  // Log lines dropped so far (see the class comment).
+  int64_t lost_lines() const;
 
  private:
   struct Pending {
@@ -62,21 +70,29 @@ class Reporter {
 
   void Loop();
   Attempt Post(const model::AgentReport& report);
+  // Writes a dropped report's lines to undelivered_log. Called without mu_.
   void Drop(const model::AgentReport& report, const std::string& why);
+  // Counts a dropped log report's lines. REQUIRES: mu_ held.
+  void CountLostLocked(const model::AgentReport& report, const std::string& why) TY_REQUIRES(mu_);
 
   Options options_;
   std::function<void(const std::string&)> diag_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;  // TY_GUARDED_BY(mu_)
-  bool busy_ = false;          // TY_GUARDED_BY(mu_): the loop holds a report
-  bool shutdown_ = false;      // TY_GUARDED_BY(mu_)
-  int64_t next_seq_ = 1;       // TY_GUARDED_BY(mu_)
-  int64_t delivered_ = 0;      // TY_GUARDED_BY(mu_)
-  int64_t dropped_ = 0;        // TY_GUARDED_BY(mu_)
-  bool exit_acked_ = false;    // TY_GUARDED_BY(mu_)
-  bool exit_sent_ = false;     // TY_GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<Pending> queue_ TY_GUARDED_BY(mu_);
+  bool busy_ TY_GUARDED_BY(mu_) = false;  // the loop holds a report
+  bool shutdown_ TY_GUARDED_BY(mu_) = false;
+  int64_t next_seq_ TY_GUARDED_BY(mu_) = 1;
+  int64_t delivered_ TY_GUARDED_BY(mu_) = 0;
+  int64_t dropped_ TY_GUARDED_BY(mu_) = 0;
+  bool exit_acked_ TY_GUARDED_BY(mu_) = false;
+  bool exit_sent_ TY_GUARDED_BY(mu_) = false;
+  size_t queued_lines_ TY_GUARDED_BY(mu_) = 0;  // log lines in queue_
+  int64_t lost_lines_ TY_GUARDED_BY(mu_) = 0;
+  std::string lost_reason_ TY_GUARDED_BY(mu_);
+  // Why the last delivery failed ("control plane unreachable", or what it answered).
+  std::string last_failure_ TY_GUARDED_BY(mu_) = "the control plane was unreachable";
 
   // Owned by the loop thread only.
   struct Connection;

@@ -4,6 +4,7 @@
 // AWS error types.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -22,6 +23,12 @@ struct ApiError {
 // kUnauthenticated -> UnrecognizedClientException, kUnavailable -> ServiceUnavailable (503),
 // everything else -> InternalFailure (500).
 ApiError ToApiError(const Status& status);
+
+// A 5xx error as a client may see it: the message becomes a generic one naming
+// `request_id`, and the original message (which may hold SQL text or server paths)
+// is written to `log` (the server's stderr) with that id. 4xx errors are returned
+// unchanged: their messages are written for the caller.
+ApiError RedactServerError(ApiError error, const std::string& request_id, std::FILE* log);
 
 // A ValidationException with `message` (400).
 inline ApiError Validation(std::string message) {

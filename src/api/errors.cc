@@ -1,5 +1,7 @@
 #include "api/api_error.h"
 
+#include <cstdio>
+
 namespace ty::api {
 
 ApiError ToApiError(const Status& status) {
@@ -25,6 +27,23 @@ ApiError ToApiError(const Status& status) {
       return {"InternalFailure", status.message(), 500};
   }
   return {"InternalFailure", status.message(), 500};
+}
+
+ApiError RedactServerError(ApiError error, const std::string& request_id, std::FILE* log) {
+  if (error.http_status < 500) return error;
+  // The detail of a server-side failure (SQL text, paths of the data dir) is for the
+  // operator: it goes to the server's log under the request id the client also sees.
+  if (log != nullptr) {
+    std::fprintf(log, "trainyard: request %s failed: %s: %s\n", request_id.c_str(),
+                 error.type.c_str(), error.message.c_str());
+    std::fflush(log);
+  }
+  error.message = error.http_status == 503
+                      ? "The service is temporarily unable to handle the request; retry it "
+                        "(request id " + request_id + ")."
+                      : "We encountered an internal error. Please try again (request id " +
+                            request_id + ").";
+  return error;
 }
 
 }  // namespace ty::api

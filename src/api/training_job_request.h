@@ -3,6 +3,7 @@
 // rejecting, by name, members Trainyard does not support yet.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,15 @@ namespace ty::api {
 
 struct RequestPolicy {
   std::vector<std::string> file_roots;  // canonical dirs file:// URIs may point into
+  // Accounts with their own roots (canonical), instead of file_roots.
+  std::map<std::string, std::vector<std::string>> account_file_roots;
+
+  // The policy a caller of `account` is held to: its own roots when it has some.
+  RequestPolicy ForAccount(const std::string& account) const {
+    auto it = account_file_roots.find(account);
+    if (it == account_file_roots.end()) return {file_roots, {}};
+    return {it->second, {}};
+  }
 };
 
 // REQUIRES: body passed model validation. kInvalidArgument with the reason.

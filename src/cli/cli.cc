@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/agent.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
@@ -17,6 +18,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "server/server.h"
+#include "store/store.h"
 
 namespace ty::cli {
 
@@ -85,6 +87,12 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
   out << "trainyard network: " << (*srv)->NetworkSummary() << std::endl;
+  out << "trainyard sandbox: " << (*srv)->SandboxSummary() << std::endl;
+  out << "trainyard file roots: " << (*srv)->FileRootsSummary() << std::endl;
+  for (const auto& w : (*srv)->Warnings()) {
+    out << "trainyard: " << w << std::endl;
+    err << "trainyard server: " << w << std::endl;
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   err << "trainyard server: shutting down (signal " << sig << ")" << std::endl;
@@ -241,8 +249,21 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
       err << "trainyard run: " << s.message() << "\n";
       return 1;
     }
-    config.file_roots = {config.data_dir, CurrentDir()};
-    if (spec_dir.ok()) config.file_roots.push_back(*spec_dir);
+    // The data dir is never a root: the working and spec directories are, unless they overlap
+    // it (a job run from the home directory must not reach ~/.trainyard).
+    auto real_data = RealPath(config.data_dir);
+    std::vector<std::string> candidates = {CurrentDir()};
+    if (spec_dir.ok()) candidates.push_back(*spec_dir);
+    for (const auto& c : candidates) {
+      auto real = RealPath(c);
+      if (!real.ok()) continue;
+      if (real_data.ok() && server::PathsOverlap(*real, *real_data)) {
+        err << "trainyard run: " << *real << " is not a file:// root (it overlaps the data dir "
+            << *real_data << ")" << std::endl;
+        continue;
+      }
+      config.file_roots.push_back(*real);
+    }
     // The embedded server runs this one job: a multi-node job gets its instances even where
     // the capacity derived from this machine's cores would be smaller (they share the cores,
     // each still held to its type's limits).
@@ -502,6 +523,19 @@ int SpotStatus(const std::string& endpoint, bool as_json, std::ostream& out, std
   return 0;
 }
 
+int AdminBackup(const std::string& data_dir, const std::string& out_path, std::ostream& out,
+                std::ostream& err) {
+  std::string dir = data_dir.empty() ? DefaultDataDir() : data_dir;
+  Status s = store::BackupDatabase(dir, out_path);
+  if (!s.ok()) {
+    err << "trainyard admin backup: " << s.message() << "\n";
+    return 1;
+  }
+  out << "Backed up " << store::DatabasePath(dir) << " to " << out_path
+      << " (online copy, integrity_check ok)\n";
+  return 0;
+}
+
 int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
   std::string dir = data_dir.empty() ? DefaultDataDir() : data_dir;
   auto text = ReadFile(JoinPath(dir, "server.json"));
@@ -510,8 +544,11 @@ int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
         << " (start one with `trainyard server --data-dir " << dir << "`)\n";
     return 1;
   }
-  json info = json::parse(*text, nullptr, false);
-  if (info.is_discarded()) return err << "trainyard env: malformed server.json\n", 1;
+  auto parsed = ParseJson(*text);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return err << "trainyard env: malformed server.json\n", 1;
+  }
+  json info = std::move(parsed).value();
   std::string url = info.value("url", "");
   out << "export AWS_ENDPOINT_URL=" << url << "\n"
       << "export AWS_ENDPOINT_URL_SAGEMAKER=" << url << "\n"
@@ -537,7 +574,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   server_cmd->add_option("--region", server_flags.region, "Region in ARNs and SigV4 scopes (default us-east-1)");
   server_cmd->add_option("--config", server_flags.config, "YAML config file (see README)");
   server_cmd->add_option("--file-root", server_flags.file_roots,
-                         "Directory file:// URIs may point into (repeatable; default: data dir and cwd)");
+                         "Directory file:// URIs may point into (repeatable; default: cwd unless it overlaps the "
+                         "data dir; never the data dir)");
   server_cmd->add_option("--isolation", server_flags.isolation, "auto | bwrap | none");
   server_cmd->add_option("--stop-grace", server_flags.stop_grace, "Seconds between SIGTERM and SIGKILL on stop (default 120)");
 
@@ -594,6 +632,14 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   auto* env_cmd = app.add_subcommand("env", "Print the exports that point AWS clients at the server");
   env_cmd->add_option("--data-dir", env_dir, "The server's data directory (default ~/.trainyard)");
 
+  std::string admin_dir, backup_out;
+  auto* admin_cmd = app.add_subcommand("admin", "Operate on a server's data dir");
+  admin_cmd->require_subcommand(1);
+  auto* backup_cmd = admin_cmd->add_subcommand(
+      "backup", "Copy the database to OUT (consistent, safe while the server runs)");
+  backup_cmd->add_option("--data-dir", admin_dir, "The server's data directory (default ~/.trainyard)");
+  backup_cmd->add_option("out", backup_out, "Where to write the copy (an SQLite file)")->required();
+
   StorageCommands storage_cmds(app);
 
   try {
@@ -618,6 +664,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (*spot_status_cmd) return SpotStatus(endpoint, as_json, out, err);
   }
   if (*env_cmd) return Env(env_dir, out, err);
+  if (*admin_cmd && *backup_cmd) return AdminBackup(admin_dir, backup_out, out, err);
   if (storage_cmds.chosen()) return storage_cmds.Run(out, err);
   return 2;
 }

@@ -12,6 +12,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "model/failure_reason.h"
 #include "storage/instance_volume.h"
 
 namespace ty::control {
@@ -54,6 +55,15 @@ JobController::JobController(ControllerOptions options, store::Store* store,
       launcher_(launcher),
       images_(images),
       clock_(clock),
+      server_dirs_([this] {
+        std::vector<std::string> dirs;
+        std::string dir = options_.data_dir;
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        if (!dir.empty()) dirs.push_back(dir);
+        auto real = RealPath(dir.empty() ? "." : dir);
+        if (real.ok() && *real != dir) dirs.push_back(*real);
+        return dirs;
+      }()),
       pool_(options_.capacity, options_.catalog, options_.host_cpus, options_.host_memory_gib),
       market_(options_.spot, clock->Now()) {}
 
@@ -80,7 +90,9 @@ Status JobController::Start() {
     job->record = std::move(record);
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    raw->has_network = raw->record.spec.instance_count > 1;
+    // Every job may have a network (single-instance ones too); releasing one that has none
+    // costs a listing.
+    raw->has_network = true;
     bool all_alive = !raw->instances.empty();
     for (const auto& inst : raw->instances) {
       if (!inst.exited && !launcher_->Alive(inst.agent)) all_alive = false;
@@ -244,6 +256,12 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
         " needs instance isolation: each instance gets its own /etc/hosts naming the others "
         "through bubblewrap, and this server runs jobs without it (isolation: none).");
   }
+  if (spec.network_isolation && options_.isolation == "none") {
+    return InvalidArgument(
+        "EnableNetworkIsolation needs instance isolation (a network namespace the training "
+        "process enters through bubblewrap), and this server runs jobs without it "
+        "(isolation: none).");
+  }
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
     // A job that needs more instances than this machine ever hosts would wait forever.
@@ -332,9 +350,18 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
     }
     const size_t index = static_cast<size_t>(report.host_index - 1);
     Instance& inst = job->instances[index];
+    if (report.lost_lines > inst.lost_lines) {
+      inst.lost_lines = report.lost_lines;
+      inst.lost_reason = report.lost_reason;
+    }
     if (report.seq != 0 && report.seq <= inst.last_seq) return Status::Ok();  // a retry
-    inst.last_seq = std::max(inst.last_seq, report.seq);
     if (inst.exited) return Status::Ok();
+    if (report.type == AgentReport::Type::kLog) {
+      if (inst.log_stream.empty()) inst.log_stream = report.stream;
+      // Not acknowledged unless stored: the agent keeps the lines and retries.
+      TY_RETURN_IF_ERROR(ApplyLogs(job, report));
+    }
+    inst.last_seq = std::max(inst.last_seq, report.seq);
     switch (report.type) {
       case AgentReport::Type::kPhase: {
         // The job's phases are its first instance's (they all stage and train alike).
@@ -346,8 +373,7 @@ Status JobController::HandleReport(const std::string& token, const AgentReport& 
         break;
       }
       case AgentReport::Type::kLog:
-        ApplyLogs(job, report);
-        break;
+        break;  // stored above
       case AgentReport::Type::kCheckpoint: {
         Event e{Event::Kind::kCheckpoint};
         e.at = FromEpochMillis(report.synced_at_ms);
@@ -377,6 +403,7 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
     Event e{Event::Kind::kAgentExit};
     e.outcome = report.outcome;
     e.failure_reason = report.failure_reason;
+    e.message = NoteLostLines(job);
     if (n > 1 && !e.failure_reason.empty()) {
       e.failure_reason += " (on algo-" + std::to_string(index + 1) + ")";
     }
@@ -398,6 +425,7 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
     }
   }
   e.model_artifacts = job->instances[0].model_artifacts;  // algo-1 uploads the merged model
+  e.message = NoteLostLines(job);
   Apply(job, e);
 }
 
@@ -443,7 +471,30 @@ Status JobController::ApplyLateLogs(const std::string& token, const AgentReport&
   return store_->AppendLogEvents(stored->id, events);
 }
 
-void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
+std::string JobController::NoteLostLines(ActiveJob* job) {
+  int64_t lost = 0;
+  std::string why;
+  for (const auto& inst : job->instances) {
+    lost += inst.lost_lines;
+    if (inst.lost_lines > 0 && why.empty()) why = inst.lost_reason;
+  }
+  if (lost == 0) return "";
+  std::string note = "trainyard: " + std::to_string(lost) + " log line" +
+                     (lost == 1 ? " was" : "s were") + " lost: " +
+                     (why.empty() ? "the agent could not deliver them" : why);
+  std::string stream = job->instances.empty() || job->instances[0].log_stream.empty()
+                           ? job->last_stream
+                           : job->instances[0].log_stream;
+  Status s = store_->AppendLogEvents(
+      job->record.id, {{0, stream, ToEpochMillis(clock_->Now()), note}});
+  if (!s.ok()) {
+    std::fprintf(stderr, "trainyard: %s: cannot store the note \"%s\": %s\n",
+                 job->record.arn.c_str(), note.c_str(), s.ToString().c_str());
+  }
+  return note;
+}
+
+Status JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
   std::vector<store::LogEvent> events;
   std::vector<telemetry::Sample> samples;
   events.reserve(report.lines.size());
@@ -454,7 +505,11 @@ void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
     }
   }
   Status s = store_->AppendLogEvents(job->record.id, events);
-  if (!s.ok()) std::fprintf(stderr, "trainyard: cannot store log events: %s\n", s.ToString().c_str());
+  if (!s.ok()) {
+    std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n",
+                 job->record.arn.c_str(), s.ToString().c_str());
+    return s;
+  }
   if (!samples.empty()) {
     std::vector<store::MetricSample> rows;
     for (const auto& smp : samples) rows.push_back({smp.name, smp.timestamp_ms, smp.value});
@@ -463,10 +518,16 @@ void JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
     telemetry::MergeFinalMetrics(samples, &job->record.final_metrics);
     Persist(job);
   }
+  return Status::Ok();
 }
 
 void JobController::Apply(ActiveJob* job, const Event& event) {
-  StepResult r = Step(job->record, event, clock_->Now(), options_.stop_policy);
+  // Reasons come from the agent and from here, both of which see host paths.
+  Event public_event = event;
+  if (!public_event.failure_reason.empty()) {
+    public_event.failure_reason = model::HideServerPaths(event.failure_reason, server_dirs_);
+  }
+  StepResult r = Step(job->record, public_event, clock_->Now(), options_.stop_policy);
   if (r.changed) {
     // Keep the handle of a still-running agent until it is gone: the record
     // forgets the pid when the job ends, but actions may still target it.
@@ -556,13 +617,9 @@ void JobController::Sweep() {
   for (const auto& arn : finished_) {
     auto it = active_.find(arn);
     if (it == active_.end()) continue;
-    if (it->second->has_network) {
-      std::vector<launch::AgentHandle> agents;
-      for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
-      networks_to_release_.emplace_back(arn, std::move(agents));
-    }
     std::vector<launch::AgentHandle> agents;
     for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
+    if (it->second->has_network) networks_to_release_.emplace_back(arn, agents);
     const JobRecord& rec = it->second->record;
     volumes_to_release_.emplace_back(
         JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name),
@@ -604,29 +661,43 @@ void JobController::LaunchAgents(ActiveJob* job) {
   std::vector<std::string> hosts;
   for (int i = 1; i <= count; ++i) hosts.push_back("algo-" + std::to_string(i));
 
-  // Multi-node jobs get one address per instance, the same on every attempt (the launcher
-  // keeps the job's network until the job ends).
+  // Every instance gets its network (its own namespace where the machine allows it), the same
+  // on every attempt (the launcher keeps the job's network until the job ends).
   std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
-  if (count > 1) {
-    if (job->networks.empty()) {
-      // Making the network runs `ip` a few times (~0.1-0.5 s): off the loop, so other jobs'
-      // reports and requests are not held up. NetworkReady launches the attempt.
+  if (job->networks.empty()) {
+    launch::NetworkRequest request;
+    request.count = count;
+    request.isolated = rec.spec.network_isolation;
+    request.store_access = options_.pass_s3_credentials && !options_.storage_s3.is_null();
+    request.sandboxed = options_.isolation != "none";
+    const std::string arn = rec.arn;
+    if (launcher_->PreparesNetworkAtOnce(request) && releases_.count(arn) == 0) {
+      // Nothing to make in the kernel (the host's network, loopback aliases): no thread hop.
+      auto made = launcher_->PrepareNetwork(arn, request);
+      if (!made.ok()) {
+        return fail("InternalServerError: could not set up the instances' network: " +
+                    made.status().message());
+      }
+      job->has_network = true;
+      job->networks = std::move(made).value();
+    } else {
+      // Making the network runs `ip` and `nft` a few times (~0.1-0.5 s): off the loop, so other
+      // jobs' reports and requests are not held up. NetworkReady launches the attempt.
       if (!job->network_pending) {
         job->network_pending = true;
-        const std::string arn = rec.arn;
         std::shared_future<void> released;  // the network of an ended job of the same name
         if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
-        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt, released] {
+        network_threads_[arn] = std::thread([this, arn, request, attempt = rec.attempt, released] {
           if (released.valid()) released.wait();
           auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
-              launcher_->PrepareNetwork(arn, count));
+              launcher_->PrepareNetwork(arn, request));
           Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
         });
       }
       return;
     }
-    networks = job->networks;
   }
+  networks = job->networks;
 
   model::InstanceConfig base;
   base.job_name = rec.spec.name;
@@ -648,7 +719,10 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.token = rec.agent_token;
   base.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   base.isolation = options_.isolation;
-  base.file_roots = options_.file_roots;
+  base.sandbox = options_.sandbox;
+  auto own_roots = options_.account_file_roots.find(rec.account);
+  base.file_roots = own_roots != options_.account_file_roots.end() ? own_roots->second
+                                                                   : options_.file_roots;
   base.storage_s3 = options_.storage_s3;
   base.pass_s3_credentials = options_.pass_s3_credentials;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
@@ -706,6 +780,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
     }
     Instance inst;
     inst.agent = *agent;
+    inst.log_stream = cfg.log_stream;
     job->instances.push_back(inst);
   }
   rec.agent_pid = job->instances[0].agent.pid;

@@ -44,9 +44,12 @@ struct ControllerOptions {
   std::string region = "us-east-1";
   std::string server_url_file;          // agents read the control plane's URL here
   std::vector<std::string> file_roots;  // where file:// URIs may point
+  // Accounts with their own roots, instead of file_roots.
+  std::map<std::string, std::vector<std::string>> account_file_roots;
   nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
+  model::SandboxConfig sandbox;         // how bwrap holds training processes (passed to agents)
   // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.
   bool enforce_instance_limits = true;
   // VolumeSizeInGB: auto | watch | off (passed to agents; storage/instance_volume.h).
@@ -116,6 +119,9 @@ class JobController {
     model::AgentReport::Outcome outcome = model::AgentReport::Outcome::kCompleted;
     std::string failure_reason;
     std::string model_artifacts;
+    std::string log_stream;     // where its lines go (the note on lost lines too)
+    int64_t lost_lines = 0;     // log lines its agent dropped (AgentReport::lost_lines)
+    std::string lost_reason;
   };
 
   struct ActiveJob {
@@ -147,7 +153,12 @@ class JobController {
   void Persist(ActiveJob* job);
   void Tick();
   void Sweep();
-  void ApplyLogs(ActiveJob* job, const model::AgentReport& report);
+  // Stores the report's lines; an error (e.g. a full disk) when they could not be stored,
+  // which the agent sees as retryable.
+  Status ApplyLogs(ActiveJob* job, const model::AgentReport& report);
+  // When the job's agents dropped log lines: writes "trainyard: N log lines were lost: why"
+  // to the job's log and returns that sentence (for the status message); else "".
+  std::string NoteLostLines(ActiveJob* job);
   // Log lines of an instance still stopping after its job ended: stored when the token and
   // attempt are the job's last (a retried report may store its lines twice).
   Status ApplyLateLogs(const std::string& token, const model::AgentReport& report);
@@ -176,6 +187,9 @@ class JobController {
   launch::Launcher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
+  // The data dir as configured and as the kernel spells it: FailureReasons never show paths
+  // under it (model::HideServerPaths).
+  const std::vector<std::string> server_dirs_;
 
   std::mutex mu_;
   std::condition_variable cv_;

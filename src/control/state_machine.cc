@@ -302,6 +302,11 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
           Fail(&job, reason, now);
         }
       }
+      // A note from the controller (log lines that were lost) goes where the user looks:
+      // the last status message of the job.
+      if (!e.message.empty() && model::IsTerminal(job.status) && !job.transitions.empty()) {
+        job.transitions.back().message += " (" + e.message + ")";
+      }
       break;
 
     case Event::Kind::kAgentLost:

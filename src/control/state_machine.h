@@ -24,7 +24,8 @@ struct Event {
     kLaunchFailed,   // launching failed; `failure_reason` says why
     kPhase,          // an agent reported entering `phase`
     kCheckpoint,     // the agent synced the checkpoint directory at `at`
-    kAgentExit,      // an agent finished: `outcome`, `failure_reason`, `model_artifacts`
+    kAgentExit,      // an agent finished: `outcome`, `failure_reason`, `model_artifacts`; a
+                     // `message` is added to the final status message when the job ends
     kAgentLost,      // the agent vanished without a final report; `message` says how
     kInterrupt,      // spot capacity is reclaimed: the interruption notice starts; `message` why
     kStopRequested,  // StopTrainingJob

@@ -39,6 +39,9 @@ json NetworkToJson(const InstanceNetworkConfig& n) {
           {"interface", n.interface},
           {"address", n.address},
           {"master_port", n.master_port},
+          {"store_url", n.store_url},
+          {"notice", n.notice},
+          {"nameservers", n.nameservers},
           {"hosts", hosts}};
 }
 
@@ -59,6 +62,11 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
           {"isolation", c.isolation},
+          {"sandbox",
+           {{"user_namespace", c.sandbox.user_namespace},
+            {"uid", c.sandbox.uid},
+            {"gid", c.sandbox.gid},
+            {"hidden_paths", c.sandbox.hidden_paths}}},
           {"file_roots", c.file_roots},
           {"storage_s3", c.storage_s3},
           {"pass_s3_credentials", c.pass_s3_credentials},
@@ -94,6 +102,12 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.isolation = j.value("isolation", std::string("auto"));
+    if (auto it = j.find("sandbox"); it != j.end() && it->is_object()) {
+      c.sandbox.user_namespace = it->value("user_namespace", true);
+      c.sandbox.uid = it->value("uid", c.sandbox.uid);
+      c.sandbox.gid = it->value("gid", c.sandbox.gid);
+      c.sandbox.hidden_paths = it->value("hidden_paths", std::vector<std::string>{});
+    }
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
     if (j.contains("storage_s3")) c.storage_s3 = j.at("storage_s3");
     c.pass_s3_credentials = j.value("pass_s3_credentials", false);
@@ -108,6 +122,9 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
       c.network.interface = it->value("interface", std::string());
       c.network.address = it->value("address", std::string());
       c.network.master_port = it->value("master_port", 7777);
+      c.network.store_url = it->value("store_url", std::string());
+      c.network.notice = it->value("notice", std::string());
+      c.network.nameservers = it->value("nameservers", std::vector<std::string>());
       for (const auto& h : it->value("hosts", json::array())) {
         c.network.hosts.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
       }
@@ -134,6 +151,10 @@ json AgentReportToJson(const AgentReport& r) {
             {"host_index", r.host_index},
             {"attempt", r.attempt},
             {"seq", r.seq}};
+  if (r.lost_lines > 0) {
+    j["lost_lines"] = r.lost_lines;
+    j["lost_reason"] = r.lost_reason;
+  }
   switch (r.type) {
     case AgentReport::Type::kPhase:
       j["phase"] = Name(r.phase);
@@ -170,6 +191,8 @@ Result<AgentReport> AgentReportFromJson(const json& j) {
     r.host_index = j.value("host_index", 1);
     r.attempt = j.value("attempt", 1);
     r.seq = j.value("seq", int64_t{0});
+    r.lost_lines = j.value("lost_lines", int64_t{0});
+    r.lost_reason = j.value("lost_reason", std::string());
     if (type == "phase") {
       r.type = AgentReport::Type::kPhase;
       auto phase = ParseSecondaryStatus(j.at("phase").get<std::string>());

@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "launch/local_launcher.h"
+#include "server/bounded_yaml.h"
 
 namespace ty::server {
 namespace {
@@ -271,6 +272,45 @@ Status ParseStorage(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
+  HttpServerOptions& o = c->http;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "http: " + key;
+    int64_t n = 0;
+    auto count = [&](int64_t min, int* out) -> Status {
+      TY_RETURN_IF_ERROR(ReadCount(kv.second, at, min, &n));
+      *out = static_cast<int>(std::min<int64_t>(n, 1 << 24));
+      return Status::Ok();
+    };
+    auto seconds = [&](std::chrono::milliseconds* out) -> Status {
+      double s = 0;
+      TY_RETURN_IF_ERROR(ReadNumber(kv.second, at, /*positive=*/true, &s));
+      *out = std::chrono::milliseconds(static_cast<int64_t>(std::min(s, 1e9) * 1000));
+      if (out->count() == 0) *out = std::chrono::milliseconds(1);
+      return Status::Ok();
+    };
+    Status st;
+    if (key == "io_threads") st = count(1, &o.io_threads);
+    else if (key == "report_threads") st = count(1, &c->http_report_threads);
+    else if (key == "head_timeout_seconds") st = seconds(&o.head_timeout);
+    else if (key == "body_timeout_seconds") st = seconds(&o.body_timeout);
+    else if (key == "idle_timeout_seconds") st = seconds(&o.idle_timeout);
+    else if (key == "max_connections") st = count(1, &o.max_connections);
+    else if (key == "max_connections_per_client") st = count(1, &o.max_connections_per_client);
+    else if (key == "max_header_bytes") {
+      st = ReadCount(kv.second, at, 1024, &n);
+      o.max_header_bytes = static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 30));
+    } else {
+      return InvalidArgument("http: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseListen(const std::string& listen, std::string* host, int* port) {
@@ -292,9 +332,37 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
   return Status::Ok();
 }
 
+bool PathsOverlap(const std::string& a, const std::string& b) {
+  auto within = [](const std::string& dir, const std::string& p) {
+    if (dir == "/") return true;
+    return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 &&
+                        p[dir.size()] == '/');
+  };
+  return within(a, b) || within(b, a);
+}
+
+Result<std::vector<std::string>> CheckFileRoots(const std::vector<std::string>& roots,
+                                                const std::string& data_dir,
+                                                const std::string& what) {
+  std::vector<std::string> out;
+  for (const auto& r : roots) {
+    auto real = RealPath(r);
+    if (!real.ok()) return InvalidArgument(what + " " + r + ": " + real.status().message());
+    if (PathsOverlap(*real, data_dir)) {
+      return InvalidArgument(
+          what + " " + r + " overlaps the data dir " + data_dir +
+          ": jobs could read the server's credentials, database and agent tokens through "
+          "file:// URIs. Give roots that neither contain nor lie inside the data dir, or move "
+          "the data dir (--data-dir) elsewhere.");
+    }
+    out.push_back(*real);
+  }
+  return out;
+}
+
 Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   try {
-    YAML::Node root = YAML::LoadFile(path);
+    TY_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
     if (!root.IsMap()) return InvalidArgument(path + ": the config must be a YAML mapping");
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
@@ -307,12 +375,50 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         c->region = v.as<std::string>();
       } else if (key == "file_roots") {
         c->file_roots = v.as<std::vector<std::string>>();
+      } else if (key == "accounts") {
+        if (!v.IsNull() && !v.IsMap()) {
+          return InvalidArgument(path + ": accounts must map 12-digit account ids to settings");
+        }
+        for (const auto& acc : v) {
+          std::string id = acc.first.as<std::string>();
+          if (id.size() != 12 || id.find_first_not_of("0123456789") != std::string::npos) {
+            return InvalidArgument(path + ": accounts: '" + id + "' is not a 12-digit account id");
+          }
+          AccountConfig ac;
+          for (const auto& field : acc.second) {
+            std::string fk = field.first.as<std::string>();
+            if (fk != "file_roots") {
+              return InvalidArgument(path + ": accounts." + id + ": unknown key '" + fk + "'");
+            }
+            ac.file_roots = field.second.as<std::vector<std::string>>();
+          }
+          c->accounts[id] = std::move(ac);
+        }
+      } else if (key == "allow_shared_host") {
+        c->allow_shared_host = v.as<bool>();
       } else if (key == "credentials_file") {
         c->credentials_file = v.as<std::string>();
       } else if (key == "isolation") {
         c->isolation = v.as<std::string>();
         if (c->isolation != "auto" && c->isolation != "bwrap" && c->isolation != "none") {
           return InvalidArgument(path + ": isolation must be auto, bwrap or none");
+        }
+      } else if (key == "sandbox") {
+        if (!v.IsMap()) return InvalidArgument(path + ": sandbox must be a mapping {uid, gid}");
+        for (const auto& skv : v) {
+          std::string sk = skv.first.as<std::string>();
+          int64_t id = skv.second.as<int64_t>();
+          // 0 would make the sandbox's root the host's root.
+          if (id <= 0 || id >= 4294967295LL) {
+            return InvalidArgument(path + ": sandbox." + sk + " must be a non-root uid/gid");
+          }
+          if (sk == "uid") {
+            c->sandbox_uid = static_cast<uint32_t>(id);
+          } else if (sk == "gid") {
+            c->sandbox_gid = static_cast<uint32_t>(id);
+          } else {
+            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
+          }
         }
       } else if (key == "network") {
         c->network = v.as<std::string>();
@@ -364,6 +470,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseSpot(v, path, &c->spot).WithPrefix(path));
       } else if (key == "storage") {
         TY_RETURN_IF_ERROR(ParseStorage(v, c).WithPrefix(path));
+      } else if (key == "http") {
+        TY_RETURN_IF_ERROR(ParseHttp(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,17 +13,35 @@
 #include "capacity/spot_market.h"
 #include "common/status.h"
 #include "launch/image_catalog.h"
+#include "server/http_server.h"
 #include "storage/s3_settings.h"
 
 namespace ty::server {
+
+// Settings of one account (config key accounts: {"<12-digit id>": {...}}).
+struct AccountConfig {
+  // Where this account's file:// URIs may point, instead of the server's file_roots.
+  std::vector<std::string> file_roots;
+};
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:0";       // HOST:PORT; port 0 picks a free port
   std::string data_dir;                     // SQLite state, credentials, job trees
   std::string region = "us-east-1";
-  std::vector<std::string> file_roots;      // default: data dir + the starting directory
+  // Where file:// URIs may point. Default: the starting directory, unless it overlaps the data
+  // dir (then none). Roots that overlap the data dir are refused at start.
+  std::vector<std::string> file_roots;
+  // Per-account settings; accounts not listed use the server-wide ones.
+  std::map<std::string, AccountConfig> accounts;
   std::string credentials_file;             // default: <data_dir>/credentials (created)
   std::string isolation = "auto";           // auto | bwrap | none
+  // sandbox: {uid, gid}: the unprivileged host uid/gid that is root inside every sandbox and
+  // owns what training processes write (default 65534:65534, nobody:nogroup).
+  uint32_t sandbox_uid = 65534;
+  uint32_t sandbox_gid = 65534;
+  // isolation none with several accounts in the credentials file lets every account's jobs
+  // read the others' data: refused at start unless this is true (then loudly warned about).
+  bool allow_shared_host = false;
   // How multi-node jobs' instances are networked: auto | namespaces | loopback
   // (launch::NetworkPolicy).
   std::string network = "auto";
@@ -33,7 +52,14 @@ struct ServerConfig {
   std::string instance_volumes = "auto";
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
-  int http_threads = 64;                    // one per open connection (agents keep one each)
+  // Threads that run API calls (they wait for the controller's loop). Open connections cost
+  // no thread: idle and slow clients wait in the HTTP server's I/O threads.
+  int http_threads = 16;
+  // Threads that run agents' reports, apart from the API's so reports never hold an API call.
+  int http_report_threads = 4;
+  // The HTTP edge (config key http): I/O threads, deadlines, header and connection limits.
+  // Its max_body_bytes is set from max_body_bytes above.
+  HttpServerOptions http;
   std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
   std::string agent_binary;                 // default: this executable
   // Catalog overrides and additions (over the built-in table), each complete:
@@ -53,9 +79,11 @@ struct ServerConfig {
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
-// file_roots, credentials_file, isolation, network, instance_limits, instance_volumes,
-// stop_grace_seconds,
-// max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
+// file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
+// allow_shared_host, sandbox: {uid, gid}, network, instance_limits, instance_volumes,
+// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
+// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
+// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
@@ -70,6 +98,17 @@ struct ServerConfig {
 // processes off. trace_file is read and parsed here, relative to the config
 // file's directory. kInvalidArgument names the file and the offending key.
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
+
+// True when one of the two directories contains the other (or they are the same).
+// Both must be canonical (RealPath) absolute paths.
+bool PathsOverlap(const std::string& a, const std::string& b);
+
+// Canonicalises `roots` and refuses (kInvalidArgument naming `what` and the root) one that
+// does not exist or overlaps the data dir `data_dir` (canonical): a file:// root there would
+// let jobs read the credentials, the database and other jobs' agent tokens.
+Result<std::vector<std::string>> CheckFileRoots(const std::vector<std::string>& roots,
+                                                const std::string& data_dir,
+                                                const std::string& what);
 
 // Splits "HOST:PORT". kInvalidArgument when malformed.
 Status ParseListen(const std::string& listen, std::string* host, int* port);

@@ -1,11 +1,17 @@
 #include "store/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <array>
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "model/serialization.h"
@@ -34,10 +40,11 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
       return InvalidArgument(std::move(msg));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+    // A full disk is the operator's to fix and passes: callers retry (agents keep their lines).
+    case SQLITE_FULL:
       return Unavailable(std::move(msg));
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
-    case SQLITE_FULL:
     case SQLITE_READONLY:
     case SQLITE_PERM:
     case SQLITE_NOTADB:
@@ -219,8 +226,8 @@ std::optional<TimePoint> OptTime(const std::optional<int64_t>& ms) {
 }
 
 Result<nlohmann::json> ParseColumn(const std::string& text, const char* column) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Internal(std::string("corrupt JSON in jobs.") + column);
+  auto j = ParseJson(text);
+  if (!j.ok()) return Internal(std::string("corrupt JSON in jobs.") + column);
   return j;
 }
 
@@ -327,9 +334,68 @@ std::string Placeholders(int n) {
   TY_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, stmts_->Get(sql)); \
   ScopedStmt var(db_, var##_raw)
 
+std::string DatabasePath(const std::string& data_dir) { return JoinPath(data_dir, "trainyard.db"); }
+
+namespace {
+
+// The database and the files SQLite keeps beside it hold every account's jobs:
+// readable by the server's user only. SQLite creates -wal and -shm with the
+// mode of the database file, so creating that one 0600 covers the others.
+Status RestrictDatabaseFiles(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("cannot open " + path, errno);
+  int rc = ::fchmod(fd, 0600);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("chmod 0600 " + path, err);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    std::string side = path + suffix;
+    if (::chmod(side.c_str(), 0600) != 0 && errno != ENOENT) {
+      return ErrnoStatus("chmod 0600 " + side, errno);
+    }
+  }
+  return Status::Ok();
+}
+
+// What an operator reads when the database cannot be trusted.
+Status Damaged(const std::string& path, const std::string& detail) {
+  return FailedPrecondition(
+      "the database " + path + " is damaged (" + detail +
+      "). Stop here: restore it from a copy made with `trainyard admin backup` (stop the server, "
+      "copy the backup over " + path + " and delete " + path + "-wal and " + path +
+      "-shm), or move the data dir aside to start an empty server.");
+}
+
+// Runs `PRAGMA quick_check` (cheaper than integrity_check: no index contents):
+// Ok when the database reads as sound.
+Status QuickCheck(sqlite3* db, const std::string& path, const char* pragma = "quick_check") {
+  sqlite3_stmt* raw = nullptr;
+  std::string sql = std::string("PRAGMA ") + pragma;
+  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return Damaged(path, sqlite3_errstr(rc));
+  std::string problems;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+    std::string line = text != nullptr ? text : "";
+    if (line == "ok") continue;
+    if (!problems.empty()) problems += "; ";
+    problems += line;
+    if (problems.size() > 300) break;
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Damaged(path, sqlite3_errstr(rc));
+  if (!problems.empty()) return Damaged(path, problems);
+  return Status::Ok();
+}
+
+bool IsDamage(int rc) { return (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT; }
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
   TY_RETURN_IF_ERROR(MakeDirs(data_dir));
-  const std::string path = JoinPath(data_dir, "trainyard.db");
+  const std::string path = DatabasePath(data_dir);
+  TY_RETURN_IF_ERROR(RestrictDatabaseFiles(path));
   sqlite3* raw = nullptr;
   // NOMUTEX: the Store serialises all use of its one connection itself.
   int rc = sqlite3_open_v2(path.c_str(), &raw,
@@ -339,11 +405,64 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
   TY_RETURN_IF_ERROR(SqliteStatus(db.get(), rc, "open " + path));
   sqlite3_extended_result_codes(db.get(), 1);
   TY_RETURN_IF_ERROR(SqliteStatus(db.get(), sqlite3_busy_timeout(db.get(), 5000), "busy_timeout"));
-  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA journal_mode=WAL"));
-  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA synchronous=NORMAL"));
-  TY_RETURN_IF_ERROR(Exec(db.get(), "PRAGMA foreign_keys=ON"));
-  TY_RETURN_IF_ERROR(Migrate(db.get()).WithPrefix(path));
+  // "file is not a database" shows at the first read: check before anything writes.
+  TY_RETURN_IF_ERROR(QuickCheck(db.get(), path));
+  Status st = Exec(db.get(), "PRAGMA journal_mode=WAL");
+  if (st.ok()) st = Exec(db.get(), "PRAGMA synchronous=NORMAL");
+  if (st.ok()) st = Exec(db.get(), "PRAGMA foreign_keys=ON");
+  if (st.ok()) st = Migrate(db.get()).WithPrefix(path);
+  if (!st.ok() && IsDamage(sqlite3_extended_errcode(db.get()))) return Damaged(path, st.message());
+  TY_RETURN_IF_ERROR(st);
+  TY_RETURN_IF_ERROR(RestrictDatabaseFiles(path));  // the -wal and -shm of an older server
   return std::unique_ptr<Store>(new Store(db.release()));
+}
+
+Status BackupDatabase(const std::string& data_dir, const std::string& out_path) {
+  const std::string path = DatabasePath(data_dir);
+  if (!PathExists(path)) return NotFound("no database at " + path);
+  sqlite3* raw = nullptr;
+  // Read-write without CREATE: a WAL reader must be able to use the -shm file
+  // the running server shares; nothing is written to the source.
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr src(raw);
+  TY_RETURN_IF_ERROR(SqliteStatus(src.get(), rc, "open " + path));
+  sqlite3_extended_result_codes(src.get(), 1);
+  TY_RETURN_IF_ERROR(SqliteStatus(src.get(), sqlite3_busy_timeout(src.get(), 5000), "busy_timeout"));
+
+  // The copy is written beside its destination and renamed into place, so a
+  // failed backup never leaves a half-written file under the final name.
+  const std::string tmp = out_path + ".partial";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("cannot create " + tmp, errno);
+  ::close(fd);
+  Status st = [&]() -> Status {
+    raw = nullptr;
+    int orc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                              nullptr);
+    DbPtr dst(raw);
+    TY_RETURN_IF_ERROR(SqliteStatus(dst.get(), orc, "open " + tmp));
+    sqlite3_backup* b = sqlite3_backup_init(dst.get(), "main", src.get(), "main");
+    if (b == nullptr) return SqliteStatus(dst.get(), sqlite3_errcode(dst.get()), "backup " + path);
+    // One step over every page: the whole copy is read in one read transaction,
+    // so it is one consistent state even while the server writes (WAL readers
+    // do not block the writer, nor it them).
+    int step;
+    while ((step = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || step == SQLITE_LOCKED) {
+      sqlite3_sleep(50);
+    }
+    int done = sqlite3_backup_finish(b);
+    if (step != SQLITE_DONE) return SqliteStatus(dst.get(), step, "backup " + path);
+    TY_RETURN_IF_ERROR(SqliteStatus(dst.get(), done, "backup " + path));
+    // The copy is a plain rollback-journal database (one file), checked before it is trusted.
+    TY_RETURN_IF_ERROR(Exec(dst.get(), "PRAGMA journal_mode=DELETE"));
+    return QuickCheck(dst.get(), out_path, "integrity_check");
+  }();
+  if (st.ok() && ::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    st = ErrnoStatus("cannot rename " + tmp + " to " + out_path, errno);
+  }
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
 }
 
 Store::Store(sqlite3* db) : db_(db), stmts_(std::make_unique<StatementCache>(db)) {}
@@ -357,7 +476,7 @@ Status Store::InsertJob(model::JobRecord* record) {
   static const std::string kSql = std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") +
                                   kMutableColumns + ") VALUES (?, ?, ?, ?, " +
                                   Placeholders(kMutableCount) + ")";
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, record->account);
   s.Bind(2, record->spec.name);
@@ -388,7 +507,7 @@ Status Store::UpdateJob(const model::JobRecord& record) {
     }
     return "UPDATE jobs SET " + sets + ", version = version + 1 WHERE id = ?";
   }();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   // One UPDATE statement: atomic on its own, no explicit transaction needed.
   TY_STMT(s, kSql);
   BindMutable(s, 1, record);
@@ -403,7 +522,7 @@ Status Store::UpdateJob(const model::JobRecord& record) {
 
 Result<model::JobRecord> Store::GetJob(const std::string& account, const std::string& name) {
   static const std::string kSql = SelectJobs("WHERE account = ? AND name = ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, account);
   s.Bind(2, name);
@@ -411,7 +530,7 @@ Result<model::JobRecord> Store::GetJob(const std::string& account, const std::st
 }
 
 Result<JobVersion> Store::GetJobVersion(const std::string& account, const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT id, version FROM jobs WHERE account = ? AND name = ?");
   s.Bind(1, account);
   s.Bind(2, name);
@@ -424,14 +543,14 @@ Result<model::JobRecord> Store::GetJobByArn(const std::string& arn) {
   // jobs.arn is declared COLLATE NOCASE, so this compare (and its index) is
   // case-insensitive.
   static const std::string kSql = SelectJobs("WHERE arn = ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, arn);
   return ReadOne(s, "no training job with ARN " + arn);
 }
 
 Status Store::DeleteJob(const std::string& account, const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   int64_t id = 0;
@@ -488,7 +607,7 @@ Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
   const char* dir = q.ascending ? " ASC" : " DESC";
   const std::string sql = SelectJobs(where + " ORDER BY " + key + dir + ", id" + dir +
                                      " LIMIT ? OFFSET ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, sql);
   int i = 1;
   s.Bind(i++, q.account);
@@ -506,15 +625,22 @@ Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
 Result<std::vector<model::JobRecord>> Store::AllJobs(const std::string& account) {
   static const std::string kSql =
       SelectJobs("WHERE account = ? ORDER BY creation_ms DESC, id DESC");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, account);
   return ReadAll(s);
 }
 
+Result<int64_t> Store::CountJobs() {
+  std::lock_guard lock(mu_);
+  TY_STMT(s, "SELECT COUNT(*) FROM jobs");
+  TY_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : int64_t{0};
+}
+
 Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
   static const std::string kSql = SelectJobs("WHERE status IN (?, ?) ORDER BY id");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, model::Name(model::TrainingJobStatus::kInProgress));
   s.Bind(2, model::Name(model::TrainingJobStatus::kStopping));
@@ -522,7 +648,7 @@ Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
 }
 
 Status Store::SetTags(const std::string& arn, const std::vector<Tag>& tags) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const Tag& t : tags) {
@@ -539,7 +665,7 @@ Status Store::SetTags(const std::string& arn, const std::vector<Tag>& tags) {
 }
 
 Status Store::DeleteTags(const std::string& arn, const std::vector<std::string>& keys) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const std::string& key : keys) {
@@ -552,7 +678,7 @@ Status Store::DeleteTags(const std::string& arn, const std::vector<std::string>&
 }
 
 Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT key, value FROM tags WHERE arn = ? ORDER BY rowid");
   s.Bind(1, arn);
   std::vector<Tag> out;
@@ -565,7 +691,7 @@ Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
 }
 
 Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& events) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const LogEvent& e : events) {
@@ -581,7 +707,7 @@ Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& event
 
 Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after_seq,
                                                    int64_t limit) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "SELECT seq, stream, ts_ms, message FROM log_events "
           "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?");
@@ -598,7 +724,7 @@ Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after
 }
 
 Status Store::AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const MetricSample& m : samples) {
@@ -613,7 +739,7 @@ Status Store::AppendMetricSamples(int64_t job_id, const std::vector<MetricSample
 }
 
 Result<std::vector<MetricSample>> Store::ReadMetricSamples(int64_t job_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "SELECT name, ts_ms, value FROM metric_samples WHERE job_id = ? "
           "ORDER BY ts_ms, rowid");
@@ -628,7 +754,7 @@ Result<std::vector<MetricSample>> Store::ReadMetricSamples(int64_t job_id) {
 }
 
 Result<std::optional<std::string>> Store::GetSetting(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT value FROM settings WHERE key = ?");
   s.Bind(1, key);
   TY_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -637,7 +763,7 @@ Result<std::optional<std::string>> Store::GetSetting(const std::string& key) {
 }
 
 Status Store::PutSetting(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "INSERT INTO settings (key, value) VALUES (?, ?) "
           "ON CONFLICT (key) DO UPDATE SET value = excluded.value");

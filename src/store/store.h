@@ -8,11 +8,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "model/training_job.h"
 
@@ -58,9 +58,23 @@ struct JobQuery {
   int64_t limit = 100;
 };
 
+// DIR/trainyard.db: the database of the data dir DIR.
+std::string DatabasePath(const std::string& data_dir);
+
+// Copies the database of `data_dir` to `out_path` through SQLite's online
+// backup API: one consistent state, taken while a server may be using the
+// database. The copy is a single file (mode 0600) that passed integrity_check;
+// it is written to `out_path`.partial and renamed, so `out_path` is either the
+// whole copy or untouched. kNotFound when there is no database; I/O errors as
+// kIoError; a damaged source as kFailedPrecondition.
+Status BackupDatabase(const std::string& data_dir, const std::string& out_path);
+
 class Store {
  public:
-  // Opens (creating if needed) DIR/trainyard.db and migrates the schema.
+  // Opens (creating if needed) DIR/trainyard.db, checks it (PRAGMA quick_check)
+  // and migrates the schema. The database files are made mode 0600.
+  // kFailedPrecondition naming the file and what to do when it is damaged
+  // (not a database, or failing the check).
   static Result<std::unique_ptr<Store>> Open(const std::string& data_dir);
   ~Store();
   Store(const Store&) = delete;
@@ -84,6 +98,8 @@ class Store {
   Result<std::vector<model::JobRecord>> ListJobs(const JobQuery& query);
   // Every job of an account (for Search, which filters in memory).
   Result<std::vector<model::JobRecord>> AllJobs(const std::string& account);
+  // How many jobs the database holds, over every account.
+  Result<int64_t> CountJobs();
   // Jobs whose status is InProgress or Stopping (to re-adopt after restart).
   Result<std::vector<model::JobRecord>> ActiveJobs();
 
@@ -105,10 +121,10 @@ class Store {
 
  private:
   explicit Store(sqlite3* db);
-  std::mutex mu_;
-  sqlite3* db_;  // owned; closed in the destructor
-  // Prepared statements keyed by SQL text; guarded by mu_. Finalised before db_ is closed.
-  std::unique_ptr<StatementCache> stmts_;
+  Mutex mu_;
+  sqlite3* db_ TY_GUARDED_BY(mu_);  // owned; closed in the destructor
+  // Prepared statements keyed by SQL text. Finalised before db_ is closed.
+  std::unique_ptr<StatementCache> stmts_ TY_GUARDED_BY(mu_);
 };
 
 }  // namespace ty::store

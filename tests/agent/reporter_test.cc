@@ -104,5 +104,46 @@ TEST(ReporterTest, PermanentErrorDropsTheReport) {
   EXPECT_NE(undelivered->find("lost line"), std::string::npos);
 }
 
+TEST(ReporterTest, BoundedBufferCountsDroppedLinesOnLaterReports) {
+  TempDir dir("ty_agent_test_");
+  FakeControlPlane cp;
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  cp.FailNext(1000000, 503);  // the control plane cannot store anything (a full disk)
+  Reporter::Options o = Opts(dir);
+  o.max_buffered_lines = 5;
+  Reporter rep(o, [](const std::string&) {});
+  for (int i = 0; i < 20; ++i) rep.Send(Log("m" + std::to_string(i)));
+  EXPECT_GE(rep.lost_lines(), 14);  // at most 5 queued and one in flight are kept
+  cp.FailNext(0, 503);              // the disk was freed
+  model::AgentReport exit;
+  exit.type = model::AgentReport::Type::kExit;
+  exit.job_arn = "arn";
+  rep.Send(exit);
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  auto reports = cp.reports();
+  ASSERT_FALSE(reports.empty());
+  const auto& last = reports.back();
+  EXPECT_EQ(last.type, model::AgentReport::Type::kExit);
+  // Every line is either delivered or counted on the exit report.
+  EXPECT_EQ(static_cast<int64_t>(cp.LogLines().size()) + last.lost_lines, 20);
+  EXPECT_EQ(last.lost_lines, rep.lost_lines());
+  EXPECT_NE(last.lost_reason.find("buffer of 5 lines overflowed"), std::string::npos)
+      << last.lost_reason;
+  // The newest lines are kept: the last one arrived.
+  EXPECT_EQ(cp.LogLines().back(), "m19");
+}
+
+TEST(ReporterTest, RefusedLinesAreCounted) {
+  TempDir dir("ty_agent_test_");
+  FakeControlPlane cp("other-token");
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  Reporter rep(Opts(dir), [](const std::string&) {});
+  model::AgentReport two = Log("a");
+  two.lines.push_back({2, "b"});
+  rep.Send(two);
+  EXPECT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(rep.lost_lines(), 2);
+}
+
 }  // namespace
 }  // namespace ty::agent

@@ -249,5 +249,32 @@ TEST(StateMachine, FailureReasonIsCappedAt1024) {
   EXPECT_EQ(job.failure_reason.size(), 1024u);
 }
 
+TEST(StateMachine, LostLinesNoteEndsUpInTheFinalStatusMessage) {
+  struct Row {
+    O outcome;
+    std::string reason;
+    TrainingJobStatus status;
+  };
+  for (const Row& row : {Row{O::kCompleted, "", TrainingJobStatus::kCompleted},
+                         Row{O::kFailed, "AlgorithmError: boom", TrainingJobStatus::kFailed}}) {
+    testing::FakeClock clock;
+    model::JobSpec spec;
+    spec.name = "j";
+    model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
+    job = Step(job, Kind(EK::kStart), clock.Now()).job;
+    job = Step(job, Placed(), clock.Now()).job;
+    job.agent_pid = 42;
+    job = Step(job, Phase(SecondaryStatus::kTraining), clock.Now()).job;
+    Event e = Exit(row.outcome, row.reason);
+    e.message = "trainyard: 3 log lines were lost: disk full";
+    job = Step(job, e, clock.Now()).job;
+    EXPECT_EQ(job.status, row.status);
+    ASSERT_FALSE(job.transitions.empty());
+    EXPECT_NE(job.transitions.back().message.find("(trainyard: 3 log lines were lost: disk full)"),
+              std::string::npos)
+        << job.transitions.back().message;
+  }
+}
+
 }  // namespace
 }  // namespace ty::control

@@ -59,6 +59,37 @@ spot:
 """
 
 
+# The data dir is never a file:// root, and the server refuses roots that overlap it. Tests keep
+# their files under the temp dir (a root), so a server's data dir lives in a tree of its own,
+# outside every root; the path the test asked for becomes a symlink to it.
+DATA_BASE = os.path.join("/var/tmp", f"trainyard-e2e-{os.getpid()}")
+
+
+def outside_file_roots(data_dir):
+    """The real data dir for the path a test asked for (see DATA_BASE)."""
+    data_dir = os.path.abspath(data_dir)
+    if os.path.islink(data_dir):
+        return os.path.realpath(data_dir)
+    tmp = os.path.realpath(tempfile.gettempdir())
+    if not (os.path.realpath(data_dir) + "/").startswith(tmp + "/"):
+        return data_dir
+    os.makedirs(DATA_BASE, exist_ok=True)
+    real = tempfile.mkdtemp(prefix="data-", dir=DATA_BASE)
+    if os.path.isdir(data_dir):  # prepared by the test before the server: keep what it holds
+        for entry in os.listdir(data_dir):
+            shutil.move(os.path.join(data_dir, entry), real)
+        os.rmdir(data_dir)
+    os.makedirs(os.path.dirname(data_dir), exist_ok=True)
+    os.symlink(real, data_dir)
+    return real
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_base():
+    yield
+    shutil.rmtree(DATA_BASE, ignore_errors=True)
+
+
 # The session's s3rver (started by the autouse `s3rver` fixture); every Server uses it as its
 # S3 store, configured through the AWS CLI's environment variables.
 S3RVER = None
@@ -68,7 +99,7 @@ class Server:
     """A running `trainyard server` with its data dir and credentials."""
 
     def __init__(self, data_dir, stop_grace=3, extra_args=(), region="us-east-1", config=None):
-        self.data_dir = data_dir
+        self.data_dir = outside_file_roots(data_dir)
         self.region = region
         self.stop_grace = stop_grace
         self.extra_args = list(extra_args)
@@ -88,7 +119,7 @@ class Server:
         self.proc = subprocess.Popen(
             [trainyard_bin(), "server", "--listen", listen, "--data-dir", self.data_dir,
              "--config", self.config, "--region", self.region,
-             "--stop-grace", str(self.stop_grace), "--file-root", self.data_dir,
+             "--stop-grace", str(self.stop_grace),
              "--file-root", ROOT, "--file-root", tempfile.gettempdir()] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir, env=env)
         line = self.proc.stdout.readline().decode()

@@ -3,7 +3,9 @@ process limit from the instance type (max_processes), an out-of-memory kill that
 instance's memory limit, and VolumeSizeInGB on the instance's storage volume."""
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -196,16 +198,20 @@ def test_job_that_fills_its_volume_fails_and_the_host_keeps_its_space(server, sm
 
 @pytest.mark.skipif(not loop_devices_work(), reason="instance volumes need root and loop devices")
 def test_file_channels_count_toward_the_volume(server, sm, tmp_path):
-    data = tmp_path / "channel"
-    data.mkdir()
-    with open(data / "big.bin", "wb") as f:
+    # Readable by others, so the sandbox binds it instead of copying it onto the volume.
+    data = tempfile.mkdtemp(prefix="ty-limits-channel-")
+    os.chmod(data, 0o755)
+    with open(os.path.join(data, "big.bin"), "wb") as f:
         f.truncate(2 << 30)  # 2 GiB, sparse on the host: only its size matters
     req = job_request("bigchannel", str(tmp_path / "out"), "echo should not run",
                       InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
                           "S3DataType": "S3Prefix", "S3Uri": f"file://{data}/",
                           "S3DataDistributionType": "FullyReplicated"}}}])
-    sm.create_training_job(**req)
-    d = wait_status(sm, "bigchannel")
+    try:
+        sm.create_training_job(**req)
+        d = wait_status(sm, "bigchannel")
+    finally:
+        shutil.rmtree(data)
 
     assert d["TrainingJobStatus"] == "Failed"
     assert d["FailureReason"].startswith(

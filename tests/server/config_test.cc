@@ -86,6 +86,13 @@ images:
   EXPECT_EQ(c.images[2].entry.command, std::vector<std::string>{"/bin/tool"});
 }
 
+TEST_F(LoadConfigFileTest, DeeplyNestedConfigIsRefusedWhileParsing) {
+  ServerConfig c;
+  Status s = LoadConfigFile(Write("storage: " + std::string(100000, '{') + "\n"), &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("deeper than 64 levels"), std::string::npos) << s.message();
+}
+
 TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   ServerConfig c;
   c.data_dir = "/from/flags";
@@ -243,6 +250,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"UnknownKey", "listen: 127.0.0.1:0\nlisten_port: 80\n",
                       "unknown config key 'listen_port'"},
         BadConfigCase{"BadIsolation", "isolation: docker\n", "isolation must be auto, bwrap or none"},
+        BadConfigCase{"AccountIdNotTwelveDigits", "accounts:\n  \"123\":\n    file_roots: [/a]\n",
+                      "'123' is not a 12-digit account id"},
+        BadConfigCase{"AccountUnknownKey",
+                      "accounts:\n  \"111111111111\":\n    file_root: [/a]\n",
+                      "unknown key 'file_root'"},
         BadConfigCase{"BadNetwork", "network: host\n", "network must be auto, namespaces or loopback"},
         BadConfigCase{"ImageWithoutCommand", "images:\n  - match: \"x:*\"\n",
                       "image 'x:*' needs a command"},
@@ -324,8 +336,44 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"PassNotBool", "storage:\n  pass_credentials_to_jobs: maybe\n",
                       "storage: pass_credentials_to_jobs must be true or false"},
         BadConfigCase{"MissingTraceFile", "spot:\n  trace_file: absent-trace.txt\n",
-                      "spot: trace_file: "}),
+                      "spot: trace_file: "},
+        BadConfigCase{"HttpNotAMap", "http: fast\n", "http must be a mapping"},
+        BadConfigCase{"UnknownHttpKey", "http:\n  threads: 3\n", "http: unknown key 'threads'"},
+        BadConfigCase{"ZeroHeadTimeout", "http:\n  head_timeout_seconds: 0\n",
+                      "http: head_timeout_seconds must be a number > 0"},
+        BadConfigCase{"TinyHeaderLimit", "http:\n  max_header_bytes: 10\n",
+                      "http: max_header_bytes must be a whole number >= 1024"},
+        BadConfigCase{"NoConnections", "http:\n  max_connections: 0\n",
+                      "http: max_connections must be a whole number >= 1"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
+
+TEST_F(LoadConfigFileTest, HttpEdge) {
+  ServerConfig defaults;
+  EXPECT_EQ(defaults.http.head_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(defaults.http.idle_timeout, std::chrono::seconds(60));
+  std::string path = Write(R"(
+http:
+  io_threads: 3
+  report_threads: 2
+  head_timeout_seconds: 0.5
+  body_timeout_seconds: 20
+  idle_timeout_seconds: 120
+  max_header_bytes: 8192
+  max_connections: 500
+  max_connections_per_client: 50
+)");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.http.io_threads, 3);
+  EXPECT_EQ(c.http_report_threads, 2);
+  EXPECT_EQ(c.http.head_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.http.body_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(c.http.idle_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(c.http.max_header_bytes, 8192u);
+  EXPECT_EQ(c.http.max_connections, 500);
+  EXPECT_EQ(c.http.max_connections_per_client, 50);
+}
 
 TEST_F(LoadConfigFileTest, StorageS3) {
   std::string path = Write(R"(
@@ -407,6 +455,58 @@ INSTANTIATE_TEST_SUITE_P(
                       ListenCase{"host: 80", false, "", 0},
                       ListenCase{"host:+80", false, "", 0},
                       ListenCase{"host:99999999999", false, "", 0}));
+
+TEST_F(LoadConfigFileTest, AccountsAndSharedHost) {
+  std::string path = Write(
+      "file_roots: [/srv/shared]\n"
+      "allow_shared_host: true\n"
+      "accounts:\n"
+      "  \"111111111111\":\n"
+      "    file_roots: [/srv/a, /srv/common]\n"
+      "  \"222222222222\":\n"
+      "    file_roots: []\n");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(c.allow_shared_host);
+  EXPECT_EQ(c.file_roots, (std::vector<std::string>{"/srv/shared"}));
+  ASSERT_EQ(c.accounts.size(), 2u);
+  EXPECT_EQ(c.accounts["111111111111"].file_roots,
+            (std::vector<std::string>{"/srv/a", "/srv/common"}));
+  EXPECT_TRUE(c.accounts["222222222222"].file_roots.empty());
+}
+
+TEST(PathsOverlapTest, EitherContainsTheOther) {
+  struct Row {
+    std::string a, b;
+    bool overlap;
+  };
+  for (const Row& r : {Row{"/srv/data", "/srv/data", true}, Row{"/srv", "/srv/data", true},
+                       Row{"/srv/data/x", "/srv/data", true}, Row{"/", "/srv/data", true},
+                       Row{"/srv/data2", "/srv/data", false}, Row{"/srv/dat", "/srv/data", false},
+                       Row{"/other", "/srv/data", false}}) {
+    EXPECT_EQ(PathsOverlap(r.a, r.b), r.overlap) << r.a << " vs " << r.b;
+  }
+}
+
+TEST(CheckFileRootsTest, RefusesRootsOverlappingTheDataDir) {
+  TempDir dir("ty_server_roots_test_");
+  ASSERT_TRUE(MakeDirs(dir.Sub("data/jobs")).ok());
+  ASSERT_TRUE(MakeDirs(dir.Sub("shared")).ok());
+  auto data = RealPath(dir.Sub("data"));
+  ASSERT_TRUE(data.ok());
+  auto ok = CheckFileRoots({dir.Sub("shared")}, *data, "file root");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, (std::vector<std::string>{*RealPath(dir.Sub("shared"))}));
+  for (const std::string& bad : {dir.path(), dir.Sub("data"), dir.Sub("data/jobs")}) {
+    auto r = CheckFileRoots({dir.Sub("shared"), bad}, *data, "file root");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("overlaps the data dir " + *data), std::string::npos)
+        << r.status().message();
+  }
+  EXPECT_FALSE(CheckFileRoots({dir.Sub("absent")}, *data, "file root").ok());
+}
 
 }  // namespace
 }  // namespace ty::server

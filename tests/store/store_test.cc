@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <string>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "model/serialization.h"
 #include "testing/temp_dir.h"
 
@@ -283,6 +286,77 @@ TEST_F(StoreTest, RefusesSchemaNewerThanItKnows) {
   auto s = Store::Open(dir_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, RefusesAFileThatIsNotADatabaseNamingIt) {
+  store_.reset();
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/trainyard.db", std::string(8192, 'x')).ok());
+  ::unlink((dir_ + "/trainyard.db-wal").c_str());
+  ::unlink((dir_ + "/trainyard.db-shm").c_str());
+  auto s = Store::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find(dir_ + "/trainyard.db is damaged"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("trainyard admin backup"), std::string::npos);
+}
+
+TEST_F(StoreTest, RefusesADamagedPage) {
+  for (int i = 0; i < 200; ++i) Insert(MakeJob("job" + std::to_string(i), i));
+  store_.reset();  // checkpoints the WAL into the database file
+  // Garbage over a page in the middle of the file (a b-tree page of the jobs table).
+  std::string path = dir_ + "/trainyard.db";
+  auto text = ReadFile(path);
+  ASSERT_TRUE(text.ok());
+  ASSERT_GT(text->size(), 8 * 4096u);
+  std::string damaged = *text;
+  for (size_t i = 3 * 4096; i < 4 * 4096; ++i) damaged[i] = static_cast<char>(i * 7 + 3);
+  ASSERT_TRUE(WriteFileAtomic(path, damaged).ok());
+  auto s = Store::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("is damaged"), std::string::npos) << s.status().message();
+}
+
+TEST_F(StoreTest, DatabaseFilesAreTheServersOnly) {
+  Insert(MakeJob("a", 1));
+  for (const char* f : {"/trainyard.db", "/trainyard.db-wal", "/trainyard.db-shm"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ + f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+}
+
+TEST_F(StoreTest, BackupIsAConsistentCopyTakenWhileInUse) {
+  for (int i = 0; i < 50; ++i) Insert(MakeJob("job" + std::to_string(i), i));
+  EXPECT_EQ(*store_->CountJobs(), 50);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 50; !stop; ++i) Insert(MakeJob("job" + std::to_string(i), i));
+  });
+  std::string out = tmp_.Sub("backup.db");
+  Status st = BackupDatabase(dir_, out);
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  struct stat sb {};
+  ASSERT_EQ(::stat(out.c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_mode & 0777, 0600u);
+  EXPECT_FALSE(PathExists(out + ".partial"));
+  // Restored into a fresh data dir, the copy opens and holds at least the jobs written before.
+  std::string restored = tmp_.Sub("restored");
+  ASSERT_TRUE(MakeDirs(restored).ok());
+  ASSERT_EQ(::rename(out.c_str(), (restored + "/trainyard.db").c_str()), 0);
+  auto copy = Store::Open(restored);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  auto n = (*copy)->CountJobs();
+  ASSERT_TRUE(n.ok());
+  EXPECT_GE(*n, 50);
+  EXPECT_TRUE((*copy)->GetJob(kAccount, "job49").ok());
+}
+
+TEST_F(StoreTest, BackupOfAMissingDatabaseIsNotFound) {
+  EXPECT_EQ(BackupDatabase(tmp_.Sub("nowhere"), tmp_.Sub("out.db")).code(), StatusCode::kNotFound);
 }
 
 TEST_F(StoreTest, DuplicateInsertIsAlreadyExists) {
