@@ -424,6 +424,12 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         }
       } else if (key == "instance_limits") {
         c->instance_limits = v.as<bool>();
+      } else if (key == "instance_volumes") {
+        c->instance_volumes = v.as<std::string>();
+        if (c->instance_volumes != "auto" && c->instance_volumes != "watch" &&
+            c->instance_volumes != "off") {
+          return InvalidArgument(path + ": instance_volumes must be auto, watch or off");
+        }
       } else if (key == "stop_grace_seconds") {
         c->stop_grace = std::chrono::seconds(v.as<int64_t>());
       } else if (key == "max_body_bytes") {

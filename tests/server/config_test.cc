@@ -37,6 +37,7 @@ isolation: none
 sandbox: {uid: 1500, gid: 1600}
 network: loopback
 instance_limits: false
+instance_volumes: watch
 stop_grace_seconds: 30
 max_body_bytes: 2097152
 http_threads: 4
@@ -66,6 +67,7 @@ images:
   EXPECT_EQ(c.sandbox_gid, 1600u);
   EXPECT_EQ(c.network, "loopback");
   EXPECT_FALSE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "watch");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(30));
   EXPECT_EQ(c.max_body_bytes, 2097152u);
   EXPECT_EQ(c.http_threads, 4);
@@ -107,6 +109,7 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_EQ(c.sandbox_gid, 65534u);
   EXPECT_EQ(c.network, "auto");
   EXPECT_TRUE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "auto");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(120));
   EXPECT_TRUE(c.images.empty());
 }
@@ -284,6 +287,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"NewTypeWithoutVcpus",
                       "instance_types:\n  ml.mine.big: {memory_gib: 16, on_demand_price: 1}\n",
                       "needs vcpus"},
+        BadConfigCase{"BadInstanceVolumes", "instance_volumes: quota\n",
+                      "instance_volumes must be auto, watch or off"},
         BadConfigCase{"TooFewProcesses", "instance_types:\n  ml.m5.large: {max_processes: 2}\n",
                       "instance_types: ml.m5.large: max_processes must be a whole number >= 8"},
         BadConfigCase{"ZeroVcpus", "instance_types:\n  ml.m5.large: {vcpus: 0}\n",
