@@ -668,6 +668,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.memory_gib = type != nullptr ? type->memory_gib : 0;
   base.enforce_limits = options_.enforce_instance_limits;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
+  base.log_buffer_lines = options_.agent_log_buffer_lines;
   base.image = std::move(image).value();
   base.spec = rec.spec;
 

@@ -58,6 +58,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"token", c.token},
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
+          {"log_buffer_lines", c.log_buffer_lines},
           {"isolation", c.isolation},
           {"file_roots", c.file_roots},
           {"storage_s3", c.storage_s3},
@@ -91,6 +92,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.token = j.at("token").get<std::string>();
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
+    c.log_buffer_lines = j.value("log_buffer_lines", int64_t{20000});
     c.isolation = j.value("isolation", std::string("auto"));
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
     if (j.contains("storage_s3")) c.storage_s3 = j.at("storage_s3");

@@ -37,6 +37,9 @@ struct ServerConfig {
   // isolation none with several accounts in the credentials file lets every account's jobs
   // read the others' data: refused at start unless this is true (then loudly warned about).
   bool allow_shared_host = false;
+  // Log lines each agent holds at most while the server cannot store them (a full disk);
+  // beyond, the oldest are dropped and counted in the job's log and status message.
+  int64_t agent_log_buffer_lines = 20000;
   // How multi-node jobs' instances are networked: auto | namespaces | loopback
   // (launch::NetworkPolicy).
   std::string network = "auto";
@@ -65,7 +68,7 @@ struct ServerConfig {
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
-// allow_shared_host, network, instance_limits, stop_grace_seconds,
+// allow_shared_host, agent_log_buffer_lines, network, instance_limits, stop_grace_seconds,
 // max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
 // instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
 // capacity: {TYPE or "*": count},
