@@ -93,7 +93,8 @@ class Reporter {
   int64_t lost_lines_ = 0;     // TY_GUARDED_BY(mu_)
   std::string lost_reason_;    // TY_GUARDED_BY(mu_)
   // Why the last delivery failed ("control plane unreachable", or what it answered).
-  std::string last_failure_ = "the control plane had not taken the lines before them";  // TY_GUARDED_BY(mu_)
+  // TY_GUARDED_BY(mu_)
+  std::string last_failure_ = "the control plane had not taken the lines before them";
 
   // Owned by the loop thread only.
   struct Connection;
