@@ -475,6 +475,7 @@ struct Agent::Impl {
     ro.token = config.token;
     ro.retry_budget = options.retry_budget;
     ro.exit_retry_budget = options.exit_retry_budget;
+    ro.max_buffered_lines = static_cast<size_t>(std::max<int64_t>(1, config.log_buffer_lines));
     if (!config.instance_dir.empty()) {
       std::string parent = config.instance_dir;
       while (parent.size() > 1 && parent.back() == '/') parent.pop_back();

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -76,6 +77,18 @@ void Reporter::Send(model::AgentReport report) {
                                       " lines overflowed while " + last_failure_);
       overflow.push_back(std::move(it->report));
       it = queue_.erase(it);
+    }
+    // Still over: the newest report alone is too long; its oldest lines go.
+    auto& newest = queue_.back().report;
+    if (limit > 0 && queued_lines_ > limit && newest.type == model::AgentReport::Type::kLog) {
+      size_t cut = std::min(queued_lines_ - limit, newest.lines.size());
+      model::AgentReport head = newest;
+      head.lines.assign(newest.lines.begin(), newest.lines.begin() + static_cast<long>(cut));
+      newest.lines.erase(newest.lines.begin(), newest.lines.begin() + static_cast<long>(cut));
+      queued_lines_ -= cut;
+      CountLostLocked(head, "the agent's buffer of " + std::to_string(limit) +
+                                " lines overflowed while " + last_failure_);
+      overflow.push_back(std::move(head));
     }
   }
   cv_.SignalAll();

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "server/server.h"
+#include "storage/uri.h"
 #include "store/store.h"
 
 namespace ty::cli {
@@ -192,6 +193,37 @@ struct RunFlags {
   std::string endpoint;
 };
 
+// The local directories a spec's file:// URIs name (plain or JSON-encoded strings, e.g. a
+// sagemaker_submit_directory), each created when missing (outputs and checkpoints are written
+// there); a file's folder for a file.
+void CollectFileDirs(const nlohmann::json& j, std::vector<std::string>* out) {
+  if (j.is_object() || j.is_array()) {
+    for (const auto& v : j) CollectFileDirs(v, out);
+    return;
+  }
+  if (!j.is_string()) return;
+  const std::string& text = j.get_ref<const std::string&>();
+  size_t at = text.find("file://");
+  if (at == std::string::npos) return;
+  std::string uri = text.substr(at, text.find('"', at) - at);
+  auto parsed = storage::ParseStorageUri(uri);
+  if (!parsed.ok() || parsed->path.empty() || parsed->path[0] != '/') return;
+  std::string path = parsed->path;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    if (!MakeDirs(path).ok()) return;
+  } else if (!std::filesystem::is_directory(path, ec)) {
+    path = std::filesystem::path(path).parent_path().string();
+  }
+  out->push_back(path);
+}
+
+std::vector<std::string> SpecFileDirs(const nlohmann::json& spec) {
+  std::vector<std::string> dirs;
+  CollectFileDirs(spec, &dirs);
+  return dirs;
+}
+
 int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
   auto spec = LoadJobSpec(flags.spec);
   if (!spec.ok()) {
@@ -254,6 +286,9 @@ int RunJob(const RunFlags& flags, std::ostream& out, std::ostream& err) {
     auto real_data = RealPath(config.data_dir);
     std::vector<std::string> candidates = {CurrentDir()};
     if (spec_dir.ok()) candidates.push_back(*spec_dir);
+    // The spec's own file:// locations are roots too, so a spec kept beside the data dir (a
+    // project folder holding TRAINYARD_HOME) still runs: outputs are created first.
+    for (const auto& dir : SpecFileDirs(*spec)) candidates.push_back(dir);
     for (const auto& c : candidates) {
       auto real = RealPath(c);
       if (!real.ok()) continue;

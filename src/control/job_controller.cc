@@ -734,6 +734,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.enforce_limits = options_.enforce_instance_limits;
   base.volumes = options_.instance_volumes;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
+  base.log_buffer_lines = options_.agent_log_buffer_lines;
   base.image = std::move(image).value();
   base.spec = rec.spec;
 

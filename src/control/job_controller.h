@@ -46,6 +46,7 @@ struct ControllerOptions {
   std::vector<std::string> file_roots;  // where file:// URIs may point
   // Accounts with their own roots, instead of file_roots.
   std::map<std::string, std::vector<std::string>> account_file_roots;
+  int64_t agent_log_buffer_lines = 20000;  // model::InstanceConfig::log_buffer_lines
   nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)

@@ -61,6 +61,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"token", c.token},
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
+          {"log_buffer_lines", c.log_buffer_lines},
           {"isolation", c.isolation},
           {"sandbox",
            {{"user_namespace", c.sandbox.user_namespace},
@@ -101,6 +102,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.token = j.at("token").get<std::string>();
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
+    c.log_buffer_lines = j.value("log_buffer_lines", int64_t{20000});
     c.isolation = j.value("isolation", std::string("auto"));
     if (auto it = j.find("sandbox"); it != j.end() && it->is_object()) {
       c.sandbox.user_namespace = it->value("user_namespace", true);

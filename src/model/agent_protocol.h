@@ -84,6 +84,9 @@ struct InstanceConfig {
   // Spot interruption notice period: after SIGUSR1 the instance has this
   // long before it is killed (the agent keeps some of it for the final sync).
   int64_t notice_seconds = 120;
+  // Log lines the agent holds at most while the control plane cannot take them
+  // (agent::Reporter::Options::max_buffered_lines).
+  int64_t log_buffer_lines = 20000;
   std::string isolation = "auto";              // auto | bwrap | none
   SandboxConfig sandbox;
   std::vector<std::string> file_roots;         // where file:// URIs may point

@@ -394,6 +394,11 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
           }
           c->accounts[id] = std::move(ac);
         }
+      } else if (key == "agent_log_buffer_lines") {
+        c->agent_log_buffer_lines = v.as<int64_t>();
+        if (c->agent_log_buffer_lines < 1) {
+          return InvalidArgument(path + ": agent_log_buffer_lines must be at least 1");
+        }
       } else if (key == "allow_shared_host") {
         c->allow_shared_host = v.as<bool>();
       } else if (key == "credentials_file") {

@@ -42,6 +42,9 @@ struct ServerConfig {
   // isolation none with several accounts in the credentials file lets every account's jobs
   // read the others' data: refused at start unless this is true (then loudly warned about).
   bool allow_shared_host = false;
+  // Log lines each agent holds at most while the server cannot store them (a full disk);
+  // beyond, the oldest are dropped and counted in the job's log and status message.
+  int64_t agent_log_buffer_lines = 20000;
   // How multi-node jobs' instances are networked: auto | namespaces | loopback
   // (launch::NetworkPolicy).
   std::string network = "auto";
@@ -80,11 +83,12 @@ struct ServerConfig {
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
-// allow_shared_host, sandbox: {uid, gid}, network, instance_limits, instance_volumes,
-// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
-// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
-// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
+// allow_shared_host, agent_log_buffer_lines, sandbox: {uid, gid}, network, instance_limits,
+// instance_volumes, stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads,
+// report_threads, head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds,
+// max_header_bytes, max_connections, max_connections_per_client}, images: [{match, runtime,
+// command, workdir, env}], instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price,
+// max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,

@@ -373,6 +373,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.server_url_file = JoinPath(config.data_dir, "server.url");
   copts.file_roots = config.file_roots;
   copts.account_file_roots = account_roots;
+  copts.agent_log_buffer_lines = config.agent_log_buffer_lines;
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;

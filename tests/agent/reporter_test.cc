@@ -133,6 +133,26 @@ TEST(ReporterTest, BoundedBufferCountsDroppedLinesOnLaterReports) {
   EXPECT_EQ(cp.LogLines().back(), "m19");
 }
 
+TEST(ReporterTest, OneReportLongerThanTheBufferKeepsItsNewestLines) {
+  TempDir dir("ty_agent_test_");
+  FakeControlPlane cp;
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  cp.FailNext(1000000, 503);
+  Reporter::Options o = Opts(dir);
+  o.max_buffered_lines = 10;
+  Reporter rep(o, [](const std::string&) {});
+  model::AgentReport big = Log("m0");
+  for (int i = 1; i < 40; ++i) big.lines.push_back({1, "m" + std::to_string(i)});
+  rep.Send(big);
+  EXPECT_EQ(rep.lost_lines(), 30);
+  cp.FailNext(0, 503);
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  auto lines = cp.LogLines();
+  ASSERT_EQ(lines.size(), 10u);
+  EXPECT_EQ(lines[0], "m30");
+  EXPECT_EQ(lines.back(), "m39");
+}
+
 TEST(ReporterTest, RefusedLinesAreCounted) {
   TempDir dir("ty_agent_test_");
   FakeControlPlane cp("other-token");

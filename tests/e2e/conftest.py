@@ -100,6 +100,7 @@ class Server:
 
     def __init__(self, data_dir, stop_grace=3, extra_args=(), region="us-east-1", config=None):
         self.data_dir = outside_file_roots(data_dir)
+        self.log_path = os.path.join(self.data_dir, "server.log")  # the server's stderr
         self.region = region
         self.stop_grace = stop_grace
         self.extra_args = list(extra_args)
@@ -111,7 +112,7 @@ class Server:
             f.write(TEST_CONFIG if config is None else config)
 
     def start(self, listen="127.0.0.1:0"):
-        self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.log = open(self.log_path, "ab")
         # The server's own storage settings, never the test runner's AWS variables.
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         if S3RVER is not None:
