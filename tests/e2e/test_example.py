@@ -38,7 +38,10 @@ def test_digits_example_runs_end_to_end(tmp_path):
 
 
 def test_ctrl_c_stops_a_job_run_on_the_embedded_server(tmp_path):
-    code = tmp_path / "code"
+    # The job's files live beside the data dir, not around it: the data dir is never a file root.
+    work = tmp_path / "work"
+    work.mkdir()
+    code = work / "code"
     code.mkdir()
     (code / "train.py").write_text(
         "import signal, sys, time\n"
@@ -50,7 +53,7 @@ def test_ctrl_c_stops_a_job_run_on_the_embedded_server(tmp_path):
         "print('spinning', flush=True)\n"
         "while True:\n"
         "    time.sleep(0.1)\n")
-    spec = tmp_path / "spin.json"
+    spec = work / "spin.json"
     spec.write_text(json.dumps({
         "AlgorithmSpecification": {"TrainingImage": "x/pytorch-training:2.0",
                                    "TrainingInputMode": "File"},
@@ -64,7 +67,7 @@ def test_ctrl_c_stops_a_job_run_on_the_embedded_server(tmp_path):
     for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER"):
         env.pop(k, None)
     proc = subprocess.Popen([trainyard_bin(), "run", str(spec), "--name", "spin"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=work)
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -75,7 +78,7 @@ def test_ctrl_c_stops_a_job_run_on_the_embedded_server(tmp_path):
     assert proc.wait(timeout=60) == 1, out  # not Completed
     assert "got SIGTERM" in out, out
     assert "Training job spin: Stopped (Stopped)" in out, out
-    with tarfile.open(tmp_path / "out/spin/output/model.tar.gz") as t:
+    with tarfile.open(work / "out/spin/output/model.tar.gz") as t:
         assert "partial.txt" in t.getnames()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "home") not in ps
