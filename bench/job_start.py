@@ -22,11 +22,14 @@ received them), the job directory's mtime and the log:
   spread      first -> last instance's START;
   finish      last START -> Completed (exit, model upload; algo-1 waits for its peers' done marks
               and merges their trees);
-  teardown    Completed -> the job's bridge gone from /sys/class/net (multi-node only; released on
-              a controller tick once every agent is gone).
+  teardown    Completed -> the job's bridge gone from /sys/class/net (jobs with a network; released
+              on a controller tick once every agent is gone).
 
-Variants: 1, 2 and 4 instances on a server with `--isolation bwrap`, and (second baseline) 1
-instance on a server with `--isolation none` (multi-node needs bubblewrap). The variants take
+Variants: 1, 2 and 4 instances on a server with `--isolation bwrap` (every instance in its own
+network namespace behind the firewall); 1 instance on a bwrap server with `network: loopback`
+(the same sandbox on the host's network: what the per-instance network costs a 1-instance job);
+and (second baseline) 1 instance on a server with `--isolation none` (multi-node needs
+bubblewrap). The variants take
 turns in every round, their order rotated each round; round 0 is a warm-up and not counted.
 Jobs run one at a time: the next starts once the previous one's agents and network are gone.
 Baseline outside Trainyard: the same python3 command run directly and under bwrap with the
@@ -60,6 +63,17 @@ STAMP_ARGV = [PY, "-I", "-S", "-c", STAMP]
 CONFIG = ('images:\n  - match: "bench/stamp:*"\n    command: ["%s", "-I", "-S", "-c", "%s"]\n'
           'capacity:\n  "*": 16\n') % (PY, STAMP.replace('"', '\\"'))
 INSTANCE_TYPE = "ml.m5.large"
+
+
+# Network keys of every job this run made (what must be gone at the end).
+KEYS = set()
+
+
+def network_key(srv, arn):
+    """The job network key a server gives a job: SHA-256 of its id (from its data dir) and the
+    ARN (launch/instance_network.h)."""
+    server_id = hashlib.sha256(os.path.realpath(srv.data_dir).encode()).hexdigest()[:8]
+    return hashlib.sha256(f"{server_id} {arn}".encode()).hexdigest()[:8]
 
 
 def netns_and_links():
@@ -151,9 +165,10 @@ def run_job(v, name, out_dir, poll):
     completed_at = time.time()
 
     # The network goes on a controller tick once every agent is gone.
-    key = hashlib.sha256(arn.encode()).hexdigest()[:8]
+    key = network_key(v.srv, arn)
+    KEYS.add(key)
     teardown = None
-    if v.count > 1:
+    if v.srv.networked:
         gone = wait_until(lambda: not os.path.exists(f"/sys/class/net/tyb-{key}"), 30)
         teardown = (time.time() - completed_at) * 1000 if gone else float("nan")
     wait_until(lambda: not agents_of(v.srv.data_dir), 30, 0.02)
@@ -210,7 +225,7 @@ def run_job(v, name, out_dir, poll):
 
 
 def wait_idle(srv, arns):
-    keys = [hashlib.sha256(a.encode()).hexdigest()[:8] for a in arns]
+    keys = [network_key(srv, a) for a in arns]
     wait_until(lambda: not any(os.path.exists(f"/sys/class/net/tyb-{k}") for k in keys), 30)
     wait_until(lambda: not agents_of(srv.data_dir), 30, 0.02)
     time.sleep(0.25)
@@ -286,24 +301,26 @@ def main():
     n = 2 if a.quick else a.n
     counts = [int(x) for x in a.counts.split(",")]
 
-    # A starting server removes every job network on the machine it does not know (after a
-    # crash they are its own): do not start over another server's running multi-node jobs.
-    if not wait_until(lambda: not netns_and_links(), 120, 1):
-        sys.exit(f"job_start: job networks of another server are present ({netns_and_links()}); "
-                 "starting ours would remove them")
+    # Servers sweep only their own job networks: others' running jobs may share the machine.
     load0 = open("/proc/loadavg").read().split()[:3]
     config = CONFIG + ("instance_limits: false\n" if a.no_limits else "")
     bw = Server(config, ["--isolation", "bwrap"]).start()
-    servers = [bw]
+    bw.networked = True
+    # The same sandbox without the per-instance network: 1-instance jobs share the host's.
+    host = Server(config + "network: loopback\n", ["--isolation", "bwrap"]).start()
+    host.networked = False
+    servers = [bw, host]
     none = None
     if not a.no_none:
         # Loopback: this server runs 1-instance jobs only; it neither probes nor sweeps networks.
         none = Server(config + "network: loopback\n", ["--isolation", "none"]).start()
+        none.networked = False
         servers.append(none)
     out_dir = tempfile.mkdtemp(prefix="ty-bench-out-")
     inst = tempfile.mkdtemp(prefix="ty-bench-inst-")
     try:
         variants = [Variant(f"{k} inst", bw, k) for k in counts]
+        variants.append(Variant("1 inst, host net", host, 1))
         if none:
             variants.append(Variant("1 inst, none", none, 1))
         base = {"python3 direct": [], "python3 in bwrap": []}
@@ -313,7 +330,8 @@ def main():
         for r in range(n + 1):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
             for v in order:
-                name = f"js-{v.count}{'n' if v.srv is none else 'b'}-{r}-{int(time.time() * 1000) % 100000}"
+                tag = 'n' if v.srv is none else 'h' if v.srv is host else 'b'
+                name = f"js-{v.count}{tag}-{r}-{int(time.time() * 1000) % 100000}"
                 row = run_job(v, name, out_dir, a.poll)
                 time.sleep(0.25)  # let the controller's tick after the job pass
                 if r == 0:
@@ -339,7 +357,7 @@ def main():
             s.stop()
         shutil.rmtree(out_dir, ignore_errors=True)
         shutil.rmtree(inst, ignore_errors=True)
-    left = netns_and_links()
+    left = [o for o in netns_and_links() if any(k in o for k in KEYS)]
     leftover_agents = [p for s in servers for p in agents_of(s.data_dir)]
     load1 = open("/proc/loadavg").read().split()[:3]
     for s in servers:
@@ -358,14 +376,18 @@ def main():
                      f"x{M(v, 'completed') / M(one, 'completed'):.2f} completed (from the response "
                      f"x{M(v, 'start_ret') / M(one, 'start_ret'):.2f} / "
                      f"x{M(v, 'completed_ret') / M(one, 'completed_ret'):.2f})")
+        if one and v.srv is host:
+            line += (f"; the per-instance network costs +{M(one, 'start') - M(v, 'start'):.1f} ms "
+                     f"start, +{M(one, 'completed') - M(v, 'completed'):.1f} ms completed")
         if one and v.srv is none:
             line += (f"; bwrap costs +{M(one, 'start') - M(v, 'start'):.1f} ms start, "
                      f"+{M(one, 'completed') - M(v, 'completed'):.1f} ms completed")
         print("RESULT job_start " + line)
-    if one:
+    hostnet = by.get("1 inst, host net")
+    if hostnet:
         for v in variants:
-            if v.count > 1:
-                extra = M(v, "net") - M(one, "net")
+            if v.srv is bw:
+                extra = M(v, "net") - M(hostnet, "net")
                 print(f"RESULT job_start network setup, {v.count} instances: {extra:.1f} ms "
                       f"({100 * extra / M(v, 'start'):.0f}% of start); teardown "
                       f"{M(v, 'teardown'):.0f} ms after Completed")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Trainyard benchmarks and prints a summary table.
 #   bench/run.sh [quick] [SECTION...]   (quick: fewer jobs / shorter load points / smaller
-#                                        checkpoints and sync sets; SECTIONs: a b c d e f g,
+#                                        checkpoints and sync sets; SECTIONs: a b c d e f g h,
 #                                        default all)
 # Builds build-bench/trainyard (Release) and build-bench/describe_load unless TRAINYARD_BIN /
 # DESCRIBE_LOAD point elsewhere. Uses the pyenv `python3` (boto3 1.43, moto_server).
@@ -11,14 +11,14 @@ BUILD="$ROOT/build-bench"
 PY="${PYTHON:-python3}"
 N=30; T=5; MEMN=10000
 SPOT_SIZES=10x1M,4x256M; SPOT_N=7; SYNC_REPS=8; SYNC_BASE=3; S3_ARGS="-n 3"
-JOBSTART_ARGS="-n 5 --contention 3"
+JOBSTART_ARGS="-n 5 --contention 3"; EDGE_ARGS="-r 3 -t 5"
 if [[ "${1:-}" == quick ]]; then
   N=10; T=2; MEMN=2000
   SPOT_SIZES=10x1M,4x64M; SPOT_N=3; SYNC_REPS=4; SYNC_BASE=2; S3_ARGS="--quick"
-  JOBSTART_ARGS="--quick --contention 2"
+  JOBSTART_ARGS="--quick --contention 2"; EDGE_ARGS="-r 2 -t 3"
   shift
 fi
-SECTIONS=" ${*:-a b c d e f g} "
+SECTIONS=" ${*:-a b c d e f g h} "
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 
 if [[ -z "${TRAINYARD_BIN:-}" ]]; then
@@ -37,7 +37,7 @@ fi
 
 OUT="$(mktemp -d)"
 echo "== $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); binary $TRAINYARD_BIN"
-touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g"
+touch "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g" "$OUT/h"
 # (a) twice: polling every 20 ms (the tight loop steals a core on a 2-core box and inflates the
 # start itself), then the tight loop the brief asked for.
 if want a; then
@@ -71,6 +71,11 @@ if want g; then
   "$PY" "$ROOT/bench/job_start.py" $JOBSTART_ARGS | tee "$OUT/g" || echo "RESULT job_start: FAILED (exit $?)" >>"$OUT/g"
 fi
 
+if want h; then
+  echo; echo "== (h) HTTP edge: Describe idle vs under 2,000 idle + 100 slow-header + 500 agents"
+  "$PY" "$ROOT/bench/http_edge.py" $EDGE_ARGS | tee "$OUT/h" || echo "RESULT http_edge: FAILED (exit $?)" >>"$OUT/h"
+fi
+
 echo; echo "== summary"
-grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g" | sed 's/^RESULT /  /'
+grep -h '^RESULT ' "$OUT/a" "$OUT/b" "$OUT/c" "$OUT/d" "$OUT/e" "$OUT/f" "$OUT/g" "$OUT/h" | sed 's/^RESULT /  /'
 rm -rf "$OUT"

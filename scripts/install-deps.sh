@@ -22,8 +22,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
-  libgtest-dev libgmock-dev
-  bubblewrap iproute2
+  libgtest-dev libgmock-dev libboost-dev libseccomp-dev
+  bubblewrap iproute2 nftables
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
 )
 if (( with_torch )); then

@@ -8,13 +8,16 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
+#include "agent/sandbox.h"
 #include "agent/staging.h"
 #include "agent/supervisor.h"
 #include "common/clock.h"
@@ -117,6 +120,8 @@ struct Agent::Impl {
   std::atomic<bool> stop_asked{false};    // SIGTERM/SIGINT: stop, upload artifacts
   std::atomic<bool> aborted{false};       // SIGUSR2: another instance failed the job
   std::string limits_cgroup;              // the instance cgroup, when limits were applied
+  std::vector<std::string> limits_dirs;   // its directories (one per v1 hierarchy)
+  uint64_t memory_limit_bytes = 0;        // the memory limit in force; 0: none
   std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
   std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
   // Lines for the job's log from other threads (the checkpoint sync).
@@ -329,6 +334,10 @@ struct Agent::Impl {
       for (int i = 1; i <= n; ++i) {
         models.push_back(JoinPath(PeerDir(i), "model"));
         datas.push_back(JoinPath(PeerDir(i), "output/data"));
+        for (const auto& tree : {models.back(), datas.back()}) {
+          Status real = CheckRealDirectory(tree);
+          if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
+        }
       }
       std::string merged = JoinPath(config.instance_dir, ".trainyard/merged");
       (void)RemoveAll(merged);
@@ -342,6 +351,10 @@ struct Agent::Impl {
         AddLine(NowMs(), "trainyard: model merge: " + c +
                              " is also in a lower-numbered instance's tree; that copy was kept");
       }
+    }
+    for (const char* tree : {"model", "output", "output/data"}) {
+      Status real = CheckRealDirectory(JoinPath(config.instance_dir, tree));
+      if (!real.ok()) return ReasonFor(real.WithPrefix("cannot upload the training artifacts"));
     }
     Status s = UploadArtifacts(config, artifacts, model_dir, data_dir);
     *uploaded = s.ok() && !artifacts->empty();
@@ -361,6 +374,30 @@ struct Agent::Impl {
     return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
   }
 
+  // The sandbox's uid may walk to the tree (search only) and read /opt/ml and input/.
+  // What the training process must be able to write is given to the sandbox's uid: model/,
+  // output/ (the toolkit's failure file), code/ and the checkpoint directory. /opt/ml itself
+  // and input/ stay the agent's (made readable), so the process cannot swap the trees the
+  // agent reads as root for symlinks.
+  Status GrantTreeToSandbox() {
+    const uid_t uid = config.sandbox.uid;
+    const gid_t gid = config.sandbox.gid;
+    // bubblewrap, started as the uid, resolves the tree's path itself.
+    TY_RETURN_IF_ERROR(GrantSearchToAncestors(config.instance_dir, uid));
+    if (::chmod(config.instance_dir.c_str(), 0755) != 0) {
+      return ErrnoStatus("cannot chmod " + config.instance_dir, errno);
+    }
+    TY_RETURN_IF_ERROR(MakeTreeReadable(JoinPath(config.instance_dir, "input")));
+    for (const char* tree : {"model", "output", "code"}) {
+      TY_RETURN_IF_ERROR(ChownTree(JoinPath(config.instance_dir, tree), uid, gid));
+    }
+    if (config.spec.checkpoint_uri) {
+      TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(config));
+      TY_RETURN_IF_ERROR(ChownTree(ckpt, uid, gid));
+    }
+    return Status::Ok();
+  }
+
   // The instance's /etc/hosts (every instance by name) and resolv.conf (no name server: a
   // reverse lookup must fail at once rather than hang), beside the instance tree.
   Result<std::string> WriteNetworkFiles() {
@@ -371,9 +408,19 @@ struct Agent::Impl {
     std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
     for (const auto& [name, addr] : config.network.hosts) hosts += addr + "\t" + name + "\n";
     TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "hosts"), hosts));
-    TY_RETURN_IF_ERROR(
-        WriteFileAtomic(JoinPath(dir, "resolv.conf"), "options timeout:1 attempts:1\n"));
+    std::string resolv = "options timeout:1 attempts:1\n";
+    for (const auto& ns : config.network.nameservers) resolv += "nameserver " + ns + "\n";
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, "resolv.conf"), resolv));
     return dir;
+  }
+
+  // The FailureReason of a training process that failed after the kernel's out-of-memory killer
+  // ended a process of the instance since the count was `kills_before`; "" when it did not.
+  // Whatever the script then said (a failure file, exit code 137 or 1), the cause is the memory
+  // limit, and the reason names it as SageMaker does.
+  std::string OutOfMemoryFailure(uint64_t kills_before, int exit_code) const {
+    if (memory_limit_bytes == 0 || CountOomKills(limits_dirs) <= kills_before) return "";
+    return OutOfMemoryReason(memory_limit_bytes, config.spec.instance_type, exit_code);
   }
 
   // A stop or interruption arrived before or while the process ran.
@@ -415,7 +462,12 @@ struct Agent::Impl {
       view.sandboxed = true;
     } else if (config.isolation == "auto") {
       view.sandboxed = BubblewrapWorks(options.bwrap_path);
+      if (view.sandboxed && config.sandbox.user_namespace) {
+        config.sandbox.user_namespace = UserNamespaceSandboxWorks(
+            options.bwrap_path, config.sandbox.uid, config.sandbox.gid);
+      }
     }
+    view.unprivileged = view.sandboxed && config.sandbox.user_namespace;
 
     std::string limits_line;
     if (config.enforce_limits) {
@@ -424,17 +476,28 @@ struct Agent::Impl {
       InstanceLimits limits;
       limits.cpus = config.num_cpus;
       limits.memory_bytes = static_cast<uint64_t>(config.memory_gib * 1024 * 1024 * 1024);
+      limits.max_processes = static_cast<uint64_t>(std::max(config.max_processes, 0));
       limits_cgroup = config.account + "-" + config.job_name + "-" + CurrentHost(config) + "-" +
                       std::to_string(config.attempt);
       LimitsOutcome applied = ApplyInstanceLimits(limits_cgroup, limits);
       if (!applied.enforced) limits_cgroup.clear();
       limits_line = applied.message;
+      if (applied.enforced) {
+        limits_dirs = applied.cgroup_dirs;
+        memory_limit_bytes = limits.memory_bytes;
+      }
     }
 
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
     if (!limits_line.empty()) AddLine(NowMs(), limits_line);
     Status staged = StageInstance(config, &view);
     if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
+    if (view.unprivileged) {
+      Status granted = GrantTreeToSandbox();
+      if (!granted.ok()) {
+        return Finish(fail, ReasonFor(granted.WithPrefix("cannot prepare the sandbox")), "", false);
+      }
+    }
     Status synced = StartCheckpointSync();
     if (!synced.ok()) {
       return Finish(fail, ReasonFor(synced.WithPrefix("cannot watch the checkpoint directory")), "",
@@ -459,10 +522,21 @@ struct Agent::Impl {
                                 ? " (loopback alias: network namespaces are not available)"
                                 : " (network namespace " + config.network.netns + ")"));
     }
+    if (!config.network.notice.empty()) AddLine(NowMs(), config.network.notice);
     if (!view.sandboxed) {
       AddLine(NowMs(),
               "trainyard: bubblewrap not available; running without isolation (paths under " +
                   config.instance_dir + ")");
+    } else if (view.unprivileged) {
+      AddLine(NowMs(), "trainyard: sandbox: root inside is uid " +
+                           std::to_string(config.sandbox.uid) + " gid " +
+                           std::to_string(config.sandbox.gid) +
+                           " on the host; no capabilities, seccomp filter, server files hidden");
+    } else {
+      AddLine(NowMs(),
+              "trainyard: WARNING: user namespaces are not available here, so the training "
+              "process runs as host root (all capabilities dropped, no_new_privs, seccomp "
+              "filter, server files hidden); files it writes are owned by root");
     }
     auto cmd = BuildTrainingCommand(config, view.ml_root());
     if (!cmd.ok()) return Finish(fail, ReasonFor(cmd.status()), "", false);
@@ -491,45 +565,31 @@ struct Agent::Impl {
     }
 
     SpawnOptions so;
-    so.env = env;
+    std::optional<PreparedSandbox> sandbox;  // its descriptors stay open until the spawn
     if (view.sandboxed) {
-      so.argv = {options.bwrap_path,
-                 "--die-with-parent",
-                 "--unshare-pid",
-                 "--unshare-uts",
-                 "--unshare-ipc",
-                 "--hostname",
-                 CurrentHost(config),
-                 "--ro-bind",
-                 "/",
-                 "/",
-                 "--dev",
-                 "/dev",
-                 "--proc",
-                 "/proc",
-                 "--tmpfs",
-                 "/tmp",
-                 "--tmpfs",
-                 "/opt",
-                 "--bind",
-                 config.instance_dir,
-                 kOptMl};
-      for (const auto& [src, dst] : view.ro_binds) {
-        so.argv.insert(so.argv.end(), {"--ro-bind", src, dst});
-      }
+      auto binds = view.ro_binds;
       if (!config.network.empty()) {
         auto etc = WriteNetworkFiles();
         if (!etc.ok()) return Finish(fail, ReasonFor(etc.status()), "", false);
-        so.argv.insert(so.argv.end(), {"--ro-bind", *etc + "/hosts", "/etc/hosts", "--ro-bind",
-                                       *etc + "/resolv.conf", "/etc/resolv.conf"});
-        if (!config.network.netns.empty()) so.netns_path = "/run/netns/" + config.network.netns;
+        binds.emplace_back(*etc + "/hosts", "/etc/hosts");
+        binds.emplace_back(*etc + "/resolv.conf", "/etc/resolv.conf");
       }
-      so.argv.insert(so.argv.end(), {"--chdir", cmd->cwd, "--"});
-      so.argv.insert(so.argv.end(), cmd->argv.begin(), cmd->argv.end());
+      auto prepared = PrepareSandbox(config.sandbox, options.bwrap_path, CurrentHost(config),
+                                     config.instance_dir, binds, cmd->cwd, cmd->argv);
+      if (!prepared.ok()) {
+        return Finish(fail, ReasonFor(prepared.status().WithPrefix("cannot prepare the sandbox")),
+                      "", false);
+      }
+      sandbox = std::move(prepared).value();
+      so = sandbox->spawn;
+      if (!config.network.empty() && !config.network.netns.empty()) {
+        so.netns_path = "/run/netns/" + config.network.netns;
+      }
     } else {
       so.argv = cmd->argv;
       so.cwd = cmd->cwd;
     }
+    so.env = env;
     Diag("running " + [&] {
       std::string s;
       for (const auto& a : so.argv) s += (s.empty() ? "" : " ") + a;
@@ -543,6 +603,7 @@ struct Agent::Impl {
       }
       AddLine(l.timestamp_ms, l.text);
     };
+    const uint64_t oom_kills_before = CountOomKills(limits_dirs);
     auto outcome = supervisor.Run(
         so, std::chrono::seconds(config.stop_grace_seconds), sink, [this] { MaybeFlushLog(); },
         view.sandboxed);
@@ -575,8 +636,11 @@ struct Agent::Impl {
                             ExecuteUserScriptError(outcome->exit_code, tail, cmd->argv));
     }
     std::string reason = "AlgorithmError: Exit Code: " + std::to_string(outcome->exit_code);
-    auto text = ReadFile(failure_file);
+    // The training process may have left a symlink there: never follow it as root.
+    auto text = ReadJobFile(failure_file, 1024);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
+    std::string oom = OutOfMemoryFailure(oom_kills_before, outcome->exit_code);
+    if (!oom.empty()) reason = oom;
     FinalCheckpointSync(std::chrono::minutes(10));
     return Finish(fail, reason, "", false);
   }
@@ -607,12 +671,13 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
     err << "trainyard agent: " << text.status().message() << std::endl;
     return 2;
   }
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    err << "trainyard agent: " << instance_config_path << " is not valid JSON" << std::endl;
+  auto j = ParseJson(*text);
+  if (!j.ok()) {
+    err << "trainyard agent: " << instance_config_path << ": " << j.status().message()
+        << std::endl;
     return 2;
   }
-  auto config = model::InstanceConfigFromJson(j);
+  auto config = model::InstanceConfigFromJson(*j);
   if (!config.ok()) {
     err << "trainyard agent: " << config.status().message() << std::endl;
     return 2;

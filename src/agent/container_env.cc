@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json.h"
 #include "storage/s3_settings.h"
 
 namespace ty::agent {
@@ -14,9 +15,9 @@ using json = nlohmann::json;
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json Decode(const std::string& value) {
-  json j = json::parse(value, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return json(value);
-  return j;
+  auto j = ParseJson(value);
+  if (!j.ok()) return json(value);
+  return std::move(j).value();
 }
 
 bool StartsWith(const std::string& s, const std::string& prefix) {
@@ -254,6 +255,8 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
     auto s3 = storage::S3SettingsFromJson(c.storage_s3);
     if (s3.ok()) {
       if (!s3->endpoint.empty()) env["AWS_ENDPOINT_URL_S3"] = s3->endpoint;
+      // In its own network namespace the instance reaches the store at its gateway.
+      if (!c.network.store_url.empty()) env["AWS_ENDPOINT_URL_S3"] = c.network.store_url;
       if (!s3->credentials.access_key_id.empty()) {
         env["AWS_ACCESS_KEY_ID"] = s3->credentials.access_key_id;
         env["AWS_SECRET_ACCESS_KEY"] = s3->credentials.secret_access_key;

@@ -33,12 +33,17 @@ Reporter::Reporter(Options options, std::function<void(const std::string&)> diag
 
 Reporter::~Reporter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     shutdown_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
-  for (const auto& p : queue_) Drop(p.report, "agent exiting");
+  std::deque<Pending> left;
+  {
+    MutexLock lock(&mu_);
+    left.swap(queue_);
+  }
+  for (const auto& p : left) Drop(p.report, "agent exiting");
 }
 
 void Reporter::CountLostLocked(const model::AgentReport& report, const std::string& why) {
@@ -50,7 +55,7 @@ void Reporter::CountLostLocked(const model::AgentReport& report, const std::stri
 void Reporter::Send(model::AgentReport report) {
   std::vector<model::AgentReport> overflow;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     report.seq = next_seq_++;
     if (report.type == model::AgentReport::Type::kExit) {
       exit_sent_ = true;
@@ -86,28 +91,31 @@ void Reporter::Send(model::AgentReport report) {
       overflow.push_back(std::move(head));
     }
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (const auto& r : overflow) Drop(r, "buffer full");
 }
 
 bool Reporter::WaitIdle(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (!(queue_.empty() && !busy_)) {
+    if (!cv_.WaitUntil(&mu_, deadline)) break;
+  }
   return queue_.empty() && !busy_ && (!exit_sent_ || exit_acked_);
 }
 
 int64_t Reporter::delivered() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return delivered_;
 }
 
 int64_t Reporter::dropped() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return dropped_;
 }
 
 int64_t Reporter::lost_lines() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return lost_lines_;
 }
 
@@ -140,7 +148,7 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
   {
     // Stamped at sending, not queueing: everything before this report in the
     // queue has been delivered or dropped (and counted) by now.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stamped.lost_lines = lost_lines_;
     stamped.lost_reason = lost_reason_;
   }
@@ -151,7 +159,7 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
   if (!res) {
     // The server may be gone or moved: reconnect, re-reading its URL.
     conn_->client.reset();
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     last_failure_ = "the control plane was unreachable";
     return Attempt::kRetry;
   }
@@ -166,16 +174,16 @@ Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
   std::string why = answer.is_object() && answer.contains("error") && answer["error"].is_string()
                         ? answer["error"].get<std::string>()
                         : "HTTP " + std::to_string(status);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   last_failure_ = "the control plane could not take them (" + why.substr(0, 200) + ")";
   return Attempt::kRetry;
 }
 
 void Reporter::Loop() {
   auto backoff = options_.min_backoff;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return shutdown_ || !queue_.empty(); });
+    while (!shutdown_ && queue_.empty()) cv_.Wait(&mu_);
     if (shutdown_) return;
     Pending item = queue_.front();
     queue_.pop_front();
@@ -183,12 +191,12 @@ void Reporter::Loop() {
       queued_lines_ -= item.report.lines.size();
     }
     busy_ = true;
-    lock.unlock();
+    lock.Unlock();
 
     bool is_exit = item.report.type == model::AgentReport::Type::kExit;
     Attempt a = Post(item.report);
 
-    lock.lock();
+    lock.Lock();
     if (a == Attempt::kDelivered || a == Attempt::kPermanent) {
       if (a == Attempt::kDelivered) {
         ++delivered_;
@@ -196,13 +204,13 @@ void Reporter::Loop() {
       } else {
         ++dropped_;
         CountLostLocked(item.report, "the control plane refused them");
-        lock.unlock();
+        lock.Unlock();
         Drop(item.report, "refused by the control plane");
-        lock.lock();
+        lock.Lock();
       }
       backoff = options_.min_backoff;
       busy_ = false;
-      cv_.notify_all();
+      cv_.SignalAll();
       continue;
     }
     auto budget = is_exit
@@ -213,10 +221,10 @@ void Reporter::Loop() {
       CountLostLocked(item.report, "they could not be delivered for " +
                                        std::to_string(budget.count()) + " s: " + last_failure_);
       busy_ = false;
-      lock.unlock();
+      lock.Unlock();
       Drop(item.report, "control plane unreachable");
-      lock.lock();
-      cv_.notify_all();
+      lock.Lock();
+      cv_.SignalAll();
       continue;
     }
     // Keep order: the report goes back to the front and is retried after the backoff.
@@ -225,7 +233,10 @@ void Reporter::Loop() {
     }
     queue_.push_front(std::move(item));
     busy_ = false;
-    cv_.wait_for(lock, backoff, [this] { return shutdown_; });
+    const auto retry_at = std::chrono::steady_clock::now() + backoff;
+    while (!shutdown_) {
+      if (!cv_.WaitUntil(&mu_, retry_at)) break;
+    }
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }

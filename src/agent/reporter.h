@@ -17,14 +17,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "common/mutex.h"
 #include "model/agent_protocol.h"
 
 namespace ty::agent {
@@ -74,27 +73,27 @@ class Reporter {
   // Writes a dropped report's lines to undelivered_log. Called without mu_.
   void Drop(const model::AgentReport& report, const std::string& why);
   // Counts a dropped log report's lines. REQUIRES: mu_ held.
-  void CountLostLocked(const model::AgentReport& report, const std::string& why);
+  void CountLostLocked(const model::AgentReport& report, const std::string& why) TY_REQUIRES(mu_);
 
   Options options_;
   std::function<void(const std::string&)> diag_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;  // TY_GUARDED_BY(mu_)
-  bool busy_ = false;          // TY_GUARDED_BY(mu_): the loop holds a report
-  bool shutdown_ = false;      // TY_GUARDED_BY(mu_)
-  int64_t next_seq_ = 1;       // TY_GUARDED_BY(mu_)
-  int64_t delivered_ = 0;      // TY_GUARDED_BY(mu_)
-  int64_t dropped_ = 0;        // TY_GUARDED_BY(mu_)
-  bool exit_acked_ = false;    // TY_GUARDED_BY(mu_)
-  bool exit_sent_ = false;     // TY_GUARDED_BY(mu_)
-  size_t queued_lines_ = 0;    // TY_GUARDED_BY(mu_): log lines in queue_
-  int64_t lost_lines_ = 0;     // TY_GUARDED_BY(mu_)
-  std::string lost_reason_;    // TY_GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<Pending> queue_ TY_GUARDED_BY(mu_);
+  bool busy_ TY_GUARDED_BY(mu_) = false;  // the loop holds a report
+  bool shutdown_ TY_GUARDED_BY(mu_) = false;
+  int64_t next_seq_ TY_GUARDED_BY(mu_) = 1;
+  int64_t delivered_ TY_GUARDED_BY(mu_) = 0;
+  int64_t dropped_ TY_GUARDED_BY(mu_) = 0;
+  bool exit_acked_ TY_GUARDED_BY(mu_) = false;
+  bool exit_sent_ TY_GUARDED_BY(mu_) = false;
+  size_t queued_lines_ TY_GUARDED_BY(mu_) = 0;  // log lines in queue_
+  int64_t lost_lines_ TY_GUARDED_BY(mu_) = 0;
+  std::string lost_reason_ TY_GUARDED_BY(mu_);
   // Why the last delivery failed ("control plane unreachable", or what it answered).
-  // TY_GUARDED_BY(mu_)
-  std::string last_failure_ = "the control plane had not taken the lines before them";
+  std::string last_failure_ TY_GUARDED_BY(mu_) =
+      "the control plane had not taken the lines before them";
 
   // Owned by the loop thread only.
   struct Connection;

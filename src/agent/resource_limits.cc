@@ -42,7 +42,7 @@ constexpr char kLogPrefix[] = "trainyard: instance limits";
 
 // One cgroup hierarchy an instance cgroup lives in.
 struct Hierarchy {
-  std::string controller;  // v1: "cpu" or "memory"; v2: "" (one hierarchy for all)
+  std::string controller;  // v1: "cpu", "memory" or "pids"; v2: "" (one hierarchy for all)
   std::string own;         // the cgroup the calling process is in now
   std::string base;        // the cgroup the parent hangs off
 };
@@ -122,9 +122,16 @@ std::string StripInstance(const std::string& rel, const std::string& parent) {
   return out.empty() ? "/" : out;
 }
 
-// The hierarchies an instance cgroup needs (v1: the cpu and/or memory ones asked for). With
+// Every controller an instance cgroup may use, in the order v1 hierarchies are visited.
+const std::vector<std::string>& AllControllers() {
+  static const std::vector<std::string> all = {"cpu", "memory", "pids"};
+  return all;
+}
+
+// The hierarchies an instance cgroup needs (v1: one per controller in `wanted`). With
 // `require`, a missing v1 hierarchy asked for is an error; without, it is left out.
-Result<Layout> Locate(const CgroupRoots& roots, bool want_cpu, bool want_memory, bool require) {
+Result<Layout> Locate(const CgroupRoots& roots, const std::vector<std::string>& wanted,
+                      bool require) {
   // An unreadable membership file only costs the nesting: everything goes under the top.
   Result<std::string> self = ReadFile(roots.self_cgroup);
   std::map<std::string, std::string> membership =
@@ -138,8 +145,7 @@ Result<Layout> Locate(const CgroupRoots& roots, bool want_cpu, bool want_memory,
     return layout;
   }
   layout.version = 1;
-  for (const char* controller : {"cpu", "memory"}) {
-    if (!(controller[0] == 'c' ? want_cpu : want_memory)) continue;
+  for (const std::string& controller : wanted) {
     std::string mount = roots.fs + "/" + controller;
     if (!PathExists(mount + "/cgroup.procs")) {
       if (require) {
@@ -160,8 +166,8 @@ Result<Layout> Locate(const CgroupRoots& roots, bool want_cpu, bool want_memory,
   }
   if (layout.hierarchies.empty()) {
     return FailedPrecondition("no cgroup v2 (" + roots.fs +
-                              "/cgroup.controllers) and no cgroup v1 cpu or memory hierarchy "
-                              "under " +
+                              "/cgroup.controllers) and no cgroup v1 cpu, memory or pids "
+                              "hierarchy under " +
                               roots.fs);
   }
   return layout;
@@ -261,6 +267,11 @@ Status WriteLimitsV2(const std::string& dir, const InstanceLimits& limits) {
   } else if (PathExists(dir + "/memory.max")) {
     TY_RETURN_IF_ERROR(WriteControl(dir + "/memory.max", "max"));
   }
+  if (limits.max_processes > 0) {
+    TY_RETURN_IF_ERROR(WriteControl(dir + "/pids.max", std::to_string(limits.max_processes)));
+  } else if (PathExists(dir + "/pids.max")) {
+    TY_RETURN_IF_ERROR(WriteControl(dir + "/pids.max", "max"));
+  }
   return Status::Ok();
 }
 
@@ -269,6 +280,10 @@ Status WriteLimitsV1(const Hierarchy& h, const std::string& dir, const InstanceL
     TY_RETURN_IF_ERROR(
         WriteControl(dir + "/cpu.cfs_period_us", std::to_string(kCpuPeriod.count())));
     return WriteControl(dir + "/cpu.cfs_quota_us", CpuQuota(limits.cpus));
+  }
+  if (h.controller == "pids") {
+    // pids.max counts tasks (threads too), as the kernel's own limit on an instance does.
+    return WriteControl(dir + "/pids.max", std::to_string(limits.max_processes));
   }
   std::string bytes = std::to_string(limits.memory_bytes);
   // memsw (memory+swap) may never be below the memory limit: lift a reused cgroup's first, set
@@ -305,16 +320,15 @@ Status Place(const std::string& pid_text, const std::string& leaf, const Instanc
   if (!std::isfinite(limits.cpus) || limits.cpus < 0) {
     return InvalidArgument("invalid CPU count " + std::to_string(limits.cpus));
   }
-  bool want_cpu = limits.cpus > 0;
-  bool want_memory = limits.memory_bytes > 0;
-  if (!want_cpu && !want_memory) {
-    return FailedPrecondition("the instance type sets no CPU or memory figure");
-  }
-  TY_ASSIGN_OR_RETURN(*layout, Locate(roots, want_cpu, want_memory, /*require=*/true));
-
   std::vector<std::string> controllers;
-  if (want_cpu) controllers.push_back("cpu");
-  if (want_memory) controllers.push_back("memory");
+  if (limits.cpus > 0) controllers.push_back("cpu");
+  if (limits.memory_bytes > 0) controllers.push_back("memory");
+  if (limits.max_processes > 0) controllers.push_back("pids");
+  if (controllers.empty()) {
+    return FailedPrecondition("the instance type sets no CPU, memory or process figure");
+  }
+  TY_ASSIGN_OR_RETURN(*layout, Locate(roots, controllers, /*require=*/true));
+
   std::vector<std::string> created;
   std::vector<std::string> parents;
   auto fail = [&](Status s) {
@@ -461,7 +475,39 @@ std::string DescribeLimits(const InstanceLimits& limits) {
     if (!out.empty()) out += ", ";
     out += FormatBytes(limits.memory_bytes) + " memory";
   }
+  if (limits.max_processes > 0) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(limits.max_processes) + " processes";
+  }
   return out;
+}
+
+uint64_t CountOomKills(const std::vector<std::string>& cgroup_dirs) {
+  uint64_t kills = 0;
+  for (const std::string& dir : cgroup_dirs) {
+    // v2 counts in memory.events (this cgroup and its descendants); v1 in memory.oom_control.
+    for (const char* file : {"/memory.events", "/memory.oom_control"}) {
+      Result<std::string> text = ReadFile(dir + file);
+      if (!text.ok()) continue;
+      std::istringstream in(*text);
+      std::string key;
+      uint64_t value = 0;
+      while (in >> key >> value) {
+        if (key == "oom_kill") kills += value;
+      }
+    }
+  }
+  return kills;
+}
+
+std::string OutOfMemoryReason(uint64_t memory_bytes, const std::string& instance_type,
+                              int exit_code) {
+  std::string out =
+      "OutOfMemoryError: Please use an instance type with more memory, or reduce the size of job "
+      "data processed on an instance. (memory limit " +
+      FormatBytes(memory_bytes);
+  if (!instance_type.empty()) out += " of " + instance_type;
+  return out + "; the training process exited with code " + std::to_string(exit_code) + ")";
 }
 
 LimitsOutcome ApplyInstanceLimits(const std::string& name, const InstanceLimits& limits,
@@ -498,7 +544,7 @@ void ReleaseInstanceLimits(const std::string& name, const CgroupRoots& roots) {
     dirs.push_back(m.to);
   }
   if (moves.empty()) {
-    Result<Layout> layout = Locate(roots, true, true, /*require=*/false);
+    Result<Layout> layout = Locate(roots, AllControllers(), /*require=*/false);
     if (!layout.ok()) return;
     for (const Hierarchy& h : layout->hierarchies) {
       dirs.push_back(h.base + "/" + roots.parent + "/" + leaf);
@@ -513,7 +559,7 @@ void ReleaseInstanceLimits(const std::string& name, const CgroupRoots& roots) {
 
 std::vector<std::string> SweepInstanceCgroups(const std::set<std::string>& keep,
                                               const CgroupRoots& roots) {
-  Result<Layout> layout = Locate(roots, true, true, /*require=*/false);
+  Result<Layout> layout = Locate(roots, AllControllers(), /*require=*/false);
   if (!layout.ok()) return {};
   std::set<std::string> kept;
   for (const std::string& k : keep) kept.insert(SanitizeCgroupName(k));

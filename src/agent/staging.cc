@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "agent/container_env.h"
+#include "agent/sandbox.h"
 #include "common/fs.h"
 #include "storage/archive.h"
 #include "storage/object_store.h"
@@ -131,8 +133,9 @@ Result<std::vector<std::string>> ReadManifest(const model::InstanceConfig& c,
   TY_RETURN_IF_ERROR(s.WithPrefix("cannot read the manifest of channel '" + ch.name + "'"));
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(local));
   std::string where = "manifest " + ch.uri;
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_array() || j.empty() || !j[0].is_object() ||
+  auto parsed = ParseJson(text);
+  nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
+  if (!parsed.ok() || !j.is_array() || j.empty() || !j[0].is_object() ||
       !j[0].contains("prefix") || !j[0]["prefix"].is_string()) {
     return InvalidArgument(where + " is not a manifest: expected a JSON array whose first element "
                            "is {\"prefix\": \"s3://bucket/path/\"} followed by object keys");
@@ -190,8 +193,11 @@ Status StageChannel(const model::InstanceConfig& c, const model::Channel& ch, In
     TY_RETURN_IF_ERROR(local.status());
     if (IsDirectory(*local)) {
       if (!DirHasEntries(*local)) return NoObjects(c, ch.uri);
-      view->ro_binds.emplace_back(*local, std::string(kOptMl) + "/input/data/" + ch.name);
-      return Status::Ok();
+      // An unprivileged sandbox cannot read what only root may: such a channel is copied.
+      if (!view->unprivileged || TreeReadableByOthers(*local)) {
+        view->ro_binds.emplace_back(*local, std::string(kOptMl) + "/input/data/" + ch.name);
+        return Status::Ok();
+      }
     }
   }
   if (sharded) {

@@ -18,6 +18,10 @@ namespace ty::agent {
 struct InstanceView {
   std::string instance_dir;  // host path of the tree
   bool sandboxed = false;    // true: the tree is bound at /opt/ml (bubblewrap)
+  // true: the training process runs as an unprivileged host uid (agent/sandbox.h), so a
+  // file:// channel is bound only when others may read all of it; otherwise it is copied and
+  // the copy made readable.
+  bool unprivileged = false;
   // Read-only bind mounts (host source, sandbox target), for file:// channels.
   std::vector<std::pair<std::string, std::string>> ro_binds;
 
@@ -31,7 +35,7 @@ struct InstanceView {
 // Stages the tree under view->instance_dir: input/config/{hyperparameters,
 // resourceconfig,inputdataconfig[,checkpointconfig]}.json, input/data/<channel>
 // (file:// channels are bind-mounted read-only when sandboxed and the source is
-// a directory, copied otherwise), model/, output/data/, output/intermediate/,
+// a directory the sandbox can read, copied otherwise), model/, output/data/, output/intermediate/,
 // code/, and the checkpoint directory (restored from the checkpoint URI when
 // one is set; nothing there is fine). For the python-framework runtime,
 // sagemaker_submit_directory (a file:// URI or an absolute path within the file

@@ -32,7 +32,7 @@ bool IsTwelveDigits(std::string_view s) {
 struct PendingProfile {
   std::string name;
   int line = 0;
-  std::string akid, secret, account;
+  std::string akid, secret, account, session_token;
   bool has_akid = false, has_secret = false;
 };
 
@@ -94,7 +94,7 @@ Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view t
       return LineError(p.line, "access key id " + p.akid + " appears in more than one profile");
     }
     if (p.account.empty()) p.account = DeriveAccountId(p.akid);
-    out.push_back({p.name, AccessKey{p.akid, p.secret, p.account}});
+    out.push_back({p.name, AccessKey{p.akid, p.secret, p.account, p.session_token}});
     return Status::Ok();
   };
 
@@ -141,6 +141,9 @@ Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view t
       TY_RETURN_IF_ERROR(require_value());
       current->secret = std::string(value);
       current->has_secret = true;
+    } else if (key == "aws_session_token") {
+      TY_RETURN_IF_ERROR(require_value());
+      current->session_token = std::string(value);
     } else if (key == "aws_account_id") {
       if (!IsTwelveDigits(value)) {
         return LineError(line_no, "aws_account_id must be exactly 12 digits, got '" +

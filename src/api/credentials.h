@@ -17,6 +17,9 @@ struct AccessKey {
   std::string access_key_id;
   std::string secret_access_key;
   std::string account_id;  // 12 decimal digits
+  // Empty for a long-term key: requests signed with it must carry no X-Amz-Security-Token.
+  // Otherwise (aws_session_token in the credentials file) they must carry exactly this one.
+  std::string session_token;
 };
 
 // A key as found in one [profile] section of a shared-credentials file.
@@ -49,8 +52,8 @@ std::string DeriveAccountId(std::string_view access_key_id);
 // Parses AWS shared-credentials INI text: "[profile]" sections, "key = value" lines (':' also
 // accepted), '#'/';' comment lines. Per profile: aws_access_key_id and aws_secret_access_key
 // (both or neither; profiles with neither, e.g. role profiles, are skipped), optional
-// aws_account_id (exactly 12 digits; derived with DeriveAccountId when absent); other keys are
-// ignored. Errors (kInvalidArgument, message names the line): a line that is neither, a key
+// aws_account_id (exactly 12 digits; derived with DeriveAccountId when absent), optional
+// aws_session_token (AccessKey::session_token); other keys are ignored. Errors (kInvalidArgument, message names the line): a line that is neither, a key
 // outside a section, an empty value for a key we use, a profile with only one of the two key
 // fields, a bad aws_account_id, one access key id in two profiles, or no keys at all.
 Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view text);

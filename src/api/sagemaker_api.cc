@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 
+#include "common/json.h"
 #include "api/search.h"
 #include "api/training_job_response.h"
 #include "api/validator.h"
@@ -109,11 +110,17 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
          "Unsupported Content-Type '" + ct + "'; send " + std::string(kJsonContentType) + ".",
          400}));
   }
-  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) {
-    return finish(ErrorResponse({"SerializationException",
-                                 "The request body is not valid JSON.", 400}));
+  auto parsed = req.body.empty() ? Result<json>(json::object()) : ParseJson(req.body);
+  if (!parsed.ok()) {
+    return finish(ErrorResponse(
+        {"SerializationException",
+         IsJsonTooDeep(parsed.status())
+             ? "The request body is " + parsed.status().message() + "; the limit keeps "
+                   "every request walkable without exhausting the server's stack."
+             : "The request body is not valid JSON: " + parsed.status().message(),
+         400}));
   }
+  json body = std::move(parsed).value();
   if (!body.is_object()) {
     return finish(ErrorResponse({"SerializationException",
                                  "The request body must be a JSON object.", 400}));
@@ -205,7 +212,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   }
   std::string key = caller.account_id + "/" + name;
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     auto it = describe_cache_.find(key);
     if (it != describe_cache_.end() && it->second.id == version->id &&
         it->second.version == version->version) {
@@ -220,7 +227,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   // newer than its key and the next call simply renders again.
   std::string rendered = DumpJson(DescribeJson(*job));
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(&cache_mu_);
     if (describe_cache_.size() >= kDescribeCacheEntries) describe_cache_.clear();
     describe_cache_[key] = {version->id, version->version, rendered};
   }

@@ -13,7 +13,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <string>
 
@@ -25,6 +24,7 @@
 #include "api/sigv4_verifier.h"
 #include "api/training_job_request.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/sigv4.h"
 #include "capacity/instance_catalog.h"
 #include "control/job_controller.h"
@@ -102,8 +102,8 @@ class SageMakerApi {
   store::Store* const store_;
   const Clock* const clock_;
 
-  std::mutex cache_mu_;
-  std::unordered_map<std::string, CachedDescribe> describe_cache_;  // guarded by cache_mu_
+  Mutex cache_mu_;
+  std::unordered_map<std::string, CachedDescribe> describe_cache_ TY_GUARDED_BY(cache_mu_);
 };
 
 }  // namespace ty::api

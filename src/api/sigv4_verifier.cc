@@ -98,13 +98,13 @@ std::string SigV4Verifier::CachedSigningKey(const AccessKey& key, std::string_vi
   cache_key.append(key.access_key_id).push_back('/');
   cache_key.append(date8);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = key_cache_.find(cache_key);
     if (it != key_cache_.end()) return it->second;
   }
   // Derive outside the lock: four HMACs are cheap but not free, and racing derivations agree.
   std::string signing_key = SigningKey(key.secret_access_key, date8, region_, service_);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (key_cache_.size() >= kMaxCachedKeys) key_cache_.clear();
   key_cache_.emplace(std::move(cache_key), signing_key);
   return signing_key;
@@ -233,6 +233,17 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
 
   const AccessKey* key = store_->Find(std::string(akid));
   if (key == nullptr) {
+    return Error("UnrecognizedClientException",
+                 "The security token included in the request is invalid.");
+  }
+  // AWS refuses a session token sent with long-term keys, and a wrong or missing one with
+  // temporary keys, with the same words as an unknown key. Accepting any token would let a
+  // client believe a credential it holds is scoped or expiring when it is neither.
+  const std::string* token = FindHeader(req, "x-amz-security-token");
+  bool token_ok = key->session_token.empty()
+                      ? token == nullptr
+                      : token != nullptr && ConstantTimeEquals(*token, key->session_token);
+  if (!token_ok) {
     return Error("UnrecognizedClientException",
                  "The security token included in the request is invalid.");
   }

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -13,6 +12,7 @@
 #include "api/api_error.h"
 #include "api/credentials.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/sigv4.h"
 
 namespace ty::api {
@@ -43,11 +43,13 @@ class SigV4Verifier {
   //       not akid/date/region/service/aws4_request, SignedHeaders without host, an unsigned
   //       X-Amz-Security-Token, a malformed X-Amz-Date, or query-string (presigned) auth, which
   //       is not supported
-  //   UnrecognizedClientException          unknown access key id
+  //   UnrecognizedClientException          unknown access key id; an X-Amz-Security-Token on a
+  //       long-term key (one without AccessKey::session_token), or a missing or different one on
+  //       a key with a session token
   //   InvalidSignatureException            wrong service/region/terminator in the scope, scope
   //       date != X-Amz-Date date, X-Amz-Date more than max_skew away from `now`, or a
   //       signature mismatch (compared in constant time)
-  // An X-Amz-Security-Token is only required to be signed; it is not validated (no STS).
+  // There is no STS: session tokens are the static ones of the credentials file.
   std::variant<Caller, ApiError> Verify(const ty::HttpRequestParts& req, TimePoint now) const;
 
   const std::string& region() const { return region_; }
@@ -62,9 +64,9 @@ class SigV4Verifier {
   const std::string service_;
   const std::chrono::seconds max_skew_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Keyed by "<akid>/<date8>"; cleared wholesale when it grows past a bound (dates roll over).
-  mutable std::unordered_map<std::string, std::string> key_cache_;  // guarded by mu_
+  mutable std::unordered_map<std::string, std::string> key_cache_ TY_GUARDED_BY(mu_);
 };
 
 }  // namespace ty::api

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "common/json.h"
 #include "storage/uri.h"
 
 namespace ty::api {
@@ -62,7 +63,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   for (const char* member : kUnsupportedTop) {
     if (Has(body, member)) return NotSupported(member);
   }
-  if (body.value("EnableNetworkIsolation", false)) return NotSupported("EnableNetworkIsolation=true");
+  spec.network_isolation = body.value("EnableNetworkIsolation", false);
   if (body.value("EnableInterContainerTrafficEncryption", false)) {
     return NotSupported("EnableInterContainerTrafficEncryption=true");
   }
@@ -135,6 +136,22 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
 
   spec.hyperparameters = body.value("HyperParameters", std::map<std::string, std::string>{});
   spec.environment = body.value("Environment", std::map<std::string, std::string>{});
+  // The model's patterns let NUL through ("[\\S\\s]*", ".*"), but both maps reach the training
+  // process as environment variables (SM_HP_*, SM_TRAINING_ENV) and arguments, which are C strings:
+  // a NUL would silently cut the value short there. Refuse it here instead.
+  for (const auto& [member, map] : {std::pair{"HyperParameters", &spec.hyperparameters},
+                                    std::pair{"Environment", &spec.environment}}) {
+    for (const auto& [k, v] : *map) {
+      if (k.find('\0') != std::string::npos) {
+        return InvalidArgument(std::string(member) + " has a key with a NUL character; keys and "
+                               "values are passed as environment variables, which cannot hold it.");
+      }
+      if (v.find('\0') != std::string::npos) {
+        return InvalidArgument(std::string(member) + " value of '" + k + "' has a NUL character; "
+                               "values are passed as environment variables, which cannot hold it.");
+      }
+    }
+  }
 
   // Channels.
   std::set<std::string> channel_names;
@@ -216,8 +233,8 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   if (auto it = spec.hyperparameters.find("sagemaker_submit_directory");
       it != spec.hyperparameters.end()) {
     std::string dir = it->second;
-    json decoded = json::parse(dir, nullptr, false);
-    if (!decoded.is_discarded() && decoded.is_string()) dir = decoded.get<std::string>();
+    auto decoded = ParseJson(dir);
+    if (decoded.ok() && decoded->is_string()) dir = decoded->get<std::string>();
     if (dir.rfind("file://", 0) == 0 || dir.rfind("s3://", 0) == 0) {
       TY_RETURN_IF_ERROR(CheckUri("hyperparameter sagemaker_submit_directory", dir, policy));
     } else if (dir != "/opt/ml/code") {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/json.h"
+
 namespace ty::api {
 
 using nlohmann::json;
@@ -42,8 +44,8 @@ void FillDefaults(json* d) {
 }  // namespace
 
 json DescribeJson(const model::JobRecord& job) {
-  json d = json::parse(job.request_json, nullptr, false);
-  if (!d.is_object()) d = json::object();
+  auto parsed = ParseJson(job.request_json);
+  json d = parsed.ok() && parsed->is_object() ? std::move(parsed).value() : json::object();
   d.erase("Tags");  // Describe does not return tags (ListTags / Search do)
   FillDefaults(&d);
   d["TrainingJobName"] = job.spec.name;
@@ -98,3 +100,4 @@ json SearchRecordJson(const model::JobRecord& job, const std::vector<store::Tag>
 }
 
 }  // namespace ty::api
+

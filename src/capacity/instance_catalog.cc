@@ -1,5 +1,6 @@
 #include "capacity/instance_catalog.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace ty::capacity {
@@ -115,6 +116,12 @@ constexpr struct {
 };
 
 }  // namespace
+
+int DefaultMaxProcesses(int vcpus) { return std::max(4096, 256 * vcpus); }
+
+int MaxProcesses(const InstanceType& type) {
+  return type.max_processes > 0 ? type.max_processes : DefaultMaxProcesses(type.vcpus);
+}
 
 InstanceCatalog InstanceCatalog::Builtin() {
   InstanceCatalog catalog;

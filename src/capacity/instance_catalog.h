@@ -1,5 +1,5 @@
 // InstanceCatalog: the SageMaker training instance types Trainyard knows, with
-// their vCPUs, memory, GPUs and public on-demand hourly price (us-east-1).
+// their vCPUs, memory, GPUs, public on-demand hourly price (us-east-1) and process limit.
 // The server config may override or add types (ServerConfig::instance_types).
 #pragma once
 
@@ -15,7 +15,17 @@ struct InstanceType {
   double memory_gib = 0;
   int gpus = 0;
   double on_demand_price = 0;  // USD per instance-hour
+  // Processes and threads one instance may run at once (its pids cgroup); 0: DefaultMaxProcesses.
+  int max_processes = 0;
 };
+
+// The process limit of a type that sets none: 256 per vCPU, at least 4096. Generous for real
+// training (a data loader worker per core, each with a thread pool per core), yet a fork bomb
+// stops there instead of at the host's pid_max.
+int DefaultMaxProcesses(int vcpus);
+
+// type.max_processes, or DefaultMaxProcesses(type.vcpus) when it is 0.
+int MaxProcesses(const InstanceType& type);
 
 class InstanceCatalog {
  public:

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/json.h"
 #include "agent/agent.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
@@ -87,6 +88,7 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
   out << "trainyard network: " << (*srv)->NetworkSummary() << std::endl;
+  out << "trainyard sandbox: " << (*srv)->SandboxSummary() << std::endl;
   out << "trainyard file roots: " << (*srv)->FileRootsSummary() << std::endl;
   for (const auto& w : (*srv)->Warnings()) {
     out << "trainyard: " << w << std::endl;
@@ -577,8 +579,11 @@ int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
         << " (start one with `trainyard server --data-dir " << dir << "`)\n";
     return 1;
   }
-  json info = json::parse(*text, nullptr, false);
-  if (info.is_discarded()) return err << "trainyard env: malformed server.json\n", 1;
+  auto parsed = ParseJson(*text);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return err << "trainyard env: malformed server.json\n", 1;
+  }
+  json info = std::move(parsed).value();
   std::string url = info.value("url", "");
   out << "export AWS_ENDPOINT_URL=" << url << "\n"
       << "export AWS_ENDPOINT_URL_SAGEMAKER=" << url << "\n"

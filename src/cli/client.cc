@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "common/json.h"
 #include "common/fs.h"
 
 namespace ty::cli {
@@ -71,8 +72,9 @@ Result<AwsCredentials> ReadProfile(const std::string& file, const std::string& p
 Result<Endpoint> EndpointFromDataDir(const std::string& data_dir) {
   auto text = ReadFile(JoinPath(data_dir, "server.json"));
   if (!text.ok()) return NotFound("no Trainyard server recorded in " + data_dir);
-  json info = json::parse(*text, nullptr, false);
-  if (info.is_discarded() || !info.contains("url")) {
+  auto parsed = ParseJson(*text);
+  json info = parsed.ok() ? std::move(parsed).value() : json();
+  if (!info.is_object() || !info.contains("url") || !info["url"].is_string()) {
     return NotFound("malformed " + JoinPath(data_dir, "server.json"));
   }
   Endpoint e;
@@ -151,14 +153,15 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
     return Unavailable("cannot reach the Trainyard server at " + endpoint_.url + ": " +
                        httplib::to_string(res.error()));
   }
-  json out = res->body.empty() ? json::object() : json::parse(res->body, nullptr, false);
+  auto parsed = res->body.empty() ? Result<json>(json::object()) : ParseJson(res->body);
+  json out = parsed.ok() ? std::move(parsed).value() : json();
   if (res->status != 200) {
     std::string type = out.is_object() ? out.value("__type", "") : "";
     std::string message = out.is_object() ? out.value("message", res->body) : res->body;
     StatusCode code = res->status >= 500 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument;
     return Status(code, (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
   }
-  if (out.is_discarded()) return Internal("the server sent malformed JSON");
+  if (!parsed.ok()) return Internal("the server sent malformed JSON: " + parsed.status().message());
   return out;
 }
 

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "server/bounded_yaml.h"
 
 namespace ty::cli {
 
@@ -16,7 +18,16 @@ using nlohmann::json;
 
 namespace {
 
-json YamlToJson(const YAML::Node& node, bool strings_only) {
+// A job spec is a few hundred values; aliases can make a small document expand to billions
+// ("a: &a [x, x]", "b: &b [*a, *a]", ...), so the conversion counts what it builds.
+constexpr size_t kMaxYamlValues = 100000;
+
+struct TooManyValues {};
+
+// REQUIRES: `node` comes from LoadYaml (its depth is bounded, so the recursion is too).
+json YamlToJson(const YAML::Node& node, bool strings_only, size_t* budget) {
+  if (*budget == 0) throw TooManyValues{};
+  --*budget;
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -39,7 +50,7 @@ json YamlToJson(const YAML::Node& node, bool strings_only) {
     }
     case YAML::NodeType::Sequence: {
       json arr = json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e, strings_only));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, strings_only, budget));
       return arr;
     }
     case YAML::NodeType::Map: {
@@ -48,7 +59,7 @@ json YamlToJson(const YAML::Node& node, bool strings_only) {
         std::string key = kv.first.as<std::string>();
         bool strings = strings_only || key == "HyperParameters" || key == "Environment" ||
                        key == "Value" || key == "Key";
-        obj[key] = YamlToJson(kv.second, strings);
+        obj[key] = YamlToJson(kv.second, strings, budget);
       }
       return obj;
     }
@@ -69,9 +80,9 @@ void ResolveAll(json* node, const std::string& base) {
 std::string ResolveFileUri(const std::string& value, const std::string& base_dir) {
   // The SageMaker SDK JSON-encodes hyperparameter values: "\"file://./code\"".
   if (value.size() > 2 && value.front() == '"' && value.back() == '"') {
-    json decoded = json::parse(value, nullptr, false);
-    if (!decoded.is_discarded() && decoded.is_string()) {
-      std::string inner = decoded.get<std::string>();
+    auto decoded = ParseJson(value);
+    if (decoded.ok() && decoded->is_string()) {
+      std::string inner = decoded->get<std::string>();
       std::string resolved = ResolveFileUri(inner, base_dir);
       return resolved == inner ? value : json(resolved).dump();
     }
@@ -113,13 +124,20 @@ Result<json> LoadJobSpec(const std::string& path) {
   json spec;
   std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".json") {
-    spec = json::parse(*text, nullptr, false);
-    if (spec.is_discarded()) return InvalidArgument(path + " is not valid JSON");
+    auto parsed = ParseJson(*text);
+    if (!parsed.ok()) return InvalidArgument(path + " is " + parsed.status().message());
+    spec = std::move(parsed).value();
   } else {
+    auto node = server::LoadYaml(*text);
+    if (!node.ok()) return node.status().WithPrefix(path);
+    size_t budget = kMaxYamlValues;
     try {
-      spec = YamlToJson(YAML::Load(*text), false);
+      spec = YamlToJson(*node, false, &budget);
     } catch (const YAML::Exception& e) {
       return InvalidArgument(path + ": " + e.what());
+    } catch (const TooManyValues&) {
+      return InvalidArgument(path + ": the YAML expands to more than " +
+                             std::to_string(kMaxYamlValues) + " values (through aliases?)");
     }
   }
   if (!spec.is_object()) return InvalidArgument(path + " must hold a mapping of request members");

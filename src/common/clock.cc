@@ -33,8 +33,17 @@ std::string Format(TimePoint t, const char* fmt) {
   return std::string(buf, n);
 }
 
+// TimePoint counts nanoseconds in 64 bits (years 1677 to 2262): a year outside [1900, 2200]
+// would overflow the conversion (found by fuzz_s3_xml: <LastModified>1012-01-02T...).
+constexpr int kMinYear = 1900;
+constexpr int kMaxYear = 2200;
+
 bool FromFields(int y, int mo, int d, int h, int mi, int s, TimePoint* out) {
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  if (y < kMinYear || y > kMaxYear) return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 ||
+      s > 60) {
+    return false;
+  }
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

@@ -36,9 +36,10 @@ std::string FormatHuman(TimePoint t);
 std::string FormatAmzDate(TimePoint t);
 // ISO-8601 "YYYY-MM-DDTHH:MM:SSZ".
 std::string FormatIso8601(TimePoint t);
-// Parses "YYYYMMDDTHHMMSSZ"; false if malformed.
+// Parses "YYYYMMDDTHHMMSSZ"; false if malformed or the year is outside [1900, 2200].
 bool ParseAmzDate(const std::string& s, TimePoint* out);
-// Parses ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+00:00]"; false if malformed.
+// Parses ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+00:00]"; false if malformed or the year is
+// outside [1900, 2200] (TimePoint cannot hold much more).
 bool ParseIso8601(const std::string& s, TimePoint* out);
 
 }  // namespace ty

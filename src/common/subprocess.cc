@@ -1,6 +1,7 @@
 #include "common/subprocess.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <linux/close_range.h>
@@ -21,7 +22,7 @@ constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 // What the child reports through the error pipe when it cannot reach exec.
 struct ChildError {
-  int stage;  // 0 exec, 1 chdir, 2 output file, 3 stdio setup, 4 network namespace
+  int stage;  // 0 exec, 1 chdir, 2 output file, 3 stdio setup, 4 network namespace, 5 ids
   int err;
 };
 
@@ -154,7 +155,26 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
     }
     if (cwd != nullptr && ::chdir(cwd) != 0) ChildFail(ef, 1);
     if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) ChildFail(ef, 4);
+    if (options.uid || options.gid) {
+      // Groups first: once the uid is unprivileged, setgroups and setgid are refused.
+      if (::setgroups(0, nullptr) != 0) ChildFail(ef, 5);
+      if (options.gid && ::setresgid(*options.gid, *options.gid, *options.gid) != 0) {
+        ChildFail(ef, 5);
+      }
+      if (options.uid && ::setresuid(*options.uid, *options.uid, *options.uid) != 0) {
+        ChildFail(ef, 5);
+      }
+      // A change of credentials clears the parent-death signal: set it again.
+      if (options.kill_with_parent) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+      }
+    }
+    if (options.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(ef, 5);
     MarkAllCloseOnExec();
+    for (int fd : options.inherit_fds) {
+      if (::fcntl(fd, F_SETFD, 0) != 0) ChildFail(ef, 3);
+    }
     ::execve(program.c_str(), argv.data(), envp.data());
     ChildFail(ef, 0);
   }
@@ -185,6 +205,10 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SpawnOptions& option
         return IoError("cannot open '" + options.stdout_file + "': " + std::strerror(ce.err));
       case 4:
         return IoError("cannot enter network namespace " + options.netns_path + ": " +
+                       std::strerror(ce.err));
+      case 5:
+        return IoError("cannot change to uid " + std::to_string(options.uid.value_or(-1)) +
+                       " gid " + std::to_string(options.gid.value_or(-1)) + ": " +
                        std::strerror(ce.err));
       default:
         return IoError(std::string("cannot set up the child's standard streams: ") +

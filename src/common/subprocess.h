@@ -42,6 +42,18 @@ struct SpawnOptions {
   // When non-empty: a network namespace file (e.g. /run/netns/<name>) the child enters with
   // setns(2) before exec, so it and its descendants see that namespace's network only.
   std::string netns_path;
+  // Descriptors the child keeps open across exec, at the same numbers (for programs told an fd
+  // number on their command line, such as bubblewrap's --seccomp and --bind-fd). The caller
+  // keeps them open until Spawn returns.
+  std::vector<int> inherit_fds;
+  // When set: after entering netns_path, the child drops its supplementary groups and takes
+  // this gid and uid (real, effective and saved) before exec, so the program starts without
+  // the parent's privilege. Errors: IoError "cannot change to uid/gid ...".
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  // Default false: when true the child sets no_new_privs before exec (no setuid or file
+  // capability can raise what the program or its descendants hold).
+  bool no_new_privs = false;
 };
 
 class Subprocess {

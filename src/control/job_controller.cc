@@ -10,6 +10,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "model/failure_reason.h"
 
 namespace ty::control {
 
@@ -51,6 +52,15 @@ JobController::JobController(ControllerOptions options, store::Store* store,
       launcher_(launcher),
       images_(images),
       clock_(clock),
+      server_dirs_([this] {
+        std::vector<std::string> dirs;
+        std::string dir = options_.data_dir;
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        if (!dir.empty()) dirs.push_back(dir);
+        auto real = RealPath(dir.empty() ? "." : dir);
+        if (real.ok() && *real != dir) dirs.push_back(*real);
+        return dirs;
+      }()),
       pool_(options_.capacity, options_.catalog, options_.host_cpus, options_.host_memory_gib),
       market_(options_.spot, clock->Now()) {}
 
@@ -77,7 +87,9 @@ Status JobController::Start() {
     job->record = std::move(record);
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    raw->has_network = raw->record.spec.instance_count > 1;
+    // Every job may have a network (single-instance ones too); releasing one that has none
+    // costs a listing.
+    raw->has_network = true;
     bool all_alive = !raw->instances.empty();
     for (const auto& inst : raw->instances) {
       if (!inst.exited && !launcher_->Alive(inst.agent)) all_alive = false;
@@ -222,6 +234,12 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
         "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
         " needs instance isolation: each instance gets its own /etc/hosts naming the others "
         "through bubblewrap, and this server runs jobs without it (isolation: none).");
+  }
+  if (spec.network_isolation && options_.isolation == "none") {
+    return InvalidArgument(
+        "EnableNetworkIsolation needs instance isolation (a network namespace the training "
+        "process enters through bubblewrap), and this server runs jobs without it "
+        "(isolation: none).");
   }
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
@@ -480,7 +498,12 @@ Status JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
 }
 
 void JobController::Apply(ActiveJob* job, const Event& event) {
-  StepResult r = Step(job->record, event, clock_->Now(), options_.stop_policy);
+  // Reasons come from the agent and from here, both of which see host paths.
+  Event public_event = event;
+  if (!public_event.failure_reason.empty()) {
+    public_event.failure_reason = model::HideServerPaths(event.failure_reason, server_dirs_);
+  }
+  StepResult r = Step(job->record, public_event, clock_->Now(), options_.stop_policy);
   if (r.changed) {
     // Keep the handle of a still-running agent until it is gone: the record
     // forgets the pid when the job ends, but actions may still target it.
@@ -612,29 +635,43 @@ void JobController::LaunchAgents(ActiveJob* job) {
   std::vector<std::string> hosts;
   for (int i = 1; i <= count; ++i) hosts.push_back("algo-" + std::to_string(i));
 
-  // Multi-node jobs get one address per instance, the same on every attempt (the launcher
-  // keeps the job's network until the job ends).
+  // Every instance gets its network (its own namespace where the machine allows it), the same
+  // on every attempt (the launcher keeps the job's network until the job ends).
   std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
-  if (count > 1) {
-    if (job->networks.empty()) {
-      // Making the network runs `ip` a few times (~0.1-0.5 s): off the loop, so other jobs'
-      // reports and requests are not held up. NetworkReady launches the attempt.
+  if (job->networks.empty()) {
+    launch::NetworkRequest request;
+    request.count = count;
+    request.isolated = rec.spec.network_isolation;
+    request.store_access = options_.pass_s3_credentials && !options_.storage_s3.is_null();
+    request.sandboxed = options_.isolation != "none";
+    const std::string arn = rec.arn;
+    if (launcher_->PreparesNetworkAtOnce(request) && releases_.count(arn) == 0) {
+      // Nothing to make in the kernel (the host's network, loopback aliases): no thread hop.
+      auto made = launcher_->PrepareNetwork(arn, request);
+      if (!made.ok()) {
+        return fail("InternalServerError: could not set up the instances' network: " +
+                    made.status().message());
+      }
+      job->has_network = true;
+      job->networks = std::move(made).value();
+    } else {
+      // Making the network runs `ip` and `nft` a few times (~0.1-0.5 s): off the loop, so other
+      // jobs' reports and requests are not held up. NetworkReady launches the attempt.
       if (!job->network_pending) {
         job->network_pending = true;
-        const std::string arn = rec.arn;
         std::shared_future<void> released;  // the network of an ended job of the same name
         if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
-        network_threads_[arn] = std::thread([this, arn, count, attempt = rec.attempt, released] {
+        network_threads_[arn] = std::thread([this, arn, request, attempt = rec.attempt, released] {
           if (released.valid()) released.wait();
           auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
-              launcher_->PrepareNetwork(arn, count));
+              launcher_->PrepareNetwork(arn, request));
           Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
         });
       }
       return;
     }
-    networks = job->networks;
   }
+  networks = job->networks;
 
   model::InstanceConfig base;
   base.job_name = rec.spec.name;
@@ -656,6 +693,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.token = rec.agent_token;
   base.stop_grace_seconds = options_.stop_policy.stop_grace.count();
   base.isolation = options_.isolation;
+  base.sandbox = options_.sandbox;
   auto own_roots = options_.account_file_roots.find(rec.account);
   base.file_roots = own_roots != options_.account_file_roots.end() ? own_roots->second
                                                                    : options_.file_roots;
@@ -666,6 +704,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;
   base.num_gpus = type != nullptr ? type->gpus : 0;
   base.memory_gib = type != nullptr ? type->memory_gib : 0;
+  base.max_processes = type != nullptr ? capacity::MaxProcesses(*type) : 0;
   base.enforce_limits = options_.enforce_instance_limits;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
   base.log_buffer_lines = options_.agent_log_buffer_lines;

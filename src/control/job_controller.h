@@ -50,6 +50,7 @@ struct ControllerOptions {
   nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
+  model::SandboxConfig sandbox;         // how bwrap holds training processes (passed to agents)
   // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.
   bool enforce_instance_limits = true;
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
@@ -181,6 +182,9 @@ class JobController {
   launch::Launcher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
+  // The data dir as configured and as the kernel spells it: FailureReasons never show paths
+  // under it (model::HideServerPaths).
+  const std::vector<std::string> server_dirs_;
 
   std::mutex mu_;
   std::condition_variable cv_;

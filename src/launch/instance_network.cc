@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -32,7 +33,10 @@ constexpr char kPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // `ip` answers in milliseconds; the bound only keeps a wedged kernel from wedging a caller.
 constexpr auto kIpTimeout = std::chrono::seconds(10);
 constexpr auto kKillWait = std::chrono::seconds(2);
-constexpr char kCompleteAlias[] = "trainyard instances=";
+// The bridge's alias: "trainyard server=<owner>" from its first batch on, then
+// "trainyard server=<owner> instances=<count>" once the network is complete.
+constexpr char kAliasPrefix[] = "trainyard";
+constexpr char kCompleteMark[] = " instances=";
 constexpr char kIpMissingPrefix[] = "cannot execute 'ip'";
 // Where iproute2 keeps the names of network namespaces. `ip netns list` only lists this
 // directory, so it is read here directly, which spares starting a process.
@@ -541,12 +545,27 @@ bool LineHas(const std::string& line, const std::string& part) {
 
 // The instance count a completed Create wrote into the bridge's alias; nullopt when absent.
 std::optional<int> CompletedCount(const std::string& bridge_line) {
-  const std::string marker = std::string("alias ") + kCompleteAlias;
-  size_t at = bridge_line.find(marker);
+  size_t at = bridge_line.find(std::string("alias ") + kAliasPrefix);
   if (at == std::string::npos) return std::nullopt;
-  auto words = SplitWords(bridge_line.substr(at + marker.size()));
+  at = bridge_line.find(kCompleteMark, at);
+  if (at == std::string::npos) return std::nullopt;
+  auto words = SplitWords(bridge_line.substr(at + std::strlen(kCompleteMark)));
   if (words.empty()) return std::nullopt;
   return ParseInstanceNumber(words[0]);
+}
+
+// Whether a job network found on the machine was made by the server `owner`: its bridge's alias
+// says so. Namespaces and veths without a bridge have no owner to tell (Create makes the bridge
+// first and Destroy removes it last): only an ownerless InstanceNetworks takes them.
+bool OwnedBy(const JobObjects& objects, const std::string& owner) {
+  if (owner.empty()) return true;
+  if (!objects.bridge_line) return false;
+  const std::string alias = std::string("alias ") + kAliasPrefix + " server=" + owner;
+  size_t at = objects.bridge_line->find(alias);
+  if (at == std::string::npos) return false;
+  size_t end = at + alias.size();
+  return end == objects.bridge_line->size() || (*objects.bridge_line)[end] == ' ' ||
+         (*objects.bridge_line)[end] == '\\';
 }
 
 JobNetwork DescribeNamespaces(const std::string& key, int count, uint32_t net) {
@@ -765,17 +784,19 @@ Status RemovedStatus(const std::string& key, const Removals::Job& job,
 // ---- making ----
 
 // Makes the kernel objects of `n` with 2 + count `ip` processes: one for the host's side, one
-// per namespace for its inside, one for the mark of completion. On failure removes what it made
-// (everything of `n.key` but the names in `spare`, which were there before and are not ours)
-// and says which command failed and why.
-Status Build(const JobNetwork& n, const std::set<std::string>& spare) {
+// per namespace for its inside, one for the mark of completion. The bridge carries `owner`
+// in its alias from the first batch on. On failure removes what it made (everything of
+// `n.key` but the names in `spare`, which were there before and are not ours) and says which
+// command failed and why.
+Status Build(const JobNetwork& n, const std::string& owner, const std::set<std::string>& spare) {
+  const std::string alias = std::string(kAliasPrefix) + " server=" + owner;
   const std::string group =
       std::to_string(kLinkGroupBase + NetSlot(*ParseIpv4(n.gateway) & Mask(24)));
   IpBatch host;
   host.commands = {
       {"link", "add", n.bridge, "type", "bridge"},
       {"addr", "add", n.gateway + "/24", "dev", n.bridge},
-      {"link", "set", n.bridge, "group", group, "up"},
+      {"link", "set", n.bridge, "group", group, "alias", alias, "up"},
   };
   for (size_t i = 0; i < n.instances.size(); ++i) {
     const std::string& ns = n.instances[i].netns;
@@ -798,7 +819,7 @@ Status Build(const JobNetwork& n, const std::set<std::string>& spare) {
   // Last: the mark that says the network is complete.
   batches.push_back({{},
                      {{"link", "set", "dev", n.bridge, "alias",
-                       kCompleteAlias + std::to_string(n.instances.size())}}});
+                       alias + kCompleteMark + std::to_string(n.instances.size())}}});
 
   for (const auto& batch : batches) {
     auto failure = BatchFailure(RunIpBatch(batch));
@@ -845,7 +866,13 @@ std::string PreferredSubnet(const std::string& key) {
   return Ipv4Text(SlotNet(KeyHash16(key))) + "/24";
 }
 
-std::string JobNetworkKey(const std::string& job_arn) { return Sha256Hex(job_arn).substr(0, 8); }
+std::string JobNetworkKey(const std::string& job_arn, const std::string& server_id) {
+  return Sha256Hex(server_id.empty() ? job_arn : server_id + " " + job_arn).substr(0, 8);
+}
+
+std::string ServerNetworkId(const std::string& data_dir) {
+  return Sha256Hex(data_dir).substr(0, 8);
+}
 
 std::string HostsFileText(const JobNetwork& network) {
   std::string text = "127.0.0.1 localhost\n::1 localhost\n";
@@ -896,16 +923,16 @@ NetworkSupport ProbeNetworkSupport() {
 class InstanceNetworks::KeyLock {
  public:
   KeyLock(InstanceNetworks* owner, std::string key) : owner_(owner), key_(std::move(key)) {
-    std::unique_lock<std::mutex> lock(owner_->mu_);
-    owner_->key_released_.wait(lock, [&] { return owner_->busy_keys_.count(key_) == 0; });
+    MutexLock lock(&owner_->mu_);
+    while (owner_->busy_keys_.count(key_) != 0) owner_->key_released_.Wait(&owner_->mu_);
     owner_->busy_keys_.insert(key_);
   }
   ~KeyLock() {
     {
-      std::lock_guard<std::mutex> lock(owner_->mu_);
+      MutexLock lock(&owner_->mu_);
       owner_->busy_keys_.erase(key_);
     }
-    owner_->key_released_.notify_all();
+    owner_->key_released_.SignalAll();
   }
   KeyLock(const KeyLock&) = delete;
   KeyLock& operator=(const KeyLock&) = delete;
@@ -934,7 +961,7 @@ Result<JobNetwork> InstanceNetworks::Create(const std::string& key, int count, N
 JobNetwork InstanceNetworks::CreateLoopback(const std::string& key, int count) {
   uint32_t net = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = loopback_.find(key);
     if (it != loopback_.end()) {
       net = it->second;
@@ -968,7 +995,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
   const JobObjects found = survey.jobs.count(key) != 0 ? survey.jobs[key] : JobObjects();
   uint32_t preferred = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = subnets_.find(key);
     if (it != subnets_.end()) preferred = it->second;
   }
@@ -993,7 +1020,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
       JobNetwork existing = DescribeNamespaces(key, count, preferred);
       TY_ASSIGN_OR_RETURN(bool intact, Intact(existing, found));
       if (intact) {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         subnets_[key] = preferred;
         return existing;
       }
@@ -1008,7 +1035,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
   }
   TY_ASSIGN_OR_RETURN(uint32_t net, ReserveSubnet(key, preferred));
   JobNetwork n = DescribeNamespaces(key, count, net);
-  Status built = Build(n, spare);
+  Status built = Build(n, owner_, spare);
   if (!built.ok()) {
     ReleaseSubnet(key);
     return built;
@@ -1018,8 +1045,8 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
 
 Result<uint32_t> InstanceNetworks::ReserveSubnet(const std::string& key, uint32_t preferred) {
   TY_ASSIGN_OR_RETURN(std::vector<Prefix> used, UsedPrefixes());
-  std::lock_guard<std::mutex> lock(mu_);
-  auto is_free = [&](uint32_t net) {
+  MutexLock lock(&mu_);
+  auto is_free = [&](uint32_t net) TY_REQUIRES(mu_) {
     const Prefix candidate{net, 24};
     for (const auto& u : used) {
       if (Overlaps(candidate, u)) return false;
@@ -1047,7 +1074,7 @@ Result<uint32_t> InstanceNetworks::ReserveSubnet(const std::string& key, uint32_
 }
 
 void InstanceNetworks::ReleaseSubnet(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   subnets_.erase(key);
 }
 
@@ -1057,7 +1084,7 @@ Status InstanceNetworks::Destroy(const std::string& key, DestroyReport* report) 
   }
   KeyLock hold(this, key);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (loopback_.erase(key) != 0) return Status::Ok();
   }
   Status s = DestroyLocked(key, report);
@@ -1084,7 +1111,7 @@ Result<std::vector<std::string>> InstanceNetworks::SweepLeftovers(
   TY_ASSIGN_OR_RETURN(Survey survey, TakeSurvey());
   std::set<std::string> keys;
   for (const auto& [key, objects] : survey.jobs) {
-    if (keep.count(key) == 0) keys.insert(key);
+    if (keep.count(key) == 0 && OwnedBy(objects, owner_)) keys.insert(key);
   }
   std::vector<std::string> removed;
   if (keys.empty()) return removed;

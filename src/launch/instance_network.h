@@ -11,12 +11,13 @@
 //     per instance n (1-based): netns "ty-<key>-<n>", a veth pair whose host end "tyv-<key>-<n>"
 //       is a port of the bridge and whose other end is "eth0" inside the netns with address
 //       10.X.Y.(n+1)/24, lo and eth0 up, default route via the gateway;
-//     last, the bridge's alias "trainyard instances=<count>", which marks the network complete.
+//     the bridge's alias "trainyard server=<owner>" (set with the bridge), which says whose it
+//       is, and last "trainyard server=<owner> instances=<count>", which marks it complete.
 //   The /24 is derived from the key and moves on past any /24 that overlaps an address or route
 //   of this machine, a name server of /etc/resolv.conf, or a network this object is making, so
-//   two jobs never share one. No forwarding or NAT is set up: with the host's default
-//   net.ipv4.ip_forward=0, instances reach each other and the host, nothing beyond (with
-//   forwarding on, the host would also route between two jobs' /24s). Nothing is written to
+//   two jobs never share one. This object sets up no forwarding, NAT or filtering: on its own,
+//   instances reach each other and the host (and, with net.ipv4.ip_forward=1, whatever the host
+//   routes to). What they may reach is launch/network_firewall.h's. Nothing is written to
 //   /etc/netns: whoever starts processes in an instance binds HostsFileText() and
 //   ResolvConfText() over /etc/hosts and /etc/resolv.conf.
 // - kLoopback: no kernel objects. Instance n gets 127.X.Y.n (all of 127/8 is local on Linux),
@@ -26,8 +27,9 @@
 // Names: keys are [0-9a-z]+ (JobNetworkKey() makes 8 hex characters); Linux interface names have
 // at most 15 characters, which bounds an 8-character key to 99 instances.
 //
-// SweepLeftovers() owns every "ty-*" netns and "tyb-*"/"tyv-*" link of the machine: run one
-// Trainyard server (one InstanceNetworks) per machine.
+// Several servers may share a machine: each gives its InstanceNetworks its own owner id (and
+// keys of its own, see JobNetworkKey), and SweepLeftovers() takes only networks whose bridge
+// names that owner. Firewall rules are launch/network_firewall.h's.
 //
 // Thread-safe: all methods may be called from any thread. Calls for the same key are serialised
 // (a second one waits for the first); calls for different keys run in parallel.
@@ -35,14 +37,14 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace ty::launch {
@@ -83,8 +85,12 @@ struct NetworkSupport {
 // failing `ip` command and its stderr. Takes ~40 ms: call it once at server start.
 NetworkSupport ProbeNetworkSupport();
 
-// The network key of a job: the first 8 hex characters of SHA-256(job_arn). Stable.
-std::string JobNetworkKey(const std::string& job_arn);
+// The network key of a job: the first 8 hex characters of SHA-256(job_arn), or of
+// SHA-256(server_id + " " + job_arn) when server_id is not empty (two servers on one machine
+// may run jobs of the same ARN). Stable.
+std::string JobNetworkKey(const std::string& job_arn, const std::string& server_id = "");
+// A server's owner id: the first 8 hex characters of SHA-256(its real data dir path).
+std::string ServerNetworkId(const std::string& data_dir);
 
 // The /etc/hosts of every instance: localhost (v4 and v6), then "<ip> algo-<n>" per instance.
 std::string HostsFileText(const JobNetwork& network);
@@ -110,7 +116,9 @@ struct DestroyReport {
 
 class InstanceNetworks {
  public:
-  InstanceNetworks() = default;
+  // owner: the id written into every bridge this object makes, and the only one
+  // SweepLeftovers takes; "" takes every job network on the machine (one server per machine).
+  explicit InstanceNetworks(std::string owner = "") : owner_(std::move(owner)) {}
   InstanceNetworks(const InstanceNetworks&) = delete;
   InstanceNetworks& operator=(const InstanceNetworks&) = delete;
 
@@ -136,8 +144,9 @@ class InstanceNetworks {
   // afterwards, naming it and why. `report` (optional) receives what was removed and killed.
   Status Destroy(const std::string& key, DestroyReport* report = nullptr);
 
-  // Destroys every job network on this machine ("ty-*" netns, "tyb-*"/"tyv-*" links) whose key
-  // is not in `keep`, e.g. after a server crash. Returns the netns and link names removed.
+  // Destroys every job network of this owner on this machine ("ty-*" netns, "tyb-*"/"tyv-*"
+  // links; with an owner, only keys whose bridge names it) whose key is not in `keep`, e.g.
+  // after a server crash. Returns the netns and link names removed.
   // Errors: kIoError when listing fails or something could not be removed (the others are
   // removed anyway).
   Result<std::vector<std::string>> SweepLeftovers(const std::set<std::string>& keep);
@@ -153,11 +162,12 @@ class InstanceNetworks {
   Result<uint32_t> ReserveSubnet(const std::string& key, uint32_t preferred);
   void ReleaseSubnet(const std::string& key);
 
-  std::mutex mu_;
-  std::condition_variable key_released_;
-  std::set<std::string> busy_keys_;           // TY_GUARDED_BY(mu_): a call is working on these
-  std::map<std::string, uint32_t> subnets_;   // TY_GUARDED_BY(mu_): key -> its /24 (host order)
-  std::map<std::string, uint32_t> loopback_;  // TY_GUARDED_BY(mu_): key -> its 127.X.Y.0
+  const std::string owner_;
+  Mutex mu_;
+  CondVar key_released_;
+  std::set<std::string> busy_keys_ TY_GUARDED_BY(mu_);  // a call is working on these
+  std::map<std::string, uint32_t> subnets_ TY_GUARDED_BY(mu_);  // key -> its /24 (host order)
+  std::map<std::string, uint32_t> loopback_ TY_GUARDED_BY(mu_);  // key -> its 127.X.Y.0
 };
 
 }  // namespace ty::launch

@@ -15,6 +15,15 @@ namespace ty::launch {
 // Identifies a running agent well enough to signal it and to recognise it
 // again after a server restart (pid plus the kernel's start time, so a
 // reused pid is never mistaken for our agent).
+// What a job's network must allow.
+struct NetworkRequest {
+  int count = 1;              // instances
+  bool isolated = false;      // EnableNetworkIsolation: its peers only, nothing outside
+  bool store_access = false;  // storage.pass_credentials_to_jobs: the S3 store too
+  // The training process runs in the sandbox (and so can enter a network namespace).
+  bool sandboxed = true;
+};
+
 struct AgentHandle {
   int64_t pid = 0;
   int64_t start_ticks = 0;
@@ -31,13 +40,19 @@ class Launcher {
   // True while the agent process exists (reaps it if it is our child).
   virtual bool Alive(const AgentHandle& agent) = 0;
 
-  // Multi-node jobs. PrepareNetwork gives each of `count` instances of job `job_arn` its
-  // address and the names of all (algo-1 first); called again for a restart of the same job
-  // it returns the same addresses. ReleaseNetwork removes it when the job ends;
-  // SweepNetworks removes networks of jobs not in `keep` (left by a crashed server).
-  // Errors: kFailedPrecondition when this launcher cannot run multi-node jobs (and why).
+  // Every job. PrepareNetwork gives each of `request.count` instances of job `job_arn` its
+  // network: its address and the names of all (algo-1 first), or for a single instance that
+  // cannot have a network of its own an empty address and a notice saying so; called again
+  // for a restart of the same job it returns the same addresses. ReleaseNetwork removes it
+  // when the job ends (a no-op for a job that got none); SweepNetworks removes networks of
+  // jobs not in `keep` (left by a crashed server).
+  // Errors: kFailedPrecondition when this launcher cannot run the job's network (multi-node
+  // without namespaces where they are required, network isolation without namespaces).
   virtual Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(
-      const std::string& job_arn, int count) = 0;
+      const std::string& job_arn, const NetworkRequest& request) = 0;
+  // True when PrepareNetwork(request) does no slow work (nothing to make in the kernel), so
+  // the controller may call it on its loop instead of on a thread of its own.
+  virtual bool PreparesNetworkAtOnce(const NetworkRequest& request) const { return false; }
   virtual void ReleaseNetwork(const std::string& job_arn) = 0;
   virtual void SweepNetworks(const std::vector<std::string>& keep) = 0;
 };

@@ -1,6 +1,9 @@
 #include "launch/local_launcher.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/text.h"
 
 namespace ty::launch {
 
@@ -43,40 +47,216 @@ Result<NetworkPolicy> ParseNetworkPolicy(const std::string& name) {
   return InvalidArgument("network must be auto, namespaces or loopback, not '" + name + "'");
 }
 
-LocalLauncher::LocalLauncher(std::string agent_binary, NetworkPolicy network)
-    : agent_binary_(std::move(agent_binary)), policy_(network) {
-  if (policy_ != NetworkPolicy::kLoopback) support_ = ProbeNetworkSupport();
+namespace {
+
+// The IPv4 name servers of the host's resolv.conf that an instance can reach through NAT (not
+// a loopback one, such as a local caching resolver: the instance's 127/8 is its own).
+std::vector<std::string> HostNameServers() {
+  std::vector<std::string> out;
+  std::ifstream in("/etc/resolv.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto words = SplitWords(line);
+    in_addr a{};
+    if (words.size() >= 2 && words[0] == "nameserver" &&
+        ::inet_pton(AF_INET, words[1].c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) != 127) {
+      out.push_back(words[1]);
+    }
+  }
+  return out;
+}
+
+// This machine's IPv4 addresses, for telling a store on the host from a remote one.
+std::vector<std::string> LocalIpv4Addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) out.push_back(text);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+}  // namespace
+
+LocalLauncher::LocalLauncher(std::string agent_binary, NetworkPolicy network,
+                             LocalNetworkOptions options)
+    : agent_binary_(std::move(agent_binary)),
+      policy_(network),
+      options_(std::move(options)),
+      networks_(options_.server_id) {
+  if (policy_ == NetworkPolicy::kLoopback) return;
+  support_ = ProbeNetworkSupport();
+  if (!support_.namespaces) return;
+  if (!options_.firewall) {
+    firewall_reason_ = "the firewall is turned off";
+    return;
+  }
+  firewall_reason_ = ProbeFirewall();
+  if (!firewall_reason_.empty()) return;
+  std::optional<StoreEndpoint> store;
+  if (!options_.store_url.empty()) {
+    store = ParseStoreEndpoint(options_.store_url, LocalIpv4Addresses());
+  }
+  auto firewall = std::make_unique<NetworkFirewall>(
+      options_.server_id.empty() ? std::string("default") : options_.server_id, store);
+  Status installed = firewall->Install();
+  if (!installed.ok()) {
+    firewall_reason_ = installed.message();
+    return;
+  }
+  firewall_ = std::move(firewall);
+  if (HostHasDefaultRoute()) {
+    // NAT needs the host to forward; the firewall's forward rules keep that from routing
+    // between two jobs' networks or into one from outside.
+    auto enabled = EnableForwarding();
+    if (enabled.ok()) {
+      nat_ = true;
+      forwarding_note_ = *enabled ? "set net.ipv4.ip_forward=1 (it was 0) for the instances' NAT"
+                                  : "net.ipv4.ip_forward is 1";
+    } else {
+      forwarding_note_ = "no NAT: " + enabled.status().message();
+    }
+  } else {
+    forwarding_note_ = "no NAT: this host has no IPv4 default route";
+  }
+}
+
+LocalLauncher::~LocalLauncher() { Close(); }
+
+void LocalLauncher::Close() {
+  if (firewall_ == nullptr) return;
+  Status s = firewall_->Uninstall();
+  if (!s.ok()) std::fprintf(stderr, "trainyard: %s\n", s.ToString().c_str());
+  firewall_.reset();
 }
 
 std::string LocalLauncher::NetworkSummary() const {
   switch (policy_) {
     case NetworkPolicy::kLoopback:
-      return "multi-node instances: loopback addresses (network: loopback)";
+      return "instances: multi-node on loopback addresses, single-instance on the host's network "
+             "(network: loopback)";
     case NetworkPolicy::kNamespaces:
-      return support_.namespaces
-                 ? "multi-node instances: a network namespace each"
-                 : "multi-node instances: refused (network: namespaces, but " + support_.reason +
-                       ")";
+      if (!support_.namespaces) {
+        return "instances: refused (network: namespaces, but " + support_.reason + ")";
+      }
+      break;
     case NetworkPolicy::kAuto:
+      if (!support_.namespaces) {
+        return "instances: multi-node on loopback addresses, single-instance on the host's "
+               "network (no network namespaces: " +
+               support_.reason + ")";
+      }
       break;
   }
-  return support_.namespaces ? "multi-node instances: a network namespace each"
-                             : "multi-node instances: loopback addresses (no network namespaces: " +
-                                   support_.reason + ")";
+  std::string line = "instances: a network namespace each";
+  if (firewall_ != nullptr) {
+    line += ", nftables table " + firewall_->table() + " keeps them off this host's services; " +
+            forwarding_note_;
+    if (firewall_->store()) {
+      line += "; jobs given the S3 store's credentials reach it" +
+              std::string(firewall_->store()->on_host ? " (by DNAT from their gateway)" : "");
+    }
+  } else {
+    line += ", WITHOUT a firewall (" + firewall_reason_ +
+            "): they reach this host's services on their gateway address, and nothing beyond";
+  }
+  return line;
+}
+
+std::string LocalLauncher::NamespaceNotice(const JobNetwork& net, const JobReach& reach) const {
+  std::string line = "trainyard: network: own namespace on " + net.subnet;
+  if (firewall_ == nullptr) {
+    return line + "; WARNING: no firewall (" + firewall_reason_ +
+           "): this instance can reach services of the host that listen on all addresses, "
+           "through " +
+           net.gateway + "; nothing beyond";
+  }
+  if (net.instances.size() > 1) line += "; reaches its peers";
+  if (reach.outside) {
+    line += "; the outside world through NAT";
+  } else {
+    line += std::string("; nothing outside (") +
+            (nat_ ? "EnableNetworkIsolation" : "this host has no route out") +
+            ")";
+  }
+  if (reach.store && firewall_->store()) {
+    line += "; the S3 store" + std::string(firewall_->store()->on_host
+                                               ? " at " + net.gateway + ":" +
+                                                     std::to_string(firewall_->store()->port)
+                                               : "");
+  }
+  return line + "; not this host's services";
+}
+
+NetworkMode LocalLauncher::ModeFor(const NetworkRequest& request, std::string* why_not) const {
+  if (policy_ == NetworkPolicy::kLoopback) {
+    *why_not = "the server's network setting is 'loopback'";
+  } else if (!support_.namespaces) {
+    *why_not = "network namespaces are not available here: " + support_.reason;
+  } else if (!request.sandboxed) {
+    *why_not = "the training process runs without the sandbox (isolation: none)";
+  } else {
+    return NetworkMode::kNamespaces;
+  }
+  return NetworkMode::kLoopback;
+}
+
+bool LocalLauncher::PreparesNetworkAtOnce(const NetworkRequest& request) const {
+  std::string why_not;
+  // Loopback aliases and the host's network are bookkeeping in memory.
+  return ModeFor(request, &why_not) == NetworkMode::kLoopback;
 }
 
 Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::PrepareNetwork(
-    const std::string& job_arn, int count) {
-  NetworkMode mode = NetworkMode::kLoopback;
-  if (policy_ != NetworkPolicy::kLoopback) {
-    if (support_.namespaces) {
-      mode = NetworkMode::kNamespaces;
-    } else if (policy_ == NetworkPolicy::kNamespaces) {
-      return FailedPrecondition("network namespaces are not available here (" + support_.reason +
-                                ") and the server's network setting is 'namespaces'");
+    const std::string& job_arn, const NetworkRequest& request) {
+  const int count = request.count;
+  std::string why_not;  // why no namespaces
+  const NetworkMode mode = ModeFor(request, &why_not);
+  if (mode == NetworkMode::kLoopback) {
+    if (policy_ == NetworkPolicy::kNamespaces) {
+      return FailedPrecondition("this job needs a network namespace per instance and the "
+                                "server's network setting is 'namespaces', but " +
+                                why_not);
+    }
+    if (request.isolated) {
+      return FailedPrecondition("EnableNetworkIsolation needs a network namespace per "
+                                "instance, but " +
+                                why_not);
+    }
+    if (count == 1) {
+      model::InstanceNetworkConfig c;
+      c.notice = "trainyard: network: WARNING: shares the host's network (" + why_not +
+                 "): this instance can reach every service of this host, 127.0.0.1 included";
+      return std::vector<model::InstanceNetworkConfig>{c};
     }
   }
-  TY_ASSIGN_OR_RETURN(JobNetwork net, networks_.Create(JobNetworkKey(job_arn), count, mode));
+  const std::string key = JobNetworkKey(job_arn, options_.server_id);
+  TY_ASSIGN_OR_RETURN(JobNetwork net, networks_.Create(key, count, mode));
+  JobReach reach;
+  std::string notice;
+  if (mode == NetworkMode::kNamespaces) {
+    reach.bridge = net.bridge;
+    reach.outside = nat_ && !request.isolated;
+    reach.store = request.store_access && !request.isolated;
+    if (firewall_ != nullptr) {
+      Status opened = firewall_->AddJob(reach);
+      if (!opened.ok()) {
+        // Never run a job with less isolation than it was promised.
+        Status removed = networks_.Destroy(key);
+        (void)removed;
+        return opened;
+      }
+    }
+    notice = NamespaceNotice(net, reach);
+  } else {
+    notice = "trainyard: network: WARNING: loopback addresses on the host's network (" + why_not +
+             "): instances can reach every service of this host";
+  }
   std::vector<model::InstanceNetworkConfig> out;
   for (const auto& inst : net.instances) {
     model::InstanceNetworkConfig c;
@@ -84,26 +264,39 @@ Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::PrepareNetwork(
     c.interface = net.interface;
     c.address = inst.ip;
     for (const auto& peer : net.instances) c.hosts.emplace_back(peer.host, peer.ip);
+    if (reach.store && firewall_ != nullptr && firewall_->store()) {
+      c.store_url = StoreUrlForJob(options_.store_url, *firewall_->store(), net.gateway);
+    }
+    c.notice = notice;
+    if (reach.outside) c.nameservers = HostNameServers();
     out.push_back(std::move(c));
   }
   return out;
 }
 
 void LocalLauncher::ReleaseNetwork(const std::string& job_arn) {
-  Status s = networks_.Destroy(JobNetworkKey(job_arn));
+  const std::string key = JobNetworkKey(job_arn, options_.server_id);
+  Status s = networks_.Destroy(key);
   if (!s.ok()) std::fprintf(stderr, "trainyard: %s\n", s.ToString().c_str());
+  if (firewall_ != nullptr) {
+    Status closed = firewall_->RemoveJob(BridgeName(key));
+    if (!closed.ok()) std::fprintf(stderr, "trainyard: %s\n", closed.ToString().c_str());
+  }
 }
 
 void LocalLauncher::SweepNetworks(const std::vector<std::string>& keep) {
   if (!support_.namespaces) return;
   std::set<std::string> keys;
-  for (const auto& arn : keep) keys.insert(JobNetworkKey(arn));
+  for (const auto& arn : keep) keys.insert(JobNetworkKey(arn, options_.server_id));
   auto removed = networks_.SweepLeftovers(keys);
   if (!removed.ok()) {
     std::fprintf(stderr, "trainyard: %s\n", removed.status().ToString().c_str());
   } else if (!removed->empty()) {
     std::string names;
-    for (const auto& n : *removed) names += (names.empty() ? "" : " ") + n;
+    for (const auto& n : *removed) {
+      names += (names.empty() ? "" : " ") + n;
+      if (firewall_ != nullptr && n.rfind("tyb-", 0) == 0) (void)firewall_->RemoveJob(n);
+    }
     std::fprintf(stderr, "trainyard: removed instance networks left by an earlier server: %s\n",
                  names.c_str());
   }
@@ -175,7 +368,7 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
     return ErrnoStatus("cannot execute agent " + agent_binary_, child_errno);
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     children_.insert(pid);
   }
   return AgentHandle{pid, ProcessStartTicks(pid)};
@@ -192,7 +385,7 @@ void LocalLauncher::Signal(const AgentHandle& agent, int sig) {
 bool LocalLauncher::Alive(const AgentHandle& agent) {
   if (agent.pid <= 0) return false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (children_.count(agent.pid)) {
       int status = 0;
       pid_t r = ::waitpid(static_cast<pid_t>(agent.pid), &status, WNOHANG);

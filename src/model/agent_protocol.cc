@@ -39,6 +39,9 @@ json NetworkToJson(const InstanceNetworkConfig& n) {
           {"interface", n.interface},
           {"address", n.address},
           {"master_port", n.master_port},
+          {"store_url", n.store_url},
+          {"notice", n.notice},
+          {"nameservers", n.nameservers},
           {"hosts", hosts}};
 }
 
@@ -60,12 +63,18 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"notice_seconds", c.notice_seconds},
           {"log_buffer_lines", c.log_buffer_lines},
           {"isolation", c.isolation},
+          {"sandbox",
+           {{"user_namespace", c.sandbox.user_namespace},
+            {"uid", c.sandbox.uid},
+            {"gid", c.sandbox.gid},
+            {"hidden_paths", c.sandbox.hidden_paths}}},
           {"file_roots", c.file_roots},
           {"storage_s3", c.storage_s3},
           {"pass_s3_credentials", c.pass_s3_credentials},
           {"num_cpus", c.num_cpus},
           {"num_gpus", c.num_gpus},
           {"memory_gib", c.memory_gib},
+          {"max_processes", c.max_processes},
           {"enforce_limits", c.enforce_limits},
           {"network", NetworkToJson(c.network)},
           {"image",
@@ -94,18 +103,28 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.log_buffer_lines = j.value("log_buffer_lines", int64_t{20000});
     c.isolation = j.value("isolation", std::string("auto"));
+    if (auto it = j.find("sandbox"); it != j.end() && it->is_object()) {
+      c.sandbox.user_namespace = it->value("user_namespace", true);
+      c.sandbox.uid = it->value("uid", c.sandbox.uid);
+      c.sandbox.gid = it->value("gid", c.sandbox.gid);
+      c.sandbox.hidden_paths = it->value("hidden_paths", std::vector<std::string>{});
+    }
     c.file_roots = j.value("file_roots", std::vector<std::string>{});
     if (j.contains("storage_s3")) c.storage_s3 = j.at("storage_s3");
     c.pass_s3_credentials = j.value("pass_s3_credentials", false);
     c.num_cpus = j.value("num_cpus", 1);
     c.num_gpus = j.value("num_gpus", 0);
     c.memory_gib = j.value("memory_gib", 0.0);
+    c.max_processes = j.value("max_processes", 0);
     c.enforce_limits = j.value("enforce_limits", false);
     if (auto it = j.find("network"); it != j.end() && it->is_object()) {
       c.network.netns = it->value("netns", std::string());
       c.network.interface = it->value("interface", std::string());
       c.network.address = it->value("address", std::string());
       c.network.master_port = it->value("master_port", 7777);
+      c.network.store_url = it->value("store_url", std::string());
+      c.network.notice = it->value("notice", std::string());
+      c.network.nameservers = it->value("nameservers", std::vector<std::string>());
       for (const auto& h : it->value("hosts", json::array())) {
         c.network.hosts.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
       }

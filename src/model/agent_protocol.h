@@ -34,9 +34,10 @@ struct ImageEntry {
   std::map<std::string, std::string> env;      // added before the job's Environment
 };
 
-// The network an instance's training process sees. Single-instance jobs leave it empty and
-// share the host's network; multi-node jobs get one address per instance (launch/
-// instance_network.h): in its own network namespace, or on a loopback alias.
+// The network an instance's training process sees: one address per instance (launch/
+// instance_network.h), in its own network namespace, or on a loopback alias for multi-node
+// jobs where namespaces cannot be made. Empty (no address) for a single instance that shares
+// the host's network.
 struct InstanceNetworkConfig {
   std::string netns;                 // `ip netns` name the training process enters; "" for none
   std::string interface;             // SM_NETWORK_INTERFACE_NAME ("eth0"; "lo" on loopback)
@@ -44,7 +45,27 @@ struct InstanceNetworkConfig {
   // Every instance's name and address, for the instance's /etc/hosts.
   std::vector<std::pair<std::string, std::string>> hosts;
   int master_port = 7777;            // SM_MASTER_PORT
+  // AWS_ENDPOINT_URL_S3 as this instance reaches the store (the gateway in place of a store on
+  // the host); "" keeps the store's own URL.
+  std::string store_url;
+  // Name servers for the instance's resolv.conf: the host's, for instances with NAT; none
+  // otherwise (a lookup that misses /etc/hosts then fails at once instead of hanging).
+  std::vector<std::string> nameservers;
+  // A line for the job's log saying what this network reaches and, when it is weaker than a
+  // namespace behind the firewall, why.
+  std::string notice;
   bool empty() const { return address.empty(); }
+};
+
+// How the training process is sandboxed when isolation is bwrap (agent/sandbox.h).
+struct SandboxConfig {
+  // true: a user namespace in which `uid`/`gid` (unprivileged on the host) are 0; false: the
+  // server found no user namespaces, and the process runs as root with no capabilities.
+  bool user_namespace = true;
+  uint32_t uid = 65534;  // host owner of what the training process writes (nobody)
+  uint32_t gid = 65534;  // (nogroup)
+  // Host paths the sandbox shows as empty: the data dir, /root, /home, the file roots.
+  std::vector<std::string> hidden_paths;
 };
 
 struct InstanceConfig {
@@ -67,6 +88,7 @@ struct InstanceConfig {
   // (agent::Reporter::Options::max_buffered_lines).
   int64_t log_buffer_lines = 20000;
   std::string isolation = "auto";              // auto | bwrap | none
+  SandboxConfig sandbox;
   std::vector<std::string> file_roots;         // where file:// URIs may point
   // The server's S3 store as storage::S3SettingsToJson gives it (credentials
   // included; model/ cannot name storage/'s type), or null when none.
@@ -77,8 +99,9 @@ struct InstanceConfig {
   int num_cpus = 1;
   int num_gpus = 0;
   double memory_gib = 0;                       // the instance type's memory
-  // Hold the instance (agent and training process) to num_cpus and memory_gib with a cgroup
-  // where the machine allows it (agent/resource_limits.h).
+  int max_processes = 0;                       // the instance type's process limit; 0: none
+  // Hold the instance (agent and training process) to num_cpus, memory_gib and max_processes
+  // with a cgroup where the machine allows it (agent/resource_limits.h).
   bool enforce_limits = false;
   InstanceNetworkConfig network;
   ImageEntry image;

@@ -35,7 +35,8 @@ json SpecToJson(const JobSpec& s) {
             {"max_runtime_seconds", s.max_runtime.count()},
             {"managed_spot", s.managed_spot},
             {"checkpoint_local_path", s.checkpoint_local_path},
-            {"max_retry_attempts", s.max_retry_attempts}};
+            {"max_retry_attempts", s.max_retry_attempts},
+            {"network_isolation", s.network_isolation}};
   if (s.max_wait) j["max_wait_seconds"] = s.max_wait->count();
   if (s.checkpoint_uri) j["checkpoint_uri"] = *s.checkpoint_uri;
   return j;
@@ -94,6 +95,7 @@ Result<JobSpec> SpecFromJson(const json& j) {
     if (j.contains("checkpoint_uri")) s.checkpoint_uri = j.at("checkpoint_uri").get<std::string>();
     Get(j, "checkpoint_local_path", &s.checkpoint_local_path);
     Get(j, "max_retry_attempts", &s.max_retry_attempts);
+    Get(j, "network_isolation", &s.network_isolation);
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("malformed job spec: ") + e.what());
   }

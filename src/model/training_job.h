@@ -81,6 +81,8 @@ struct JobSpec {
   std::optional<std::string> checkpoint_uri;
   std::string checkpoint_local_path = "/opt/ml/checkpoints";
   int max_retry_attempts = 0;      // RetryStrategy.MaximumRetryAttempts, 0 = none
+  // EnableNetworkIsolation: the instances reach each other and nothing else (no NAT, no store).
+  bool network_isolation = false;
 };
 
 struct StatusTransition {

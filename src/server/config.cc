@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "launch/local_launcher.h"
+#include "server/bounded_yaml.h"
 
 namespace ty::server {
 namespace {
@@ -58,7 +59,8 @@ Status CheckMap(const YAML::Node& v, const std::string& key, const std::string& 
 Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceType>* out) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(
-      CheckMap(v, "instance_types", "instance type to {vcpus, memory_gib, gpus, on_demand_price}"));
+      CheckMap(v, "instance_types",
+               "instance type to {vcpus, memory_gib, gpus, on_demand_price, max_processes}"));
   const capacity::InstanceCatalog builtin = capacity::InstanceCatalog::Builtin();
   for (const auto& kv : v) {
     std::string name = kv.first.as<std::string>();
@@ -67,7 +69,8 @@ Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceTyp
     capacity::InstanceType type = known ? *known : capacity::InstanceType{name};
     std::set<std::string> given;
     if (!kv.second.IsNull()) {
-      TY_RETURN_IF_ERROR(CheckMap(kv.second, where, "vcpus, memory_gib, gpus, on_demand_price"));
+      TY_RETURN_IF_ERROR(
+          CheckMap(kv.second, where, "vcpus, memory_gib, gpus, on_demand_price, max_processes"));
     }
     for (const auto& field : kv.second) {
       std::string key = field.first.as<std::string>();
@@ -84,6 +87,11 @@ Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceTyp
         type.gpus = static_cast<int>(n);
       } else if (key == "on_demand_price") {
         TY_RETURN_IF_ERROR(ReadNumber(field.second, at, false, &type.on_demand_price));
+      } else if (key == "max_processes") {
+        // Fewer than a handful could not even start the sandbox and the training process.
+        int64_t n = 0;
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 8, &n));
+        type.max_processes = static_cast<int>(n);
       } else {
         return InvalidArgument(where + ": unknown key '" + key + "'");
       }
@@ -264,6 +272,45 @@ Status ParseStorage(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
+  HttpServerOptions& o = c->http;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "http: " + key;
+    int64_t n = 0;
+    auto count = [&](int64_t min, int* out) -> Status {
+      TY_RETURN_IF_ERROR(ReadCount(kv.second, at, min, &n));
+      *out = static_cast<int>(std::min<int64_t>(n, 1 << 24));
+      return Status::Ok();
+    };
+    auto seconds = [&](std::chrono::milliseconds* out) -> Status {
+      double s = 0;
+      TY_RETURN_IF_ERROR(ReadNumber(kv.second, at, /*positive=*/true, &s));
+      *out = std::chrono::milliseconds(static_cast<int64_t>(std::min(s, 1e9) * 1000));
+      if (out->count() == 0) *out = std::chrono::milliseconds(1);
+      return Status::Ok();
+    };
+    Status st;
+    if (key == "io_threads") st = count(1, &o.io_threads);
+    else if (key == "report_threads") st = count(1, &c->http_report_threads);
+    else if (key == "head_timeout_seconds") st = seconds(&o.head_timeout);
+    else if (key == "body_timeout_seconds") st = seconds(&o.body_timeout);
+    else if (key == "idle_timeout_seconds") st = seconds(&o.idle_timeout);
+    else if (key == "max_connections") st = count(1, &o.max_connections);
+    else if (key == "max_connections_per_client") st = count(1, &o.max_connections_per_client);
+    else if (key == "max_header_bytes") {
+      st = ReadCount(kv.second, at, 1024, &n);
+      o.max_header_bytes = static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 30));
+    } else {
+      return InvalidArgument("http: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseListen(const std::string& listen, std::string* host, int* port) {
@@ -315,7 +362,7 @@ Result<std::vector<std::string>> CheckFileRoots(const std::vector<std::string>& 
 
 Status LoadConfigFile(const std::string& path, ServerConfig* c) {
   try {
-    YAML::Node root = YAML::LoadFile(path);
+    TY_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlFile(path));
     if (!root.IsMap()) return InvalidArgument(path + ": the config must be a YAML mapping");
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
@@ -361,6 +408,23 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         if (c->isolation != "auto" && c->isolation != "bwrap" && c->isolation != "none") {
           return InvalidArgument(path + ": isolation must be auto, bwrap or none");
         }
+      } else if (key == "sandbox") {
+        if (!v.IsMap()) return InvalidArgument(path + ": sandbox must be a mapping {uid, gid}");
+        for (const auto& skv : v) {
+          std::string sk = skv.first.as<std::string>();
+          int64_t id = skv.second.as<int64_t>();
+          // 0 would make the sandbox's root the host's root.
+          if (id <= 0 || id >= 4294967295LL) {
+            return InvalidArgument(path + ": sandbox." + sk + " must be a non-root uid/gid");
+          }
+          if (sk == "uid") {
+            c->sandbox_uid = static_cast<uint32_t>(id);
+          } else if (sk == "gid") {
+            c->sandbox_gid = static_cast<uint32_t>(id);
+          } else {
+            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
+          }
+        }
       } else if (key == "network") {
         c->network = v.as<std::string>();
         if (!launch::ParseNetworkPolicy(c->network).ok()) {
@@ -405,6 +469,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseSpot(v, path, &c->spot).WithPrefix(path));
       } else if (key == "storage") {
         TY_RETURN_IF_ERROR(ParseStorage(v, c).WithPrefix(path));
+      } else if (key == "http") {
+        TY_RETURN_IF_ERROR(ParseHttp(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -13,6 +13,7 @@
 #include "capacity/spot_market.h"
 #include "common/status.h"
 #include "launch/image_catalog.h"
+#include "server/http_server.h"
 #include "storage/s3_settings.h"
 
 namespace ty::server {
@@ -34,6 +35,10 @@ struct ServerConfig {
   std::map<std::string, AccountConfig> accounts;
   std::string credentials_file;             // default: <data_dir>/credentials (created)
   std::string isolation = "auto";           // auto | bwrap | none
+  // sandbox: {uid, gid}: the unprivileged host uid/gid that is root inside every sandbox and
+  // owns what training processes write (default 65534:65534, nobody:nogroup).
+  uint32_t sandbox_uid = 65534;
+  uint32_t sandbox_gid = 65534;
   // isolation none with several accounts in the credentials file lets every account's jobs
   // read the others' data: refused at start unless this is true (then loudly warned about).
   bool allow_shared_host = false;
@@ -47,7 +52,14 @@ struct ServerConfig {
   bool instance_limits = true;
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
-  int http_threads = 64;                    // one per open connection (agents keep one each)
+  // Threads that run API calls (they wait for the controller's loop). Open connections cost
+  // no thread: idle and slow clients wait in the HTTP server's I/O threads.
+  int http_threads = 16;
+  // Threads that run agents' reports, apart from the API's so reports never hold an API call.
+  int http_report_threads = 4;
+  // The HTTP edge (config key http): I/O threads, deadlines, header and connection limits.
+  // Its max_body_bytes is set from max_body_bytes above.
+  HttpServerOptions http;
   std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
   std::string agent_binary;                 // default: this executable
   // Catalog overrides and additions (over the built-in table), each complete:
@@ -68,9 +80,11 @@ struct ServerConfig {
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
-// allow_shared_host, agent_log_buffer_lines, network, instance_limits, stop_grace_seconds,
-// max_body_bytes, http_threads, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price}},
+// allow_shared_host, agent_log_buffer_lines, sandbox: {uid, gid}, network, instance_limits,
+// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
+// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
+// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
+// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,

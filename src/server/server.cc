@@ -1,6 +1,5 @@
 #include "server/server.h"
 
-#include <httplib.h>
 #include <fcntl.h>
 #include <atomic>
 #include <filesystem>
@@ -13,8 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
+#include "agent/sandbox.h"
 #include "api/credentials.h"
 #include "api/sagemaker_api.h"
 #include "api/service_model.h"
@@ -25,6 +26,7 @@
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
+#include "server/http_server.h"
 #include "storage/s3_settings.h"
 #include "store/store.h"
 
@@ -35,6 +37,7 @@ using nlohmann::json;
 struct Server::Impl {
   ServerConfig config;
   storage::S3Settings s3;  // resolved at Create
+  model::SandboxConfig sandbox;  // probed at Create, handed to every agent
   std::unique_ptr<store::Store> store;
   std::unique_ptr<launch::LocalLauncher> launcher;
   std::unique_ptr<launch::ImageCatalog> images;
@@ -43,8 +46,7 @@ struct Server::Impl {
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
   std::unique_ptr<api::SageMakerApi> api;
-  httplib::Server http;
-  std::thread http_thread;
+  std::unique_ptr<HttpServer> http;  // made at Start
   std::string url;
   int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
   bool started = false;
@@ -56,8 +58,8 @@ struct Server::Impl {
     if (lock_fd >= 0) ::close(lock_fd);
   }
 
-  void HandleApi(const httplib::Request& req, httplib::Response& res);
-  void HandleAgentReport(const httplib::Request& req, httplib::Response& res);
+  HttpResponse HandleApi(HttpRequest req);
+  HttpResponse HandleAgentReport(const HttpRequest& req);
 };
 
 namespace {
@@ -100,70 +102,95 @@ Status CheckDatabaseBesideJobs(const std::string& data_dir) {
   return FailedPrecondition(LostDatabase(db, data_dir, trees, missing ? "missing" : "empty"));
 }
 
-void WriteApiResponse(const api::ApiResponse& r, httplib::Response& res) {
+constexpr const char* kAwsJson = "application/x-amz-json-1.1";
+
+HttpResponse ToHttp(api::ApiResponse r) {
+  HttpResponse res;
   res.status = r.status;
-  res.set_header("x-amzn-RequestId", r.request_id);
-  if (!r.error_type.empty()) res.set_header("X-Amzn-ErrorType", r.error_type);
-  res.set_content(r.body, "application/x-amz-json-1.1");
+  res.headers.emplace_back("x-amzn-RequestId", std::move(r.request_id));
+  if (!r.error_type.empty()) res.headers.emplace_back("X-Amzn-ErrorType", r.error_type);
+  res.content_type = kAwsJson;
+  res.body = std::move(r.body);
+  return res;
+}
+
+HttpResponse JsonResponse(int status, std::string body) {
+  HttpResponse res;
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+  return res;
+}
+
+// What the HTTP edge refuses on its own, in the AWS JSON shape clients parse.
+HttpResponse RenderHttpError(const HttpError& e) {
+  std::string type;
+  std::string message = e.message;
+  switch (e.kind) {
+    case HttpErrorKind::kNoRoute:
+      type = "UnknownOperationException";
+      message = "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
+                e.method + " " + e.path;
+      break;
+    case HttpErrorKind::kBodyTooLarge:
+    case HttpErrorKind::kBadRequest:
+      type = "SerializationException";
+      break;
+    case HttpErrorKind::kHeaderTooLarge:
+      type = "RequestHeaderFieldsTooLargeException";
+      break;
+    case HttpErrorKind::kHandlerFailed:
+      // What failed inside is the server's business, not the caller's.
+      type = "InternalFailure";
+      message = "internal error";
+      break;
+  }
+  api::ApiResponse r = api::SageMakerApi::ErrorResponse({type, message, e.status});
+  r.request_id = RandomUuid();
+  r.error_type = type;
+  return ToHttp(std::move(r));
 }
 
 }  // namespace
 
-void Server::Impl::HandleApi(const httplib::Request& req, httplib::Response& res) {
+HttpResponse Server::Impl::HandleApi(HttpRequest req) {
   HttpRequestParts parts;
-  parts.method = req.method;
-  parts.path = req.path;
-  parts.query = "";
-  if (!req.params.empty()) {
-    // The AWS JSON protocol sends no query; keep what came for signing.
-    auto q = req.target.find('?');
-    if (q != std::string::npos) parts.query = req.target.substr(q + 1);
-  }
-  parts.headers.reserve(req.headers.size());
-  for (const auto& [k, v] : req.headers) {
-    // httplib adds these for its own bookkeeping; they were never sent.
-    if (k == "REMOTE_ADDR" || k == "REMOTE_PORT" || k == "LOCAL_ADDR" || k == "LOCAL_PORT") continue;
-    parts.headers.emplace_back(k, v);
-  }
-  parts.body = req.body;
-  WriteApiResponse(api->Handle(parts), res);
+  parts.method = std::move(req.method);
+  parts.path = std::move(req.path);
+  parts.query = std::move(req.query);  // the AWS JSON protocol sends none; kept for signing
+  parts.headers = std::move(req.headers);
+  parts.body = std::move(req.body);
+  return ToHttp(api->Handle(parts));
 }
 
-void Server::Impl::HandleAgentReport(const httplib::Request& req, httplib::Response& res) {
-  std::string auth = req.get_header_value("Authorization");
+HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
+  const std::string* auth = req.Header("Authorization");
   const std::string prefix = "Bearer ";
-  std::string token = auth.rfind(prefix, 0) == 0 ? auth.substr(prefix.size()) : "";
-  json body = json::parse(req.body, nullptr, false);
-  auto report = body.is_discarded() ? Result<model::AgentReport>(InvalidArgument("bad JSON"))
-                                    : model::AgentReportFromJson(body);
-  if (!report.ok()) {
-    res.status = 400;
-    res.set_content(json{{"error", report.status().message()}}.dump(), "application/json");
-    return;
-  }
+  std::string token =
+      auth != nullptr && auth->rfind(prefix, 0) == 0 ? auth->substr(prefix.size()) : "";
+  auto body = ParseJson(req.body);
+  auto report = !body.ok() ? Result<model::AgentReport>(body.status())
+                           : model::AgentReportFromJson(*body);
+  if (!report.ok()) return JsonResponse(400, json{{"error", report.status().message()}}.dump());
   Status s = controller->HandleReport(token, *report);
-  if (s.ok()) {
-    res.status = 200;
-    res.set_content("{}", "application/json");
-    return;
-  }
+  if (s.ok()) return JsonResponse(200, "{}");
   // 403 and 410 tell the agent to stop retrying; 503 to retry. A store that
   // cannot take the report (a full disk) is passing: the agent keeps the lines
   // and retries. Its detail (SQL, paths) is for the server's log only.
   const bool storage = s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIoError;
-  res.status = s.code() == StatusCode::kPermissionDenied ? 403
+  int status = s.code() == StatusCode::kPermissionDenied ? 403
                : s.code() == StatusCode::kNotFound       ? 410
                : storage                                 ? 503
                                                          : 500;
   std::string message = s.message();
-  if (res.status >= 500) {
+  if (status >= 500) {
     std::fprintf(stderr, "trainyard: agent report for %s not taken: %s\n",
                  report->job_arn.c_str(), s.ToString().c_str());
     message = storage ? "the control plane cannot store the report now (its storage is full or "
                         "unavailable); retry"
                       : "internal error in the control plane";
   }
-  res.set_content(json{{"error", message}}.dump(), "application/json");
+  return JsonResponse(status, json{{"error", message}}.dump());
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -177,6 +204,19 @@ std::string Server::FileRootsSummary() const { return impl_->file_roots_note; }
 const std::vector<std::string>& Server::Warnings() const { return impl_->warnings; }
 
 std::string Server::NetworkSummary() const { return impl_->launcher->NetworkSummary(); }
+
+std::string Server::SandboxSummary() const {
+  const model::SandboxConfig& s = impl_->sandbox;
+  if (impl_->config.isolation != "bwrap") {
+    return "none: training processes run on the host as the server's user (isolation: none)";
+  }
+  if (!s.user_namespace) {
+    return "WEAKER: user namespaces are not available, so training processes run as host root "
+           "with no capabilities, no_new_privs and a seccomp filter";
+  }
+  return "bubblewrap, user namespace: root inside is uid " + std::to_string(s.uid) + " gid " +
+         std::to_string(s.gid) + " on the host; no capabilities, seccomp filter";
+}
 
 std::string Server::StorageSummary() const {
   const storage::S3Settings& s = impl_->s3;
@@ -259,8 +299,9 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   }
 
   // Probe bubblewrap once here rather than in every agent on the start path.
+  const std::string bwrap = agent::AgentOptions{}.bwrap_path;
   if (config.isolation == "auto") {
-    config.isolation = agent::BubblewrapWorks(agent::AgentOptions{}.bwrap_path) ? "bwrap" : "none";
+    config.isolation = agent::BubblewrapWorks(bwrap) ? "bwrap" : "none";
   }
   // Without a sandbox every job can read every other account's data and the server's files.
   const size_t accounts = creds->Accounts().size();
@@ -278,6 +319,19 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
         " accounts (allow_shared_host: true): every account's jobs run unsandboxed and can read "
         "the other accounts' data and this server's credentials.");
   }
+  impl->sandbox.uid = config.sandbox_uid;
+  impl->sandbox.gid = config.sandbox_gid;
+  impl->sandbox.user_namespace =
+      config.isolation == "bwrap" &&
+      agent::UserNamespaceSandboxWorks(bwrap, config.sandbox_uid, config.sandbox_gid);
+  // Every account's roots are hidden in every sandbox (a job sees only the channels bound into
+  // it), so account B's job cannot read account A's root through the host's file system.
+  std::vector<std::string> all_roots = config.file_roots;
+  for (const auto& [account, ac] : config.accounts) {
+    all_roots.insert(all_roots.end(), ac.file_roots.begin(), ac.file_roots.end());
+  }
+  impl->sandbox.hidden_paths =
+      agent::SandboxHiddenPaths(config.data_dir, config.credentials_file, all_roots);
 
   // The S3 store, resolved once like the AWS CLI would (config, env, shared files).
   auto s3 = storage::ResolveS3Settings(config.s3, storage::ProcessEnv());
@@ -298,7 +352,13 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
     }
   }
   TY_ASSIGN_OR_RETURN(launch::NetworkPolicy network, launch::ParseNetworkPolicy(config.network));
-  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network);
+  launch::LocalNetworkOptions net_options;
+  // Networks and firewall rules are this server's (other servers may share the machine).
+  net_options.server_id = launch::ServerNetworkId(config.data_dir);
+  net_options.firewall = true;
+  if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
+  impl->launcher =
+      std::make_unique<launch::LocalLauncher>(config.agent_binary, network, net_options);
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
   (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
@@ -317,6 +377,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
   copts.isolation = config.isolation;
+  copts.sandbox = impl->sandbox;
   copts.enforce_instance_limits = config.instance_limits;
   copts.stop_policy.stop_grace = config.stop_grace;
   impl->controller = std::make_unique<control::JobController>(
@@ -342,52 +403,21 @@ Status Server::Start() {
   int port = 0;
   TY_RETURN_IF_ERROR(ParseListen(d.config.listen, &host, &port));
 
-  int threads = std::max(2, d.config.http_threads);
-  d.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  // Accept bodies a little over the API limit so the API answers in the AWS
-  // shape; beyond that httplib refuses them (413, rendered by the error handler).
-  d.http.set_payload_max_length(d.config.max_body_bytes * 4 + 4096);
-  d.http.set_tcp_nodelay(true);  // agents and clients send small requests on keep-alive
-  d.http.set_keep_alive_max_count(100000);
-  // httplib holds a worker per open connection: idle keep-alive connections
-  // are closed after 5 s so they cannot starve the pool, yet a poller asking
-  // every second or two (the SDK waiters, `trainyard run`) reuses its own.
-  d.http.set_keep_alive_timeout(5);
-  d.http.Post("/", [&d](const httplib::Request& req, httplib::Response& res) { d.HandleApi(req, res); });
-  d.http.Post(model::kAgentReportPath, [&d](const httplib::Request& req, httplib::Response& res) {
-    d.HandleAgentReport(req, res);
-  });
-  d.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    // httplib calls this outside its exception guard: nothing may escape.
-    try {
-    std::string type = res.status == 413 ? "SerializationException" : "UnknownOperationException";
-    std::string message = res.status == 413
-                              ? "The request body is larger than the server accepts."
-                              : "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
-                                    req.method + " " + req.path;
-    api::ApiResponse r = api::SageMakerApi::ErrorResponse({type, message, res.status});
-    res.set_header("X-Amzn-ErrorType", type);
-    res.set_header("x-amzn-RequestId", RandomUuid());
-    res.set_content(r.body, "application/x-amz-json-1.1");
-    } catch (...) {
-      res.set_content(R"({"__type":"InternalFailure","message":"internal error"})",
-                      "application/x-amz-json-1.1");
-    }
-  });
-  d.http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    api::ApiResponse r = api::SageMakerApi::ErrorResponse({"InternalFailure", "internal error", 500});
-    res.status = 500;
-    res.set_content(r.body, "application/x-amz-json-1.1");
-  });
-
-  int bound = port;
-  if (port == 0) {
-    bound = d.http.bind_to_any_port(host);
-    if (bound < 0) return IoError("cannot bind " + host + ":0");
-  } else if (!d.http.bind_to_port(host, port)) {
-    return IoError("cannot bind " + d.config.listen + " (in use, or not an address of this machine)");
-  }
+  HttpServerOptions hopts = d.config.http;
+  hopts.max_body_bytes = d.config.max_body_bytes;
+  d.http = std::make_unique<HttpServer>(hopts);
+  // API calls wait for the controller's loop; reports have their own threads so that however
+  // many agents report at once, an API call never queues behind them (nor they behind it).
+  int api_pool = d.http->AddPool("api", std::max(2, d.config.http_threads));
+  int report_pool = d.http->AddPool("reports", std::max(1, d.config.http_report_threads));
+  d.http->Route("POST", "/", api_pool, [&d](const HttpRequest& req) { return d.HandleApi(req); });
+  // A report carries a batch of log lines: as much as the old server took on any route.
+  d.http->Route(
+      "POST", model::kAgentReportPath, report_pool,
+      [&d](const HttpRequest& req) { return d.HandleAgentReport(req); },
+      d.config.max_body_bytes * 4 + 4096);
+  d.http->SetErrorRenderer(RenderHttpError);
+  TY_ASSIGN_OR_RETURN(int bound, d.http->Bind(host, port));
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   if (host == "0.0.0.0") url_host = "127.0.0.1";
   d.url = "http://" + url_host + ":" + std::to_string(bound);
@@ -402,9 +432,9 @@ Status Server::Start() {
   TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
 
   TY_RETURN_IF_ERROR(d.controller->Start());
-  d.http_thread = std::thread([&d] { d.http.listen_after_bind(); });
   // The socket is bound and listening already: connections queue until the
   // accept loop runs, so the server is ready to serve from here on.
+  TY_RETURN_IF_ERROR(d.http->Start());
   d.started = true;
   return Status::Ok();
 }
@@ -413,9 +443,11 @@ void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
-  d.http.stop();
-  // httplib's workers only notice the stop when an idle keep-alive wait ends.
-  if (wait_for_connections && d.http_thread.joinable()) d.http_thread.join();
+  // The jobs' networks are released by now: the firewall table goes too (the process ends
+  // with _Exit, without destructors).
+  if (d.launcher) d.launcher->Close();
+  // Requests already in a handler are answered; idle connections close at once.
+  if (d.http) d.http->Shutdown(wait_for_connections);
   if (d.started) {
     // A stale URL would send agents of a later server to nobody.
     ::unlink(JoinPath(d.config.data_dir, "server.json").c_str());
@@ -427,7 +459,7 @@ void Server::Shutdown(bool wait_for_connections) {
 }
 
 void Server::Wait() {
-  if (impl_->http_thread.joinable()) impl_->http_thread.join();
+  if (impl_->http) impl_->http->Wait();
 }
 
 }  // namespace ty::server

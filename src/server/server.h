@@ -2,8 +2,9 @@
 // controller, credentials, verifier and API behind one HTTP server, and
 // owns their lifetimes. The only module that knows every implementation.
 //
-// Threads: httplib's worker pool (decode, call, encode) plus the
-// controller's loop; Start/Shutdown from one owner thread.
+// Threads: the HTTP server's I/O threads and its two worker pools (API calls;
+// agents' reports), see server/http_server.h, plus the controller's loop;
+// Start/Shutdown from one owner thread.
 #pragma once
 
 #include <memory>
@@ -41,6 +42,8 @@ class Server {
   std::string StorageSummary() const;
   // How multi-node jobs' instances are networked (one line).
   std::string NetworkSummary() const;
+  // How training processes are sandboxed (one line; says so when it is weaker than designed).
+  std::string SandboxSummary() const;
   // Where file:// URIs may point (one line): the roots, or "none (why)".
   std::string FileRootsSummary() const;
   // Settings the operator chose that weaken isolation, one loud line each.

@@ -13,11 +13,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -25,6 +23,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/mutex.h"
 #include "storage/uri.h"
 
 namespace ty::storage {
@@ -175,9 +174,10 @@ struct DirectorySync::Impl {
     bool done = false;
     Status result;
   };
-  std::mutex mu;
-  std::condition_variable cv;
-  std::shared_ptr<FlushRequest> flush_request;  // TY_GUARDED_BY(mu)
+  Mutex mu;
+  CondVar cv;
+  // The request's fields too are read and written under `mu` only.
+  std::shared_ptr<FlushRequest> flush_request TY_GUARDED_BY(mu);
 
   std::string Abs(const std::string& rel) const { return rel.empty() ? root : root + "/" + rel; }
 
@@ -734,16 +734,16 @@ struct DirectorySync::Impl {
   void ServeFlush() {
     std::shared_ptr<FlushRequest> request;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       request = std::move(flush_request);
       flush_request.reset();
     }
     if (!request) return;
     Status s = DoFlush(request->deadline);
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     request->result = std::move(s);
     request->done = true;
-    cv.notify_all();
+    cv.SignalAll();
   }
 
   void Run() {
@@ -854,13 +854,15 @@ Status DirectorySync::Flush(std::chrono::milliseconds budget) {
   if (!m.thread.joinable()) return m.DoFlush(deadline);  // stopped: nobody else owns the state
   auto request = std::make_shared<Impl::FlushRequest>();
   request->deadline = deadline;
-  std::unique_lock<std::mutex> lock(m.mu);
+  const auto wait_until = deadline + std::chrono::milliseconds(100);
+  MutexLock lock(&m.mu);
   m.flush_request = request;
   m.Poke();
-  if (!m.cv.wait_until(lock, deadline + std::chrono::milliseconds(100),
-                       [&] { return request->done; })) {
-    // The thread is still inside one transfer; it finishes the flush on its own.
-    return Unavailable("checkpoint sync: the flush did not finish within " + Seconds(budget));
+  while (!request->done) {
+    if (!m.cv.WaitUntil(&m.mu, wait_until) && !request->done) {
+      // The thread is still inside one transfer; it finishes the flush on its own.
+      return Unavailable("checkpoint sync: the flush did not finish within " + Seconds(budget));
+    }
   }
   return request->result;
 }

@@ -42,7 +42,7 @@ ObjectStores::~ObjectStores() = default;
 
 Result<ObjectStore*> ObjectStores::For(const std::string& uri) {
   TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (parsed.scheme == "file") {
     if (!file_) file_ = std::make_unique<FileObjectStore>(config_.file_roots);
     return file_.get();

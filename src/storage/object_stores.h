@@ -4,11 +4,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "storage/object_store.h"
 #include "storage/s3_settings.h"
@@ -41,9 +41,9 @@ class ObjectStores {
 
  private:
   StorageConfig config_;
-  std::mutex mu_;
-  std::unique_ptr<ObjectStore> file_;
-  std::unique_ptr<ObjectStore> s3_;
+  Mutex mu_;
+  std::unique_ptr<ObjectStore> file_ TY_GUARDED_BY(mu_);
+  std::unique_ptr<ObjectStore> s3_ TY_GUARDED_BY(mu_);
 };
 
 }  // namespace ty::storage

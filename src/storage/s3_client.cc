@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/crypto.h"
+#include "common/mutex.h"
 #include "common/sigv4.h"
 #include "storage/s3_xml.h"
 
@@ -464,7 +465,7 @@ class S3Client::Impl {
  private:
   CurlEasy AcquireHandle() {
     {
-      std::lock_guard<std::mutex> lock(pool_mu_);
+      MutexLock lock(&pool_mu_);
       if (!idle_.empty()) {
         CurlEasy h = std::move(idle_.back());
         idle_.pop_back();
@@ -475,7 +476,7 @@ class S3Client::Impl {
   }
 
   void ReleaseHandle(CurlEasy h) {
-    std::lock_guard<std::mutex> lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     idle_.push_back(std::move(h));
   }
 
@@ -730,8 +731,8 @@ class S3Client::Impl {
   std::string hostport_;
   std::string base_path_;
 
-  std::mutex pool_mu_;
-  std::vector<CurlEasy> idle_;  // TY_GUARDED_BY(pool_mu_): handles not in use, connections open
+  Mutex pool_mu_;
+  std::vector<CurlEasy> idle_ TY_GUARDED_BY(pool_mu_);  // handles not in use, connections open
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> retries_{0};

@@ -5,15 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <mutex>
 #include <semaphore>
 #include <thread>
 #include <utility>
 
 #include "common/fs.h"
+#include "common/mutex.h"
 #include "storage/uri.h"
 
 namespace ty::storage {
@@ -134,37 +133,37 @@ class TaskGroup {
   explicit TaskGroup(int limit = 0) : limit_(limit) {}
 
   void Add() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (limit_ > 0) cv_.wait(lock, [&] { return pending_ < limit_; });
+    MutexLock lock(&mu_);
+    while (limit_ > 0 && pending_ >= limit_) cv_.Wait(&mu_);
     ++pending_;
   }
   void Done(const Status& s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!s.ok() && first_.ok()) {
       first_ = s;
       failed_.store(true);
     }
     --pending_;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return pending_ == 0; });
+    MutexLock lock(&mu_);
+    while (pending_ != 0) cv_.Wait(&mu_);
     return first_;
   }
   bool failed() const { return failed_.load(); }
   void Fail(const Status& s) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (first_.ok()) first_ = s;
     failed_.store(true);
   }
 
  private:
   const int limit_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int pending_ = 0;  // TY_GUARDED_BY(mu_)
-  Status first_;     // TY_GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  int pending_ TY_GUARDED_BY(mu_) = 0;
+  Status first_ TY_GUARDED_BY(mu_);
   std::atomic<bool> failed_{false};
 };
 
@@ -179,17 +178,19 @@ class S3ObjectStore::Pool {
   explicit Pool(int threads) : max_threads_(std::max(1, threads)), gate_(max_threads_) {}
 
   ~Pool() {
+    std::vector<std::thread> threads;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stopping_ = true;
+      threads.swap(threads_);
     }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
+    cv_.SignalAll();
+    for (std::thread& t : threads) t.join();
   }
 
   void Submit(std::function<void()> task, bool urgent = false) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (urgent) {
         queue_.push_front(std::move(task));
       } else {
@@ -200,7 +201,7 @@ class S3ObjectStore::Pool {
         threads_.emplace_back([this] { Run(); });
       }
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
   // Runs `fn` (one S3 request) holding a request slot.
@@ -216,28 +217,28 @@ class S3ObjectStore::Pool {
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (;;) {
       ++idle_;
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
       --idle_;
       if (queue_.empty()) return;  // stopping
       std::function<void()> task = std::move(queue_.front());
       queue_.pop_front();
-      lock.unlock();
+      lock.Unlock();
       task();
-      lock.lock();
+      lock.Lock();
     }
   }
 
   const int max_threads_;
   std::counting_semaphore<> gate_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // TY_GUARDED_BY(mu_)
-  std::vector<std::thread> threads_;          // TY_GUARDED_BY(mu_)
-  int idle_ = 0;                              // TY_GUARDED_BY(mu_): threads waiting for work
-  bool stopping_ = false;                     // TY_GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> queue_ TY_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ TY_GUARDED_BY(mu_);
+  int idle_ TY_GUARDED_BY(mu_) = 0;  // threads waiting for work
+  bool stopping_ TY_GUARDED_BY(mu_) = false;
 };
 
 struct S3ObjectStore::Listed {
@@ -254,13 +255,13 @@ struct Download {
   std::string dest;
   std::string tmp;
   UniqueFd fd;
-  std::mutex mu;
-  int parts_left = 0;  // TY_GUARDED_BY(mu)
-  Status status;       // TY_GUARDED_BY(mu): the first failure
+  Mutex mu;
+  int parts_left TY_GUARDED_BY(mu) = 0;
+  Status status TY_GUARDED_BY(mu);  // the first failure
   std::function<void(const Status&)> done;  // reports the file's outcome (once)
 
   void Fail(const Status& s) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (status.ok()) status = s;
   }
 
@@ -268,7 +269,7 @@ struct Download {
   void Finish() {
     Status s;
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(&mu);
       s = status;
     }
     if (s.ok() && fd.Close() != 0) s = ErrnoStatus("cannot write " + tmp, errno);
@@ -316,10 +317,10 @@ struct Upload {
   uint64_t part_size = 0;
   std::string upload_id;
   std::function<bool()> still_valid;
-  std::mutex mu;
-  std::vector<S3CompletedPart> parts;  // TY_GUARDED_BY(mu)
-  int parts_left = 0;                  // TY_GUARDED_BY(mu)
-  Status status;                       // TY_GUARDED_BY(mu): the first failure
+  Mutex mu;
+  std::vector<S3CompletedPart> parts TY_GUARDED_BY(mu);
+  int parts_left TY_GUARDED_BY(mu) = 0;
+  Status status TY_GUARDED_BY(mu);  // the first failure
   std::function<void(const Status&)> done;
 };
 
@@ -400,7 +401,7 @@ void ScheduleRanges(PoolT* pool, S3Client* client, const std::shared_ptr<Downloa
     ranges.emplace_back(off, std::min(part_size, size - off));
   }
   {
-    std::lock_guard<std::mutex> lock(d->mu);
+    MutexLock lock(&d->mu);
     d->parts_left += static_cast<int>(ranges.size());
   }
   for (const auto& r : ranges) {
@@ -408,7 +409,7 @@ void ScheduleRanges(PoolT* pool, S3Client* client, const std::shared_ptr<Downloa
         [pool, client, d, r, etag, group] {
           bool skip;
           {
-            std::lock_guard<std::mutex> lock(d->mu);
+            MutexLock lock(&d->mu);
             skip = !d->status.ok() || (group != nullptr && group->failed());
           }
           if (!skip) {
@@ -422,7 +423,7 @@ void ScheduleRanges(PoolT* pool, S3Client* client, const std::shared_ptr<Downloa
           }
           bool last;
           {
-            std::lock_guard<std::mutex> lock(d->mu);
+            MutexLock lock(&d->mu);
             last = --d->parts_left == 0;
           }
           if (last) d->Finish();
@@ -449,7 +450,7 @@ Status S3ObjectStore::DownloadFile(const std::string& uri, const std::string& lo
   const uint64_t first_len = std::max<uint64_t>(settings_.multipart_threshold, 1);
   const uint64_t part = std::max<uint64_t>(settings_.part_size, 1 << 20);
   {
-    std::lock_guard<std::mutex> lock(d->mu);
+    MutexLock lock(&d->mu);
     d->parts_left = 1;
   }
   S3GetOptions o;
@@ -467,7 +468,7 @@ Status S3ObjectStore::DownloadFile(const std::string& uri, const std::string& lo
   if (!first.ok()) d->Fail(first.status());
   bool last;
   {
-    std::lock_guard<std::mutex> lock(d->mu);
+    MutexLock lock(&d->mu);
     last = --d->parts_left == 0;
   }
   if (last) d->Finish();
@@ -541,7 +542,7 @@ void FinishUpload(PoolT* pool, S3Client* client, const std::shared_ptr<Upload>& 
   Status s;
   std::vector<S3CompletedPart> parts;
   {
-    std::lock_guard<std::mutex> lock(up->mu);
+    MutexLock lock(&up->mu);
     s = up->status;
     parts = up->parts;
   }
@@ -630,14 +631,17 @@ void StartUpload(PoolT* pool, S3Client* client, const S3Settings& settings, Uplo
   }
   up->upload_id = *id;
   const int nparts = static_cast<int>((size + up->part_size - 1) / up->part_size);
-  up->parts.resize(static_cast<size_t>(nparts));
-  up->parts_left = nparts;
+  {
+    MutexLock lock(&up->mu);  // not shared yet, but the analysis cannot know that
+    up->parts.resize(static_cast<size_t>(nparts));
+    up->parts_left = nparts;
+  }
   for (int i = 0; i < nparts; ++i) {
     pool->Submit(
         [pool, client, up, i, group] {
           bool skip;
           {
-            std::lock_guard<std::mutex> lock(up->mu);
+            MutexLock lock(&up->mu);
             skip = !up->status.ok() || (group != nullptr && group->failed());
           }
           if (!skip) {
@@ -647,19 +651,19 @@ void StartUpload(PoolT* pool, S3Client* client, const S3Settings& settings, Uplo
               return client->UploadPart(up->bucket, up->key, up->upload_id, i + 1,
                                         S3Body::FileRange(up->fd.get(), off, len));
             });
-            std::lock_guard<std::mutex> lock(up->mu);
+            MutexLock lock(&up->mu);
             if (etag.ok()) {
               up->parts[static_cast<size_t>(i)] = {i + 1, *etag};
             } else if (up->status.ok()) {
               up->status = etag.status();
             }
           } else {
-            std::lock_guard<std::mutex> lock(up->mu);
+            MutexLock lock(&up->mu);
             if (up->status.ok()) up->status = Unavailable("upload of " + up->path + " cancelled");
           }
           bool last;
           {
-            std::lock_guard<std::mutex> lock(up->mu);
+            MutexLock lock(&up->mu);
             last = --up->parts_left == 0;
           }
           if (last) FinishUpload(pool, client, up);

@@ -1,5 +1,6 @@
 #include "storage/s3_xml.h"
 
+#include <libxml/SAX2.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
@@ -23,12 +24,51 @@ void InitXml() {
   std::call_once(once, [] { xmlInitParser(); });
 }
 
+// Stops the parser and marks the document not well-formed (libxml2 2.9's xmlStopParser does not),
+// so that xmlCtxtReadMemory frees the partial tree and returns none.
+void Refuse(xmlParserCtxtPtr ctxt) {
+  xmlStopParser(ctxt);
+  ctxt->wellFormed = 0;
+}
+
+struct ParserCtxtDeleter {
+  void operator()(xmlParserCtxt* c) const { xmlFreeParserCtxt(c); }
+};
+
+// S3 never sends a DOCTYPE. Refusing any at all leaves no entity but the five built-in ones, so
+// nothing can expand (billion laughs) or be fetched (external entities), whatever libxml2's
+// defaults are.
+void RefuseDtd(void* ctx, const xmlChar* /*name*/, const xmlChar* /*external_id*/,
+               const xmlChar* /*system_id*/) {
+  Refuse(static_cast<xmlParserCtxtPtr>(ctx));
+}
+
+// Enforces kMaxS3XmlDepth while parsing: nameNr is the number of open ancestors, so the element
+// about to open would be at depth nameNr + 1.
+void StartElementBounded(void* ctx, const xmlChar* localname, const xmlChar* prefix,
+                         const xmlChar* uri, int nb_namespaces, const xmlChar** namespaces,
+                         int nb_attributes, int nb_defaulted, const xmlChar** attributes) {
+  auto* ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+  if (ctxt->nameNr >= kMaxS3XmlDepth) {
+    Refuse(ctxt);
+    return;
+  }
+  xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
+                        nb_defaulted, attributes);
+}
+
 XmlDocPtr Parse(std::string_view xml) {
   InitXml();
-  if (xml.empty() || xml.size() > static_cast<size_t>(INT32_MAX)) return nullptr;
-  // NONET: never fetch anything a document names; no entity substitution beyond the built-ins.
-  return XmlDocPtr(xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "s3.xml", nullptr,
-                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
+  if (xml.empty() || xml.size() > kMaxS3XmlBytes) return nullptr;
+  std::unique_ptr<xmlParserCtxt, ParserCtxtDeleter> ctxt(xmlNewParserCtxt());
+  if (ctxt == nullptr || ctxt->sax == nullptr) return nullptr;
+  ctxt->sax->internalSubset = RefuseDtd;
+  ctxt->sax->startElementNs = StartElementBounded;
+  // NONET: never fetch anything a document names. Without XML_PARSE_HUGE libxml2 also keeps its
+  // own limits on text node and name sizes.
+  return XmlDocPtr(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()),
+                                     "s3.xml", nullptr,
+                                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
 }
 
 bool NameIs(const xmlNode* n, const char* name) {

@@ -13,6 +13,13 @@
 
 namespace ty::storage {
 
+// Bounds on every S3 response body parsed here, enforced while parsing: a document past either
+// is treated like a malformed one. S3's own documents nest 3 levels and a 1,000-key listing is
+// well under 4 MB; an endpoint that is not S3 (or a hostile one) cannot make the agent or the
+// server recurse or allocate beyond these. A DOCTYPE is refused too (no entities, no fetches).
+inline constexpr int kMaxS3XmlDepth = 32;
+inline constexpr size_t kMaxS3XmlBytes = size_t{32} << 20;
+
 // An S3 <Error> document.
 struct S3ErrorBody {
   std::string code;     // "NoSuchKey"

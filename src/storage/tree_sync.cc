@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "common/fs.h"
+#include "common/mutex.h"
 #include "storage/uri.h"
 
 namespace ty::storage {
@@ -141,7 +141,7 @@ class Ledger {
   Ledger(const TreeSyncOptions& options, TreeSyncStats* stats) : options_(options), stats_(stats) {}
 
   void Record(SyncEvent event) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ++attempted_;
     if (!event.status.ok()) {
       ++stats_->files_failed;
@@ -162,7 +162,7 @@ class Ledger {
   }
 
   Status Overall() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (first_error_.ok()) return Status::Ok();
     std::string msg = std::to_string(stats_->files_failed) + " of " + std::to_string(attempted_) +
                       " files failed: ";
@@ -173,11 +173,11 @@ class Ledger {
 
  private:
   const TreeSyncOptions& options_;
-  std::mutex mu_;
-  TreeSyncStats* stats_;
-  int64_t attempted_ = 0;
-  Status first_error_;
-  std::vector<std::string> named_;
+  Mutex mu_;
+  TreeSyncStats* stats_ TY_PT_GUARDED_BY(mu_);
+  int64_t attempted_ TY_GUARDED_BY(mu_) = 0;
+  Status first_error_ TY_GUARDED_BY(mu_);
+  std::vector<std::string> named_ TY_GUARDED_BY(mu_);
 };
 
 // Runs fn(i) for i in [0, n) on at most `workers` threads (the caller's included).

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "model/serialization.h"
@@ -225,8 +226,8 @@ std::optional<TimePoint> OptTime(const std::optional<int64_t>& ms) {
 }
 
 Result<nlohmann::json> ParseColumn(const std::string& text, const char* column) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Internal(std::string("corrupt JSON in jobs.") + column);
+  auto j = ParseJson(text);
+  if (!j.ok()) return Internal(std::string("corrupt JSON in jobs.") + column);
   return j;
 }
 
@@ -475,7 +476,7 @@ Status Store::InsertJob(model::JobRecord* record) {
   static const std::string kSql = std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") +
                                   kMutableColumns + ") VALUES (?, ?, ?, ?, " +
                                   Placeholders(kMutableCount) + ")";
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, record->account);
   s.Bind(2, record->spec.name);
@@ -506,7 +507,7 @@ Status Store::UpdateJob(const model::JobRecord& record) {
     }
     return "UPDATE jobs SET " + sets + ", version = version + 1 WHERE id = ?";
   }();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   // One UPDATE statement: atomic on its own, no explicit transaction needed.
   TY_STMT(s, kSql);
   BindMutable(s, 1, record);
@@ -521,7 +522,7 @@ Status Store::UpdateJob(const model::JobRecord& record) {
 
 Result<model::JobRecord> Store::GetJob(const std::string& account, const std::string& name) {
   static const std::string kSql = SelectJobs("WHERE account = ? AND name = ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, account);
   s.Bind(2, name);
@@ -529,7 +530,7 @@ Result<model::JobRecord> Store::GetJob(const std::string& account, const std::st
 }
 
 Result<JobVersion> Store::GetJobVersion(const std::string& account, const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT id, version FROM jobs WHERE account = ? AND name = ?");
   s.Bind(1, account);
   s.Bind(2, name);
@@ -542,14 +543,14 @@ Result<model::JobRecord> Store::GetJobByArn(const std::string& arn) {
   // jobs.arn is declared COLLATE NOCASE, so this compare (and its index) is
   // case-insensitive.
   static const std::string kSql = SelectJobs("WHERE arn = ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, arn);
   return ReadOne(s, "no training job with ARN " + arn);
 }
 
 Status Store::DeleteJob(const std::string& account, const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   int64_t id = 0;
@@ -606,7 +607,7 @@ Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
   const char* dir = q.ascending ? " ASC" : " DESC";
   const std::string sql = SelectJobs(where + " ORDER BY " + key + dir + ", id" + dir +
                                      " LIMIT ? OFFSET ?");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, sql);
   int i = 1;
   s.Bind(i++, q.account);
@@ -624,7 +625,7 @@ Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
 Result<std::vector<model::JobRecord>> Store::AllJobs(const std::string& account) {
   static const std::string kSql =
       SelectJobs("WHERE account = ? ORDER BY creation_ms DESC, id DESC");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, account);
   return ReadAll(s);
@@ -639,7 +640,7 @@ Result<int64_t> Store::CountJobs() {
 
 Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
   static const std::string kSql = SelectJobs("WHERE status IN (?, ?) ORDER BY id");
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, model::Name(model::TrainingJobStatus::kInProgress));
   s.Bind(2, model::Name(model::TrainingJobStatus::kStopping));
@@ -647,7 +648,7 @@ Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
 }
 
 Status Store::SetTags(const std::string& arn, const std::vector<Tag>& tags) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const Tag& t : tags) {
@@ -664,7 +665,7 @@ Status Store::SetTags(const std::string& arn, const std::vector<Tag>& tags) {
 }
 
 Status Store::DeleteTags(const std::string& arn, const std::vector<std::string>& keys) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const std::string& key : keys) {
@@ -677,7 +678,7 @@ Status Store::DeleteTags(const std::string& arn, const std::vector<std::string>&
 }
 
 Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT key, value FROM tags WHERE arn = ? ORDER BY rowid");
   s.Bind(1, arn);
   std::vector<Tag> out;
@@ -690,7 +691,7 @@ Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
 }
 
 Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& events) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const LogEvent& e : events) {
@@ -706,7 +707,7 @@ Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& event
 
 Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after_seq,
                                                    int64_t limit) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "SELECT seq, stream, ts_ms, message FROM log_events "
           "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?");
@@ -723,7 +724,7 @@ Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after
 }
 
 Status Store::AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   Transaction txn(db_);
   TY_RETURN_IF_ERROR(txn.Begin());
   for (const MetricSample& m : samples) {
@@ -738,7 +739,7 @@ Status Store::AppendMetricSamples(int64_t job_id, const std::vector<MetricSample
 }
 
 Result<std::vector<MetricSample>> Store::ReadMetricSamples(int64_t job_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "SELECT name, ts_ms, value FROM metric_samples WHERE job_id = ? "
           "ORDER BY ts_ms, rowid");
@@ -753,7 +754,7 @@ Result<std::vector<MetricSample>> Store::ReadMetricSamples(int64_t job_id) {
 }
 
 Result<std::optional<std::string>> Store::GetSetting(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT value FROM settings WHERE key = ?");
   s.Bind(1, key);
   TY_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -762,7 +763,7 @@ Result<std::optional<std::string>> Store::GetSetting(const std::string& key) {
 }
 
 Status Store::PutSetting(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s,
           "INSERT INTO settings (key, value) VALUES (?, ?) "
           "ON CONFLICT (key) DO UPDATE SET value = excluded.value");

@@ -8,11 +8,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 #include "model/training_job.h"
 
@@ -121,10 +121,10 @@ class Store {
 
  private:
   explicit Store(sqlite3* db);
-  std::mutex mu_;
-  sqlite3* db_;  // owned; closed in the destructor
-  // Prepared statements keyed by SQL text; guarded by mu_. Finalised before db_ is closed.
-  std::unique_ptr<StatementCache> stmts_;
+  Mutex mu_;
+  sqlite3* db_ TY_GUARDED_BY(mu_);  // owned; closed in the destructor
+  // Prepared statements keyed by SQL text. Finalised before db_ is closed.
+  std::unique_ptr<StatementCache> stmts_ TY_GUARDED_BY(mu_);
 };
 
 }  // namespace ty::store

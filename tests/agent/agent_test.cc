@@ -127,7 +127,10 @@ TEST_F(AgentTest, CompletedJobReportsPhasesLogsAndUploadsModel) {
   EXPECT_TRUE(exit->artifacts_uploaded);
   EXPECT_EQ(Phases(), (std::vector<std::string>{"Downloading", "Training", "Uploading"}));
   std::vector<std::string> lines = cp_.LogLines();
-  if (!Sandboxed()) lines.erase(lines.begin());  // the "running without isolation" notice
+  // The agent's notice of how the process is isolated (or that it is not).
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front().rfind("trainyard: ", 0), 0u) << lines.front();
+  lines.erase(lines.begin());
   // stdout and stderr are separate pipes: order holds within each stream.
   auto second = std::find(lines.begin(), lines.end(), "second");
   ASSERT_NE(second, lines.end());
@@ -411,7 +414,11 @@ TEST_F(AgentTest, SandboxedScriptReadsOptMlDirectly) {
   ASSERT_NE(ExitReport(), nullptr);
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
       << ExitReport()->failure_reason;
-  EXPECT_EQ(cp_.LogLines(),
+  std::vector<std::string> lines = cp_.LogLines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.front().rfind("trainyard: ", 0), 0u) << lines.front();  // how it is isolated
+  lines.erase(lines.begin());
+  EXPECT_EQ(lines,
             (std::vector<std::string>{"{\"epochs\":\"3\"}", "algo-1", "1,2,3", "read-only"}));
 }
 
@@ -439,7 +446,8 @@ TEST_F(AgentTest, PythonFrameworkRunsProgramWithToolkitArgs) {
   EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
       << ExitReport()->failure_reason;
   std::vector<std::string> lines = cp_.LogLines();
-  if (!Sandboxed()) lines.erase(lines.begin());
+  ASSERT_FALSE(lines.empty());
+  lines.erase(lines.begin());  // the notice of how the process is isolated
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines[0], "['--epochs', '3', '--lr', '0.5', '--verbose', 'True']");
   EXPECT_EQ(lines[1], "{\"epochs\":3,\"lr\":0.5,\"verbose\":true}");

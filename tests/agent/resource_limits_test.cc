@@ -283,7 +283,8 @@ TEST_F(FakeCgroupTest, NotEnforcedWithAReason) {
   };
   const Case cases[] = {
       {"no cgroup fs", {1, kGiB}, false, "no cgroup v2 ("},
-      {"nothing to limit", {0, 0}, true, "sets no CPU or memory figure"},
+      {"nothing to limit", {0, 0}, true, "sets no CPU, memory or process figure"},
+      {"no pids hierarchy", {0, 0, 64}, true, "no cgroup v1 pids hierarchy"},
       {"negative cpus", {-1, 0}, true, "invalid CPU count"},
       {"nan cpus", {std::nan(""), kGiB}, true, "invalid CPU count"},
   };
@@ -319,6 +320,87 @@ TEST_F(FakeCgroupTest, SweepRemovesEmptyCgroupsNotKept) {
   EXPECT_TRUE(PathExists(fs("cpu/trainyard/busy")));
 }
 
+TEST_F(FakeCgroupTest, V2ProcessLimitEnablesPidsAndWritesPidsMax) {
+  MakeV2();
+  MakeV2Parent("cpu memory pids");
+  MakeV2Instance("j");
+  Put(fs("trainyard/j/pids.max"), "max");
+
+  LimitsOutcome out = ApplyInstanceLimits("j", {1, kGiB, 256}, roots_);
+
+  ASSERT_TRUE(out.enforced) << out.message;
+  EXPECT_EQ(out.message, "trainyard: instance limits: 1 CPU, 1 GiB memory, 256 processes "
+                         "(cgroup v2 " + fs("trainyard/j") + ")");
+  EXPECT_EQ(Get(fs("cgroup.subtree_control")), "+cpu +memory +pids");
+  EXPECT_EQ(Get(fs("trainyard/cgroup.subtree_control")), "+cpu +memory +pids");
+  EXPECT_EQ(Get(fs("trainyard/j/pids.max")), "256");
+  ReleaseInstanceLimits("j", roots_);
+}
+
+TEST_F(FakeCgroupTest, V2ReusedCgroupLosesAnEarlierProcessLimit) {
+  MakeV2();
+  MakeV2Parent();
+  MakeV2Instance("j");
+  Put(fs("trainyard/j/pids.max"), "64");
+
+  ASSERT_TRUE(ApplyInstanceLimits("j", {1, kGiB}, roots_).enforced);
+
+  EXPECT_EQ(Get(fs("trainyard/j/pids.max")), "max");
+  ReleaseInstanceLimits("j", roots_);
+}
+
+TEST_F(FakeCgroupTest, V2WithoutThePidsControllerIsNotEnforced) {
+  MakeV2("cpu memory");
+
+  LimitsOutcome out = ApplyInstanceLimits("j", {1, kGiB, 256}, roots_);
+
+  EXPECT_FALSE(out.enforced);
+  EXPECT_NE(out.message.find("controller 'pids' is not available"), std::string::npos)
+      << out.message;
+  EXPECT_FALSE(PathExists(fs("trainyard/j")));
+}
+
+TEST_F(FakeCgroupTest, V1ProcessLimitGoesInThePidsHierarchy) {
+  MakeV1();
+  MakeV1Instance("cpu/trainyard/j", "memory/outer/trainyard/j");
+  Put(fs("pids/cgroup.procs"));
+  Put(fs("pids/trainyard/j/cgroup.procs"));
+  Put(fs("pids/trainyard/j/pids.max"), "max");
+
+  LimitsOutcome out = ApplyInstanceLimits("j", {1, kGiB, 100}, roots_);
+
+  ASSERT_TRUE(out.enforced) << out.message;
+  EXPECT_EQ(out.cgroup_dirs, (std::vector<std::string>{fs("cpu/trainyard/j"),
+                                                       fs("memory/outer/trainyard/j"),
+                                                       fs("pids/trainyard/j")}));
+  EXPECT_EQ(Get(fs("pids/trainyard/j/pids.max")), "100");
+  EXPECT_EQ(Get(fs("pids/trainyard/j/cgroup.procs")), "0");
+
+  ReleaseInstanceLimits("j", roots_);
+  EXPECT_EQ(Get(fs("pids/cgroup.procs")), "0");
+}
+
+TEST_F(FakeCgroupTest, SweepCoversThePidsHierarchy) {
+  MakeV1();
+  Put(fs("pids/cgroup.procs"));
+  ASSERT_TRUE(MakeDirs(fs("pids/trainyard/old")).ok());
+
+  EXPECT_EQ(SweepInstanceCgroups({}, roots_), std::vector<std::string>{"old"});
+  EXPECT_FALSE(PathExists(fs("pids/trainyard")));
+}
+
+TEST_F(FakeCgroupTest, CountOomKillsReadsV1AndV2Counters) {
+  Put(fs("v2/memory.events"), "low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\n");
+  Put(fs("v1cpu/cpu.cfs_quota_us"), "100000");
+  Put(fs("v1mem/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+  Put(fs("old/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\n");  // before 4.13
+
+  EXPECT_EQ(CountOomKills({fs("v2")}), 2u);
+  EXPECT_EQ(CountOomKills({fs("v1cpu"), fs("v1mem"), fs("pids")}), 1u);
+  EXPECT_EQ(CountOomKills({fs("old")}), 0u);
+  EXPECT_EQ(CountOomKills({}), 0u);
+}
+
 TEST_F(FakeCgroupTest, SweepWithoutCgroupsRemovesNothing) {
   EXPECT_TRUE(SweepInstanceCgroups({}, roots_).empty());
 }
@@ -351,8 +433,19 @@ TEST(DescribeLimitsTest, Table) {
       {{0, 1536 * kMiB}, "1.5 GiB memory"},
       {{0, 4096}, "4096 bytes memory"},
       {{0, 0}, ""},
+      {{2, 4 * kGiB, 4096}, "2 CPUs, 4 GiB memory, 4096 processes"},
+      {{0, 0, 64}, "64 processes"},
   };
   for (const Case& c : cases) EXPECT_EQ(DescribeLimits(c.limits), c.want);
+}
+
+TEST(OutOfMemoryReasonTest, NamesTheLimitAndTheType) {
+  EXPECT_EQ(OutOfMemoryReason(2 * kGiB, "ml.m5.large", 137),
+            "OutOfMemoryError: Please use an instance type with more memory, or reduce the size of "
+            "job data processed on an instance. (memory limit 2 GiB of ml.m5.large; the training "
+            "process exited with code 137)");
+  EXPECT_NE(OutOfMemoryReason(256 * kMiB, "", 1).find("(memory limit 256 MiB; the training"),
+            std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,6 +544,19 @@ void TouchThreeHundredMiB() {
   for (size_t i = 0; i < kBytes; i += 4096) bytes[i] = 1;
 }
 
+// Forks 64 children that wait to be killed: exits 42 when a fork fails with EAGAIN (the pids
+// limit), 43 on another failure, 0 when all 64 started.
+void ForkSixtyFour() {
+  for (int i = 0; i < 64; ++i) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      for (;;) ::pause();
+    }
+    if (pid < 0) ::_exit(errno == EAGAIN ? 42 : 43);
+  }
+  ::_exit(0);
+}
+
 // "key value" lines (cpu.stat, memory.events, memory.oom_control): the value of `key`, or -1.
 long long StatValue(const std::string& path, const std::string& key) {
   Result<std::string> text = ReadFile(path);
@@ -547,10 +653,32 @@ TEST_F(RealCgroupTest, MemoryLimitOomKillsAnOverAllocatingChild) {
   EXPECT_EQ(WTERMSIG(status), SIGKILL);
   if (kills >= 0) {
     EXPECT_GE(kills, 1);
+    EXPECT_EQ(CountOomKills(out.cgroup_dirs), static_cast<uint64_t>(kills));
   }
 
   ReleaseInstanceLimits("rl-oom", roots_);
   EXPECT_FALSE(PathExists(dir));
+}
+
+TEST_F(RealCgroupTest, ProcessLimitFailsForksPastItAndReleaseEndsTheRest) {
+  if (!PathExists("/sys/fs/cgroup/cgroup.controllers") &&
+      ::access("/sys/fs/cgroup/pids/cgroup.procs", W_OK) != 0) {
+    GTEST_SKIP() << "no writable cgroup v1 pids hierarchy";
+  }
+  Child bomb(ForkSixtyFour);
+  LimitsOutcome out =
+      Remember(ApplyInstanceLimitsToProcess(bomb.pid(), "rl-pids", {0, 0, 16}, roots_));
+  ASSERT_TRUE(out.enforced) << out.message;
+  bomb.Go();
+  int status = bomb.Wait();
+
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 42);  // fork failed with EAGAIN
+  // The 15 children it did start (16 with it) are still in the cgroup until released.
+  const std::string& dir = out.cgroup_dirs.back();
+  EXPECT_EQ(Get(dir + "/pids.max"), "16\n");
+  ReleaseInstanceLimits("rl-pids", roots_);
+  for (const std::string& d : out.cgroup_dirs) EXPECT_FALSE(PathExists(d)) << d;
 }
 
 TEST_F(RealCgroupTest, ApplyMovesTheCallerAndReleaseMovesItBack) {

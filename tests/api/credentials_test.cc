@@ -88,13 +88,17 @@ TEST(CredentialsTest, LoadParsesMultipleProfiles) {
                               "  aws_access_key_id=AKIACI  \n"
                               "aws_secret_access_key=ci-secret\n"
                               "aws_account_id = 000000000042\n"
+                              "[temporary]\n"
+                              "aws_access_key_id = ASIATEMP\n"
+                              "aws_secret_access_key = temp-secret\n"
+                              "aws_session_token = tok/en==\n"
                               "[role]\n"
                               "role_arn = arn:aws:iam::123456789012:role/x\n"
                               "source_profile = default\n")
                   .ok());
   auto store = LoadSharedCredentialsFile(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(store->size(), 2u);
+  EXPECT_EQ(store->size(), 3u);
   const AccessKey* def = store->Find("AKIADEFAULT");
   ASSERT_NE(def, nullptr);
   EXPECT_EQ(def->secret_access_key, "se/cr+et==");
@@ -103,6 +107,10 @@ TEST(CredentialsTest, LoadParsesMultipleProfiles) {
   ASSERT_NE(ci, nullptr);
   EXPECT_EQ(ci->secret_access_key, "ci-secret");
   EXPECT_EQ(ci->account_id, "000000000042");
+  EXPECT_EQ(ci->session_token, "");
+  const AccessKey* temp = store->Find("ASIATEMP");
+  ASSERT_NE(temp, nullptr);
+  EXPECT_EQ(temp->session_token, "tok/en==");
   EXPECT_EQ(store->Find("AKIANOPE"), nullptr);
 }
 

@@ -80,7 +80,8 @@ class SigV4VerifierTest : public ::testing::Test {
     vectors_ = LoadVectors();
     ASSERT_EQ(vectors_.size(), 5u) << "fixture " TY_TEST_FIXTURES_DIR "/sigv4_vectors.json";
     for (const Vector& v : vectors_) {
-      store_.Add({v.creds.access_key_id, v.creds.secret_access_key, "123456789012"});
+      store_.Add({v.creds.access_key_id, v.creds.secret_access_key, "123456789012",
+                  v.creds.session_token});
     }
   }
 
@@ -251,6 +252,44 @@ TEST_F(SigV4VerifierTest, RejectionsTable) {
     if (!c.want_message.empty()) {
       EXPECT_EQ(ErrorMessage(r), c.want_message) << c.name;
     }
+  }
+}
+
+// Issue 10 (F9): a bogus X-Amz-Security-Token used to be accepted as long as it was signed.
+TEST_F(SigV4VerifierTest, BogusSecurityTokenOnLongTermKeyIsRefused) {
+  HttpRequestParts req = Describe().unsigned_request;
+  AwsCredentials with_token = Describe().creds;
+  with_token.session_token = "bogus";
+  SignRequest(&req, with_token, "us-east-1", "sagemaker", Describe().time);
+  auto r = VerifyIn("us-east-1", req, Describe().time);
+  EXPECT_EQ(ErrorType(r), "UnrecognizedClientException");
+  EXPECT_EQ(ErrorMessage(r), "The security token included in the request is invalid.");
+}
+
+TEST_F(SigV4VerifierTest, ConfiguredSessionTokenMustMatch) {
+  const Vector* session = nullptr;
+  for (const Vector& v : vectors_) {
+    if (!v.creds.session_token.empty()) session = &v;
+  }
+  ASSERT_NE(session, nullptr);
+  struct Case {
+    const char* name;
+    std::string token;  // empty: no X-Amz-Security-Token at all
+    const char* want;
+  };
+  const Case cases[] = {
+      {"same", session->creds.session_token, "OK"},
+      {"other", "IQoJb3JpZ2luX2VjEXAMPLE//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==x",
+       "UnrecognizedClientException"},
+      {"missing", "", "UnrecognizedClientException"},
+  };
+  for (const Case& c : cases) {
+    HttpRequestParts req = session->unsigned_request;
+    AwsCredentials creds = session->creds;
+    creds.session_token = c.token;
+    SignRequest(&req, creds, session->region, "sagemaker", session->time);
+    auto r = VerifyIn(session->region, req, session->time);
+    EXPECT_EQ(ErrorType(r), c.want) << c.name << ": " << ErrorMessage(r);
   }
 }
 

@@ -206,9 +206,6 @@ const std::vector<RuleCase>& RuleCases() {
       {"MaxPendingTime",
        [](json& b, const std::string&) { b["StoppingCondition"]["MaxPendingTimeInSeconds"] = 60; },
        {"MaxPendingTimeInSeconds"}},
-      {"NetworkIsolation",
-       [](json& b, const std::string&) { b["EnableNetworkIsolation"] = true; },
-       {"EnableNetworkIsolation"}},
       {"TrafficEncryption",
        [](json& b, const std::string&) { b["EnableInterContainerTrafficEncryption"] = true; },
        {"EnableInterContainerTrafficEncryption"}},
@@ -348,6 +345,18 @@ const std::vector<RuleCase>& RuleCases() {
       {"ReservedTag",
        [](json& b, const std::string&) { b["Tags"][0]["Key"] = "aws:owner"; },
        {"reserved for AWS use: aws:owner"}},
+      // Issue 10 (F9): a NUL in Environment used to cut the value short in the training process.
+      {"NulInEnvironmentValue",
+       [](json& b, const std::string&) { b["Environment"]["MODE"] = std::string("te\0st", 5); },
+       {"Environment value of 'MODE' has a NUL character"}},
+      {"NulInHyperParameterValue",
+       [](json& b, const std::string&) {
+         b["HyperParameters"]["epochs"] = std::string("1\0; rm", 6);
+       },
+       {"HyperParameters value of 'epochs' has a NUL character"}},
+      {"NulInHyperParameterKey",
+       [](json& b, const std::string&) { b["HyperParameters"][std::string("a\0b", 3)] = "1"; },
+       {"HyperParameters has a key with a NUL character"}},
       {"DuplicateTag",
        [](json& b, const std::string&) { b["Tags"].push_back({{"Key", "team"}, {"Value", "x"}}); },
        {"Duplicate tag key: team"}},
@@ -419,6 +428,19 @@ TEST_F(ParseCreateTrainingJobTest, ManagedSpotAndRetryStrategyAreParsed) {
   EXPECT_EQ(spec->max_wait, std::chrono::seconds(7200));
   EXPECT_EQ(spec->max_retry_attempts, 3);
   EXPECT_EQ(spec->checkpoint_uri, "file://" + root_ + "/ckpt/");
+}
+
+TEST_F(ParseCreateTrainingJobTest, EnableNetworkIsolationIsAccepted) {
+  for (bool isolated : {false, true}) {
+    json body = ValidBody();
+    body["EnableNetworkIsolation"] = isolated;
+    auto spec = ParseCreateTrainingJob(body, policy_);
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->network_isolation, isolated);
+  }
+  auto absent = ParseCreateTrainingJob(ValidBody(), policy_);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->network_isolation);
 }
 
 TEST_F(ParseCreateTrainingJobTest, NullUnsupportedMemberIsIgnored) {

@@ -65,6 +65,22 @@ TEST(InstanceCatalogTest, UpsertReplacesAndAdds) {
   EXPECT_EQ(catalog.All().size(), before + 1);
 }
 
+TEST(InstanceCatalogTest, ProcessLimitDefaultsByVcpusUnlessSet) {
+  struct Case {
+    InstanceType type;
+    int want;
+  };
+  const Case cases[] = {
+      {{"ml.m5.large", 2, 8, 0, 0.115}, 4096},
+      {{"ml.m5.24xlarge", 96, 384, 0, 5.53}, 96 * 256},
+      {{"ml.local.small", 2, 1, 0, 0, 64}, 64},
+  };
+  for (const Case& c : cases) EXPECT_EQ(MaxProcesses(c.type), c.want) << c.type.name;
+  const InstanceType* builtin = InstanceCatalog::Builtin().Find("ml.c5.18xlarge");
+  ASSERT_NE(builtin, nullptr);
+  EXPECT_EQ(MaxProcesses(*builtin), DefaultMaxProcesses(72));
+}
+
 TEST(InstanceCatalogTest, AllIsSortedByName) {
   std::vector<InstanceType> all = InstanceCatalog::Builtin().All();
   ASSERT_FALSE(all.empty());

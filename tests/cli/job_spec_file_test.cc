@@ -149,7 +149,27 @@ INSTANTIATE_TEST_SUITE_P(
                                   "is not valid JSON"},
                       BadSpecCase{"YamlScalar", "a.yaml", "just text\n", "must hold a mapping"},
                       BadSpecCase{"YamlList", "a.yml", "- a\n- b\n", "must hold a mapping"},
-                      BadSpecCase{"JsonArray", "a.json", "[1, 2]", "must hold a mapping"}),
+                      BadSpecCase{"JsonArray", "a.json", "[1, 2]", "must hold a mapping"},
+                      BadSpecCase{"JsonTooDeep", "a.json",
+                                  "{\"HyperParameters\": " + std::string(20000, '[') +
+                                      std::string(20000, ']') + "}",
+                                  "deeper than 64 levels"},
+                      BadSpecCase{"YamlTooDeep", "a.yaml",
+                                  "HyperParameters: " + std::string(20000, '[') + "\n",
+                                  "deeper than 64 levels"},
+                      // Ten aliases per level, nine levels: a billion values from 500 bytes.
+                      BadSpecCase{"YamlAliasBomb", "a.yaml", [] {
+                                    std::string y = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+                                    for (int i = 1; i < 10; ++i) {
+                                      std::string p = "*l" + std::to_string(i - 1);
+                                      y += "l" + std::to_string(i) + ": &l" + std::to_string(i) +
+                                           " [" + p;
+                                      for (int j = 1; j < 10; ++j) y += ", " + p;
+                                      y += "]\n";
+                                    }
+                                    return y;
+                                  }(),
+                                  "expands to more than 100000 values"}),
     [](const ::testing::TestParamInfo<BadSpecCase>& p) { return p.param.label; });
 
 TEST_F(LoadJobSpecTest, MissingFileIsAnError) {

@@ -435,5 +435,39 @@ TEST_F(MultiNodeControllerTest, WithoutIsolationMultiNodeJobsAreRefusedAtSubmit)
   EXPECT_TRUE(controller_->Submit("123456789012", Spec("single"), "{}").ok());
 }
 
+TEST_F(MultiNodeControllerTest, EveryJobAsksForItsNetworkWithWhatItMayReach) {
+  // A single-instance job gets a network too; the request carries isolation and the sandbox.
+  model::JobSpec single = Spec("one");
+  ASSERT_TRUE(controller_->Submit("123456789012", single, "{}").ok());
+  name_ = "one";
+  WaitForLaunch(1);
+  model::JobSpec isolated = MultiSpec("iso", 2);
+  isolated.network_isolation = true;
+  ASSERT_TRUE(controller_->Submit("123456789012", isolated, "{}").ok());
+  name_ = "iso";
+  WaitForLaunch(3);
+  std::lock_guard<std::mutex> lock(launcher_.mu);
+  ASSERT_EQ(launcher_.network_requests.size(), 2u);
+  EXPECT_EQ(launcher_.network_requests[0].count, 1);
+  EXPECT_FALSE(launcher_.network_requests[0].isolated);
+  EXPECT_TRUE(launcher_.network_requests[0].sandboxed);
+  EXPECT_FALSE(launcher_.network_requests[0].store_access);  // no store configured
+  EXPECT_EQ(launcher_.network_requests[1].count, 2);
+  EXPECT_TRUE(launcher_.network_requests[1].isolated);
+  EXPECT_EQ(launcher_.configs[0].network.address, "10.0.0.1");
+}
+
+TEST_F(MultiNodeControllerTest, WithoutIsolationNetworkIsolationIsRefusedAtSubmit) {
+  controller_.reset();
+  isolation_ = "none";
+  OpenAll();
+  model::JobSpec spec = Spec("iso");
+  spec.network_isolation = true;
+  auto job = controller_->Submit("123456789012", spec, "{}");
+  ASSERT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(job.status().message().find("EnableNetworkIsolation"), std::string::npos)
+      << job.status().message();
+}
+
 }  // namespace
 }  // namespace ty::control

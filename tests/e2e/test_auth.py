@@ -200,3 +200,53 @@ def test_env_without_server_fails_clearly(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert res.returncode != 0
     assert "no running server" in res.stderr
+
+
+def _sagemaker(server, key, secret, token=None):
+    import boto3
+    import botocore.config
+    return boto3.session.Session(
+        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
+        region_name=server.region).client(
+            "sagemaker", endpoint_url=server.url,
+            config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def _refused_token(client):
+    import botocore.exceptions
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        client.list_training_jobs()
+    err = e.value.response["Error"]
+    assert err["Code"] == "UnrecognizedClientException", err
+    assert err["Message"] == "The security token included in the request is invalid.", err
+
+
+def test_security_tokens_are_checked(tmp_path):
+    # Issue 10 (F9): a bogus X-Amz-Security-Token on long-term keys was accepted. Now a token is
+    # refused on keys without one (as AWS does), and must match where the credentials file
+    # configures aws_session_token.
+    from conftest import Server
+    data = tmp_path / "data"
+    data.mkdir()
+    creds = data / "credentials"
+    creds.write_text("[trainyard]\n"
+                     "aws_access_key_id = AKIATYE2ELONGTERM001\n"
+                     "aws_secret_access_key = long-term-secret\n"
+                     "[temporary]\n"
+                     "aws_access_key_id = ASIATYE2ETEMPORARY01\n"
+                     "aws_secret_access_key = temporary-secret\n"
+                     "aws_session_token = the/session+token==\n")
+    creds.chmod(0o600)
+    server = Server(str(data)).start()
+    try:
+        long_term = ("AKIATYE2ELONGTERM001", "long-term-secret")
+        temporary = ("ASIATYE2ETEMPORARY01", "temporary-secret")
+        assert "TrainingJobSummaries" in _sagemaker(server, *long_term).list_training_jobs()
+        _refused_token(_sagemaker(server, *long_term, token="bogus"))
+        assert "TrainingJobSummaries" in _sagemaker(
+            server, *temporary, token="the/session+token==").list_training_jobs()
+        _refused_token(_sagemaker(server, *temporary, token="the/session+token=="[:-1]))
+        _refused_token(_sagemaker(server, *temporary))
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

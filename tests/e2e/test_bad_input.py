@@ -98,6 +98,40 @@ def test_malformed_json(srv):
     assert (status, body["__type"]) == (400, "SerializationException"), body
 
 
+def deep_object(depth, leaf=b"1"):
+    return b'{"a":' * depth + leaf + b"}" * depth
+
+
+def deep_search_expression(depth):
+    # {"SubExpressions": [{"SubExpressions": [ ... {} ... ]}]}
+    return b'{"SubExpressions":[' * depth + b"{}" + b"]}" * depth
+
+
+@pytest.mark.parametrize("depth", [65, 10_000, 20_000, 150_000])
+def test_deeply_nested_list_training_jobs_body_is_refused(srv, depth):
+    # Issue 10: nested 20,000 deep (about 100 KB) under an unknown member, this body overflowed
+    # the server's stack and killed it.
+    status, body = send(srv, b'{"Unknown":' + deep_object(depth) + b"}")
+    assert (status, body["__type"]) == (400, "SerializationException"), body
+    assert "deeper than 64 levels" in body["message"], body["message"]
+
+
+@pytest.mark.parametrize("depth", [32, 10_000, 20_000])
+def test_deeply_nested_search_sub_expressions_are_refused(srv, depth):
+    status, body = send(srv, b'{"Resource":"TrainingJob","SearchExpression":' +
+                        deep_search_expression(depth) + b"}", target="SageMaker.Search")
+    assert (status, body["__type"]) == (400, "SerializationException"), body
+    assert "deeper than 64 levels" in body["message"], body["message"]
+
+
+def test_nesting_within_the_limit_is_still_served(raw):
+    # 20 levels of SubExpressions are 42 JSON levels: parsed, validated and searched as before.
+    expression = {"Filters": [{"Name": "TrainingJobName", "Operator": "Equals", "Value": "none"}]}
+    for _ in range(20):
+        expression = {"SubExpressions": [expression]}
+    assert raw.search(Resource="TrainingJob", SearchExpression=expression)["Results"] == []
+
+
 def test_wrong_content_type(srv):
     status, body = send(srv, b"{}", content_type="text/plain")
     assert status == 400 and body["__type"] == "SerializationException", body
@@ -271,3 +305,38 @@ def test_undecodable_path_gets_an_aws_error_and_the_server_lives(server):
         conn.close()
     assert server.proc.poll() is None
     server.boto3().list_training_jobs()
+
+
+# --- F9: values that used to be cut short or leak server paths (issue 10) ---------------------
+
+@pytest.mark.parametrize("member,value,fragment", [
+    ("Environment", {"MODE": "te\x00st"}, "Environment value of 'MODE' has a NUL character"),
+    ("HyperParameters", {"epochs": "1\x00"}, "HyperParameters value of 'epochs' has a NUL"),
+    ("HyperParameters", {"a\x00b": "1"}, "HyperParameters has a key with a NUL character"),
+])
+def test_nul_in_environment_and_hyperparameters_is_refused(raw, out, member, value, fragment):
+    # A NUL used to reach the training process and cut the value short there.
+    req = job_request("nul-" + member.lower(), out, "true")
+    req[member] = value
+    msg = expect_error(raw.create_training_job, "ValidationException", **req)
+    assert fragment in msg, msg
+
+
+def test_other_control_characters_in_hyperparameters_follow_the_model(raw, out):
+    req = job_request("newline-hp", out, "true")
+    req["HyperParameters"] = {"epochs": "1\n2"}
+    expect_error(raw.create_training_job, "ValidationException", **req)
+
+
+def test_failure_reason_shows_no_server_path(srv, raw, out):
+    # The script replaces its model dir by a file, so packing the artifacts fails on the host
+    # side; the reason used to name <data-dir>/jobs/<account>/<job>/attempt-1/algo-1/model.
+    name = "failure-path"
+    raw.create_training_job(**job_request(name, out,
+                                          "rm -rf /opt/ml/model && echo x > /opt/ml/model"))
+    d = wait_status(raw, name)
+    assert d["TrainingJobStatus"] == "Failed", d
+    reason = d["FailureReason"]
+    assert "/opt/ml/model" in reason, reason
+    assert srv.data_dir not in reason and os.path.realpath(srv.data_dir) not in reason, reason
+    assert "attempt-1" not in reason and "/jobs/" not in reason, reason

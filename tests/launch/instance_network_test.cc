@@ -552,6 +552,48 @@ TEST_F(InstanceNetworkTest, SweepLeftoversRemovesAllButKept) {
             nk->instances[0].ip);
 }
 
+TEST_F(InstanceNetworkTest, SweepTakesOnlyTheNetworksOfItsOwner) {
+  // Two servers on one machine: each sweeps its own networks, never the other's.
+  const std::string owner_a = "a" + JobNetworkKey(RandomUuid()).substr(1);
+  const std::string owner_b = "b" + JobNetworkKey(RandomUuid()).substr(1);
+  InstanceNetworks server_a(owner_a);
+  InstanceNetworks server_b(owner_b);
+  const std::string key_a = Key();
+  const std::string key_b = Key();
+  ASSERT_TRUE(server_a.Create(key_a, 1, NetworkMode::kNamespaces).ok());
+  auto made_b = server_b.Create(key_b, 2, NetworkMode::kNamespaces);
+  ASSERT_TRUE(made_b.ok()) << made_b.status().ToString();
+  const std::set<std::string> objects_a = ObjectsOf(key_a);
+  ASSERT_EQ(objects_a.size(), 3u);
+
+  InstanceNetworks restarted_a(owner_a);  // server A after a restart, keeping none of its jobs
+  auto removed = restarted_a.SweepLeftovers({});
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(std::set<std::string>(removed->begin(), removed->end()), objects_a);
+  EXPECT_EQ(ObjectsOf(key_a), std::set<std::string>());
+  EXPECT_EQ(ObjectsOf(key_b).size(), 5u);
+  EXPECT_EQ(Connect(made_b->instances[0].netns, made_b->instances[1].netns,
+                    made_b->instances[1].ip),
+            made_b->instances[0].ip);
+  // A complete network of its own is found again by the same owner after a restart.
+  InstanceNetworks restarted_b(owner_b);
+  auto again = restarted_b.Create(key_b, 2, NetworkMode::kNamespaces);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->gateway, made_b->gateway);
+}
+
+TEST(InstanceNetworkNamesTest, KeysAndServerIdsAreScopedToTheServer) {
+  const std::string arn = "arn:aws:sagemaker:us-east-1:000000000000:training-job/same";
+  EXPECT_EQ(JobNetworkKey(arn, ""), JobNetworkKey(arn));
+  EXPECT_NE(JobNetworkKey(arn, ServerNetworkId("/srv/a")), JobNetworkKey(arn, ServerNetworkId("/srv/b")));
+  EXPECT_EQ(JobNetworkKey(arn, "s1").size(), 8u);
+  EXPECT_EQ(ServerNetworkId("/srv/a"), ServerNetworkId("/srv/a"));
+  EXPECT_EQ(ServerNetworkId("/srv/a").size(), 8u);
+  // The longest names stay within Linux's 15 characters.
+  EXPECT_LE(VethName(JobNetworkKey(arn, "s1"), kMaxInstancesPerNetwork).size(),
+            kMaxInterfaceNameLength);
+}
+
 TEST_F(InstanceNetworkTest, FailurePartWayLeavesNothingBehind) {
   const std::string key = Key();
   // Something that is not ours holds the name of instance 2's veth.

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/crypto.h"
 #include "common/fs.h"
 #include "testing/temp_dir.h"
 
@@ -219,10 +220,52 @@ TEST(NetworkPolicyTest, ParsesTheThreePoliciesAndRefusesOthers) {
   EXPECT_FALSE(ParseNetworkPolicy("host").ok());
 }
 
+TEST(LocalLauncherNetworkTest, ASingleInstanceOnTheHostsNetworkIsSaidLoudly) {
+  LocalLauncher launcher("/bin/true", NetworkPolicy::kLoopback);
+  const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/hostnet";
+  NetworkRequest one;
+  EXPECT_TRUE(launcher.PreparesNetworkAtOnce(one));  // nothing to make in the kernel
+  auto net = launcher.PrepareNetwork(arn, one);
+  ASSERT_TRUE(net.ok()) << net.status().ToString();
+  ASSERT_EQ(net->size(), 1u);
+  EXPECT_TRUE((*net)[0].empty());
+  EXPECT_NE((*net)[0].notice.find("WARNING: shares the host's network"), std::string::npos)
+      << (*net)[0].notice;
+  EXPECT_NE((*net)[0].notice.find("'loopback'"), std::string::npos) << (*net)[0].notice;
+  // Network isolation is never given weaker than promised.
+  NetworkRequest isolated;
+  isolated.isolated = true;
+  auto refused = launcher.PrepareNetwork(arn, isolated);
+  ASSERT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("EnableNetworkIsolation"), std::string::npos);
+}
+
+TEST(LocalLauncherNetworkTest, ASingleInstanceGetsANamespaceWhereTheMachineAllowsIt) {
+  const NetworkSupport support = ProbeNetworkSupport();
+  if (!support.namespaces) GTEST_SKIP() << "no network namespaces here: " << support.reason;
+  // The firewall is off here (LocalNetworkOptions' default): the notice says so.
+  LocalLauncher launcher("/bin/true", NetworkPolicy::kAuto, {"t" + JobNetworkKey(RandomUuid()).substr(1)});
+  const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/own";
+  NetworkRequest one;
+  EXPECT_FALSE(launcher.PreparesNetworkAtOnce(one));
+  auto net = launcher.PrepareNetwork(arn, one);
+  ASSERT_TRUE(net.ok()) << net.status().ToString();
+  ASSERT_EQ(net->size(), 1u);
+  EXPECT_EQ((*net)[0].interface, "eth0");
+  EXPECT_EQ((*net)[0].netns.rfind("ty-", 0), 0u) << (*net)[0].netns;
+  EXPECT_TRUE(PathExists("/run/netns/" + (*net)[0].netns));
+  EXPECT_NE((*net)[0].notice.find("WARNING: no firewall"), std::string::npos) << (*net)[0].notice;
+  NetworkRequest bare;
+  bare.sandboxed = false;  // isolation: none cannot enter a namespace
+  EXPECT_TRUE(launcher.PreparesNetworkAtOnce(bare));
+  launcher.ReleaseNetwork(arn);
+  EXPECT_FALSE(PathExists("/run/netns/" + (*net)[0].netns));
+}
+
 TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgain) {
   LocalLauncher launcher("/bin/true", NetworkPolicy::kLoopback);
   const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/loop";
-  auto net = launcher.PrepareNetwork(arn, 3);
+  auto net = launcher.PrepareNetwork(arn, NetworkRequest{3});
   ASSERT_TRUE(net.ok()) << net.status().ToString();
   ASSERT_EQ(net->size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
@@ -232,7 +275,7 @@ TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgai
     EXPECT_EQ((*net)[i].hosts.size(), 3u);
     EXPECT_EQ((*net)[i].hosts[i].second, (*net)[i].address);
   }
-  auto again = launcher.PrepareNetwork(arn, 3);
+  auto again = launcher.PrepareNetwork(arn, NetworkRequest{3});
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)[2].address, (*net)[2].address);
   launcher.ReleaseNetwork(arn);

@@ -84,6 +84,13 @@ images:
   EXPECT_EQ(c.images[2].entry.command, std::vector<std::string>{"/bin/tool"});
 }
 
+TEST_F(LoadConfigFileTest, DeeplyNestedConfigIsRefusedWhileParsing) {
+  ServerConfig c;
+  Status s = LoadConfigFile(Write("storage: " + std::string(100000, '{') + "\n"), &c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("deeper than 64 levels"), std::string::npos) << s.message();
+}
+
 TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   ServerConfig c;
   c.data_dir = "/from/flags";
@@ -107,7 +114,7 @@ TEST_F(LoadConfigFileTest, CapacityAndSpot) {
 instance_types:
   ml.m5.large: {on_demand_price: 0.2}
   ml.local.big: {vcpus: 32, memory_gib: 125.5, gpus: 2, on_demand_price: 3.5}
-  ml.local.cpu: {vcpus: 4, memory_gib: 8, on_demand_price: 0}
+  ml.local.cpu: {vcpus: 4, memory_gib: 8, on_demand_price: 0, max_processes: 64}
 capacity:
   ml.m5.large: 4
   ml.p4d.24xlarge: 0
@@ -144,6 +151,8 @@ spot:
   EXPECT_EQ(c.instance_types[1].gpus, 2);
   EXPECT_DOUBLE_EQ(c.instance_types[1].on_demand_price, 3.5);
   EXPECT_EQ(c.instance_types[2].gpus, 0);
+  EXPECT_EQ(c.instance_types[2].max_processes, 64);
+  EXPECT_EQ(c.instance_types[1].max_processes, 0);  // unset: capacity::DefaultMaxProcesses
 
   EXPECT_EQ(c.capacity.counts,
             (std::map<std::string, int>{{"ml.m5.large", 4}, {"ml.p4d.24xlarge", 0}}));
@@ -265,6 +274,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"NewTypeWithoutVcpus",
                       "instance_types:\n  ml.mine.big: {memory_gib: 16, on_demand_price: 1}\n",
                       "needs vcpus"},
+        BadConfigCase{"TooFewProcesses", "instance_types:\n  ml.m5.large: {max_processes: 2}\n",
+                      "instance_types: ml.m5.large: max_processes must be a whole number >= 8"},
         BadConfigCase{"ZeroVcpus", "instance_types:\n  ml.m5.large: {vcpus: 0}\n",
                       "instance_types: ml.m5.large: vcpus must be a whole number >= 1"},
         BadConfigCase{"ZeroMemory", "instance_types:\n  ml.m5.large: {memory_gib: 0}\n",
@@ -320,8 +331,44 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"PassNotBool", "storage:\n  pass_credentials_to_jobs: maybe\n",
                       "storage: pass_credentials_to_jobs must be true or false"},
         BadConfigCase{"MissingTraceFile", "spot:\n  trace_file: absent-trace.txt\n",
-                      "spot: trace_file: "}),
+                      "spot: trace_file: "},
+        BadConfigCase{"HttpNotAMap", "http: fast\n", "http must be a mapping"},
+        BadConfigCase{"UnknownHttpKey", "http:\n  threads: 3\n", "http: unknown key 'threads'"},
+        BadConfigCase{"ZeroHeadTimeout", "http:\n  head_timeout_seconds: 0\n",
+                      "http: head_timeout_seconds must be a number > 0"},
+        BadConfigCase{"TinyHeaderLimit", "http:\n  max_header_bytes: 10\n",
+                      "http: max_header_bytes must be a whole number >= 1024"},
+        BadConfigCase{"NoConnections", "http:\n  max_connections: 0\n",
+                      "http: max_connections must be a whole number >= 1"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
+
+TEST_F(LoadConfigFileTest, HttpEdge) {
+  ServerConfig defaults;
+  EXPECT_EQ(defaults.http.head_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(defaults.http.idle_timeout, std::chrono::seconds(60));
+  std::string path = Write(R"(
+http:
+  io_threads: 3
+  report_threads: 2
+  head_timeout_seconds: 0.5
+  body_timeout_seconds: 20
+  idle_timeout_seconds: 120
+  max_header_bytes: 8192
+  max_connections: 500
+  max_connections_per_client: 50
+)");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.http.io_threads, 3);
+  EXPECT_EQ(c.http_report_threads, 2);
+  EXPECT_EQ(c.http.head_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(c.http.body_timeout, std::chrono::seconds(20));
+  EXPECT_EQ(c.http.idle_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(c.http.max_header_bytes, 8192u);
+  EXPECT_EQ(c.http.max_connections, 500);
+  EXPECT_EQ(c.http.max_connections_per_client, 50);
+}
 
 TEST_F(LoadConfigFileTest, StorageS3) {
   std::string path = Write(R"(

@@ -37,8 +37,9 @@ class FakeLauncher final : public launch::Launcher {
     return alive.count(agent.pid) > 0;
   }
   // Networks: instance i of any job is 10.0.0.<i> on eth0 (no kernel objects).
-  Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(const std::string& job_arn,
-                                                                   int count) override {
+  Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(
+      const std::string& job_arn, const launch::NetworkRequest& request) override {
+    const int count = request.count;
     std::chrono::milliseconds delay;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -47,6 +48,7 @@ class FakeLauncher final : public launch::Launcher {
     std::this_thread::sleep_for(delay);  // as `ip` takes its time, off the controller's loop
     std::lock_guard<std::mutex> lock(mu);
     ++network_calls;
+    network_requests.push_back(request);
     if (fail_network) return FailedPrecondition("no networks in this test");
     networks.insert(job_arn);
     std::vector<model::InstanceNetworkConfig> out(static_cast<size_t>(count));
@@ -60,6 +62,11 @@ class FakeLauncher final : public launch::Launcher {
       n.netns = "fake-" + std::to_string(i);
     }
     return out;
+  }
+  // Single-instance networks are made at once (on the controller's loop), multi-node ones on
+  // a thread, as when LocalLauncher has nothing and something to make in the kernel.
+  bool PreparesNetworkAtOnce(const launch::NetworkRequest& request) const override {
+    return networks_at_once && request.count == 1;
   }
   void ReleaseNetwork(const std::string& job_arn) override {
     std::lock_guard<std::mutex> lock(mu);
@@ -76,6 +83,8 @@ class FakeLauncher final : public launch::Launcher {
   bool fail_network = false;
   std::chrono::milliseconds network_delay{0};
   int network_calls = 0;
+  bool networks_at_once = true;
+  std::vector<launch::NetworkRequest> network_requests;
   std::vector<model::InstanceConfig> configs;
   std::vector<std::pair<int64_t, int>> signals;
   std::set<int64_t> alive;

@@ -1,0 +1,2 @@
+ty_add_test_binary(ty_common_clock_tests clock_test.cc)
+target_link_libraries(ty_common_clock_tests PRIVATE ty_common)

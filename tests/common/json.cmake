@@ -1,0 +1,2 @@
+ty_add_test_binary(ty_common_json_tests json_test.cc)
+target_link_libraries(ty_common_json_tests PRIVATE ty_common)

@@ -1,0 +1,2 @@
+ty_add_test_binary(ty_common_mutex_tests mutex_test.cc)
+target_link_libraries(ty_common_mutex_tests PRIVATE ty_common)
