@@ -4,7 +4,9 @@
 #   2. build (build/)
 #   3. unit + integration tests: ctest --test-dir build
 #   4. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
-# Ends with one line "N passed, M failed" (ctest + pytest) and exits non-zero
+#   5. checks, one count each: the clang thread-safety build (scripts/check-threads.sh,
+#      build-tsa/), clang-format and clang-tidy (scripts/check-style.sh --format / --tidy)
+# Ends with one line "N passed, M failed" (ctest + pytest + checks) and exits non-zero
 # if anything failed.
 #
 # usage: ./test.sh [--asan]
@@ -18,7 +20,7 @@ asan=0
 for arg in "$@"; do
   case "$arg" in
     --asan) asan=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +58,20 @@ run_ctest() {
     echo "test.sh: warning: no tests found in $dir"
   fi
   (( rc == 0 )) || status=1
+}
+
+# Runs one check (a command) and counts it as one test.
+run_check() {
+  local name="$1"
+  shift
+  echo "test.sh: check $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    echo "test.sh: check $name FAILED"
+    failed=$((failed + 1))
+    status=1
+  fi
 }
 
 run_pytest() {
@@ -108,6 +124,9 @@ if (( asan )); then
     run_ctest build-asan
 fi
 run_pytest tests/e2e
+run_check threads scripts/check-threads.sh build-tsa
+run_check format scripts/check-style.sh --format
+run_check tidy scripts/check-style.sh --tidy build
 
 if (( status != 0 )); then
   echo "test.sh: FAILED"

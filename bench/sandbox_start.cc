@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   char tmpl[] = "/var/tmp/ty-sandbox-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return 1;
   const std::string data_dir = tmpl;  // 0700, root's: like the server's data dir
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { (void)ty::RemoveAll(dir); }
+  } cleanup{data_dir};
   const std::string tree = ty::JoinPath(data_dir, "jobs/a/j/attempt-1/algo-1");
   (void)ty::MakeDirs(ty::JoinPath(tree, "model"));
   (void)ty::agent::ChownTree(ty::JoinPath(tree, "model"), 65534, 65534);
@@ -126,6 +130,5 @@ int main(int argc, char** argv) {
     std::printf("%-18s %-6s %8.2fx %8.2fx %8.2fx\n", cmd.name, "ratio", n.p50 / o.p50,
                 n.p90 / o.p90, n.mean / o.mean);
   }
-  (void)ty::RemoveAll(data_dir);
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "agent/sandbox.h"
 #include "agent/staging.h"
 #include "agent/supervisor.h"
+#include "agent/volume_guard.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
@@ -122,6 +123,8 @@ struct Agent::Impl {
   std::string limits_cgroup;              // the instance cgroup, when limits were applied
   std::vector<std::string> limits_dirs;   // its directories (one per v1 hierarchy)
   uint64_t memory_limit_bytes = 0;        // the memory limit in force; 0: none
+  std::unique_ptr<VolumeGuard> volume;    // VolumeSizeInGB (main thread only)
+  bool volume_exceeded = false;           // a watched volume went over: the process was stopped
   std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
   std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
   // Lines for the job's log from other threads (the checkpoint sync).
@@ -423,6 +426,34 @@ struct Agent::Impl {
     return OutOfMemoryReason(memory_limit_bytes, config.spec.instance_type, exit_code);
   }
 
+  // `reason`, unless the instance's volume is (or was seen) full: then the volume's reason with
+  // `what`, since running out of space is the likelier cause of whatever failed.
+  std::string VolumeReasonOr(const std::string& reason, const std::string& what) {
+    if (volume == nullptr || !volume->Check(/*now=*/true)) return reason;
+    return volume->Reason(what);
+  }
+
+  // file:// channels bound read-only into the sandbox count toward the volume, as the
+  // downloaded ones do.
+  Status CountBoundChannels(const InstanceView& view) {
+    std::vector<std::string> sources;
+    for (const auto& [src, dst] : view.ro_binds) {
+      if (dst.rfind(std::string(kOptMl) + "/input/data/", 0) == 0) sources.push_back(src);
+    }
+    return volume->CountChannels(sources);
+  }
+
+  // While the training process runs: a watched volume past its size stops it (a mounted one
+  // stops its writes by itself).
+  void WatchVolume() {
+    if (volume_exceeded || !volume->watching() || !volume->Check()) return;
+    volume_exceeded = true;
+    AddLine(NowMs(), "trainyard: the instance's storage volume is over VolumeSizeInGB " +
+                         std::to_string(config.spec.volume_size_gb) +
+                         "; stopping the training process");
+    supervisor.RequestStop();
+  }
+
   // A stop or interruption arrived before or while the process ran.
   int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
@@ -488,10 +519,27 @@ struct Agent::Impl {
       }
     }
 
+    // Before staging: the channels are downloaded onto the volume.
+    volume = std::make_unique<VolumeGuard>(config.instance_dir, config.spec.volume_size_gb,
+                                           config.volumes);
+    std::string volume_line = volume->Prepare();
+
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
     if (!limits_line.empty()) AddLine(NowMs(), limits_line);
+    if (!volume_line.empty()) AddLine(NowMs(), volume_line);
     Status staged = StageInstance(config, &view);
-    if (!staged.ok()) return Finish(fail, ReasonFor(staged), "", false);
+    if (!staged.ok()) {
+      return Finish(fail, VolumeReasonOr(ReasonFor(staged), "staging the input data failed"), "",
+                    false);
+    }
+    Status counted = CountBoundChannels(view);
+    if (!counted.ok()) {
+      return Finish(fail,
+                    counted.code() == StatusCode::kFailedPrecondition
+                        ? volume->Reason(counted.message())
+                        : ReasonFor(counted),
+                    "", false);
+    }
     if (view.unprivileged) {
       Status granted = GrantTreeToSandbox();
       if (!granted.ok()) {
@@ -605,7 +653,11 @@ struct Agent::Impl {
     };
     const uint64_t oom_kills_before = CountOomKills(limits_dirs);
     auto outcome = supervisor.Run(
-        so, std::chrono::seconds(config.stop_grace_seconds), sink, [this] { MaybeFlushLog(); },
+        so, std::chrono::seconds(config.stop_grace_seconds), sink,
+        [this] {
+          MaybeFlushLog();
+          WatchVolume();
+        },
         view.sandboxed);
     if (!outcome.ok())
       return Finish(fail,
@@ -616,6 +668,10 @@ struct Agent::Impl {
     FlushLog();
     Diag("training process exited with " + std::to_string(outcome->exit_code) +
          (outcome->stopped ? " (stopped)" : ""));
+    if (outcome->stopped && volume_exceeded) {
+      FinalCheckpointSync(std::chrono::minutes(10));
+      return Finish(fail, volume->Reason("the training process was stopped"), "", false);
+    }
     if (outcome->stopped) return Ended();
 
     std::string output_dir = JoinPath(config.instance_dir, "output");
@@ -625,7 +681,10 @@ struct Agent::Impl {
       std::string artifacts;
       bool uploaded = false;
       std::string reason = Upload(&artifacts, &uploaded);
-      if (!reason.empty()) return Finish(fail, reason, artifacts, uploaded);
+      if (!reason.empty()) {
+        return Finish(fail, VolumeReasonOr(reason, "packing the model failed"), artifacts,
+                      uploaded);
+      }
       return Finish(AgentReport::Outcome::kCompleted, "", artifacts, uploaded);
     }
 
@@ -640,7 +699,12 @@ struct Agent::Impl {
     auto text = ReadJobFile(failure_file, 1024);
     if (text.ok() && !text->empty()) reason = "AlgorithmError: " + text->substr(0, 1024);
     std::string oom = OutOfMemoryFailure(oom_kills_before, outcome->exit_code);
-    if (!oom.empty()) reason = oom;
+    if (!oom.empty()) {
+      reason = oom;
+    } else {
+      reason = VolumeReasonOr(reason, "the training process exited with code " +
+                                          std::to_string(outcome->exit_code));
+    }
     FinalCheckpointSync(std::chrono::minutes(10));
     return Finish(fail, reason, "", false);
   }

@@ -37,11 +37,11 @@ std::string Upper(std::string s) {
 // Keys the toolkit consumes itself (params.py); they are neither user
 // hyperparameters nor framework params.
 const std::set<std::string>& ReservedToolkitKeys() {
-  static const std::set<std::string> k = {
+  static const std::set<std::string> kKeys = {
       "sagemaker_program",  "sagemaker_submit_directory",    "sagemaker_enable_cloudwatch_metrics",
       "sagemaker_region",   "sagemaker_container_log_level", "sagemaker_job_name",
       "sagemaker_s3_output"};
-  return k;
+  return kKeys;
 }
 
 std::string PyRepr(const json& v);

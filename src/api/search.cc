@@ -176,7 +176,7 @@ int CountNodes(const json& e, int* contains) {
 }
 
 Status CheckFilterList(const json& filters) {
-  static const char* kNumericOps[] = {"GreaterThan", "GreaterThanOrEqualTo", "LessThan",
+  static const char* const kNumericOps[] = {"GreaterThan", "GreaterThanOrEqualTo", "LessThan",
                                       "LessThanOrEqualTo"};
   for (const auto& f : filters) {
     std::string op = f.value("Operator", "Equals");

@@ -98,10 +98,13 @@ class [[nodiscard]] Result {
     if (!ty_status_.ok()) return ty_status_; \
   } while (0)
 
+// `tmp` names a variable and `lhs` may be a declaration (`auto x`): neither can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define TY_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.status();             \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #define TY_ASSIGN_OR_RETURN(lhs, expr) \
   TY_ASSIGN_OR_RETURN_IMPL_(TY_CONCAT_(ty_result_, __LINE__), lhs, expr)

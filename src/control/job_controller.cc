@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "model/failure_reason.h"
+#include "storage/instance_volume.h"
 
 namespace ty::control {
 
@@ -118,6 +121,23 @@ Status JobController::Start() {
     if (job->has_network && !job->instances.empty()) keep.push_back(arn);
   }
   launcher_->SweepNetworks(keep);
+  // Instance volumes (storage/instance_volume.h) a crashed server left mounted: keep those of
+  // re-adopted jobs' running attempts.
+  std::set<std::string> keep_volumes;
+  for (const auto& [arn, job] : active_) {
+    const std::string& tree = job->record.instance_dir;
+    if (!job->instances.empty() && !tree.empty()) {
+      keep_volumes.insert(tree.substr(0, tree.rfind('/')));
+    }
+  }
+  std::vector<std::string> swept =
+      storage::SweepInstanceVolumes(JoinPath(options_.data_dir, "jobs"), keep_volumes);
+  if (!swept.empty()) {
+    std::string names;
+    for (const auto& n : swept) names += " " + n;
+    std::fprintf(stderr, "trainyard: released instance volumes left by an earlier server:%s\n",
+                 names.c_str());
+  }
   Sweep();
   Schedule();
   (void)now;
@@ -209,6 +229,7 @@ void JobController::Loop() {
         tasks_.clear();
       }
       ReleaseNetworks(/*now=*/true);
+      ReleaseVolumes(/*now=*/true);
       return;
     }
     if (clock_->Now() >= next_tick) {
@@ -298,8 +319,11 @@ Status JobController::Delete(const std::string& account, const std::string& name
     if (!stored.ok()) return stored.status();
     TY_RETURN_IF_ERROR(store_->DeleteJob(account, name));
     if (!stored->instance_dir.empty()) {
-      // The instance trees are scratch space of a finished job.
-      (void)RemoveAll(JoinPath(options_.data_dir, "jobs/" + account + "/" + name));
+      // The instance trees are scratch space of a finished job (unmounted first, should a
+      // straggling agent still have kept them).
+      std::string job_dir = JoinPath(options_.data_dir, "jobs/" + account + "/" + name);
+      ReleaseJobVolumes(job_dir);
+      (void)RemoveAll(job_dir);
     }
     return Status::Ok();
   });
@@ -593,11 +617,13 @@ void JobController::Sweep() {
   for (const auto& arn : finished_) {
     auto it = active_.find(arn);
     if (it == active_.end()) continue;
-    if (it->second->has_network) {
-      std::vector<launch::AgentHandle> agents;
-      for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
-      networks_to_release_.emplace_back(arn, std::move(agents));
-    }
+    std::vector<launch::AgentHandle> agents;
+    for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
+    if (it->second->has_network) networks_to_release_.emplace_back(arn, agents);
+    const JobRecord& rec = it->second->record;
+    volumes_to_release_.emplace_back(
+        JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name),
+        std::move(agents));
     RetireInstances(it->second.get());
     active_.erase(it);
   }
@@ -706,6 +732,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.memory_gib = type != nullptr ? type->memory_gib : 0;
   base.max_processes = type != nullptr ? capacity::MaxProcesses(*type) : 0;
   base.enforce_limits = options_.enforce_instance_limits;
+  base.volumes = options_.instance_volumes;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
   base.log_buffer_lines = options_.agent_log_buffer_lines;
   base.image = std::move(image).value();
@@ -717,6 +744,9 @@ void JobController::LaunchAgents(ActiveJob* job) {
   // delete it off the loop, so the restart does not wait for it.
   std::vector<std::string> doomed;
   for (int a = 1; a < rec.attempt; ++a) {
+    // A mounted tree cannot be renamed, and its volume is done with: the attempt's agents have
+    // reported their end.
+    storage::ReleaseAttemptVolumes(JoinPath(job_dir, "attempt-" + std::to_string(a)));
     for (const auto& host : hosts) {
       std::string old_tree = JoinPath(job_dir, "attempt-" + std::to_string(a) + "/" + host);
       std::string aside = old_tree + ".removing";
@@ -826,6 +856,31 @@ void JobController::ReleaseNetworks(bool now) {
   }
 }
 
+void JobController::ReleaseJobVolumes(const std::string& job_dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(job_dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().filename().string().rfind("attempt-", 0) == 0 && it->is_directory(ec)) {
+      storage::ReleaseAttemptVolumes(it->path().string());
+    }
+  }
+}
+
+void JobController::ReleaseVolumes(bool now) {
+  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> waiting;
+  for (auto& entry : volumes_to_release_) {
+    bool alive = false;
+    for (const auto& a : entry.second) alive = alive || (a.pid != 0 && launcher_->Alive(a));
+    // A lazy unmount and an unlink: quick enough for the loop.
+    if (alive && !now) {
+      waiting.push_back(std::move(entry));
+    } else {
+      ReleaseJobVolumes(entry.first);
+    }
+  }
+  volumes_to_release_.swap(waiting);
+}
+
 void JobController::Tick() {
   std::vector<launch::AgentHandle> still;
   for (const auto& agent : exiting_) {
@@ -833,6 +888,7 @@ void JobController::Tick() {
   }
   exiting_.swap(still);
   ReleaseNetworks(/*now=*/false);
+  ReleaseVolumes(/*now=*/false);
   std::vector<ActiveJob*> jobs;
   for (auto& [arn, job] : active_) jobs.push_back(job.get());
   for (const std::string& type : market_.DueTraceInterruptions(clock_->Now())) {

@@ -53,6 +53,8 @@ struct ControllerOptions {
   model::SandboxConfig sandbox;         // how bwrap holds training processes (passed to agents)
   // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.
   bool enforce_instance_limits = true;
+  // VolumeSizeInGB: auto | watch | off (passed to agents; storage/instance_volume.h).
+  std::string instance_volumes = "auto";
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
   std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
   const capacity::InstanceCatalog* catalog = nullptr;  // required
@@ -168,6 +170,10 @@ class JobController {
   void SignalInstances(ActiveJob* job, int sig, bool even_exited = false);
   // The attempt's agents go to exiting_ (watched until gone).
   void RetireInstances(ActiveJob* job);
+  // Releases the instance volumes of ended jobs whose agents are gone (all of them with `now`).
+  void ReleaseVolumes(bool now);
+  // Releases the instance volumes of every attempt under `job_dir`.
+  void ReleaseJobVolumes(const std::string& job_dir);
   void PersistAgents(ActiveJob* job);
   // Releases the networks of ended jobs whose agents are gone (all of them when `now`).
   void ReleaseNetworks(bool now);
@@ -204,6 +210,9 @@ class JobController {
   std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
   std::map<std::string, std::thread> network_threads_;  // by ARN: networks being made
   std::map<std::string, std::shared_future<void>> releases_;  // by ARN: networks being removed
+  // Attempt dirs of ended attempts, whose instance volumes are released once their agents are
+  // gone (algo-1 reads its siblings' trees until it has uploaded the model).
+  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> volumes_to_release_;
 };
 
 }  // namespace ty::control

@@ -76,6 +76,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"memory_gib", c.memory_gib},
           {"max_processes", c.max_processes},
           {"enforce_limits", c.enforce_limits},
+          {"volumes", c.volumes},
           {"network", NetworkToJson(c.network)},
           {"image",
            {{"runtime", RuntimeName(c.image.runtime)},
@@ -117,6 +118,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.memory_gib = j.value("memory_gib", 0.0);
     c.max_processes = j.value("max_processes", 0);
     c.enforce_limits = j.value("enforce_limits", false);
+    c.volumes = j.value("volumes", std::string("off"));
     if (auto it = j.find("network"); it != j.end() && it->is_object()) {
       c.network.netns = it->value("netns", std::string());
       c.network.interface = it->value("interface", std::string());

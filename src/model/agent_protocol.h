@@ -103,6 +103,9 @@ struct InstanceConfig {
   // Hold the instance (agent and training process) to num_cpus, memory_gib and max_processes
   // with a cgroup where the machine allows it (agent/resource_limits.h).
   bool enforce_limits = false;
+  // How the instance tree is held to spec.volume_size_gb: auto (its own loop-mounted file
+  // system where possible, else watched) | watch | off (storage/instance_volume.h).
+  std::string volumes = "off";
   InstanceNetworkConfig network;
   ImageEntry image;
   JobSpec spec;

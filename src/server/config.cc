@@ -412,18 +412,15 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         if (!v.IsMap()) return InvalidArgument(path + ": sandbox must be a mapping {uid, gid}");
         for (const auto& skv : v) {
           std::string sk = skv.first.as<std::string>();
+          if (sk != "uid" && sk != "gid") {
+            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
+          }
           int64_t id = skv.second.as<int64_t>();
           // 0 would make the sandbox's root the host's root.
           if (id <= 0 || id >= 4294967295LL) {
             return InvalidArgument(path + ": sandbox." + sk + " must be a non-root uid/gid");
           }
-          if (sk == "uid") {
-            c->sandbox_uid = static_cast<uint32_t>(id);
-          } else if (sk == "gid") {
-            c->sandbox_gid = static_cast<uint32_t>(id);
-          } else {
-            return InvalidArgument(path + ": unknown key sandbox." + sk + " (uid, gid)");
-          }
+          (sk == "uid" ? c->sandbox_uid : c->sandbox_gid) = static_cast<uint32_t>(id);
         }
       } else if (key == "network") {
         c->network = v.as<std::string>();
@@ -432,6 +429,12 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         }
       } else if (key == "instance_limits") {
         c->instance_limits = v.as<bool>();
+      } else if (key == "instance_volumes") {
+        c->instance_volumes = v.as<std::string>();
+        if (c->instance_volumes != "auto" && c->instance_volumes != "watch" &&
+            c->instance_volumes != "off") {
+          return InvalidArgument(path + ": instance_volumes must be auto, watch or off");
+        }
       } else if (key == "stop_grace_seconds") {
         c->stop_grace = std::chrono::seconds(v.as<int64_t>());
       } else if (key == "max_body_bytes") {

@@ -50,6 +50,9 @@ struct ServerConfig {
   std::string network = "auto";
   // Hold each instance to its type's CPUs and memory with a cgroup where possible.
   bool instance_limits = true;
+  // How an instance is held to its job's VolumeSizeInGB: auto (its own loop-mounted ext4 volume
+  // where the machine allows it, else watched), watch (usage polled, the job ended past it), off.
+  std::string instance_volumes = "auto";
   std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
   size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
   // Threads that run API calls (they wait for the controller's loop). Open connections cost
@@ -81,10 +84,11 @@ struct ServerConfig {
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
 // allow_shared_host, agent_log_buffer_lines, sandbox: {uid, gid}, network, instance_limits,
-// stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads, report_threads,
-// head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds, max_header_bytes,
-// max_connections, max_connections_per_client}, images: [{match, runtime, command, workdir, env}],
-// instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price, max_processes}},
+// instance_volumes, stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads,
+// report_threads, head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds,
+// max_header_bytes, max_connections, max_connections_per_client}, images: [{match, runtime,
+// command, workdir, env}], instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price,
+// max_processes}},
 // capacity: {TYPE or "*": count},
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,

@@ -379,6 +379,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.isolation = config.isolation;
   copts.sandbox = impl->sandbox;
   copts.enforce_instance_limits = config.instance_limits;
+  copts.instance_volumes = config.instance_volumes;
   copts.stop_policy.stop_grace = config.stop_grace;
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default());

@@ -28,9 +28,10 @@ class Server {
   Status Start();
   // "http://HOST:PORT" once started.
   const std::string& url() const;
-  // Stops serving; running jobs fail (their agents are killed). With
-  // wait_for_connections false it returns without waiting for idle
-  // keep-alive connections to time out; the caller must then end the process
+  // Stops serving; running jobs fail (their agents are killed). Idle
+  // connections close at once; requests already in a handler are answered.
+  // With wait_for_connections false it returns without waiting for those
+  // requests and the HTTP threads; the caller must then end the process
   // (std::_Exit) rather than destroy the Server.
   void Shutdown(bool wait_for_connections = true);
   // Blocks until Shutdown (from another thread or a signal).

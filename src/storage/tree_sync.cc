@@ -140,7 +140,7 @@ class Ledger {
  public:
   Ledger(const TreeSyncOptions& options, TreeSyncStats* stats) : options_(options), stats_(stats) {}
 
-  void Record(SyncEvent event) {
+  void Record(const SyncEvent& event) {
     MutexLock lock(&mu_);
     ++attempted_;
     if (!event.status.ok()) {

@@ -3,12 +3,14 @@ process limit from the instance type (max_processes), an out-of-memory kill that
 instance's memory limit, and VolumeSizeInGB on the instance's storage volume."""
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
-from conftest import TEST_CONFIG, Server, job_request, logs_of, wait_status
+from conftest import TEST_CONFIG, Server, job_request, logs_of, wait_for, wait_status
 
 # Types made small in the server config (names stay built-in ones: the API takes only those), so
 # a process bomb and a memory hog hit their limits in seconds.
@@ -137,3 +139,132 @@ def test_job_within_its_limits_completes(limits_server, tmp_path):
     d = wait_status(sm, "within")
     assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
     assert "fine" in logs_of(limits_server, "within")
+
+
+def volume_leftovers(data_dir):
+    """Mounts and loop devices of instance volumes under `data_dir` that are still there."""
+    left = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4]
+            if point.startswith(data_dir + "/"):
+                left.append("mount " + point)
+    for dev in os.listdir("/sys/block"):
+        try:
+            with open(f"/sys/block/{dev}/loop/backing_file") as f:
+                backing = f.read().strip()
+        except OSError:
+            continue
+        if backing.startswith(data_dir + "/"):
+            left.append(f"{dev} -> {backing}")
+    for root, _, files in os.walk(data_dir):
+        left += ["image " + os.path.join(root, n) for n in files if n.endswith(".volume")]
+    return left
+
+
+def loop_devices_work():
+    return os.geteuid() == 0 and os.path.exists("/dev/loop-control")
+
+
+def host_free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.mark.skipif(not loop_devices_work(), reason="instance volumes need root and loop devices")
+def test_job_that_fills_its_volume_fails_and_the_host_keeps_its_space(server, sm, tmp_path):
+    free_before = host_free_bytes(server.data_dir)
+    # 2 GiB onto a 1 GiB volume: dd stops at the volume's end with ENOSPC and fails.
+    script = ("dd if=/dev/zero of=/opt/ml/model/fill bs=1M count=2048 2>&1; "
+              "df -k /opt/ml | tail -1; exit 1")
+    req = job_request("fills", str(tmp_path / "out"), script)
+    assert req["ResourceConfig"]["VolumeSizeInGB"] == 1
+    sm.create_training_job(**req)
+    d = wait_status(sm, "fills")
+    logs = logs_of(server, "fills")
+
+    assert d["TrainingJobStatus"] == "Failed"
+    assert d["FailureReason"].startswith(
+        "ClientError: the instance's storage volume (VolumeSizeInGB 1) is full: the training "
+        "process exited with code 1."), d["FailureReason"]
+    assert "No space left on device" in logs, logs
+    assert "VolumeSizeInGB 1, its own ext4 file system" in logs
+    # Released once the agent is gone: no mount, loop device or image left, and the host got
+    # back what the volume took (allow for other tests writing meanwhile).
+    wait_for(lambda: volume_leftovers(server.data_dir), lambda left: left == [], timeout=30)
+    wait_for(lambda: host_free_bytes(server.data_dir), lambda free: free > free_before - (512 << 20),
+             timeout=30)
+
+
+@pytest.mark.skipif(not loop_devices_work(), reason="instance volumes need root and loop devices")
+def test_file_channels_count_toward_the_volume(server, sm, tmp_path):
+    # Readable by others, so the sandbox binds it instead of copying it onto the volume.
+    data = tempfile.mkdtemp(prefix="ty-limits-channel-")
+    os.chmod(data, 0o755)
+    with open(os.path.join(data, "big.bin"), "wb") as f:
+        f.truncate(2 << 30)  # 2 GiB, sparse on the host: only its size matters
+    req = job_request("bigchannel", str(tmp_path / "out"), "echo should not run",
+                      InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                          "S3DataType": "S3Prefix", "S3Uri": f"file://{data}/",
+                          "S3DataDistributionType": "FullyReplicated"}}}])
+    try:
+        sm.create_training_job(**req)
+        d = wait_status(sm, "bigchannel")
+    finally:
+        shutil.rmtree(data)
+
+    assert d["TrainingJobStatus"] == "Failed"
+    assert d["FailureReason"].startswith(
+        "ClientError: the instance's storage volume (VolumeSizeInGB 1) is full: the input "
+        "channels in File mode take 2.00 GiB."), d["FailureReason"]
+    assert "should not run" not in logs_of(server, "bigchannel")
+    wait_for(lambda: volume_leftovers(server.data_dir), lambda left: left == [], timeout=30)
+
+
+@pytest.mark.skipif(not loop_devices_work(), reason="instance volumes need root and loop devices")
+def test_server_restart_sweeps_volumes_of_jobs_it_does_not_readopt(tmp_path):
+    srv = Server(str(tmp_path / "data")).start()
+    try:
+        sm = srv.boto3()
+        sm.create_training_job(**job_request("orphan", str(tmp_path / "out"),
+                                             "echo started; sleep 300"))
+        wait_for(lambda: logs_of(srv, "orphan"), lambda logs: "started" in logs, timeout=60)
+        assert any(x.startswith("mount ") for x in volume_leftovers(srv.data_dir))
+        # A crash: the server goes, and so does the agent (killed like a lost machine's).
+        srv.proc.kill()
+        srv.proc.wait()
+        for pid in processes_with(srv.data_dir):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        srv.proc = None
+        srv.start()
+        # The restarted server does not re-adopt the dead agent, and sweeps its volume at start.
+        assert volume_leftovers(srv.data_dir) == []
+        d = wait_status(srv.boto3(), "orphan")
+        assert d["TrainingJobStatus"] == "Failed"
+    finally:
+        srv.stop()
+
+
+def test_watched_volume_stops_a_job_past_its_size(tmp_path):
+    """The fallback for machines without loop devices: the agent watches the tree's usage and
+    stops the job once it passes VolumeSizeInGB."""
+    srv = Server(str(tmp_path / "data"), config=TEST_CONFIG + "instance_volumes: watch\n").start()
+    try:
+        sm = srv.boto3()
+        script = ("dd if=/dev/zero of=/opt/ml/model/fill bs=1M count=2048 2>&1; "
+                  "echo wrote everything; sleep 60")
+        sm.create_training_job(**job_request("watched", str(tmp_path / "out"), script))
+        d = wait_status(sm, "watched")
+        logs = logs_of(srv, "watched")
+
+        assert d["TrainingJobStatus"] == "Failed"
+        assert d["FailureReason"].startswith(
+            "ClientError: the instance's storage volume (VolumeSizeInGB 1) is full: the training "
+            "process was stopped."), d["FailureReason"]
+        assert "VolumeSizeInGB 1, usage of the instance tree watched" in logs
+        assert "wrote everything" not in logs
+    finally:
+        srv.stop()

@@ -46,6 +46,10 @@ def leftovers(data_dir=None):
                 continue
             if data_dir in cmd and "trainyard server" not in cmd:
                 found.append(f"pid {pid}: {cmd[:200]}")
+        # Instance volumes (VolumeSizeInGB) are unmounted once the job's agents are gone.
+        with open("/proc/self/mountinfo") as f:
+            found += ["mount " + line.split()[4] for line in f
+                      if line.split()[4].startswith(data_dir + "/")]
     return found
 
 
@@ -141,10 +145,12 @@ def test_three_instances_see_the_cluster_their_shards_and_each_other(server, sm,
     assert {"algo-1.txt", "algo-2.txt", "algo-3.txt", "common.txt"} <= set(members), members
     assert members["common.txt"] == "algo-1\n"
     assert "model merge: common.txt" in logs, logs
-    # Each instance is held to its type's limits (ml.m5.large: 2 vCPUs, 8 GiB), or says why not.
+    # Each instance is held to its type's limits (ml.m5.large: 2 vCPUs, 8 GiB, 4096 processes),
+    # or says why not.
     for host in ("algo-1", "algo-2", "algo-3"):
         assert re.search(rf"probe3/{host}-\d+ trainyard: instance limits"
-                         rf"(: 2 CPUs, 8 GiB memory \(cgroup| not enforced: )", logs), logs
+                         rf"(: 2 CPUs, 8 GiB memory, 4096 processes \(cgroup| not enforced: )",
+                         logs), logs
     assert_nothing_left(server.data_dir)
 
 

@@ -34,8 +34,10 @@ region: eu-west-1
 file_roots: [/data, /home/me/datasets]
 credentials_file: /etc/trainyard/credentials
 isolation: none
+sandbox: {uid: 1500, gid: 1600}
 network: loopback
 instance_limits: false
+instance_volumes: watch
 stop_grace_seconds: 30
 max_body_bytes: 2097152
 http_threads: 4
@@ -61,8 +63,11 @@ images:
   EXPECT_EQ(c.file_roots, (std::vector<std::string>{"/data", "/home/me/datasets"}));
   EXPECT_EQ(c.credentials_file, "/etc/trainyard/credentials");
   EXPECT_EQ(c.isolation, "none");
+  EXPECT_EQ(c.sandbox_uid, 1500u);
+  EXPECT_EQ(c.sandbox_gid, 1600u);
   EXPECT_EQ(c.network, "loopback");
   EXPECT_FALSE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "watch");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(30));
   EXPECT_EQ(c.max_body_bytes, 2097152u);
   EXPECT_EQ(c.http_threads, 4);
@@ -100,8 +105,11 @@ TEST_F(LoadConfigFileTest, KeysLeftOutKeepTheirValues) {
   EXPECT_EQ(c.data_dir, "/from/flags");
   EXPECT_EQ(c.listen, "127.0.0.1:9000");
   EXPECT_EQ(c.isolation, "auto");
+  EXPECT_EQ(c.sandbox_uid, 65534u);
+  EXPECT_EQ(c.sandbox_gid, 65534u);
   EXPECT_EQ(c.network, "auto");
   EXPECT_TRUE(c.instance_limits);
+  EXPECT_EQ(c.instance_volumes, "auto");
   EXPECT_EQ(c.stop_grace, std::chrono::seconds(120));
   EXPECT_TRUE(c.images.empty());
 }
@@ -247,6 +255,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"UnknownKey", "listen: 127.0.0.1:0\nlisten_port: 80\n",
                       "unknown config key 'listen_port'"},
         BadConfigCase{"BadIsolation", "isolation: docker\n", "isolation must be auto, bwrap or none"},
+        BadConfigCase{"SandboxAsRoot", "sandbox: {uid: 0, gid: 1000}\n",
+                      "sandbox.uid must be a non-root uid/gid"},
+        BadConfigCase{"SandboxUnknownKey", "sandbox: {user: nobody}\n",
+                      "sandbox.user"},
+        BadConfigCase{"SandboxNotAMap", "sandbox: 1000\n", "sandbox must be a mapping {uid, gid}"},
         BadConfigCase{"AccountIdNotTwelveDigits", "accounts:\n  \"123\":\n    file_roots: [/a]\n",
                       "'123' is not a 12-digit account id"},
         BadConfigCase{"AccountUnknownKey",
@@ -274,6 +287,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"NewTypeWithoutVcpus",
                       "instance_types:\n  ml.mine.big: {memory_gib: 16, on_demand_price: 1}\n",
                       "needs vcpus"},
+        BadConfigCase{"BadInstanceVolumes", "instance_volumes: quota\n",
+                      "instance_volumes must be auto, watch or off"},
         BadConfigCase{"TooFewProcesses", "instance_types:\n  ml.m5.large: {max_processes: 2}\n",
                       "instance_types: ml.m5.large: max_processes must be a whole number >= 8"},
         BadConfigCase{"ZeroVcpus", "instance_types:\n  ml.m5.large: {vcpus: 0}\n",
