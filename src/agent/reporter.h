@@ -92,7 +92,8 @@ class Reporter {
   int64_t lost_lines_ TY_GUARDED_BY(mu_) = 0;
   std::string lost_reason_ TY_GUARDED_BY(mu_);
   // Why the last delivery failed ("control plane unreachable", or what it answered).
-  std::string last_failure_ TY_GUARDED_BY(mu_) = "the control plane had not taken the lines before them";
+  std::string last_failure_ TY_GUARDED_BY(mu_) =
+      "the control plane had not taken the lines before them";
 
   // Owned by the loop thread only.
   struct Connection;
