@@ -55,7 +55,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   spec.name = Str(body, "TrainingJobName");
 
   // Members not supported yet: rejected by name, never silently ignored.
-  static const char* kUnsupportedTop[] = {
+  static const char* const kUnsupportedTop[] = {
       "VpcConfig",         "DebugRuleConfigurations", "ProfilerRuleConfigurations",
       "TensorBoardOutputConfig", "RemoteDebugConfig",
       "InfraCheckConfig",  "SessionChainingConfig",   "ServerlessJobConfig",
@@ -170,7 +170,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
     if (!Has(ds, "S3DataSource")) {
       return InvalidArgument("Channel '" + ch.name + "' needs a DataSource.S3DataSource.");
     }
-    const json s3 = ds.at("S3DataSource");
+    const json& s3 = ds.at("S3DataSource");
     std::string type = Str(s3, "S3DataType");
     if (type != "S3Prefix" && type != "ManifestFile") return NotSupported("S3DataType " + type);
     ch.data_type = type;
@@ -218,7 +218,7 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   // Checkpoints: restored into LocalPath at start (continuous sync arrives
   // with managed spot training).
   if (Has(body, "CheckpointConfig")) {
-    const json cp = body.at("CheckpointConfig");
+    const json& cp = body.at("CheckpointConfig");
     spec.checkpoint_uri = Str(cp, "S3Uri");
     TY_RETURN_IF_ERROR(CheckUri("CheckpointConfig.S3Uri", *spec.checkpoint_uri, policy));
     spec.checkpoint_local_path = Str(cp, "LocalPath", "/opt/ml/checkpoints");

@@ -254,7 +254,7 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
       } else if (!upload && !IsSafeKey(s.key)) {
         SyncEvent ev = copy_event(s);
         ev.status = InvalidArgument("the key would land outside " + options.local_dir);
-        ledger.Record(std::move(ev));
+        ledger.Record(ev);
       } else {
         copies.push_back(&s);
       }
@@ -279,7 +279,7 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
       ev.action = SyncAction::kDelete;
       ev.destination = upload ? prefix.For(e->key) : local_path(e->key, false);
       ev.dry_run = true;
-      ledger.Record(std::move(ev));
+      ledger.Record(ev);
     }
     return ledger.Overall();
   }
@@ -294,7 +294,7 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
       ev.status = store.DownloadFile(prefix.For(e.key), path);
       if (ev.status.ok()) SetMTime(path, e.mtime);
     }
-    ledger.Record(std::move(ev));
+    ledger.Record(ev);
   });
 
   // Deletions last: an interrupted run never has removed something before its replacement
@@ -311,7 +311,7 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
         ev.action = SyncAction::kDelete;
         ev.destination = prefix.For(key);
         ev.status = s;
-        ledger.Record(std::move(ev));
+        ledger.Record(ev);
       }
     }
   } else {
@@ -323,7 +323,7 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
         ev.status = ErrnoStatus("cannot delete " + path, errno);
       }
-      ledger.Record(std::move(ev));
+      ledger.Record(ev);
     }
   }
   return ledger.Overall();
