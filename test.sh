@@ -3,7 +3,9 @@
 #   1. install dependencies (with PyTorch: an e2e test trains examples/digits)
 #   2. build (build/)
 #   3. unit + integration tests: ctest --test-dir build
-#   4. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
+#   4. fuzzing: scripts/fuzz.sh builds build-fuzz/ (clang, libFuzzer) and runs each target for
+#      TY_FUZZ_SECONDS (default 20) seconds; a crash fails that target
+#   5. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
 # Ends with one line "N passed, M failed" (ctest + pytest) and exits non-zero
 # if anything failed.
 #
@@ -58,6 +60,22 @@ run_ctest() {
   (( rc == 0 )) || status=1
 }
 
+# Runs every fuzz target for a bounded time; each target counts as one test.
+run_fuzz() {
+  local log="$logdir/fuzz.log" ok bad
+  echo "test.sh: fuzzing (${TY_FUZZ_SECONDS:-20} s per target)"
+  set +e
+  scripts/fuzz.sh --seconds "${TY_FUZZ_SECONDS:-20}" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  ok="$(grep -cE '^fuzz.sh: [a-z_0-9]+ executions=' "$log" || true)"
+  bad="$(grep -cE '^fuzz.sh: [a-z_0-9]+ FAILED' "$log" || true)"
+  passed=$((passed + ok - bad))
+  failed=$((failed + bad))
+  (( rc != 0 && bad == 0 )) && failed=$((failed + 1))   # the build failed
+  (( rc == 0 )) || status=1
+}
+
 run_pytest() {
   local dir="$1" log="$logdir/pytest.log" rc=0
   if [[ -z "$(find "$dir" \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit 2>/dev/null)" ]]; then
@@ -107,6 +125,7 @@ if (( asan )); then
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     run_ctest build-asan
 fi
+run_fuzz
 run_pytest tests/e2e
 
 if (( status != 0 )); then

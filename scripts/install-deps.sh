@@ -24,6 +24,7 @@ packages=(
   libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev
   bubblewrap iproute2
+  clang-14 libfuzzer-14-dev
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
 )
 if (( with_torch )); then
