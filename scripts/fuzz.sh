@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (build-fuzz/: clang-14, -DTY_FUZZ=ON, ASan + UBSan) and runs each
 # for a bounded time or number of executions on its seed corpus (fuzz/corpus/<target>/, checked
-# in) plus a working corpus that grows across runs (build-fuzz/corpus/<target>/, not checked in).
+# in; fuzz/corpus/request/ for fuzz_request) plus a working corpus that grows across runs (build-fuzz/corpus/<target>/, not checked in).
 # A crash, a sanitizer report, a leak, a timeout or an out-of-memory is a failure: its input is
 # saved in build-fuzz/artifacts/<target>/ (reproduce: build-fuzz/fuzz/<target> <file>).
 # Prints one line per target: executions, executions/s, coverage (cov/ft) at the end.
@@ -45,6 +45,7 @@ fi
 
 failed=0
 for t in "${targets[@]}"; do
+  seeds="fuzz/corpus/${t#fuzz_}"
   corpus="$dir/corpus/$t"
   artifacts="$dir/artifacts/$t"
   log="$dir/logs/$t.log"
@@ -55,18 +56,18 @@ for t in "${targets[@]}"; do
   set +e
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb: one input may not take 2 GB.
   nice -n "${TY_FUZZ_NICE:-10}" "$dir/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "fuzz/corpus/$t" >"$log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
   execs="$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')"
   rate="$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')"
-  last="$(grep -E '^#[0-9]+' "$log" | tail -n1)"
+  last="$(grep -E '^#[0-9]+' "$log" | tail -n1 || true)"
   cov="$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')"
   ft="$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo '?')"
   if (( rc != 0 )); then
     failed=$((failed + 1))
     echo "fuzz.sh: $t FAILED (exit $rc); log $log, input in $artifacts/:"
-    grep -E 'ERROR: |SUMMARY: |runtime error|Test unit written' "$log" | head -n 10 || true
+    grep -E 'ERROR: |SUMMARY: |runtime error|Test unit written|No such file' "$log" | head -n 10 || true
   fi
   echo "fuzz.sh: $t executions=$execs exec/s=$rate cov=$cov ft=$ft"
 done
