@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (build-fuzz/: clang-14, -DTY_FUZZ=ON, ASan + UBSan) and runs each
-# for a bounded time or number of executions on its seed corpus (fuzz/corpus/<target>/, checked
-# in; fuzz/corpus/request/ for fuzz_request) plus a working corpus that grows across runs (build-fuzz/corpus/<target>/, not checked in).
+# for a bounded time or number of executions on its seed corpus (checked in: fuzz/corpus/request/
+# for fuzz_request, and so on) plus a working corpus that grows across runs
+# (build-fuzz/corpus/<target>/, not checked in).
 # A crash, a sanitizer report, a leak, a timeout or an out-of-memory is a failure: its input is
 # saved in build-fuzz/artifacts/<target>/ (reproduce: build-fuzz/fuzz/<target> <file>).
 # Prints one line per target: executions, executions/s, coverage (cov/ft) at the end.
