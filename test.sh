@@ -3,10 +3,12 @@
 #   1. install dependencies (with PyTorch: an e2e test trains examples/digits)
 #   2. build (build/)
 #   3. unit + integration tests: ctest --test-dir build
-#   4. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
-#   5. checks, one count each: the clang thread-safety build (scripts/check-threads.sh,
+#   4. fuzzing: scripts/fuzz.sh builds build-fuzz/ (clang, libFuzzer) and runs each target for
+#      TY_FUZZ_SECONDS (default 20) seconds; a crash fails that target
+#   5. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
+#   6. checks, one count each: the clang thread-safety build (scripts/check-threads.sh,
 #      build-tsa/), clang-format and clang-tidy (scripts/check-style.sh --format / --tidy)
-# Ends with one line "N passed, M failed" (ctest + pytest + checks) and exits non-zero
+# Ends with one line "N passed, M failed" (ctest + fuzz + pytest + checks) and exits non-zero
 # if anything failed.
 #
 # usage: ./test.sh [--asan]
@@ -74,6 +76,22 @@ run_check() {
   fi
 }
 
+# Runs every fuzz target for a bounded time; each target counts as one test.
+run_fuzz() {
+  local log="$logdir/fuzz.log" ok bad
+  echo "test.sh: fuzzing (${TY_FUZZ_SECONDS:-20} s per target)"
+  set +e
+  scripts/fuzz.sh --seconds "${TY_FUZZ_SECONDS:-20}" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  ok="$(grep -cE '^fuzz.sh: [a-z_0-9]+ executions=' "$log" || true)"
+  bad="$(grep -cE '^fuzz.sh: [a-z_0-9]+ FAILED' "$log" || true)"
+  passed=$((passed + ok - bad))
+  failed=$((failed + bad))
+  (( rc != 0 && bad == 0 )) && failed=$((failed + 1))   # the build failed
+  (( rc == 0 )) || status=1
+}
+
 run_pytest() {
   local dir="$1" log="$logdir/pytest.log" rc=0
   if [[ -z "$(find "$dir" \( -name 'test_*.py' -o -name '*_test.py' \) -print -quit 2>/dev/null)" ]]; then
@@ -123,6 +141,7 @@ if (( asan )); then
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     run_ctest build-asan
 fi
+run_fuzz
 run_pytest tests/e2e
 run_check threads scripts/check-threads.sh build-tsa
 run_check format scripts/check-style.sh --format

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -13,7 +14,15 @@
 
 namespace ty::cli {
 
+// Reads the spec at `path` (JSON when it ends in .json, YAML otherwise). Errors name the file:
+// kInvalidArgument for malformed, too deep (common/json.h, server/bounded_yaml.h) or non-mapping
+// content; ReadFile's errors for a missing file.
 Result<nlohmann::json> LoadJobSpec(const std::string& path);
+
+// LoadJobSpec on text already read: `where` names it in errors, relative file:// URIs resolve
+// against `base_dir`. Touches no file (the fuzz target fuzz/fuzz_job_spec.cc drives it).
+Result<nlohmann::json> ParseJobSpec(std::string_view text, bool is_json, const std::string& where,
+                                    const std::string& base_dir);
 
 // Rewrites "file://relative/x" (and JSON-encoded "\"file://./x\"") to an
 // absolute file:/// URI under base_dir.

@@ -150,6 +150,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadSpecCase{"YamlScalar", "a.yaml", "just text\n", "must hold a mapping"},
                       BadSpecCase{"YamlList", "a.yml", "- a\n- b\n", "must hold a mapping"},
                       BadSpecCase{"JsonArray", "a.json", "[1, 2]", "must hold a mapping"},
+                      // Found by fuzz_job_spec: the spec was accepted, then serialising it for
+                      // the request threw and `trainyard run` died in std::terminate.
+                      BadSpecCase{"YamlInvalidUtf8ThrewWhenSent", "a.yaml",
+                                  "TrainingJobName: \"a\xff\"\n", "is not valid UTF-8"},
                       BadSpecCase{"JsonTooDeep", "a.json",
                                   "{\"HyperParameters\": " + std::string(20000, '[') +
                                       std::string(20000, ']') + "}",

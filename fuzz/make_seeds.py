@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora fuzz/corpus/<target>/ from documents the tests use (run from the
+repository root; the output is checked in). Standard library only."""
+
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "fuzz", "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# The CreateTrainingJob request of tests/e2e/conftest.py job_request(), with URIs under the
+# fuzz target's file root, plus the members the unit tests exercise.
+CREATE = {
+    "TrainingJobName": "fuzz-job",
+    "AlgorithmSpecification": {"TrainingImage": "trainyard-test/shell:1",
+                               "TrainingInputMode": "File",
+                               "ContainerEntrypoint": ["/bin/sh", "-c", "true"],
+                               "MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9.]+)"}]},
+    "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+    "HyperParameters": {"epochs": "2", "sagemaker_submit_directory": "\"file:///fuzz/data/code\""},
+    "Environment": {"MODE": "test"},
+    "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+        "S3DataType": "S3Prefix", "S3Uri": "file:///fuzz/data/train",
+        "S3DataDistributionType": "FullyReplicated"}}}],
+    "OutputDataConfig": {"S3OutputPath": "file:///fuzz/data/out"},
+    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+    "EnableManagedSpotTraining": True,
+    "CheckpointConfig": {"S3Uri": "s3://bucket/ckpt", "LocalPath": "/opt/ml/checkpoints"},
+    "RetryStrategy": {"MaximumRetryAttempts": 2},
+    "Tags": [{"Key": "team", "Value": "vision"}],
+}
+
+SEARCH = {
+    "Resource": "TrainingJob",
+    "SearchExpression": {
+        "Filters": [{"Name": "TrainingJobStatus", "Operator": "Equals", "Value": "Completed"}],
+        "NestedFilters": [{"NestedPropertyName": "InputDataConfig", "Filters": [
+            {"Name": "InputDataConfig.ChannelName", "Operator": "Equals", "Value": "train"}]}],
+        "SubExpressions": [{"Operator": "Or", "Filters": [
+            {"Name": "Tags.team", "Operator": "Contains", "Value": "vis"},
+            {"Name": "Metrics.val:acc", "Operator": "GreaterThan", "Value": "0.5"},
+            {"Name": "CreationTime", "Operator": "LessThan", "Value": "2024-02-01T00:00:00Z"}]}],
+        "Operator": "And"},
+    "SortBy": "Metrics.val:acc", "SortOrder": "Ascending", "MaxResults": 5,
+}
+
+REQUESTS = {
+    "create": ("SageMaker.CreateTrainingJob", CREATE),
+    "describe": ("SageMaker.DescribeTrainingJob", {"TrainingJobName": "fuzz-job"}),
+    "list": ("SageMaker.ListTrainingJobs", {"MaxResults": 5, "StatusEquals": "Completed",
+                                           "NameContains": "fuzz", "SortBy": "CreationTime",
+                                           "CreationTimeAfter": 1704067200}),
+    "stop": ("SageMaker.StopTrainingJob", {"TrainingJobName": "fuzz-job"}),
+    "tags": ("SageMaker.AddTags", {"ResourceArn": "arn:aws:sagemaker:us-east-1:111122223333:"
+                                                  "training-job/fuzz-job",
+                                   "Tags": [{"Key": "k", "Value": "v"}]}),
+    "search": ("SageMaker.Search", SEARCH),
+    "unknown_member": ("SageMaker.ListTrainingJobs", {"Unknown": {"a": [1, {"b": None}]}}),
+}
+
+
+def http(target, body, extra=""):
+    return ("POST /\nHost: localhost:8080\nContent-Type: application/x-amz-json-1.1\n"
+            f"X-Amz-Target: {target}\n{extra}\n" + body)
+
+
+for name, (target, body) in REQUESTS.items():
+    text = json.dumps(body)
+    write("request", name, b"\x01" + http(target, text).encode())           # long-term key
+    write("request", name + "_session", b"\x05" + http(target, text).encode())  # session key
+write("request", "bogus_token", b"\x09" + http("SageMaker.ListTrainingJobs", "{}",
+                                               "X-Amz-Security-Token: bogus\n").encode())
+write("request", "deep", b"\x01" + http("SageMaker.ListTrainingJobs",
+                                        '{"Unknown":' + '{"a":' * 70 + "1" + "}" * 70 + "}").encode())
+# Unsigned (mode 0): the verifier's own parsing, from tests/api/fixtures/sigv4_vectors.json.
+with open(os.path.join(ROOT, "tests", "api", "fixtures", "sigv4_vectors.json")) as f:
+    for i, v in enumerate(json.load(f)["vectors"]):
+        lines = [f"{v['method']} {v['path']}" + (f"?{v['query']}" if v["query"] else ""),
+                 f"Host: {v['host']}"]
+        lines += [f"{k}: {val}" for k, val in v["headers"] + v["signed_headers"]]
+        write("request", f"sigv4_vector_{i}", b"\x00" + ("\n".join(lines) + "\n\n" + v["body"]).encode())
+
+write("search", "full", json.dumps(SEARCH))
+write("search", "empty", json.dumps({"Resource": "TrainingJob"}))
+write("search", "nested", json.dumps({"Resource": "TrainingJob", "SearchExpression": {
+    "SubExpressions": [{"SubExpressions": [{"Filters": [
+        {"Name": "HyperParameters.lr.max", "Operator": "Exists"},
+        {"Name": "Tags.env", "Operator": "NotEquals", "Value": "dev"},
+        {"Name": "ResourceConfig.InstanceType", "Operator": "In",
+         "Value": "ml.m5.large,ml.p3.2xlarge"}]}]}]}}))
+
+# S3 responses from tests/storage/s3_client_test.cc; byte 0 picks the parser (see the target).
+XML = [
+    (0, "error", '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AuthorizationHeaderMalformed'
+                 "</Code><Message>the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message>"
+                 "<Region>eu-west-1</Region><Endpoint>s3.eu-west-1.amazonaws.com</Endpoint></Error>"),
+    (1, "list", '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                "<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+                "<NextContinuationToken>tok+/=</NextContinuationToken>"
+                "<Contents><Key>a%20b%2Bc/%C3%A9</Key><Size>12</Size><ETag>&quot;abc&quot;</ETag>"
+                "<LastModified>2024-01-02T03:04:05.678Z</LastModified></Contents>"
+                "<CommonPrefixes><Prefix>d%2F</Prefix></CommonPrefixes></ListBucketResult>"),
+    (2, "initiate", "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
+                    "<UploadId>VXBsb2FkIElE</UploadId></InitiateMultipartUploadResult>"),
+    (3, "complete", "<CompleteMultipartUploadResult><Location>http://b/k</Location><Bucket>b"
+                    "</Bucket><Key>k</Key><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
+                    "</CompleteMultipartUploadResult>"),
+    (4, "delete", "<DeleteResult><Deleted><Key>ok</Key></Deleted><Error><Key>a&amp;b</Key>"
+                  "<Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>"),
+    (0, "doctype", '<?xml version="1.0"?><!DOCTYPE Error [<!ENTITY x "y">]><Error><Code>&x;</Code>'
+                   "</Error>"),
+]
+for selector, name, text in XML:
+    write("s3_xml", name, bytes([selector]) + text.encode())
+
+# Job specs: the examples and tests/cli/job_spec_file_test.cc; byte 0: odd JSON, even YAML.
+for example in ("digits", "spot-digits", "ddp-digits"):
+    path = os.path.join(ROOT, "examples", example, "job.yaml")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            write("job_spec", "example_" + example, b"\x00" + f.read())
+write("job_spec", "types", b"\x00" + b"""TrainingJobName: my-job
+HyperParameters:
+  epochs: 10
+  lr: 0.001
+  verbose: true
+  sagemaker_submit_directory: '"file://./code"'
+Environment:
+  THREADS: 4
+InputDataConfig:
+  - ChannelName: train
+    DataSource: {S3DataSource: {S3DataType: S3Prefix, S3Uri: file://data/train/}}
+base: &base {InstanceType: ml.m5.large, InstanceCount: 1}
+ResourceConfig: *base
+""")
+write("job_spec", "json", b"\x01" + json.dumps(CREATE).encode())
