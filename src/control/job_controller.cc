@@ -36,8 +36,8 @@ double HostMemoryGib(double configured) {
 }
 
 const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalog* c) {
-  static const capacity::InstanceCatalog builtin = capacity::InstanceCatalog::Builtin();
-  return c != nullptr ? c : &builtin;
+  static const capacity::InstanceCatalog kBuiltin = capacity::InstanceCatalog::Builtin();
+  return c != nullptr ? c : &kBuiltin;
 }
 
 }  // namespace
@@ -803,7 +803,8 @@ void JobController::NetworkReady(const std::string& arn, int attempt,
     return;
   }
   job->network_pending = false;
-  if (made.ok()) {
+  const bool network_made = made.ok();
+  if (network_made) {
     job->has_network = true;
     job->networks = std::move(made).value();
   }
@@ -812,7 +813,7 @@ void JobController::NetworkReady(const std::string& arn, int attempt,
       rec.queued || rec.agent_pid != 0 || !job->instances.empty()) {
     return;  // stopped or requeued meanwhile: a later launch uses the network
   }
-  if (!made.ok()) {
+  if (!network_made) {
     Event e{Event::Kind::kLaunchFailed};
     e.failure_reason = "InternalServerError: could not set up the instances' network: " +
                        made.status().message();

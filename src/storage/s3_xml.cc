@@ -135,7 +135,7 @@ Result<S3ListPage> ParseListObjectsV2(std::string_view xml) {
     return IoError("S3 sent an unreadable ListObjectsV2 response");
   }
   const bool url_encoded = ChildText(root, "EncodingType") == "url";
-  auto decode = [&](std::string s) { return url_encoded ? UrlDecode(s) : s; };
+  auto decode = [&](const std::string& s) { return url_encoded ? UrlDecode(s) : s; };
   S3ListPage page;
   for (const xmlNode* c = root->children; c != nullptr; c = c->next) {
     if (NameIs(c, "Contents")) {

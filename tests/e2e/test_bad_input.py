@@ -328,12 +328,22 @@ def test_other_control_characters_in_hyperparameters_follow_the_model(raw, out):
     expect_error(raw.create_training_job, "ValidationException", **req)
 
 
-def test_failure_reason_shows_no_server_path(srv, raw, out):
+def test_failure_reason_shows_no_server_path(tmp_path):
     # The script replaces its model dir by a file, so packing the artifacts fails on the host
     # side; the reason used to name <data-dir>/jobs/<account>/<job>/attempt-1/algo-1/model.
+    # Only an unsandboxed job can do that (in the sandbox /opt/ml is not the job's to change),
+    # hence a server of its own with isolation none.
+    srv = Server(str(tmp_path / "data"), extra_args=["--isolation", "none"]).start()
+    try:
+        _failure_reason_shows_no_server_path(srv, srv.boto3(), str(tmp_path / "out"))
+    finally:
+        srv.stop()
+
+
+def _failure_reason_shows_no_server_path(srv, raw, out):
     name = "failure-path"
-    raw.create_training_job(**job_request(name, out,
-                                          "rm -rf /opt/ml/model && echo x > /opt/ml/model"))
+    raw.create_training_job(**job_request(
+        name, out, 'rm -rf "$SM_MODEL_DIR" && echo x > "$SM_MODEL_DIR"'))
     d = wait_status(raw, name)
     assert d["TrainingJobStatus"] == "Failed", d
     reason = d["FailureReason"]
