@@ -547,7 +547,12 @@ void JobController::Reconcile(ActiveJob* job) {
     // killed): watch them until gone. Terminal jobs' agents go in Sweep.
     RetireInstances(job);
   }
-  if (job->slots > 0) {
+  // A placed attempt whose network is still being made (off the loop) has no agent yet, but
+  // its capacity is taken: NetworkReady launches onto it. Releasing it here would let a later
+  // job start in its place.
+  const bool launching = job->network_pending && !job->record.queued &&
+                         job->record.status == model::TrainingJobStatus::kInProgress;
+  if (job->slots > 0 && !launching) {
     pool_.Release(job->record.spec.instance_type, job->slots);
     job->slots = 0;
   }

@@ -145,7 +145,8 @@ class JobController {
 
   // Loop-thread only.
   void Apply(ActiveJob* job, const Event& event);
-  // After an attempt ends: its agent joins exiting_, its capacity is freed.
+  // After an attempt ends: its agent joins exiting_, its capacity is freed (not while the
+  // attempt's network is still being made: it has no agent yet but will launch).
   void Reconcile(ActiveJob* job);
   // Places queued jobs onto free capacity, oldest first.
   void Schedule();

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
+#include <thread>
+
 #include "control/job_controller.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_launcher.h"
@@ -25,6 +28,7 @@ class ControllerSpotTest : public ::testing::Test {
  protected:
   void SetUp() override { catalog_ = capacity::InstanceCatalog::Builtin(); }
   void TearDown() override {
+    launcher_.HoldNetworks(false);  // the controller joins the threads making networks
     controller_.reset();
     store_.reset();
   }
@@ -95,6 +99,20 @@ class ControllerSpotTest : public ::testing::Test {
     std::lock_guard<std::mutex> lock(launcher_.mu);
     return launcher_.configs.size();
   }
+  // Networks made on a thread launch their job from a task posted to the loop.
+  bool WaitForLaunches(size_t n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (Launches() < n) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+  int CapacityInUse() {
+    auto status = controller_->SpotStatus();
+    EXPECT_TRUE(status.ok());
+    return status.ok() && status->size() == 1 ? (*status)[0].capacity_in_use : -1;
+  }
 
   testing::TempDir dir_{"ty-controller-spot-"};
   int64_t seq_ = 0;
@@ -132,6 +150,53 @@ TEST_F(ControllerSpotTest, QueuedJobsStartInOrderAsCapacityFrees) {
   EXPECT_FALSE(Get("c").queued);
   EXPECT_EQ(Launches(), 4u);
   EXPECT_EQ(Get("c").transitions.back().message, kMsgPreparing);
+}
+
+// Where the launcher makes networks in the kernel (namespaces, nftables), it does so on a
+// thread; the placed job has no agent until then, but its capacity is taken all along.
+TEST_F(ControllerSpotTest, CapacityStaysTakenWhileTheNetworkIsMade) {
+  launcher_.networks_at_once = false;
+  launcher_.HoldNetworks(true);
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("b", false), "{}").ok());
+  Advance(seconds(1));  // a tick reconciles every job too
+  EXPECT_EQ(Launches(), 0u);
+  EXPECT_FALSE(Get("a").queued);
+  EXPECT_EQ(Get("a").transitions.back().message, kMsgPreparing);
+  EXPECT_TRUE(Get("b").queued);
+  EXPECT_EQ(Get("b").transitions.back().message,
+            "Waiting for capacity: all 1 ml.m5.large instances of this machine are in use");
+  EXPECT_EQ(CapacityInUse(), 1);
+
+  launcher_.HoldNetworks(false);
+  ASSERT_TRUE(WaitForLaunches(1));
+  EXPECT_EQ(launcher_.configs[0].job_name, "a");
+  EXPECT_TRUE(Get("b").queued);
+  EXPECT_EQ(CapacityInUse(), 1);
+  Exit("a", AgentReport::Outcome::kCompleted);
+  ASSERT_TRUE(WaitForLaunches(2));
+  EXPECT_EQ(launcher_.configs[1].job_name, "b");
+  EXPECT_EQ(CapacityInUse(), 1);
+}
+
+// A job stopped before its network is made never launches and gives its capacity back.
+TEST_F(ControllerSpotTest, AStopWhileTheNetworkIsMadeFreesTheCapacity) {
+  launcher_.networks_at_once = false;
+  launcher_.HoldNetworks(true);
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
+  clock_.Advance(seconds(1));
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("b", false), "{}").ok());
+  EXPECT_TRUE(Get("b").queued);
+  ASSERT_TRUE(controller_->Stop(kAccount, "a").ok());
+  EXPECT_EQ(Get("a").status, TrainingJobStatus::kStopped);
+  EXPECT_FALSE(Get("b").queued);
+  EXPECT_EQ(CapacityInUse(), 1);
+  launcher_.HoldNetworks(false);
+  ASSERT_TRUE(WaitForLaunches(1));
+  EXPECT_EQ(launcher_.configs[0].job_name, "b");
 }
 
 TEST_F(ControllerSpotTest, InjectedInterruptionRestartsTheJobWithANewAttempt) {

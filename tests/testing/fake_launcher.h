@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <set>
@@ -46,7 +47,8 @@ class FakeLauncher final : public launch::Launcher {
       delay = network_delay;
     }
     std::this_thread::sleep_for(delay);  // as `ip` takes its time, off the controller's loop
-    std::lock_guard<std::mutex> lock(mu);
+    std::unique_lock<std::mutex> lock(mu);
+    network_released.wait(lock, [this] { return !hold_networks; });
     ++network_calls;
     network_requests.push_back(request);
     if (fail_network) return FailedPrecondition("no networks in this test");
@@ -68,6 +70,15 @@ class FakeLauncher final : public launch::Launcher {
   bool PreparesNetworkAtOnce(const launch::NetworkRequest& request) const override {
     return networks_at_once && request.count == 1;
   }
+  // While held, networks made on a thread are not done: the test sees the controller with a
+  // placed job whose network is still being made, for as long as it likes.
+  void HoldNetworks(bool hold) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      hold_networks = hold;
+    }
+    network_released.notify_all();
+  }
   void ReleaseNetwork(const std::string& job_arn) override {
     std::lock_guard<std::mutex> lock(mu);
     networks.erase(job_arn);
@@ -81,6 +92,8 @@ class FakeLauncher final : public launch::Launcher {
   std::set<std::string> networks;
   std::vector<std::string> swept_keep;
   bool fail_network = false;
+  bool hold_networks = false;  // see HoldNetworks
+  std::condition_variable network_released;
   std::chrono::milliseconds network_delay{0};
   int network_calls = 0;
   bool networks_at_once = true;
