@@ -692,12 +692,24 @@ void JobController::LaunchAgents(ActiveJob* job) {
         job->network_pending = true;
         std::shared_future<void> released;  // the network of an ended job of the same name
         if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
-        network_threads_[arn] = std::thread([this, arn, request, attempt = rec.attempt, released] {
-          if (released.valid()) released.wait();
-          auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
-              launcher_->PrepareNetwork(arn, request));
-          Post([this, arn, attempt, made] { NetworkReady(arn, attempt, std::move(*made)); });
-        });
+        // A job of the same name that ended (and was deleted) while its network was still
+        // being made may have left that making running: it ends first, and its result, which
+        // carries another token, is not taken for this job's.
+        if (auto old = network_threads_.find(arn); old != network_threads_.end()) {
+          old->second.join();
+          network_threads_.erase(old);
+        }
+        const uint64_t token = next_network_token_++;
+        job->network_token = token;
+        network_threads_[arn] =
+            std::thread([this, arn, request, attempt = rec.attempt, released, token] {
+              if (released.valid()) released.wait();
+              auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
+                  launcher_->PrepareNetwork(arn, request));
+              Post([this, arn, attempt, token, made] {
+                NetworkReady(arn, attempt, token, std::move(*made));
+              });
+            });
       }
       return;
     }
@@ -795,13 +807,18 @@ void JobController::LaunchAgents(ActiveJob* job) {
   PersistAgents(job);
 }
 
-void JobController::NetworkReady(const std::string& arn, int attempt,
+void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t token,
                                  Result<std::vector<model::InstanceNetworkConfig>> made) {
+  ActiveJob* job = FindByArn(arn);
+  if (job != nullptr && job->network_token != token) {
+    // A making for an earlier job of this name, already joined: this job's own is under way
+    // (and makes the same network, whose names follow the ARN).
+    return;
+  }
   if (auto t = network_threads_.find(arn); t != network_threads_.end()) {
     t->second.join();  // it has posted this task: it is ending
     network_threads_.erase(t);
   }
-  ActiveJob* job = FindByArn(arn);
   if (job == nullptr) {
     // The job ended while its network was being made.
     if (made.ok()) launcher_->ReleaseNetwork(arn);

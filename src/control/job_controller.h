@@ -135,6 +135,7 @@ class JobController {
     std::string last_stream;   // the previous attempt's log stream (streams never repeat)
     bool has_network = false;  // the launcher made this job's instance network
     bool network_pending = false;  // it is being made (off the loop)
+    uint64_t network_token = 0;    // which making of it this job waits for
     std::vector<model::InstanceNetworkConfig> networks;  // per instance, once made
   };
 
@@ -179,7 +180,7 @@ class JobController {
   // Releases the networks of ended jobs whose agents are gone (all of them when `now`).
   void ReleaseNetworks(bool now);
   // The network of `arn` for `attempt` was made (or not): launch the attempt if it still waits.
-  void NetworkReady(const std::string& arn, int attempt,
+  void NetworkReady(const std::string& arn, int attempt, uint64_t token,
                     Result<std::vector<model::InstanceNetworkConfig>> made);
   ActiveJob* FindByArn(const std::string& arn);
   ActiveJob* Find(const std::string& account, const std::string& name);
@@ -210,6 +211,7 @@ class JobController {
   // still be syncing its checkpoints from inside).
   std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
   std::map<std::string, std::thread> network_threads_;  // by ARN: networks being made
+  uint64_t next_network_token_ = 1;
   std::map<std::string, std::shared_future<void>> releases_;  // by ARN: networks being removed
   // Attempt dirs of ended attempts, whose instance volumes are released once their agents are
   // gone (algo-1 reads its siblings' trees until it has uploaded the model).

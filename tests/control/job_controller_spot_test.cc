@@ -199,6 +199,23 @@ TEST_F(ControllerSpotTest, AStopWhileTheNetworkIsMadeFreesTheCapacity) {
   EXPECT_EQ(launcher_.configs[0].job_name, "b");
 }
 
+// Regression: a job stopped and deleted while its network was still being made, then created
+// again under the same name, replaced the still-running making's std::thread (std::terminate).
+TEST_F(ControllerSpotTest, AJobRecreatedWhileItsPredecessorsNetworkIsMadeLaunches) {
+  launcher_.networks_at_once = false;
+  launcher_.HoldNetworks(true);
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
+  ASSERT_TRUE(controller_->Stop(kAccount, "a").ok());
+  EXPECT_EQ(Get("a").status, TrainingJobStatus::kStopped);
+  ASSERT_TRUE(controller_->Delete(kAccount, "a").ok());
+  launcher_.HoldNetworks(false);
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
+  ASSERT_TRUE(WaitForLaunches(1));
+  EXPECT_EQ(launcher_.configs[0].job_name, "a");
+  EXPECT_EQ(CapacityInUse(), 1);
+}
+
 TEST_F(ControllerSpotTest, InjectedInterruptionRestartsTheJobWithANewAttempt) {
   capacity::SpotMarketConfig spot;
   spot.defaults.notice = seconds(30);

@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, Server, job_request, logs_of, wait_status
+from conftest import ROOT, Server, job_request, logs_of, wait_for, wait_status
 
 ESCAPE = os.path.join(ROOT, "tests", "e2e", "jobs", "escape.py")
 SANDBOX_UID = 65534
@@ -82,17 +82,24 @@ def escape_env(tmp_path):
     sm = srv.boto3()
     out = tmp_path / "out"
     out.mkdir()
-    victim = job_request("victim", str(out), "echo secret-of-victim > /opt/ml/model/secret.txt")
+    # The victim runs while the escapes are tried, so its tree (on its own instance volume,
+    # which goes away when its job ends) holds its secret on the host meanwhile.
+    victim = job_request("victim", str(out),
+                         "echo secret-of-victim > /opt/ml/model/secret.txt && sleep 600")
     sm.create_training_job(**victim)
-    d = wait_status(sm, "victim")
-    assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
+    d = sm.describe_training_job(TrainingJobName="victim")
     account = d["TrainingJobArn"].split(":")[4]
+    secret = os.path.join(data_dir, "jobs", account, "victim", "attempt-1", "algo-1", "model",
+                          "secret.txt")
+    wait_for(lambda: os.path.exists(secret), lambda ok: ok, timeout=60)
     marker = subprocess.Popen(["sleep", "600"])
     env = {"srv": srv, "sm": sm, "data_dir": data_dir, "channel": str(channel), "out": str(out),
            "account": account, "marker": marker, "ckpt": str(tmp_path / "ckpt"),
            "victim_tree": os.path.join(data_dir, "jobs", account, "victim", "attempt-1",
                                        "algo-1")}
     yield env
+    sm.stop_training_job(TrainingJobName="victim")
+    wait_status(sm, "victim")
     marker.kill()
     marker.wait()
     srv.stop()

@@ -24,6 +24,18 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="network namespaces need root (CI runs as root)")
 
 
+# Network objects that existed when the current test started (another server's, or a leak of an
+# earlier test's, which that test reports): not this test's leftovers.
+BASELINE = set()
+
+
+@pytest.fixture(autouse=True)
+def network_baseline():
+    BASELINE.clear()
+    BASELINE.update(leftovers())
+    yield
+
+
 def leftovers(data_dir=None):
     """What a job network or a job's processes could leave behind: ty-* namespaces, tyb-/tyv-
     links, and processes whose command line names the server's data dir."""
@@ -50,7 +62,7 @@ def leftovers(data_dir=None):
         with open("/proc/self/mountinfo") as f:
             found += ["mount " + line.split()[4] for line in f
                       if line.split()[4].startswith(data_dir + "/")]
-    return found
+    return [f for f in found if f not in BASELINE]
 
 
 def assert_nothing_left(data_dir, timeout=20):
