@@ -74,7 +74,8 @@ int ReadResponse(int fd, std::string& buf, bool* keep) {
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   int status = -1;
   if (head.size() > 12) status = std::atoi(head.c_str() + 9);
-  if (head.compare(0, 8, "HTTP/1.0") == 0) *keep = lower.find("connection: keep-alive") != std::string::npos;
+  if (head.compare(0, 8, "HTTP/1.0") == 0)
+    *keep = lower.find("connection: keep-alive") != std::string::npos;
   if (lower.find("connection: close") != std::string::npos) *keep = false;
   size_t body_start = hdr_end + 4;
   auto cl = lower.find("content-length:");
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s HOST PORT AKID SECRET JOBNAME K SECONDS\n", argv[0]);
     return 2;
   }
-  Args a{argv[1], std::atoi(argv[2]), {argv[3], argv[4], ""}, argv[5], std::atoi(argv[6]),
-         std::atof(argv[7])};
+  Args a{argv[1], std::atoi(argv[2]), {argv[3], argv[4], ""},
+         argv[5], std::atoi(argv[6]), std::atof(argv[7])};
   const std::string host_header = a.host + ":" + std::to_string(a.port);
   const std::string body = "{\"TrainingJobName\": \"" + a.job + "\"}";
 
@@ -163,13 +164,15 @@ int main(int argc, char** argv) {
         ty::SignRequest(&req, a.creds, "us-east-1", "sagemaker", ty::SystemClock::Default()->Now());
         std::string wire = "POST / HTTP/1.1\r\n";
         for (const auto& [k, v] : req.headers) wire += k + ": " + v + "\r\n";
-        wire += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: keep-alive\r\n\r\n";
+        wire +=
+            "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: keep-alive\r\n\r\n";
         wire += body;
         auto t0 = std::chrono::steady_clock::now();
         bool keep = true;
         int status = WriteAll(fd, wire) ? ReadResponse(fd, buf, &keep) : -1;
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - t0).count();
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
         if (status == 200) {
           ok++;
           lat[t].push_back(static_cast<uint32_t>(us));
@@ -192,9 +195,12 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
-  auto q = [&](double p) { return all.empty() ? 0u : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
-  std::printf("K=%d ok=%ld non200=%ld errors=%ld reconnects=%ld secs=%.2f rps=%.1f p50_us=%u p99_us=%u\n",
-              a.k, ok.load(), non200.load(), errors.load(), reconnects.load(), secs, ok.load() / secs,
-              q(0.5), q(0.99));
+  auto q = [&](double p) {
+    return all.empty() ? 0u : all[std::min(all.size() - 1, size_t(p * all.size()))];
+  };
+  std::printf(
+      "K=%d ok=%ld non200=%ld errors=%ld reconnects=%ld secs=%.2f rps=%.1f p50_us=%u p99_us=%u\n",
+      a.k, ok.load(), non200.load(), errors.load(), reconnects.load(), secs, ok.load() / secs,
+      q(0.5), q(0.99));
   return 0;
 }

@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
       double o = FirstLine(legacy, t0);
 
       t0 = Clock::now();
-      auto prepared = ty::agent::PrepareSandbox(config, bwrap, "algo-1", tree, {}, "/opt/ml",
-                                                cmd.argv);
+      auto prepared =
+          ty::agent::PrepareSandbox(config, bwrap, "algo-1", tree, {}, "/opt/ml", cmd.argv);
       if (!prepared.ok()) {
         std::fprintf(stderr, "prepare: %s\n", prepared.status().ToString().c_str());
         return 1;
@@ -125,8 +125,8 @@ int main(int argc, char** argv) {
     }
     Stats o = Summarize(old_ms), n = Summarize(new_ms), p = Summarize(prepare_ms);
     std::printf("%-18s %-6s %9.2f %9.2f %9.2f\n", cmd.name, "old", o.p50, o.p90, o.mean);
-    std::printf("%-18s %-6s %9.2f %9.2f %9.2f   (of which prepare: p50 %.2f ms)\n", cmd.name,
-                "new", n.p50, n.p90, n.mean, p.p50);
+    std::printf("%-18s %-6s %9.2f %9.2f %9.2f   (of which prepare: p50 %.2f ms)\n", cmd.name, "new",
+                n.p50, n.p90, n.mean, p.p50);
     std::printf("%-18s %-6s %8.2fx %8.2fx %8.2fx\n", cmd.name, "ratio", n.p50 / o.p50,
                 n.p90 / o.p90, n.mean / o.mean);
   }

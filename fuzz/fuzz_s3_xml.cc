@@ -15,10 +15,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ty::storage::ParseS3Error(xml, &e);
       break;
     }
-    case 1: (void)ty::storage::ParseListObjectsV2(xml); break;
-    case 2: (void)ty::storage::ParseInitiateMultipartUpload(xml); break;
-    case 3: (void)ty::storage::ParseCompleteMultipartUpload(xml); break;
-    default: (void)ty::storage::ParseDeleteResult(xml); break;
+    case 1:
+      (void)ty::storage::ParseListObjectsV2(xml);
+      break;
+    case 2:
+      (void)ty::storage::ParseInitiateMultipartUpload(xml);
+      break;
+    case 3:
+      (void)ty::storage::ParseCompleteMultipartUpload(xml);
+      break;
+    default:
+      (void)ty::storage::ParseDeleteResult(xml);
+      break;
   }
   return 0;
 }

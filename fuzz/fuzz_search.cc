@@ -34,14 +34,13 @@ std::vector<json> Records() {
          {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/train"}}}}}},
         {{"ChannelName", "test"},
          {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/test"}}}}}}}}};
-  json beta = {
-      {"TrainingJobName", "beta-job"},
-      {"TrainingJobStatus", "InProgress"},
-      {"CreationTime", 1706745600.5},
-      {"ResourceConfig", {{"InstanceType", "ml.p3.2xlarge"}, {"InstanceCount", 2}}},
-      {"HyperParameters", {{"epochs", "5"}}},
-      {"Tags", {{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}},
-      {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.7}}}}};
+  json beta = {{"TrainingJobName", "beta-job"},
+               {"TrainingJobStatus", "InProgress"},
+               {"CreationTime", 1706745600.5},
+               {"ResourceConfig", {{"InstanceType", "ml.p3.2xlarge"}, {"InstanceCount", 2}}},
+               {"HyperParameters", {{"epochs", "5"}}},
+               {"Tags", {{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}},
+               {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.7}}}}};
   json gamma = {{"TrainingJobName", "gamma"},
                 {"TrainingJobStatus", "Failed"},
                 {"FailureReason", "AlgorithmError: exit 1"},
@@ -53,8 +52,8 @@ std::vector<json> Records() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto* model = new std::shared_ptr<const ty::api::ServiceModel>(
-      ty::api::ServiceModel::Embedded());
+  static const auto* model =
+      new std::shared_ptr<const ty::api::ServiceModel>(ty::api::ServiceModel::Embedded());
   static const auto* records = new std::vector<json>(Records());
   auto body = ty::ParseJson(std::string_view(reinterpret_cast<const char*>(data), size));
   if (!body.ok() || !body->is_object()) return 0;

@@ -8,12 +8,11 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
-#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
@@ -23,6 +22,7 @@
 #include "agent/volume_guard.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/subprocess.h"
 #include "storage/directory_sync.h"
 #include "storage/object_store.h"
@@ -118,15 +118,15 @@ struct Agent::Impl {
   Supervisor supervisor;
   std::unique_ptr<Reporter> reporter;
   std::unique_ptr<storage::DirectorySync> checkpoint_sync;
-  std::atomic<bool> stop_asked{false};    // SIGTERM/SIGINT: stop, upload artifacts
-  std::atomic<bool> aborted{false};       // SIGUSR2: another instance failed the job
-  std::string limits_cgroup;              // the instance cgroup, when limits were applied
-  std::vector<std::string> limits_dirs;   // its directories (one per v1 hierarchy)
-  uint64_t memory_limit_bytes = 0;        // the memory limit in force; 0: none
-  std::unique_ptr<VolumeGuard> volume;    // VolumeSizeInGB (main thread only)
-  bool volume_exceeded = false;           // a watched volume went over: the process was stopped
-  std::atomic<bool> interrupted{false};   // SIGUSR1: spot interruption notice
-  std::atomic<int64_t> notice_at_ms{0};   // MonotonicMs() of the notice
+  std::atomic<bool> stop_asked{false};   // SIGTERM/SIGINT: stop, upload artifacts
+  std::atomic<bool> aborted{false};      // SIGUSR2: another instance failed the job
+  std::string limits_cgroup;             // the instance cgroup, when limits were applied
+  std::vector<std::string> limits_dirs;  // its directories (one per v1 hierarchy)
+  uint64_t memory_limit_bytes = 0;       // the memory limit in force; 0: none
+  std::unique_ptr<VolumeGuard> volume;   // VolumeSizeInGB (main thread only)
+  bool volume_exceeded = false;          // a watched volume went over: the process was stopped
+  std::atomic<bool> interrupted{false};  // SIGUSR1: spot interruption notice
+  std::atomic<int64_t> notice_at_ms{0};  // MonotonicMs() of the notice
   // Lines for the job's log from other threads (the checkpoint sync).
   std::mutex notes_mu;
   std::vector<std::string> notes;
@@ -306,7 +306,8 @@ struct Agent::Impl {
       if (std::chrono::steady_clock::now() >= deadline) return false;
       // A stop while waiting (a peer failed and the job is being stopped): give the
       // stopped peers the bounded wait instead.
-      if (stop_asked.load() && deadline - std::chrono::steady_clock::now() > std::chrono::seconds(30)) {
+      if (stop_asked.load() &&
+          deadline - std::chrono::steady_clock::now() > std::chrono::seconds(30)) {
         deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       }
       // A few stat(2)s every 20 ms: cheap, and the upload starts soon after the last peer.
@@ -373,7 +374,8 @@ struct Agent::Impl {
   int Interrupted() {
     int64_t left = Notice().count() - (MonotonicMs() - notice_at_ms.load());
     FinalCheckpointSync(std::chrono::milliseconds(std::max<int64_t>(left - 500, 1000)));
-    AddLine(NowMs(), "trainyard: spot interruption: the instance is going away; checkpoints synced");
+    AddLine(NowMs(),
+            "trainyard: spot interruption: the instance is going away; checkpoints synced");
     return Finish(AgentReport::Outcome::kInterrupted, "", "", false);
   }
 
@@ -494,8 +496,8 @@ struct Agent::Impl {
     } else if (config.isolation == "auto") {
       view.sandboxed = BubblewrapWorks(options.bwrap_path);
       if (view.sandboxed && config.sandbox.user_namespace) {
-        config.sandbox.user_namespace = UserNamespaceSandboxWorks(
-            options.bwrap_path, config.sandbox.uid, config.sandbox.gid);
+        config.sandbox.user_namespace =
+            UserNamespaceSandboxWorks(options.bwrap_path, config.sandbox.uid, config.sandbox.gid);
       }
     }
     view.unprivileged = view.sandboxed && config.sandbox.user_namespace;
@@ -702,8 +704,8 @@ struct Agent::Impl {
     if (!oom.empty()) {
       reason = oom;
     } else {
-      reason = VolumeReasonOr(reason, "the training process exited with code " +
-                                          std::to_string(outcome->exit_code));
+      reason = VolumeReasonOr(
+          reason, "the training process exited with code " + std::to_string(outcome->exit_code));
     }
     FinalCheckpointSync(std::chrono::minutes(10));
     return Finish(fail, reason, "", false);
@@ -737,8 +739,7 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   }
   auto j = ParseJson(*text);
   if (!j.ok()) {
-    err << "trainyard agent: " << instance_config_path << ": " << j.status().message()
-        << std::endl;
+    err << "trainyard agent: " << instance_config_path << ": " << j.status().message() << std::endl;
     return 2;
   }
   auto config = model::InstanceConfigFromJson(*j);

@@ -250,7 +250,8 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
   env["TRAINING_JOB_NAME"] = c.job_name;
   env["TRAINING_JOB_ARN"] = c.job_arn;
   env["AWS_REGION"] = c.region;
-  // Like SageMaker local mode: the job may reach the store itself (storage.pass_credentials_to_jobs).
+  // Like SageMaker local mode: the job may reach the store itself
+  // (storage.pass_credentials_to_jobs).
   if (c.pass_s3_credentials && !c.storage_s3.is_null()) {
     auto s3 = storage::S3SettingsFromJson(c.storage_s3);
     if (s3.ok()) {

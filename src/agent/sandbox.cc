@@ -21,13 +21,12 @@
 namespace ty::agent {
 namespace {
 
-constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-                                        CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET};
+constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+                                        CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET};
 
 // Directories whose hiding would hide the system the training process runs on.
-constexpr const char* kSystemDirs[] = {"/usr", "/bin",  "/sbin", "/lib", "/lib32", "/lib64",
-                                       "/etc", "/var",  "/run",  "/proc", "/sys",  "/dev",
-                                       "/opt", "/tmp"};
+constexpr const char* kSystemDirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc",
+                                       "/var", "/run", "/proc", "/sys", "/dev",   "/opt",   "/tmp"};
 
 bool Under(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
@@ -47,12 +46,11 @@ std::vector<std::string> SandboxArgv(const SandboxArgs& a) {
   if (a.user_namespace) {
     // uid 0 inside is the unprivileged uid bwrap was started as; no nested namespace can map
     // anything else.
-    argv.insert(argv.end(),
-                {"--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns"});
+    argv.insert(argv.end(), {"--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns"});
   }
-  argv.insert(argv.end(), {"--cap-drop", "ALL", "--hostname", a.hostname, "--ro-bind", "/", "/",
-                           "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs",
-                           "/opt"});
+  argv.insert(argv.end(),
+              {"--cap-drop", "ALL", "--hostname", a.hostname, "--ro-bind", "/", "/", "--dev",
+               "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/opt"});
   // A path under /tmp, /opt or another hidden directory is gone already: hiding it again
   // would only put its name back (as an empty mount point).
   auto covered = [&a](const std::string& p) {
@@ -80,14 +78,32 @@ std::vector<std::string> SandboxArgv(const SandboxArgs& a) {
 
 std::vector<std::string> LegacySandboxArgv(const std::string& bwrap_path,
                                            const std::string& hostname,
-                                           const std::string& instance_dir,
-                                           const std::string& cwd,
+                                           const std::string& instance_dir, const std::string& cwd,
                                            const std::vector<std::string>& command) {
-  std::vector<std::string> argv = {
-      bwrap_path, "--die-with-parent", "--unshare-pid", "--unshare-uts", "--unshare-ipc",
-      "--hostname", hostname, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-      "--tmpfs", "/tmp", "--tmpfs", "/opt", "--bind", instance_dir, kOptMl,
-      "--chdir", cwd, "--"};
+  std::vector<std::string> argv = {bwrap_path,
+                                   "--die-with-parent",
+                                   "--unshare-pid",
+                                   "--unshare-uts",
+                                   "--unshare-ipc",
+                                   "--hostname",
+                                   hostname,
+                                   "--ro-bind",
+                                   "/",
+                                   "/",
+                                   "--dev",
+                                   "/dev",
+                                   "--proc",
+                                   "/proc",
+                                   "--tmpfs",
+                                   "/tmp",
+                                   "--tmpfs",
+                                   "/opt",
+                                   "--bind",
+                                   instance_dir,
+                                   kOptMl,
+                                   "--chdir",
+                                   cwd,
+                                   "--"};
   argv.insert(argv.end(), command.begin(), command.end());
   return argv;
 }
@@ -98,15 +114,53 @@ const std::vector<SeccompRule>& SeccompRules() {
   // shared per uid, new namespaces that would hand capabilities back).
   static const std::vector<SeccompRule> rules = [] {
     std::vector<SeccompRule> r;
-    for (const char* name :
-         {"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "fsopen", "fsconfig",
-          "fsmount", "fspick", "open_tree", "mount_setattr", "ptrace", "process_vm_readv",
-          "process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module",
-          "delete_module", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
-          "swapon", "swapoff", "reboot", "open_by_handle_at", "name_to_handle_at", "unshare",
-          "setns", "userfaultfd", "acct", "quotactl", "quotactl_fd", "syslog", "iopl", "ioperm",
-          "settimeofday", "clock_settime", "lookup_dcookie", "vhangup", "nfsservctl",
-          "fanotify_init", "sethostname", "setdomainname"}) {
+    for (const char* name : {"mount",
+                             "umount",
+                             "umount2",
+                             "pivot_root",
+                             "chroot",
+                             "move_mount",
+                             "fsopen",
+                             "fsconfig",
+                             "fsmount",
+                             "fspick",
+                             "open_tree",
+                             "mount_setattr",
+                             "ptrace",
+                             "process_vm_readv",
+                             "process_vm_writev",
+                             "kexec_load",
+                             "kexec_file_load",
+                             "init_module",
+                             "finit_module",
+                             "delete_module",
+                             "bpf",
+                             "perf_event_open",
+                             "keyctl",
+                             "add_key",
+                             "request_key",
+                             "swapon",
+                             "swapoff",
+                             "reboot",
+                             "open_by_handle_at",
+                             "name_to_handle_at",
+                             "unshare",
+                             "setns",
+                             "userfaultfd",
+                             "acct",
+                             "quotactl",
+                             "quotactl_fd",
+                             "syslog",
+                             "iopl",
+                             "ioperm",
+                             "settimeofday",
+                             "clock_settime",
+                             "lookup_dcookie",
+                             "vhangup",
+                             "nfsservctl",
+                             "fanotify_init",
+                             "sethostname",
+                             "setdomainname"}) {
       r.push_back({name, EPERM});
     }
     for (uint64_t flag : kNamespaceFlags) r.push_back({"clone", EPERM, 0, flag});
@@ -130,9 +184,9 @@ Result<UniqueFd> SeccompFilterFd() {
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
     int rc;
     if (rule.flags_mask != 0) {
-      rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(rule.errno_value), nr, 1,
-                            SCMP_CMP(rule.arg, SCMP_CMP_MASKED_EQ, rule.flags_mask,
-                                     rule.flags_mask));
+      rc = seccomp_rule_add(
+          ctx, SCMP_ACT_ERRNO(rule.errno_value), nr, 1,
+          SCMP_CMP(rule.arg, SCMP_CMP_MASKED_EQ, rule.flags_mask, rule.flags_mask));
     } else {
       rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(rule.errno_value), nr, 0);
     }
@@ -181,8 +235,9 @@ bool UserNamespaceSandboxWorks(const std::string& bwrap_path, uid_t uid, gid_t g
   auto key = std::make_tuple(bwrap_path, uid, gid);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   SpawnOptions o;
-  o.argv = {bwrap_path, "--unshare-user",  "--uid", "0", "--gid", "0", "--disable-userns",
-            "--cap-drop", "ALL", "--ro-bind", "/", "/", "true"};
+  o.argv = {
+      bwrap_path, "--unshare-user", "--uid", "0", "--gid", "0", "--disable-userns", "--cap-drop",
+      "ALL",      "--ro-bind",      "/",     "/", "true"};
   o.env = {{"PATH", kBasePath}};
   o.capture_output = false;
   o.stdout_file = "/dev/null";
@@ -200,8 +255,8 @@ bool UserNamespaceSandboxWorks(const std::string& bwrap_path, uid_t uid, gid_t g
 }
 
 Result<PreparedSandbox> PrepareSandbox(
-    const model::SandboxConfig& config, const std::string& bwrap_path,
-    const std::string& hostname, const std::string& instance_dir,
+    const model::SandboxConfig& config, const std::string& bwrap_path, const std::string& hostname,
+    const std::string& instance_dir,
     const std::vector<std::pair<std::string, std::string>>& ro_binds, const std::string& cwd,
     const std::vector<std::string>& command) {
   PreparedSandbox out;
@@ -286,7 +341,7 @@ Status MakeTreeReadable(const std::string& path) {
   auto grant = [](const std::string& p) -> Status {
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0) return ErrnoStatus("cannot stat " + p, errno);
-    mode_t add = S_ISDIR(st.st_mode) ? (S_IRUSR | S_IXUSR | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH)
+    mode_t add = S_ISDIR(st.st_mode)   ? (S_IRUSR | S_IXUSR | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH)
                  : S_ISREG(st.st_mode) ? (S_IRUSR | S_IRGRP | S_IROTH)
                                        : 0;
     if (add != 0 && (st.st_mode & add) != add && ::chmod(p.c_str(), (st.st_mode | add) & 07777)) {
@@ -344,7 +399,8 @@ std::vector<AclEntry> WithSearchFor(std::vector<AclEntry> acl, mode_t mode, uid_
     }
   }
   if (!have_user) acl.push_back({kUser, 1, static_cast<uint32_t>(uid)});
-  if (!have_mask) acl.push_back({kMask, static_cast<uint16_t>(((mode >> 3) & 7) | 1), kUndefinedId});
+  if (!have_mask)
+    acl.push_back({kMask, static_cast<uint16_t>(((mode >> 3) & 7) | 1), kUndefinedId});
   std::sort(acl.begin(), acl.end(), [](const AclEntry& a, const AclEntry& b) {
     return a.tag != b.tag ? a.tag < b.tag : a.id < b.id;
   });

@@ -31,17 +31,17 @@ namespace ty::agent {
 // The bubblewrap command line for one training process: pure, so it is table-tested.
 struct SandboxArgs {
   std::string bwrap_path = "/usr/bin/bwrap";
-  std::string hostname;                       // "algo-N"
-  bool user_namespace = true;                 // --unshare-user --uid 0 --gid 0 --disable-userns
-  int seccomp_fd = -1;                        // --seccomp FD; -1: none
-  int instance_dir_fd = -1;                   // bound read-write at /opt/ml (REQUIRES: >= 0)
+  std::string hostname;        // "algo-N"
+  bool user_namespace = true;  // --unshare-user --uid 0 --gid 0 --disable-userns
+  int seccomp_fd = -1;         // --seccomp FD; -1: none
+  int instance_dir_fd = -1;    // bound read-write at /opt/ml (REQUIRES: >= 0)
   std::vector<std::pair<int, std::string>> ro_bind_fds;  // (descriptor, destination)
   // Hidden behind an empty tmpfs (directories) or /dev/null (files); paths under /tmp or
   // /opt are already hidden and skipped.
   std::vector<std::string> hidden_dirs;
   std::vector<std::string> hidden_files;
-  std::string cwd;                            // inside the sandbox
-  std::vector<std::string> command;           // REQUIRES: non-empty
+  std::string cwd;                   // inside the sandbox
+  std::vector<std::string> command;  // REQUIRES: non-empty
 };
 std::vector<std::string> SandboxArgv(const SandboxArgs& args);
 
@@ -49,8 +49,7 @@ std::vector<std::string> SandboxArgv(const SandboxArgs& args);
 // binds by path): kept only so bench/sandbox_start can compare start costs.
 std::vector<std::string> LegacySandboxArgv(const std::string& bwrap_path,
                                            const std::string& hostname,
-                                           const std::string& instance_dir,
-                                           const std::string& cwd,
+                                           const std::string& instance_dir, const std::string& cwd,
                                            const std::vector<std::string>& command);
 
 // One seccomp rule: `syscall` fails with `errno_value`; when `flags_mask` is non-zero, only
@@ -90,13 +89,11 @@ struct PreparedSandbox {
 // Opens the instance tree and the read-only binds (host source, sandbox destination) and the
 // seccomp filter, and builds the spawn. `config.sandbox` says how (user namespace, uid, gid,
 // hidden paths). IoError when a source cannot be opened or the filter cannot be built.
-Result<PreparedSandbox> PrepareSandbox(const model::SandboxConfig& config,
-                                       const std::string& bwrap_path, const std::string& hostname,
-                                       const std::string& instance_dir,
-                                       const std::vector<std::pair<std::string, std::string>>&
-                                           ro_binds,
-                                       const std::string& cwd,
-                                       const std::vector<std::string>& command);
+Result<PreparedSandbox> PrepareSandbox(
+    const model::SandboxConfig& config, const std::string& bwrap_path, const std::string& hostname,
+    const std::string& instance_dir,
+    const std::vector<std::pair<std::string, std::string>>& ro_binds, const std::string& cwd,
+    const std::vector<std::string>& command);
 
 // Gives `path` and everything beneath it to uid/gid (lchown: symlinks are not followed), so a
 // training process running as that uid can write where the job must write.

@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/json.h"
 #include "agent/container_env.h"
 #include "agent/sandbox.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "storage/archive.h"
 #include "storage/object_store.h"
 #include "storage/object_stores.h"
@@ -77,7 +77,8 @@ Status CopyTree(const std::string& from, const std::string& to) {
 Status NoObjects(const model::InstanceConfig& c, const std::string& uri) {
   std::string msg = "No S3 objects found under S3 URL \"" + uri +
                     "\" given in input data source. Please ensure that the bucket exists in the "
-                    "selected region (" + c.region + "), that objects exist under that S3 prefix";
+                    "selected region (" +
+                    c.region + "), that objects exist under that S3 prefix";
   auto parsed = storage::ParseStorageUri(uri);
   if (parsed.ok() && parsed->scheme == "s3") {
     msg += ", and that the storage credentials have s3:ListBucket permission on bucket \"" +
@@ -135,9 +136,10 @@ Result<std::vector<std::string>> ReadManifest(const model::InstanceConfig& c,
   std::string where = "manifest " + ch.uri;
   auto parsed = ParseJson(text);
   nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
-  if (!parsed.ok() || !j.is_array() || j.empty() || !j[0].is_object() ||
-      !j[0].contains("prefix") || !j[0]["prefix"].is_string()) {
-    return InvalidArgument(where + " is not a manifest: expected a JSON array whose first element "
+  if (!parsed.ok() || !j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("prefix") ||
+      !j[0]["prefix"].is_string()) {
+    return InvalidArgument(where +
+                           " is not a manifest: expected a JSON array whose first element "
                            "is {\"prefix\": \"s3://bucket/path/\"} followed by object keys");
   }
   *prefix = j[0]["prefix"].get<std::string>();
@@ -330,19 +332,20 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
     TY_RETURN_IF_ERROR(MakeDirs(JoinPath(dir, sub)));
   }
   std::string config_dir = JoinPath(dir, "input/config");
-  TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "hyperparameters.json"), HyperparametersJson(c.spec), 0644, /*durable=*/false));
-  TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "resourceconfig.json"), ResourceConfigJson(c), 0644, /*durable=*/false));
-  TY_RETURN_IF_ERROR(
-      WriteFileAtomic(JoinPath(config_dir, "inputdataconfig.json"), InputDataConfigJson(c.spec), 0644, /*durable=*/false));
+  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "hyperparameters.json"),
+                                     HyperparametersJson(c.spec), 0644, /*durable=*/false));
+  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "resourceconfig.json"),
+                                     ResourceConfigJson(c), 0644, /*durable=*/false));
+  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "inputdataconfig.json"),
+                                     InputDataConfigJson(c.spec), 0644, /*durable=*/false));
   if (c.spec.checkpoint_uri) {
     TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(c));
     TY_RETURN_IF_ERROR(MakeDirs(ckpt));
     std::string local_path = view->sandboxed ? std::string(kOptMl) + ckpt.substr(dir.size()) : ckpt;
     TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "checkpointconfig.json"),
                                        CheckpointConfigJson(c.spec, local_path)));
-    TY_ASSIGN_OR_RETURN(auto store, storage::MakeObjectStore(*c.spec.checkpoint_uri, StorageConfigOf(c)));
+    TY_ASSIGN_OR_RETURN(auto store,
+                        storage::MakeObjectStore(*c.spec.checkpoint_uri, StorageConfigOf(c)));
     Status s = store->DownloadPrefix(*c.spec.checkpoint_uri, ckpt);
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       return s.WithPrefix("cannot restore checkpoints");

@@ -61,7 +61,6 @@ Status UploadArtifacts(const model::InstanceConfig& c, std::string* model_artifa
 Status MergeTrees(const std::vector<std::string>& sources, const std::string& dest,
                   std::vector<std::string>* clashes);
 
-
 // The storage this instance may use: the file roots and the server's S3 store.
 storage::StorageConfig StorageConfigOf(const model::InstanceConfig& c);
 

@@ -13,7 +13,7 @@
 namespace ty::api {
 
 struct ApiError {
-  std::string type;      // e.g. "ValidationException"
+  std::string type;  // e.g. "ValidationException"
   std::string message;
   int http_status = 400;
 };

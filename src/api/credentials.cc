@@ -2,8 +2,8 @@
 
 #include <sys/stat.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <optional>
 #include <unordered_set>
 
@@ -83,12 +83,14 @@ Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view t
     current.reset();
     if (!p.has_akid && !p.has_secret) return Status::Ok();
     if (!p.has_akid) {
-      return LineError(p.line, "profile [" + p.name + "] has aws_secret_access_key but no "
-                               "aws_access_key_id");
+      return LineError(p.line, "profile [" + p.name +
+                                   "] has aws_secret_access_key but no "
+                                   "aws_access_key_id");
     }
     if (!p.has_secret) {
-      return LineError(p.line, "profile [" + p.name + "] has aws_access_key_id but no "
-                               "aws_secret_access_key");
+      return LineError(p.line, "profile [" + p.name +
+                                   "] has aws_access_key_id but no "
+                                   "aws_secret_access_key");
     }
     if (!seen_keys.insert(p.akid).second) {
       return LineError(p.line, "access key id " + p.akid + " appears in more than one profile");
@@ -127,8 +129,8 @@ Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view t
     if (!current) return LineError(line_no, "key outside of any [profile] section");
     std::string_view key = Trim(line.substr(0, sep));
     std::string_view value = Trim(line.substr(sep + 1));
-    if (key.empty()) return LineError(line_no, "missing key before '" + std::string(1, line[sep]) +
-                                                   "'");
+    if (key.empty())
+      return LineError(line_no, "missing key before '" + std::string(1, line[sep]) + "'");
     auto require_value = [&]() -> Status {
       if (value.empty()) return LineError(line_no, std::string(key) + " has an empty value");
       return Status::Ok();
@@ -146,15 +148,17 @@ Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view t
       current->session_token = std::string(value);
     } else if (key == "aws_account_id") {
       if (!IsTwelveDigits(value)) {
-        return LineError(line_no, "aws_account_id must be exactly 12 digits, got '" +
-                                      std::string(value) + "'");
+        return LineError(
+            line_no, "aws_account_id must be exactly 12 digits, got '" + std::string(value) + "'");
       }
       current->account = std::string(value);
     }
   }
   TY_RETURN_IF_ERROR(finish());
-  if (out.empty()) return InvalidArgument("no profile with aws_access_key_id and "
-                                          "aws_secret_access_key");
+  if (out.empty())
+    return InvalidArgument(
+        "no profile with aws_access_key_id and "
+        "aws_secret_access_key");
   return out;
 }
 
@@ -171,8 +175,7 @@ Result<AccessKey> EnsureCredentialsFile(const std::string& data_dir) {
   const std::string path = JoinPath(data_dir, "credentials");
   if (!PathExists(path)) {
     TY_RETURN_IF_ERROR(MakeDirs(data_dir, 0700));
-    AccessKey key{"AKIA" + RandomAlnum(16, /*upper_only=*/true), RandomAlnum(40),
-                  RandomDigits(12)};
+    AccessKey key{"AKIA" + RandomAlnum(16, /*upper_only=*/true), RandomAlnum(40), RandomDigits(12)};
     std::string text = "[" + std::string(kDefaultCredentialsProfile) + "]\n" +
                        "aws_access_key_id = " + key.access_key_id + "\n" +
                        "aws_secret_access_key = " + key.secret_access_key + "\n" +

@@ -53,9 +53,10 @@ std::string DeriveAccountId(std::string_view access_key_id);
 // accepted), '#'/';' comment lines. Per profile: aws_access_key_id and aws_secret_access_key
 // (both or neither; profiles with neither, e.g. role profiles, are skipped), optional
 // aws_account_id (exactly 12 digits; derived with DeriveAccountId when absent), optional
-// aws_session_token (AccessKey::session_token); other keys are ignored. Errors (kInvalidArgument, message names the line): a line that is neither, a key
-// outside a section, an empty value for a key we use, a profile with only one of the two key
-// fields, a bad aws_account_id, one access key id in two profiles, or no keys at all.
+// aws_session_token (AccessKey::session_token); other keys are ignored. Errors (kInvalidArgument,
+// message names the line): a line that is neither, a key outside a section, an empty value for a
+// key we use, a profile with only one of the two key fields, a bad aws_account_id, one access key
+// id in two profiles, or no keys at all.
 Result<std::vector<CredentialProfile>> ParseSharedCredentials(std::string_view text);
 
 // Reads and parses the file at `path` into a store. Errors: kIoError when it cannot be read,

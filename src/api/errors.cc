@@ -38,11 +38,12 @@ ApiError RedactServerError(ApiError error, const std::string& request_id, std::F
                  error.type.c_str(), error.message.c_str());
     std::fflush(log);
   }
-  error.message = error.http_status == 503
-                      ? "The service is temporarily unable to handle the request; retry it "
-                        "(request id " + request_id + ")."
-                      : "We encountered an internal error. Please try again (request id " +
-                            request_id + ").";
+  error.message =
+      error.http_status == 503
+          ? "The service is temporarily unable to handle the request; retry it "
+            "(request id " +
+                request_id + ")."
+          : "We encountered an internal error. Please try again (request id " + request_id + ").";
   return error;
 }
 

@@ -5,11 +5,11 @@
 #include <cstring>
 #include <set>
 
-#include "common/json.h"
 #include "api/search.h"
 #include "api/training_job_response.h"
 #include "api/validator.h"
 #include "common/crypto.h"
+#include "common/json.h"
 
 namespace ty::api {
 
@@ -21,7 +21,9 @@ constexpr char kJsonContentType[] = "application/x-amz-json-1.1";
 
 // Request bytes (headers, paths, job output) need not be valid UTF-8: replace
 // bad sequences rather than let the serializer throw.
-std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string DumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // Offsets as pagination tokens, tagged so a token from another call is refused.
 std::string MakeToken(const char* kind, int64_t offset) {
@@ -90,17 +92,17 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
   const Caller& caller = std::get<Caller>(verified);
 
   if (req.method != "POST" || req.path != "/") {
-    return finish(ErrorResponse(
-        {"UnknownOperationException",
-         "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " + req.method + " " +
-             req.path,
-         404}));
+    return finish(
+        ErrorResponse({"UnknownOperationException",
+                       "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
+                           req.method + " " + req.path,
+                       404}));
   }
   const std::string* target = FindHeader(req, "x-amz-target");
   if (target == nullptr || target->empty()) {
-    return finish(ErrorResponse({"UnknownOperationException",
-                                 "The request has no X-Amz-Target header naming the operation.",
-                                 400}));
+    return finish(
+        ErrorResponse({"UnknownOperationException",
+                       "The request has no X-Amz-Target header naming the operation.", 400}));
   }
   const std::string* content_type = FindHeader(req, "content-type");
   std::string ct = content_type ? content_type->substr(0, content_type->find(';')) : "";
@@ -112,18 +114,19 @@ ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
   }
   auto parsed = req.body.empty() ? Result<json>(json::object()) : ParseJson(req.body);
   if (!parsed.ok()) {
-    return finish(ErrorResponse(
-        {"SerializationException",
-         IsJsonTooDeep(parsed.status())
-             ? "The request body is " + parsed.status().message() + "; the limit keeps "
-                   "every request walkable without exhausting the server's stack."
-             : "The request body is not valid JSON: " + parsed.status().message(),
-         400}));
+    return finish(
+        ErrorResponse({"SerializationException",
+                       IsJsonTooDeep(parsed.status())
+                           ? "The request body is " + parsed.status().message() +
+                                 "; the limit keeps "
+                                 "every request walkable without exhausting the server's stack."
+                           : "The request body is not valid JSON: " + parsed.status().message(),
+                       400}));
   }
   json body = std::move(parsed).value();
   if (!body.is_object()) {
-    return finish(ErrorResponse({"SerializationException",
-                                 "The request body must be a JSON object.", 400}));
+    return finish(
+        ErrorResponse({"SerializationException", "The request body must be a JSON object.", 400}));
   }
   Outcome outcome = Dispatch(caller, *target, body);
   if (auto* err = std::get_if<ApiError>(&outcome)) {
@@ -333,7 +336,8 @@ SageMakerApi::Outcome SageMakerApi::ListTags(const Caller& caller, const json& b
   if (!ParseToken(body, "lt", &offset)) return Validation("Invalid pagination token.");
   int64_t max_results = body.value("MaxResults", 50);
   json out = {{"Tags", json::array()}};
-  for (int64_t i = offset; i < static_cast<int64_t>(tags->size()) && i < offset + max_results; ++i) {
+  for (int64_t i = offset; i < static_cast<int64_t>(tags->size()) && i < offset + max_results;
+       ++i) {
     out["Tags"].push_back({{"Key", (*tags)[i].key}, {"Value", (*tags)[i].value}});
   }
   if (offset + max_results < static_cast<int64_t>(tags->size())) {
@@ -411,8 +415,10 @@ SageMakerApi::Outcome SageMakerApi::GetTrainingJobLogs(const Caller& caller, con
               {"TrainingJobStatus", model::Name(job->status)},
               {"SecondaryStatus", model::Name(job->secondary)}};
   for (const auto& e : *events) {
-    out["Events"].push_back(
-        {{"Seq", e.seq}, {"Stream", e.stream}, {"Timestamp", e.timestamp_ms}, {"Message", e.message}});
+    out["Events"].push_back({{"Seq", e.seq},
+                             {"Stream", e.stream},
+                             {"Timestamp", e.timestamp_ms},
+                             {"Message", e.message}});
     out["NextSeq"] = e.seq;
   }
   return out;

@@ -13,8 +13,8 @@
 
 #include <cstddef>
 #include <memory>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -23,10 +23,10 @@
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
 #include "api/training_job_request.h"
+#include "capacity/instance_catalog.h"
 #include "common/clock.h"
 #include "common/mutex.h"
 #include "common/sigv4.h"
-#include "capacity/instance_catalog.h"
 #include "control/job_controller.h"
 #include "store/store.h"
 

@@ -171,13 +171,14 @@ int CountNodes(const json& e, int* contains) {
       if (f.value("Operator", "") == "Contains") ++*contains;
     }
   }
-  for (const auto& sub : e.value("SubExpressions", json::array())) n += 1 + CountNodes(sub, contains);
+  for (const auto& sub : e.value("SubExpressions", json::array()))
+    n += 1 + CountNodes(sub, contains);
   return n;
 }
 
 Status CheckFilterList(const json& filters) {
   static const char* const kNumericOps[] = {"GreaterThan", "GreaterThanOrEqualTo", "LessThan",
-                                      "LessThanOrEqualTo"};
+                                            "LessThanOrEqualTo"};
   for (const auto& f : filters) {
     std::string op = f.value("Operator", "Equals");
     bool needs_value = op != "Exists" && op != "NotExists";
@@ -188,8 +189,10 @@ Status CheckFilterList(const json& filters) {
     for (const char* nop : kNumericOps) {
       double num;
       if (op == nop && !ValueAsNumber(f.value("Value", ""), &num)) {
-        return InvalidArgument("The " + op + " operator is only supported for numeric and "
-                               "timestamp values; '" + f.value("Value", "") + "' is text.");
+        return InvalidArgument("The " + op +
+                               " operator is only supported for numeric and "
+                               "timestamp values; '" +
+                               f.value("Value", "") + "' is text.");
       }
     }
   }
@@ -215,9 +218,10 @@ std::vector<const json*> ResolveProperty(const json& record, const std::string& 
   std::string head = path.substr(0, dot);
   std::string rest = dot == std::string::npos ? "" : path.substr(dot + 1);
   if (head == "Tags" && !rest.empty()) {
-    if (record.contains("Tags")) for (const auto& t : record.at("Tags")) {
-      if (t.value("Key", "") == rest) out.push_back(&t.at("Value"));
-    }
+    if (record.contains("Tags"))
+      for (const auto& t : record.at("Tags")) {
+        if (t.value("Key", "") == rest) out.push_back(&t.at("Value"));
+      }
     return out;
   }
   if (head == "Metrics" && !rest.empty()) {

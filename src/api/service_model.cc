@@ -163,8 +163,8 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
     shape.type = *type;
   }
 
-  auto resolve = [&shapes](const std::string& target, const std::string& owner)
-      -> Result<const Shape*> {
+  auto resolve = [&shapes](const std::string& target,
+                           const std::string& owner) -> Result<const Shape*> {
     auto it = shapes.find(target);
     if (it == shapes.end()) {
       return InvalidArgument("shape " + owner + " refers to unknown shape " + target);

@@ -44,8 +44,8 @@ const char* ShapeTypeName(ShapeType type);
 struct Shape;
 
 struct Member {
-  std::string name;        // PascalCase, as sent on the wire ("TrainingJobName")
-  std::string shape_name;  // target shape ("TrainingJobName")
+  std::string name;              // PascalCase, as sent on the wire ("TrainingJobName")
+  std::string shape_name;        // target shape ("TrainingJobName")
   const Shape* shape = nullptr;  // resolved target; never null in a loaded model
   bool required = false;
 };
@@ -82,8 +82,8 @@ struct Shape {
 
 struct Operation {
   std::string name;
-  const Shape* input = nullptr;   // null: the operation takes no input
-  const Shape* output = nullptr;  // null: the operation returns no body
+  const Shape* input = nullptr;     // null: the operation takes no input
+  const Shape* output = nullptr;    // null: the operation returns no body
   std::vector<std::string> errors;  // modeled error shape names
 };
 

@@ -85,8 +85,8 @@ struct ParsedAuthorization {
 
 }  // namespace
 
-SigV4Verifier::SigV4Verifier(const CredentialStore* store, std::string region,
-                             std::string service, std::chrono::seconds max_skew)
+SigV4Verifier::SigV4Verifier(const CredentialStore* store, std::string region, std::string service,
+                             std::chrono::seconds max_skew)
     : store_(store),
       region_(std::move(region)),
       service_(std::move(service)),
@@ -142,7 +142,8 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
     if (eq == std::string_view::npos) {
       return Incomplete("'" + std::string(component) +
                         "' not a valid key=value pair (missing equal-sign) in Authorization "
-                        "header: '" + *auth_header + "'.");
+                        "header: '" +
+                        *auth_header + "'.");
     }
     std::string_view name = component.substr(0, eq);
     std::string_view value = component.substr(eq + 1);
@@ -165,8 +166,9 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
     missing += "Authorization header requires 'SignedHeaders' parameter. ";
   }
   if (amz_date == nullptr) {
-    missing += "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
-               "header. ";
+    missing +=
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' "
+        "header. ";
   }
   if (!missing.empty()) return Incomplete(missing + suffix);
 
@@ -174,7 +176,8 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
   if (!SplitExact(parsed.credential, '/', &scope_parts)) {
     return Incomplete(
         "Authorization header: Credential must have exactly 5 slash-delimited elements, e.g. "
-        "keyid/date/region/service/term, got '" + std::string(parsed.credential) + "'");
+        "keyid/date/region/service/term, got '" +
+        std::string(parsed.credential) + "'");
   }
   const auto& [akid, scope_date, scope_region, scope_service, terminator] = scope_parts;
 
@@ -187,8 +190,9 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
   if (scope_date != amz_date8) {
     return Invalid(
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
-        "HTTP: '" + std::string(scope_date) + "' != '" + std::string(amz_date8) + "', from '" +
-        *amz_date + "'.");
+        "HTTP: '" +
+        std::string(scope_date) + "' != '" + std::string(amz_date8) + "', from '" + *amz_date +
+        "'.");
   }
   if (terminator != "aws4_request") {
     return Invalid("Credential should be scoped with a valid terminator: 'aws4_request', not '" +
@@ -227,8 +231,10 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
                       suffix);
   }
   if (!signs_token && FindHeader(req, "x-amz-security-token") != nullptr) {
-    return Incomplete("'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS "
-                      "Authorization. " + suffix);
+    return Incomplete(
+        "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS "
+        "Authorization. " +
+        suffix);
   }
 
   const AccessKey* key = store_->Find(std::string(akid));

@@ -28,8 +28,7 @@ inline constexpr std::chrono::seconds kDefaultMaxClockSkew = std::chrono::minute
 class SigV4Verifier {
  public:
   // REQUIRES: `store` outlives the verifier and is no longer modified.
-  SigV4Verifier(const CredentialStore* store, std::string region,
-                std::string service = "sagemaker",
+  SigV4Verifier(const CredentialStore* store, std::string region, std::string service = "sagemaker",
                 std::chrono::seconds max_skew = kDefaultMaxClockSkew);
 
   SigV4Verifier(const SigV4Verifier&) = delete;

@@ -28,7 +28,8 @@ double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
 
 SageMakerApi::Outcome SageMakerApi::InterruptTrainingJob(const Caller& caller, const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
-  Status s = controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  Status s =
+      controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
   if (!s.ok()) return ToApiError(s);
   return json::object();
@@ -38,8 +39,9 @@ SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, co
   if (auto err = RequireString(body, "InstanceType")) return *err;
   const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
   if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
-    return Validation("DurationInSeconds is required and must be more than 0 and at most 2419200 "
-                   "seconds (28 days).");
+    return Validation(
+        "DurationInSeconds is required and must be more than 0 and at most 2419200 "
+        "seconds (28 days).");
   }
   std::string type = body.at("InstanceType").get<std::string>();
   auto ms = std::chrono::milliseconds(static_cast<int64_t>(std::llround(d->get<double>() * 1000)));
@@ -73,12 +75,12 @@ SageMakerApi::Outcome SageMakerApi::DescribeSpotMarket(const Caller&, const json
   return json{{"InstanceTypes", std::move(types)}};
 }
 
-SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller, const json& body) {
+SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller,
+                                                            const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (!job.ok()) {
-    return job.status().code() == StatusCode::kNotFound ? JobNotFound()
-                                                        : ToApiError(job.status());
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
   }
   const capacity::InstanceType* type =
       options_.catalog != nullptr ? options_.catalog->Find(job->spec.instance_type) : nullptr;

@@ -23,7 +23,8 @@ bool Has(const json& obj, const char* key) {
 // An integer in [1, ceiling]; JSON integers may be signed or unsigned (and
 // beyond int64) in nlohmann's representation.
 bool InSecondsRange(const json& v, int64_t ceiling) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= static_cast<uint64_t>(ceiling);
+  if (v.is_number_unsigned())
+    return v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= static_cast<uint64_t>(ceiling);
   if (v.is_number_integer()) return v.get<int64_t>() >= 1 && v.get<int64_t>() <= ceiling;
   return false;
 }
@@ -55,11 +56,16 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   spec.name = Str(body, "TrainingJobName");
 
   // Members not supported yet: rejected by name, never silently ignored.
-  static const char* const kUnsupportedTop[] = {
-      "VpcConfig",         "DebugRuleConfigurations", "ProfilerRuleConfigurations",
-      "TensorBoardOutputConfig", "RemoteDebugConfig",
-      "InfraCheckConfig",  "SessionChainingConfig",   "ServerlessJobConfig",
-      "MlflowConfig",      "ModelPackageConfig"};
+  static const char* const kUnsupportedTop[] = {"VpcConfig",
+                                                "DebugRuleConfigurations",
+                                                "ProfilerRuleConfigurations",
+                                                "TensorBoardOutputConfig",
+                                                "RemoteDebugConfig",
+                                                "InfraCheckConfig",
+                                                "SessionChainingConfig",
+                                                "ServerlessJobConfig",
+                                                "MlflowConfig",
+                                                "ModelPackageConfig"};
   for (const char* member : kUnsupportedTop) {
     if (Has(body, member)) return NotSupported(member);
   }
@@ -119,7 +125,8 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
         "AlgorithmSpecification.AlgorithmName must be given.");
   }
   if (has_algorithm) return NotSupported("AlgorithmSpecification.AlgorithmName");
-  if (Has(algo, "TrainingImageConfig")) return NotSupported("AlgorithmSpecification.TrainingImageConfig");
+  if (Has(algo, "TrainingImageConfig"))
+    return NotSupported("AlgorithmSpecification.TrainingImageConfig");
   spec.training_image = Str(algo, "TrainingImage");
   spec.training_input_mode = Str(algo, "TrainingInputMode", "File");
   if (spec.training_input_mode == "Pipe") return NotSupported("TrainingInputMode Pipe");
@@ -143,11 +150,13 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
                                     std::pair{"Environment", &spec.environment}}) {
     for (const auto& [k, v] : *map) {
       if (k.find('\0') != std::string::npos) {
-        return InvalidArgument(std::string(member) + " has a key with a NUL character; keys and "
+        return InvalidArgument(std::string(member) +
+                               " has a key with a NUL character; keys and "
                                "values are passed as environment variables, which cannot hold it.");
       }
       if (v.find('\0') != std::string::npos) {
-        return InvalidArgument(std::string(member) + " value of '" + k + "' has a NUL character; "
+        return InvalidArgument(std::string(member) + " value of '" + k +
+                               "' has a NUL character; "
                                "values are passed as environment variables, which cannot hold it.");
       }
     }
@@ -174,7 +183,8 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
     std::string type = Str(s3, "S3DataType");
     if (type != "S3Prefix" && type != "ManifestFile") return NotSupported("S3DataType " + type);
     ch.data_type = type;
-    for (const char* m : {"AttributeNames", "InstanceGroupNames", "ModelAccessConfig", "HubAccessConfig"}) {
+    for (const char* m :
+         {"AttributeNames", "InstanceGroupNames", "ModelAccessConfig", "HubAccessConfig"}) {
       if (Has(s3, m)) return NotSupported(std::string("S3DataSource.") + m);
     }
     ch.uri = Str(s3, "S3Uri");
@@ -202,13 +212,15 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   const json res = body.value("ResourceConfig", json::object());
   if (Has(res, "InstanceGroups")) return NotSupported("ResourceConfig.InstanceGroups");
   if (Has(res, "TrainingPlanArn")) return NotSupported("ResourceConfig.TrainingPlanArn");
-  if (Has(res, "InstancePlacementConfig")) return NotSupported("ResourceConfig.InstancePlacementConfig");
+  if (Has(res, "InstancePlacementConfig"))
+    return NotSupported("ResourceConfig.InstancePlacementConfig");
   if (!Str(res, "VolumeKmsKeyId").empty()) return NotSupported("ResourceConfig.VolumeKmsKeyId");
   if (res.value("KeepAlivePeriodInSeconds", 0) > 0) {
     return NotSupported("ResourceConfig.KeepAlivePeriodInSeconds (warm pools)");
   }
   spec.instance_type = Str(res, "InstanceType");
-  if (spec.instance_type.empty()) return InvalidArgument("ResourceConfig.InstanceType is required.");
+  if (spec.instance_type.empty())
+    return InvalidArgument("ResourceConfig.InstanceType is required.");
   spec.instance_count = res.value("InstanceCount", 1);
   if (spec.instance_count < 1) {
     return InvalidArgument("ResourceConfig.InstanceCount must be at least 1.");

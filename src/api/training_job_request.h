@@ -29,7 +29,8 @@ struct RequestPolicy {
 };
 
 // REQUIRES: body passed model validation. kInvalidArgument with the reason.
-Result<model::JobSpec> ParseCreateTrainingJob(const nlohmann::json& body, const RequestPolicy& policy);
+Result<model::JobSpec> ParseCreateTrainingJob(const nlohmann::json& body,
+                                              const RequestPolicy& policy);
 
 // Checks one URI: file:// inside the roots, s3:// not supported yet.
 Status CheckUri(const std::string& what, const std::string& uri, const RequestPolicy& policy);

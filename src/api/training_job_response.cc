@@ -25,7 +25,8 @@ void FillDefaults(json* d) {
     for (auto& c : (*d)["InputDataConfig"]) {
       if (c.contains("DataSource") && c["DataSource"].contains("S3DataSource")) {
         auto& s3 = c["DataSource"]["S3DataSource"];
-        if (!s3.contains("S3DataDistributionType")) s3["S3DataDistributionType"] = "FullyReplicated";
+        if (!s3.contains("S3DataDistributionType"))
+          s3["S3DataDistributionType"] = "FullyReplicated";
       }
       if (!c.contains("RecordWrapperType")) c["RecordWrapperType"] = "None";
       if (!c.contains("CompressionType")) c["CompressionType"] = "None";
@@ -100,4 +101,3 @@ json SearchRecordJson(const model::JobRecord& job, const std::vector<store::Tag>
 }
 
 }  // namespace ty::api
-

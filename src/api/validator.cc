@@ -38,14 +38,21 @@ int64_t Base64DecodedLength(std::string_view s) {
 
 const char* JsonTypeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::object: return "structure or map";
-    case json::value_t::array: return "list";
-    case json::value_t::string: return "string";
-    case json::value_t::boolean: return "boolean";
+    case json::value_t::object:
+      return "structure or map";
+    case json::value_t::array:
+      return "list";
+    case json::value_t::string:
+      return "string";
+    case json::value_t::boolean:
+      return "boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "integer number";
-    case json::value_t::number_float: return "decimal number";
-    default: return "null";
+    case json::value_t::number_unsigned:
+      return "integer number";
+    case json::value_t::number_float:
+      return "decimal number";
+    default:
+      return "null";
   }
 }
 
@@ -58,11 +65,15 @@ bool IsIsoTimestamp(const std::string& s) {
 bool TypeMatches(const Shape& shape, const json& v) {
   switch (shape.type) {
     case ShapeType::kStructure:
-    case ShapeType::kMap: return v.is_object();
-    case ShapeType::kList: return v.is_array();
+    case ShapeType::kMap:
+      return v.is_object();
+    case ShapeType::kList:
+      return v.is_array();
     case ShapeType::kString:
-    case ShapeType::kBlob: return v.is_string();
-    case ShapeType::kBoolean: return v.is_boolean();
+    case ShapeType::kBlob:
+      return v.is_string();
+    case ShapeType::kBoolean:
+      return v.is_boolean();
     case ShapeType::kInteger:
       if (v.is_number_unsigned()) return v.get<uint64_t>() <= std::numeric_limits<int32_t>::max();
       if (v.is_number_integer()) {
@@ -92,8 +103,8 @@ ApiError SerializationError(const Shape& shape, const json& v, const std::string
   std::string expected = ShapeTypeName(shape.type);
   if (shape.type == ShapeType::kTimestamp) expected += " (epoch seconds or ISO-8601 string)";
   if (shape.type == ShapeType::kInteger || shape.type == ShapeType::kLong) {
-    expected += " (" + std::string(shape.type == ShapeType::kInteger ? "32" : "64") +
-                "-bit whole number)";
+    expected +=
+        " (" + std::string(shape.type == ShapeType::kInteger ? "32" : "64") + "-bit whole number)";
   }
   return ApiError{"SerializationException",
                   "Cannot deserialize " + std::string(JsonTypeName(v)) + " at " + where +
@@ -148,13 +159,15 @@ std::vector<std::string> ScalarFailures(const Shape& s, const json& v) {
     bool integral = v.is_number_integer();
     auto above = [&](int64_t bound) {
       if (!integral) return d > static_cast<double>(bound);
-      return v.is_number_unsigned() ? (bound < 0 || v.get<uint64_t>() > static_cast<uint64_t>(bound))
-                                    : v.get<int64_t>() > bound;
+      return v.is_number_unsigned()
+                 ? (bound < 0 || v.get<uint64_t>() > static_cast<uint64_t>(bound))
+                 : v.get<int64_t>() > bound;
     };
     auto below = [&](int64_t bound) {
       if (!integral) return d < static_cast<double>(bound);
-      return v.is_number_unsigned() ? (bound >= 0 && v.get<uint64_t>() < static_cast<uint64_t>(bound))
-                                    : v.get<int64_t>() < bound;
+      return v.is_number_unsigned()
+                 ? (bound >= 0 && v.get<uint64_t>() < static_cast<uint64_t>(bound))
+                 : v.get<int64_t>() < bound;
     };
     if (s.max && above(*s.max)) out.push_back(MaxText(s));
     if (s.min && below(*s.min)) out.push_back(MinText(s));
@@ -195,9 +208,8 @@ void CheckCount(const Shape& s, const json& v, const std::string& path,
 // Checks scalar elements (list members, map keys or values) as AWS does: one violation for the
 // whole collection, "<prefix> must satisfy constraint: [<all constraints of the element>]".
 // Returns a SerializationException for an element of the wrong type.
-std::optional<ApiError> CheckScalarElements(const Shape& element, const json& collection,
-                                            bool keys, const std::string& path,
-                                            const std::string& prefix,
+std::optional<ApiError> CheckScalarElements(const Shape& element, const json& collection, bool keys,
+                                            const std::string& path, const std::string& prefix,
                                             std::vector<Violation>& out) {
   bool failed = false;
   for (const auto& [key, item] : collection.items()) {
@@ -233,8 +245,10 @@ std::string LowerCamel(const std::string& name) {
 
 std::string RenderValue(const json& value) {
   switch (value.type()) {
-    case json::value_t::string: return value.get<std::string>();
-    case json::value_t::null: return "null";
+    case json::value_t::string:
+      return value.get<std::string>();
+    case json::value_t::null:
+      return "null";
     case json::value_t::array: {
       std::string text = "[";
       bool first = true;
@@ -255,7 +269,8 @@ std::string RenderValue(const json& value) {
       }
       return text + "}";
     }
-    default: return value.dump();
+    default:
+      return value.dump();
   }
 }
 
@@ -301,8 +316,8 @@ std::optional<ApiError> ValidateValue(const Shape& shape, const json& value,
     }
     case ShapeType::kMap: {
       CheckCount(shape, value, path, out);
-      if (auto err = CheckScalarElements(*shape.map_key, value, /*keys=*/true, path, "Map keys",
-                                         out)) {
+      if (auto err =
+              CheckScalarElements(*shape.map_key, value, /*keys=*/true, path, "Map keys", out)) {
         return err;
       }
       const Shape& element = *shape.map_value;
@@ -323,9 +338,9 @@ std::optional<ApiError> ValidateValue(const Shape& shape, const json& value,
 }
 
 std::string FormatValidationMessage(const std::vector<Violation>& violations) {
-  std::string text = std::to_string(violations.size()) +
-                     (violations.size() == 1 ? " validation error detected: "
-                                             : " validation errors detected: ");
+  std::string text =
+      std::to_string(violations.size()) +
+      (violations.size() == 1 ? " validation error detected: " : " validation errors detected: ");
   for (size_t i = 0; i < violations.size() && i < kMaxReportedViolations; ++i) {
     if (i > 0) text += "; ";
     text += violations[i].ToString();

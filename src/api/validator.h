@@ -52,8 +52,7 @@ std::string RenderValue(const nlohmann::json& value);
 // absent. Returns a SerializationException for the first JSON type mismatch (violations found
 // before it are left in `violations` but AWS would not report them).
 std::optional<ApiError> ValidateValue(const Shape& shape, const nlohmann::json& value,
-                                      const std::string& path,
-                                      std::vector<Violation>& violations);
+                                      const std::string& path, std::vector<Violation>& violations);
 
 // "1 validation error detected: ..." / "<N> validation errors detected: ...; ...".
 // REQUIRES: !violations.empty()

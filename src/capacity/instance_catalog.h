@@ -10,7 +10,7 @@
 namespace ty::capacity {
 
 struct InstanceType {
-  std::string name;            // "ml.m5.xlarge"
+  std::string name;  // "ml.m5.xlarge"
   int vcpus = 0;
   double memory_gib = 0;
   int gpus = 0;

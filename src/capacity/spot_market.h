@@ -21,8 +21,8 @@
 namespace ty::capacity {
 
 struct SpotModel {
-  double price_fraction = 0.3;                 // spot price / on-demand price, in (0, 1]
-  std::chrono::seconds notice{120};            // interruption notice period (EC2: 2 minutes)
+  double price_fraction = 0.3;       // spot price / on-demand price, in (0, 1]
+  std::chrono::seconds notice{120};  // interruption notice period (EC2: 2 minutes)
   // Mean time between interruptions of one running spot instance; none: never.
   std::optional<std::chrono::seconds> mean_time_between_interruptions;
   // Availability process: alternating exponential periods of available and
@@ -47,9 +47,9 @@ Result<std::vector<TraceEvent>> ParseTrace(const std::string& text);
 
 struct SpotMarketConfig {
   uint64_t seed = 1;
-  SpotModel defaults;                          // for types not listed
-  std::map<std::string, SpotModel> types;      // per instance type
-  std::vector<TraceEvent> trace;               // in addition to the random processes
+  SpotModel defaults;                      // for types not listed
+  std::map<std::string, SpotModel> types;  // per instance type
+  std::vector<TraceEvent> trace;           // in addition to the random processes
 };
 
 struct SpotTypeStatus {

@@ -10,13 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/json.h"
 #include "agent/agent.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "server/server.h"
 #include "storage/uri.h"
 #include "store/store.h"
@@ -155,7 +155,8 @@ void PrintSummary(const json& d, std::ostream& out) {
   std::string status = d.value("TrainingJobStatus", "");
   out << "\nTraining job " << d.value("TrainingJobName", "") << ": " << status << " ("
       << d.value("SecondaryStatus", "") << ")\n";
-  if (d.contains("FailureReason")) out << "Failure reason: " << d["FailureReason"].get<std::string>() << "\n";
+  if (d.contains("FailureReason"))
+    out << "Failure reason: " << d["FailureReason"].get<std::string>() << "\n";
   int64_t count = d["ResourceConfig"].value("InstanceCount", 1);
   if (d.contains("TrainingTimeInSeconds")) {
     out << "Training seconds: " << d["TrainingTimeInSeconds"].get<int64_t>() * count << "\n";
@@ -379,8 +380,9 @@ Result<std::unique_ptr<ApiClient>> Connect(const std::string& endpoint_flag) {
   auto endpoint = ResolveEndpoint(endpoint_flag);
   if (!endpoint.ok()) {
     if (endpoint.status().code() == StatusCode::kNotFound) {
-      return NotFound("no Trainyard server configured: pass --endpoint-url, set AWS_ENDPOINT_URL, "
-                      "or start one with `trainyard server`");
+      return NotFound(
+          "no Trainyard server configured: pass --endpoint-url, set AWS_ENDPOINT_URL, "
+          "or start one with `trainyard server`");
     }
     return endpoint.status();
   }
@@ -391,13 +393,15 @@ int JobsList(const std::string& endpoint, const std::string& status, const std::
              int max, std::ostream& out, std::ostream& err) {
   auto client = Connect(endpoint);
   if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
-  json req = {{"SortBy", "CreationTime"}, {"SortOrder", "Descending"}, {"MaxResults", std::min(max, 100)}};
+  json req = {
+      {"SortBy", "CreationTime"}, {"SortOrder", "Descending"}, {"MaxResults", std::min(max, 100)}};
   if (!status.empty()) req["StatusEquals"] = status;
   if (!contains.empty()) req["NameContains"] = contains;
   auto res = (*client)->Call("SageMaker.ListTrainingJobs", req);
   if (!res.ok()) return err << "trainyard: " << res.status().message() << "\n", 1;
   out << std::left << std::setw(64) << "NAME" << std::setw(12) << "STATUS" << std::setw(20)
-      << "SECONDARY" << "CREATED\n";
+      << "SECONDARY"
+      << "CREATED\n";
   for (const auto& s : (*res)["TrainingJobSummaries"]) {
     out << std::left << std::setw(64) << s.value("TrainingJobName", "") << std::setw(12)
         << s.value("TrainingJobStatus", "") << std::setw(20) << s.value("SecondaryStatus", "")
@@ -451,11 +455,12 @@ int JobsDescribe(const std::string& endpoint, const std::string& name, bool as_j
   }
   out << "Name:        " << d->value("TrainingJobName", "") << "\n"
       << "ARN:         " << d->value("TrainingJobArn", "") << "\n"
-      << "Status:      " << d->value("TrainingJobStatus", "") << " / " << d->value("SecondaryStatus", "")
-      << "\n"
+      << "Status:      " << d->value("TrainingJobStatus", "") << " / "
+      << d->value("SecondaryStatus", "") << "\n"
       << "Image:       " << (*d)["AlgorithmSpecification"].value("TrainingImage", "") << "\n"
       << "Created:     " << FormatSeconds((*d)["CreationTime"]) << "\n";
-  if (d->contains("FailureReason")) out << "Failure:     " << (*d)["FailureReason"].get<std::string>() << "\n";
+  if (d->contains("FailureReason"))
+    out << "Failure:     " << (*d)["FailureReason"].get<std::string>() << "\n";
   out << "Artifacts:   " << (*d)["ModelArtifacts"].value("S3ModelArtifacts", "") << "\n";
   out << "Transitions:\n";
   for (const auto& t : (*d)["SecondaryStatusTransitions"]) {
@@ -489,7 +494,8 @@ int Logs(const std::string& endpoint, const std::string& name, bool follow, std:
   if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
   int64_t after = 0;
   for (;;) {
-    auto r = (*client)->Call("Trainyard.GetTrainingJobLogs", {{"TrainingJobName", name}, {"AfterSeq", after}});
+    auto r = (*client)->Call("Trainyard.GetTrainingJobLogs",
+                             {{"TrainingJobName", name}, {"AfterSeq", after}});
     if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
     for (const auto& e : (*r)["Events"]) {
       out << FormatHuman(FromEpochMillis(e.value("Timestamp", int64_t{0}))) << " "
@@ -537,20 +543,23 @@ int SpotStatus(const std::string& endpoint, bool as_json, std::ostream& out, std
   }
   out << std::left << std::setw(20) << "INSTANCE TYPE" << std::setw(30) << "SPOT" << std::setw(16)
       << "PRICE $/h" << std::setw(10) << "NOTICE" << std::setw(12) << "MTBI" << std::setw(12)
-      << "CAPACITY" << std::setw(8) << "SPOT" << "QUEUED\n";
+      << "CAPACITY" << std::setw(8) << "SPOT"
+      << "QUEUED\n";
   for (const auto& t : (*r)["InstanceTypes"]) {
     std::string spot = t.value("SpotAvailable", true) ? "available" : "unavailable";
-    if (t.contains("UnavailableUntil")) spot += " until " + FormatSeconds(t["UnavailableUntil"]).substr(11);
+    if (t.contains("UnavailableUntil"))
+      spot += " until " + FormatSeconds(t["UnavailableUntil"]).substr(11);
     char price[64];
     std::snprintf(price, sizeof(price), "%.4f/%.3f", t.value("SpotHourlyPrice", 0.0),
                   t.value("OnDemandHourlyPrice", 0.0));
-    std::string mtbi = t.contains("MeanTimeBetweenInterruptionsInSeconds")
-                           ? std::to_string(t["MeanTimeBetweenInterruptionsInSeconds"].get<int64_t>()) + "s"
-                           : "never";
+    std::string mtbi =
+        t.contains("MeanTimeBetweenInterruptionsInSeconds")
+            ? std::to_string(t["MeanTimeBetweenInterruptionsInSeconds"].get<int64_t>()) + "s"
+            : "never";
     out << std::left << std::setw(20) << t.value("InstanceType", "") << std::setw(30) << spot
         << std::setw(16) << price << std::setw(10)
-        << (std::to_string(t.value("InterruptionNoticeInSeconds", 0)) + "s") << std::setw(12) << mtbi
-        << std::setw(12)
+        << (std::to_string(t.value("InterruptionNoticeInSeconds", 0)) + "s") << std::setw(12)
+        << mtbi << std::setw(12)
         << (std::to_string(t.value("LocalCapacityInUse", 0)) + "/" +
             std::to_string(t.value("LocalCapacity", 0)))
         << std::setw(8) << t.value("RunningSpotJobs", 0) << t.value("QueuedJobs", 0) << "\n";
@@ -587,7 +596,8 @@ int Env(const std::string& data_dir, std::ostream& out, std::ostream& err) {
   std::string url = info.value("url", "");
   out << "export AWS_ENDPOINT_URL=" << url << "\n"
       << "export AWS_ENDPOINT_URL_SAGEMAKER=" << url << "\n"
-      << "export AWS_SHARED_CREDENTIALS_FILE=" << info.value("credentials_file", JoinPath(dir, "credentials")) << "\n"
+      << "export AWS_SHARED_CREDENTIALS_FILE="
+      << info.value("credentials_file", JoinPath(dir, "credentials")) << "\n"
       << "export AWS_PROFILE=trainyard\n"
       << "export AWS_DEFAULT_REGION=" << info.value("region", "us-east-1") << "\n"
       << "export AWS_REGION=" << info.value("region", "us-east-1") << "\n"
@@ -604,22 +614,29 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   ServerFlags server_flags;
   auto* server_cmd = app.add_subcommand("server", "Run the Trainyard server (the control plane)");
-  server_cmd->add_option("--listen", server_flags.listen, "HOST:PORT to serve on (port 0: a free port)");
-  server_cmd->add_option("--data-dir", server_flags.data_dir, "State directory (default ~/.trainyard)");
-  server_cmd->add_option("--region", server_flags.region, "Region in ARNs and SigV4 scopes (default us-east-1)");
+  server_cmd->add_option("--listen", server_flags.listen,
+                         "HOST:PORT to serve on (port 0: a free port)");
+  server_cmd->add_option("--data-dir", server_flags.data_dir,
+                         "State directory (default ~/.trainyard)");
+  server_cmd->add_option("--region", server_flags.region,
+                         "Region in ARNs and SigV4 scopes (default us-east-1)");
   server_cmd->add_option("--config", server_flags.config, "YAML config file (see README)");
-  server_cmd->add_option("--file-root", server_flags.file_roots,
-                         "Directory file:// URIs may point into (repeatable; default: cwd unless it overlaps the "
-                         "data dir; never the data dir)");
+  server_cmd->add_option(
+      "--file-root", server_flags.file_roots,
+      "Directory file:// URIs may point into (repeatable; default: cwd unless it overlaps the "
+      "data dir; never the data dir)");
   server_cmd->add_option("--isolation", server_flags.isolation, "auto | bwrap | none");
-  server_cmd->add_option("--stop-grace", server_flags.stop_grace, "Seconds between SIGTERM and SIGKILL on stop (default 120)");
+  server_cmd->add_option("--stop-grace", server_flags.stop_grace,
+                         "Seconds between SIGTERM and SIGKILL on stop (default 120)");
 
   std::string instance_file;
-  auto* agent_cmd = app.add_subcommand("agent", "Run one training instance (started by the server)");
+  auto* agent_cmd =
+      app.add_subcommand("agent", "Run one training instance (started by the server)");
   agent_cmd->add_option("--instance", instance_file, "Instance config file")->required();
 
   RunFlags run_flags;
-  auto* run_cmd = app.add_subcommand("run", "Submit a job spec (YAML/JSON, CreateTrainingJob-shaped) and follow it");
+  auto* run_cmd = app.add_subcommand(
+      "run", "Submit a job spec (YAML/JSON, CreateTrainingJob-shaped) and follow it");
   run_cmd->add_option("spec", run_flags.spec, "Job spec file")->required();
   run_cmd->add_option("--name", run_flags.name, "Training job name (default: unique)");
   run_cmd->add_flag("--follow,-f", run_flags.follow, "Print status and logs until the job ends");
@@ -653,18 +670,20 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   auto* spot_cmd = app.add_subcommand("spot", "Inspect the spot market model and inject faults");
   spot_cmd->require_subcommand(1);
   spot_cmd->add_option("--endpoint-url", endpoint, "Server URL");
-  auto* interrupt_cmd =
-      spot_cmd->add_subcommand("interrupt", "Interrupt a running spot job now (interruption notice)");
+  auto* interrupt_cmd = spot_cmd->add_subcommand(
+      "interrupt", "Interrupt a running spot job now (interruption notice)");
   interrupt_cmd->add_option("name", job_name, "Training job name")->required();
   auto* unavailable_cmd = spot_cmd->add_subcommand(
       "unavailable", "Take an instance type's spot capacity away for SECONDS");
   unavailable_cmd->add_option("type", instance_type, "Instance type, e.g. ml.m5.large")->required();
   unavailable_cmd->add_option("seconds", unavailable_seconds, "How long")->required();
-  auto* spot_status_cmd = spot_cmd->add_subcommand("status", "Show the spot market and local capacity");
+  auto* spot_status_cmd =
+      spot_cmd->add_subcommand("status", "Show the spot market and local capacity");
   spot_status_cmd->add_flag("--json", as_json, "Print the DescribeSpotMarket response");
 
   std::string env_dir;
-  auto* env_cmd = app.add_subcommand("env", "Print the exports that point AWS clients at the server");
+  auto* env_cmd =
+      app.add_subcommand("env", "Print the exports that point AWS clients at the server");
   env_cmd->add_option("--data-dir", env_dir, "The server's data directory (default ~/.trainyard)");
 
   std::string admin_dir, backup_out;
@@ -672,7 +691,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   admin_cmd->require_subcommand(1);
   auto* backup_cmd = admin_cmd->add_subcommand(
       "backup", "Copy the database to OUT (consistent, safe while the server runs)");
-  backup_cmd->add_option("--data-dir", admin_dir, "The server's data directory (default ~/.trainyard)");
+  backup_cmd->add_option("--data-dir", admin_dir,
+                         "The server's data directory (default ~/.trainyard)");
   backup_cmd->add_option("out", backup_out, "Where to write the copy (an SQLite file)")->required();
 
   StorageCommands storage_cmds(app);
@@ -689,13 +709,16 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (*jobs_cmd) {
     if (*list_cmd) return JobsList(endpoint, status_filter, name_contains, max_results, out, err);
     if (*describe_cmd) return JobsDescribe(endpoint, job_name, as_json, out, err);
-    if (*stop_cmd) return JobsSimple(endpoint, "SageMaker.StopTrainingJob", job_name, "Stopping", out, err);
-    if (*delete_cmd) return JobsSimple(endpoint, "SageMaker.DeleteTrainingJob", job_name, "Deleted", out, err);
+    if (*stop_cmd)
+      return JobsSimple(endpoint, "SageMaker.StopTrainingJob", job_name, "Stopping", out, err);
+    if (*delete_cmd)
+      return JobsSimple(endpoint, "SageMaker.DeleteTrainingJob", job_name, "Deleted", out, err);
   }
   if (*logs_cmd) return Logs(endpoint, job_name, follow, out, err);
   if (*spot_cmd) {
     if (*interrupt_cmd) return SpotInterrupt(endpoint, job_name, out, err);
-    if (*unavailable_cmd) return SpotUnavailable(endpoint, instance_type, unavailable_seconds, out, err);
+    if (*unavailable_cmd)
+      return SpotUnavailable(endpoint, instance_type, unavailable_seconds, out, err);
     if (*spot_status_cmd) return SpotStatus(endpoint, as_json, out, err);
   }
   if (*env_cmd) return Env(env_dir, out, err);

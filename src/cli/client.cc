@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "common/json.h"
 #include "common/fs.h"
+#include "common/json.h"
 
 namespace ty::cli {
 
@@ -109,9 +109,11 @@ Result<Endpoint> ResolveEndpoint(const std::string& endpoint_flag) {
   if (profile.empty()) profile = "default";
   auto creds = ReadProfile(file, profile);
   if (!creds.ok()) {
-    return Unauthenticated("no AWS credentials for " + url + ": set AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE (" +
-                           creds.status().message() + ")");
+    return Unauthenticated(
+        "no AWS credentials for " + url +
+        ": set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE (" +
+        creds.status().message() + ")");
   }
   e.credentials = *creds;
   return e;
@@ -159,7 +161,8 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
     std::string type = out.is_object() ? out.value("__type", "") : "";
     std::string message = out.is_object() ? out.value("message", res->body) : res->body;
     StatusCode code = res->status >= 500 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument;
-    return Status(code, (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
+    return Status(code,
+                  (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
   }
   if (!parsed.ok()) return Internal("the server sent malformed JSON: " + parsed.status().message());
   return out;

@@ -22,7 +22,7 @@ class Client;
 namespace ty::cli {
 
 struct Endpoint {
-  std::string url;             // http://host:port
+  std::string url;  // http://host:port
   AwsCredentials credentials;
   std::string region = "us-east-1";
   bool from_default_data_dir = false;  // found via ~/.trainyard, not configured

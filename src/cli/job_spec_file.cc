@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "server/bounded_yaml.h"
 
 namespace ty::cli {
@@ -110,8 +110,10 @@ std::string UniqueJobName(const std::string& base) {
   std::string b;
   for (char c : base) {
     bool alnum = std::isalnum(static_cast<unsigned char>(c)) != 0;
-    if (alnum || (!b.empty() && c == '-')) b += alnum ? c : '-';
-    else if (!b.empty()) b += '-';
+    if (alnum || (!b.empty() && c == '-'))
+      b += alnum ? c : '-';
+    else if (!b.empty())
+      b += '-';
   }
   if (b.empty()) b = "job";
   b = b.substr(0, 63 - stamp.size() - 5);

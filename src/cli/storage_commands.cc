@@ -140,8 +140,9 @@ Result<Ends> ResolveEnds(const Location& src, const Location& dst) {
   auto local_of = [](const Location& l) { return l.uri ? l.uri->path : l.text; };
   if (src.uri && dst.uri) {
     if (src.is_s3() && dst.is_s3()) {
-      return InvalidArgument("copying from one s3:// location to another is not supported; "
-                             "one side must be a local path");
+      return InvalidArgument(
+          "copying from one s3:// location to another is not supported; "
+          "one side must be a local path");
     }
     // file:// to s3:// uploads, s3:// to file:// downloads; file:// to file:// uploads.
     if (dst.is_s3()) return Ends{true, local_of(src), dst.text};
@@ -167,8 +168,8 @@ int RunSync(const Location& src, const Location& dst, const std::string& endpoin
   if (!store.ok()) return Fail(err, "sync", store.status().message(), 2);
 
   storage::TreeSyncOptions options;
-  options.direction = ends->upload ? storage::SyncDirection::kUpload
-                                   : storage::SyncDirection::kDownload;
+  options.direction =
+      ends->upload ? storage::SyncDirection::kUpload : storage::SyncDirection::kDownload;
   options.local_dir = ends->local;
   options.uri = ends->uri;
   options.delete_extra = delete_extra;
@@ -177,7 +178,7 @@ int RunSync(const Location& src, const Location& dst, const std::string& endpoin
   options.on_event = [&](const storage::SyncEvent& e) {
     const char* verb = e.action == storage::SyncAction::kUpload     ? "upload"
                        : e.action == storage::SyncAction::kDownload ? "download"
-                                                                     : "delete";
+                                                                    : "delete";
     if (!e.status.ok()) {
       err << verb << " failed: "
           << (e.action == storage::SyncAction::kDelete ? e.destination
@@ -210,8 +211,7 @@ int RunSync(const Location& src, const Location& dst, const std::string& endpoin
         << (stats.files_copied == 1 ? "" : "s") << (dry_run ? " to " : " ")
         << (ends->upload ? "upload" : "download") << (dry_run ? "" : "ed") << " ("
         << HumanBytes(stats.bytes_copied) << "), " << stats.files_deleted
-        << (dry_run ? " to delete" : " deleted") << ", " << stats.files_unchanged
-        << " unchanged";
+        << (dry_run ? " to delete" : " deleted") << ", " << stats.files_unchanged << " unchanged";
     if (stats.files_failed > 0) out << ", " << stats.files_failed << " failed";
     if (stats.files_skipped > 0) out << ", " << stats.files_skipped << " skipped";
     out << " in " << took << rate << "\n";
@@ -237,8 +237,7 @@ int RunLs(const Location& loc, const std::string& endpoint_url, const std::strin
   std::string key_prefix;
   if (recursive && loc.is_s3() && !loc.uri->key.empty()) {
     const std::string& k = loc.uri->key;
-    bool single_object = k.back() != '/' && listed->size() == 1 &&
-                         (*listed)[0].key == BaseName(k);
+    bool single_object = k.back() != '/' && listed->size() == 1 && (*listed)[0].key == BaseName(k);
     if (single_object) {
       key_prefix = k.substr(0, k.size() - BaseName(k).size());
     } else {
@@ -332,8 +331,9 @@ StorageCommands::StorageCommands(CLI::App& app) {
   group_->add_option("--profile", profile_, "Profile in ~/.aws/credentials and ~/.aws/config");
 
   sync_ = group_->add_subcommand(
-      "sync", "Mirror a local directory and a store prefix (either way); only new and changed "
-              "files move");
+      "sync",
+      "Mirror a local directory and a store prefix (either way); only new and changed "
+      "files move");
   sync_->add_option("src", src_, "Source: a local directory or s3:// / file:// prefix")->required();
   sync_->add_option("dst", dst_, "Destination: the other kind")->required();
   sync_->add_flag("--delete", delete_, "Remove destination files the source lacks");

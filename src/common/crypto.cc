@@ -67,8 +67,9 @@ std::string RandomOver(size_t n, std::string_view alphabet) {
 }  // namespace
 
 std::string RandomAlnum(size_t n, bool upper_only) {
-  return RandomOver(n, upper_only ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                  : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+  return RandomOver(n, upper_only
+                           ? "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                           : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
 }
 
 std::string RandomDigits(size_t n) { return RandomOver(n, "0123456789"); }

@@ -85,8 +85,8 @@ Result<json> ParseJson(std::string_view text, size_t max_depth) {
   if (!ok) {
     std::string why = builder.syntax_error();
     // nlohmann's messages start with "[json.exception.parse_error.101] "; the rest says where.
-    if (auto bracket = why.find("] "); why.rfind("[json.exception", 0) == 0 &&
-                                       bracket != std::string::npos) {
+    if (auto bracket = why.find("] ");
+        why.rfind("[json.exception", 0) == 0 && bracket != std::string::npos) {
       why = why.substr(bracket + 2);
     }
     return InvalidArgument("not valid JSON: " + why);

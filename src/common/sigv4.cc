@@ -132,16 +132,14 @@ std::string SignedHeadersString(std::vector<std::string> signed_header_names) {
 
 std::string CanonicalRequest(const HttpRequestParts& req,
                              std::vector<std::string> signed_header_names) {
-  return CanonicalRequestWithPayloadHash(req, std::move(signed_header_names),
-                                         Sha256Hex(req.body));
+  return CanonicalRequestWithPayloadHash(req, std::move(signed_header_names), Sha256Hex(req.body));
 }
 
 std::string CredentialScope(std::string_view date8, std::string_view region,
                             std::string_view service) {
   std::string out;
   out.reserve(date8.size() + region.size() + service.size() + 16);
-  out.append(date8).append("/").append(region).append("/").append(service).append(
-      "/aws4_request");
+  out.append(date8).append("/").append(region).append("/").append(service).append("/aws4_request");
   return out;
 }
 
@@ -233,10 +231,17 @@ void SignS3Request(HttpRequestParts* req, const AwsCredentials& creds, const std
 
   // botocore signs every header it was given except a fixed list of hop-by-hop ones (its
   // SIGNED_HEADERS_BLACKLIST); callers decide what is signed by what they put in `headers`.
-  static constexpr std::string_view kUnsigned[] = {
-      "connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization",
-      "te",         "trailer", "transfer-encoding", "upgrade",     "user-agent",
-      "x-amzn-trace-id"};
+  static constexpr std::string_view kUnsigned[] = {"connection",
+                                                   "expect",
+                                                   "keep-alive",
+                                                   "proxy-authenticate",
+                                                   "proxy-authorization",
+                                                   "te",
+                                                   "trailer",
+                                                   "transfer-encoding",
+                                                   "upgrade",
+                                                   "user-agent",
+                                                   "x-amzn-trace-id"};
   std::vector<std::string> names;
   for (const auto& [k, v] : headers) {
     std::string lower = ToLower(k);

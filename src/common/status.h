@@ -12,16 +12,16 @@ namespace ty {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // bad user input (ValidationException)
-  kNotFound,          // a named thing does not exist
-  kAlreadyExists,     // a unique name is taken (ResourceInUse)
-  kFailedPrecondition,// the thing is in the wrong state for the request
-  kResourceExhausted, // a limit was hit
-  kPermissionDenied,  // caller may not do this
-  kUnauthenticated,   // caller could not be identified
-  kUnavailable,       // transient: try again
-  kInternal,          // our own fault
-  kIoError,           // the environment failed us (file system, network, child process)
+  kInvalidArgument,     // bad user input (ValidationException)
+  kNotFound,            // a named thing does not exist
+  kAlreadyExists,       // a unique name is taken (ResourceInUse)
+  kFailedPrecondition,  // the thing is in the wrong state for the request
+  kResourceExhausted,   // a limit was hit
+  kPermissionDenied,    // caller may not do this
+  kUnauthenticated,     // caller could not be identified
+  kUnavailable,         // transient: try again
+  kInternal,            // our own fault
+  kIoError,             // the environment failed us (file system, network, child process)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -46,7 +46,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) {
@@ -55,7 +57,9 @@ inline Status FailedPrecondition(std::string m) {
 inline Status ResourceExhausted(std::string m) {
   return {StatusCode::kResourceExhausted, std::move(m)};
 }
-inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status Unauthenticated(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
@@ -66,7 +70,7 @@ Status ErrnoStatus(const std::string& what, int err);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -92,9 +96,9 @@ class [[nodiscard]] Result {
 #define TY_CONCAT_INNER_(a, b) a##b
 #define TY_CONCAT_(a, b) TY_CONCAT_INNER_(a, b)
 
-#define TY_RETURN_IF_ERROR(expr)          \
-  do {                                    \
-    ::ty::Status ty_status_ = (expr);     \
+#define TY_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::ty::Status ty_status_ = (expr);        \
     if (!ty_status_.ok()) return ty_status_; \
   } while (0)
 

@@ -14,12 +14,12 @@
 namespace ty::control {
 
 struct JobCost {
-  double running_seconds = 0;    // all attempts, including the current one so far
-  double billable_seconds = 0;   // weighted by the spot price fraction while on spot
-  double lost_seconds = 0;       // progress lost to interruptions and instance losses
-  double cost = 0;               // USD: billable seconds x on-demand price x instances
-  double on_demand_cost = 0;     // USD: (running - lost) seconds x on-demand price x instances
-  double savings_percent = 0;    // 100 x (1 - cost / on_demand_cost); 0 when nothing ran
+  double running_seconds = 0;   // all attempts, including the current one so far
+  double billable_seconds = 0;  // weighted by the spot price fraction while on spot
+  double lost_seconds = 0;      // progress lost to interruptions and instance losses
+  double cost = 0;              // USD: billable seconds x on-demand price x instances
+  double on_demand_cost = 0;    // USD: (running - lost) seconds x on-demand price x instances
+  double savings_percent = 0;   // 100 x (1 - cost / on_demand_cost); 0 when nothing ran
 };
 
 // `on_demand_price` is USD per instance-hour; `now` counts the running attempt.

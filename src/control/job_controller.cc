@@ -202,9 +202,9 @@ void JobController::Loop() {
     // for comes back, whichever is first: a restart should not wait a tick.
     auto wait = options_.tick;
     if (wake_at_) {
-      wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            *wake_at_ - clock_->Now()),
-                        std::chrono::milliseconds(0), options_.tick);
+      wait = std::clamp(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*wake_at_ - clock_->Now()),
+          std::chrono::milliseconds(0), options_.tick);
     }
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -447,7 +447,8 @@ void JobController::PersistAgents(ActiveJob* job) {
   for (size_t i = 1; i < job->instances.size(); ++i) {
     const Instance& inst = job->instances[i];
     job->record.other_agents.push_back(
-        inst.exited ? model::AgentProcess{} : model::AgentProcess{inst.agent.pid, inst.agent.start_ticks});
+        inst.exited ? model::AgentProcess{}
+                    : model::AgentProcess{inst.agent.pid, inst.agent.start_ticks});
   }
   Persist(job);
 }
@@ -460,8 +461,8 @@ Status JobController::ApplyLateLogs(const std::string& token, const AgentReport&
   if (colon == std::string::npos) return NotFound("the job is not active: " + arn);
   auto stored = store_->GetJob(arn.substr(colon + 1, slash - colon - 1),
                                arn.substr(slash + sizeof(":training-job/") - 1));
-  if (!stored.ok() || stored->arn != arn || stored->attempt != report.attempt ||
-      token.empty() || token != stored->agent_token) {
+  if (!stored.ok() || stored->arn != arn || stored->attempt != report.attempt || token.empty() ||
+      token != stored->agent_token) {
     return NotFound("the job is not active: " + arn);
   }
   std::vector<store::LogEvent> events;
@@ -480,13 +481,13 @@ std::string JobController::NoteLostLines(ActiveJob* job) {
   }
   if (lost == 0) return "";
   std::string note = "trainyard: " + std::to_string(lost) + " log line" +
-                     (lost == 1 ? " was" : "s were") + " lost: " +
-                     (why.empty() ? "the agent could not deliver them" : why);
+                     (lost == 1 ? " was" : "s were") +
+                     " lost: " + (why.empty() ? "the agent could not deliver them" : why);
   std::string stream = job->instances.empty() || job->instances[0].log_stream.empty()
                            ? job->last_stream
                            : job->instances[0].log_stream;
-  Status s = store_->AppendLogEvents(
-      job->record.id, {{0, stream, ToEpochMillis(clock_->Now()), note}});
+  Status s =
+      store_->AppendLogEvents(job->record.id, {{0, stream, ToEpochMillis(clock_->Now()), note}});
   if (!s.ok()) {
     std::fprintf(stderr, "trainyard: %s: cannot store the note \"%s\": %s\n",
                  job->record.arn.c_str(), note.c_str(), s.ToString().c_str());
@@ -506,15 +507,16 @@ Status JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
   }
   Status s = store_->AppendLogEvents(job->record.id, events);
   if (!s.ok()) {
-    std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n",
-                 job->record.arn.c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n", job->record.arn.c_str(),
+                 s.ToString().c_str());
     return s;
   }
   if (!samples.empty()) {
     std::vector<store::MetricSample> rows;
     for (const auto& smp : samples) rows.push_back({smp.name, smp.timestamp_ms, smp.value});
     s = store_->AppendMetricSamples(job->record.id, rows);
-    if (!s.ok()) std::fprintf(stderr, "trainyard: cannot store metrics: %s\n", s.ToString().c_str());
+    if (!s.ok())
+      std::fprintf(stderr, "trainyard: cannot store metrics: %s\n", s.ToString().c_str());
     telemetry::MergeFinalMetrics(samples, &job->record.final_metrics);
     Persist(job);
   }
@@ -591,8 +593,8 @@ void JobController::Schedule() {
     auto ahead = waiting_ahead.find(type);
     if (ahead != waiting_ahead.end() || !pool_.TryAcquire(type, spec.instance_count)) {
       int n = ahead == waiting_ahead.end() ? 0 : ahead->second;
-      wait.message = "Waiting for capacity: all " + std::to_string(pool_.Total(type)) + " " +
-                     type + " instances of this machine are in use" +
+      wait.message = "Waiting for capacity: all " + std::to_string(pool_.Total(type)) + " " + type +
+                     " instances of this machine are in use" +
                      (n > 0 ? "; " + std::to_string(n) + " job(s) queued ahead" : "");
       waiting_ahead[type] += 1;
       Apply(job, wait);
@@ -738,8 +740,8 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.isolation = options_.isolation;
   base.sandbox = options_.sandbox;
   auto own_roots = options_.account_file_roots.find(rec.account);
-  base.file_roots = own_roots != options_.account_file_roots.end() ? own_roots->second
-                                                                   : options_.file_roots;
+  base.file_roots =
+      own_roots != options_.account_file_roots.end() ? own_roots->second : options_.file_roots;
   base.storage_s3 = options_.storage_s3;
   base.pass_s3_credentials = options_.pass_s3_credentials;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
@@ -793,8 +795,8 @@ void JobController::LaunchAgents(ActiveJob* job) {
       // A partial attempt cannot train: take down the instances already started.
       SignalInstances(job, SIGKILL);
       RetireInstances(job);
-      return fail("InternalServerError: could not launch instance " + hosts[static_cast<size_t>(i - 1)] +
-                  ": " + agent.status().message());
+      return fail("InternalServerError: could not launch instance " +
+                  hosts[static_cast<size_t>(i - 1)] + ": " + agent.status().message());
     }
     Instance inst;
     inst.agent = *agent;
@@ -831,14 +833,14 @@ void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t t
     job->networks = std::move(made).value();
   }
   const JobRecord& rec = job->record;
-  if (rec.attempt != attempt || rec.status != model::TrainingJobStatus::kInProgress ||
-      rec.queued || rec.agent_pid != 0 || !job->instances.empty()) {
+  if (rec.attempt != attempt || rec.status != model::TrainingJobStatus::kInProgress || rec.queued ||
+      rec.agent_pid != 0 || !job->instances.empty()) {
     return;  // stopped or requeued meanwhile: a later launch uses the network
   }
   if (!network_made) {
     Event e{Event::Kind::kLaunchFailed};
-    e.failure_reason = "InternalServerError: could not set up the instances' network: " +
-                       made.status().message();
+    e.failure_reason =
+        "InternalServerError: could not set up the instances' network: " + made.status().message();
     Apply(job, e);
     return;
   }
@@ -863,9 +865,8 @@ void JobController::ReleaseNetworks(bool now) {
     } else {
       // Off the loop, like making it; a new job of the same name waits for it (LaunchAgents).
       const std::string arn = entry.first;
-      releases_[arn] = std::async(std::launch::async, [this, arn] {
-                         launcher_->ReleaseNetwork(arn);
-                       }).share();
+      releases_[arn] =
+          std::async(std::launch::async, [this, arn] { launcher_->ReleaseNetwork(arn); }).share();
     }
   }
   networks_to_release_.swap(waiting);
@@ -933,9 +934,9 @@ void JobController::Tick() {
       std::string dir = job->record.instance_dir;
       dir = dir.substr(0, dir.rfind('/') + 1) + "algo-" + std::to_string(*gone + 1);
       Event lost{Event::Kind::kAgentLost};
-      lost.message = (job->instances.size() > 1 ? "instance algo-" + std::to_string(*gone + 1) + ": " : "") +
-                     "the instance's agent exited without reporting a result (see " + dir +
-                     ".agent.log)";
+      lost.message =
+          (job->instances.size() > 1 ? "instance algo-" + std::to_string(*gone + 1) + ": " : "") +
+          "the instance's agent exited without reporting a result (see " + dir + ".agent.log)";
       SignalInstances(job, SIGKILL);
       job->instances[*gone].agent = {};
       job->record.agent_pid = 0;
@@ -951,15 +952,18 @@ Status JobController::Interrupt(const std::string& account, const std::string& n
     ActiveJob* job = Find(account, name);
     if (job == nullptr) {
       TY_RETURN_IF_ERROR(store_->GetJob(account, name).status());
-      return FailedPrecondition("Training job " + name + " has ended; only a running job can be interrupted.");
+      return FailedPrecondition("Training job " + name +
+                                " has ended; only a running job can be interrupted.");
     }
     const JobRecord& rec = job->record;
     if (!rec.spec.managed_spot) {
-      return FailedPrecondition("Training job " + name +
-                                " does not use managed spot training; only spot instances are interrupted.");
+      return FailedPrecondition(
+          "Training job " + name +
+          " does not use managed spot training; only spot instances are interrupted.");
     }
     if (rec.status != model::TrainingJobStatus::kInProgress || rec.agent_pid == 0) {
-      return FailedPrecondition("Training job " + name + " has no running instance to interrupt (it is " +
+      return FailedPrecondition("Training job " + name +
+                                " has no running instance to interrupt (it is " +
                                 model::Name(rec.secondary) + ").");
     }
     if (rec.notice_deadline) {

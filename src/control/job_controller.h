@@ -40,17 +40,17 @@
 namespace ty::control {
 
 struct ControllerOptions {
-  std::string data_dir;                 // jobs' instance trees live in <data_dir>/jobs
+  std::string data_dir;  // jobs' instance trees live in <data_dir>/jobs
   std::string region = "us-east-1";
   std::string server_url_file;          // agents read the control plane's URL here
   std::vector<std::string> file_roots;  // where file:// URIs may point
   // Accounts with their own roots, instead of file_roots.
   std::map<std::string, std::vector<std::string>> account_file_roots;
   int64_t agent_log_buffer_lines = 20000;  // model::InstanceConfig::log_buffer_lines
-  nlohmann::json storage_s3;            // the S3 store handed to agents (InstanceConfig)
-  bool pass_s3_credentials = false;     // see InstanceConfig::pass_s3_credentials
-  std::string isolation = "auto";       // auto | bwrap | none (passed to agents)
-  model::SandboxConfig sandbox;         // how bwrap holds training processes (passed to agents)
+  nlohmann::json storage_s3;               // the S3 store handed to agents (InstanceConfig)
+  bool pass_s3_credentials = false;        // see InstanceConfig::pass_s3_credentials
+  std::string isolation = "auto";          // auto | bwrap | none (passed to agents)
+  model::SandboxConfig sandbox;            // how bwrap holds training processes (passed to agents)
   // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.
   bool enforce_instance_limits = true;
   // VolumeSizeInGB: auto | watch | off (passed to agents; storage/instance_volume.h).
@@ -58,10 +58,10 @@ struct ControllerOptions {
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
   std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
   const capacity::InstanceCatalog* catalog = nullptr;  // required
-  capacity::CapacityConfig capacity;    // instances of each type this machine hosts
-  capacity::SpotMarketConfig spot;      // the spot market model
-  int host_cpus = 0;                    // 0: this machine's
-  double host_memory_gib = 0;           // 0: this machine's
+  capacity::CapacityConfig capacity;                   // instances of each type this machine hosts
+  capacity::SpotMarketConfig spot;                     // the spot market model
+  int host_cpus = 0;                                   // 0: this machine's
+  double host_memory_gib = 0;                          // 0: this machine's
 };
 
 // What `trainyard spot status` shows: the market and the local capacity.
@@ -116,12 +116,12 @@ class JobController {
   struct Instance {
     launch::AgentHandle agent;  // kept after its exit report until the process is gone
     int64_t last_seq = 0;
-    bool exited = false;        // its exit report arrived
+    bool exited = false;  // its exit report arrived
     model::AgentReport::Outcome outcome = model::AgentReport::Outcome::kCompleted;
     std::string failure_reason;
     std::string model_artifacts;
-    std::string log_stream;     // where its lines go (the note on lost lines too)
-    int64_t lost_lines = 0;     // log lines its agent dropped (AgentReport::lost_lines)
+    std::string log_stream;  // where its lines go (the note on lost lines too)
+    int64_t lost_lines = 0;  // log lines its agent dropped (AgentReport::lost_lines)
     std::string lost_reason;
   };
 
@@ -131,9 +131,9 @@ class JobController {
     // The current attempt's instances, algo-1 first (empty between attempts). The job is
     // one unit: its agent_pid is algo-1's while any instance of the attempt runs.
     std::vector<Instance> instances;
-    int slots = 0;             // capacity held for the current attempt
-    std::string last_stream;   // the previous attempt's log stream (streams never repeat)
-    bool has_network = false;  // the launcher made this job's instance network
+    int slots = 0;                 // capacity held for the current attempt
+    std::string last_stream;       // the previous attempt's log stream (streams never repeat)
+    bool has_network = false;      // the launcher made this job's instance network
     bool network_pending = false;  // it is being made (off the loop)
     uint64_t network_token = 0;    // which making of it this job waits for
     std::vector<model::InstanceNetworkConfig> networks;  // per instance, once made
@@ -205,8 +205,8 @@ class JobController {
   capacity::SpotMarket market_;
   std::optional<TimePoint> wake_at_;  // the earliest end of an outage a queued job waits for
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
-  std::vector<std::string> finished_;           // ARNs that turned terminal, to sweep
-  std::vector<launch::AgentHandle> exiting_;    // agents of ended jobs, until reaped
+  std::vector<std::string> finished_;                         // ARNs that turned terminal, to sweep
+  std::vector<launch::AgentHandle> exiting_;                  // agents of ended jobs, until reaped
   // Networks of ended jobs, released once their agents are gone (a stopping instance may
   // still be syncing its checkpoints from inside).
   std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;

@@ -95,8 +95,8 @@ void Finish(JobRecord* job, TrainingJobStatus status, SecondaryStatus secondary,
 void FinishStopped(JobRecord* job, TimePoint now) {
   switch (job->stop_reason) {
     case StopReason::kMaxRuntime:
-      Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kMaxRuntimeExceeded,
-             kMsgMaxRuntime, now);
+      Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kMaxRuntimeExceeded, kMsgMaxRuntime,
+             now);
       break;
     case StopReason::kMaxWait:
       Finish(job, TrainingJobStatus::kStopped, SecondaryStatus::kMaxWaitTimeExceeded, kMsgMaxWait,
@@ -116,11 +116,16 @@ void Fail(JobRecord* job, const std::string& reason, TimePoint now) {
 // Order of the in-progress phases; an agent may only move forward.
 int PhaseRank(SecondaryStatus s) {
   switch (s) {
-    case SecondaryStatus::kStarting: return 0;
-    case SecondaryStatus::kDownloading: return 1;
-    case SecondaryStatus::kTraining: return 2;
-    case SecondaryStatus::kUploading: return 3;
-    default: return -1;
+    case SecondaryStatus::kStarting:
+      return 0;
+    case SecondaryStatus::kDownloading:
+      return 1;
+    case SecondaryStatus::kTraining:
+      return 2;
+    case SecondaryStatus::kUploading:
+      return 3;
+    default:
+      return -1;
   }
 }
 
@@ -172,8 +177,8 @@ void Interrupt(JobRecord* job, const std::string& cause, TimePoint now, StepResu
   job->interruptions.push_back({job->attempt, now, cause, 0});
   int64_t notice_s = (job->attempt_notice_ms + 999) / 1000;
   Enter(job, SecondaryStatus::kInterrupted,
-        "Spot interruption notice: " + cause + ". The instance has " +
-            std::to_string(notice_s) + " s to save a checkpoint",
+        "Spot interruption notice: " + cause + ". The instance has " + std::to_string(notice_s) +
+            " s to save a checkpoint",
         now);
   r->actions.push_back({Action::Kind::kSignalInterrupt});
   r->changed = true;
@@ -185,9 +190,7 @@ bool Running(const JobRecord& job) {
 
 }  // namespace
 
-int64_t BillableSeconds(const JobRecord& job) {
-  return WholeSecondsAtLeastOne(job.billable_ms);
-}
+int64_t BillableSeconds(const JobRecord& job) { return WholeSecondsAtLeastOne(job.billable_ms); }
 
 JobRecord NewJob(model::JobSpec spec, std::string account, std::string arn,
                  std::string request_json, TimePoint now) {
@@ -237,8 +240,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       } else if (job.secondary == SecondaryStatus::kStarting && !job.transitions.empty()) {
         // A retry: keep saying why the job restarts.
         Enter(&job, SecondaryStatus::kStarting,
-              job.transitions.back().message + "; launching attempt " +
-                  std::to_string(job.attempt),
+              job.transitions.back().message + "; launching attempt " + std::to_string(job.attempt),
               now);
       } else {
         Enter(&job, SecondaryStatus::kStarting,
@@ -281,7 +283,8 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       if (job.status == TrainingJobStatus::kStopping) {
         FinishStopped(&job, now);
       } else if (e.outcome == AgentReport::Outcome::kCompleted) {
-        Finish(&job, TrainingJobStatus::kCompleted, SecondaryStatus::kCompleted, kMsgCompleted, now);
+        Finish(&job, TrainingJobStatus::kCompleted, SecondaryStatus::kCompleted, kMsgCompleted,
+               now);
       } else if (interrupting || e.outcome == AgentReport::Outcome::kInterrupted) {
         if (!interrupting) {
           // Someone else sent the notice (an operator's SIGUSR1): still an interruption.
@@ -345,8 +348,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       }
       // MaxRuntimeInSeconds: running time over all attempts.
       int64_t ran = job.run_ms + (job.attempt_run_start ? Ms(*job.attempt_run_start, now) : 0);
-      if (job.agent_pid != 0 &&
-          ran >= duration_cast<milliseconds>(job.spec.max_runtime).count()) {
+      if (job.agent_pid != 0 && ran >= duration_cast<milliseconds>(job.spec.max_runtime).count()) {
         BeginStopping(&job, StopReason::kMaxRuntime, now, &r);
         break;
       }

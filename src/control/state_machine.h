@@ -86,8 +86,7 @@ inline constexpr char kMsgCompleted[] = "Training job completed";
 inline constexpr char kMsgFailed[] = "Training job failed";
 inline constexpr char kMsgStopping[] = "Stopping the training job";
 inline constexpr char kMsgStopped[] = "Training job stopped";
-inline constexpr char kMsgMaxRuntime[] =
-    "Training job stopped: MaxRuntimeInSeconds was exceeded";
+inline constexpr char kMsgMaxRuntime[] = "Training job stopped: MaxRuntimeInSeconds was exceeded";
 inline constexpr char kMsgMaxWait[] = "Training job stopped: MaxWaitTimeInSeconds was exceeded";
 inline constexpr char kMsgInterruptedWaiting[] =
     "Training job interrupted: spot capacity was reclaimed. Waiting for spot capacity to restart "

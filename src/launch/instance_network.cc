@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -113,8 +113,8 @@ Result<CommandOutput> RunIp(const std::vector<std::string>& args, const std::str
   CommandOutput result;
   const auto deadline = SteadyClock::now() + kIpTimeout;
   while (child->stdout_fd() >= 0 || child->stderr_fd() >= 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                      SteadyClock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     if (left.count() <= 0) {
       // The Subprocess destructor kills and reaps it.
       return IoError("`" + (what.empty() ? CommandText(args) : what) +
@@ -142,9 +142,7 @@ Result<CommandOutput> RunIp(const std::vector<std::string>& args, const std::str
   return result;
 }
 
-bool IsIpMissing(const Status& status) {
-  return status.message().rfind(kIpMissingPrefix, 0) == 0;
-}
+bool IsIpMissing(const Status& status) { return status.message().rfind(kIpMissingPrefix, 0) == 0; }
 
 std::string FailureText(const std::vector<std::string>& args, const CommandOutput& r) {
   std::string why = OneLine(r.err);
@@ -455,8 +453,8 @@ Result<std::vector<Prefix>> UsedPrefixes() {
   std::vector<Prefix> used;
   for (const auto& [device, prefix] : listing.addresses) used.push_back(prefix);
   static const std::set<std::string> kRouteTypes = {
-      "unicast", "local", "broadcast", "multicast", "throw",
-      "unreachable", "prohibit", "blackhole", "nat", "anycast"};
+      "unicast",     "local",    "broadcast", "multicast", "throw",
+      "unreachable", "prohibit", "blackhole", "nat",       "anycast"};
   for (const auto& line : listing.routes) {
     auto w = SplitWords(line);
     size_t i = (!w.empty() && kRouteTypes.count(w[0]) != 0) ? 1 : 0;
@@ -590,8 +588,7 @@ Result<bool> Intact(const JobNetwork& n, const JobObjects& found) {
     auto veth = found.veths.find(number);
     if (found.netns.count(number) == 0 || veth == found.veths.end()) return false;
     // LOWER_UP on the host end means the eth0 end is up too.
-    if (!LineHas(veth->second, " master " + n.bridge + " ") ||
-        !LineHas(veth->second, "LOWER_UP")) {
+    if (!LineHas(veth->second, " master " + n.bridge + " ") || !LineHas(veth->second, "LOWER_UP")) {
       return false;
     }
   }
@@ -1013,8 +1010,7 @@ Result<JobNetwork> InstanceNetworks::CreateNamespaces(const std::string& key, in
     std::optional<int> made = CompletedCount(*found.bridge_line);
     if (made && *made != count) {
       return FailedPrecondition("the network of job " + key + " exists with " +
-                                std::to_string(*made) + " instances, not " +
-                                std::to_string(count));
+                                std::to_string(*made) + " instances, not " + std::to_string(count));
     }
     if (made && preferred != 0 && LineHas(*found.bridge_line, ",UP")) {
       JobNetwork existing = DescribeNamespaces(key, count, preferred);

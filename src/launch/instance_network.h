@@ -101,9 +101,9 @@ std::string HostsFileText(const JobNetwork& network);
 std::string ResolvConfText();
 
 // Object names of job `key` (no validation).
-std::string BridgeName(const std::string& key);                // "tyb-<key>"
-std::string VethName(const std::string& key, int instance);    // "tyv-<key>-<n>"
-std::string NetnsName(const std::string& key, int instance);   // "ty-<key>-<n>"
+std::string BridgeName(const std::string& key);               // "tyb-<key>"
+std::string VethName(const std::string& key, int instance);   // "tyv-<key>-<n>"
+std::string NetnsName(const std::string& key, int instance);  // "ty-<key>-<n>"
 // The /24 Create tries first for `key` ("10.X.Y.0/24", X.Y from SHA-256(key)); Create moves on
 // to the next free /24 when this one is in use.
 std::string PreferredSubnet(const std::string& key);
@@ -165,8 +165,8 @@ class InstanceNetworks {
   const std::string owner_;
   Mutex mu_;
   CondVar key_released_;
-  std::set<std::string> busy_keys_ TY_GUARDED_BY(mu_);  // a call is working on these
-  std::map<std::string, uint32_t> subnets_ TY_GUARDED_BY(mu_);  // key -> its /24 (host order)
+  std::set<std::string> busy_keys_ TY_GUARDED_BY(mu_);           // a call is working on these
+  std::map<std::string, uint32_t> subnets_ TY_GUARDED_BY(mu_);   // key -> its /24 (host order)
   std::map<std::string, uint32_t> loopback_ TY_GUARDED_BY(mu_);  // key -> its 127.X.Y.0
 };
 

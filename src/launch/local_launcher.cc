@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
-#include <netinet/in.h>
 #include <linux/close_range.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -181,14 +181,13 @@ std::string LocalLauncher::NamespaceNotice(const JobNetwork& net, const JobReach
     line += "; the outside world through NAT";
   } else {
     line += std::string("; nothing outside (") +
-            (nat_ ? "EnableNetworkIsolation" : "this host has no route out") +
-            ")";
+            (nat_ ? "EnableNetworkIsolation" : "this host has no route out") + ")";
   }
   if (reach.store && firewall_->store()) {
-    line += "; the S3 store" + std::string(firewall_->store()->on_host
-                                               ? " at " + net.gateway + ":" +
-                                                     std::to_string(firewall_->store()->port)
-                                               : "");
+    line += "; the S3 store" +
+            std::string(firewall_->store()->on_host
+                            ? " at " + net.gateway + ":" + std::to_string(firewall_->store()->port)
+                            : "");
   }
   return line + "; not this host's services";
 }
@@ -219,14 +218,16 @@ Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::PrepareNetwork(
   const NetworkMode mode = ModeFor(request, &why_not);
   if (mode == NetworkMode::kLoopback) {
     if (policy_ == NetworkPolicy::kNamespaces) {
-      return FailedPrecondition("this job needs a network namespace per instance and the "
-                                "server's network setting is 'namespaces', but " +
-                                why_not);
+      return FailedPrecondition(
+          "this job needs a network namespace per instance and the "
+          "server's network setting is 'namespaces', but " +
+          why_not);
     }
     if (request.isolated) {
-      return FailedPrecondition("EnableNetworkIsolation needs a network namespace per "
-                                "instance, but " +
-                                why_not);
+      return FailedPrecondition(
+          "EnableNetworkIsolation needs a network namespace per "
+          "instance, but " +
+          why_not);
     }
     if (count == 1) {
       model::InstanceNetworkConfig c;
@@ -309,9 +310,9 @@ Result<AgentHandle> LocalLauncher::Launch(const model::InstanceConfig& config) {
   if (!parent_real.ok()) return parent_real.status();
   std::string instance_file = JoinPath(*parent_real, host + ".instance.json");
   std::string log_file = JoinPath(*parent_real, host + ".agent.log");
-  TY_RETURN_IF_ERROR(
-      WriteFileAtomic(instance_file, model::InstanceConfigToJson(config).dump(2), 0600,
-                      /*durable=*/false));
+  TY_RETURN_IF_ERROR(WriteFileAtomic(instance_file, model::InstanceConfigToJson(config).dump(2),
+                                     0600,
+                                     /*durable=*/false));
 
   // Prepare everything the child needs before fork: only async-signal-safe
   // calls are allowed between fork and exec.

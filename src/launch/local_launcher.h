@@ -79,8 +79,8 @@ class LocalLauncher final : public Launcher {
   InstanceNetworks networks_;
   std::unique_ptr<NetworkFirewall> firewall_;  // null: no firewall (firewall_reason_ says why)
   std::string firewall_reason_;
-  bool nat_ = false;              // the host has a default route and forwards for our NAT
-  std::string forwarding_note_;   // what the constructor did to net.ipv4.ip_forward
+  bool nat_ = false;             // the host has a default route and forwards for our NAT
+  std::string forwarding_note_;  // what the constructor did to net.ipv4.ip_forward
   Mutex mu_;
   std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
 };

@@ -167,9 +167,8 @@ std::optional<StoreEndpoint> ParseStoreEndpoint(const std::string& url,
   auto addr = ParseIpv4(host);
   if (!addr) return std::nullopt;
   e.ip = host;
-  e.on_host = (*addr >> 24) == 127 ||
-              std::find(local_addresses.begin(), local_addresses.end(), host) !=
-                  local_addresses.end();
+  e.on_host = (*addr >> 24) == 127 || std::find(local_addresses.begin(), local_addresses.end(),
+                                                host) != local_addresses.end();
   return e;
 }
 
@@ -205,8 +204,8 @@ std::string FirewallTableScript(const std::string& table,
     rule("prerouting", "iifname @store fib daddr type local tcp dport " + port + " dnat ip to " +
                            store->ip + ":" + port);
     // Only what that DNAT made: a packet sent to the store's address itself is not.
-    rule("input", "iifname @store ct status dnat ip daddr " + store->ip + " tcp dport " + port +
-                      " accept");
+    rule("input",
+         "iifname @store ct status dnat ip daddr " + store->ip + " tcp dport " + port + " accept");
   }
   rule("input", "iifname @bridges drop");
   rule("forward", "iifname . oifname @peers accept");
@@ -224,8 +223,8 @@ std::string FirewallTableScript(const std::string& table,
   rule("forward", "iifname @bridges drop");
   rule("postrouting", "iifname @nat oifname != @bridges masquerade");
   if (store && !store->on_host) {
-    rule("postrouting", "iifname @store oifname != @bridges ip daddr " + store->ip +
-                            " tcp dport " + std::to_string(store->port) + " masquerade");
+    rule("postrouting", "iifname @store oifname != @bridges ip daddr " + store->ip + " tcp dport " +
+                            std::to_string(store->port) + " masquerade");
   }
   return s;
 }
@@ -280,8 +279,7 @@ Status NetworkFirewall::AddJob(const JobReach& job) {
 }
 
 Status NetworkFirewall::RemoveJob(const std::string& bridge) {
-  return RunNftScript(RemoveJobScript(table_, bridge),
-                      "closing the firewall for " + bridge);
+  return RunNftScript(RemoveJobScript(table_, bridge), "closing the firewall for " + bridge);
 }
 
 std::string ProbeFirewall() {

@@ -52,7 +52,7 @@ std::optional<StoreEndpoint> ParseStoreEndpoint(const std::string& url,
 
 // What one job's network may reach beside its own instances.
 struct JobReach {
-  std::string bridge;   // "tyb-<key>"
+  std::string bridge;    // "tyb-<key>"
   bool outside = false;  // NAT to the outside world (not for EnableNetworkIsolation jobs)
   bool store = false;    // the S3 store (a job with pass_credentials_to_jobs)
 };
@@ -63,7 +63,8 @@ std::string FirewallTableName(const std::string& server_id);
 // The nft script that makes (or remakes) the table: its sets are kept (their elements are the
 // live jobs, e.g. of re-adopted jobs after a restart), its chains are emptied and filled again.
 // `store` null: no store rules.
-std::string FirewallTableScript(const std::string& table, const std::optional<StoreEndpoint>& store);
+std::string FirewallTableScript(const std::string& table,
+                                const std::optional<StoreEndpoint>& store);
 // The nft script that puts `job` into exactly the sets its reach asks for: `add element` for
 // those, and `add` then `delete` for the others (so it is absent afterwards whether it was
 // there or not, and the script cannot fail on a missing element).

@@ -14,20 +14,28 @@ const char* RuntimeName(ImageEntry::Runtime r) {
 
 const char* ReportTypeName(AgentReport::Type t) {
   switch (t) {
-    case AgentReport::Type::kPhase: return "phase";
-    case AgentReport::Type::kLog: return "log";
-    case AgentReport::Type::kExit: return "exit";
-    case AgentReport::Type::kCheckpoint: return "checkpoint";
+    case AgentReport::Type::kPhase:
+      return "phase";
+    case AgentReport::Type::kLog:
+      return "log";
+    case AgentReport::Type::kExit:
+      return "exit";
+    case AgentReport::Type::kCheckpoint:
+      return "checkpoint";
   }
   return "unknown";
 }
 
 const char* OutcomeName(AgentReport::Outcome o) {
   switch (o) {
-    case AgentReport::Outcome::kCompleted: return "Completed";
-    case AgentReport::Outcome::kFailed: return "Failed";
-    case AgentReport::Outcome::kStopped: return "Stopped";
-    case AgentReport::Outcome::kInterrupted: return "Interrupted";
+    case AgentReport::Outcome::kCompleted:
+      return "Completed";
+    case AgentReport::Outcome::kFailed:
+      return "Failed";
+    case AgentReport::Outcome::kStopped:
+      return "Stopped";
+    case AgentReport::Outcome::kInterrupted:
+      return "Interrupted";
   }
   return "unknown";
 }

@@ -29,9 +29,9 @@ struct ImageEntry {
     kPythonFramework,  // do what the SageMaker training toolkit does
   };
   Runtime runtime = Runtime::kCommand;
-  std::vector<std::string> command;            // ENTRYPOINT argv; empty for python-framework
-  std::string workdir;                         // empty: the instance's /opt/ml/code or /
-  std::map<std::string, std::string> env;      // added before the job's Environment
+  std::vector<std::string> command;        // ENTRYPOINT argv; empty for python-framework
+  std::string workdir;                     // empty: the instance's /opt/ml/code or /
+  std::map<std::string, std::string> env;  // added before the job's Environment
 };
 
 // The network an instance's training process sees: one address per instance (launch/
@@ -39,12 +39,12 @@ struct ImageEntry {
 // jobs where namespaces cannot be made. Empty (no address) for a single instance that shares
 // the host's network.
 struct InstanceNetworkConfig {
-  std::string netns;                 // `ip netns` name the training process enters; "" for none
-  std::string interface;             // SM_NETWORK_INTERFACE_NAME ("eth0"; "lo" on loopback)
-  std::string address;               // this instance's address
+  std::string netns;      // `ip netns` name the training process enters; "" for none
+  std::string interface;  // SM_NETWORK_INTERFACE_NAME ("eth0"; "lo" on loopback)
+  std::string address;    // this instance's address
   // Every instance's name and address, for the instance's /etc/hosts.
   std::vector<std::pair<std::string, std::string>> hosts;
-  int master_port = 7777;            // SM_MASTER_PORT
+  int master_port = 7777;  // SM_MASTER_PORT
   // AWS_ENDPOINT_URL_S3 as this instance reaches the store (the gateway in place of a store on
   // the host); "" keeps the store's own URL.
   std::string store_url;
@@ -74,22 +74,22 @@ struct InstanceConfig {
   std::string region;
   std::string account;
   int attempt = 1;
-  int host_index = 1;                          // 1-based: algo-<host_index>
-  std::vector<std::string> hosts;              // "algo-1", ... sorted
-  std::string instance_dir;                    // the tree bound at /opt/ml
-  std::string log_stream;                      // "<job>/algo-<n>-<epoch seconds>"
-  std::string server_url_file;                 // file holding the control plane's URL
-  std::string token;                           // authenticates reports
-  int64_t stop_grace_seconds = 120;            // SIGTERM -> SIGKILL of the training process
+  int host_index = 1;                // 1-based: algo-<host_index>
+  std::vector<std::string> hosts;    // "algo-1", ... sorted
+  std::string instance_dir;          // the tree bound at /opt/ml
+  std::string log_stream;            // "<job>/algo-<n>-<epoch seconds>"
+  std::string server_url_file;       // file holding the control plane's URL
+  std::string token;                 // authenticates reports
+  int64_t stop_grace_seconds = 120;  // SIGTERM -> SIGKILL of the training process
   // Spot interruption notice period: after SIGUSR1 the instance has this
   // long before it is killed (the agent keeps some of it for the final sync).
   int64_t notice_seconds = 120;
   // Log lines the agent holds at most while the control plane cannot take them
   // (agent::Reporter::Options::max_buffered_lines).
   int64_t log_buffer_lines = 20000;
-  std::string isolation = "auto";              // auto | bwrap | none
+  std::string isolation = "auto";  // auto | bwrap | none
   SandboxConfig sandbox;
-  std::vector<std::string> file_roots;         // where file:// URIs may point
+  std::vector<std::string> file_roots;  // where file:// URIs may point
   // The server's S3 store as storage::S3SettingsToJson gives it (credentials
   // included; model/ cannot name storage/'s type), or null when none.
   nlohmann::json storage_s3;
@@ -98,8 +98,8 @@ struct InstanceConfig {
   bool pass_s3_credentials = false;
   int num_cpus = 1;
   int num_gpus = 0;
-  double memory_gib = 0;                       // the instance type's memory
-  int max_processes = 0;                       // the instance type's process limit; 0: none
+  double memory_gib = 0;  // the instance type's memory
+  int max_processes = 0;  // the instance type's process limit; 0: none
   // Hold the instance (agent and training process) to num_cpus, memory_gib and max_processes
   // with a cgroup where the machine allows it (agent/resource_limits.h).
   bool enforce_limits = false;
@@ -123,9 +123,9 @@ struct AgentLogLine {
 // so a retried report is applied once.
 struct AgentReport {
   enum class Type {
-    kPhase,  // the instance entered `phase` (Downloading, Training, Uploading)
-    kLog,    // log lines of `stream`
-    kExit,   // the instance is done: `outcome` and details
+    kPhase,       // the instance entered `phase` (Downloading, Training, Uploading)
+    kLog,         // log lines of `stream`
+    kExit,        // the instance is done: `outcome` and details
     kCheckpoint,  // the checkpoint directory was synced to CheckpointConfig.S3Uri
   };
   // kInterrupted: the instance got a spot interruption notice and is gone;
@@ -145,14 +145,15 @@ struct AgentReport {
   std::string lost_reason;
   // kPhase
   SecondaryStatus phase = SecondaryStatus::kDownloading;
-  std::string message;                 // StatusMessage for the transition
+  std::string message;  // StatusMessage for the transition
   // kLog
   std::string stream;
   std::vector<AgentLogLine> lines;
   // kExit
   Outcome outcome = Outcome::kCompleted;
-  std::string failure_reason;          // "AlgorithmError: ..." / "ClientError: ..." / "InternalServerError: ..."
-  std::string model_artifacts;         // where model.tar.gz (or model/) was written
+  std::string
+      failure_reason;  // "AlgorithmError: ..." / "ClientError: ..." / "InternalServerError: ..."
+  std::string model_artifacts;  // where model.tar.gz (or model/) was written
   bool artifacts_uploaded = false;
   // kCheckpoint
   int64_t synced_at_ms = 0;

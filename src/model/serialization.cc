@@ -17,7 +17,8 @@ json SpecToJson(const JobSpec& s) {
                         {"compression_type", c.compression_type}});
   }
   json metrics = json::array();
-  for (const auto& m : s.metric_definitions) metrics.push_back({{"name", m.name}, {"regex", m.regex}});
+  for (const auto& m : s.metric_definitions)
+    metrics.push_back({{"name", m.name}, {"regex", m.regex}});
   json j = {{"name", s.name},
             {"training_image", s.training_image},
             {"training_input_mode", s.training_input_mode},
@@ -105,7 +106,8 @@ Result<JobSpec> SpecFromJson(const json& j) {
 json TransitionsToJson(const std::vector<StatusTransition>& transitions) {
   json arr = json::array();
   for (const auto& t : transitions) {
-    json e = {{"status", Name(t.status)}, {"start_ms", ToEpochMillis(t.start)}, {"message", t.message}};
+    json e = {
+        {"status", Name(t.status)}, {"start_ms", ToEpochMillis(t.start)}, {"message", t.message}};
     if (t.end) e["end_ms"] = ToEpochMillis(*t.end);
     arr.push_back(std::move(e));
   }
@@ -133,7 +135,8 @@ Result<std::vector<StatusTransition>> TransitionsFromJson(const json& j) {
 json FinalMetricsToJson(const std::vector<FinalMetric>& metrics) {
   json arr = json::array();
   for (const auto& m : metrics) {
-    arr.push_back({{"name", m.name}, {"value", m.value}, {"timestamp_ms", ToEpochMillis(m.timestamp)}});
+    arr.push_back(
+        {{"name", m.name}, {"value", m.value}, {"timestamp_ms", ToEpochMillis(m.timestamp)}});
   }
   return arr;
 }

@@ -51,12 +51,12 @@ struct MetricDefinition {
 
 struct Channel {
   std::string name;
-  std::string uri;                 // S3Uri of the S3DataSource (file:// or s3://)
-  std::string content_type;        // may be empty
-  std::string input_mode;          // effective: channel InputMode or job TrainingInputMode
-  std::string distribution_type;   // FullyReplicated | ShardedByS3Key
-  std::string record_wrapper_type; // None | RecordIO
-  std::string compression_type;    // None | Gzip (empty when unset)
+  std::string uri;                     // S3Uri of the S3DataSource (file:// or s3://)
+  std::string content_type;            // may be empty
+  std::string input_mode;              // effective: channel InputMode or job TrainingInputMode
+  std::string distribution_type;       // FullyReplicated | ShardedByS3Key
+  std::string record_wrapper_type;     // None | RecordIO
+  std::string compression_type;        // None | Gzip (empty when unset)
   std::string data_type = "S3Prefix";  // S3Prefix | ManifestFile
 };
 
@@ -70,8 +70,8 @@ struct JobSpec {
   std::map<std::string, std::string> hyperparameters;
   std::map<std::string, std::string> environment;
   std::vector<Channel> channels;
-  std::string output_path;         // S3OutputPath
-  bool compress_output = true;     // OutputDataConfig.CompressionType != NONE
+  std::string output_path;      // S3OutputPath
+  bool compress_output = true;  // OutputDataConfig.CompressionType != NONE
   std::string instance_type;
   int instance_count = 1;
   int volume_size_gb = 0;
@@ -80,7 +80,7 @@ struct JobSpec {
   bool managed_spot = false;
   std::optional<std::string> checkpoint_uri;
   std::string checkpoint_local_path = "/opt/ml/checkpoints";
-  int max_retry_attempts = 0;      // RetryStrategy.MaximumRetryAttempts, 0 = none
+  int max_retry_attempts = 0;  // RetryStrategy.MaximumRetryAttempts, 0 = none
   // EnableNetworkIsolation: the instances reach each other and nothing else (no NAT, no store).
   bool network_isolation = false;
 };
@@ -107,9 +107,9 @@ std::optional<StopReason> ParseStopReason(const std::string& s);
 // instance lost without notice that RetryStrategy retried.
 struct Interruption {
   int attempt = 0;
-  TimePoint time;                  // the notice (or the loss)
-  std::string cause;               // human-readable: why the instance went away
-  int64_t lost_ms = 0;             // progress lost: from the last synced checkpoint to `time`
+  TimePoint time;       // the notice (or the loss)
+  std::string cause;    // human-readable: why the instance went away
+  int64_t lost_ms = 0;  // progress lost: from the last synced checkpoint to `time`
 };
 
 // A running agent, recognisable again after a server restart.
@@ -121,16 +121,16 @@ struct AgentProcess {
 // Everything persisted about a job. Owned by the controller while the job
 // runs; read by the API from the store.
 struct JobRecord {
-  int64_t id = 0;                  // store row id
-  std::string account;             // 12-digit account id
+  int64_t id = 0;       // store row id
+  std::string account;  // 12-digit account id
   std::string arn;
-  std::string request_json;        // the CreateTrainingJob body as accepted
+  std::string request_json;  // the CreateTrainingJob body as accepted
   JobSpec spec;
   TrainingJobStatus status = TrainingJobStatus::kInProgress;
   SecondaryStatus secondary = SecondaryStatus::kStarting;
   std::vector<StatusTransition> transitions;
   std::string failure_reason;
-  std::string model_artifacts;     // S3ModelArtifacts
+  std::string model_artifacts;  // S3ModelArtifacts
   TimePoint creation_time;
   TimePoint last_modified_time;
   std::optional<TimePoint> training_start_time;
@@ -141,25 +141,25 @@ struct JobRecord {
   StopReason stop_reason = StopReason::kNone;
   // Runtime bookkeeping of the current attempt (not part of the AWS shape).
   int attempt = 0;
-  std::string agent_token;         // authenticates the agent's reports
-  int64_t agent_pid = 0;           // 0 when no agent runs
-  int64_t agent_start_ticks = 0;   // /proc/<pid>/stat starttime, guards against pid reuse
-  std::string instance_dir;        // where the agent stages /opt/ml (algo-1's)
+  std::string agent_token;        // authenticates the agent's reports
+  int64_t agent_pid = 0;          // 0 when no agent runs
+  int64_t agent_start_ticks = 0;  // /proc/<pid>/stat starttime, guards against pid reuse
+  std::string instance_dir;       // where the agent stages /opt/ml (algo-1's)
   // Multi-node jobs: the agents of algo-2 .. algo-N (algo-1's is agent_pid), in host order;
   // pid 0 once that agent has reported its exit.
   std::vector<AgentProcess> other_agents;
   // Scheduling and spot bookkeeping across attempts (not part of the AWS shape).
-  bool queued = false;             // waiting for capacity to (re)start
-  int retries = 0;                 // RetryStrategy retries used
-  int64_t run_ms = 0;              // running time of ended attempts
-  double billable_ms = 0;          // the same, weighted by the spot price fraction
+  bool queued = false;                         // waiting for capacity to (re)start
+  int retries = 0;                             // RetryStrategy retries used
+  int64_t run_ms = 0;                          // running time of ended attempts
+  double billable_ms = 0;                      // the same, weighted by the spot price fraction
   std::optional<TimePoint> attempt_run_start;  // the current attempt began running
-  bool attempt_on_spot = false;    // the current attempt runs on spot capacity
+  bool attempt_on_spot = false;                // the current attempt runs on spot capacity
   double attempt_price_fraction = 1.0;
-  int64_t attempt_notice_ms = 0;   // its interruption notice period
-  std::optional<TimePoint> interruption_at;   // the spot market's drawn interruption
-  std::optional<TimePoint> notice_deadline;   // interrupted: the instance is killed then
-  std::optional<TimePoint> last_checkpoint;   // the current attempt's last synced checkpoint
+  int64_t attempt_notice_ms = 0;             // its interruption notice period
+  std::optional<TimePoint> interruption_at;  // the spot market's drawn interruption
+  std::optional<TimePoint> notice_deadline;  // interrupted: the instance is killed then
+  std::optional<TimePoint> last_checkpoint;  // the current attempt's last synced checkpoint
   std::vector<Interruption> interruptions;
 };
 

@@ -49,8 +49,8 @@ class DepthLimit : public YAML::EventHandler {
 
 Result<YAML::Node> LoadYaml(std::string_view text, size_t max_depth, size_t max_bytes) {
   if (text.size() > max_bytes) {
-    return InvalidArgument("the YAML is " + std::to_string(text.size()) +
-                           " bytes; the limit is " + std::to_string(max_bytes) + " bytes");
+    return InvalidArgument("the YAML is " + std::to_string(text.size()) + " bytes; the limit is " +
+                           std::to_string(max_bytes) + " bytes");
   }
   try {
     // First pass: events only, stopped at the first collection past the limit.

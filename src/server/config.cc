@@ -251,18 +251,30 @@ Status ParseStorage(const YAML::Node& v, ServerConfig* c) {
           return Status::Ok();
         };
         Status st;
-        if (k == "endpoint") st = text(&o.endpoint);
-        else if (k == "region") st = text(&o.region);
-        else if (k == "addressing") st = text(&o.addressing);
-        else if (k == "profile") st = text(&o.profile);
-        else if (k == "access_key_id") st = text(&o.access_key_id);
-        else if (k == "secret_access_key") st = text(&o.secret_access_key);
-        else if (k == "session_token") st = text(&o.session_token);
-        else if (k == "max_concurrency") st = count(&o.max_concurrency);
-        else if (k == "max_attempts") st = count(&o.max_attempts);
-        else if (k == "part_size_mib") st = mib(&o.part_size);
-        else if (k == "multipart_threshold_mib") st = mib(&o.multipart_threshold);
-        else return InvalidArgument("storage: s3: unknown key '" + k + "'");
+        if (k == "endpoint")
+          st = text(&o.endpoint);
+        else if (k == "region")
+          st = text(&o.region);
+        else if (k == "addressing")
+          st = text(&o.addressing);
+        else if (k == "profile")
+          st = text(&o.profile);
+        else if (k == "access_key_id")
+          st = text(&o.access_key_id);
+        else if (k == "secret_access_key")
+          st = text(&o.secret_access_key);
+        else if (k == "session_token")
+          st = text(&o.session_token);
+        else if (k == "max_concurrency")
+          st = count(&o.max_concurrency);
+        else if (k == "max_attempts")
+          st = count(&o.max_attempts);
+        else if (k == "part_size_mib")
+          st = mib(&o.part_size);
+        else if (k == "multipart_threshold_mib")
+          st = mib(&o.multipart_threshold);
+        else
+          return InvalidArgument("storage: s3: unknown key '" + k + "'");
         TY_RETURN_IF_ERROR(st);
       }
     } else {
@@ -293,13 +305,20 @@ Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
       return Status::Ok();
     };
     Status st;
-    if (key == "io_threads") st = count(1, &o.io_threads);
-    else if (key == "report_threads") st = count(1, &c->http_report_threads);
-    else if (key == "head_timeout_seconds") st = seconds(&o.head_timeout);
-    else if (key == "body_timeout_seconds") st = seconds(&o.body_timeout);
-    else if (key == "idle_timeout_seconds") st = seconds(&o.idle_timeout);
-    else if (key == "max_connections") st = count(1, &o.max_connections);
-    else if (key == "max_connections_per_client") st = count(1, &o.max_connections_per_client);
+    if (key == "io_threads")
+      st = count(1, &o.io_threads);
+    else if (key == "report_threads")
+      st = count(1, &c->http_report_threads);
+    else if (key == "head_timeout_seconds")
+      st = seconds(&o.head_timeout);
+    else if (key == "body_timeout_seconds")
+      st = seconds(&o.body_timeout);
+    else if (key == "idle_timeout_seconds")
+      st = seconds(&o.idle_timeout);
+    else if (key == "max_connections")
+      st = count(1, &o.max_connections);
+    else if (key == "max_connections_per_client")
+      st = count(1, &o.max_connections_per_client);
     else if (key == "max_header_bytes") {
       st = ReadCount(kv.second, at, 1024, &n);
       o.max_header_bytes = static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 30));
@@ -335,8 +354,8 @@ Status ParseListen(const std::string& listen, std::string* host, int* port) {
 bool PathsOverlap(const std::string& a, const std::string& b) {
   auto within = [](const std::string& dir, const std::string& p) {
     if (dir == "/") return true;
-    return p == dir || (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 &&
-                        p[dir.size()] == '/');
+    return p == dir ||
+           (p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/');
   };
   return within(a, b) || within(b, a);
 }

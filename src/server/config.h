@@ -25,16 +25,16 @@ struct AccountConfig {
 };
 
 struct ServerConfig {
-  std::string listen = "127.0.0.1:0";       // HOST:PORT; port 0 picks a free port
-  std::string data_dir;                     // SQLite state, credentials, job trees
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free port
+  std::string data_dir;                // SQLite state, credentials, job trees
   std::string region = "us-east-1";
   // Where file:// URIs may point. Default: the starting directory, unless it overlaps the data
   // dir (then none). Roots that overlap the data dir are refused at start.
   std::vector<std::string> file_roots;
   // Per-account settings; accounts not listed use the server-wide ones.
   std::map<std::string, AccountConfig> accounts;
-  std::string credentials_file;             // default: <data_dir>/credentials (created)
-  std::string isolation = "auto";           // auto | bwrap | none
+  std::string credentials_file;    // default: <data_dir>/credentials (created)
+  std::string isolation = "auto";  // auto | bwrap | none
   // sandbox: {uid, gid}: the unprivileged host uid/gid that is root inside every sandbox and
   // owns what training processes write (default 65534:65534, nobody:nogroup).
   uint32_t sandbox_uid = 65534;
@@ -53,8 +53,8 @@ struct ServerConfig {
   // How an instance is held to its job's VolumeSizeInGB: auto (its own loop-mounted ext4 volume
   // where the machine allows it, else watched), watch (usage polled, the job ended past it), off.
   std::string instance_volumes = "auto";
-  std::chrono::seconds stop_grace{120};     // SIGTERM -> SIGKILL of a stopping job
-  size_t max_body_bytes = 1 << 20;          // larger API bodies are refused
+  std::chrono::seconds stop_grace{120};  // SIGTERM -> SIGKILL of a stopping job
+  size_t max_body_bytes = 1 << 20;       // larger API bodies are refused
   // Threads that run API calls (they wait for the controller's loop). Open connections cost
   // no thread: idle and slow clients wait in the HTTP server's I/O threads.
   int http_threads = 16;
@@ -63,8 +63,8 @@ struct ServerConfig {
   // The HTTP edge (config key http): I/O threads, deadlines, header and connection limits.
   // Its max_body_bytes is set from max_body_bytes above.
   HttpServerOptions http;
-  std::vector<launch::ImageRule> images;    // image catalog entries (before built-ins)
-  std::string agent_binary;                 // default: this executable
+  std::vector<launch::ImageRule> images;  // image catalog entries (before built-ins)
+  std::string agent_binary;               // default: this executable
   // Catalog overrides and additions (over the built-in table), each complete:
   // fields a config entry leaves out come from the built-in entry.
   std::vector<capacity::InstanceType> instance_types;

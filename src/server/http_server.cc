@@ -81,9 +81,9 @@ struct HttpServer::Impl {
 
   std::atomic<bool> stopping{false};
   std::mutex mu;
-  std::unordered_map<std::string, int> per_client;              // TY_GUARDED_BY(mu)
+  std::unordered_map<std::string, int> per_client;                // TY_GUARDED_BY(mu)
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // TY_GUARDED_BY(mu)
-  int64_t open = 0;                                             // TY_GUARDED_BY(mu)
+  int64_t open = 0;                                               // TY_GUARDED_BY(mu)
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;  // signalled when `stopping` becomes true
@@ -182,10 +182,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // The route's body limit is applied once the head names the route (below).
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
     stream_.expires_after(options().head_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHead(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
   }
 
   void OnHead(beast::error_code ec) {
@@ -232,10 +231,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadBody() {
     if (parser_->is_done()) return OnBody({});
     stream_.expires_after(options().body_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnBody(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {
@@ -248,9 +246,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return Drop(ec);
     keep_alive_ = parser_->keep_alive();
     if (route_ == nullptr) {
-      HttpResponse r = server_->Render({HttpErrorKind::kNoRoute, 404,
-                                        "No route for " + method_ + " " + path_ + ".", method_,
-                                        path_});
+      HttpResponse r =
+          server_->Render({HttpErrorKind::kNoRoute, 404,
+                           "No route for " + method_ + " " + path_ + ".", method_, path_});
       return Write(std::move(r), keep_alive_, /*linger=*/false);
     }
     Dispatch();
@@ -276,25 +274,24 @@ class Session : public std::enable_shared_from_this<Session> {
     HttpServer::Impl* server = server_;
     // The guard keeps the I/O threads alive until the response is posted back, even when
     // this was the last connection and Shutdown is waiting for them to run out of work.
-    net::post(*server_->pools[route->pool],
-              [self = shared_from_this(), server, route, req = std::move(req),
-               guard = net::make_work_guard(server_->ioc)]() mutable {
-                HttpResponse res;
-                try {
-                  res = route->handler(req);
-                } catch (const std::exception& e) {
-                  res = server->Render({HttpErrorKind::kHandlerFailed, 500,
-                                        std::string("The request failed: ") + e.what(),
-                                        req.method, req.path});
-                } catch (...) {
-                  res = server->Render({HttpErrorKind::kHandlerFailed, 500,
-                                        "The request failed.", req.method, req.path});
-                }
-                net::post(self->stream_.get_executor(),
-                          [self, res = std::move(res)]() mutable {
-                            self->Write(std::move(res), self->keep_alive_, /*linger=*/false);
-                          });
-              });
+    net::post(*server_->pools[route->pool], [self = shared_from_this(), server, route,
+                                             req = std::move(req),
+                                             guard = net::make_work_guard(server_->ioc)]() mutable {
+      HttpResponse res;
+      try {
+        res = route->handler(req);
+      } catch (const std::exception& e) {
+        res =
+            server->Render({HttpErrorKind::kHandlerFailed, 500,
+                            std::string("The request failed: ") + e.what(), req.method, req.path});
+      } catch (...) {
+        res = server->Render(
+            {HttpErrorKind::kHandlerFailed, 500, "The request failed.", req.method, req.path});
+      }
+      net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+        self->Write(std::move(res), self->keep_alive_, /*linger=*/false);
+      });
+    });
   }
 
   void ReplyAndClose(HttpError error) {
@@ -314,14 +311,15 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.prepare_payload();
     parser_.reset();
     stream_.expires_after(options().body_timeout);
-    http::async_write(stream_, res_,
-                      [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
-                        self->res_ = {};
-                        if (ec) return self->Drop(ec);
-                        if (linger) return self->Linger();
-                        if (!keep_alive) return self->Close();
-                        self->ReadNext();
-                      });
+    http::async_write(
+        stream_, res_,
+        [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
+          self->res_ = {};
+          if (ec) return self->Drop(ec);
+          if (linger) return self->Linger();
+          if (!keep_alive) return self->Close();
+          self->ReadNext();
+        });
   }
 
   void Linger() {
@@ -526,9 +524,7 @@ void HttpServer::Shutdown(bool wait_for_connections) {
     }
     for (auto& s : live) s->Cancel();
     live.clear();
-    {
-      std::lock_guard<std::mutex> lock(d.stop_mu);
-    }
+    { std::lock_guard<std::mutex> lock(d.stop_mu); }
     d.stop_cv.notify_all();
   }
   if (wait_for_connections) d.JoinThreads();

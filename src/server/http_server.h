@@ -47,10 +47,10 @@
 namespace ty::server {
 
 struct HttpRequest {
-  std::string method;          // "POST"
-  std::string target;          // as on the wire: path plus "?query"
-  std::string path;            // target before '?'
-  std::string query;           // target after '?', without it; empty when none
+  std::string method;  // "POST"
+  std::string target;  // as on the wire: path plus "?query"
+  std::string path;    // target before '?'
+  std::string query;   // target after '?', without it; empty when none
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
   std::string body;
   std::string remote_address;  // the peer's IP address
@@ -101,9 +101,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds body_timeout{std::chrono::seconds(30)};
   // How long a connection may sit with no request in progress (keep-alive, or freshly opened).
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
-  size_t max_header_bytes = 32 * 1024;  // request line + headers
-  size_t max_body_bytes = 1 << 20;      // for routes that do not set their own
-  int max_connections = 10000;          // open at once, all clients
+  size_t max_header_bytes = 32 * 1024;    // request line + headers
+  size_t max_body_bytes = 1 << 20;        // for routes that do not set their own
+  int max_connections = 10000;            // open at once, all clients
   int max_connections_per_client = 1024;  // open at once from one remote IP address
   // Raise RLIMIT_NOFILE's soft limit to its hard limit at Start(), so that thousands of
   // connections fit (Debian's default soft limit is 1024).
@@ -113,11 +113,11 @@ struct HttpServerOptions {
 // Counters since Start(), for tests and benchmarks.
 struct HttpServerStats {
   int64_t open_connections = 0;
-  int64_t accepted = 0;            // connections admitted
-  int64_t refused = 0;             // closed at accept: over a connection limit
-  int64_t timed_out = 0;           // closed for a missed head, body, write or idle deadline
-  int64_t requests = 0;            // handed to a handler
-  int64_t errors = 0;              // answered by the error renderer
+  int64_t accepted = 0;   // connections admitted
+  int64_t refused = 0;    // closed at accept: over a connection limit
+  int64_t timed_out = 0;  // closed for a missed head, body, write or idle deadline
+  int64_t requests = 0;   // handed to a handler
+  int64_t errors = 0;     // answered by the error renderer
 };
 
 class HttpServer {

@@ -1,18 +1,17 @@
 #include "server/server.h"
 
 #include <fcntl.h>
-#include <atomic>
-#include <filesystem>
-#include <map>
-#include <cerrno>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
-#include "common/json.h"
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
 #include "agent/sandbox.h"
@@ -22,6 +21,7 @@
 #include "api/sigv4_verifier.h"
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "control/job_controller.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
@@ -36,7 +36,7 @@ using nlohmann::json;
 
 struct Server::Impl {
   ServerConfig config;
-  storage::S3Settings s3;  // resolved at Create
+  storage::S3Settings s3;        // resolved at Create
   model::SandboxConfig sandbox;  // probed at Create, handed to every agent
   std::unique_ptr<store::Store> store;
   std::unique_ptr<launch::LocalLauncher> launcher;
@@ -85,8 +85,8 @@ std::string LostDatabase(const std::string& db, const std::string& data_dir, int
   return db + " is " + state + ", but " + JoinPath(data_dir, "jobs") + " holds the trees of " +
          (trees >= 100 ? "100 or more" : std::to_string(trees)) +
          " jobs: the server's state was lost, and starting would silently forget those jobs. "
-         "Restore the database from a copy made with `trainyard admin backup` (copy it to " + db +
-         "), or, to start an empty server on purpose, move " + JoinPath(data_dir, "jobs") +
+         "Restore the database from a copy made with `trainyard admin backup` (copy it to " +
+         db + "), or, to start an empty server on purpose, move " + JoinPath(data_dir, "jobs") +
          " aside.";
 }
 
@@ -129,8 +129,8 @@ HttpResponse RenderHttpError(const HttpError& e) {
   switch (e.kind) {
     case HttpErrorKind::kNoRoute:
       type = "UnknownOperationException";
-      message = "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
-                e.method + " " + e.path;
+      message = "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " + e.method +
+                " " + e.path;
       break;
     case HttpErrorKind::kBodyTooLarge:
     case HttpErrorKind::kBadRequest:
@@ -169,8 +169,8 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
   std::string token =
       auth != nullptr && auth->rfind(prefix, 0) == 0 ? auth->substr(prefix.size()) : "";
   auto body = ParseJson(req.body);
-  auto report = !body.ok() ? Result<model::AgentReport>(body.status())
-                           : model::AgentReportFromJson(*body);
+  auto report =
+      !body.ok() ? Result<model::AgentReport>(body.status()) : model::AgentReportFromJson(*body);
   if (!report.ok()) return JsonResponse(400, json{{"error", report.status().message()}}.dump());
   Status s = controller->HandleReport(token, *report);
   if (s.ok()) return JsonResponse(200, "{}");
@@ -184,8 +184,8 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
                                                          : 500;
   std::string message = s.message();
   if (status >= 500) {
-    std::fprintf(stderr, "trainyard: agent report for %s not taken: %s\n",
-                 report->job_arn.c_str(), s.ToString().c_str());
+    std::fprintf(stderr, "trainyard: agent report for %s not taken: %s\n", report->job_arn.c_str(),
+                 s.ToString().c_str());
     message = storage ? "the control plane cannot store the report now (its storage is full or "
                         "unavailable); retry"
                       : "internal error in the control plane";
@@ -257,9 +257,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
                       CheckFileRoots(config.file_roots, config.data_dir, "file root"));
   std::map<std::string, std::vector<std::string>> account_roots;
   for (auto& [account, ac] : config.accounts) {
-    TY_ASSIGN_OR_RETURN(ac.file_roots,
-                        CheckFileRoots(ac.file_roots, config.data_dir,
-                                       "file root of account " + account));
+    TY_ASSIGN_OR_RETURN(ac.file_roots, CheckFileRoots(ac.file_roots, config.data_dir,
+                                                      "file root of account " + account));
     account_roots[account] = ac.file_roots;
   }
   if (impl->file_roots_note.empty()) {
@@ -269,8 +268,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
     if (config.file_roots.empty()) impl->file_roots_note = "none";
   }
   if (!account_roots.empty()) {
-    impl->file_roots_note += " (" + std::to_string(account_roots.size()) +
-                             " account(s) with their own roots)";
+    impl->file_roots_note +=
+        " (" + std::to_string(account_roots.size()) + " account(s) with their own roots)";
   }
   // Server files are the server's only: the data dir is not listable by others
   // (0711 keeps traversal for sandboxes handed instance dirs below it).
@@ -347,8 +346,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (known_jobs == 0) {
     int trees = CountJobTrees(config.data_dir, 100);
     if (trees > 0) {
-      return FailedPrecondition(LostDatabase(store::DatabasePath(config.data_dir),
-                                             config.data_dir, trees, "empty (no jobs)"));
+      return FailedPrecondition(LostDatabase(store::DatabasePath(config.data_dir), config.data_dir,
+                                             trees, "empty (no jobs)"));
     }
   }
   TY_ASSIGN_OR_RETURN(launch::NetworkPolicy network, launch::ParseNetworkPolicy(config.network));
@@ -425,12 +424,14 @@ Status Server::Start() {
 
   // Agents read the URL from a file, so a restarted server on a new port
   // still receives the reports of the jobs it re-adopts.
-  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(d.config.data_dir, "server.url"), d.url + "\n", 0600));
+  TY_RETURN_IF_ERROR(
+      WriteFileAtomic(JoinPath(d.config.data_dir, "server.url"), d.url + "\n", 0600));
   json info = {{"url", d.url},
                {"region", d.config.region},
                {"pid", static_cast<int64_t>(::getpid())},
                {"credentials_file", d.config.credentials_file}};
-  TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
+  TY_RETURN_IF_ERROR(
+      WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
 
   TY_RETURN_IF_ERROR(d.controller->Start());
   // The socket is bound and listening already: connections queue until the

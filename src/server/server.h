@@ -9,8 +9,8 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "server/config.h"

@@ -238,8 +238,7 @@ Status UnpackArchive(const std::string& tar_gz_path, const std::string& dest_dir
   if (archive_read_open_filename(in.get(), tar_gz_path.c_str(), kBufferSize) != ARCHIVE_OK) {
     return ArchiveStatus(in.get(), "cannot open archive " + tar_gz_path);
   }
-  archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME |
-                                                ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+  archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                                 ARCHIVE_EXTRACT_SECURE_SYMLINKS);
   for (;;) {
     archive_entry* entry = nullptr;

@@ -311,7 +311,8 @@ struct DirectorySync::Impl {
       // version now. Waiting a full settle again would keep a file rewritten every `settle`
       // phase-locked with the batches and never stored.
       auto now = SteadyClock::now();
-      if (now - e.pending_since >= options.settle) batch_due = std::min(batch_due.value_or(now), now);
+      if (now - e.pending_since >= options.settle)
+        batch_due = std::min(batch_due.value_or(now), now);
     }
     if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) e.writing = e.closed = false;
   }

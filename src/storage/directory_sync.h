@@ -49,8 +49,8 @@ struct SyncProgress {
 };
 
 struct DirectorySyncOptions {
-  std::string local_dir;                         // watched recursively
-  std::string uri;                               // destination prefix (ends with '/')
+  std::string local_dir;  // watched recursively
+  std::string uri;        // destination prefix (ends with '/')
   // Events are gathered this long before a batch is uploaded (debounce).
   std::chrono::milliseconds settle{100};
   // Full rescan interval: catches anything inotify missed (or everything,

@@ -148,8 +148,8 @@ void RemoveStaleTemps(const std::string& dir, const std::string& base) {
 // caller to fsync once after many files. Without `durable` nothing is fsynced: the rename
 // still keeps a partial file from ever showing under `dest` when the process dies.
 Status CopyFileAtomic(const std::string& src, const std::string& dest,
-                      const std::function<bool()>& still_valid,
-                      std::set<std::string>* dirs_to_sync, bool durable = true) {
+                      const std::function<bool()>& still_valid, std::set<std::string>* dirs_to_sync,
+                      bool durable = true) {
   struct stat st;
   TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   std::string dir = DirName(dest);
@@ -191,7 +191,7 @@ Status CopyFileInto(const std::string& src, const std::string& dest) {
   TY_ASSIGN_OR_RETURN(UniqueFd in, OpenRegularFile(src, &st));
   TY_RETURN_IF_ERROR(MakeDirs(DirName(dest)));
   UniqueFd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                (st.st_mode & 0777) | S_IRUSR | S_IWUSR));
+                      (st.st_mode & 0777) | S_IRUSR | S_IWUSR));
   if (out.get() < 0) return ErrnoStatus("cannot create " + dest, errno);
   TY_RETURN_IF_ERROR(CopyFd(in.get(), out.get(), src, dest));
   if (out.Close() != 0) return ErrnoStatus("cannot write " + dest, errno);
@@ -267,12 +267,12 @@ Status FileObjectStore::DownloadPrefix(const std::string& uri, const std::string
   }
   if (!S_ISDIR(st.st_mode)) return InvalidArgument(uri + " is neither a file nor a directory");
   size_t files = 0;
-  TY_RETURN_IF_ERROR(WalkFiles(src, roots_,
-                               [&](const std::string& rel, const std::string& abs,
-                                   const struct stat&) -> Status {
-                                 ++files;
-                                 return copy(rel, abs);
-                               }));
+  TY_RETURN_IF_ERROR(
+      WalkFiles(src, roots_,
+                [&](const std::string& rel, const std::string& abs, const struct stat&) -> Status {
+                  ++files;
+                  return copy(rel, abs);
+                }));
   if (files == 0) return NotFound("No objects found under " + uri);
   return Status::Ok();
 }
@@ -371,8 +371,7 @@ Status FileObjectStore::DeleteObjects(const std::string& base_uri,
       it = resolved_dirs.emplace(dir_rel, std::move(dir)).first;
     }
     std::string victim = JoinPath(it->second, key.substr(slash + 1));
-    if (::unlink(victim.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR &&
-        errno != EISDIR) {
+    if (::unlink(victim.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR && errno != EISDIR) {
       return ErrnoStatus("cannot delete " + victim, errno);
     }
   }

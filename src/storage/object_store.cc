@@ -5,7 +5,8 @@
 
 namespace ty::storage {
 
-Status ObjectStore::DeleteObjects(const std::string& base_uri, const std::vector<std::string>& keys) {
+Status ObjectStore::DeleteObjects(const std::string& base_uri,
+                                  const std::vector<std::string>& keys) {
   std::string base = base_uri;
   if (!base.empty() && base.back() != '/') base.push_back('/');
   for (const std::string& key : keys) TY_RETURN_IF_ERROR(Delete(base + key));

@@ -19,7 +19,7 @@ struct ObjectInfo {
   std::string key;  // relative to the listed URI ("a/b.txt"); for a single object, its base name
   uint64_t size = 0;
   std::chrono::system_clock::time_point mtime;  // S3: LastModified
-  std::string etag;  // S3: the ETag without quotes; empty for file://
+  std::string etag;                             // S3: the ETag without quotes; empty for file://
 };
 
 // Thread contract: implementations are safe to call from several threads at once (the transfer

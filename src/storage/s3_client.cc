@@ -27,8 +27,7 @@ constexpr size_t kMaxErrorBody = 64 << 10;   // error documents are small; never
 constexpr long kTransferBuffer = 256 << 10;  // fewer, larger callbacks and pwrites
 constexpr size_t kMd5ReadChunk = 1 << 20;
 constexpr size_t kMaxDeleteBatch = 1000;
-constexpr char kEmptySha256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr char kEmptySha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr char kUnsignedPayload[] = "UNSIGNED-PAYLOAD";
 
 void GlobalCurlInit() {
@@ -132,16 +131,15 @@ Result<std::string> ComputeContentMd5(const S3Body& body) {
 struct HttpCall {
   std::string method;  // GET PUT POST DELETE HEAD
   std::string bucket;
-  std::string key;     // empty for bucket-level requests
-  std::string query;   // encoded, without '?'
+  std::string key;                                           // empty for bucket-level requests
+  std::string query;                                         // encoded, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // signed along with the rest
   const S3Body* body = nullptr;
   std::string payload_sha256 = kEmptySha256;
   // Streams a 2xx body; otherwise the body is collected in HttpResponse::body.
   std::function<Status(std::string_view)> sink;
   // Called once the final response's headers are in, for 2xx responses.
-  std::function<Status(long status, const std::map<std::string, std::string>& headers)>
-      on_headers;
+  std::function<Status(long status, const std::map<std::string, std::string>& headers)> on_headers;
   // CompleteMultipartUpload: a 200 may carry an <Error> document.
   bool error_in_200 = false;
 };
@@ -332,18 +330,30 @@ std::string RegionFromMessage(const std::string& msg) {
 
 std::string ReasonPhrase(long status) {
   switch (status) {
-    case 301: return "PermanentRedirect";
-    case 307: return "TemporaryRedirect";
-    case 400: return "BadRequest";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 409: return "Conflict";
-    case 412: return "PreconditionFailed";
-    case 416: return "InvalidRange";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    default: return "HTTP " + std::to_string(status);
+    case 301:
+      return "PermanentRedirect";
+    case 307:
+      return "TemporaryRedirect";
+    case 400:
+      return "BadRequest";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 409:
+      return "Conflict";
+    case 412:
+      return "PreconditionFailed";
+    case 416:
+      return "InvalidRange";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    default:
+      return "HTTP " + std::to_string(status);
   }
 }
 
@@ -616,8 +626,7 @@ class S3Client::Impl {
     const std::string what = call.method + " " + ErrorMessageResource(call);
     if (!t.abort.ok()) return t.abort;  // our own callback (sink, file) failed: not S3's fault
     if (rc != CURLE_OK) {
-      CurlOutcome o =
-          CurlCodeToStatus(rc, errbuf, endpoint_, what, settings_.low_speed_timeout_s);
+      CurlOutcome o = CurlCodeToStatus(rc, errbuf, endpoint_, what, settings_.low_speed_timeout_s);
       *retryable = o.retryable;
       return o.status;
     }
@@ -644,9 +653,7 @@ class S3Client::Impl {
     const std::string res = S3Client::Describe(call.bucket, call.key);
     std::string code = err.code;
     // An <Error> inside a 200 (CompleteMultipartUpload) counts as the 4xx/5xx it stands for.
-    const long status = resp.status >= 300 ? resp.status
-                        : IsRetryableHttp(0, code) ? 500
-                                                   : 400;
+    const long status = resp.status >= 300 ? resp.status : IsRetryableHttp(0, code) ? 500 : 400;
     if (code.empty()) {
       // HEAD responses carry no body: name the error by status and request.
       if (status == 404) {
@@ -682,8 +689,7 @@ class S3Client::Impl {
                                 "); check AWS_REGION / storage.s3.region and the endpoint");
     }
     if (code == "NoSuchBucket") {
-      return NotFound("bucket '" + call.bucket + "' does not exist (NoSuchBucket) at " +
-                      endpoint_);
+      return NotFound("bucket '" + call.bucket + "' does not exist (NoSuchBucket) at " + endpoint_);
     }
     if (code == "NoSuchKey" || code == "NotFound") {
       return NotFound("no such object " + res + " (" + code + ")");
@@ -694,15 +700,15 @@ class S3Client::Impl {
     if (status == 403 || code == "AccessDenied" || code == "SignatureDoesNotMatch" ||
         code == "InvalidAccessKeyId" || code == "InvalidToken" || code == "ExpiredToken" ||
         code == "TokenRefreshRequired" || code == "AllAccessDisabled") {
-      std::string source = settings_.credentials.access_key_id.empty()
-                               ? std::string("none configured: requests are unsigned")
-                               : (settings_.credentials_source.empty()
-                                      ? std::string("unknown source")
-                                      : settings_.credentials_source);
+      std::string source =
+          settings_.credentials.access_key_id.empty()
+              ? std::string("none configured: requests are unsigned")
+              : (settings_.credentials_source.empty() ? std::string("unknown source")
+                                                      : settings_.credentials_source);
       if (msg.empty()) msg = code == "AccessDenied" ? "Access Denied" : code;
-      return Status(StatusCode::kPermissionDenied,
-                    msg + " (" + code + ") for " + res + ": check the S3 credentials (from " +
-                        source + ")");
+      return Status(
+          StatusCode::kPermissionDenied,
+          msg + " (" + code + ") for " + res + ": check the S3 credentials (from " + source + ")");
     }
     if (status == 412 || code == "PreconditionFailed") {
       return FailedPrecondition(res + " changed while it was being read (PreconditionFailed)");
@@ -931,13 +937,12 @@ Result<S3ObjectMeta> S3Client::GetObjectToFile(const std::string& bucket, const 
 Result<std::string> S3Client::GetObjectToString(const std::string& bucket, const std::string& key,
                                                 const S3GetOptions& options) {
   std::string out;
-  TY_RETURN_IF_ERROR(GetObject(bucket, key, options,
-                               [&out](uint64_t offset, std::string_view data) -> Status {
-                                 if (offset != out.size()) return Internal("out-of-order body");
-                                 out.append(data);
-                                 return Status::Ok();
-                               })
-                         .status());
+  TY_RETURN_IF_ERROR(
+      GetObject(bucket, key, options, [&out](uint64_t offset, std::string_view data) -> Status {
+        if (offset != out.size()) return Internal("out-of-order body");
+        out.append(data);
+        return Status::Ok();
+      }).status());
   return out;
 }
 

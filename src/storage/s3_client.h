@@ -50,10 +50,10 @@ namespace ty::storage {
 
 // What S3 says about one object (HeadObject, GetObject, a listing entry).
 struct S3ObjectMeta {
-  uint64_t size = 0;                                  // the whole object's size
-  std::string etag;                                   // without quotes
+  uint64_t size = 0;  // the whole object's size
+  std::string etag;   // without quotes
   std::chrono::system_clock::time_point last_modified;
-  std::string server_side_encryption;                 // "AES256", "aws:kms", or empty
+  std::string server_side_encryption;  // "AES256", "aws:kms", or empty
   std::string content_type;
 };
 
@@ -122,20 +122,20 @@ struct S3ListOptions {
   std::string delimiter;           // empty: no grouping
   std::string continuation_token;  // from the previous page's next_continuation_token
   std::string start_after;
-  int max_keys = 1000;             // S3 caps pages at 1000
+  int max_keys = 1000;  // S3 caps pages at 1000
 };
 
 struct S3ListPage {
-  std::vector<S3ListEntry> objects;           // in key order
-  std::vector<std::string> common_prefixes;   // only with a delimiter
-  std::string next_continuation_token;        // empty on the last page
+  std::vector<S3ListEntry> objects;          // in key order
+  std::vector<std::string> common_prefixes;  // only with a delimiter
+  std::string next_continuation_token;       // empty on the last page
   bool truncated = false;
 };
 
 // One key DeleteObjects could not delete (S3's per-key <Error>).
 struct S3DeleteError {
   std::string key;
-  std::string code;     // e.g. "AccessDenied"
+  std::string code;  // e.g. "AccessDenied"
   std::string message;
 };
 
@@ -146,10 +146,10 @@ struct S3CompletedPart {
 
 // Counters, for tests and the benchmark. Monotonic since construction.
 struct S3ClientStats {
-  uint64_t requests = 0;      // HTTP requests sent (retries included)
-  uint64_t retries = 0;       // attempts after the first
-  uint64_t connections = 0;   // new TCP/TLS connections opened (CURLINFO_NUM_CONNECTS)
-  uint64_t bytes_sent = 0;    // request body bytes
+  uint64_t requests = 0;        // HTTP requests sent (retries included)
+  uint64_t retries = 0;         // attempts after the first
+  uint64_t connections = 0;     // new TCP/TLS connections opened (CURLINFO_NUM_CONNECTS)
+  uint64_t bytes_sent = 0;      // request body bytes
   uint64_t bytes_received = 0;  // response body bytes delivered to callers
 };
 
@@ -180,8 +180,7 @@ class S3Client {
                                  const S3GetOptions& options, const S3Sink& sink);
   // GetObject writing with pwrite(2) to `fd` at `file_offset` + the sink offset.
   Result<S3ObjectMeta> GetObjectToFile(const std::string& bucket, const std::string& key,
-                                       const S3GetOptions& options, int fd,
-                                       uint64_t file_offset);
+                                       const S3GetOptions& options, int fd, uint64_t file_offset);
   // GetObject into memory (small objects; tests).
   Result<std::string> GetObjectToString(const std::string& bucket, const std::string& key,
                                         const S3GetOptions& options = {});
@@ -216,8 +215,7 @@ class S3Client {
                                             const S3PutOptions& options = {});
   // Uploads part `part_number` (1..10000); returns its ETag. Content-MD5 is always sent.
   Result<std::string> UploadPart(const std::string& bucket, const std::string& key,
-                                 const std::string& upload_id, int part_number,
-                                 const S3Body& body);
+                                 const std::string& upload_id, int part_number, const S3Body& body);
   // Commits the parts (in part-number order); returns the object's ETag. A 200 response whose
   // body is an <Error> is an error (retried when the code is retryable).
   Result<std::string> CompleteMultipartUpload(const std::string& bucket, const std::string& key,

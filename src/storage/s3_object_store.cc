@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kTempMarker[] = ".ty-tmp-";  // same hidden temp names as FileObjectStore
+constexpr char kTempMarker[] = ".ty-tmp-";     // same hidden temp names as FileObjectStore
 constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for every part but the last
 constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kReadIntoMemoryBelow = 1ull << 20;  // one pread beats two passes
@@ -257,7 +257,7 @@ struct Download {
   UniqueFd fd;
   Mutex mu;
   int parts_left TY_GUARDED_BY(mu) = 0;
-  Status status TY_GUARDED_BY(mu);  // the first failure
+  Status status TY_GUARDED_BY(mu);          // the first failure
   std::function<void(const Status&)> done;  // reports the file's outcome (once)
 
   void Fail(const Status& s) {
@@ -458,8 +458,7 @@ Status S3ObjectStore::DownloadFile(const std::string& uri, const std::string& lo
   o.on_headers = [&](const S3ObjectMeta& meta) -> Status {
     if (meta.size > first_len) {
       TY_RETURN_IF_ERROR(Preallocate(d->fd.get(), meta.size, d->tmp));
-      ScheduleRanges(pool_.get(), client_.get(), d, first_len, meta.size, part, meta.etag,
-                     nullptr);
+      ScheduleRanges(pool_.get(), client_.get(), d, first_len, meta.size, part, meta.etag, nullptr);
     }
     return Status::Ok();
   };
@@ -601,14 +600,14 @@ void StartUpload(PoolT* pool, S3Client* client, const S3Settings& settings, Uplo
         job.done(Unavailable(job.local_file + " changed while it was uploaded; not stored"));
         return;
       }
-      s = pool->Request([&] {
-                 return client->PutObject(job.bucket, job.key, S3Body::Memory(*data));
-               }).status();
+      s = pool->Request(
+                  [&] { return client->PutObject(job.bucket, job.key, S3Body::Memory(*data)); })
+              .status();
     } else {
       s = pool->Request([&] {
-                 return client->PutObject(job.bucket, job.key,
-                                          S3Body::FileRange(fd.get(), 0, size));
-               }).status();
+                return client->PutObject(job.bucket, job.key, S3Body::FileRange(fd.get(), 0, size));
+              })
+              .status();
     }
     job.done(s);
     return;
@@ -772,9 +771,9 @@ Status S3ObjectStore::DeleteObjects(const std::string& base_uri,
   TaskGroup group;
   for (size_t start = 0; start < full.size(); start += kDeleteBatch) {
     group.Add();
-    std::vector<std::string> batch(full.begin() + static_cast<ptrdiff_t>(start),
-                                   full.begin() + static_cast<ptrdiff_t>(
-                                                      std::min(full.size(), start + kDeleteBatch)));
+    std::vector<std::string> batch(
+        full.begin() + static_cast<ptrdiff_t>(start),
+        full.begin() + static_cast<ptrdiff_t>(std::min(full.size(), start + kDeleteBatch)));
     pool_->Submit([this, &group, bucket = u.bucket, batch = std::move(batch)] {
       if (group.failed()) {
         group.Done(Status::Ok());

@@ -93,8 +93,8 @@ bool DnsCompatibleBucket(const std::string& bucket, bool https) {
   if (bucket.size() < 3 || bucket.size() > 63) return false;
   if (https && bucket.find('.') != std::string::npos) return false;  // breaks the TLS wildcard
   for (char c : bucket) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '-' || c == '.')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.')) {
       return false;
     }
   }
@@ -178,7 +178,8 @@ Result<S3Settings> ResolveS3Settings(const S3SettingsOverrides& o, const EnvLook
   } else if (auto p2 = env_value("AWS_DEFAULT_PROFILE")) {
     profile = *p2, profile_named = true;
   }
-  std::string cred_path = env_value("AWS_SHARED_CREDENTIALS_FILE").value_or(HomeFile(env, ".aws/credentials"));
+  std::string cred_path =
+      env_value("AWS_SHARED_CREDENTIALS_FILE").value_or(HomeFile(env, ".aws/credentials"));
   std::string config_path = env_value("AWS_CONFIG_FILE").value_or(HomeFile(env, ".aws/config"));
   TY_ASSIGN_OR_RETURN(std::optional<IniFile> cred_file, ReadIni(cred_path));
   TY_ASSIGN_OR_RETURN(std::optional<IniFile> config_file, ReadIni(config_path));
@@ -196,8 +197,8 @@ Result<S3Settings> ResolveS3Settings(const S3SettingsOverrides& o, const EnvLook
     if (it != config_file->sections.end()) config_section = &it->second;
   }
   if (profile_named && cred_section == nullptr && config_section == nullptr) {
-    return InvalidArgument("the AWS profile '" + profile + "' is in neither " + cred_path + " nor " +
-                           config_path);
+    return InvalidArgument("the AWS profile '" + profile + "' is in neither " + cred_path +
+                           " nor " + config_path);
   }
 
   // Endpoint.
@@ -259,11 +260,12 @@ Result<S3Settings> ResolveS3Settings(const S3SettingsOverrides& o, const EnvLook
     if (akid || secret) {
       TY_RETURN_IF_ERROR(take(akid ? &*akid : nullptr, secret ? &*secret : nullptr,
                               token ? &*token : nullptr, "the environment"));
-    } else if (Get(cred_section, "aws_access_key_id") || Get(cred_section, "aws_secret_access_key")) {
-      TY_RETURN_IF_ERROR(take(Get(cred_section, "aws_access_key_id"),
-                              Get(cred_section, "aws_secret_access_key"),
-                              Get(cred_section, "aws_session_token"),
-                              "shared credentials file " + cred_path + " (profile " + profile + ")"));
+    } else if (Get(cred_section, "aws_access_key_id") ||
+               Get(cred_section, "aws_secret_access_key")) {
+      TY_RETURN_IF_ERROR(
+          take(Get(cred_section, "aws_access_key_id"), Get(cred_section, "aws_secret_access_key"),
+               Get(cred_section, "aws_session_token"),
+               "shared credentials file " + cred_path + " (profile " + profile + ")"));
     } else {
       TY_RETURN_IF_ERROR(take(Get(config_section, "aws_access_key_id"),
                               Get(config_section, "aws_secret_access_key"),
@@ -334,8 +336,9 @@ Result<S3Settings> S3SettingsFromJson(const nlohmann::json& j) {
   num("connect_timeout_ms", &s.connect_timeout_ms);
   num("low_speed_timeout_s", &s.low_speed_timeout_s);
   if (s.max_concurrency < 1 || s.max_attempts < 1 || s.part_size < (5ull << 20)) {
-    return InvalidArgument("S3 settings out of range (max_concurrency and max_attempts at least 1, "
-                           "part_size at least 5 MiB)");
+    return InvalidArgument(
+        "S3 settings out of range (max_concurrency and max_attempts at least 1, "
+        "part_size at least 5 MiB)");
   }
   return s;
 }

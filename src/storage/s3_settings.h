@@ -6,7 +6,8 @@
 //   explicit overrides (the server's config file `storage.s3`)
 //   > environment: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION,
 //     AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN)
-//   > shared files for the profile (overrides.profile, AWS_PROFILE, AWS_DEFAULT_PROFILE, "default"):
+//   > shared files for the profile (overrides.profile, AWS_PROFILE, AWS_DEFAULT_PROFILE,
+//   "default"):
 //     AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials) for keys, AWS_CONFIG_FILE (default
 //     ~/.aws/config, section "[profile NAME]" or "[default]") for region, endpoint_url, the
 //     nested "s3 =" block's endpoint_url and addressing_style, and keys as a fallback
@@ -43,12 +44,12 @@ struct S3Settings {
   std::string credentials_source;
 
   // Transfer tuning.
-  int max_concurrency = 16;                       // parallel requests per transfer
-  uint64_t multipart_threshold = 16ull << 20;     // files at least this big go multipart
-  uint64_t part_size = 8ull << 20;                // multipart part / ranged-GET size
-  int max_attempts = 5;                           // per request, first try included
+  int max_concurrency = 16;                    // parallel requests per transfer
+  uint64_t multipart_threshold = 16ull << 20;  // files at least this big go multipart
+  uint64_t part_size = 8ull << 20;             // multipart part / ranged-GET size
+  int max_attempts = 5;                        // per request, first try included
   int connect_timeout_ms = 5000;
-  int low_speed_timeout_s = 30;                   // abort a request stalled this long
+  int low_speed_timeout_s = 30;  // abort a request stalled this long
 };
 
 // The endpoint actually used: `endpoint` or AWS's regional one.

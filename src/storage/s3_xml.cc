@@ -66,8 +66,8 @@ XmlDocPtr Parse(std::string_view xml) {
   ctxt->sax->startElementNs = StartElementBounded;
   // NONET: never fetch anything a document names. Without XML_PARSE_HUGE libxml2 also keeps its
   // own limits on text node and name sizes.
-  return XmlDocPtr(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()),
-                                     "s3.xml", nullptr,
+  return XmlDocPtr(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), "s3.xml",
+                                     nullptr,
                                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
 }
 
@@ -195,15 +195,32 @@ std::string XmlEscape(std::string_view s) {
   out.reserve(s.size() + 8);
   for (char c : s) {
     switch (c) {
-      case '&': out.append("&amp;"); break;
-      case '<': out.append("&lt;"); break;
-      case '>': out.append("&gt;"); break;
-      case '"': out.append("&quot;"); break;
-      case '\'': out.append("&apos;"); break;
-      case '\t': out.append("&#9;"); break;
-      case '\n': out.append("&#10;"); break;
-      case '\r': out.append("&#13;"); break;
-      default: out.push_back(c);
+      case '&':
+        out.append("&amp;");
+        break;
+      case '<':
+        out.append("&lt;");
+        break;
+      case '>':
+        out.append("&gt;");
+        break;
+      case '"':
+        out.append("&quot;");
+        break;
+      case '\'':
+        out.append("&apos;");
+        break;
+      case '\t':
+        out.append("&#9;");
+        break;
+      case '\n':
+        out.append("&#10;");
+        break;
+      case '\r':
+        out.append("&#13;");
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;

@@ -22,10 +22,10 @@ inline constexpr size_t kMaxS3XmlBytes = size_t{32} << 20;
 
 // An S3 <Error> document.
 struct S3ErrorBody {
-  std::string code;     // "NoSuchKey"
-  std::string message;  // "The specified key does not exist."
-  std::string region;   // <Region>, sent with some redirects
-  std::string endpoint; // <Endpoint>, sent with PermanentRedirect
+  std::string code;      // "NoSuchKey"
+  std::string message;   // "The specified key does not exist."
+  std::string region;    // <Region>, sent with some redirects
+  std::string endpoint;  // <Endpoint>, sent with PermanentRedirect
 };
 
 // True and fills `out` when `xml` is an <Error> document; false for anything else (including

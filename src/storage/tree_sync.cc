@@ -78,12 +78,11 @@ Status ListLocal(const std::string& root, std::vector<Entry>* out, int64_t* skip
       ++*skipped;  // special file, or a symlinked directory (not followed: loops)
       continue;
     }
-    out->push_back({path.lexically_relative(root).string(), static_cast<uint64_t>(st.st_size),
-                    MTime(st)});
+    out->push_back(
+        {path.lexically_relative(root).string(), static_cast<uint64_t>(st.st_size), MTime(st)});
   }
   if (ec) return IoError("cannot list " + root + ": " + ec.message());
-  std::sort(out->begin(), out->end(),
-            [](const Entry& a, const Entry& b) { return a.key < b.key; });
+  std::sort(out->begin(), out->end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
   return Status::Ok();
 }
 
@@ -128,9 +127,12 @@ void SetMTime(const std::string& path, Clock::time_point t) {
 
 const char* ActionName(SyncAction a) {
   switch (a) {
-    case SyncAction::kUpload: return "upload";
-    case SyncAction::kDownload: return "download";
-    case SyncAction::kDelete: return "delete";
+    case SyncAction::kUpload:
+      return "upload";
+    case SyncAction::kDownload:
+      return "download";
+    case SyncAction::kDelete:
+      return "delete";
   }
   return "?";
 }
@@ -210,7 +212,8 @@ Status SyncTree(ObjectStore& store, const TreeSyncOptions& options, TreeSyncStat
   struct stat st;
   if (::stat(local_abs.c_str(), &st) != 0) {
     if (errno != ENOENT || upload) {
-      if (errno == ENOENT) return NotFound("The local directory " + options.local_dir + " does not exist");
+      if (errno == ENOENT)
+        return NotFound("The local directory " + options.local_dir + " does not exist");
       return ErrnoStatus("cannot stat " + options.local_dir, errno);
     }
   } else if (!S_ISDIR(st.st_mode)) {

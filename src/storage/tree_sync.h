@@ -60,8 +60,8 @@ struct SyncEvent {
 
 struct TreeSyncOptions {
   SyncDirection direction = SyncDirection::kUpload;
-  std::string local_dir;  // as the user wrote it (relative to the cwd is fine); shown in events
-  std::string uri;        // the store prefix; a trailing '/' is optional
+  std::string local_dir;      // as the user wrote it (relative to the cwd is fine); shown in events
+  std::string uri;            // the store prefix; a trailing '/' is optional
   bool delete_extra = false;  // remove destination entries absent at the source (default off)
   bool dry_run = false;       // report what would happen, change nothing (default off)
   int workers = 16;           // transfers at once (default 16; values < 1 mean 1)

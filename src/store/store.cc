@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "common/json.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "model/serialization.h"
 #include "store/store_internal.h"
 
@@ -22,7 +22,8 @@ namespace ty::store {
 Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return Status::Ok();
   std::string msg = std::string(what) + ": " + sqlite3_errstr(rc);
-  if (db != nullptr && sqlite3_errcode(db) == rc) msg += std::string(" (") + sqlite3_errmsg(db) + ")";
+  if (db != nullptr && sqlite3_errcode(db) == rc)
+    msg += std::string(" (") + sqlite3_errmsg(db) + ")";
   switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -159,8 +160,8 @@ Status Migrate(sqlite3* db) {
     Status st = version.status();
     if (st.ok() && *version > target) {
       st = FailedPrecondition("database schema version " + std::to_string(*version) +
-                              " is newer than this server supports (" +
-                              std::to_string(target) + ")");
+                              " is newer than this server supports (" + std::to_string(target) +
+                              ")");
     }
     if (st.ok() && *version == next) {
       st = Exec(db, kMigrations[static_cast<size_t>(next)]);
@@ -330,7 +331,7 @@ std::string Placeholders(int n) {
 }  // namespace
 
 // Borrows the cached statement of SQL text `sql` as ScopedStmt `var`.
-#define TY_STMT(var, sql)                                      \
+#define TY_STMT(var, sql)                                         \
   TY_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, stmts_->Get(sql)); \
   ScopedStmt var(db_, var##_raw)
 
@@ -362,7 +363,8 @@ Status Damaged(const std::string& path, const std::string& detail) {
   return FailedPrecondition(
       "the database " + path + " is damaged (" + detail +
       "). Stop here: restore it from a copy made with `trainyard admin backup` (stop the server, "
-      "copy the backup over " + path + " and delete " + path + "-wal and " + path +
+      "copy the backup over " +
+      path + " and delete " + path + "-wal and " + path +
       "-shm), or move the data dir aside to start an empty server.");
 }
 
@@ -398,9 +400,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir) {
   TY_RETURN_IF_ERROR(RestrictDatabaseFiles(path));
   sqlite3* raw = nullptr;
   // NOMUTEX: the Store serialises all use of its one connection itself.
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);  // sqlite3_open_v2 returns a handle to close even on failure
   TY_RETURN_IF_ERROR(SqliteStatus(db.get(), rc, "open " + path));
   sqlite3_extended_result_codes(db.get(), 1);
@@ -423,11 +425,13 @@ Status BackupDatabase(const std::string& data_dir, const std::string& out_path) 
   sqlite3* raw = nullptr;
   // Read-write without CREATE: a WAL reader must be able to use the -shm file
   // the running server shares; nothing is written to the source.
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr src(raw);
   TY_RETURN_IF_ERROR(SqliteStatus(src.get(), rc, "open " + path));
   sqlite3_extended_result_codes(src.get(), 1);
-  TY_RETURN_IF_ERROR(SqliteStatus(src.get(), sqlite3_busy_timeout(src.get(), 5000), "busy_timeout"));
+  TY_RETURN_IF_ERROR(
+      SqliteStatus(src.get(), sqlite3_busy_timeout(src.get(), 5000), "busy_timeout"));
 
   // The copy is written beside its destination and renamed into place, so a
   // failed backup never leaves a half-written file under the final name.
@@ -438,8 +442,8 @@ Status BackupDatabase(const std::string& data_dir, const std::string& out_path) 
   ::close(fd);
   Status st = [&]() -> Status {
     raw = nullptr;
-    int orc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                              nullptr);
+    int orc =
+        sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     DbPtr dst(raw);
     TY_RETURN_IF_ERROR(SqliteStatus(dst.get(), orc, "open " + tmp));
     sqlite3_backup* b = sqlite3_backup_init(dst.get(), "main", src.get(), "main");
@@ -473,9 +477,9 @@ Store::~Store() {
 }
 
 Status Store::InsertJob(model::JobRecord* record) {
-  static const std::string kSql = std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") +
-                                  kMutableColumns + ") VALUES (?, ?, ?, ?, " +
-                                  Placeholders(kMutableCount) + ")";
+  static const std::string kSql =
+      std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") + kMutableColumns +
+      ") VALUES (?, ?, ?, ?, " + Placeholders(kMutableCount) + ")";
   MutexLock lock(&mu_);
   TY_STMT(s, kSql);
   s.Bind(1, record->account);
@@ -600,13 +604,19 @@ Result<std::vector<model::JobRecord>> Store::ListJobs(const JobQuery& q) {
   if (q.status) where += " AND status = ?";
   const char* key = "creation_ms";
   switch (q.sort_by) {
-    case JobQuery::SortBy::kCreationTime: key = "creation_ms"; break;
-    case JobQuery::SortBy::kName: key = "name"; break;
-    case JobQuery::SortBy::kStatus: key = "status"; break;
+    case JobQuery::SortBy::kCreationTime:
+      key = "creation_ms";
+      break;
+    case JobQuery::SortBy::kName:
+      key = "name";
+      break;
+    case JobQuery::SortBy::kStatus:
+      key = "status";
+      break;
   }
   const char* dir = q.ascending ? " ASC" : " DESC";
-  const std::string sql = SelectJobs(where + " ORDER BY " + key + dir + ", id" + dir +
-                                     " LIMIT ? OFFSET ?");
+  const std::string sql =
+      SelectJobs(where + " ORDER BY " + key + dir + ", id" + dir + " LIMIT ? OFFSET ?");
   MutexLock lock(&mu_);
   TY_STMT(s, sql);
   int i = 1;

@@ -28,8 +28,8 @@ struct Tag {
 };
 
 struct LogEvent {
-  int64_t seq = 0;            // global, increasing: a cursor for followers
-  std::string stream;         // "<job>/algo-<n>-<epoch>"
+  int64_t seq = 0;     // global, increasing: a cursor for followers
+  std::string stream;  // "<job>/algo-<n>-<epoch>"
   int64_t timestamp_ms = 0;
   std::string message;
 };

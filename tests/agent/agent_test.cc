@@ -208,15 +208,16 @@ TEST_F(AgentTest, ManifestFileChannelGetsExactlyTheListedObjects) {
                               "[{\"prefix\": \"file://" + dir_.Sub("data/pool/") +
                                   "\"}, \"one.csv\", \"sub/two.csv\"]")
                   .ok());
-  model::Channel ch{"m", "file://" + dir_.Sub("data/train.manifest"), "", "File", "FullyReplicated",
-                    "None", ""};
+  model::Channel ch{
+      "m", "file://" + dir_.Sub("data/train.manifest"), "", "File", "FullyReplicated", "None", ""};
   ch.data_type = "ManifestFile";
   config_.spec.channels = {ch};
   config_.isolation = "none";
   UseScript("cd \"$SM_CHANNEL_M\" && find . -type f | sort | tr '\\n' ' ' && cat sub/two.csv");
   RunAgentInProcess();
   ASSERT_NE(ExitReport(), nullptr);
-  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted) << ExitReport()->failure_reason;
+  EXPECT_EQ(ExitReport()->outcome, AgentReport::Outcome::kCompleted)
+      << ExitReport()->failure_reason;
   EXPECT_TRUE(WaitForLogLine("./one.csv ./sub/two.csv 22"));
 }
 
@@ -266,7 +267,7 @@ TEST(ShardKeysTest, DisjointCoveringBalancedAndDeterministic) {
   std::sort(all.begin(), all.end());
   std::vector<std::string> sorted = keys;
   std::sort(sorted.begin(), sorted.end());
-  EXPECT_EQ(all, sorted);  // disjoint and covering
+  EXPECT_EQ(all, sorted);                              // disjoint and covering
   EXPECT_EQ(ShardKeys(keys, 1, 3).front(), "part-0");  // dealt in key order, not listing order
   EXPECT_EQ(ShardKeys(keys, 1, 1), sorted);
   EXPECT_TRUE(ShardKeys({"only"}, 2, 2).empty());  // objects are never split
@@ -476,7 +477,6 @@ TEST_F(AgentTest, UnreadableConfigReturns2) {
   EXPECT_NE(err.str().find("missing.json"), std::string::npos);
 }
 
-
 TEST(MergeTreesTest, LowerNumberedTreeWinsClashesAndAllFilesArrive) {
   TempDir dir{"ty_merge_test_"};
   ASSERT_TRUE(MakeDirs(dir.Sub("a/sub")).ok());
@@ -499,9 +499,10 @@ TEST(MergeTreesTest, LowerNumberedTreeWinsClashesAndAllFilesArrive) {
 // Two instances of one job, run in-process side by side: algo-2 marks its tree final,
 // algo-1 waits for it and uploads one model.tar.gz merged from both.
 TEST_F(AgentTest, LeaderMergesEveryInstancesModelIntoOneArchive) {
-  UseScript("echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/$SM_CURRENT_HOST.txt\"; "
-            "echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/common.txt\"; "
-            "[ $SM_CURRENT_HOST = algo-1 ] || sleep 0.5");
+  UseScript(
+      "echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/$SM_CURRENT_HOST.txt\"; "
+      "echo $SM_CURRENT_HOST > \"$SM_MODEL_DIR/common.txt\"; "
+      "[ $SM_CURRENT_HOST = algo-1 ] || sleep 0.5");
   config_.isolation = "none";
   config_.hosts = {"algo-1", "algo-2"};
   model::InstanceConfig second = config_;
@@ -525,8 +526,9 @@ TEST_F(AgentTest, LeaderMergesEveryInstancesModelIntoOneArchive) {
   EXPECT_EQ(*ReadFile(dir_.Sub("x/algo-1.txt")), "algo-1\n");
   EXPECT_EQ(*ReadFile(dir_.Sub("x/algo-2.txt")), "algo-2\n");
   EXPECT_EQ(*ReadFile(dir_.Sub("x/common.txt")), "algo-1\n");
-  EXPECT_TRUE(WaitForLogLine("trainyard: waiting for 1 other instance(s) to finish before "
-                             "uploading the model"));
+  EXPECT_TRUE(
+      WaitForLogLine("trainyard: waiting for 1 other instance(s) to finish before "
+                     "uploading the model"));
   bool clash_logged = false;
   for (const auto& r : cp_.reports()) {
     for (const auto& l : r.lines) {

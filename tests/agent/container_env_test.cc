@@ -265,7 +265,6 @@ TEST(ContainerEnvTest, ExecuteUserScriptErrorText) {
   EXPECT_NE(text.find("ErrorMessage \"" + std::string(1024, 'e') + "\""), std::string::npos);
 }
 
-
 TEST(ContainerEnvTest, MultiNodeVariablesFollowTheInstanceNetwork) {
   model::InstanceConfig c = SampleConfig();
   c.hosts = {"algo-10", "algo-2", "algo-1"};

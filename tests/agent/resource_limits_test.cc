@@ -329,8 +329,10 @@ TEST_F(FakeCgroupTest, V2ProcessLimitEnablesPidsAndWritesPidsMax) {
   LimitsOutcome out = ApplyInstanceLimits("j", {1, kGiB, 256}, roots_);
 
   ASSERT_TRUE(out.enforced) << out.message;
-  EXPECT_EQ(out.message, "trainyard: instance limits: 1 CPU, 1 GiB memory, 256 processes "
-                         "(cgroup v2 " + fs("trainyard/j") + ")");
+  EXPECT_EQ(out.message,
+            "trainyard: instance limits: 1 CPU, 1 GiB memory, 256 processes "
+            "(cgroup v2 " +
+                fs("trainyard/j") + ")");
   EXPECT_EQ(Get(fs("cgroup.subtree_control")), "+cpu +memory +pids");
   EXPECT_EQ(Get(fs("trainyard/cgroup.subtree_control")), "+cpu +memory +pids");
   EXPECT_EQ(Get(fs("trainyard/j/pids.max")), "256");
@@ -370,9 +372,9 @@ TEST_F(FakeCgroupTest, V1ProcessLimitGoesInThePidsHierarchy) {
   LimitsOutcome out = ApplyInstanceLimits("j", {1, kGiB, 100}, roots_);
 
   ASSERT_TRUE(out.enforced) << out.message;
-  EXPECT_EQ(out.cgroup_dirs, (std::vector<std::string>{fs("cpu/trainyard/j"),
-                                                       fs("memory/outer/trainyard/j"),
-                                                       fs("pids/trainyard/j")}));
+  EXPECT_EQ(out.cgroup_dirs,
+            (std::vector<std::string>{fs("cpu/trainyard/j"), fs("memory/outer/trainyard/j"),
+                                      fs("pids/trainyard/j")}));
   EXPECT_EQ(Get(fs("pids/trainyard/j/pids.max")), "100");
   EXPECT_EQ(Get(fs("pids/trainyard/j/cgroup.procs")), "0");
 

@@ -104,12 +104,33 @@ TEST(SandboxArgvTest, LegacyArgvIsTheOldOne) {
 TEST(SeccompRulesTest, CoversTheEscapeFamilies) {
   std::set<std::string> names;
   for (const auto& r : SeccompRules()) names.insert(r.syscall);
-  for (const char* must :
-       {"mount", "umount2", "pivot_root", "move_mount", "fsopen", "fsmount", "open_tree",
-        "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev", "kexec_load",
-        "init_module", "finit_module", "delete_module", "bpf", "perf_event_open", "keyctl",
-        "add_key", "request_key", "swapon", "reboot", "open_by_handle_at", "unshare", "setns",
-        "clone", "clone3"}) {
+  for (const char* must : {"mount",
+                           "umount2",
+                           "pivot_root",
+                           "move_mount",
+                           "fsopen",
+                           "fsmount",
+                           "open_tree",
+                           "mount_setattr",
+                           "ptrace",
+                           "process_vm_readv",
+                           "process_vm_writev",
+                           "kexec_load",
+                           "init_module",
+                           "finit_module",
+                           "delete_module",
+                           "bpf",
+                           "perf_event_open",
+                           "keyctl",
+                           "add_key",
+                           "request_key",
+                           "swapon",
+                           "reboot",
+                           "open_by_handle_at",
+                           "unshare",
+                           "setns",
+                           "clone",
+                           "clone3"}) {
     EXPECT_TRUE(names.count(must)) << must;
   }
   // clone is refused only with namespace flags: one rule per flag, each masked.
@@ -182,13 +203,13 @@ TEST(SandboxHiddenPathsTest, HidesServerFilesButNeverTheSystem) {
     bool hidden;
   };
   const std::vector<Case> cases = {
-      {{}, "/srv/ty-data", true},             // the data dir
+      {{}, "/srv/ty-data", true},  // the data dir
       {{}, "/root", true},
       {{"/srv/datasets"}, "/srv/datasets", true},
-      {{"/"}, "/", false},                    // would hide the system
+      {{"/"}, "/", false},  // would hide the system
       {{"/usr"}, "/usr", false},
       {{"/usr/share/datasets"}, "/usr/share/datasets", true},
-      {{"/tmp/x"}, "/tmp/x", false},          // /tmp is a private tmpfs anyway
+      {{"/tmp/x"}, "/tmp/x", false},  // /tmp is a private tmpfs anyway
       {{"/opt/data"}, "/opt/data", false},
       {{"relative"}, "relative", false},
   };

@@ -138,8 +138,9 @@ TEST(CredentialsTest, MalformedFilesAreInvalidArgument) {
       {"[p]\naws_secret_access_key=B\n", "has aws_secret_access_key but no aws_access_key_id"},
       {"[p]\naws_access_key_id=A\naws_secret_access_key=B\naws_account_id=12345\n",
        "line 4: aws_account_id must be exactly 12 digits"},
-      {"[p]\naws_access_key_id=\naws_secret_access_key=B\n", "line 2: aws_access_key_id has an "
-                                                             "empty value"},
+      {"[p]\naws_access_key_id=\naws_secret_access_key=B\n",
+       "line 2: aws_access_key_id has an "
+       "empty value"},
       {"[p]\naws_access_key_id=A\naws_secret_access_key=B\n[q]\naws_access_key_id=A\n"
        "aws_secret_access_key=C\n",
        "appears in more than one profile"},

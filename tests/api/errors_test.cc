@@ -64,12 +64,13 @@ TEST(RequestPolicyTest, AccountsWithTheirOwnRootsAreHeldToThem) {
   // An account without its own roots gets the server's.
   EXPECT_TRUE(CheckUri("S3OutputPath", "file://" + a, policy.ForAccount("111111111111")).ok());
   // Account B may not point at A's data; the refusal names the URI.
-  Status s = CheckUri("S3Uri of channel 'train'", "file://" + a + "/x",
-                      policy.ForAccount("222222222222"));
+  Status s =
+      CheckUri("S3Uri of channel 'train'", "file://" + a + "/x", policy.ForAccount("222222222222"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("'file://" + a + "/x'"), std::string::npos) << s.message();
-  EXPECT_TRUE(CheckUri("S3OutputPath", "file://" + b + "/out", policy.ForAccount("222222222222")).ok());
+  EXPECT_TRUE(
+      CheckUri("S3OutputPath", "file://" + b + "/out", policy.ForAccount("222222222222")).ok());
 }
 
 }  // namespace

@@ -13,39 +13,36 @@ using nlohmann::json;
 
 // Records shaped like SearchRecordJson output (timestamps as epoch seconds).
 std::vector<json> Records() {
-  json alpha = {
-      {"TrainingJobName", "alpha-job"},
-      {"TrainingJobStatus", "Completed"},
-      {"CreationTime", 1704067200},  // 2024-01-01T00:00:00Z
-      {"ResourceConfig", {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}}},
-      {"HyperParameters", {{"epochs", "10"}, {"lr.max", "0.1"}}},
-      {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}},
-      {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.9}}}},
-      {"InputDataConfig",
-       {{{"ChannelName", "train"},
-         {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/train"}}}}}},
-        {{"ChannelName", "test"},
-         {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/test"}}}}}}}}};
-  json beta = {
-      {"TrainingJobName", "beta-job"},
-      {"TrainingJobStatus", "InProgress"},
-      {"CreationTime", 1706745600.5},  // 2024-02-01T00:00:00.5Z
-      {"ResourceConfig", {{"InstanceType", "ml.p3.2xlarge"}, {"InstanceCount", 2}}},
-      {"HyperParameters", {{"epochs", "5"}}},
-      {"Tags", {{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}},
-      {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.7}}}},
-      {"InputDataConfig",
-       {{{"ChannelName", "train"},
-         {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/b/train"}}}}}}}}};
-  json gamma = {
-      {"TrainingJobName", "gamma"},
-      {"TrainingJobStatus", "Failed"},
-      {"CreationTime", 1709251200},  // 2024-03-01T00:00:00Z
-      {"ResourceConfig", {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}}},
-      {"Tags", json::array()},
-      {"InputDataConfig",
-       {{{"ChannelName", "train"},
-         {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/c/train"}}}}}}}}};
+  json alpha = {{"TrainingJobName", "alpha-job"},
+                {"TrainingJobStatus", "Completed"},
+                {"CreationTime", 1704067200},  // 2024-01-01T00:00:00Z
+                {"ResourceConfig", {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}}},
+                {"HyperParameters", {{"epochs", "10"}, {"lr.max", "0.1"}}},
+                {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}},
+                {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.9}}}},
+                {"InputDataConfig",
+                 {{{"ChannelName", "train"},
+                   {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/train"}}}}}},
+                  {{"ChannelName", "test"},
+                   {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/a/test"}}}}}}}}};
+  json beta = {{"TrainingJobName", "beta-job"},
+               {"TrainingJobStatus", "InProgress"},
+               {"CreationTime", 1706745600.5},  // 2024-02-01T00:00:00.5Z
+               {"ResourceConfig", {{"InstanceType", "ml.p3.2xlarge"}, {"InstanceCount", 2}}},
+               {"HyperParameters", {{"epochs", "5"}}},
+               {"Tags", {{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}},
+               {"FinalMetricDataList", {{{"MetricName", "val:acc"}, {"Value", 0.7}}}},
+               {"InputDataConfig",
+                {{{"ChannelName", "train"},
+                  {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/b/train"}}}}}}}}};
+  json gamma = {{"TrainingJobName", "gamma"},
+                {"TrainingJobStatus", "Failed"},
+                {"CreationTime", 1709251200},  // 2024-03-01T00:00:00Z
+                {"ResourceConfig", {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}}},
+                {"Tags", json::array()},
+                {"InputDataConfig",
+                 {{{"ChannelName", "train"},
+                   {"DataSource", {{"S3DataSource", {{"S3Uri", "file:///data/c/train"}}}}}}}}};
   return {alpha, beta, gamma};
 }
 
@@ -87,31 +84,37 @@ INSTANTIATE_TEST_SUITE_P(
         FilterCase{"NotEquals",
                    Filter("TrainingJobName", "NotEquals", "alpha-job"),
                    {"beta-job", "gamma"}},
-        FilterCase{"Contains", Filter("TrainingJobName", "Contains", "-job"),
-                   {"alpha-job", "beta-job"}},
-        FilterCase{"In", Filter("TrainingJobStatus", "In", "Completed,Failed"),
-                   {"alpha-job", "gamma"}},
+        FilterCase{
+            "Contains", Filter("TrainingJobName", "Contains", "-job"), {"alpha-job", "beta-job"}},
+        FilterCase{
+            "In", Filter("TrainingJobStatus", "In", "Completed,Failed"), {"alpha-job", "gamma"}},
         FilterCase{"InNoMatch", Filter("TrainingJobStatus", "In", "Stopped"), {}},
-        FilterCase{"GreaterThan", Filter("ResourceConfig.InstanceCount", "GreaterThan", "1"),
+        FilterCase{"GreaterThan",
+                   Filter("ResourceConfig.InstanceCount", "GreaterThan", "1"),
                    {"beta-job"}},
         FilterCase{"GreaterThanOrEqualTo",
                    Filter("ResourceConfig.InstanceCount", "GreaterThanOrEqualTo", "1"),
                    {"alpha-job", "beta-job", "gamma"}},
-        FilterCase{"LessThan", Filter("ResourceConfig.InstanceCount", "LessThan", "2"),
+        FilterCase{"LessThan",
+                   Filter("ResourceConfig.InstanceCount", "LessThan", "2"),
                    {"alpha-job", "gamma"}},
         FilterCase{"LessThanOrEqualTo",
                    Filter("ResourceConfig.InstanceCount", "LessThanOrEqualTo", "2"),
                    {"alpha-job", "beta-job", "gamma"}},
         FilterCase{"NumericEqualsComparesNumbers",
-                   Filter("ResourceConfig.InstanceCount", "Equals", "2.0"), {"beta-job"}},
-        FilterCase{"TextEqualsComparesText", Filter("HyperParameters.epochs", "Equals", "10"),
+                   Filter("ResourceConfig.InstanceCount", "Equals", "2.0"),
+                   {"beta-job"}},
+        FilterCase{"TextEqualsComparesText",
+                   Filter("HyperParameters.epochs", "Equals", "10"),
                    {"alpha-job"}},
-        FilterCase{"TextEqualsIsNotNumeric", Filter("HyperParameters.epochs", "Equals", "10.0"),
-                   {}},
+        FilterCase{
+            "TextEqualsIsNotNumeric", Filter("HyperParameters.epochs", "Equals", "10.0"), {}},
         FilterCase{"NumericOperatorOnTextPropertyNeverMatches",
-                   Filter("HyperParameters.epochs", "GreaterThan", "1"), {}},
+                   Filter("HyperParameters.epochs", "GreaterThan", "1"),
+                   {}},
         FilterCase{"ContainsOnNumberNeverMatches",
-                   Filter("ResourceConfig.InstanceCount", "Contains", "1"), {}},
+                   Filter("ResourceConfig.InstanceCount", "Contains", "1"),
+                   {}},
         FilterCase{"TimestampGreaterThan",
                    Filter("CreationTime", "GreaterThan", "2024-01-15T00:00:00"),
                    {"beta-job", "gamma"}},
@@ -119,27 +122,32 @@ INSTANTIATE_TEST_SUITE_P(
                    Filter("CreationTime", "LessThanOrEqualTo", "2024-01-01T00:00:00"),
                    {"alpha-job"}},
         FilterCase{"TimestampEqualsWithMillis",
-                   Filter("CreationTime", "Equals", "2024-02-01T00:00:00.500Z"), {"beta-job"}},
+                   Filter("CreationTime", "Equals", "2024-02-01T00:00:00.500Z"),
+                   {"beta-job"}},
         FilterCase{"TimestampEqualsWholeSecond",
-                   Filter("CreationTime", "Equals", "2024-03-01T00:00:00"), {"gamma"}},
+                   Filter("CreationTime", "Equals", "2024-03-01T00:00:00"),
+                   {"gamma"}},
         FilterCase{"TagEquals", Filter("Tags.team", "Equals", "vision"), {"alpha-job"}},
         FilterCase{"TagOfSecondEntry", Filter("Tags.env", "Equals", "dev"), {"beta-job"}},
-        FilterCase{"TagExists", json{{"Name", "Tags.team"}, {"Operator", "Exists"}},
+        FilterCase{"TagExists",
+                   json{{"Name", "Tags.team"}, {"Operator", "Exists"}},
                    {"alpha-job", "beta-job"}},
-        FilterCase{"TagNotExists", json{{"Name", "Tags.team"}, {"Operator", "NotExists"}},
-                   {"gamma"}},
-        FilterCase{"MetricGreaterThan", Filter("Metrics.val:acc", "GreaterThan", "0.8"),
-                   {"alpha-job"}},
-        FilterCase{"MetricLessThan", Filter("Metrics.val:acc", "LessThan", "0.8"),
-                   {"beta-job"}},
-        FilterCase{"HyperParameterKeyWithDot", Filter("HyperParameters.lr.max", "Equals", "0.1"),
+        FilterCase{
+            "TagNotExists", json{{"Name", "Tags.team"}, {"Operator", "NotExists"}}, {"gamma"}},
+        FilterCase{
+            "MetricGreaterThan", Filter("Metrics.val:acc", "GreaterThan", "0.8"), {"alpha-job"}},
+        FilterCase{"MetricLessThan", Filter("Metrics.val:acc", "LessThan", "0.8"), {"beta-job"}},
+        FilterCase{"HyperParameterKeyWithDot",
+                   Filter("HyperParameters.lr.max", "Equals", "0.1"),
                    {"alpha-job"}},
         FilterCase{"HyperParameterExists",
                    json{{"Name", "HyperParameters.epochs"}, {"Operator", "Exists"}},
                    {"alpha-job", "beta-job"}},
-        FilterCase{"ListFanOutEqualsAnyElement", Filter(kUri, "Equals", "file:///data/a/test"),
+        FilterCase{"ListFanOutEqualsAnyElement",
+                   Filter(kUri, "Equals", "file:///data/a/test"),
                    {"alpha-job"}},
-        FilterCase{"ListFanOutContains", Filter(kUri, "Contains", "/train"),
+        FilterCase{"ListFanOutContains",
+                   Filter(kUri, "Contains", "/train"),
                    {"alpha-job", "beta-job", "gamma"}},
         FilterCase{"ListNotEqualsNeedsEveryElementDifferent",
                    Filter("InputDataConfig.ChannelName", "NotEquals", "test"),
@@ -179,32 +187,30 @@ TEST(SearchExpressionTest, SubExpressionsCombine) {
   EXPECT_EQ(Matching(e), (std::set<std::string>{"alpha-job", "gamma"}));
 
   // Or of two And sub-expressions.
-  json o = {{"Operator", "Or"},
-            {"SubExpressions",
-             {{{"Filters",
-                {Filter("Tags.team", "Equals", "nlp"), Filter("Tags.env", "Equals", "dev")}}},
-              {{"Filters",
-                {Filter("TrainingJobName", "Equals", "gamma"),
-                 Filter("TrainingJobStatus", "Equals", "Completed")}}}}}};
+  json o = {
+      {"Operator", "Or"},
+      {"SubExpressions",
+       {{{"Filters", {Filter("Tags.team", "Equals", "nlp"), Filter("Tags.env", "Equals", "dev")}}},
+        {{"Filters",
+          {Filter("TrainingJobName", "Equals", "gamma"),
+           Filter("TrainingJobStatus", "Equals", "Completed")}}}}}};
   EXPECT_EQ(Matching(o), (std::set<std::string>{"beta-job"}));
 }
 
 TEST(SearchExpressionTest, NestedFiltersHoldOnOneElement) {
-  json same_element = {
-      {"NestedFilters",
-       {{{"NestedPropertyName", "InputDataConfig"},
-         {"Filters",
-          {Filter("InputDataConfig.ChannelName", "Equals", "test"),
-           Filter(kUri, "Contains", "/data/a/")}}}}}};
+  json same_element = {{"NestedFilters",
+                        {{{"NestedPropertyName", "InputDataConfig"},
+                          {"Filters",
+                           {Filter("InputDataConfig.ChannelName", "Equals", "test"),
+                            Filter(kUri, "Contains", "/data/a/")}}}}}};
   EXPECT_EQ(Matching(same_element), (std::set<std::string>{"alpha-job"}));
 
   // alpha has a "train" channel and an ".../a/test" URI, but on different elements.
-  json across = {
-      {"NestedFilters",
-       {{{"NestedPropertyName", "InputDataConfig"},
-         {"Filters",
-          {Filter("InputDataConfig.ChannelName", "Equals", "train"),
-           Filter(kUri, "Equals", "file:///data/a/test")}}}}}};
+  json across = {{"NestedFilters",
+                  {{{"NestedPropertyName", "InputDataConfig"},
+                    {"Filters",
+                     {Filter("InputDataConfig.ChannelName", "Equals", "train"),
+                      Filter(kUri, "Equals", "file:///data/a/test")}}}}}};
   EXPECT_TRUE(Matching(across).empty());
   // The same two conditions as flat filters fan out independently and match.
   json flat = {{"Filters",
@@ -273,11 +279,11 @@ INSTANTIATE_TEST_SUITE_P(
                     {Filter("TrainingJobName", "Contains", "a"),
                      Filter("TrainingJobStatus", "Contains", "b")}}},
                   "'CONTAINS' operator usage limit of 1 exceeded."},
-        CheckCase{"ContainsInSubExpressionCounts",
-                  {{"Filters", {Filter("TrainingJobName", "Contains", "a")}},
-                   {"SubExpressions",
-                    {{{"Filters", {Filter("TrainingJobStatus", "Contains", "b")}}}}}},
-                  "'CONTAINS' operator usage limit of 1 exceeded."},
+        CheckCase{
+            "ContainsInSubExpressionCounts",
+            {{"Filters", {Filter("TrainingJobName", "Contains", "a")}},
+             {"SubExpressions", {{{"Filters", {Filter("TrainingJobStatus", "Contains", "b")}}}}}},
+            "'CONTAINS' operator usage limit of 1 exceeded."},
         CheckCase{"ContainsInNestedFilterCounts",
                   {{"Filters", {Filter("TrainingJobName", "Contains", "a")}},
                    {"NestedFilters",
@@ -287,16 +293,16 @@ INSTANTIATE_TEST_SUITE_P(
         CheckCase{"GreaterThanOnText",
                   {{"Filters", {Filter("TrainingJobName", "GreaterThan", "abc")}}},
                   "only supported for numeric and timestamp values"},
-        CheckCase{"LessThanInSubExpressionOnText",
-                  {{"SubExpressions",
-                    {{{"Filters", {Filter("TrainingJobName", "LessThan", "abc")}}}}}},
-                  "LessThan"},
-        CheckCase{"GreaterThanOnTextInNestedFilter",
-                  {{"NestedFilters",
-                    {{{"NestedPropertyName", "InputDataConfig"},
-                      {"Filters",
-                       {Filter("InputDataConfig.ChannelName", "GreaterThan", "train")}}}}}},
-                  "only supported for numeric and timestamp values"},
+        CheckCase{
+            "LessThanInSubExpressionOnText",
+            {{"SubExpressions", {{{"Filters", {Filter("TrainingJobName", "LessThan", "abc")}}}}}},
+            "LessThan"},
+        CheckCase{
+            "GreaterThanOnTextInNestedFilter",
+            {{"NestedFilters",
+              {{{"NestedPropertyName", "InputDataConfig"},
+                {"Filters", {Filter("InputDataConfig.ChannelName", "GreaterThan", "train")}}}}}},
+            "only supported for numeric and timestamp values"},
         CheckCase{"GreaterThanNumber",
                   {{"Filters", {Filter("ResourceConfig.InstanceCount", "GreaterThan", "1")}}},
                   ""},
@@ -307,7 +313,8 @@ INSTANTIATE_TEST_SUITE_P(
                   {{"Filters", {{{"Name", "TrainingJobName"}, {"Operator", "Equals"}}}}},
                   "requires a Value"},
         CheckCase{"ExistsWithoutValue",
-                  {{"Filters", {{{"Name", "Tags.team"}, {"Operator", "Exists"}}}}}, ""},
+                  {{"Filters", {{{"Name", "Tags.team"}, {"Operator", "Exists"}}}}},
+                  ""},
         CheckCase{"FiftyNodes", ManyFilters(50), ""},
         CheckCase{"FiftyOneNodes", ManyFilters(51), "at most 50 nodes"}),
     [](const ::testing::TestParamInfo<CheckCase>& p) { return p.param.label; });

@@ -14,9 +14,9 @@ TEST(ServiceModelTest, EmbeddedModelHasAllServedOperations) {
   auto model = ServiceModel::Embedded();
   ASSERT_NE(model, nullptr);
   const std::vector<std::string> kOps = {
-      "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
-      "DeleteTrainingJob", "AddTags",             "ListTags",         "DeleteTags",
-      "Search"};
+      "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs",
+      "StopTrainingJob",   "DeleteTrainingJob",   "AddTags",
+      "ListTags",          "DeleteTags",          "Search"};
   EXPECT_EQ(model->operations().size(), kOps.size());
   for (const auto& name : kOps) {
     const Operation* op = model->FindOperation(name);
@@ -37,9 +37,9 @@ TEST(ServiceModelTest, CreateTrainingJobRequiresUnionOfModelsAAndB) {
   for (const Member& m : request->members) {
     if (m.required) required.insert(m.name);
   }
-  EXPECT_EQ(required, (std::set<std::string>{"AlgorithmSpecification", "OutputDataConfig",
-                                             "ResourceConfig", "RoleArn", "StoppingCondition",
-                                             "TrainingJobName"}));
+  EXPECT_EQ(required,
+            (std::set<std::string>{"AlgorithmSpecification", "OutputDataConfig", "ResourceConfig",
+                                   "RoleArn", "StoppingCondition", "TrainingJobName"}));
   // Model A only members are present.
   const Shape* output = model->FindShape("OutputDataConfig");
   ASSERT_NE(output, nullptr);

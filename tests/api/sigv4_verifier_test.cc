@@ -194,16 +194,17 @@ TEST_F(SigV4VerifierTest, RejectionsTable) {
        seconds(0), "InvalidSignatureException", kMismatch},
       {"tampered_content_type", [](auto* r) { SetHeader(r, "content-type", "text/plain"); },
        "us-east-1", seconds(0), "InvalidSignatureException", kMismatch},
-      {"tampered_host", [](auto* r) { SetHeader(r, "Host", "evil:8080"); }, "us-east-1",
-       seconds(0), "InvalidSignatureException", kMismatch},
+      {"tampered_host", [](auto* r) { SetHeader(r, "Host", "evil:8080"); }, "us-east-1", seconds(0),
+       "InvalidSignatureException", kMismatch},
       {"tampered_signature", replace_auth("Signature=e", "Signature=f"), "us-east-1", seconds(0),
        "InvalidSignatureException", kMismatch},
-      {"wrong_secret", resign_with(wrong_secret, "us-east-1", "sagemaker"), "us-east-1",
-       seconds(0), "InvalidSignatureException", kMismatch},
+      {"wrong_secret", resign_with(wrong_secret, "us-east-1", "sagemaker"), "us-east-1", seconds(0),
+       "InvalidSignatureException", kMismatch},
       {"unknown_key", resign_with(unknown, "us-east-1", "sagemaker"), "us-east-1", seconds(0),
        "UnrecognizedClientException", "The security token included in the request is invalid."},
       {"wrong_service", resign_with(creds, "us-east-1", "s3"), "us-east-1", seconds(0),
-       "InvalidSignatureException", "Credential should be scoped to correct service: 'sagemaker'. "},
+       "InvalidSignatureException",
+       "Credential should be scoped to correct service: 'sagemaker'. "},
       {"wrong_region", [](auto*) {}, "eu-west-1", seconds(0), "InvalidSignatureException",
        "Credential should be scoped to a valid region. "},
       {"expired_6min", [](auto*) {}, "us-east-1", seconds(360), "InvalidSignatureException",
@@ -213,7 +214,8 @@ TEST_F(SigV4VerifierTest, RejectionsTable) {
        "Signature not yet current: 20240312T141610Z is still later than 20240312T141510Z "
        "(20240312T141010Z + 5 min.)"},
       {"missing_authorization", [](auto* r) { RemoveHeader(r, "authorization"); }, "us-east-1",
-       seconds(0), "MissingAuthenticationTokenException", "Request is missing Authentication Token"},
+       seconds(0), "MissingAuthenticationTokenException",
+       "Request is missing Authentication Token"},
       {"presigned_query",
        [](auto* r) {
          RemoveHeader(r, "authorization");
@@ -231,8 +233,8 @@ TEST_F(SigV4VerifierTest, RejectionsTable) {
        "Authorization header: Credential must have exactly 5 slash-delimited elements, e.g. "
        "keyid/date/region/service/term, got 'AKIAIOSFODNN7EXAMPLE/20240312/us-east-1/"
        "sagemaker'"},
-      {"missing_amz_date", [](auto* r) { RemoveHeader(r, "x-amz-date"); }, "us-east-1",
-       seconds(0), "IncompleteSignatureException", ""},
+      {"missing_amz_date", [](auto* r) { RemoveHeader(r, "x-amz-date"); }, "us-east-1", seconds(0),
+       "IncompleteSignatureException", ""},
       {"malformed_amz_date", [](auto* r) { SetHeader(r, "X-Amz-Date", "2024-03-12T14:16:10Z"); },
        "us-east-1", seconds(0), "IncompleteSignatureException", ""},
       {"scope_date_mismatch", [](auto* r) { SetHeader(r, "X-Amz-Date", "20240313T000000Z"); },

@@ -30,39 +30,38 @@ class ParseCreateTrainingJobTest : public ::testing::Test {
 
   // A request using every member Trainyard supports.
   json ValidBody() const {
-    return {
-        {"TrainingJobName", "my-job"},
-        {"AlgorithmSpecification",
-         {{"TrainingImage", "pytorch-training:2.1"},
-          {"TrainingInputMode", "File"},
-          {"ContainerEntrypoint", {"python3", "train.py"}},
-          {"ContainerArguments", {"--epochs", "2"}},
-          {"MetricDefinitions",
-           {{{"Name", "loss"}, {"Regex", "loss=([0-9.]+)"}},
-            {{"Name", "acc"}, {"Regex", "acc=([0-9.]+)"}}}}}},
-        {"RoleArn", "arn:aws:iam::123456789012:role/Trainer"},
-        {"HyperParameters", {{"epochs", "2"}, {"sagemaker_submit_directory", Uri("code")}}},
-        {"Environment", {{"MODE", "test"}}},
-        {"InputDataConfig",
-         {{{"ChannelName", "train"},
-           {"ContentType", "text/csv"},
-           {"DataSource",
-            {{"S3DataSource",
-              {{"S3DataType", "S3Prefix"},
-               {"S3Uri", Uri("data/train")},
-               {"S3DataDistributionType", "ShardedByS3Key"}}}}}},
-          {{"ChannelName", "test"},
-           {"InputMode", "FastFile"},
-           {"CompressionType", "None"},
-           {"DataSource",
-            {{"S3DataSource", {{"S3DataType", "S3Prefix"}, {"S3Uri", Uri("data/test")}}}}}}}},
-        {"OutputDataConfig", {{"S3OutputPath", Uri("output")}, {"CompressionType", "NONE"}}},
-        {"ResourceConfig",
-         {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}, {"VolumeSizeInGB", 30}}},
-        {"StoppingCondition", {{"MaxRuntimeInSeconds", 3600}}},
-        {"CheckpointConfig", {{"S3Uri", Uri("checkpoints")}, {"LocalPath", "/opt/ml/ckpt"}}},
-        {"EnableNetworkIsolation", false},
-        {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}}};
+    return {{"TrainingJobName", "my-job"},
+            {"AlgorithmSpecification",
+             {{"TrainingImage", "pytorch-training:2.1"},
+              {"TrainingInputMode", "File"},
+              {"ContainerEntrypoint", {"python3", "train.py"}},
+              {"ContainerArguments", {"--epochs", "2"}},
+              {"MetricDefinitions",
+               {{{"Name", "loss"}, {"Regex", "loss=([0-9.]+)"}},
+                {{"Name", "acc"}, {"Regex", "acc=([0-9.]+)"}}}}}},
+            {"RoleArn", "arn:aws:iam::123456789012:role/Trainer"},
+            {"HyperParameters", {{"epochs", "2"}, {"sagemaker_submit_directory", Uri("code")}}},
+            {"Environment", {{"MODE", "test"}}},
+            {"InputDataConfig",
+             {{{"ChannelName", "train"},
+               {"ContentType", "text/csv"},
+               {"DataSource",
+                {{"S3DataSource",
+                  {{"S3DataType", "S3Prefix"},
+                   {"S3Uri", Uri("data/train")},
+                   {"S3DataDistributionType", "ShardedByS3Key"}}}}}},
+              {{"ChannelName", "test"},
+               {"InputMode", "FastFile"},
+               {"CompressionType", "None"},
+               {"DataSource",
+                {{"S3DataSource", {{"S3DataType", "S3Prefix"}, {"S3Uri", Uri("data/test")}}}}}}}},
+            {"OutputDataConfig", {{"S3OutputPath", Uri("output")}, {"CompressionType", "NONE"}}},
+            {"ResourceConfig",
+             {{"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}, {"VolumeSizeInGB", 30}}},
+            {"StoppingCondition", {{"MaxRuntimeInSeconds", 3600}}},
+            {"CheckpointConfig", {{"S3Uri", Uri("checkpoints")}, {"LocalPath", "/opt/ml/ckpt"}}},
+            {"EnableNetworkIsolation", false},
+            {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}}};
   }
 
   TempDir dir_{"ty_api_request_test_"};
@@ -137,8 +136,7 @@ struct SubmitDirCase {
 TEST_F(ParseCreateTrainingJobTest, SubmitDirectoryForms) {
   const std::vector<SubmitDirCase> cases = {
       {"PlainFileUri", [](const std::string& r) { return "file://" + r + "/code"; }, ""},
-      {"JsonEncodedFileUri",
-       [](const std::string& r) { return "\"file://" + r + "/code\""; }, ""},
+      {"JsonEncodedFileUri", [](const std::string& r) { return "\"file://" + r + "/code\""; }, ""},
       {"ImageDefault", [](const std::string&) { return std::string("/opt/ml/code"); }, ""},
       {"JsonEncodedOutsideRoots",
        [](const std::string&) { return std::string("\"file:///etc/code\""); },
@@ -240,7 +238,8 @@ const std::vector<RuleCase>& RuleCases() {
       {"DuplicateChannel",
        [](json& b, const std::string&) { b["InputDataConfig"][1]["ChannelName"] = "train"; },
        {"'train' is repeated"}},
-      {"DotDotChannel", [](json& b, const std::string&) { Channel0(b)["ChannelName"] = ".."; },
+      {"DotDotChannel",
+       [](json& b, const std::string&) { Channel0(b)["ChannelName"] = ".."; },
        {"Invalid channel name '..'"}},
       {"FileSystemDataSource",
        [](json& b, const std::string&) {
@@ -288,9 +287,12 @@ const std::vector<RuleCase>& RuleCases() {
        [](json& b, const std::string&) { Channel0(b)["RecordWrapperType"] = "RecordIO"; },
        {"RecordWrapperType RecordIO"}},
       {"ShuffleConfig",
-       [](json& b, const std::string&) { Channel0(b)["ShuffleConfig"] = {{"Seed", 1}}; },
+       [](json& b, const std::string&) {
+         Channel0(b)["ShuffleConfig"] = {{"Seed", 1}};
+       },
        {"Channel ShuffleConfig"}},
-      {"ChannelPipe", [](json& b, const std::string&) { Channel0(b)["InputMode"] = "Pipe"; },
+      {"ChannelPipe",
+       [](json& b, const std::string&) { Channel0(b)["InputMode"] = "Pipe"; },
        {"Channel InputMode Pipe"}},
       {"OutputS3WithoutBucket",
        [](json& b, const std::string&) { b["OutputDataConfig"]["S3OutputPath"] = "s3:///out"; },
@@ -338,9 +340,7 @@ const std::vector<RuleCase>& RuleCases() {
        [](json& b, const std::string&) { b["CheckpointConfig"]["LocalPath"] = "/tmp/ckpt"; },
        {"CheckpointConfig.LocalPath must lie under /opt/ml/", "/tmp/ckpt"}},
       {"CheckpointLocalPathDotDot",
-       [](json& b, const std::string&) {
-         b["CheckpointConfig"]["LocalPath"] = "/opt/ml/../etc";
-       },
+       [](json& b, const std::string&) { b["CheckpointConfig"]["LocalPath"] = "/opt/ml/../etc"; },
        {"CheckpointConfig.LocalPath"}},
       {"ReservedTag",
        [](json& b, const std::string&) { b["Tags"][0]["Key"] = "aws:owner"; },
@@ -358,7 +358,9 @@ const std::vector<RuleCase>& RuleCases() {
        [](json& b, const std::string&) { b["HyperParameters"][std::string("a\0b", 3)] = "1"; },
        {"HyperParameters has a key with a NUL character"}},
       {"DuplicateTag",
-       [](json& b, const std::string&) { b["Tags"].push_back({{"Key", "team"}, {"Value", "x"}}); },
+       [](json& b, const std::string&) {
+         b["Tags"].push_back({{"Key", "team"}, {"Value", "x"}});
+       },
        {"Duplicate tag key: team"}},
   };
   return cases;

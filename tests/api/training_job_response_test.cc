@@ -16,22 +16,21 @@ model::JobRecord BaseJob() {
   model::JobRecord job;
   job.arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/my-job";
   job.spec.name = "my-job";
-  job.request_json = json{{"TrainingJobName", "my-job"},
-                          {"AlgorithmSpecification",
-                           {{"TrainingImage", "pytorch-training:2.1"},
-                            {"TrainingInputMode", "File"}}},
-                          {"RoleArn", "arn:aws:iam::123456789012:role/R"},
-                          {"HyperParameters", {{"epochs", "2"}}},
-                          {"InputDataConfig",
-                           {{{"ChannelName", "train"},
-                             {"DataSource",
-                              {{"S3DataSource",
-                                {{"S3DataType", "S3Prefix"}, {"S3Uri", "file:///d/train"}}}}}}}},
-                          {"OutputDataConfig", {{"S3OutputPath", "file:///d/out"}}},
-                          {"ResourceConfig", {{"InstanceType", "ml.m5.large"}}},
-                          {"StoppingCondition", json::object()},
-                          {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}}}
-                         .dump();
+  job.request_json =
+      json{{"TrainingJobName", "my-job"},
+           {"AlgorithmSpecification",
+            {{"TrainingImage", "pytorch-training:2.1"}, {"TrainingInputMode", "File"}}},
+           {"RoleArn", "arn:aws:iam::123456789012:role/R"},
+           {"HyperParameters", {{"epochs", "2"}}},
+           {"InputDataConfig",
+            {{{"ChannelName", "train"},
+              {"DataSource",
+               {{"S3DataSource", {{"S3DataType", "S3Prefix"}, {"S3Uri", "file:///d/train"}}}}}}}},
+           {"OutputDataConfig", {{"S3OutputPath", "file:///d/out"}}},
+           {"ResourceConfig", {{"InstanceType", "ml.m5.large"}}},
+           {"StoppingCondition", json::object()},
+           {"Tags", {{{"Key", "team"}, {"Value", "vision"}}}}}
+          .dump();
   job.status = model::TrainingJobStatus::kInProgress;
   job.secondary = model::SecondaryStatus::kStarting;
   job.creation_time = FromEpochMillis(kCreated);
@@ -96,9 +95,9 @@ TEST(DescribeJsonTest, RuntimeStateOfARunningJob) {
   EXPECT_DOUBLE_EQ(d["CreationTime"].get<double>(), 1704067200.123);
   EXPECT_EQ(d["LastModifiedTime"], 1704067201);
   EXPECT_EQ(d["SecondaryStatusTransitions"], json::array());
-  for (const char* absent : {"FailureReason", "TrainingStartTime", "TrainingEndTime",
-                             "FinalMetricDataList", "TrainingTimeInSeconds",
-                             "BillableTimeInSeconds"}) {
+  for (const char* absent :
+       {"FailureReason", "TrainingStartTime", "TrainingEndTime", "FinalMetricDataList",
+        "TrainingTimeInSeconds", "BillableTimeInSeconds"}) {
     EXPECT_FALSE(d.contains(absent)) << absent;
   }
 }
@@ -183,7 +182,8 @@ TEST(SearchRecordJsonTest, DescribePlusTags) {
   model::JobRecord job = BaseJob();
   json r = SearchRecordJson(job, {{"team", "nlp"}, {"env", "dev"}});
   ASSERT_TRUE(r.contains("Tags"));
-  EXPECT_EQ(r["Tags"], (json{{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}));
+  EXPECT_EQ(r["Tags"],
+            (json{{{"Key", "team"}, {"Value", "nlp"}}, {{"Key", "env"}, {"Value", "dev"}}}));
   EXPECT_EQ(r["TrainingJobStatus"], "InProgress");
   EXPECT_EQ(r["StoppingCondition"]["MaxRuntimeInSeconds"], 86400);
 

@@ -48,9 +48,9 @@ TEST(ValidatorTest, ValidRequestsPass) {
   EXPECT_EQ(Validate("ListTrainingJobs", json::object()), std::nullopt);
   EXPECT_EQ(Validate("ListTrainingJobs", nullptr), std::nullopt);  // empty body
   EXPECT_EQ(Validate("ListTrainingJobs", json{{"MaxResults", 100},
-                                             {"CreationTimeAfter", 1700000000.5},
-                                             {"CreationTimeBefore", "2024-01-02T03:04:05Z"},
-                                             {"SortOrder", "Descending"}}),
+                                              {"CreationTimeAfter", 1700000000.5},
+                                              {"CreationTimeBefore", "2024-01-02T03:04:05Z"},
+                                              {"SortOrder", "Descending"}}),
             std::nullopt);
   EXPECT_EQ(Validate("Search", json::parse(R"({"Resource": "TrainingJob", "SortOrder":
       "Ascending", "SearchExpression": {"Filters": [{"Name": "TrainingJobName",
@@ -84,13 +84,14 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
   json hp101 = json::object();
   for (int i = 0; i < 101; ++i) hp101["p" + std::to_string(1000 + i)] = "1";
   std::string rendered_hp101 = "{";
-  for (int i = 0; i < 101; ++i) rendered_hp101 += (i ? ", p" : "p") + std::to_string(1000 + i) + "=1";
+  for (int i = 0; i < 101; ++i)
+    rendered_hp101 += (i ? ", p" : "p") + std::to_string(1000 + i) + "=1";
   rendered_hp101 += "}";
   const std::string long_value = Repeat('x', 2501);
 
   const Case kCases[] = {
-      {"bad name pattern", "CreateTrainingJob",
-       [](json& b) { b["TrainingJobName"] = "my_job"; }, create, "ValidationException",
+      {"bad name pattern", "CreateTrainingJob", [](json& b) { b["TrainingJobName"] = "my_job"; },
+       create, "ValidationException",
        One("Value 'my_job' at 'trainingJobName' failed to satisfy constraint: Member must "
            "satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")},
       {"name of 64 chars", "CreateTrainingJob",
@@ -104,12 +105,11 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
       {"missing role", "CreateTrainingJob", [](json& b) { b.erase("RoleArn"); }, create,
        "ValidationException",
        One("Value null at 'roleArn' failed to satisfy constraint: Member must not be null")},
-      {"null role counts as missing", "CreateTrainingJob",
-       [](json& b) { b["RoleArn"] = nullptr; }, create, "ValidationException",
+      {"null role counts as missing", "CreateTrainingJob", [](json& b) { b["RoleArn"] = nullptr; },
+       create, "ValidationException",
        One("Value null at 'roleArn' failed to satisfy constraint: Member must not be null")},
       {"missing s3 output path", "CreateTrainingJob",
-       [](json& b) { b["OutputDataConfig"].erase("S3OutputPath"); }, create,
-       "ValidationException",
+       [](json& b) { b["OutputDataConfig"].erase("S3OutputPath"); }, create, "ValidationException",
        One("Value null at 'outputDataConfig.s3OutputPath' failed to satisfy constraint: Member "
            "must not be null")},
       {"instance count as string", "CreateTrainingJob",
@@ -117,11 +117,11 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
        "SerializationException",
        "Cannot deserialize string at 'resourceConfig.instanceCount': expected integer (32-bit "
        "whole number)"},
-      {"structure as string", "CreateTrainingJob",
-       [](json& b) { b["StoppingCondition"] = "1h"; }, create, "SerializationException",
+      {"structure as string", "CreateTrainingJob", [](json& b) { b["StoppingCondition"] = "1h"; },
+       create, "SerializationException",
        "Cannot deserialize string at 'stoppingCondition': expected structure"},
-      {"number as string member", "CreateTrainingJob",
-       [](json& b) { b["TrainingJobName"] = 7; }, create, "SerializationException",
+      {"number as string member", "CreateTrainingJob", [](json& b) { b["TrainingJobName"] = 7; },
+       create, "SerializationException",
        "Cannot deserialize integer number at 'trainingJobName': expected string"},
       {"fractional integer", "CreateTrainingJob",
        [](json& b) { b["StoppingCondition"]["MaxRuntimeInSeconds"] = 1.5; }, create,
@@ -144,8 +144,10 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
            "' at 'hyperParameters' failed to satisfy constraint: Member must have length less "
            "than or equal to 100")},
       {"hyperparameter value 2501 chars", "CreateTrainingJob",
-       [&](json& b) { b["HyperParameters"] = {{"lr", long_value}}; }, create,
-       "ValidationException",
+       [&](json& b) {
+         b["HyperParameters"] = {{"lr", long_value}};
+       },
+       create, "ValidationException",
        One("Value '{lr=" + long_value +
            "}' at 'hyperParameters' failed to satisfy constraint: Map value must satisfy "
            "constraint: [Member must have length less than or equal to 2500, Member must have "
@@ -175,8 +177,8 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
        "2 validation errors detected: Value '-1' at 'resourceConfig.instanceCount' failed to "
        "satisfy constraint: Member must have value greater than or equal to 0; Value null at "
        "'roleArn' failed to satisfy constraint: Member must not be null"},
-      {"unknown member", "CreateTrainingJob",
-       [](json& b) { b["ResourceConfig"]["bogus"] = 3; }, create, "ValidationException",
+      {"unknown member", "CreateTrainingJob", [](json& b) { b["ResourceConfig"]["bogus"] = 3; },
+       create, "ValidationException",
        One("Value '3' at 'resourceConfig.bogus' failed to satisfy constraint: Member is not "
            "recognized by the SageMaker API model")},
       {"entrypoint element too long", "CreateTrainingJob",
@@ -203,8 +205,8 @@ TEST(ValidatorTest, ViolationsGiveAwsMessages) {
            "enum value set: [Ascending, Descending]")},
       {"body not an object", "DescribeTrainingJob", nullptr, json::array(),
        "SerializationException", "Cannot deserialize list at the request body: expected structure"},
-      {"unknown operation", "CreateEndpoint", nullptr, json::object(),
-       "UnknownOperationException", "Unknown operation: CreateEndpoint"},
+      {"unknown operation", "CreateEndpoint", nullptr, json::object(), "UnknownOperationException",
+       "Unknown operation: CreateEndpoint"},
   };
   for (const Case& c : kCases) {
     json body = c.base;
@@ -223,9 +225,9 @@ TEST(ValidatorTest, UnknownInstanceTypeListsTheEnum) {
   auto err = Validate("CreateTrainingJob", body);
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(err->type, "ValidationException");
-  const std::string prefix = One(
-      "Value 'ml.bogus.xlarge' at 'resourceConfig.instanceType' failed to satisfy constraint: "
-      "Member must satisfy enum value set: [ml.m4.xlarge, ml.m4.2xlarge, ");
+  const std::string prefix =
+      One("Value 'ml.bogus.xlarge' at 'resourceConfig.instanceType' failed to satisfy constraint: "
+          "Member must satisfy enum value set: [ml.m4.xlarge, ml.m4.2xlarge, ");
   EXPECT_EQ(err->message.substr(0, prefix.size()), prefix);
   EXPECT_EQ(err->message.back(), ']');
   EXPECT_NE(err->message.find(", ml.p5.48xlarge, "), std::string::npos);
@@ -250,8 +252,8 @@ TEST(ValidatorTest, WalkerIsReusableForSubShapes) {
   const Shape* stopping = model->FindShape("StoppingCondition");
   ASSERT_NE(stopping, nullptr);
   std::vector<Violation> violations;
-  auto err = ValidateValue(*stopping, json{{"MaxWaitTimeInSeconds", 0}}, "stoppingCondition",
-                           violations);
+  auto err =
+      ValidateValue(*stopping, json{{"MaxWaitTimeInSeconds", 0}}, "stoppingCondition", violations);
   EXPECT_EQ(err, std::nullopt);
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0], (Violation{"'0'", "stoppingCondition.maxWaitTimeInSeconds",

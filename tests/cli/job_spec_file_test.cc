@@ -95,8 +95,7 @@ Tags:
   EXPECT_EQ(j["Tags"][0]["Value"], "42");
 
   // Relative file:// URIs resolve against the spec's folder; absolute ones stay.
-  EXPECT_EQ(j["HyperParameters"]["sagemaker_submit_directory"],
-            "\"file://" + base_ + "/code\"");
+  EXPECT_EQ(j["HyperParameters"]["sagemaker_submit_directory"], "\"file://" + base_ + "/code\"");
   EXPECT_EQ(j["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
             "file://" + base_ + "/data/train/");
   EXPECT_EQ(j["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"], "file:///srv/shared");
@@ -144,36 +143,35 @@ TEST_P(BadSpecTest, Refused) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, BadSpecTest,
-    ::testing::Values(BadSpecCase{"MalformedYaml", "a.yaml", "TrainingJobName: [x\n", ""},
-                      BadSpecCase{"MalformedJson", "a.json", "{\"TrainingJobName\": ",
-                                  "is not valid JSON"},
-                      BadSpecCase{"YamlScalar", "a.yaml", "just text\n", "must hold a mapping"},
-                      BadSpecCase{"YamlList", "a.yml", "- a\n- b\n", "must hold a mapping"},
-                      BadSpecCase{"JsonArray", "a.json", "[1, 2]", "must hold a mapping"},
-                      // Found by fuzz_job_spec: the spec was accepted, then serialising it for
-                      // the request threw and `trainyard run` died in std::terminate.
-                      BadSpecCase{"YamlInvalidUtf8ThrewWhenSent", "a.yaml",
-                                  "TrainingJobName: \"a\xff\"\n", "is not valid UTF-8"},
-                      BadSpecCase{"JsonTooDeep", "a.json",
-                                  "{\"HyperParameters\": " + std::string(20000, '[') +
-                                      std::string(20000, ']') + "}",
-                                  "deeper than 64 levels"},
-                      BadSpecCase{"YamlTooDeep", "a.yaml",
-                                  "HyperParameters: " + std::string(20000, '[') + "\n",
-                                  "deeper than 64 levels"},
-                      // Ten aliases per level, nine levels: a billion values from 500 bytes.
-                      BadSpecCase{"YamlAliasBomb", "a.yaml", [] {
-                                    std::string y = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
-                                    for (int i = 1; i < 10; ++i) {
-                                      std::string p = "*l" + std::to_string(i - 1);
-                                      y += "l" + std::to_string(i) + ": &l" + std::to_string(i) +
-                                           " [" + p;
-                                      for (int j = 1; j < 10; ++j) y += ", " + p;
-                                      y += "]\n";
-                                    }
-                                    return y;
-                                  }(),
-                                  "expands to more than 100000 values"}),
+    ::testing::Values(
+        BadSpecCase{"MalformedYaml", "a.yaml", "TrainingJobName: [x\n", ""},
+        BadSpecCase{"MalformedJson", "a.json", "{\"TrainingJobName\": ", "is not valid JSON"},
+        BadSpecCase{"YamlScalar", "a.yaml", "just text\n", "must hold a mapping"},
+        BadSpecCase{"YamlList", "a.yml", "- a\n- b\n", "must hold a mapping"},
+        BadSpecCase{"JsonArray", "a.json", "[1, 2]", "must hold a mapping"},
+        // Found by fuzz_job_spec: the spec was accepted, then serialising it for
+        // the request threw and `trainyard run` died in std::terminate.
+        BadSpecCase{"YamlInvalidUtf8ThrewWhenSent", "a.yaml", "TrainingJobName: \"a\xff\"\n",
+                    "is not valid UTF-8"},
+        BadSpecCase{
+            "JsonTooDeep", "a.json",
+            "{\"HyperParameters\": " + std::string(20000, '[') + std::string(20000, ']') + "}",
+            "deeper than 64 levels"},
+        BadSpecCase{"YamlTooDeep", "a.yaml", "HyperParameters: " + std::string(20000, '[') + "\n",
+                    "deeper than 64 levels"},
+        // Ten aliases per level, nine levels: a billion values from 500 bytes.
+        BadSpecCase{"YamlAliasBomb", "a.yaml",
+                    [] {
+                      std::string y = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+                      for (int i = 1; i < 10; ++i) {
+                        std::string p = "*l" + std::to_string(i - 1);
+                        y += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + p;
+                        for (int j = 1; j < 10; ++j) y += ", " + p;
+                        y += "]\n";
+                      }
+                      return y;
+                    }(),
+                    "expands to more than 100000 values"}),
     [](const ::testing::TestParamInfo<BadSpecCase>& p) { return p.param.label; });
 
 TEST_F(LoadJobSpecTest, MissingFileIsAnError) {
@@ -232,7 +230,8 @@ TEST(UniqueJobNameTest, BasesOutsideThePatternAreCleaned) {
 TEST(UniqueJobNameTest, ShortBaseKeptWhole) {
   std::string name = UniqueJobName("my-job");
   // "<base>-YYYY-MM-DD-HH-MM-SS-mmm"
-  EXPECT_TRUE(std::regex_match(name, std::regex("^my-job-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{3}$")))
+  EXPECT_TRUE(std::regex_match(
+      name, std::regex("^my-job-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{3}$")))
       << name;
 }
 

@@ -67,8 +67,7 @@ TEST_F(StorageCommandsTest, SyncUploadsPrintsLikeAwsAndTheSecondRunIsANoOp) {
 
   o = Trainyard({"storage", "sync", local_, uri_});
   ASSERT_EQ(o.code, 0) << o.err;
-  EXPECT_TRUE(Contains(o.out, "sync: 0 files uploaded (0 B), 0 deleted, 2 unchanged in "))
-      << o.out;
+  EXPECT_TRUE(Contains(o.out, "sync: 0 files uploaded (0 B), 0 deleted, 2 unchanged in ")) << o.out;
   EXPECT_FALSE(Contains(o.out, "upload:"));
 }
 
@@ -125,8 +124,8 @@ TEST_F(StorageCommandsTest, SyncErrorsArePlainWordsWithExitCodes) {
   ASSERT_TRUE(WriteFileAtomic(store_dir_ + "/sub", "in the way").ok());
   o = Trainyard({"storage", "sync", local_, uri_});
   EXPECT_EQ(o.code, 1);
-  EXPECT_TRUE(Contains(o.err, "upload failed: " + local_ + "/sub/b.txt to " + uri_ +
-                                  "/sub/b.txt: "))
+  EXPECT_TRUE(
+      Contains(o.err, "upload failed: " + local_ + "/sub/b.txt to " + uri_ + "/sub/b.txt: "))
       << o.err;
   EXPECT_TRUE(Contains(o.err, "trainyard storage sync: 1 of 2 files failed: upload ")) << o.err;
   EXPECT_TRUE(Contains(o.out, "sync: 1 file uploaded (5 B), 0 deleted, 0 unchanged, 1 failed"))

@@ -48,8 +48,8 @@ INSTANTIATE_TEST_SUITE_P(
         ParseCase{"ArraysPastLimit", NestedArrays(65), 64, false, "deeper than 64 levels"},
         ParseCase{"ObjectsAtLimit", NestedObjects(64), 64, true, ""},
         ParseCase{"ObjectsPastLimit", NestedObjects(65), 64, false, "deeper than 64 levels"},
-        ParseCase{"SiblingsDoNotAddUp", "[" + NestedArrays(60) + "," + NestedArrays(60) + "]",
-                  64, true, ""},
+        ParseCase{"SiblingsDoNotAddUp", "[" + NestedArrays(60) + "," + NestedArrays(60) + "]", 64,
+                  true, ""},
         // The crash of issue 10: 20,000 levels in about 100 KB. It must be refused without
         // ever being built, and unclosed input is refused the same way.
         ParseCase{"TwentyThousandDeep", NestedObjects(20000), kMaxJsonDepth, false,

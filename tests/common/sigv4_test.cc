@@ -76,10 +76,10 @@ TEST(SigV4Test, SignRequestReplacesOldAuthAndAddsSessionToken) {
                         {"Content-Type", "application/x-amz-json-1.1"},
                         {"Content-Length", "2"}},
                        "{}"};
-  SignRequest(&req, {"AKID", "secret", "tok"}, "us-east-1", "sagemaker",
-              At("20240312T141610Z"));
+  SignRequest(&req, {"AKID", "secret", "tok"}, "us-east-1", "sagemaker", At("20240312T141610Z"));
   int auth_count = 0;
-  for (const auto& [k, v] : req.headers) auth_count += (k == "Authorization" || k == "authorization");
+  for (const auto& [k, v] : req.headers)
+    auth_count += (k == "Authorization" || k == "authorization");
   EXPECT_EQ(auth_count, 1);
   EXPECT_EQ(*FindHeader(req, "x-amz-date"), "20240312T141610Z");
   EXPECT_EQ(*FindHeader(req, "x-amz-security-token"), "tok");

@@ -168,14 +168,14 @@ TEST(SubprocessTest, ProcessAliveRejectsOtherStartTime) {
   EXPECT_FALSE(ProcessAlive(0x7ffffff0, 0));
 }
 
-
 TEST(SubprocessTest, MissingNetworkNamespaceIsReportedBySpawn) {
   SpawnOptions o = Sh("true");
   o.netns_path = "/run/netns/ty-no-such-namespace";
   auto p = Subprocess::Spawn(o);
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.status().message().find("cannot open network namespace /run/netns/ty-no-such-namespace"),
-            std::string::npos)
+  EXPECT_NE(
+      p.status().message().find("cannot open network namespace /run/netns/ty-no-such-namespace"),
+      std::string::npos)
       << p.status().ToString();
 }
 

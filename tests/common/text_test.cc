@@ -25,7 +25,6 @@ TEST(TruncateUtf8Test, NeverCutsASequence) {
   for (const auto& c : cases) EXPECT_EQ(TruncateUtf8(c.in, c.max), c.want) << c.in << " " << c.max;
 }
 
-
 TEST(SplitTest, NonEmptyPartsAndWords) {
   EXPECT_EQ(SplitNonEmpty("a,,b,", ','), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(SplitNonEmpty("line 1\n\nline 2", '\n'),

@@ -316,7 +316,8 @@ TEST_F(ControllerSpotTest, TheMarketDrawsInterruptionsReplayably) {
   capacity::SpotMarket replay(spot, clock_.Now());
   EXPECT_EQ(replay.DrawInterruption("ml.m5.large", "drawn#1", clock_.Now()), j.interruption_at);
   Phase("drawn", SecondaryStatus::kTraining);
-  clock_.Advance(std::chrono::duration_cast<std::chrono::milliseconds>(*j.interruption_at - clock_.Now()));
+  clock_.Advance(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*j.interruption_at - clock_.Now()));
   controller_->TickForTesting();
   EXPECT_EQ(Get("drawn").secondary, SecondaryStatus::kInterrupted);
   EXPECT_EQ(SignalsTo(j.agent_pid), std::vector<int>{SIGUSR1});
@@ -366,7 +367,8 @@ TEST_F(ControllerSpotTest, UnknownInstanceTypesAreRefused) {
   Open();
   model::JobSpec spec = Spec("bad");
   spec.instance_type = "ml.nope.large";
-  EXPECT_EQ(controller_->Submit(kAccount, spec, "{}").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(controller_->Submit(kAccount, spec, "{}").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST_F(ControllerSpotTest, InstanceCountsFollowTheCatalog) {

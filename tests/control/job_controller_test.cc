@@ -144,7 +144,8 @@ TEST_F(JobControllerTest, StopSignalsTheAgentAndEndsStopped) {
   EXPECT_EQ(Get("stop").secondary, SecondaryStatus::kStopped);
   Status again = controller_->Stop("123456789012", "stop");
   EXPECT_EQ(again.code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(again.message(), "The request was rejected because the training job is in status Stopped.");
+  EXPECT_EQ(again.message(),
+            "The request was rejected because the training job is in status Stopped.");
   EXPECT_EQ(controller_->Stop("123456789012", "nope").code(), StatusCode::kNotFound);
 }
 
@@ -166,7 +167,8 @@ TEST_F(JobControllerTest, UnknownImageFailsWithClientError) {
   ASSERT_TRUE(job.ok());
   model::JobRecord j = Get("img");
   EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
-  EXPECT_EQ(j.failure_reason.rfind("ClientError: the training image 'example.com/unknown:1'", 0), 0u)
+  EXPECT_EQ(j.failure_reason.rfind("ClientError: the training image 'example.com/unknown:1'", 0),
+            0u)
       << j.failure_reason;
 }
 
@@ -229,7 +231,6 @@ TEST_F(JobControllerTest, DeleteOnlyWhenTerminal) {
   EXPECT_EQ(controller_->Delete("123456789012", "del").code(), StatusCode::kNotFound);
 }
 
-
 // Multi-node jobs: one agent per instance, the job as one unit.
 class MultiNodeControllerTest : public JobControllerTest {
  protected:
@@ -279,7 +280,8 @@ TEST_F(MultiNodeControllerTest, LaunchesOneAgentPerInstanceWithItsOwnAddressAndS
         << cfg.log_stream;
     EXPECT_EQ(cfg.network.hosts.size(), 3u);
     EXPECT_EQ(cfg.network.address, "10.0.0." + std::to_string(i + 1));
-    EXPECT_EQ(cfg.instance_dir.substr(cfg.instance_dir.rfind('/')), "/algo-" + std::to_string(i + 1));
+    EXPECT_EQ(cfg.instance_dir.substr(cfg.instance_dir.rfind('/')),
+              "/algo-" + std::to_string(i + 1));
     streams.insert(cfg.log_stream);
     dirs.insert(cfg.instance_dir.substr(0, cfg.instance_dir.rfind('/')));
     addresses.insert(cfg.network.address);
@@ -297,7 +299,8 @@ TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesT
   name_ = "all";
   WaitForLaunch(2);
   const std::string token = launcher_.configs[0].token;
-  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
+  ASSERT_TRUE(
+      controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("all").status, TrainingJobStatus::kInProgress);
   AgentReport leader = Exit(*job, 1, AgentReport::Outcome::kCompleted, 1);
   leader.model_artifacts = "file:///out/all/output/model.tar.gz";
@@ -343,9 +346,11 @@ TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
   ASSERT_TRUE(controller_->Stop("123456789012", "stop").ok());
   EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGTERM});
   EXPECT_EQ(SignalsTo(1001), std::vector<int>{SIGTERM});
-  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kStopped, 1)).ok());
+  ASSERT_TRUE(
+      controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kStopped, 1)).ok());
   EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopping);
-  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kStopped, 1)).ok());
+  ASSERT_TRUE(
+      controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kStopped, 1)).ok());
   EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopped);
 }
 
@@ -378,7 +383,8 @@ TEST_F(MultiNodeControllerTest, ANetworkThatCannotBeMadeFailsTheJobClearly) {
   ASSERT_TRUE(WaitFor([&] { return Get("nonet").status == TrainingJobStatus::kFailed; }));
   model::JobRecord r = Get("nonet");
   EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
-  EXPECT_NE(r.failure_reason.find("no networks in this test"), std::string::npos) << r.failure_reason;
+  EXPECT_NE(r.failure_reason.find("no networks in this test"), std::string::npos)
+      << r.failure_reason;
   EXPECT_TRUE(launcher_.configs.empty());
 }
 
@@ -399,11 +405,12 @@ TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
   OpenAll();
   EXPECT_EQ(Get("keep").status, TrainingJobStatus::kInProgress);
   EXPECT_EQ(launcher_.swept_keep, std::vector<std::string>{job->arn});
-  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
-  ASSERT_TRUE(controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kCompleted, 1)).ok());
+  ASSERT_TRUE(
+      controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
+  ASSERT_TRUE(
+      controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("keep").status, TrainingJobStatus::kCompleted);
 }
-
 
 TEST_F(MultiNodeControllerTest, AStopWhileTheNetworkIsMadeLaunchesNothingAndReleasesIt) {
   {
@@ -422,7 +429,6 @@ TEST_F(MultiNodeControllerTest, AStopWhileTheNetworkIsMadeLaunchesNothingAndRele
   std::lock_guard<std::mutex> lock(launcher_.mu);
   EXPECT_TRUE(launcher_.configs.empty());
 }
-
 
 TEST_F(MultiNodeControllerTest, WithoutIsolationMultiNodeJobsAreRefusedAtSubmit) {
   controller_.reset();

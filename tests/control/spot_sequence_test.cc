@@ -114,8 +114,8 @@ TEST(SpotSequence, NoInterruption) {
   EXPECT_EQ(j.job.status, TrainingJobStatus::kCompleted);
   EXPECT_EQ(j.Sequence(), (Seq{"Starting", "Downloading", "Training", "Uploading", "Completed"}));
   EXPECT_EQ(j.actions, (std::vector<AK>{AK::kLaunch}));
-  EXPECT_EQ(*j.job.training_time_seconds, 99);   // from the first report (t=1) to the end
-  EXPECT_EQ(*j.job.billable_time_seconds, 30);   // 99 s at 0.3 of the on-demand price
+  EXPECT_EQ(*j.job.training_time_seconds, 99);  // from the first report (t=1) to the end
+  EXPECT_EQ(*j.job.billable_time_seconds, 30);  // 99 s at 0.3 of the on-demand price
   EXPECT_TRUE(j.job.interruptions.empty());
   EXPECT_EQ(j.job.attempt, 1);
 }
@@ -124,9 +124,9 @@ TEST(SpotSequence, OneInterruptionThenSuccess) {
   SpotJob j(SpotJob::Spec());
   j.Send(Event{EK::kStart});
   j.Place(0.3, seconds(120));
-  j.Run();                      // running from t=1
-  j.Checkpoint(seconds(44));    // t=50: a checkpoint synced
-  j.Interrupt(seconds(10));     // t=60: notice
+  j.Run();                    // running from t=1
+  j.Checkpoint(seconds(44));  // t=50: a checkpoint synced
+  j.Interrupt(seconds(10));   // t=60: notice
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kInterrupted);
   EXPECT_EQ(j.actions.back(), AK::kSignalInterrupt);
   ASSERT_TRUE(j.job.notice_deadline);
@@ -140,7 +140,8 @@ TEST(SpotSequence, OneInterruptionThenSuccess) {
   EXPECT_EQ(j.job.transitions.back().message, kMsgInterruptedWaiting);
   ASSERT_EQ(j.job.interruptions.size(), 1u);
   EXPECT_EQ(j.job.interruptions[0].attempt, 1);
-  EXPECT_EQ(j.job.interruptions[0].lost_ms, 10000);  // from the checkpoint (t=50) to the notice (t=60)
+  EXPECT_EQ(j.job.interruptions[0].lost_ms,
+            10000);  // from the checkpoint (t=50) to the notice (t=60)
   EXPECT_EQ(j.job.run_ms, 64000);
   Event wait{EK::kWaiting};
   wait.message = "Waiting for spot capacity";
@@ -149,15 +150,15 @@ TEST(SpotSequence, OneInterruptionThenSuccess) {
   j.Place(0.3);  // t=80
   EXPECT_EQ(j.job.attempt, 2);
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kStarting);
-  j.Run();                                              // running from t=81
+  j.Run();                                                 // running from t=81
   j.Exit(AgentReport::Outcome::kCompleted, seconds(114));  // t=200
   EXPECT_EQ(j.job.status, TrainingJobStatus::kCompleted);
   EXPECT_EQ(j.Sequence(), (Seq{"Starting", "Downloading", "Training", "Interrupted", "Starting",
                                "Downloading", "Training", "Completed"}));
   EXPECT_EQ(j.actions, (std::vector<AK>{AK::kLaunch, AK::kSignalInterrupt, AK::kLaunch}));
-  EXPECT_EQ(*j.job.training_time_seconds, 199);          // wall time from the first start
+  EXPECT_EQ(*j.job.training_time_seconds, 199);  // wall time from the first start
   EXPECT_EQ(j.job.run_ms, 64000 + 119000);
-  EXPECT_EQ(*j.job.billable_time_seconds, 55);           // 183 s x 0.3 = 54.9
+  EXPECT_EQ(*j.job.billable_time_seconds, 55);  // 183 s x 0.3 = 54.9
 }
 
 TEST(SpotSequence, InterruptedTwiceThenMaxWaitTimeExceeded) {
@@ -174,7 +175,7 @@ TEST(SpotSequence, InterruptedTwiceThenMaxWaitTimeExceeded) {
   EXPECT_EQ(j.job.status, TrainingJobStatus::kInProgress);
   j.Tick(seconds(150));  // t≈250: still within MaxWait
   EXPECT_EQ(j.job.status, TrainingJobStatus::kInProgress);
-  j.Tick(seconds(60));   // t≈310: past MaxWait while waiting for capacity
+  j.Tick(seconds(60));  // t≈310: past MaxWait while waiting for capacity
   EXPECT_EQ(j.job.status, TrainingJobStatus::kStopped);
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kMaxWaitTimeExceeded);
   EXPECT_EQ(j.job.transitions.back().message, kMsgMaxWait);
@@ -231,13 +232,13 @@ TEST(SpotSequence, MaxRuntimeCountsRunningTimeOverAllAttempts) {
   j.Interrupt(seconds(54));  // t=60
   j.Exit(AgentReport::Outcome::kInterrupted, seconds(0));
   EXPECT_EQ(j.job.run_ms, 59000);
-  j.Tick(seconds(500));      // waiting does not count as running
+  j.Tick(seconds(500));  // waiting does not count as running
   EXPECT_EQ(j.job.status, TrainingJobStatus::kInProgress);
   j.Place();
-  j.Run();                   // 5 s in
-  j.Tick(seconds(35));       // 59 + 40 = 99 s of running
+  j.Run();              // 5 s in
+  j.Tick(seconds(35));  // 59 + 40 = 99 s of running
   EXPECT_EQ(j.job.status, TrainingJobStatus::kInProgress);
-  j.Tick(seconds(1));       // 100 s
+  j.Tick(seconds(1));  // 100 s
   EXPECT_EQ(j.job.status, TrainingJobStatus::kStopping);
   j.Exit(AgentReport::Outcome::kStopped, seconds(1));
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kMaxRuntimeExceeded);
@@ -250,7 +251,7 @@ TEST(SpotSequence, TheMarketsDrawnInterruptionFiresOnATick) {
   j.Run();
   j.Tick(seconds(10));  // t=16
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kTraining);
-  j.Tick(seconds(4));   // t=20
+  j.Tick(seconds(4));  // t=20
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kInterrupted);
   EXPECT_EQ(j.actions.back(), AK::kSignalInterrupt);
   // The notice runs out: the instance is killed; its loss ends the attempt.
@@ -374,9 +375,9 @@ TEST(Billing, SpotCostAgainstOnDemand) {
   SpotJob j(SpotJob::Spec());
   j.Send(Event{EK::kStart});
   j.Place(0.25);
-  j.Run();                     // running from t=1
-  j.Checkpoint(seconds(3595));  // t=3601
-  j.Interrupt(seconds(360));   // t=3961: 360 s lost
+  j.Run();                                                  // running from t=1
+  j.Checkpoint(seconds(3595));                              // t=3601
+  j.Interrupt(seconds(360));                                // t=3961: 360 s lost
   j.Exit(AgentReport::Outcome::kInterrupted, seconds(40));  // 4000 s of running
   j.Place(0.5);
   j.Phase(SecondaryStatus::kDownloading, seconds(0));
@@ -385,7 +386,7 @@ TEST(Billing, SpotCostAgainstOnDemand) {
   EXPECT_DOUBLE_EQ(c.running_seconds, 7200);
   EXPECT_DOUBLE_EQ(c.billable_seconds, 4000 * 0.25 + 3200 * 0.5);
   EXPECT_DOUBLE_EQ(c.lost_seconds, 360);
-  EXPECT_NEAR(c.cost, 2600 * 0.36 / 3600, 1e-12);                // $0.26
+  EXPECT_NEAR(c.cost, 2600 * 0.36 / 3600, 1e-12);                    // $0.26
   EXPECT_NEAR(c.on_demand_cost, (7200 - 360) * 0.36 / 3600, 1e-12);  // $0.684
   EXPECT_NEAR(c.savings_percent, 100 * (1 - 0.26 / 0.684), 1e-9);
   EXPECT_EQ(*j.job.billable_time_seconds, 2600);

@@ -193,7 +193,8 @@ std::string Connect(const std::string& client_ns, const std::string& server_ns,
   }
   ::fcntl(client.get(), F_SETFL, O_NONBLOCK);
   int rc = ::connect(client.get(), reinterpret_cast<sockaddr*>(&server), sizeof(server));
-  if (rc != 0 && errno != EINPROGRESS) return std::string("error: connect: ") + std::strerror(errno);
+  if (rc != 0 && errno != EINPROGRESS)
+    return std::string("error: connect: ") + std::strerror(errno);
   pollfd p{client.get(), POLLOUT, 0};
   if (::poll(&p, 1, 3000) != 1) return "error: connect timed out";
   int soerr = 0;
@@ -427,9 +428,9 @@ TEST_F(InstanceNetworkTest, DestroyRemovesEverythingAndIsIdempotent) {
   Status s = nets_.Destroy(key, &report);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(report.removed,
-            (std::vector<std::string>{"tyv-" + key + "-1", "tyv-" + key + "-2",
-                                      "tyv-" + key + "-3", "ty-" + key + "-1", "ty-" + key + "-2",
-                                      "ty-" + key + "-3", "tyb-" + key}));
+            (std::vector<std::string>{"tyv-" + key + "-1", "tyv-" + key + "-2", "tyv-" + key + "-3",
+                                      "ty-" + key + "-1", "ty-" + key + "-2", "ty-" + key + "-3",
+                                      "tyb-" + key}));
   EXPECT_TRUE(report.killed.empty());
   EXPECT_EQ(ObjectsOf(key), std::set<std::string>());
   // The /24 is gone from the host's routes too.
@@ -510,11 +511,13 @@ TEST_F(InstanceNetworkTest, DestroyKillsProcessesStillInside) {
   const pid_t pid = (*child)->pid();
   // `ip netns exec` enters the namespace, then execs sleep in the same process.
   auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-  while (RunCommand({"ip", "netns", "pids", n->instances[1].netns}).out != std::to_string(pid) + "\n" &&
+  while (RunCommand({"ip", "netns", "pids", n->instances[1].netns}).out !=
+             std::to_string(pid) + "\n" &&
          SteadyClock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ASSERT_EQ(RunCommand({"ip", "netns", "pids", n->instances[1].netns}).out, std::to_string(pid) + "\n");
+  ASSERT_EQ(RunCommand({"ip", "netns", "pids", n->instances[1].netns}).out,
+            std::to_string(pid) + "\n");
 
   DestroyReport report;
   Status s = nets_.Destroy(key, &report);
@@ -572,9 +575,9 @@ TEST_F(InstanceNetworkTest, SweepTakesOnlyTheNetworksOfItsOwner) {
   EXPECT_EQ(std::set<std::string>(removed->begin(), removed->end()), objects_a);
   EXPECT_EQ(ObjectsOf(key_a), std::set<std::string>());
   EXPECT_EQ(ObjectsOf(key_b).size(), 5u);
-  EXPECT_EQ(Connect(made_b->instances[0].netns, made_b->instances[1].netns,
-                    made_b->instances[1].ip),
-            made_b->instances[0].ip);
+  EXPECT_EQ(
+      Connect(made_b->instances[0].netns, made_b->instances[1].netns, made_b->instances[1].ip),
+      made_b->instances[0].ip);
   // A complete network of its own is found again by the same owner after a restart.
   InstanceNetworks restarted_b(owner_b);
   auto again = restarted_b.Create(key_b, 2, NetworkMode::kNamespaces);
@@ -585,7 +588,8 @@ TEST_F(InstanceNetworkTest, SweepTakesOnlyTheNetworksOfItsOwner) {
 TEST(InstanceNetworkNamesTest, KeysAndServerIdsAreScopedToTheServer) {
   const std::string arn = "arn:aws:sagemaker:us-east-1:000000000000:training-job/same";
   EXPECT_EQ(JobNetworkKey(arn, ""), JobNetworkKey(arn));
-  EXPECT_NE(JobNetworkKey(arn, ServerNetworkId("/srv/a")), JobNetworkKey(arn, ServerNetworkId("/srv/b")));
+  EXPECT_NE(JobNetworkKey(arn, ServerNetworkId("/srv/a")),
+            JobNetworkKey(arn, ServerNetworkId("/srv/b")));
   EXPECT_EQ(JobNetworkKey(arn, "s1").size(), 8u);
   EXPECT_EQ(ServerNetworkId("/srv/a"), ServerNetworkId("/srv/a"));
   EXPECT_EQ(ServerNetworkId("/srv/a").size(), 8u);
@@ -605,8 +609,8 @@ TEST_F(InstanceNetworkTest, FailurePartWayLeavesNothingBehind) {
   auto n = nets_.Create(key, 3, NetworkMode::kNamespaces);
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.status().code(), StatusCode::kIoError);
-  EXPECT_NE(n.status().message().find("`ip link add " + squatter + " type veth peer name eth0 netns ty-" +
-                                      key + "-2` failed: "),
+  EXPECT_NE(n.status().message().find("`ip link add " + squatter +
+                                      " type veth peer name eth0 netns ty-" + key + "-2` failed: "),
             std::string::npos)
       << n.status().message();
   EXPECT_NE(n.status().message().find("File exists"), std::string::npos) << n.status().message();
@@ -630,11 +634,24 @@ TEST_F(InstanceNetworkTest, HostsAndResolvConfWorkInsideAnInstance) {
   ASSERT_TRUE(WriteFileAtomic(dir.Sub("hosts"), HostsFileText(*n)).ok());
   ASSERT_TRUE(WriteFileAtomic(dir.Sub("resolv.conf"), ResolvConfText()).ok());
   auto in_instance = [&](const std::vector<std::string>& cmd) {
-    std::vector<std::string> argv = {"ip",       "netns",          "exec",          n->instances[0].netns,
-                                     "bwrap",    "--ro-bind",      "/",             "/",
-                                     "--dev",    "/dev",           "--proc",        "/proc",
-                                     "--ro-bind", dir.Sub("hosts"), "/etc/hosts",   "--ro-bind",
-                                     dir.Sub("resolv.conf"), "/etc/resolv.conf"};
+    std::vector<std::string> argv = {"ip",
+                                     "netns",
+                                     "exec",
+                                     n->instances[0].netns,
+                                     "bwrap",
+                                     "--ro-bind",
+                                     "/",
+                                     "/",
+                                     "--dev",
+                                     "/dev",
+                                     "--proc",
+                                     "/proc",
+                                     "--ro-bind",
+                                     dir.Sub("hosts"),
+                                     "/etc/hosts",
+                                     "--ro-bind",
+                                     dir.Sub("resolv.conf"),
+                                     "/etc/resolv.conf"};
     argv.insert(argv.end(), cmd.begin(), cmd.end());
     return RunCommand(argv);
   };
@@ -666,10 +683,13 @@ TEST_F(InstanceNetworkTest, CreateAndDestroyTimings) {
     auto t3 = SteadyClock::now();
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_EQ(ObjectsOf(key), std::set<std::string>());
-    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
-    std::printf("[ timing ] %d instance(s): Create %lld ms, Create again %lld ms, Destroy %lld ms\n",
-                count, static_cast<long long>(ms(t1 - t0)), static_cast<long long>(ms(t2 - t1)),
-                static_cast<long long>(ms(t3 - t2)));
+    auto ms = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    };
+    std::printf(
+        "[ timing ] %d instance(s): Create %lld ms, Create again %lld ms, Destroy %lld ms\n", count,
+        static_cast<long long>(ms(t1 - t0)), static_cast<long long>(ms(t2 - t1)),
+        static_cast<long long>(ms(t3 - t2)));
   }
 }
 
@@ -693,8 +713,7 @@ TEST(InstanceNetworkNamesTest, RejectsBadKeysCountsAndLongNames) {
   for (const auto& c : cases) {
     auto n = nets.Create(c.key, c.count, NetworkMode::kNamespaces);
     EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument) << c.key << " x" << c.count;
-    EXPECT_NE(n.status().message().find(c.message_part), std::string::npos)
-        << n.status().message();
+    EXPECT_NE(n.status().message().find(c.message_part), std::string::npos) << n.status().message();
   }
   // The longest names an 8-character key makes still fit.
   EXPECT_EQ(VethName("0a1b2c3d", kMaxInstancesPerNetwork).size(), kMaxInterfaceNameLength);
@@ -741,8 +760,8 @@ TEST(InstanceNetworkLoopbackTest, AddressesAreOnLoopbackAndStable) {
   auto again = nets.Create(key, 3, NetworkMode::kLoopback);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(HostsFileText(*again), HostsFileText(*n));
-  EXPECT_EQ(HostsFileText(*n), "127.0.0.1 localhost\n::1 localhost\n" + base + "1 algo-1\n" +
-                                   base + "2 algo-2\n" + base + "3 algo-3\n");
+  EXPECT_EQ(HostsFileText(*n), "127.0.0.1 localhost\n::1 localhost\n" + base + "1 algo-1\n" + base +
+                                   "2 algo-2\n" + base + "3 algo-3\n");
   // The addresses work without configuring anything: 127/8 is local.
   EXPECT_EQ(Connect("", "", n->instances[1].ip, n->instances[0].ip), n->instances[0].ip);
   EXPECT_TRUE(nets.Destroy(key).ok());

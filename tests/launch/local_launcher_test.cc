@@ -54,8 +54,7 @@ class LocalLauncherTest : public ::testing::Test {
     argv_file_ = dir_.path() + "/argv.txt";
     // Records its argv (atomically, one per line), then waits to be signalled.
     std::string script = "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '" + argv_file_ +
-                         ".tmp'\nmv '" + argv_file_ + ".tmp' '" + argv_file_ +
-                         "'\nexec sleep 60\n";
+                         ".tmp'\nmv '" + argv_file_ + ".tmp' '" + argv_file_ + "'\nexec sleep 60\n";
     ASSERT_TRUE(WriteFileAtomic(agent_, script, 0755).ok());
     instance_dir_ = dir_.path() + "/jobs/my-job/algo-1";
     ASSERT_TRUE(MakeDirs(instance_dir_).ok());
@@ -120,9 +119,8 @@ TEST_F(LocalLauncherTest, LaunchWritesInstanceFileBesideInstanceDirAndPassesIt) 
   EXPECT_EQ(parsed->network.interface, "eth0");
   EXPECT_EQ(parsed->network.address, "10.1.2.2");
   EXPECT_EQ(parsed->network.master_port, 7777);
-  EXPECT_EQ(parsed->network.hosts,
-            (std::vector<std::pair<std::string, std::string>>{{"algo-1", "10.1.2.2"},
-                                                               {"algo-2", "10.1.2.3"}}));
+  EXPECT_EQ(parsed->network.hosts, (std::vector<std::pair<std::string, std::string>>{
+                                       {"algo-1", "10.1.2.2"}, {"algo-2", "10.1.2.3"}}));
 
   ASSERT_TRUE(WaitFor([&] { return PathExists(argv_file_); }));
   auto argv = ReadFile(argv_file_);
@@ -212,7 +210,6 @@ TEST(LocalLauncherAliveTest, ForeignProcessCheckedByStartTicks) {
   EXPECT_FALSE(launcher.Alive({0, 0}));
 }
 
-
 TEST(NetworkPolicyTest, ParsesTheThreePoliciesAndRefusesOthers) {
   EXPECT_EQ(*ParseNetworkPolicy("auto"), NetworkPolicy::kAuto);
   EXPECT_EQ(*ParseNetworkPolicy("namespaces"), NetworkPolicy::kNamespaces);
@@ -244,7 +241,8 @@ TEST(LocalLauncherNetworkTest, ASingleInstanceGetsANamespaceWhereTheMachineAllow
   const NetworkSupport support = ProbeNetworkSupport();
   if (!support.namespaces) GTEST_SKIP() << "no network namespaces here: " << support.reason;
   // The firewall is off here (LocalNetworkOptions' default): the notice says so.
-  LocalLauncher launcher("/bin/true", NetworkPolicy::kAuto, {"t" + JobNetworkKey(RandomUuid()).substr(1)});
+  LocalLauncher launcher("/bin/true", NetworkPolicy::kAuto,
+                         {"t" + JobNetworkKey(RandomUuid()).substr(1)});
   const std::string arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/own";
   NetworkRequest one;
   EXPECT_FALSE(launcher.PreparesNetworkAtOnce(one));

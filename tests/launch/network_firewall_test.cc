@@ -84,8 +84,9 @@ TEST(FirewallScriptTest, TableDropsEverythingFromBridgesToTheHost) {
 TEST(FirewallScriptTest, StoreOnTheHostIsReachedByDnatAndNothingElse) {
   auto store = ParseStoreEndpoint("http://127.0.0.1:4568", {});
   const std::string s = FirewallTableScript("t", store);
-  EXPECT_TRUE(Has(s, "prerouting iifname @store fib daddr type local tcp dport 4568 dnat ip to "
-                     "127.0.0.1:4568\n"));
+  EXPECT_TRUE(Has(s,
+                  "prerouting iifname @store fib daddr type local tcp dport 4568 dnat ip to "
+                  "127.0.0.1:4568\n"));
   EXPECT_TRUE(
       Has(s, "input iifname @store ct status dnat ip daddr 127.0.0.1 tcp dport 4568 accept\n"));
   EXPECT_LT(s.find("ct status dnat"), s.find("input iifname @bridges drop"));
@@ -97,15 +98,17 @@ TEST(FirewallScriptTest, RemoteStoreIsForwardedForStoreJobsOnly) {
   EXPECT_FALSE(Has(s, "dnat"));
   EXPECT_TRUE(Has(s, "forward iifname @store ip daddr 198.51.100.7 tcp dport 9000 accept\n"));
   EXPECT_LT(s.find("iifname @store ip daddr"), s.find("forward iifname @bridges drop"));
-  EXPECT_TRUE(Has(s, "postrouting iifname @store oifname != @bridges ip daddr 198.51.100.7 tcp "
-                     "dport 9000 masquerade\n"));
+  EXPECT_TRUE(Has(s,
+                  "postrouting iifname @store oifname != @bridges ip daddr 198.51.100.7 tcp "
+                  "dport 9000 masquerade\n"));
 }
 
 TEST(FirewallScriptTest, JobElementsSayExactlyWhatTheJobReaches) {
   struct Case {
     bool outside, store;
   };
-  for (const Case c : {Case{true, false}, Case{false, false}, Case{true, true}, Case{false, true}}) {
+  for (const Case c :
+       {Case{true, false}, Case{false, false}, Case{true, true}, Case{false, true}}) {
     const std::string s = JobElementsScript("t", {"tyb-0a1b2c3d", c.outside, c.store});
     EXPECT_TRUE(Has(s, "add element inet t bridges { \"tyb-0a1b2c3d\" }\n"));
     EXPECT_TRUE(Has(s, "add element inet t peers { \"tyb-0a1b2c3d\" . \"tyb-0a1b2c3d\" }\n"));

@@ -7,7 +7,9 @@
 namespace ty::server {
 namespace {
 
-std::string FlowSequences(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string FlowSequences(size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
 
 std::string BlockMappings(size_t depth) {
   std::string text;
@@ -37,8 +39,7 @@ TEST_P(LoadYamlTest, AcceptsOrRefuses) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, LoadYamlTest,
     ::testing::Values(
-        YamlCase{"Empty", "", true, ""},
-        YamlCase{"Mapping", "a: 1\nb: [x, {c: d}]\n", true, ""},
+        YamlCase{"Empty", "", true, ""}, YamlCase{"Mapping", "a: 1\nb: [x, {c: d}]\n", true, ""},
         YamlCase{"FlowAtLimit", FlowSequences(kMaxYamlDepth), true, ""},
         YamlCase{"FlowPastLimit", FlowSequences(kMaxYamlDepth + 1), false, "deeper than 64"},
         YamlCase{"BlockAtLimit", BlockMappings(kMaxYamlDepth), true, ""},

@@ -78,7 +78,8 @@ images:
   EXPECT_EQ(cmd.entry.runtime, model::ImageEntry::Runtime::kCommand);
   EXPECT_EQ(cmd.entry.command, (std::vector<std::string>{"/usr/bin/python3", "/srv/train.py"}));
   EXPECT_EQ(cmd.entry.workdir, "/srv");
-  EXPECT_EQ(cmd.entry.env, (std::map<std::string, std::string>{{"MODE", "local"}, {"THREADS", "2"}}));
+  EXPECT_EQ(cmd.entry.env,
+            (std::map<std::string, std::string>{{"MODE", "local"}, {"THREADS", "2"}}));
 
   const launch::ImageRule& py = c.images[1];
   EXPECT_EQ(py.match, "*/tensorflow-training:*");
@@ -254,18 +255,18 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadConfigCase{"UnknownKey", "listen: 127.0.0.1:0\nlisten_port: 80\n",
                       "unknown config key 'listen_port'"},
-        BadConfigCase{"BadIsolation", "isolation: docker\n", "isolation must be auto, bwrap or none"},
+        BadConfigCase{"BadIsolation", "isolation: docker\n",
+                      "isolation must be auto, bwrap or none"},
         BadConfigCase{"SandboxAsRoot", "sandbox: {uid: 0, gid: 1000}\n",
                       "sandbox.uid must be a non-root uid/gid"},
-        BadConfigCase{"SandboxUnknownKey", "sandbox: {user: nobody}\n",
-                      "sandbox.user"},
+        BadConfigCase{"SandboxUnknownKey", "sandbox: {user: nobody}\n", "sandbox.user"},
         BadConfigCase{"SandboxNotAMap", "sandbox: 1000\n", "sandbox must be a mapping {uid, gid}"},
         BadConfigCase{"AccountIdNotTwelveDigits", "accounts:\n  \"123\":\n    file_roots: [/a]\n",
                       "'123' is not a 12-digit account id"},
-        BadConfigCase{"AccountUnknownKey",
-                      "accounts:\n  \"111111111111\":\n    file_root: [/a]\n",
+        BadConfigCase{"AccountUnknownKey", "accounts:\n  \"111111111111\":\n    file_root: [/a]\n",
                       "unknown key 'file_root'"},
-        BadConfigCase{"BadNetwork", "network: host\n", "network must be auto, namespaces or loopback"},
+        BadConfigCase{"BadNetwork", "network: host\n",
+                      "network must be auto, namespaces or loopback"},
         BadConfigCase{"ImageWithoutCommand", "images:\n  - match: \"x:*\"\n",
                       "image 'x:*' needs a command"},
         BadConfigCase{"CommandRuntimeWithoutCommand",
@@ -455,14 +456,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ListenCase{"0.0.0.0:65535", true, "0.0.0.0", 65535},
                       ListenCase{"[::1]:0", true, "::1", 0},
                       ListenCase{"[::]:9000", true, "::", 9000},
-                      ListenCase{"127.0.0.1", false, "", 0},
-                      ListenCase{"127.0.0.1:", false, "", 0},
-                      ListenCase{":8080", false, "", 0},
-                      ListenCase{"host:http", false, "", 0},
-                      ListenCase{"host:80x", false, "", 0},
-                      ListenCase{"host:-1", false, "", 0},
-                      ListenCase{"host:65536", false, "", 0},
-                      ListenCase{"host: 80", false, "", 0},
+                      ListenCase{"127.0.0.1", false, "", 0}, ListenCase{"127.0.0.1:", false, "", 0},
+                      ListenCase{":8080", false, "", 0}, ListenCase{"host:http", false, "", 0},
+                      ListenCase{"host:80x", false, "", 0}, ListenCase{"host:-1", false, "", 0},
+                      ListenCase{"host:65536", false, "", 0}, ListenCase{"host: 80", false, "", 0},
                       ListenCase{"host:+80", false, "", 0},
                       ListenCase{"host:99999999999", false, "", 0}));
 

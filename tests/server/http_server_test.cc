@@ -125,8 +125,8 @@ class Conn {
 };
 
 std::string Post(const std::string& path, const std::string& body, const std::string& extra = "") {
-  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n" + extra + "\r\n" + body;
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n" + extra + "\r\n" + body;
 }
 
 bool WaitFor(const std::function<bool()>& cond) {
@@ -157,8 +157,7 @@ class HttpServerTest : public ::testing::Test {
       return Text(req.body + (req.query.empty() ? "" : "?" + req.query));
     });
     server_->SetErrorRenderer([](const HttpError& e) {
-      return Text("error " + std::to_string(static_cast<int>(e.kind)) + ": " + e.message,
-                  e.status);
+      return Text("error " + std::to_string(static_cast<int>(e.kind)) + ": " + e.message, e.status);
     });
     if (setup) setup(*server_);
     auto port = server_->Bind("127.0.0.1", 0);
@@ -270,8 +269,9 @@ TEST_F(HttpServerTest, RefusesAnOversizedBodyNamingTheLimit) {
   o.max_body_bytes = 1000;
   StartServer(o, [](HttpServer& s) {
     int pool = s.AddPool("big", 1);
-    s.Route("POST", "/big", pool, [](const HttpRequest& req) { return Text(std::to_string(req.body.size())); },
-            5000);
+    s.Route(
+        "POST", "/big", pool,
+        [](const HttpRequest& req) { return Text(std::to_string(req.body.size())); }, 5000);
   });
   {
     Conn c(port_);
@@ -332,9 +332,8 @@ TEST_F(HttpServerTest, AnswersGarbageWith400) {
 TEST_F(HttpServerTest, HandlerExceptionsBecome500AndTheConnectionLives) {
   StartServer(HttpServerOptions{}, [](HttpServer& s) {
     int pool = s.AddPool("throwing", 1);
-    s.Route("POST", "/throw", pool, [](const HttpRequest&) -> HttpResponse {
-      throw std::runtime_error("boom");
-    });
+    s.Route("POST", "/throw", pool,
+            [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("boom"); });
   });
   Conn c(port_);
   ASSERT_TRUE(c.Send(Post("/throw", "")));

@@ -243,8 +243,7 @@ std::vector<ProxiedRequest> FaultProxy::Requests() const {
   return log_;
 }
 
-int FaultProxy::CountRequests(const std::string& method,
-                              const std::string& target_contains) const {
+int FaultProxy::CountRequests(const std::string& method, const std::string& target_contains) const {
   std::unique_lock<std::mutex> lock(mu_);
   WaitSettled(lock);
   return static_cast<int>(std::count_if(log_.begin(), log_.end(), [&](const ProxiedRequest& r) {
@@ -333,8 +332,9 @@ void FaultProxy::Serve(int client_fd) {
     const bool expect_continue = req.HasToken("Expect", "100-continue");
     const bool client_close = req.HasToken("Connection", "close");
     if (req.HasToken("Transfer-Encoding", "chunked")) {
-      (void)SendAll(client_fd,
-                    "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      (void)SendAll(
+          client_fd,
+          "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
       entry.status = 501;
       Log(std::move(entry));
       break;
@@ -349,9 +349,11 @@ void FaultProxy::Serve(int client_fd) {
       bool keep = !expect_continue && !client_close &&
                   client.Copy(entry.body_bytes, [](std::string_view) { return true; });
       std::string body = kSlowDownBody;
-      std::string resp = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                         "Content-Length: " + std::to_string(body.size()) + "\r\n" +
-                         (keep ? "" : "Connection: close\r\n") + "\r\n" + body;
+      std::string resp =
+          "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+          "Content-Length: " +
+          std::to_string(body.size()) + "\r\n" + (keep ? "" : "Connection: close\r\n") + "\r\n" +
+          body;
       // Logged before the reply goes out: a client that has seen the 503 must find it logged.
       entry.status = 503;
       Log(std::move(entry));
@@ -384,9 +386,8 @@ void FaultProxy::Serve(int client_fd) {
     if (faulted && rule.kind == FaultKind::kDropRequestBody) {
       to_forward = std::min(to_forward, rule.bytes);
     }
-    bool body_ok = client.Copy(to_forward, [&](std::string_view d) {
-      return SendAll(upstream_fd, d);
-    });
+    bool body_ok =
+        client.Copy(to_forward, [&](std::string_view d) { return SendAll(upstream_fd, d); });
     if (!body_ok || (faulted && rule.kind == FaultKind::kDropRequestBody)) {
       Log(std::move(entry));
       break;
@@ -418,7 +419,8 @@ void FaultProxy::Serve(int client_fd) {
     }
 
     // Forwards upstream body bytes, stopping (false) after `budget` bytes when cutting short.
-    uint64_t budget = faulted && rule.kind == FaultKind::kDropResponseBody ? rule.bytes : UINT64_MAX;
+    uint64_t budget =
+        faulted && rule.kind == FaultKind::kDropResponseBody ? rule.bytes : UINT64_MAX;
     bool cut = false;
     auto forward = [&](std::string_view d) {
       if (d.size() > budget) {

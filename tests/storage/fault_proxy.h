@@ -109,12 +109,12 @@ class FaultProxy {
   std::thread accept_thread_;
 
   mutable std::mutex mu_;
-  std::vector<RuleState> rules_;          // guarded by mu_
-  std::vector<ProxiedRequest> log_;       // guarded by mu_
-  int in_flight_ = 0;                     // heads read, not yet logged; guarded by mu_
+  std::vector<RuleState> rules_;     // guarded by mu_
+  std::vector<ProxiedRequest> log_;  // guarded by mu_
+  int in_flight_ = 0;                // heads read, not yet logged; guarded by mu_
   mutable std::condition_variable settled_;
-  std::vector<int> open_fds_;             // client and upstream sockets in use; guarded by mu_
-  std::vector<std::thread> workers_;      // guarded by mu_
+  std::vector<int> open_fds_;         // client and upstream sockets in use; guarded by mu_
+  std::vector<std::thread> workers_;  // guarded by mu_
 };
 
 }  // namespace ty::storage::testing

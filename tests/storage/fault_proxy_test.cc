@@ -82,7 +82,8 @@ TEST_F(FaultProxyTest, InjectsEachFault) {
   ASSERT_EQ(RawHttp(s3rver_->port(), "PUT", "/" + bucket_ + "/dropresp", "0123456789")->status,
             200);
   // Cut after 4 body bytes: the head promises 10, the connection ends after 4.
-  Result<ty::testing::RawHttpResponse> cut = RawHttp(proxy_->port(), "GET", "/" + bucket_ + "/dropresp");
+  Result<ty::testing::RawHttpResponse> cut =
+      RawHttp(proxy_->port(), "GET", "/" + bucket_ + "/dropresp");
   ASSERT_TRUE(cut.ok());
   EXPECT_EQ(cut->body, "0123");
   EXPECT_NE(cut->head.find("Content-Length: 10"), std::string::npos);

@@ -1,8 +1,8 @@
 #include "storage/file_object_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -55,9 +55,9 @@ TEST_F(FileObjectStoreTest, DownloadPrefixOfAnEmptyDirectoryIsNotFound) {
 
 TEST_F(FileObjectStoreTest, DownloadRefusesSourcesOutsideRoots) {
   ASSERT_TRUE(WriteFileAtomic(tmp_.path() + "/secret", "s").ok());
-  EXPECT_EQ(store_->DownloadPrefix(FileUriFromPath(tmp_.path() + "/secret"), tmp_.path() + "/c")
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->DownloadPrefix(FileUriFromPath(tmp_.path() + "/secret"), tmp_.path() + "/c").code(),
+      StatusCode::kInvalidArgument);
   // A symlink inside the tree pointing outside the roots is refused, not followed.
   ASSERT_EQ(::symlink((tmp_.path() + "/secret").c_str(), (root_ + "/train/leak").c_str()), 0);
   Status s = store_->DownloadPrefix(Uri("train"), tmp_.path() + "/c3");
@@ -78,8 +78,8 @@ TEST_F(FileObjectStoreTest, DeleteObjectsRemovesExactlyTheKeys) {
   ASSERT_TRUE(WriteFileAtomic(root_ + "/train/nested/c.bin", "c").ok());
   ASSERT_TRUE(WriteFileAtomic(root_ + "/train2", "sibling").ok());
   // Missing keys and a key naming a directory are not errors; the directory stays.
-  Status s = store_->DeleteObjects(Uri("train"), {"a.csv", "nested/b.bin", "gone", "nested",
-                                                  "no/such/dir"});
+  Status s = store_->DeleteObjects(Uri("train"),
+                                   {"a.csv", "nested/b.bin", "gone", "nested", "no/such/dir"});
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(FilesUnder(root_), (std::set<std::string>{"train/nested/c.bin", "train2"}));
   // A trailing slash on the base means the same.
@@ -123,9 +123,9 @@ TEST_F(FileObjectStoreTest, UploadRemovesTempFilesAKilledWriterLeftBehind) {
 TEST_F(FileObjectStoreTest, UploadFileRefusesDestinationsOutsideRootsOrNamingADirectory) {
   ASSERT_TRUE(MakeDirs(root_ + "/out").ok());
   ASSERT_TRUE(WriteFileAtomic(root_ + "/out/x", "old").ok());
-  EXPECT_EQ(store_->UploadFile(tmp_.path() + "/missing", FileUriFromPath(tmp_.path() + "/y"))
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store_->UploadFile(tmp_.path() + "/missing", FileUriFromPath(tmp_.path() + "/y")).code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->UploadFile(root_ + "/out/x", Uri("out/dir/")).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(FilesUnder(root_ + "/out"), (std::set<std::string>{"x"}));
@@ -204,8 +204,7 @@ TEST_F(FileObjectStoreTest, ResolveLocalPath) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(*p, *RealPath(root_ + "/train"));
   EXPECT_EQ(store_->ResolveLocalPath(Uri("nope")).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->ResolveLocalPath("file:///etc").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ResolveLocalPath("file:///etc").status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(MakeObjectStoreTest, FileGivesStoreAndS3NeedsObjectStores) {

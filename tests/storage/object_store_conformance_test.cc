@@ -118,9 +118,9 @@ class S3Backend : public Backend {
     return key.empty() ? "s3://" + bucket_ : "s3://" + bucket_ + "/" + key;
   }
   Status Seed(const std::string& key, const std::string& data) override {
-    TY_ASSIGN_OR_RETURN(ty::testing::RawHttpResponse r,
-                        ty::testing::RawHttp(s3rver_.port(), "PUT",
-                                             "/" + bucket_ + "/" + EncodeKey(key), data));
+    TY_ASSIGN_OR_RETURN(
+        ty::testing::RawHttpResponse r,
+        ty::testing::RawHttp(s3rver_.port(), "PUT", "/" + bucket_ + "/" + EncodeKey(key), data));
     if (r.status != 200) return IoError("seeding " + key + ": HTTP " + std::to_string(r.status));
     return Status::Ok();
   }
@@ -219,9 +219,10 @@ std::string Pattern(size_t n, uint32_t seed = 1) {
 // Keys that need encoding in a URL, or that S3 signers get wrong.
 const std::vector<std::string>& AwkwardKeys() {
   static const std::vector<std::string> keys = {
-      "with space/a b.txt",  "plus/a+b.txt",       "percent/100%.txt",  "percent/%41%2F.txt",
-      "query/a=b&c=d.txt",   "unicode/\xc3\xa9t\xc3\xa9/\xe2\x98\x83.txt",
-      "tilde/~user.txt",     "mixed/x (1) [2] !$'*,;:@.txt",
+      "with space/a b.txt", "plus/a+b.txt",
+      "percent/100%.txt",   "percent/%41%2F.txt",
+      "query/a=b&c=d.txt",  "unicode/\xc3\xa9t\xc3\xa9/\xe2\x98\x83.txt",
+      "tilde/~user.txt",    "mixed/x (1) [2] !$'*,;:@.txt",
   };
   return keys;
 }
@@ -263,8 +264,8 @@ TEST_P(ObjectStoreConformanceTest, DownloadPrefixOfTheWholeAreaWithEmptyPrefix) 
 
 TEST_P(ObjectStoreConformanceTest, DownloadPrefixOfNothingIsNotFoundNamingTheUri) {
   Seed("train/a.csv", "x");
-  for (const std::string& key : {std::string("nope"), std::string("trai"),
-                                 std::string("train/a.cs")}) {
+  for (const std::string& key :
+       {std::string("nope"), std::string("trai"), std::string("train/a.cs")}) {
     std::string uri = Uri(key);
     Status s = store().DownloadPrefix(uri, local_.Sub("channel-" + key.substr(0, 4)));
     EXPECT_EQ(s.code(), StatusCode::kNotFound) << key << ": " << s.ToString();
@@ -361,8 +362,8 @@ TEST_P(ObjectStoreConformanceTest, DownloadFileOfMissingObjectIsNotFoundAndTouch
   std::string dest = local_.Sub("dl/model.bin");
   ASSERT_TRUE(MakeDirs(local_.Sub("dl")).ok());
   ASSERT_TRUE(WriteFileAtomic(dest, "keep me").ok());
-  for (const std::string& key : {std::string("m/model.bin"), std::string("m"),
-                                 std::string("nope/x")}) {
+  for (const std::string& key :
+       {std::string("m/model.bin"), std::string("m"), std::string("nope/x")}) {
     Status s = store().DownloadFile(Uri(key), dest);
     EXPECT_EQ(s.code(), StatusCode::kNotFound) << key << ": " << s.ToString();
   }
@@ -497,21 +498,20 @@ TEST_P(ObjectStoreConformanceTest, UploadDirectoryThenListIsSortedWithSizes) {
   std::string dir = local_.Sub("output");
   ASSERT_TRUE(MakeDirs(dir + "/data/sub").ok());
   // Byte order, as S3 lists: '-' (0x2d) < '.' (0x2e) < '/' (0x2f) < '0' < 'a' < UTF-8.
-  for (std::string rel : {"a0", "a/b", "a.b", "a-b", "data/sub/c.txt", "\xc3\xa9", "top",
-                                 "Z"}) {
+  for (std::string rel : {"a0", "a/b", "a.b", "a-b", "data/sub/c.txt", "\xc3\xa9", "top", "Z"}) {
     std::string path = dir + "/" + rel;
     ASSERT_TRUE(MakeDirs(path.substr(0, path.rfind('/'))).ok());
     ASSERT_TRUE(WriteFileAtomic(path, std::string(rel.size() + 1, 'x')).ok());
   }
   ASSERT_EQ(::symlink("top", (dir + "/alias").c_str()), 0);  // inside: followed
-  ASSERT_TRUE(MakeDirs(dir + "/empty/dir").ok());             // uploads nothing
+  ASSERT_TRUE(MakeDirs(dir + "/empty/dir").ok());            // uploads nothing
   Status s = store().UploadDirectory(dir, Uri("jobs/j1/output"));
   ASSERT_TRUE(s.ok()) << s.ToString();
 
   Result<std::vector<ObjectInfo>> listed = store().List(Uri("jobs/j1/output"));
   ASSERT_TRUE(listed.ok()) << listed.status().ToString();
-  std::vector<std::string> want = {"Z",   "a-b", "a.b",      "a/b", "a0", "alias",
-                                   "data/sub/c.txt", "top", "\xc3\xa9"};
+  std::vector<std::string> want = {"Z",   "a-b",     "a.b", "a/b", "a0", "alias", "data/sub/c.txt",
+                                   "top", "\xc3\xa9"};
   std::vector<std::string> keys;
   for (const ObjectInfo& o : *listed) {
     keys.push_back(o.key);
@@ -609,8 +609,8 @@ TEST_P(ObjectStoreConformanceTest, DeleteObjectsRemovesExactlyTheKeys) {
   Seed("base/x/gone.txt2", "k2");
   Seed("base/y/also gone+.txt", "g");
   Seed("other/x/gone.txt", "not under base");
-  Status s = store().DeleteObjects(Uri("base"),
-                                   {"x/gone.txt", "y/also gone+.txt", "missing/is/fine"});
+  Status s =
+      store().DeleteObjects(Uri("base"), {"x/gone.txt", "y/also gone+.txt", "missing/is/fine"});
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(backend_->StoredKeys(),
             (std::set<std::string>{"base/keep.txt", "base/x/gone.txt2", "other/x/gone.txt"}));

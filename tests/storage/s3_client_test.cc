@@ -83,8 +83,10 @@ TEST_F(S3ClientTest, MissingObjectAndBucketAreNotFoundWithClearMessages) {
 
   Result<S3ListPage> no_bucket = client_->ListObjectsV2("no-such-bucket-here", {});
   EXPECT_EQ(no_bucket.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(no_bucket.status().message(), "bucket 'no-such-bucket-here' does not exist "
-                                          "(NoSuchBucket) at " + server_->endpoint());
+  EXPECT_EQ(no_bucket.status().message(),
+            "bucket 'no-such-bucket-here' does not exist "
+            "(NoSuchBucket) at " +
+                server_->endpoint());
   EXPECT_EQ(client_->HeadBucket("no-such-bucket-here").code(), StatusCode::kNotFound);
   EXPECT_TRUE(client_->HeadBucket(bucket_).ok());
   EXPECT_TRUE(client_->CreateBucket(bucket_).ok());  // again: ours already
@@ -183,9 +185,8 @@ TEST_F(S3ClientTest, MultipartUploadFromFileRanges) {
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   const uint64_t first = 5 * 1024 * 1024;
   std::vector<S3CompletedPart> parts;
-  Result<std::string> e2 =
-      client_->UploadPart(bucket_, "mp/big.bin", *id, 2,
-                          S3Body::FileRange(fd.get(), first, data.size() - first));
+  Result<std::string> e2 = client_->UploadPart(
+      bucket_, "mp/big.bin", *id, 2, S3Body::FileRange(fd.get(), first, data.size() - first));
   ASSERT_TRUE(e2.ok()) << e2.status().ToString();
   Result<std::string> e1 =
       client_->UploadPart(bucket_, "mp/big.bin", *id, 1, S3Body::FileRange(fd.get(), 0, first));
@@ -303,7 +304,8 @@ std::string ErrorXml(const std::string& code, const std::string& message,
 TEST(S3ClientErrorsTest, WrongRegionNamesTheBucketsRegion) {
   CannedServer server({
       CannedServer::Response(301, "Moved Permanently",
-                             ErrorXml("PermanentRedirect", "The bucket you are attempting to "
+                             ErrorXml("PermanentRedirect",
+                                      "The bucket you are attempting to "
                                       "access must be addressed using the specified endpoint.",
                                       "<Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint>"),
                              "x-amz-bucket-region: eu-west-1\r\n"),
@@ -318,15 +320,18 @@ TEST(S3ClientErrorsTest, WrongRegionNamesTheBucketsRegion) {
   S3Client client(CannedSettings(server), NoWait());
   Result<std::string> r = client.GetObjectToString("b", "k");
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r.status().message(), "bucket 'b' is in region eu-west-1, not us-east-1 (set "
-                                  "AWS_REGION / storage.s3.region)");
+  EXPECT_EQ(r.status().message(),
+            "bucket 'b' is in region eu-west-1, not us-east-1 (set "
+            "AWS_REGION / storage.s3.region)");
   Result<S3ListPage> listed = client.ListObjectsV2("b", {});
-  EXPECT_EQ(listed.status().message(), "bucket 'b' is in region ap-south-1, not us-east-1 (set "
-                                       "AWS_REGION / storage.s3.region)");
+  EXPECT_EQ(listed.status().message(),
+            "bucket 'b' is in region ap-south-1, not us-east-1 (set "
+            "AWS_REGION / storage.s3.region)");
   Status s = client.HeadBucket("b");
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(s.message(), "bucket 'b' is in region ap-south-1, not us-east-1 (set AWS_REGION / "
-                         "storage.s3.region)");
+  EXPECT_EQ(s.message(),
+            "bucket 'b' is in region ap-south-1, not us-east-1 (set AWS_REGION / "
+            "storage.s3.region)");
   EXPECT_EQ(client.stats().retries, 0u);
 }
 
@@ -399,8 +404,9 @@ TEST(S3ClientErrorsTest, ThrottlingUntilAttemptsRunOutIsUnavailable) {
   S3Client client(CannedSettings(server), NoWait());
   Result<S3ListPage> r = client.ListObjectsV2("b", {});
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(r.status().message(), "S3 is unavailable or throttling: Please reduce your rate. "
-                                  "(SlowDown) for s3://b (gave up after 4 attempts)");
+  EXPECT_EQ(r.status().message(),
+            "S3 is unavailable or throttling: Please reduce your rate. "
+            "(SlowDown) for s3://b (gave up after 4 attempts)");
   EXPECT_EQ(server.heads().size(), 4u);
 }
 
@@ -431,8 +437,8 @@ TEST(S3ClientErrorsTest, BodyCutShortIsResumedFromTheFirstMissingByte) {
 }
 
 TEST(S3ClientErrorsTest, CorruptedBodyFailsTheMd5Check) {
-  CannedServer server({CannedServer::Response(
-      200, "OK", "abcdefghiX", "ETag: \"a925576942e94b2ef57a066101b48876\"\r\n")});
+  CannedServer server({CannedServer::Response(200, "OK", "abcdefghiX",
+                                              "ETag: \"a925576942e94b2ef57a066101b48876\"\r\n")});
   S3Client client(CannedSettings(server), NoWait());
   Result<std::string> r = client.GetObjectToString("b", "k");
   EXPECT_EQ(r.status().code(), StatusCode::kIoError);
@@ -498,8 +504,8 @@ TEST(S3XmlTest, EscapesKeysSoTheyParseBackExactly) {
   const std::string key = "a&b<c>\"d'e\tf\ng\rh";
   std::string xml = BuildDeleteRequest({key});
   // Round trip through the DeleteResult parser's element handling.
-  std::string as_result = "<DeleteResult><Error><Key>" + XmlEscape(key) +
-                          "</Key><Code>X</Code></Error></DeleteResult>";
+  std::string as_result =
+      "<DeleteResult><Error><Key>" + XmlEscape(key) + "</Key><Code>X</Code></Error></DeleteResult>";
   Result<std::vector<S3DeleteError>> back = ParseDeleteResult(as_result);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ((*back)[0].key, key);

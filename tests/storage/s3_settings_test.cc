@@ -43,12 +43,9 @@ TEST_F(S3SettingsTest, DefaultsAreAwsUsEast1Unsigned) {
 }
 
 TEST_F(S3SettingsTest, EnvironmentLikeTheAwsCli) {
-  env_ = {{"AWS_ENDPOINT_URL", "http://other:1"},
-          {"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4568/"},
-          {"AWS_DEFAULT_REGION", "eu-west-1"},
-          {"AWS_REGION", "eu-central-1"},
-          {"AWS_ACCESS_KEY_ID", "AKID"},
-          {"AWS_SECRET_ACCESS_KEY", "SECRET"},
+  env_ = {{"AWS_ENDPOINT_URL", "http://other:1"}, {"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4568/"},
+          {"AWS_DEFAULT_REGION", "eu-west-1"},    {"AWS_REGION", "eu-central-1"},
+          {"AWS_ACCESS_KEY_ID", "AKID"},          {"AWS_SECRET_ACCESS_KEY", "SECRET"},
           {"AWS_SESSION_TOKEN", "TOKEN"}};
   Result<S3Settings> s = ResolveS3Settings({}, Env());
   ASSERT_TRUE(s.ok()) << s.status().ToString();

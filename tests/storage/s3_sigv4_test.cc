@@ -70,7 +70,8 @@ const Vectors& LoadVectors() {
     if (!code.ok() || *code != 0) {
       v.failure = "tools/sigv4_vectors.py failed:\n" + output;
       v.skip = output.find("No module named 'botocore'") != std::string::npos;
-      if (v.skip) v.failure = "python3-botocore is not installed (apt-get install python3-botocore)";
+      if (v.skip)
+        v.failure = "python3-botocore is not installed (apt-get install python3-botocore)";
       return v;
     }
     Result<std::string> text = ReadFile(out);
@@ -85,13 +86,13 @@ const Vectors& LoadVectors() {
   return vectors;
 }
 
-#define TY_VECTORS_OR_SKIP(var)                                                     \
-  const Vectors& var = LoadVectors();                                               \
-  do {                                                                              \
-    if (!var.failure.empty()) {                                                     \
+#define TY_VECTORS_OR_SKIP(var)                                                        \
+  const Vectors& var = LoadVectors();                                                  \
+  do {                                                                                 \
+    if (!var.failure.empty()) {                                                        \
       if (var.skip && !::ty::testing::S3rver::Required()) GTEST_SKIP() << var.failure; \
-      FAIL() << var.failure;                                                        \
-    }                                                                               \
+      FAIL() << var.failure;                                                           \
+    }                                                                                  \
   } while (0)
 
 std::string HexDecode(const std::string& hex) {
@@ -143,10 +144,10 @@ TEST(S3SigV4BotocoreTest, TheGeneratorProducedEveryCase) {
   std::set<std::string> names;
   for (const json& c : v.doc.at("cases")) names.insert(c.at("name").get<std::string>());
   EXPECT_GE(names.size(), 20u);
-  for (const char* must : {"put key with spaces", "put key with plus equals ampersand",
-                           "get unicode key", "get key with tilde", "head key with percent",
-                           "list continuation token", "upload part", "put with session token",
-                           "put unsigned payload", "uploads= as trainyard sends it"}) {
+  for (const char* must :
+       {"put key with spaces", "put key with plus equals ampersand", "get unicode key",
+        "get key with tilde", "head key with percent", "list continuation token", "upload part",
+        "put with session token", "put unsigned payload", "uploads= as trainyard sends it"}) {
     EXPECT_TRUE(names.count(must)) << must;
   }
 }
@@ -204,7 +205,8 @@ TEST(S3SigV4BotocoreTest, ResigningARetriedRequestGivesTheSameHeaders) {
     std::string region = c.at("region").get<std::string>();
     SignS3Request(&req, creds, region, FixedNow(v.doc) - std::chrono::hours(30));
     SignS3Request(&req, creds, region, FixedNow(v.doc));
-    EXPECT_EQ(Header(req, "Authorization"), c.at("expected").at("authorization").get<std::string>());
+    EXPECT_EQ(Header(req, "Authorization"),
+              c.at("expected").at("authorization").get<std::string>());
     int auth_headers = 0;
     for (const auto& [k, val] : req.headers) auth_headers += (k == "Authorization");
     EXPECT_EQ(auth_headers, 1);

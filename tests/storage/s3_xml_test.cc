@@ -26,8 +26,10 @@ std::string ErrorInside(int depth) {
 
 TEST(S3Xml, ReadsAnErrorDocument) {
   S3ErrorBody e;
-  ASSERT_TRUE(ParseS3Error("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
-                           "<Message>a &amp; b</Message></Error>", &e));
+  ASSERT_TRUE(
+      ParseS3Error("<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
+                   "<Message>a &amp; b</Message></Error>",
+                   &e));
   EXPECT_EQ(e.code, "NoSuchKey");
   EXPECT_EQ(e.message, "a & b");
 }
@@ -42,15 +44,15 @@ TEST(S3Xml, DepthPastTheLimitIsRefusedWhileParsing) {
   S3ErrorBody e;
   EXPECT_FALSE(ParseS3Error(ErrorInside(kMaxS3XmlDepth + 1), &e));
   // Far beyond libxml2's own limit (256) and unclosed: refused at level 33, never built.
-  EXPECT_FALSE(ParseS3Error("<Error>" + std::string(1000000, '<') , &e));
+  EXPECT_FALSE(ParseS3Error("<Error>" + std::string(1000000, '<'), &e));
   std::string deep = "<ListBucketResult>";
   for (int i = 0; i < 100000; ++i) deep += "<Contents>";
   EXPECT_FALSE(ParseListObjectsV2(deep).ok());
 }
 
 TEST(S3Xml, OversizedBodyIsRefused) {
-  std::string big = "<Error><Code>C</Code><Message>" + std::string(kMaxS3XmlBytes, 'x') +
-                    "</Message></Error>";
+  std::string big =
+      "<Error><Code>C</Code><Message>" + std::string(kMaxS3XmlBytes, 'x') + "</Message></Error>";
   S3ErrorBody e;
   EXPECT_FALSE(ParseS3Error(big, &e));
 }
@@ -62,8 +64,10 @@ TEST(S3Xml, DoctypeIsRefused) {
 
 TEST(S3Xml, ExternalEntityIsNeverRead) {
   S3ErrorBody e;
-  EXPECT_FALSE(ParseS3Error("<?xml version=\"1.0\"?><!DOCTYPE Error [<!ENTITY x SYSTEM "
-                            "\"file:///etc/passwd\">]><Error><Code>&x;</Code></Error>", &e));
+  EXPECT_FALSE(
+      ParseS3Error("<?xml version=\"1.0\"?><!DOCTYPE Error [<!ENTITY x SYSTEM "
+                   "\"file:///etc/passwd\">]><Error><Code>&x;</Code></Error>",
+                   &e));
   EXPECT_EQ(e.code.find("root"), std::string::npos);
 }
 

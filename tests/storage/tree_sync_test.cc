@@ -81,7 +81,8 @@ void Write(const std::string& path, const std::string& contents) {
 
 void SetMTime(const std::string& path, system_clock::time_point t) {
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  struct timespec times[2] = {{ns / 1000000000, ns % 1000000000}, {ns / 1000000000, ns % 1000000000}};
+  struct timespec times[2] = {{ns / 1000000000, ns % 1000000000},
+                              {ns / 1000000000, ns % 1000000000}};
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
 }
 
@@ -175,11 +176,11 @@ TEST_F(TreeSyncTest, OnlyChangedFilesMove) {
   WriteLocalTree();
   TreeSyncStats stats;
   ASSERT_TRUE(Sync(SyncDirection::kUpload, &stats).ok());
-  Write(local_ + "/a.txt", "alpha, longer");                        // size differs
-  Write(local_ + "/sub/b.bin", "WXYZ");                             // same size, newer
+  Write(local_ + "/a.txt", "alpha, longer");  // size differs
+  Write(local_ + "/sub/b.bin", "WXYZ");       // same size, newer
   SetMTime(local_ + "/sub/b.bin", system_clock::now() + std::chrono::seconds(5));
-  Write(local_ + "/new.txt", "n");                                  // new
-  SetMTime(local_ + "/sub/deep/c with space%.txt",                  // older: stays
+  Write(local_ + "/new.txt", "n");                  // new
+  SetMTime(local_ + "/sub/deep/c with space%.txt",  // older: stays
            system_clock::now() - std::chrono::hours(1));
   Status s = Sync(SyncDirection::kUpload, &stats);
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -207,7 +208,8 @@ TEST_F(TreeSyncTest, DeletionsFollowOnlyWithDelete) {
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_EQ(events_[0].action, SyncAction::kDelete);
   EXPECT_EQ(events_[0].destination, uri_ + "/sub/b.bin");
-  EXPECT_EQ(Tree(bucket_ + "/runs/10"), (std::map<std::string, std::string>{{"keep.txt", "other run"}}));
+  EXPECT_EQ(Tree(bucket_ + "/runs/10"),
+            (std::map<std::string, std::string>{{"keep.txt", "other run"}}));
   EXPECT_EQ(Tree(prefix_dir_), Tree(local_));
 }
 
@@ -256,8 +258,8 @@ TEST_F(TreeSyncTest, DownloadMirrorsAndSetsMTimeSoTheNextRunIsANoOp) {
   Status s = Sync(SyncDirection::kDownload, &stats);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(stats.files_copied, 2);
-  EXPECT_EQ(Tree(local_), (std::map<std::string, std::string>{{"x.txt", "x-ray"},
-                                                              {"d/y.txt", "yankee"}}));
+  EXPECT_EQ(Tree(local_),
+            (std::map<std::string, std::string>{{"x.txt", "x-ray"}, {"d/y.txt", "yankee"}}));
   EXPECT_EQ(MTimeOf(local_ + "/x.txt"), MTimeOf(prefix_dir_ + "/x.txt"));
 
   s = Sync(SyncDirection::kDownload, &stats);
@@ -292,8 +294,8 @@ TEST_F(TreeSyncTest, OneFailingFileIsReportedAndTheOthersStillMove) {
   TreeSyncStats stats;
   Status s = Sync(SyncDirection::kUpload, &stats);
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
-  EXPECT_EQ(s.message(), "1 of 3 files failed: upload " + local_ +
-                             "/sub/b.bin: injected: connection reset");
+  EXPECT_EQ(s.message(),
+            "1 of 3 files failed: upload " + local_ + "/sub/b.bin: injected: connection reset");
   EXPECT_EQ(stats.files_copied, 2);
   EXPECT_EQ(stats.files_failed, 1);
   EXPECT_EQ(AllFilesUnder(prefix_dir_),
@@ -376,8 +378,8 @@ TEST_F(TreeSyncTest, LocalSymlinksToFilesAreFollowedOthersSkipped) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(stats.files_copied, 2);
   EXPECT_EQ(stats.files_skipped, 3);
-  EXPECT_EQ(Tree(prefix_dir_), (std::map<std::string, std::string>{{"link.txt", "outside"},
-                                                                   {"real.txt", "real"}}));
+  EXPECT_EQ(Tree(prefix_dir_),
+            (std::map<std::string, std::string>{{"link.txt", "outside"}, {"real.txt", "real"}}));
 }
 
 TEST_F(TreeSyncTest, AtMostWorkersTransfersAtOnce) {

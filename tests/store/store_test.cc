@@ -48,8 +48,8 @@ JobRecord FullJob() {
   r.spec.metric_definitions = {{"loss", "loss=([0-9.]+)"}, {"acc", "acc=(\\S+)"}};
   r.spec.hyperparameters = {{"lr", "0.1"}, {"batch", "32"}};
   r.spec.environment = {{"FOO", "bar"}};
-  r.spec.channels = {{"train", "s3://b/train", "text/csv", "File", "ShardedByS3Key", "RecordIO",
-                      "Gzip"}};
+  r.spec.channels = {
+      {"train", "s3://b/train", "text/csv", "File", "ShardedByS3Key", "RecordIO", "Gzip"}};
   r.spec.output_path = "s3://b/out";
   r.spec.compress_output = false;
   r.spec.instance_type = "ml.m5.xlarge";
@@ -217,9 +217,9 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT status, secondary, stop_reason FROM jobs", -1, &s,
-                               nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT status, secondary, stop_reason FROM jobs", -1, &s, nullptr),
+      SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "Stopping");
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)), "MaxRuntimeExceeded");
@@ -598,7 +598,8 @@ TEST_F(StoreTest, LogEventsReadWithCursor) {
   JobRecord a = Insert(MakeJob("a", 1));
   JobRecord b = Insert(MakeJob("b", 2));
   std::vector<LogEvent> events;
-  for (int i = 0; i < 5; ++i) events.push_back({0, "a/algo-1-1", 100 + i, "line " + std::to_string(i)});
+  for (int i = 0; i < 5; ++i)
+    events.push_back({0, "a/algo-1-1", 100 + i, "line " + std::to_string(i)});
   ASSERT_TRUE(store_->AppendLogEvents(a.id, events).ok());
   ASSERT_TRUE(store_->AppendLogEvents(b.id, {{0, "b/algo-1-1", 1, "other"}}).ok());
   ASSERT_TRUE(store_->AppendLogEvents(a.id, {{0, "a/algo-2-1", 200, "late"}}).ok());

@@ -43,16 +43,11 @@ INSTANTIATE_TEST_SUITE_P(
     Forms, MetricExtractorNumberTest,
     ::testing::Values(NumberCase{"epoch 1 loss=1", true, 1.0},
                       NumberCase{"epoch 1 loss=1.5", true, 1.5},
-                      NumberCase{"loss=1e-05", true, 1e-05},
-                      NumberCase{"loss=-2", true, -2.0},
-                      NumberCase{"loss=0.25 done", true, 0.25},
-                      NumberCase{"loss=nan", false, 0},
-                      NumberCase{"loss=inf", false, 0},
-                      NumberCase{"loss=-inf", false, 0},
-                      NumberCase{"loss=abc", false, 0},
-                      NumberCase{"loss=1.5x", false, 0},
-                      NumberCase{"accuracy=0.9", false, 0},
-                      NumberCase{"", false, 0}));
+                      NumberCase{"loss=1e-05", true, 1e-05}, NumberCase{"loss=-2", true, -2.0},
+                      NumberCase{"loss=0.25 done", true, 0.25}, NumberCase{"loss=nan", false, 0},
+                      NumberCase{"loss=inf", false, 0}, NumberCase{"loss=-inf", false, 0},
+                      NumberCase{"loss=abc", false, 0}, NumberCase{"loss=1.5x", false, 0},
+                      NumberCase{"accuracy=0.9", false, 0}, NumberCase{"", false, 0}));
 
 TEST(MetricExtractorTest, UsesFirstCaptureGroup) {
   auto samples = ExtractLine({{"acc", "acc=([0-9.]+) of ([0-9]+)"}}, "acc=0.75 of 100");
@@ -109,8 +104,11 @@ TEST(MetricExtractorTest, EmptyWhenNoUsableDefinition) {
 }
 
 TEST(MergeFinalMetricsTest, KeepsLastValuePerMetricInFirstSeenOrder) {
-  std::vector<Sample> samples = {{"loss", 3, 1000}, {"acc", 0.5, 1500}, {"loss", 2, 2000},
-                                 {"loss", 1, 3000}, {"acc", 0.7, 3500}};
+  std::vector<Sample> samples = {{"loss", 3, 1000},
+                                 {"acc", 0.5, 1500},
+                                 {"loss", 2, 2000},
+                                 {"loss", 1, 3000},
+                                 {"acc", 0.7, 3500}};
   std::vector<model::FinalMetric> finals;
   MergeFinalMetrics(samples, &finals);
   ASSERT_EQ(finals.size(), 2u);

@@ -9,7 +9,8 @@ namespace ty::testing {
 
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(TimePoint start = FromEpochMillis(1'700'000'000'000)) : now_ms_(ToEpochMillis(start)) {}
+  explicit FakeClock(TimePoint start = FromEpochMillis(1'700'000'000'000))
+      : now_ms_(ToEpochMillis(start)) {}
   TimePoint Now() const override { return FromEpochMillis(now_ms_.load()); }
   void Advance(std::chrono::milliseconds d) { now_ms_ += d.count(); }
 

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,7 +55,8 @@ class FakeLauncher final : public launch::Launcher {
     networks.insert(job_arn);
     std::vector<model::InstanceNetworkConfig> out(static_cast<size_t>(count));
     for (int i = 1; i <= count; ++i) {
-      for (auto& n : out) n.hosts.emplace_back("algo-" + std::to_string(i), "10.0.0." + std::to_string(i));
+      for (auto& n : out)
+        n.hosts.emplace_back("algo-" + std::to_string(i), "10.0.0." + std::to_string(i));
     }
     for (int i = 1; i <= count; ++i) {
       auto& n = out[static_cast<size_t>(i - 1)];

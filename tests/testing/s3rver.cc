@@ -73,9 +73,9 @@ Result<RawHttpResponse> RawHttp(int port, const std::string& method, const std::
   TY_ASSIGN_OR_RETURN(UniqueFd fd, ConnectLoopback(port));
   timeval tv{10, 0};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                        std::to_string(port) + "\r\nConnection: close\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string request =
+      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+      "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   size_t off = 0;
   while (off < request.size()) {
     ssize_t n = ::send(fd.get(), request.data() + off, request.size() - off, MSG_NOSIGNAL);
@@ -142,7 +142,7 @@ Result<std::unique_ptr<S3rver>> S3rver::Start(const std::string& binary) {
     s->endpoint_ = "http://127.0.0.1:" + std::to_string(s->port_);
 
     SpawnOptions spawn;
-    spawn.argv = {binary, "-d", s->data_dir_, "-a", "127.0.0.1", "-p", std::to_string(s->port_),
+    spawn.argv = {binary,    "-d", s->data_dir_, "-a", "127.0.0.1", "-p", std::to_string(s->port_),
                   "--silent"};
     const char* path = std::getenv("PATH");
     spawn.env["PATH"] = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
@@ -170,9 +170,9 @@ Result<std::unique_ptr<S3rver>> S3rver::Start(const std::string& binary) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (up) return s;
-    last = IoError("s3rver (" + binary + ") " +
-                   (exited ? "exited" : "did not answer within 20 s") + " on port " +
-                   std::to_string(s->port_) + "; its log:\n" + TailOfFile(s->log_path_));
+    last =
+        IoError("s3rver (" + binary + ") " + (exited ? "exited" : "did not answer within 20 s") +
+                " on port " + std::to_string(s->port_) + "; its log:\n" + TailOfFile(s->log_path_));
     if (!exited) break;
   }
   return last;

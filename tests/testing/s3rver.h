@@ -95,15 +95,15 @@ Result<RawHttpResponse> RawHttp(int port, const std::string& method, const std::
 
 // Declares `S3rver* var` pointing at the shared s3rver, or skips the test (fails it when CI is
 // set) when s3rver is not available. Use at the top of a TEST body or SetUp().
-#define TY_S3RVER_OR_SKIP(var)                                                        \
-  ::ty::testing::S3rver* var = nullptr;                                               \
-  do {                                                                                \
-    std::string ty_s3rver_why;                                                        \
-    var = ::ty::testing::S3rver::Shared(&ty_s3rver_why);                              \
-    if (var == nullptr) {                                                             \
-      if (::ty::testing::S3rver::Required()) {                                        \
-        FAIL() << ty_s3rver_why << " (CI is set: S3 tests must not be skipped)";      \
-      }                                                                               \
-      GTEST_SKIP() << ty_s3rver_why;                                                  \
-    }                                                                                 \
+#define TY_S3RVER_OR_SKIP(var)                                                   \
+  ::ty::testing::S3rver* var = nullptr;                                          \
+  do {                                                                           \
+    std::string ty_s3rver_why;                                                   \
+    var = ::ty::testing::S3rver::Shared(&ty_s3rver_why);                         \
+    if (var == nullptr) {                                                        \
+      if (::ty::testing::S3rver::Required()) {                                   \
+        FAIL() << ty_s3rver_why << " (CI is set: S3 tests must not be skipped)"; \
+      }                                                                          \
+      GTEST_SKIP() << ty_s3rver_why;                                             \
+    }                                                                            \
   } while (0)
