@@ -642,7 +642,7 @@ Result<std::vector<model::JobRecord>> Store::AllJobs(const std::string& account)
 }
 
 Result<int64_t> Store::CountJobs() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   TY_STMT(s, "SELECT COUNT(*) FROM jobs");
   TY_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? s.Int(0) : int64_t{0};
