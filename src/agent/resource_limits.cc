@@ -124,8 +124,8 @@ std::string StripInstance(const std::string& rel, const std::string& parent) {
 
 // Every controller an instance cgroup may use, in the order v1 hierarchies are visited.
 const std::vector<std::string>& AllControllers() {
-  static const std::vector<std::string> all = {"cpu", "memory", "pids"};
-  return all;
+  static const std::vector<std::string> kAll = {"cpu", "memory", "pids"};
+  return kAll;
 }
 
 // The hierarchies an instance cgroup needs (v1: one per controller in `wanted`). With

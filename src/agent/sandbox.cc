@@ -112,7 +112,7 @@ const std::vector<SeccompRule>& SeccompRules() {
   // What capabilities no longer cover once they are dropped, plus what is dangerous even
   // without them (ptrace and process_vm_* of a sibling with the same uid, kernel keyrings
   // shared per uid, new namespaces that would hand capabilities back).
-  static const std::vector<SeccompRule> rules = [] {
+  static const std::vector<SeccompRule> kRules = [] {
     std::vector<SeccompRule> r;
     for (const char* name : {"mount",
                              "umount",
@@ -169,7 +169,7 @@ const std::vector<SeccompRule>& SeccompRules() {
     r.push_back({"clone3", ENOSYS});
     return r;
   }();
-  return rules;
+  return kRules;
 }
 
 Result<UniqueFd> SeccompFilterFd() {

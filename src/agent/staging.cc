@@ -135,8 +135,9 @@ Result<std::vector<std::string>> ReadManifest(const model::InstanceConfig& c,
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(local));
   std::string where = "manifest " + ch.uri;
   auto parsed = ParseJson(text);
-  nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
-  if (!parsed.ok() || !j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("prefix") ||
+  const bool parsed_ok = parsed.ok();
+  nlohmann::json j = parsed_ok ? std::move(parsed).value() : nlohmann::json();
+  if (!parsed_ok || !j.is_array() || j.empty() || !j[0].is_object() || !j[0].contains("prefix") ||
       !j[0]["prefix"].is_string()) {
     return InvalidArgument(where +
                            " is not a manifest: expected a JSON array whose first element "

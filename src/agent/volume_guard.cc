@@ -31,7 +31,7 @@ std::string GiB(uint64_t bytes) {
 
 }  // namespace
 
-VolumeGuard::VolumeGuard(std::string tree, int size_gib, std::string mode)
+VolumeGuard::VolumeGuard(std::string tree, int size_gib, const std::string& mode)
     : tree_(std::move(tree)),
       size_gib_(size_gib),
       mode_(size_gib <= 0 || mode == "off" ? Mode::kOff

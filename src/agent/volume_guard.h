@@ -19,7 +19,7 @@ namespace ty::agent {
 class VolumeGuard {
  public:
   // `mode`: "auto" (mount, else watch), "watch" or "off"; size_gib <= 0 also means off.
-  VolumeGuard(std::string tree, int size_gib, std::string mode);
+  VolumeGuard(std::string tree, int size_gib, const std::string& mode);
 
   // Mounts the volume on the (still empty) tree, or starts watching it. Returns the line for
   // the job's log ("" when off), e.g. "trainyard: storage volume: VolumeSizeInGB 1, its own ext4

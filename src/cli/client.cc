@@ -156,7 +156,9 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
                        httplib::to_string(res.error()));
   }
   auto parsed = res->body.empty() ? Result<json>(json::object()) : ParseJson(res->body);
-  json out = parsed.ok() ? std::move(parsed).value() : json();
+  const bool parsed_ok = parsed.ok();
+  const std::string parse_error = parsed_ok ? "" : parsed.status().message();
+  json out = parsed_ok ? std::move(parsed).value() : json();
   if (res->status != 200) {
     std::string type = out.is_object() ? out.value("__type", "") : "";
     std::string message = out.is_object() ? out.value("message", res->body) : res->body;
@@ -164,7 +166,7 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
     return Status(code,
                   (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
   }
-  if (!parsed.ok()) return Internal("the server sent malformed JSON: " + parsed.status().message());
+  if (!parsed_ok) return Internal("the server sent malformed JSON: " + parse_error);
   return out;
 }
 

@@ -417,10 +417,10 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
   Event e{Event::Kind::kAgentExit};
   e.outcome = AgentReport::Outcome::kCompleted;
   for (const auto& i : job->instances) {
-    if (i.outcome == AgentReport::Outcome::kInterrupted) {
-      e.outcome = i.outcome;
-    } else if (i.outcome == AgentReport::Outcome::kStopped &&
-               e.outcome == AgentReport::Outcome::kCompleted) {
+    // Interrupted wins over stopped, which wins over completed.
+    if (i.outcome == AgentReport::Outcome::kInterrupted ||
+        (i.outcome == AgentReport::Outcome::kStopped &&
+         e.outcome == AgentReport::Outcome::kCompleted)) {
       e.outcome = i.outcome;
     }
   }
@@ -828,6 +828,7 @@ void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t t
   }
   job->network_pending = false;
   const bool network_made = made.ok();
+  const std::string network_error = network_made ? "" : made.status().message();
   if (network_made) {
     job->has_network = true;
     job->networks = std::move(made).value();
@@ -840,7 +841,7 @@ void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t t
   if (!network_made) {
     Event e{Event::Kind::kLaunchFailed};
     e.failure_reason =
-        "InternalServerError: could not set up the instances' network: " + made.status().message();
+        "InternalServerError: could not set up the instances' network: " + network_error;
     Apply(job, e);
     return;
   }

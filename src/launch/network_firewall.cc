@@ -254,7 +254,7 @@ std::string StoreUrlForJob(const std::string& url, const StoreEndpoint& store,
   return url.substr(0, start) + gateway + ":" + std::to_string(store.port) + path;
 }
 
-NetworkFirewall::NetworkFirewall(std::string server_id, std::optional<StoreEndpoint> store)
+NetworkFirewall::NetworkFirewall(const std::string& server_id, std::optional<StoreEndpoint> store)
     : table_(FirewallTableName(server_id)), store_(std::move(store)) {}
 
 Status NetworkFirewall::Install() {

@@ -80,7 +80,7 @@ std::string StoreUrlForJob(const std::string& url, const StoreEndpoint& store,
 class NetworkFirewall {
  public:
   // store: the endpoint jobs with JobReach::store may reach; nullopt for none.
-  NetworkFirewall(std::string server_id, std::optional<StoreEndpoint> store);
+  NetworkFirewall(const std::string& server_id, std::optional<StoreEndpoint> store);
   NetworkFirewall(const NetworkFirewall&) = delete;
   NetworkFirewall& operator=(const NetworkFirewall&) = delete;
 

@@ -20,7 +20,7 @@ namespace ty::server {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = net::ip::tcp;
+using Tcp = net::ip::tcp;
 
 namespace {
 
@@ -65,11 +65,11 @@ const std::string* HttpRequest::Header(std::string_view name) const {
 }
 
 struct HttpServer::Impl {
-  explicit Impl(HttpServerOptions o) : options(std::move(o)) {}
+  explicit Impl(const HttpServerOptions& o) : options(o) {}
 
   HttpServerOptions options;
   net::io_context ioc;
-  tcp::acceptor acceptor{net::make_strand(ioc)};
+  Tcp::acceptor acceptor{net::make_strand(ioc)};
   net::steady_timer accept_retry{acceptor.get_executor()};
   std::vector<std::string> pool_names;
   std::vector<std::unique_ptr<net::thread_pool>> pools;
@@ -136,7 +136,7 @@ struct HttpServer::Impl {
   }
 
   void Accept();
-  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void OnAccept(beast::error_code ec, Tcp::socket socket);
   void JoinThreads();
 };
 
@@ -146,7 +146,7 @@ namespace {
 // executor), except the handler, which runs on a pool and posts its response back.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl* server, tcp::socket socket, std::string client)
+  Session(HttpServer::Impl* server, Tcp::socket socket, std::string client)
       : server_(server), stream_(std::move(socket)), client_(std::move(client)) {}
   ~Session() { server_->Forget(this, client_); }
 
@@ -294,7 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void ReplyAndClose(HttpError error) {
+  void ReplyAndClose(const HttpError& error) {
     if (!parser_ || !parser_->is_header_done()) version_ = 11;
     Write(server_->Render(error), /*keep_alive=*/false, /*linger=*/true);
   }
@@ -324,7 +324,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().shutdown(Tcp::socket::shutdown_send, ignored);
     drain_ = std::make_unique<char[]>(kLingerChunk);
     drained_ = 0;
     stream_.expires_after(kLingerTime);
@@ -357,7 +357,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().shutdown(Tcp::socket::shutdown_both, ignored);
     stream_.close();
   }
 
@@ -380,12 +380,12 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, Tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
 
-void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+void HttpServer::Impl::OnAccept(beast::error_code ec, Tcp::socket socket) {
   if (stopping) return;
   if (ec) {
     if (ec == net::error::operation_aborted) return;
@@ -401,7 +401,7 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     std::string client = peer.address().to_string();
     if (Admit(client)) {
       accepted++;
-      socket.set_option(tcp::no_delay(true), peer_ec);
+      socket.set_option(Tcp::no_delay(true), peer_ec);
       auto session = std::make_shared<Session>(this, std::move(socket), client);
       {
         std::lock_guard<std::mutex> lock(mu);
@@ -426,8 +426,7 @@ void HttpServer::Impl::JoinThreads() {
   joined = true;
 }
 
-HttpServer::HttpServer(HttpServerOptions options)
-    : impl_(std::make_shared<Impl>(std::move(options))) {}
+HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_shared<Impl>(options)) {}
 
 HttpServer::~HttpServer() { Shutdown(/*wait_for_connections=*/true); }
 
@@ -450,13 +449,13 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
   Impl& d = *impl_;
   std::string where = host + ":" + std::to_string(port);
   beast::error_code ec;
-  tcp::endpoint endpoint;
+  Tcp::endpoint endpoint;
   auto address = net::ip::make_address(host, ec);
   if (!ec) {
-    endpoint = tcp::endpoint(address, static_cast<unsigned short>(port));
+    endpoint = Tcp::endpoint(address, static_cast<unsigned short>(port));
   } else {
     // A name such as "localhost": its first address, as the old server did.
-    tcp::resolver resolver(d.ioc);
+    Tcp::resolver resolver(d.ioc);
     auto found = resolver.resolve(host, std::to_string(port), ec);
     if (ec || found.empty()) return InvalidArgument("cannot listen on " + where + ": unknown host");
     endpoint = found.begin()->endpoint();
