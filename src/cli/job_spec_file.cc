@@ -22,11 +22,17 @@ namespace {
 // ("a: &a [x, x]", "b: &b [*a, *a]", ...), so the conversion counts what it builds.
 constexpr size_t kMaxYamlValues = 100000;
 
-struct TooManyValues {};
+// LoadYaml bounds the depth of the text, but an alias may point at a node that contains it
+// ("a: &a {b: *a}"): the node graph then has a cycle, and only a bound on the depth of the
+// conversion stops the recursion. Found by fuzz_job_spec (a stack overflow).
+constexpr int kMaxYamlDepth = 64;
 
-// REQUIRES: `node` comes from LoadYaml (its depth is bounded, so the recursion is too).
-json YamlToJson(const YAML::Node& node, bool strings_only, size_t* budget) {
+struct TooManyValues {};
+struct TooDeep {};
+
+json YamlToJson(const YAML::Node& node, bool strings_only, size_t* budget, int depth = 0) {
   if (*budget == 0) throw TooManyValues{};
+  if (depth > kMaxYamlDepth) throw TooDeep{};
   --*budget;
   switch (node.Type()) {
     case YAML::NodeType::Null:
@@ -50,7 +56,7 @@ json YamlToJson(const YAML::Node& node, bool strings_only, size_t* budget) {
     }
     case YAML::NodeType::Sequence: {
       json arr = json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e, strings_only, budget));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, strings_only, budget, depth + 1));
       return arr;
     }
     case YAML::NodeType::Map: {
@@ -59,7 +65,7 @@ json YamlToJson(const YAML::Node& node, bool strings_only, size_t* budget) {
         std::string key = kv.first.as<std::string>();
         bool strings = strings_only || key == "HyperParameters" || key == "Environment" ||
                        key == "Value" || key == "Key";
-        obj[key] = YamlToJson(kv.second, strings, budget);
+        obj[key] = YamlToJson(kv.second, strings, budget, depth + 1);
       }
       return obj;
     }
@@ -138,6 +144,9 @@ Result<json> ParseJobSpec(std::string_view text, bool is_json, const std::string
     } catch (const TooManyValues&) {
       return InvalidArgument(where + ": the YAML expands to more than " +
                              std::to_string(kMaxYamlValues) + " values (through aliases?)");
+    } catch (const TooDeep&) {
+      return InvalidArgument(where + ": the YAML nests deeper than " +
+                             std::to_string(kMaxYamlDepth) + " levels (a recursive alias?)");
     }
     // yaml-cpp passes scalar bytes through: a file that is not UTF-8 yields strings the JSON
     // serialiser throws on when the request is sent. Found by fuzz_job_spec.

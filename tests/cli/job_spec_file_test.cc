@@ -171,7 +171,12 @@ INSTANTIATE_TEST_SUITE_P(
                       }
                       return y;
                     }(),
-                    "expands to more than 100000 values"}),
+                    "expands to more than 100000 values"},
+        // Found by fuzz_job_spec: an anchor whose map holds an alias to itself is a cycle, and
+        // the conversion recursed until the stack overflowed.
+        BadSpecCase{"YamlRecursiveAliasOverflowedTheStack", "a.yaml",
+                    "ResourceConfig: &base {InstanceType: ml.m5.large, Nested: *base}\n",
+                    "nests deeper than 64 levels"}),
     [](const ::testing::TestParamInfo<BadSpecCase>& p) { return p.param.label; });
 
 TEST_F(LoadJobSpecTest, MissingFileIsAnError) {
