@@ -23,7 +23,7 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev libboost-dev libseccomp-dev
-  bubblewrap iproute2 nftables e2fsprogs
+  bubblewrap iproute2 nftables e2fsprogs procps
   clang-14 clang-format-14 clang-tidy-14 libfuzzer-14-dev libclang-rt-14-dev
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
 )

@@ -318,13 +318,13 @@ Status JobController::Delete(const std::string& account, const std::string& name
     auto stored = store_->GetJob(account, name);
     if (!stored.ok()) return stored.status();
     TY_RETURN_IF_ERROR(store_->DeleteJob(account, name));
-    if (!stored->instance_dir.empty()) {
-      // The instance trees are scratch space of a finished job (unmounted first, should a
-      // straggling agent still have kept them).
-      std::string job_dir = JoinPath(options_.data_dir, "jobs/" + account + "/" + name);
-      ReleaseJobVolumes(job_dir);
-      (void)RemoveAll(job_dir);
-    }
+    // The instance trees are scratch space of a finished job (unmounted first, should a
+    // straggling agent still have kept them). Removed even when the record names none: a launch
+    // that failed half way leaves trees but no instance_dir, and a tree without its job makes
+    // the next server start refuse (it reads as a lost database).
+    std::string job_dir = JoinPath(options_.data_dir, "jobs/" + account + "/" + name);
+    ReleaseJobVolumes(job_dir);
+    (void)RemoveAll(job_dir);
     return Status::Ok();
   });
 }

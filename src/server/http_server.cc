@@ -176,6 +176,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHead() {
+    // A stopping server starts no new read: Cancel() reached only the one pending then.
+    if (server_->stopping) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(
         std::min<size_t>(options().max_header_bytes, std::numeric_limits<uint32_t>::max())));
@@ -229,6 +231,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    if (server_->stopping) return Close();
     if (parser_->is_done()) return OnBody({});
     stream_.expires_after(options().body_timeout);
     http::async_read(

@@ -86,8 +86,10 @@ std::string LostDatabase(const std::string& db, const std::string& data_dir, int
          (trees >= 100 ? "100 or more" : std::to_string(trees)) +
          " jobs: the server's state was lost, and starting would silently forget those jobs. "
          "Restore the database from a copy made with `trainyard admin backup` (copy it to " +
-         db + "), or, to start an empty server on purpose, move " + JoinPath(data_dir, "jobs") +
-         " aside.";
+         db + " and delete " + db + "-wal and " + db +
+         "-shm first, or SQLite replays the old "
+         "log onto the copy), or, to start an empty server on purpose, move " +
+         JoinPath(data_dir, "jobs") + " aside.";
 }
 
 // Refuses a missing or zero-length database beside existing job trees, before
