@@ -215,6 +215,8 @@ std::string FirewallTableScript(const std::string& table,
                         std::to_string(store->port) + " ct state established accept");
   }
   rule("forward", "oifname @bridges drop");
+  // Never the link-local block: a cloud's metadata service hands out the host's credentials.
+  rule("forward", "iifname @bridges ip daddr 169.254.0.0/16 drop");
   rule("forward", "iifname @nat accept");
   if (store && !store->on_host) {
     rule("forward", "iifname @store ip daddr " + store->ip + " tcp dport " +

@@ -78,6 +78,8 @@ TEST(FirewallScriptTest, TableDropsEverythingFromBridgesToTheHost) {
   // job never reaches another job's network.
   EXPECT_LT(s.find("@peers accept"), s.find("oifname @bridges drop"));
   EXPECT_LT(s.find("oifname @bridges drop"), s.find("iifname @nat accept"));
+  // A NAT'd job never reaches the cloud metadata service (the host's credentials).
+  EXPECT_LT(s.find("iifname @bridges ip daddr 169.254.0.0/16 drop"), s.find("iifname @nat accept"));
   EXPECT_FALSE(Has(s, "dnat"));
 }
 
