@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -331,8 +332,24 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   for (const auto& [account, ac] : config.accounts) {
     all_roots.insert(all_roots.end(), ac.file_roots.begin(), ac.file_roots.end());
   }
+  // Files that may hold the S3 store's secret are the server's too.
+  for (const char* var : {"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"}) {
+    const char* path = std::getenv(var);
+    if (path != nullptr && path[0] == '/') all_roots.push_back(path);
+  }
   impl->sandbox.hidden_paths =
       agent::SandboxHiddenPaths(config.data_dir, config.credentials_file, all_roots);
+  // Without a user namespace the training process is host root with no capabilities: it can
+  // still read every root-owned file the sandbox shows. Not for several accounts.
+  if (config.isolation == "bwrap" && !impl->sandbox.user_namespace && accounts > 1 &&
+      !config.allow_shared_host) {
+    return FailedPrecondition(
+        "user namespaces are not available, so training processes would run as host root "
+        "(without capabilities) and could read root-owned files of the host, while " +
+        config.credentials_file + " holds " + std::to_string(accounts) +
+        " accounts. Enable unprivileged user namespaces, keep one account, or set "
+        "allow_shared_host: true in the config if every account is trusted.");
+  }
 
   // The S3 store, resolved once like the AWS CLI would (config, env, shared files).
   auto s3 = storage::ResolveS3Settings(config.s3, storage::ProcessEnv());
