@@ -156,6 +156,9 @@ def run_escape(env, name, count):
     after = {k: snapshot(v) for k, v in watched.items() if os.path.exists(v)}
     for k in ("channel", "credentials", "victim"):
         assert after[k] == before[k], k
+    # The database changes as jobs run; its mode and owner must not (0600, root's).
+    assert after["db"][""][:2] == before["db"][""][:2], (before["db"], after["db"])
+    assert after["db"][""][0] & 0o777 == 0o600 and after["db"][""][1] == 0, after["db"]
     assert not os.path.exists("/etc/trainyard-escape-marker")
     assert not os.path.exists("/usr/trainyard-escape-marker")
     assert env["marker"].poll() is None, "the host process was killed"
