@@ -35,7 +35,9 @@ def read_credentials(path, profile="trainyard"):
 
 class Server:
     def __init__(self, config_text="", extra_args=(), data_dir=None):
-        self.data_dir = data_dir or tempfile.mkdtemp(prefix="ty-bench-")
+        # Outside /tmp: the data dir may never overlap a file root, and /tmp is one (outputs
+        # and channels of the benches live there).
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="ty-bench-", dir="/var/tmp")
         self.config = os.path.join(self.data_dir, "config.yaml")
         with open(self.config, "w") as f:
             f.write(config_text or "images: []\n")
@@ -46,7 +48,7 @@ class Server:
         self.proc = subprocess.Popen(
             [trainyard_bin(), "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--config", self.config, "--region", "us-east-1", "--stop-grace", "3",
-             "--file-root", self.data_dir, "--file-root", tempfile.gettempdir(),
+             "--file-root", tempfile.gettempdir(),
              "--file-root", os.path.dirname(os.path.abspath(__file__))] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log, cwd=self.data_dir)
         line = self.proc.stdout.readline().decode()
