@@ -236,6 +236,11 @@ Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::PrepareNetwork(
       return std::vector<model::InstanceNetworkConfig>{c};
     }
   }
+  if (mode == NetworkMode::kNamespaces && firewall_ == nullptr && request.isolated) {
+    // Without the firewall a namespace keeps nothing out (the gateway is the host).
+    return FailedPrecondition("EnableNetworkIsolation needs the nftables firewall, but " +
+                              firewall_reason_);
+  }
   const std::string key = JobNetworkKey(job_arn, options_.server_id);
   TY_ASSIGN_OR_RETURN(JobNetwork net, networks_.Create(key, count, mode));
   JobReach reach;

@@ -258,6 +258,14 @@ TEST(LocalLauncherNetworkTest, ASingleInstanceGetsANamespaceWhereTheMachineAllow
   EXPECT_TRUE(launcher.PreparesNetworkAtOnce(bare));
   launcher.ReleaseNetwork(arn);
   EXPECT_FALSE(PathExists("/run/netns/" + (*net)[0].netns));
+  // Without the firewall a namespace keeps nothing out: an isolated job is refused, not run.
+  NetworkRequest isolated;
+  isolated.isolated = true;
+  auto refused = launcher.PrepareNetwork(
+      "arn:aws:sagemaker:us-east-1:123456789012:training-job/iso", isolated);
+  ASSERT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("nftables firewall"), std::string::npos)
+      << refused.status().message();
 }
 
 TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgain) {
