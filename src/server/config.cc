@@ -91,6 +91,10 @@ Status ParseInstanceTypes(const YAML::Node& v, std::vector<capacity::InstanceTyp
         // Fewer than a handful could not even start the sandbox and the training process.
         int64_t n = 0;
         TY_RETURN_IF_ERROR(ReadCount(field.second, at, 8, &n));
+        // Linux's own ceiling (PID_MAX_LIMIT); more would wrap the int.
+        if (n > 4194304) {
+          return InvalidArgument(at + " must be at most 4194304");
+        }
         type.max_processes = static_cast<int>(n);
       } else {
         return InvalidArgument(where + ": unknown key '" + key + "'");
