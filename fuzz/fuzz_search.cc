@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api/search.h"
+#include "services/sagemaker/search.h"
 #include "api/service_model.h"
 #include "api/validator.h"
 #include "common/json.h"

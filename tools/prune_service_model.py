@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Builds the SageMaker service model Trainyard validates requests against.
+"""Builds the service models Trainyard decodes and validates requests against.
 
-Inputs are two botocore generations of the SageMaker model:
+One pruned model per served AWS service (--service sagemaker|logs|cloudwatch). Inputs are two
+botocore generations of that service's model:
   Model A: the newest botocore found (pyenv's, service-2.json.gz) -- the base, because the
            product needs its members (OutputDataConfig.CompressionType, DeleteTrainingJob).
   Model B: Debian's python3-botocore 1.29 (service-2.json).
@@ -23,14 +24,34 @@ import os
 import re
 import sys
 
-OPERATIONS = [
-    "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
-    "DeleteTrainingJob", "AddTags", "ListTags", "DeleteTags", "Search",
-]
-MODEL_SUBPATH = os.path.join("data", "sagemaker", "2017-07-24")
+# service -> (botocore data path, served operations, output file under src/api/data)
+SERVICES = {
+    "sagemaker": (os.path.join("data", "sagemaker", "2017-07-24"), [
+        "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
+        "DeleteTrainingJob", "AddTags", "ListTags", "DeleteTags", "Search",
+    ], "sagemaker-model.json"),
+    "logs": (os.path.join("data", "logs", "2014-03-28"), [
+        "CreateLogGroup", "CreateLogStream", "DeleteLogGroup", "DeleteLogStream",
+        "DescribeLogGroups", "DescribeLogStreams", "FilterLogEvents", "GetLogEvents",
+        "PutLogEvents",
+    ], "logs-model.json"),
+    "cloudwatch": (os.path.join("data", "cloudwatch", "2010-08-01"), [
+        "GetMetricData", "GetMetricStatistics", "ListMetrics", "PutMetricData",
+        "DeleteAlarms", "DescribeAlarms", "DescribeAlarmHistory", "DisableAlarmActions",
+        "EnableAlarmActions", "PutMetricAlarm", "SetAlarmState",
+    ], "cloudwatch-model.json"),
+}
+SERVICE = "sagemaker"  # set by main()
+OPERATIONS = SERVICES[SERVICE][1]
+MODEL_SUBPATH = SERVICES[SERVICE][0]
 DEBIAN_BOTOCORE = "/usr/lib/python3/dist-packages/botocore"
-SHAPE_KEYS = ("type", "required", "min", "max", "pattern", "enum", "union", "sensitive")
-MEMBER_KEYS = ("jsonvalue", "idempotencyToken", "deprecated")
+# Validation constraints plus the serialization traits the protocol codecs read.
+SHAPE_KEYS = ("type", "required", "min", "max", "pattern", "enum", "union", "sensitive",
+              "error", "fault", "flattened", "locationName", "timestampFormat", "xmlNamespace",
+              "document", "box")
+MEMBER_KEYS = ("jsonvalue", "idempotencyToken", "deprecated", "location", "locationName",
+               "flattened", "timestampFormat", "queryName", "xmlAttribute", "xmlNamespace",
+               "hostLabel")
 
 
 def botocore_version(botocore_dir):
@@ -104,10 +125,10 @@ def prune_shape(shape):
             out["members"][name] = m
         out.setdefault("required", [])
     elif shape.get("type") == "list":
-        out["member"] = {"shape": shape["member"]["shape"]}
+        out["member"] = {k: v for k, v in shape["member"].items() if k in ("shape", "locationName")}
     elif shape.get("type") == "map":
-        out["key"] = {"shape": shape["key"]["shape"]}
-        out["value"] = {"shape": shape["value"]["shape"]}
+        out["key"] = {k: v for k, v in shape["key"].items() if k in ("shape", "locationName")}
+        out["value"] = {k: v for k, v in shape["value"].items() if k in ("shape", "locationName")}
     if shape.get("exception"):
         out["exception"] = True
     return out
@@ -119,9 +140,12 @@ def build(model_a, model_b):
     for name in OPERATIONS:
         op = model_a["operations"][name]
         pruned = {"name": name}
+        if "http" in op:
+            pruned["http"] = op["http"]
         for io in ("input", "output"):
             if io in op:
-                pruned[io] = {"shape": op[io]["shape"]}
+                pruned[io] = {k: v for k, v in op[io].items()
+                              if k in ("shape", "resultWrapper", "locationName", "xmlNamespace")}
                 all_roots.append(op[io]["shape"])
         if "input" in op:
             input_roots.append(op["input"]["shape"])
@@ -138,7 +162,11 @@ def build(model_a, model_b):
     for name in sorted(kept):
         shape = prune_shape(shapes_a[name])
         b = shapes_b.get(name)
-        if name in inputs and shape.get("type") == "structure" and b is not None:
+        # Only SageMaker: its old SDKs require members the new model relaxed, and the server
+        # refuses what they would. Logs and CloudWatch relaxed members for new alternatives
+        # (logGroupIdentifier, EntityMetricData) that new clients send instead.
+        if (SERVICE == "sagemaker" and name in inputs and shape.get("type") == "structure"
+                and b is not None):
             extra = [r for r in b.get("required", [])
                      if r in shape["members"] and r not in shape["required"]]
             if extra:
@@ -147,8 +175,9 @@ def build(model_a, model_b):
         out_shapes[name] = shape
 
     metadata = {k: model_a["metadata"][k] for k in
-                ("apiVersion", "endpointPrefix", "jsonVersion", "protocol", "serviceId",
-                 "signatureVersion", "signingName", "targetPrefix", "uid")
+                ("apiVersion", "awsQueryCompatible", "endpointPrefix", "jsonVersion", "protocol",
+                 "protocols", "serviceFullName", "serviceId", "signatureVersion", "signingName",
+                 "targetPrefix", "uid", "xmlNamespace")
                 if k in model_a["metadata"]}
     return {"version": "2.0", "metadata": metadata, "operations": ops,
             "shapes": out_shapes}, widened
@@ -171,18 +200,24 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-a", help="newest service-2.json[.gz] (default: newest found)")
     parser.add_argument("--model-b", help="older service-2.json (default: Debian's)")
-    parser.add_argument("--out", default=os.path.join(here, "..", "src", "api", "data",
-                                                      "sagemaker-model.json"))
+    parser.add_argument("--service", default="sagemaker", choices=sorted(SERVICES))
+    parser.add_argument("--out", help="default: src/api/data/<service>-model.json")
     args = parser.parse_args(argv)
+    global SERVICE, OPERATIONS, MODEL_SUBPATH
+    SERVICE = args.service
+    MODEL_SUBPATH, OPERATIONS, out_name = SERVICES[SERVICE]
+    if not args.out:
+        args.out = os.path.join(here, "..", "src", "api", "data", out_name)
 
     found = candidate_botocores()
     model_a = args.model_a or (found[-1][1] if found else None)
     model_b = args.model_b or model_file(DEBIAN_BOTOCORE) or (found[0][1] if found else None)
     if not model_a or not model_b:
-        sys.exit("cannot find botocore SageMaker models; pass --model-a/--model-b")
+        sys.exit(f"cannot find botocore {SERVICE} models; pass --model-a/--model-b")
 
     result, widened = build(load(model_a), load(model_b))
-    allow_file_uris(result)
+    if SERVICE == "sagemaker":
+        allow_file_uris(result)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(result, f, separators=(",", ":"), sort_keys=True)
         f.write("\n")

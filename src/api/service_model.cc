@@ -152,6 +152,32 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
 
   std::shared_ptr<ServiceModel> model(new ServiceModel());  // private constructor
   auto& shapes = model->shapes_;
+  if (auto md = root.find("metadata"); md != root.end() && md->is_object()) {
+    ServiceMetadata& m = model->metadata_;
+    auto str = [&md](const char* key) {
+      auto it = md->find(key);
+      return it != md->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    m.api_version = str("apiVersion");
+    m.endpoint_prefix = str("endpointPrefix");
+    m.signing_name = str("signingName");
+    m.target_prefix = str("targetPrefix");
+    m.json_version = str("jsonVersion");
+    m.protocol = str("protocol");
+    m.service_id = str("serviceId");
+    m.xml_namespace = str("xmlNamespace");
+    m.aws_query_compatible = md->contains("awsQueryCompatible");
+    if (auto ps = md->find("protocols"); ps != md->end() && ps->is_array()) {
+      for (const auto& p : *ps) {
+        if (p.is_string()) m.protocols.push_back(p.get<std::string>());
+      }
+    }
+    if (m.protocols.empty() && !m.protocol.empty()) m.protocols.push_back(m.protocol);
+  }
+  auto text = [](const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
 
   // Pass 1: create every shape so that pass 2 can resolve references to stable pointers.
   for (const auto& [name, j] : shapes_it->items()) {
@@ -177,6 +203,16 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
     TY_ASSIGN_OR_RETURN(shape.min, Bound(j, "min", name));
     TY_ASSIGN_OR_RETURN(shape.max, Bound(j, "max", name));
     shape.is_union = j.value("union", false);
+    shape.flattened = j.value("flattened", false);
+    shape.timestamp_format = text(j, "timestampFormat");
+    shape.exception = j.value("exception", false);
+    if (auto e = j.find("error"); e != j.end() && e->is_object()) {
+      shape.error_code = text(*e, "code");
+      shape.error_http_status = e->value("httpStatusCode", 0);
+      shape.sender_fault = e->value("senderFault", !j.value("fault", false));
+    } else if (j.value("fault", false)) {
+      shape.sender_fault = false;
+    }
     if (auto e = j.find("enum"); e != j.end() && e->is_array()) {
       for (const auto& v : *e) {
         if (v.is_string()) shape.enum_values.push_back(v.get<std::string>());
@@ -207,6 +243,12 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
           }
           member.shape_name = ref->get<std::string>();
           TY_ASSIGN_OR_RETURN(member.shape, resolve(member.shape_name, name));
+          member.location = text(m, "location");
+          member.location_name = text(m, "locationName");
+          member.query_name = text(m, "queryName");
+          member.timestamp_format = text(m, "timestampFormat");
+          member.flattened = m.value("flattened", false);
+          member.jsonvalue = m.value("jsonvalue", false);
           shape.members.push_back(std::move(member));
         }
         if (auto req = j.find("required"); req != j.end() && req->is_array()) {
@@ -226,6 +268,7 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
       case ShapeType::kList: {
         TY_ASSIGN_OR_RETURN(std::string member, ShapeRef(j, "member", name));
         TY_ASSIGN_OR_RETURN(shape.list_member, resolve(member, name));
+        shape.list_member_name = text(j["member"], "locationName");
         break;
       }
       case ShapeType::kMap: {
@@ -233,6 +276,8 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
         TY_ASSIGN_OR_RETURN(std::string value, ShapeRef(j, "value", name));
         TY_ASSIGN_OR_RETURN(shape.map_key, resolve(key, name));
         TY_ASSIGN_OR_RETURN(shape.map_value, resolve(value, name));
+        shape.map_key_name = text(j["key"], "locationName");
+        shape.map_value_name = text(j["value"], "locationName");
         break;
       }
       default:
@@ -251,6 +296,12 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
     if (j.contains("output")) {
       TY_ASSIGN_OR_RETURN(std::string output, ShapeRef(j, "output", name));
       TY_ASSIGN_OR_RETURN(op.output, resolve(output, name));
+      op.result_wrapper = text(j["output"], "resultWrapper");
+    }
+    if (auto http = j.find("http"); http != j.end() && http->is_object()) {
+      if (auto m = text(*http, "method"); !m.empty()) op.http_method = m;
+      if (auto u = text(*http, "requestUri"); !u.empty()) op.request_uri = u;
+      op.response_code = http->value("responseCode", 200);
     }
     if (auto errors = j.find("errors"); errors != j.end() && errors->is_array()) {
       for (const auto& e : *errors) {
@@ -265,12 +316,23 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
   return std::shared_ptr<const ServiceModel>(std::move(model));
 }
 
-std::shared_ptr<const ServiceModel> ServiceModel::Embedded() {
-  static const std::shared_ptr<const ServiceModel> kModel = [] {
-    auto loaded = Load(EmbeddedSageMakerModel());
-    return loaded.ok() ? std::move(loaded).value() : nullptr;
+std::shared_ptr<const ServiceModel> ServiceModel::Embedded() { return Embedded("sagemaker"); }
+
+std::shared_ptr<const ServiceModel> ServiceModel::Embedded(std::string_view service) {
+  static const auto* kModels = [] {
+    auto* models = new std::map<std::string, std::shared_ptr<const ServiceModel>, std::less<>>();
+    for (const char* name : {"sagemaker", "logs", "cloudwatch", "trainyard"}) {
+      auto loaded = Load(EmbeddedModelText(name));
+      (*models)[name] = loaded.ok() ? std::move(loaded).value() : nullptr;
+    }
+    return models;
   }();
-  return kModel;
+  auto it = kModels->find(service);
+  return it == kModels->end() ? nullptr : it->second;
+}
+
+bool ServiceMetadata::Speaks(std::string_view p) const {
+  return std::find(protocols.begin(), protocols.end(), p) != protocols.end();
 }
 
 const Operation* ServiceModel::FindOperation(std::string_view name) const {

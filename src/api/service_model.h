@@ -1,8 +1,10 @@
-// ServiceModel: the SageMaker API model (botocore JSON format, pruned by
-// tools/prune_service_model.py) that request validation walks. It holds every
-// shape reachable from the served operations, with each shape's constraints
-// (required members, min/max, pattern, enum) and its references to other
-// shapes resolved to pointers.
+// ServiceModel: one AWS service's API model (botocore JSON format, pruned by
+// tools/prune_service_model.py) that the protocol codecs and request validation
+// walk. It holds the service's metadata (protocols, target prefix, signing name),
+// every shape reachable from the served operations with each shape's constraints
+// (required members, min/max, pattern, enum) and serialization traits
+// (locationName, flattened, timestampFormat, error codes), and its references to
+// other shapes resolved to pointers.
 //
 // Thread contract: immutable after Load(); any number of threads may read a
 // loaded model concurrently (RE2 matching is thread-safe).
@@ -44,10 +46,19 @@ const char* ShapeTypeName(ShapeType type);
 struct Shape;
 
 struct Member {
-  std::string name;              // PascalCase, as sent on the wire ("TrainingJobName")
+  std::string name;              // as in the model and the JSON document ("TrainingJobName")
   std::string shape_name;        // target shape ("TrainingJobName")
   const Shape* shape = nullptr;  // resolved target; never null in a loaded model
   bool required = false;
+  // Serialization traits (empty/false: none). location: "header", "headers", "querystring",
+  // "uri", "statusCode" (rest protocols); location_name: the wire name there, or the XML/query
+  // name of the member.
+  std::string location;
+  std::string location_name;
+  std::string query_name;        // ec2/query override of the form key
+  std::string timestamp_format;  // "iso8601", "unixTimestamp", "rfc822"
+  bool flattened = false;
+  bool jsonvalue = false;  // a string holding JSON (rest headers)
 };
 
 struct Shape {
@@ -61,6 +72,18 @@ struct Shape {
   const Shape* list_member = nullptr;
   const Shape* map_key = nullptr;
   const Shape* map_value = nullptr;
+  // XML/query names of list elements and map entries ("member", "key", "value" when empty).
+  std::string list_member_name;
+  std::string map_key_name;
+  std::string map_value_name;
+  bool flattened = false;
+  std::string timestamp_format;  // kTimestamp: the shape's default wire format, if any
+  // Error shapes: the modeled exception, its code on the wire (query: <Code>; defaults to the
+  // shape name), HTTP status and whether the caller is at fault.
+  bool exception = false;
+  std::string error_code;
+  int error_http_status = 0;
+  bool sender_fault = true;
 
   // Length (string, blob: code points/bytes; list/map: element count) or value bounds
   // (numbers). Model bounds are integral.
@@ -85,6 +108,31 @@ struct Operation {
   const Shape* input = nullptr;     // null: the operation takes no input
   const Shape* output = nullptr;    // null: the operation returns no body
   std::vector<std::string> errors;  // modeled error shape names
+  std::string result_wrapper;       // query: the <Op>Result element of the output
+  // rest protocols: the route ("POST", "/2015-03-31/functions/{FunctionName}/invocations")
+  // and the success status.
+  std::string http_method = "POST";
+  std::string request_uri = "/";
+  int response_code = 200;
+};
+
+// The model's metadata: what the router and codecs need to know about the service.
+struct ServiceMetadata {
+  std::string api_version;      // "2010-08-01": query's Version
+  std::string endpoint_prefix;  // "monitoring"
+  std::string signing_name;     // from the model; SigningName() falls back to endpoint_prefix
+  std::string target_prefix;    // JSON/CBOR: "GraniteServiceVersion20100801"
+  std::string json_version;     // "1.0" or "1.1"
+  std::string protocol;         // botocore's "protocol": "json", "query", "rest-json", ...
+  std::vector<std::string> protocols;  // every protocol the service speaks (protocol if none)
+  std::string service_id;              // "CloudWatch"
+  std::string xml_namespace;           // query responses
+  bool aws_query_compatible = false;   // JSON/CBOR errors also carry x-amzn-query-error
+  // The SigV4 scope service: signingName, else endpointPrefix.
+  const std::string& SigningName() const {
+    return signing_name.empty() ? endpoint_prefix : signing_name;
+  }
+  bool Speaks(std::string_view p) const;
 };
 
 class ServiceModel {
@@ -94,9 +142,14 @@ class ServiceModel {
   // compile is not an error: that shape's pattern is skipped (see uncompilable_patterns()).
   static Result<std::shared_ptr<const ServiceModel>> Load(std::string_view json_text);
 
-  // The model embedded at build time, loaded once on first use (thread-safe). Null only if the
-  // embedded text does not load, which service_model_test rules out.
+  // The SageMaker model embedded at build time, loaded once on first use (thread-safe). Null
+  // only if the embedded text does not load, which service_model_test rules out.
   static std::shared_ptr<const ServiceModel> Embedded();
+  // The embedded model of `service` ("sagemaker", "logs", "cloudwatch", "trainyard"), loaded
+  // once; null for an unknown name.
+  static std::shared_ptr<const ServiceModel> Embedded(std::string_view service);
+
+  const ServiceMetadata& metadata() const { return metadata_; }
 
   // Null when the model has no such operation / shape.
   const Operation* FindOperation(std::string_view name) const;
@@ -114,10 +167,14 @@ class ServiceModel {
   std::map<std::string, Shape, std::less<>> shapes_;
   std::map<std::string, Operation, std::less<>> operations_;
   std::vector<std::string> uncompilable_patterns_;
+  ServiceMetadata metadata_;
 };
 
 // The pruned SageMaker model JSON compiled into the binary
 // (src/api/data/sagemaker-model.json).
 std::string_view EmbeddedSageMakerModel();
+// The model text of `service` compiled into the binary (src/api/data/<service>-model.json);
+// empty for an unknown service.
+std::string_view EmbeddedModelText(std::string_view service);
 
 }  // namespace ty::api

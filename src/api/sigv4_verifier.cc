@@ -92,26 +92,43 @@ SigV4Verifier::SigV4Verifier(const CredentialStore* store, std::string region, s
       service_(std::move(service)),
       max_skew_(max_skew) {}
 
-std::string SigV4Verifier::CachedSigningKey(const AccessKey& key, std::string_view date8) const {
+std::string SigV4Verifier::CachedSigningKey(const AccessKey& key, std::string_view date8,
+                                            std::string_view service) const {
   std::string cache_key;
-  cache_key.reserve(key.access_key_id.size() + 1 + date8.size());
+  cache_key.reserve(key.access_key_id.size() + 2 + date8.size() + service.size());
   cache_key.append(key.access_key_id).push_back('/');
-  cache_key.append(date8);
+  cache_key.append(date8).push_back('/');
+  cache_key.append(service);
   {
     MutexLock lock(&mu_);
     auto it = key_cache_.find(cache_key);
     if (it != key_cache_.end()) return it->second;
   }
   // Derive outside the lock: four HMACs are cheap but not free, and racing derivations agree.
-  std::string signing_key = SigningKey(key.secret_access_key, date8, region_, service_);
+  std::string signing_key = SigningKey(key.secret_access_key, date8, region_, std::string(service));
   MutexLock lock(&mu_);
   if (key_cache_.size() >= kMaxCachedKeys) key_cache_.clear();
   key_cache_.emplace(std::move(cache_key), signing_key);
   return signing_key;
 }
 
+std::string SigV4Verifier::ScopeService(const ty::HttpRequestParts& req) {
+  const std::string* auth = FindHeader(req, "authorization");
+  if (auth == nullptr) return "";
+  // Credential=<akid>/<date>/<region>/<service>/aws4_request
+  size_t at = auth->find("Credential=");
+  if (at == std::string::npos) return "";
+  std::string_view cred(*auth);
+  cred.remove_prefix(at + 11);
+  cred = cred.substr(0, cred.find_first_of(", "));
+  std::array<std::string_view, 5> parts;
+  if (!SplitExact(cred, '/', &parts)) return "";
+  return std::string(parts[3]);
+}
+
 std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts& req,
-                                                     TimePoint now) const {
+                                                     TimePoint now,
+                                                     std::string_view service) const {
   const std::string* auth_header = FindHeader(req, "authorization");
   if (auth_header == nullptr) {
     if (HasQueryAuth(req.query)) {
@@ -198,8 +215,9 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
     return Invalid("Credential should be scoped with a valid terminator: 'aws4_request', not '" +
                    std::string(terminator) + "'. ");
   }
-  if (scope_service != service_) {
-    return Invalid("Credential should be scoped to correct service: '" + service_ + "'. ");
+  if (scope_service != service) {
+    return Invalid("Credential should be scoped to correct service: '" + std::string(service) +
+                   "'. ");
   }
   if (scope_region != region_) return Invalid("Credential should be scoped to a valid region. ");
 
@@ -257,7 +275,7 @@ std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts&
   // Reuse the signature's date/region/service from the scope: they were checked above.
   std::string scope = CredentialScope(scope_date, scope_region, scope_service);
   std::string expected =
-      Signature(CachedSigningKey(*key, scope_date),
+      Signature(CachedSigningKey(*key, scope_date, service),
                 StringToSign(*amz_date, scope, CanonicalRequest(req, std::move(signed_names))));
   if (!ConstantTimeEquals(expected, parsed.signature)) {
     return Invalid(

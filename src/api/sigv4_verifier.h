@@ -49,14 +49,25 @@ class SigV4Verifier {
   //       date != X-Amz-Date date, X-Amz-Date more than max_skew away from `now`, or a
   //       signature mismatch (compared in constant time)
   // There is no STS: session tokens are the static ones of the credentials file.
-  std::variant<Caller, ApiError> Verify(const ty::HttpRequestParts& req, TimePoint now) const;
+  std::variant<Caller, ApiError> Verify(const ty::HttpRequestParts& req, TimePoint now) const {
+    return Verify(req, now, service_);
+  }
+  // As above, for a request to `service` (the SigV4 scope name: "sagemaker", "logs",
+  // "monitoring", ...): one verifier serves every service on the endpoint.
+  std::variant<Caller, ApiError> Verify(const ty::HttpRequestParts& req, TimePoint now,
+                                        std::string_view service) const;
+  // The service named by the request's credential scope, unverified (empty when the
+  // Authorization header has none): the router picks a query or rest-json service by it, then
+  // verifies the request for that service.
+  static std::string ScopeService(const ty::HttpRequestParts& req);
 
   const std::string& region() const { return region_; }
   const std::string& service() const { return service_; }
 
  private:
   // The raw signing key for (secret, date8), computed once per access key and day.
-  std::string CachedSigningKey(const AccessKey& key, std::string_view date8) const;
+  std::string CachedSigningKey(const AccessKey& key, std::string_view date8,
+                               std::string_view service) const;
 
   const CredentialStore* store_;
   const std::string region_;
@@ -64,7 +75,7 @@ class SigV4Verifier {
   const std::chrono::seconds max_skew_;
 
   mutable Mutex mu_;
-  // Keyed by "<akid>/<date8>"; cleared wholesale when it grows past a bound (dates roll over).
+  // Keyed by "<akid>/<date8>/<service>"; cleared wholesale when it grows past a bound (dates roll over).
   mutable std::unordered_map<std::string, std::string> key_cache_ TY_GUARDED_BY(mu_);
 };
 

@@ -94,7 +94,11 @@ struct HttpServer::Impl {
 
   const RouteEntry* FindRoute(std::string_view method, std::string_view path) const {
     for (const auto& r : routes) {
-      if (r.method == method && r.path == path) return &r;
+      bool method_ok = r.method == "*" || r.method == method;
+      bool path_ok = !r.path.empty() && r.path.back() == '*'
+                         ? path.substr(0, r.path.size() - 1) == std::string_view(r.path).substr(0, r.path.size() - 1)
+                         : r.path == path;
+      if (method_ok && path_ok) return &r;
     }
     return nullptr;
   }

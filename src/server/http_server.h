@@ -131,8 +131,9 @@ class HttpServer {
   // Adds a worker pool of `threads` threads (at least 1) and returns its id for Route().
   // REQUIRES: before Start().
   int AddPool(const std::string& name, int threads);
-  // Routes requests with exactly this method and path (query ignored) to `handler` on pool
-  // `pool`. max_body_bytes 0 means the options' limit. REQUIRES: before Start(), a pool id
+  // Routes requests with this method and path (query ignored) to `handler` on pool `pool`.
+  // Method "*" matches any method; a path ending in '*' matches every path with that prefix
+  // ("*" alone: every path). Routes are matched in the order added. max_body_bytes 0 means the options' limit. REQUIRES: before Start(), a pool id
   // from AddPool().
   void Route(const std::string& method, const std::string& path, int pool, HttpHandler handler,
              size_t max_body_bytes = 0);

@@ -17,7 +17,8 @@
 #include "agent/resource_limits.h"
 #include "agent/sandbox.h"
 #include "api/credentials.h"
-#include "api/sagemaker_api.h"
+#include "api/json_codec.h"
+#include "api/router.h"
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
 #include "common/crypto.h"
@@ -28,6 +29,8 @@
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
+#include "services/sagemaker/sagemaker_service.h"
+#include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
 #include "store/store.h"
 
@@ -46,7 +49,7 @@ struct Server::Impl {
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
-  std::unique_ptr<api::SageMakerApi> api;
+  std::unique_ptr<api::ApiRouter> router;
   std::unique_ptr<HttpServer> http;  // made at Start
   std::string url;
   int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
@@ -107,12 +110,11 @@ Status CheckDatabaseBesideJobs(const std::string& data_dir) {
 
 constexpr const char* kAwsJson = "application/x-amz-json-1.1";
 
-HttpResponse ToHttp(api::ApiResponse r) {
+HttpResponse ToHttp(api::WireResponse r) {
   HttpResponse res;
   res.status = r.status;
-  res.headers.emplace_back("x-amzn-RequestId", std::move(r.request_id));
-  if (!r.error_type.empty()) res.headers.emplace_back("X-Amzn-ErrorType", r.error_type);
-  res.content_type = kAwsJson;
+  res.headers = std::move(r.headers);
+  res.content_type = std::move(r.content_type);
   res.body = std::move(r.body);
   return res;
 }
@@ -125,15 +127,14 @@ HttpResponse JsonResponse(int status, std::string body) {
   return res;
 }
 
-// What the HTTP edge refuses on its own, in the AWS JSON shape clients parse.
-HttpResponse RenderHttpError(const HttpError& e) {
+// What the HTTP edge refuses on its own, in the protocol the request looks like.
+HttpResponse RenderHttpError(const api::ApiRouter& router, const HttpError& e) {
   std::string type;
   std::string message = e.message;
   switch (e.kind) {
     case HttpErrorKind::kNoRoute:
       type = "UnknownOperationException";
-      message = "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " + e.method +
-                " " + e.path;
+      message = "No API on " + e.method + " " + e.path;
       break;
     case HttpErrorKind::kBodyTooLarge:
     case HttpErrorKind::kBadRequest:
@@ -148,10 +149,10 @@ HttpResponse RenderHttpError(const HttpError& e) {
       message = "internal error";
       break;
   }
-  api::ApiResponse r = api::SageMakerApi::ErrorResponse({type, message, e.status});
-  r.request_id = RandomUuid();
-  r.error_type = type;
-  return ToHttp(std::move(r));
+  HttpRequestParts parts;
+  parts.method = e.method;
+  parts.path = e.path;
+  return ToHttp(router.RenderError(parts, {type, message, e.status}));
 }
 
 }  // namespace
@@ -163,7 +164,7 @@ HttpResponse Server::Impl::HandleApi(HttpRequest req) {
   parts.query = std::move(req.query);  // the AWS JSON protocol sends none; kept for signing
   parts.headers = std::move(req.headers);
   parts.body = std::move(req.body);
-  return ToHttp(api->Handle(parts));
+  return ToHttp(router->Handle(parts));
 }
 
 HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
@@ -356,8 +357,11 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!s3.ok()) return s3.status().WithPrefix("S3 storage settings");
   impl->s3 = *s3;
 
-  auto model = api::ServiceModel::Load(api::EmbeddedSageMakerModel());
-  if (!model.ok()) return model.status();
+  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch"}) {
+    if (api::ServiceModel::Embedded(service) == nullptr) {
+      return Internal(std::string("the embedded ") + service + " model does not load");
+    }
+  }
 
   TY_ASSIGN_OR_RETURN(impl->store, store::Store::Open(config.data_dir));
   // A database replaced by a fresh one reads as valid but knows none of the jobs on disk.
@@ -403,15 +407,21 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default());
   impl->credentials = std::move(creds);
   impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
-  api::ApiOptions aopts;
-  aopts.region = config.region;
-  aopts.policy.file_roots = config.file_roots;
-  aopts.policy.account_file_roots = account_roots;
-  aopts.max_body_bytes = config.max_body_bytes;
-  aopts.catalog = &impl->catalog;
-  impl->api = std::make_unique<api::SageMakerApi>(aopts, std::move(model).value(),
-                                                  impl->verifier.get(), impl->controller.get(),
-                                                  impl->store.get(), SystemClock::Default());
+  api::RouterOptions ropts;
+  ropts.max_body_bytes = config.max_body_bytes;
+  impl->router =
+      std::make_unique<api::ApiRouter>(ropts, impl->verifier.get(), SystemClock::Default());
+  // JSON first: its error shape is the fallback for requests in no protocol.
+  impl->router->AddCodec(std::make_unique<api::JsonCodec>());
+  services::SageMakerOptions sopts;
+  sopts.region = config.region;
+  sopts.policy.file_roots = config.file_roots;
+  sopts.policy.account_file_roots = account_roots;
+  sopts.catalog = &impl->catalog;
+  impl->router->AddService(std::make_shared<services::SageMakerService>(
+      sopts, impl->controller.get(), impl->store.get(), SystemClock::Default()));
+  impl->router->AddService(std::make_shared<services::TrainyardService>(
+      &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -429,13 +439,15 @@ Status Server::Start() {
   // many agents report at once, an API call never queues behind them (nor they behind it).
   int api_pool = d.http->AddPool("api", std::max(2, d.config.http_threads));
   int report_pool = d.http->AddPool("reports", std::max(1, d.config.http_report_threads));
-  d.http->Route("POST", "/", api_pool, [&d](const HttpRequest& req) { return d.HandleApi(req); });
   // A report carries a batch of log lines: as much as the old server took on any route.
   d.http->Route(
       "POST", model::kAgentReportPath, report_pool,
       [&d](const HttpRequest& req) { return d.HandleAgentReport(req); },
       d.config.max_body_bytes * 4 + 4096);
-  d.http->SetErrorRenderer(RenderHttpError);
+  // Everything else is the AWS front door: the router tells the protocols and services apart.
+  d.http->Route("*", "*", api_pool, [&d](const HttpRequest& req) { return d.HandleApi(req); });
+  d.http->SetErrorRenderer(
+      [&d](const HttpError& e) { return RenderHttpError(*d.router, e); });
   TY_ASSIGN_OR_RETURN(int bound, d.http->Bind(host, port));
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   if (host == "0.0.0.0") url_host = "127.0.0.1";

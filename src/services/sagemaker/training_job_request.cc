@@ -1,11 +1,11 @@
-#include "api/training_job_request.h"
+#include "services/sagemaker/training_job_request.h"
 
 #include <set>
 
 #include "common/json.h"
 #include "storage/uri.h"
 
-namespace ty::api {
+namespace ty::services {
 
 using nlohmann::json;
 
@@ -267,4 +267,4 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   return spec;
 }
 
-}  // namespace ty::api
+}  // namespace ty::services

@@ -13,7 +13,7 @@
 #include "common/status.h"
 #include "model/training_job.h"
 
-namespace ty::api {
+namespace ty::services {
 
 struct RequestPolicy {
   std::vector<std::string> file_roots;  // canonical dirs file:// URIs may point into
@@ -35,4 +35,4 @@ Result<model::JobSpec> ParseCreateTrainingJob(const nlohmann::json& body,
 // Checks one URI: file:// inside the roots, s3:// not supported yet.
 Status CheckUri(const std::string& what, const std::string& uri, const RequestPolicy& policy);
 
-}  // namespace ty::api
+}  // namespace ty::services

@@ -10,7 +10,7 @@
 #include "model/training_job.h"
 #include "store/store.h"
 
-namespace ty::api {
+namespace ty::services {
 
 // Epoch seconds with millisecond precision, as AWS JSON timestamps are sent.
 nlohmann::json JsonTime(TimePoint t);
@@ -20,4 +20,4 @@ nlohmann::json SummaryJson(const model::JobRecord& job);
 // Describe plus Tags.
 nlohmann::json SearchRecordJson(const model::JobRecord& job, const std::vector<store::Tag>& tags);
 
-}  // namespace ty::api
+}  // namespace ty::services

@@ -1,4 +1,4 @@
-#include "api/training_job_request.h"
+#include "services/sagemaker/training_job_request.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "common/fs.h"
 #include "testing/temp_dir.h"
 
-namespace ty::api {
+namespace ty::services {
 namespace {
 
 using nlohmann::json;
@@ -483,4 +483,4 @@ TEST_F(ParseCreateTrainingJobTest, CheckUriTable) {
 }
 
 }  // namespace
-}  // namespace ty::api
+}  // namespace ty::services

@@ -10,7 +10,7 @@
 
 #include "common/status.h"
 
-namespace ty::api {
+namespace ty::services {
 
 // Checks the expression's own rules (operators valid for the value types,
 // at most one Contains, at most 50 nodes). kInvalidArgument with the reason.
@@ -30,4 +30,4 @@ void SortSearchRecords(std::vector<nlohmann::json>* records, const std::string& 
 std::vector<const nlohmann::json*> ResolveProperty(const nlohmann::json& record,
                                                    const std::string& path);
 
-}  // namespace ty::api
+}  // namespace ty::services

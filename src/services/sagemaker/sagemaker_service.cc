@@ -1,23 +1,25 @@
-#include "api/sagemaker_api.h"
+#include "services/sagemaker/sagemaker_service.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <set>
 
-#include "api/search.h"
-#include "api/training_job_response.h"
+#include "services/sagemaker/search.h"
+#include "services/sagemaker/training_job_response.h"
 #include "api/validator.h"
 #include "common/crypto.h"
 #include "common/json.h"
 
-namespace ty::api {
+namespace ty::services {
 
 using nlohmann::json;
+using api::JobNotFound;
+using api::RawJson;
+using api::ToApiError;
+using api::Validation;
 
 namespace {
-
-constexpr char kJsonContentType[] = "application/x-amz-json-1.1";
 
 // Request bytes (headers, paths, job output) need not be valid UTF-8: replace
 // bad sequences rather than let the serializer throw.
@@ -56,133 +58,35 @@ std::optional<int64_t> TimeMillis(const json& body, const char* key) {
 
 }  // namespace
 
-SageMakerApi::SageMakerApi(ApiOptions options, std::shared_ptr<const ServiceModel> model,
-                           const SigV4Verifier* verifier, control::JobController* controller,
-                           store::Store* store, const Clock* clock)
+SageMakerService::SageMakerService(SageMakerOptions options, control::JobController* controller,
+                                   store::Store* store, const Clock* clock)
     : options_(std::move(options)),
-      model_(std::move(model)),
-      verifier_(verifier),
+      model_(api::ServiceModel::Embedded("sagemaker")),
       controller_(controller),
       store_(store),
       clock_(clock) {}
 
-ApiResponse SageMakerApi::ErrorResponse(const ApiError& error) {
-  ApiResponse r;
-  r.status = error.http_status;
-  r.error_type = error.type;
-  r.body = DumpJson(json{{"__type", error.type}, {"message", error.message}});
-  return r;
-}
-
-ApiResponse SageMakerApi::Handle(const HttpRequestParts& req) {
-  std::string request_id = RandomUuid();
-  auto finish = [&](ApiResponse r) {
-    r.request_id = request_id;
-    return r;
-  };
-  if (req.body.size() > options_.max_body_bytes) {
-    return finish(ErrorResponse({"SerializationException",
-                                 "The request body is " + std::to_string(req.body.size()) +
-                                     " bytes; the limit is " +
-                                     std::to_string(options_.max_body_bytes) + " bytes.",
-                                 413}));
-  }
-  auto verified = verifier_->Verify(req, clock_->Now());
-  if (auto* err = std::get_if<ApiError>(&verified)) return finish(ErrorResponse(*err));
-  const Caller& caller = std::get<Caller>(verified);
-
-  if (req.method != "POST" || req.path != "/") {
-    return finish(
-        ErrorResponse({"UnknownOperationException",
-                       "The AWS JSON protocol takes POST / with an X-Amz-Target header; got " +
-                           req.method + " " + req.path,
-                       404}));
-  }
-  const std::string* target = FindHeader(req, "x-amz-target");
-  if (target == nullptr || target->empty()) {
-    return finish(
-        ErrorResponse({"UnknownOperationException",
-                       "The request has no X-Amz-Target header naming the operation.", 400}));
-  }
-  const std::string* content_type = FindHeader(req, "content-type");
-  std::string ct = content_type ? content_type->substr(0, content_type->find(';')) : "";
-  if (ct != kJsonContentType && ct != "application/json") {
-    return finish(ErrorResponse(
-        {"SerializationException",
-         "Unsupported Content-Type '" + ct + "'; send " + std::string(kJsonContentType) + ".",
-         400}));
-  }
-  auto parsed = req.body.empty() ? Result<json>(json::object()) : ParseJson(req.body);
-  if (!parsed.ok()) {
-    return finish(
-        ErrorResponse({"SerializationException",
-                       IsJsonTooDeep(parsed.status())
-                           ? "The request body is " + parsed.status().message() +
-                                 "; the limit keeps "
-                                 "every request walkable without exhausting the server's stack."
-                           : "The request body is not valid JSON: " + parsed.status().message(),
-                       400}));
-  }
-  json body = std::move(parsed).value();
-  if (!body.is_object()) {
-    return finish(
-        ErrorResponse({"SerializationException", "The request body must be a JSON object.", 400}));
-  }
-  Outcome outcome = Dispatch(caller, *target, body);
-  if (auto* err = std::get_if<ApiError>(&outcome)) {
-    return finish(ErrorResponse(RedactServerError(std::move(*err), request_id, stderr)));
-  }
-  ApiResponse r;
-  if (auto* raw = std::get_if<RawJson>(&outcome)) {
-    r.body = std::move(raw->text);
-  } else {
-    r.body = DumpJson(std::get<json>(outcome));
-  }
-  return finish(std::move(r));
-}
-
-SageMakerApi::Outcome SageMakerApi::Dispatch(const Caller& caller, const std::string& target,
-                                             const json& body) {
-  using Handler = Outcome (SageMakerApi::*)(const Caller&, const json&);
+api::ServiceOutcome SageMakerService::Call(const api::CallContext& ctx, const api::Operation& op,
+                                           const json& body) {
+  using Handler = Outcome (SageMakerService::*)(const Caller&, const json&);
   static const std::pair<const char*, Handler> kOps[] = {
-      {"SageMaker.CreateTrainingJob", &SageMakerApi::CreateTrainingJob},
-      {"SageMaker.DescribeTrainingJob", &SageMakerApi::DescribeTrainingJob},
-      {"SageMaker.ListTrainingJobs", &SageMakerApi::ListTrainingJobs},
-      {"SageMaker.StopTrainingJob", &SageMakerApi::StopTrainingJob},
-      {"SageMaker.DeleteTrainingJob", &SageMakerApi::DeleteTrainingJob},
-      {"SageMaker.AddTags", &SageMakerApi::AddTags},
-      {"SageMaker.ListTags", &SageMakerApi::ListTags},
-      {"SageMaker.DeleteTags", &SageMakerApi::DeleteTags},
-      {"SageMaker.Search", &SageMakerApi::Search},
-      {"Trainyard.GetTrainingJobLogs", &SageMakerApi::GetTrainingJobLogs},
-      {"Trainyard.InterruptTrainingJob", &SageMakerApi::InterruptTrainingJob},
-      {"Trainyard.SetSpotCapacityUnavailable", &SageMakerApi::SetSpotCapacityUnavailable},
-      {"Trainyard.DescribeSpotMarket", &SageMakerApi::DescribeSpotMarket},
-      {"Trainyard.DescribeTrainingJobCost", &SageMakerApi::DescribeTrainingJobCost},
+      {"CreateTrainingJob", &SageMakerService::CreateTrainingJob},
+      {"DescribeTrainingJob", &SageMakerService::DescribeTrainingJob},
+      {"ListTrainingJobs", &SageMakerService::ListTrainingJobs},
+      {"StopTrainingJob", &SageMakerService::StopTrainingJob},
+      {"DeleteTrainingJob", &SageMakerService::DeleteTrainingJob},
+      {"AddTags", &SageMakerService::AddTags},
+      {"ListTags", &SageMakerService::ListTags},
+      {"DeleteTags", &SageMakerService::DeleteTags},
+      {"Search", &SageMakerService::Search},
   };
   for (const auto& [name, handler] : kOps) {
-    if (target != name) continue;
-    if (target.rfind("SageMaker.", 0) == 0) {
-      if (auto err = ValidateRequest(*model_, target.substr(10), body)) return *err;
-    }
-    try {
-      return (this->*handler)(caller, body);
-    } catch (const json::exception& e) {
-      // Validation guarantees the shapes; a throw here is our bug, not the caller's.
-      return ApiError{"InternalFailure", std::string("internal error: ") + e.what(), 500};
-    }
+    if (op.name == name) return (this->*handler)(ctx.caller, body);
   }
-  return ApiError{"UnknownOperationException",
-                  "Unknown operation '" + target +
-                      "'. Trainyard implements SageMaker.{CreateTrainingJob, DescribeTrainingJob, "
-                      "ListTrainingJobs, StopTrainingJob, DeleteTrainingJob, AddTags, ListTags, "
-                      "DeleteTags, Search} and Trainyard.{GetTrainingJobLogs, "
-                      "InterruptTrainingJob, SetSpotCapacityUnavailable, DescribeSpotMarket, "
-                      "DescribeTrainingJobCost}.",
-                  400};
+  return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
 }
 
-SageMakerApi::Outcome SageMakerApi::CreateTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& caller, const json& body) {
   auto spec = ParseCreateTrainingJob(body, options_.policy.ForAccount(caller.account_id));
   if (!spec.ok()) return ToApiError(spec.status());
   std::string name = spec->name;
@@ -206,7 +110,7 @@ SageMakerApi::Outcome SageMakerApi::CreateTrainingJob(const Caller& caller, cons
   return json{{"TrainingJobArn", record->arn}};
 }
 
-SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::DescribeTrainingJob(const Caller& caller, const json& body) {
   std::string name = body.at("TrainingJobName").get<std::string>();
   auto version = store_->GetJobVersion(caller.account_id, name);
   if (!version.ok()) {
@@ -237,7 +141,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJob(const Caller& caller, co
   return RawJson{std::move(rendered)};
 }
 
-SageMakerApi::Outcome SageMakerApi::ListTrainingJobs(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::ListTrainingJobs(const Caller& caller, const json& body) {
   store::JobQuery q;
   q.account = caller.account_id;
   q.created_after_ms = TimeMillis(body, "CreationTimeAfter");
@@ -274,14 +178,14 @@ SageMakerApi::Outcome SageMakerApi::ListTrainingJobs(const Caller& caller, const
   return out;
 }
 
-SageMakerApi::Outcome SageMakerApi::StopTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::StopTrainingJob(const Caller& caller, const json& body) {
   Status s = controller_->Stop(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
   if (!s.ok()) return ToApiError(s);
   return json::object();
 }
 
-SageMakerApi::Outcome SageMakerApi::DeleteTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::DeleteTrainingJob(const Caller& caller, const json& body) {
   // The store drops the job's tags, logs and metrics with it.
   Status s = controller_->Delete(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
@@ -289,13 +193,13 @@ SageMakerApi::Outcome SageMakerApi::DeleteTrainingJob(const Caller& caller, cons
   return json::object();
 }
 
-Result<model::JobRecord> SageMakerApi::JobForArn(const Caller& caller, const std::string& arn) {
+Result<model::JobRecord> SageMakerService::JobForArn(const Caller& caller, const std::string& arn) {
   auto job = store_->GetJobByArn(arn);
   if (!job.ok() || job->account != caller.account_id) return NotFound("Resource does not exist");
   return job;
 }
 
-SageMakerApi::Outcome SageMakerApi::AddTags(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::AddTags(const Caller& caller, const json& body) {
   std::string arn = body.at("ResourceArn").get<std::string>();
   auto job = JobForArn(caller, arn);
   if (!job.ok()) return ToApiError(job.status());
@@ -327,7 +231,7 @@ SageMakerApi::Outcome SageMakerApi::AddTags(const Caller& caller, const json& bo
   return out;
 }
 
-SageMakerApi::Outcome SageMakerApi::ListTags(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::ListTags(const Caller& caller, const json& body) {
   auto job = JobForArn(caller, body.at("ResourceArn").get<std::string>());
   if (!job.ok()) return ToApiError(job.status());
   auto tags = store_->GetTags(job->arn);
@@ -346,7 +250,7 @@ SageMakerApi::Outcome SageMakerApi::ListTags(const Caller& caller, const json& b
   return out;
 }
 
-SageMakerApi::Outcome SageMakerApi::DeleteTags(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::DeleteTags(const Caller& caller, const json& body) {
   auto job = JobForArn(caller, body.at("ResourceArn").get<std::string>());
   if (!job.ok()) return ToApiError(job.status());
   std::vector<std::string> keys = body.at("TagKeys").get<std::vector<std::string>>();
@@ -355,7 +259,7 @@ SageMakerApi::Outcome SageMakerApi::DeleteTags(const Caller& caller, const json&
   return json::object();
 }
 
-SageMakerApi::Outcome SageMakerApi::Search(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::Search(const Caller& caller, const json& body) {
   std::string resource = body.at("Resource").get<std::string>();
   if (resource != "TrainingJob") {
     return Validation("Search of resource type " + resource +
@@ -395,33 +299,5 @@ SageMakerApi::Outcome SageMakerApi::Search(const Caller& caller, const json& bod
   return out;
 }
 
-SageMakerApi::Outcome SageMakerApi::GetTrainingJobLogs(const Caller& caller, const json& body) {
-  if (!body.contains("TrainingJobName") || !body.at("TrainingJobName").is_string()) {
-    return Validation("TrainingJobName is required.");
-  }
-  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
-  if (!job.ok()) return JobNotFound();
-  for (const char* key : {"AfterSeq", "Limit"}) {
-    if (body.contains(key) && !body.at(key).is_number_integer()) {
-      return Validation(std::string(key) + " must be an integer.");
-    }
-  }
-  int64_t after = body.value("AfterSeq", int64_t{0});
-  int64_t limit = std::clamp<int64_t>(body.value("Limit", int64_t{1000}), 1, 10000);
-  auto events = store_->ReadLogEvents(job->id, after, limit);
-  if (!events.ok()) return ToApiError(events.status());
-  json out = {{"Events", json::array()},
-              {"NextSeq", after},
-              {"TrainingJobStatus", model::Name(job->status)},
-              {"SecondaryStatus", model::Name(job->secondary)}};
-  for (const auto& e : *events) {
-    out["Events"].push_back({{"Seq", e.seq},
-                             {"Stream", e.stream},
-                             {"Timestamp", e.timestamp_ms},
-                             {"Message", e.message}});
-    out["NextSeq"] = e.seq;
-  }
-  return out;
-}
 
-}  // namespace ty::api
+}  // namespace ty::services

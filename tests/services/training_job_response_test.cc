@@ -1,11 +1,11 @@
-#include "api/training_job_response.h"
+#include "services/sagemaker/training_job_response.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace ty::api {
+namespace ty::services {
 namespace {
 
 using nlohmann::json;
@@ -192,4 +192,4 @@ TEST(SearchRecordJsonTest, DescribePlusTags) {
 }
 
 }  // namespace
-}  // namespace ty::api
+}  // namespace ty::services

@@ -4,11 +4,15 @@
 #include <string>
 
 #include "api/api_error.h"
-#include "api/training_job_request.h"
+#include "services/sagemaker/training_job_request.h"
 #include "common/fs.h"
 #include "testing/temp_dir.h"
 
-namespace ty::api {
+namespace ty::services {
+using api::ApiError;
+using api::RedactServerError;
+using api::ToApiError;
+
 namespace {
 
 std::string ReadAll(std::FILE* f) {
@@ -74,4 +78,4 @@ TEST(RequestPolicyTest, AccountsWithTheirOwnRootsAreHeldToThem) {
 }
 
 }  // namespace
-}  // namespace ty::api
+}  // namespace ty::services

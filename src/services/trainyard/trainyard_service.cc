@@ -3,13 +3,21 @@
 // demos, the spot market's state, and a job's interruptions and cost.
 #include <cmath>
 
+#include "services/trainyard/trainyard_service.h"
+
+#include <algorithm>
+
 #include "api/api_error.h"
-#include "api/sagemaker_api.h"
 #include "control/billing.h"
 
-namespace ty::api {
+namespace ty::services {
 
 using nlohmann::json;
+using api::ApiError;
+using api::Caller;
+using api::JobNotFound;
+using api::ToApiError;
+using api::Validation;
 
 namespace {
 
@@ -26,7 +34,32 @@ double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
 
 }  // namespace
 
-SageMakerApi::Outcome SageMakerApi::InterruptTrainingJob(const Caller& caller, const json& body) {
+TrainyardService::TrainyardService(const capacity::InstanceCatalog* catalog,
+                                   control::JobController* controller, store::Store* store,
+                                   const Clock* clock)
+    : model_(api::ServiceModel::Embedded("trainyard")),
+      catalog_(catalog),
+      controller_(controller),
+      store_(store),
+      clock_(clock) {}
+
+api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const api::Operation& op,
+                                           const json& body) {
+  using Handler = Outcome (TrainyardService::*)(const Caller&, const json&);
+  static const std::pair<const char*, Handler> kOps[] = {
+      {"GetTrainingJobLogs", &TrainyardService::GetTrainingJobLogs},
+      {"InterruptTrainingJob", &TrainyardService::InterruptTrainingJob},
+      {"SetSpotCapacityUnavailable", &TrainyardService::SetSpotCapacityUnavailable},
+      {"DescribeSpotMarket", &TrainyardService::DescribeSpotMarket},
+      {"DescribeTrainingJobCost", &TrainyardService::DescribeTrainingJobCost},
+  };
+  for (const auto& [name, handler] : kOps) {
+    if (op.name == name) return (this->*handler)(ctx.caller, body);
+  }
+  return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
+}
+
+TrainyardService::Outcome TrainyardService::InterruptTrainingJob(const Caller& caller, const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   Status s =
       controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
@@ -35,7 +68,7 @@ SageMakerApi::Outcome SageMakerApi::InterruptTrainingJob(const Caller& caller, c
   return json::object();
 }
 
-SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, const json& body) {
+TrainyardService::Outcome TrainyardService::SetSpotCapacityUnavailable(const Caller&, const json& body) {
   if (auto err = RequireString(body, "InstanceType")) return *err;
   const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
   if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
@@ -50,7 +83,7 @@ SageMakerApi::Outcome SageMakerApi::SetSpotCapacityUnavailable(const Caller&, co
   return json{{"InstanceType", type}, {"UnavailableUntil", Seconds(clock_->Now() + ms)}};
 }
 
-SageMakerApi::Outcome SageMakerApi::DescribeSpotMarket(const Caller&, const json&) {
+TrainyardService::Outcome TrainyardService::DescribeSpotMarket(const Caller&, const json&) {
   auto status = controller_->SpotStatus();
   if (!status.ok()) return ToApiError(status.status());
   json types = json::array();
@@ -75,7 +108,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeSpotMarket(const Caller&, const json
   return json{{"InstanceTypes", std::move(types)}};
 }
 
-SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller,
+TrainyardService::Outcome TrainyardService::DescribeTrainingJobCost(const Caller& caller,
                                                             const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
@@ -83,7 +116,7 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller
     return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
   }
   const capacity::InstanceType* type =
-      options_.catalog != nullptr ? options_.catalog->Find(job->spec.instance_type) : nullptr;
+      catalog_ != nullptr ? catalog_->Find(job->spec.instance_type) : nullptr;
   double price = type != nullptr ? type->on_demand_price : 0;
   control::JobCost cost = control::ComputeJobCost(*job, price, clock_->Now());
   json interruptions = json::array();
@@ -111,4 +144,33 @@ SageMakerApi::Outcome SageMakerApi::DescribeTrainingJobCost(const Caller& caller
               {"SavingsPercent", std::round(cost.savings_percent * 10) / 10}};
 }
 
-}  // namespace ty::api
+TrainyardService::Outcome TrainyardService::GetTrainingJobLogs(const Caller& caller, const json& body) {
+  if (!body.contains("TrainingJobName") || !body.at("TrainingJobName").is_string()) {
+    return Validation("TrainingJobName is required.");
+  }
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) return JobNotFound();
+  for (const char* key : {"AfterSeq", "Limit"}) {
+    if (body.contains(key) && !body.at(key).is_number_integer()) {
+      return Validation(std::string(key) + " must be an integer.");
+    }
+  }
+  int64_t after = body.value("AfterSeq", int64_t{0});
+  int64_t limit = std::clamp<int64_t>(body.value("Limit", int64_t{1000}), 1, 10000);
+  auto events = store_->ReadLogEvents(job->id, after, limit);
+  if (!events.ok()) return ToApiError(events.status());
+  json out = {{"Events", json::array()},
+              {"NextSeq", after},
+              {"TrainingJobStatus", model::Name(job->status)},
+              {"SecondaryStatus", model::Name(job->secondary)}};
+  for (const auto& e : *events) {
+    out["Events"].push_back({{"Seq", e.seq},
+                             {"Stream", e.stream},
+                             {"Timestamp", e.timestamp_ms},
+                             {"Message", e.message}});
+    out["NextSeq"] = e.seq;
+  }
+  return out;
+}
+
+}  // namespace ty::services

@@ -1,10 +1,10 @@
-#include "api/training_job_response.h"
+#include "services/sagemaker/training_job_response.h"
 
 #include <cmath>
 
 #include "common/json.h"
 
-namespace ty::api {
+namespace ty::services {
 
 using nlohmann::json;
 
@@ -100,4 +100,4 @@ json SearchRecordJson(const model::JobRecord& job, const std::vector<store::Tag>
   return d;
 }
 
-}  // namespace ty::api
+}  // namespace ty::services

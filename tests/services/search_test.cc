@@ -1,4 +1,4 @@
-#include "api/search.h"
+#include "services/sagemaker/search.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace ty::api {
+namespace ty::services {
 namespace {
 
 using nlohmann::json;
@@ -360,4 +360,4 @@ TEST(SortSearchRecordsTest, EqualKeysKeepOrder) {
 }
 
 }  // namespace
-}  // namespace ty::api
+}  // namespace ty::services

@@ -1,4 +1,4 @@
-#include "api/search.h"
+#include "services/sagemaker/search.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -6,7 +6,7 @@
 
 #include "common/clock.h"
 
-namespace ty::api {
+namespace ty::services {
 
 using nlohmann::json;
 
@@ -289,4 +289,4 @@ void SortSearchRecords(std::vector<json>* records, const std::string& sort_by, b
   });
 }
 
-}  // namespace ty::api
+}  // namespace ty::services
