@@ -25,7 +25,7 @@ packages=(
   libgtest-dev libgmock-dev libboost-dev libseccomp-dev
   bubblewrap iproute2 nftables e2fsprogs procps
   clang-14 clang-format-14 clang-tidy-14 libfuzzer-14-dev libclang-rt-14-dev
-  awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy
+  awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy python3-prometheus-client
 )
 if (( with_torch )); then
   packages+=(python3-torch python3-sklearn)

@@ -62,8 +62,7 @@ const ProtocolCodec* ApiRouter::CodecFor(const HttpRequestParts& req) const {
 }
 
 const ApiRouter::Route* ApiRouter::ServiceFor(const ProtocolCodec& codec,
-                                              const HttpRequestParts& req,
-                                              ApiError* error) const {
+                                              const HttpRequestParts& req, ApiError* error) const {
   const char* protocol = WireProtocolName(codec.protocol());
   std::string addressed = codec.AddressedService(req);
   if (!addressed.empty()) {
@@ -72,8 +71,8 @@ const ApiRouter::Route* ApiRouter::ServiceFor(const ProtocolCodec& codec,
       if (md.target_prefix == addressed && md.Speaks(protocol)) return r.get();
     }
     *error = {"UnknownOperationException",
-              "Unknown operation: no service on this endpoint has the target prefix '" +
-                  addressed + "' in " + protocol + " (" +
+              "Unknown operation: no service on this endpoint has the target prefix '" + addressed +
+                  "' in " + protocol + " (" +
                   (FindHeader(req, "x-amz-target") ? *FindHeader(req, "x-amz-target") : req.path) +
                   ").",
               400};
@@ -138,21 +137,20 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   const ProtocolCodec* codec = CodecFor(req);
   if (codec == nullptr) {
     // The request is in no protocol served here; answer in AWS JSON, which most clients parse.
-    return fail(*codecs_.front(), nullptr,
-                {"UnknownOperationException",
-                 "The request is in no AWS protocol served here; got " + req.method + " " +
-                     req.path +
-                     ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
-                     "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
-                     "POST /service/<Service>/operation/<Operation>.",
-                 404});
+    return fail(
+        *codecs_.front(), nullptr,
+        {"UnknownOperationException",
+         "The request is in no AWS protocol served here; got " + req.method + " " + req.path +
+             ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
+             "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
+             "POST /service/<Service>/operation/<Operation>.",
+         404});
   }
   if (req.body.size() > options_.max_body_bytes) {
     return fail(*codec, nullptr,
                 {"SerializationException",
                  "The request body is " + std::to_string(req.body.size()) +
-                     " bytes; the limit is " + std::to_string(options_.max_body_bytes) +
-                     " bytes.",
+                     " bytes; the limit is " + std::to_string(options_.max_body_bytes) + " bytes.",
                  413});
   }
   ApiError error;
@@ -167,15 +165,15 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   auto decoded = codec->Decode(req, model);
   if (auto* err = std::get_if<ApiError>(&decoded)) return fail(*codec, &model, *err);
   DecodedCall& call = std::get<DecodedCall>(decoded);
-  operation = call.operation;
   const Operation* op = model.FindOperation(call.operation);
   if (op == nullptr) {
-    return fail(*codec, &model,
-                {"UnknownOperationException",
-                 "Unknown operation '" + call.operation + "' of " + model.metadata().service_id +
-                     ".",
-                 400});
+    return fail(
+        *codec, &model,
+        {"UnknownOperationException",
+         "Unknown operation '" + call.operation + "' of " + model.metadata().service_id + ".",
+         400});
   }
+  operation = op->name;  // a name from the model: bounded, unlike what the caller sent
   if (auto err = ValidateRequest(model, call.operation, call.input)) {
     return fail(*codec, &model, std::move(*err));
   }

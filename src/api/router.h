@@ -34,10 +34,10 @@ namespace ty::api {
 
 // What the router saw of one request, for counters (the Prometheus endpoint).
 struct RequestRecord {
-  std::string_view service;    // the service id ("SageMaker", "CloudWatch Logs"); "" unknown
-  std::string_view operation;  // "" when not decoded
-  int status = 0;              // HTTP status sent
-  std::string_view error_type; // "" on success
+  std::string_view service;     // the service id ("SageMaker", "CloudWatch Logs"); "" unknown
+  std::string_view operation;   // "" when not decoded
+  int status = 0;               // HTTP status sent
+  std::string_view error_type;  // "" on success
   std::chrono::nanoseconds latency{0};
 };
 

@@ -126,8 +126,7 @@ std::string SigV4Verifier::ScopeService(const ty::HttpRequestParts& req) {
   return std::string(parts[3]);
 }
 
-std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts& req,
-                                                     TimePoint now,
+std::variant<Caller, ApiError> SigV4Verifier::Verify(const ty::HttpRequestParts& req, TimePoint now,
                                                      std::string_view service) const {
   const std::string* auth_header = FindHeader(req, "authorization");
   if (auth_header == nullptr) {

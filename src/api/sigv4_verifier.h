@@ -75,7 +75,8 @@ class SigV4Verifier {
   const std::chrono::seconds max_skew_;
 
   mutable Mutex mu_;
-  // Keyed by "<akid>/<date8>/<service>"; cleared wholesale when it grows past a bound (dates roll over).
+  // Keyed by "<akid>/<date8>/<service>"; cleared wholesale when it grows past a bound (dates roll
+  // over).
   mutable std::unordered_map<std::string, std::string> key_cache_ TY_GUARDED_BY(mu_);
 };
 

@@ -17,5 +17,9 @@ std::string RandomAlnum(size_t n, bool upper_only = false);
 std::string RandomDigits(size_t n);
 // A random RFC 4122 version-4 UUID.
 std::string RandomUuid();
+// Standard base64 (RFC 4648, with padding).
+std::string Base64Encode(std::string_view bytes);
+// Decodes standard base64 (padding required, no whitespace); false on malformed input.
+bool Base64Decode(std::string_view text, std::string* out);
 
 }  // namespace ty

@@ -288,6 +288,28 @@ Status ParseStorage(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseMetricsEndpoint(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "metrics_endpoint", "metrics endpoint settings"));
+  auto& m = c->metrics_endpoint;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    if (key == "listen") {
+      m.listen = kv.second.as<std::string>();
+    } else if (key == "unauthenticated") {
+      m.unauthenticated = kv.second.as<bool>();
+    } else if (key == "access_keys") {
+      if (!kv.second.IsSequence()) {
+        return InvalidArgument("metrics_endpoint: access_keys must be a list of access key ids");
+      }
+      m.access_keys = kv.second.as<std::vector<std::string>>();
+    } else {
+      return InvalidArgument("metrics_endpoint: unknown key '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -497,6 +519,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseStorage(v, c).WithPrefix(path));
       } else if (key == "http") {
         TY_RETURN_IF_ERROR(ParseHttp(v, c).WithPrefix(path));
+      } else if (key == "metrics_endpoint") {
+        TY_RETURN_IF_ERROR(ParseMetricsEndpoint(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -79,12 +79,22 @@ struct ServerConfig {
   // storage.pass_credentials_to_jobs: training processes get AWS_ENDPOINT_URL_S3, AWS_REGION
   // and the store's keys (off by default: the keys are the server's, not the caller's).
   bool pass_s3_credentials_to_jobs = false;
+  // GET /metrics (config key metrics_endpoint), the server's own metrics for Prometheus.
+  // By default it is served on the API listener to callers with a configured access key
+  // (SigV4-signed, or HTTP Basic <access key id>:<secret>, which Prometheus' basic_auth sends).
+  struct MetricsEndpoint {
+    std::string listen;            // HOST:PORT of a separate admin listener, served without
+                                   // credentials (bind it where only operators reach)
+    bool unauthenticated = false;  // serve it on the API listener without credentials
+    std::vector<std::string> access_keys;  // when set, only these keys may read it
+  } metrics_endpoint;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
 // file_roots, accounts: {ACCOUNT_ID: {file_roots}}, credentials_file, isolation,
 // allow_shared_host, agent_log_buffer_lines, sandbox: {uid, gid}, network, instance_limits,
-// instance_volumes, stop_grace_seconds, max_body_bytes, http_threads, http: {io_threads,
+// instance_volumes, stop_grace_seconds, max_body_bytes, http_threads,
+// metrics_endpoint: {listen, unauthenticated, access_keys}, http: {io_threads,
 // report_threads, head_timeout_seconds, body_timeout_seconds, idle_timeout_seconds,
 // max_header_bytes, max_connections, max_connections_per_client}, images: [{match, runtime,
 // command, workdir, env}], instance_types: {TYPE: {vcpus, memory_gib, gpus, on_demand_price,

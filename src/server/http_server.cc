@@ -96,7 +96,8 @@ struct HttpServer::Impl {
     for (const auto& r : routes) {
       bool method_ok = r.method == "*" || r.method == method;
       bool path_ok = !r.path.empty() && r.path.back() == '*'
-                         ? path.substr(0, r.path.size() - 1) == std::string_view(r.path).substr(0, r.path.size() - 1)
+                         ? path.substr(0, r.path.size() - 1) ==
+                               std::string_view(r.path).substr(0, r.path.size() - 1)
                          : r.path == path;
       if (method_ok && path_ok) return &r;
     }

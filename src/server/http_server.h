@@ -133,8 +133,8 @@ class HttpServer {
   int AddPool(const std::string& name, int threads);
   // Routes requests with this method and path (query ignored) to `handler` on pool `pool`.
   // Method "*" matches any method; a path ending in '*' matches every path with that prefix
-  // ("*" alone: every path). Routes are matched in the order added. max_body_bytes 0 means the options' limit. REQUIRES: before Start(), a pool id
-  // from AddPool().
+  // ("*" alone: every path). Routes are matched in the order added. max_body_bytes 0 means the
+  // options' limit. REQUIRES: before Start(), a pool id from AddPool().
   void Route(const std::string& method, const std::string& path, int pool, HttpHandler handler,
              size_t max_body_bytes = 0);
   // Default: a text/plain response with the error's message.

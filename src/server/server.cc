@@ -29,6 +29,7 @@
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
+#include "server/server_metrics.h"
 #include "services/sagemaker/sagemaker_service.h"
 #include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
@@ -50,7 +51,9 @@ struct Server::Impl {
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
   std::unique_ptr<api::ApiRouter> router;
-  std::unique_ptr<HttpServer> http;  // made at Start
+  std::unique_ptr<HttpServer> http;        // made at Start
+  std::unique_ptr<HttpServer> admin_http;  // metrics_endpoint.listen, when set
+  ServerMetrics metrics;
   std::string url;
   int lock_fd = -1;  // flock on <data_dir>/server.lock: one server per data dir
   bool started = false;
@@ -64,6 +67,11 @@ struct Server::Impl {
 
   HttpResponse HandleApi(HttpRequest req);
   HttpResponse HandleAgentReport(const HttpRequest& req);
+  // GET /metrics; `authenticate` on the API listener unless the config opens it.
+  HttpResponse HandleMetrics(const HttpRequest& req, bool authenticate);
+  // The caller's access key id if the request carries a configured key's SigV4 signature or
+  // HTTP Basic credentials, else empty.
+  std::string MetricsCaller(const HttpRequest& req);
 };
 
 namespace {
@@ -177,7 +185,14 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
       !body.ok() ? Result<model::AgentReport>(body.status()) : model::AgentReportFromJson(*body);
   if (!report.ok()) return JsonResponse(400, json{{"error", report.status().message()}}.dump());
   Status s = controller->HandleReport(token, *report);
-  if (s.ok()) return JsonResponse(200, "{}");
+  if (s.ok()) {
+    int64_t bytes = 0;
+    for (const auto& line : report->lines) bytes += static_cast<int64_t>(line.message.size());
+    metrics.OnAgentReport(report->job_arn + "/" + std::to_string(report->host_index),
+                          static_cast<int64_t>(report->lines.size()), bytes, 0,
+                          SystemClock::Default()->Now());
+    return JsonResponse(200, "{}");
+  }
   // 403 and 410 tell the agent to stop retrying; 503 to retry. A store that
   // cannot take the report (a full disk) is passing: the agent keeps the lines
   // and retries. Its detail (SQL, paths) is for the server's log only.
@@ -195,6 +210,111 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
                       : "internal error in the control plane";
   }
   return JsonResponse(status, json{{"error", message}}.dump());
+}
+
+std::string Server::Impl::MetricsCaller(const HttpRequest& req) {
+  const std::string* auth = req.Header("Authorization");
+  if (auth == nullptr) return "";
+  std::string akid;
+  if (auth->rfind("Basic ", 0) == 0) {
+    std::string decoded;
+    if (!Base64Decode(auth->substr(6), &decoded)) return "";
+    size_t colon = decoded.find(':');
+    if (colon == std::string::npos) return "";
+    const api::AccessKey* key = credentials->Find(decoded.substr(0, colon));
+    std::string secret = decoded.substr(colon + 1);
+    // Constant time over the secret's bytes: the comparison must not reveal a prefix.
+    if (key == nullptr || key->secret_access_key.size() != secret.size()) return "";
+    unsigned char diff = 0;
+    for (size_t i = 0; i < secret.size(); ++i) {
+      diff |= static_cast<unsigned char>(secret[i] ^ key->secret_access_key[i]);
+    }
+    if (diff != 0) return "";
+    akid = key->access_key_id;
+  } else {
+    HttpRequestParts parts;
+    parts.method = req.method;
+    parts.path = req.path;
+    parts.query = req.query;
+    parts.headers = req.headers;
+    parts.body = req.body;
+    auto verified = verifier->Verify(parts, SystemClock::Default()->Now(),
+                                     api::SigV4Verifier::ScopeService(parts));
+    auto* caller = std::get_if<api::Caller>(&verified);
+    if (caller == nullptr) return "";
+    akid = caller->access_key_id;
+  }
+  const auto& allowed = config.metrics_endpoint.access_keys;
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), akid) == allowed.end()) {
+    return "";
+  }
+  return akid;
+}
+
+HttpResponse Server::Impl::HandleMetrics(const HttpRequest& req, bool authenticate) {
+  if (authenticate && MetricsCaller(req).empty()) {
+    HttpResponse res;
+    res.status = 401;
+    res.content_type = "text/plain; charset=utf-8";
+    res.headers.emplace_back("WWW-Authenticate", "Basic realm=\"trainyard metrics\"");
+    res.body =
+        "GET /metrics needs a configured access key: SigV4-signed, or HTTP Basic "
+        "<access key id>:<secret access key> (metrics_endpoint in the server config can open "
+        "it or move it to an admin address).\n";
+    return res;
+  }
+  TimePoint now = SystemClock::Default()->Now();
+  std::vector<GaugeFamily> gauges;
+  GaugeFamily jobs{"trainyard_jobs", "Training jobs by status, over every account.", "gauge", {}};
+  if (auto counts = store->CountJobsByStatus(); counts.ok()) {
+    for (const auto& [status, n] : *counts) {
+      jobs.samples.push_back({{{"status", status}}, static_cast<double>(n)});
+    }
+  }
+  gauges.push_back(std::move(jobs));
+  GaugeFamily total{"trainyard_capacity_instances",
+                    "Instances of each type this machine hosts at once.",
+                    "gauge",
+                    {}};
+  GaugeFamily in_use{
+      "trainyard_capacity_instances_in_use", "Instances of each type running now.", "gauge", {}};
+  GaugeFamily queued{
+      "trainyard_jobs_queued", "Jobs waiting for capacity, by instance type.", "gauge", {}};
+  if (auto spot = controller->SpotStatus(); spot.ok()) {
+    for (const auto& v : *spot) {
+      const std::string& type = v.market.instance_type;
+      total.samples.push_back({{{"instance_type", type}}, static_cast<double>(v.capacity_total)});
+      in_use.samples.push_back({{{"instance_type", type}}, static_cast<double>(v.capacity_in_use)});
+      queued.samples.push_back({{{"instance_type", type}}, static_cast<double>(v.queued_jobs)});
+    }
+  }
+  gauges.push_back(std::move(total));
+  gauges.push_back(std::move(in_use));
+  gauges.push_back(std::move(queued));
+  gauges.push_back(
+      {"trainyard_agents_connected",
+       "Job instances whose agent reported in the last 30 seconds.",
+       "gauge",
+       {{{}, static_cast<double>(metrics.AgentsConnected(now, std::chrono::seconds(30)))}}});
+  if (http != nullptr) {
+    HttpServerStats st = http->stats();
+    gauges.push_back({"trainyard_http_open_connections",
+                      "Open connections on the API listener.",
+                      "gauge",
+                      {{{}, static_cast<double>(st.open_connections)}}});
+    gauges.push_back({"trainyard_http_connections_refused_total",
+                      "Connections closed at accept for a connection limit.",
+                      "counter",
+                      {{{}, static_cast<double>(st.refused)}}});
+    gauges.push_back({"trainyard_http_connections_timed_out_total",
+                      "Connections closed for a missed deadline.",
+                      "counter",
+                      {{{}, static_cast<double>(st.timed_out)}}});
+  }
+  HttpResponse res;
+  res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  res.body = metrics.Render(gauges);
+  return res;
 }
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -413,6 +533,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       std::make_unique<api::ApiRouter>(ropts, impl->verifier.get(), SystemClock::Default());
   // JSON first: its error shape is the fallback for requests in no protocol.
   impl->router->AddCodec(std::make_unique<api::JsonCodec>());
+  impl->router->SetObserver(&impl->metrics);
   services::SageMakerOptions sopts;
   sopts.region = config.region;
   sopts.policy.file_roots = config.file_roots;
@@ -444,10 +565,13 @@ Status Server::Start() {
       "POST", model::kAgentReportPath, report_pool,
       [&d](const HttpRequest& req) { return d.HandleAgentReport(req); },
       d.config.max_body_bytes * 4 + 4096);
+  const bool open_metrics = d.config.metrics_endpoint.unauthenticated;
+  d.http->Route("GET", "/metrics", api_pool, [&d, open_metrics](const HttpRequest& req) {
+    return d.HandleMetrics(req, /*authenticate=*/!open_metrics);
+  });
   // Everything else is the AWS front door: the router tells the protocols and services apart.
   d.http->Route("*", "*", api_pool, [&d](const HttpRequest& req) { return d.HandleApi(req); });
-  d.http->SetErrorRenderer(
-      [&d](const HttpError& e) { return RenderHttpError(*d.router, e); });
+  d.http->SetErrorRenderer([&d](const HttpError& e) { return RenderHttpError(*d.router, e); });
   TY_ASSIGN_OR_RETURN(int bound, d.http->Bind(host, port));
   std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   if (host == "0.0.0.0") url_host = "127.0.0.1";
@@ -468,6 +592,25 @@ Status Server::Start() {
   // The socket is bound and listening already: connections queue until the
   // accept loop runs, so the server is ready to serve from here on.
   TY_RETURN_IF_ERROR(d.http->Start());
+  if (!d.config.metrics_endpoint.listen.empty()) {
+    // The admin listener: /metrics only, without credentials, for a scraper on a private
+    // address.
+    std::string admin_host;
+    int admin_port = 0;
+    TY_RETURN_IF_ERROR(ParseListen(d.config.metrics_endpoint.listen, &admin_host, &admin_port)
+                           .WithPrefix("metrics_endpoint: listen"));
+    HttpServerOptions aopts;
+    aopts.io_threads = 1;
+    aopts.max_connections = 64;
+    aopts.raise_fd_limit = false;
+    d.admin_http = std::make_unique<HttpServer>(aopts);
+    int admin_pool = d.admin_http->AddPool("admin", 1);
+    d.admin_http->Route("GET", "/metrics", admin_pool, [&d](const HttpRequest& req) {
+      return d.HandleMetrics(req, /*authenticate=*/false);
+    });
+    TY_RETURN_IF_ERROR(d.admin_http->Bind(admin_host, admin_port).status());
+    TY_RETURN_IF_ERROR(d.admin_http->Start());
+  }
   d.started = true;
   return Status::Ok();
 }
@@ -481,6 +624,7 @@ void Server::Shutdown(bool wait_for_connections) {
   if (d.launcher) d.launcher->Close();
   // Requests already in a handler are answered; idle connections close at once.
   if (d.http) d.http->Shutdown(wait_for_connections);
+  if (d.admin_http) d.admin_http->Shutdown(wait_for_connections);
   if (d.started) {
     // A stale URL would send agents of a later server to nobody.
     ::unlink(JoinPath(d.config.data_dir, "server.json").c_str());

@@ -648,6 +648,18 @@ Result<int64_t> Store::CountJobs() {
   return row ? s.Int(0) : int64_t{0};
 }
 
+Result<std::vector<std::pair<std::string, int64_t>>> Store::CountJobsByStatus() {
+  MutexLock lock(&mu_);
+  TY_STMT(s, "SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status");
+  std::vector<std::pair<std::string, int64_t>> out;
+  while (true) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.emplace_back(s.Text(0), s.Int(1));
+  }
+  return out;
+}
+
 Result<std::vector<model::JobRecord>> Store::ActiveJobs() {
   static const std::string kSql = SelectJobs("WHERE status IN (?, ?) ORDER BY id");
   MutexLock lock(&mu_);

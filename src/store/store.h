@@ -100,6 +100,8 @@ class Store {
   Result<std::vector<model::JobRecord>> AllJobs(const std::string& account);
   // How many jobs the database holds, over every account.
   Result<int64_t> CountJobs();
+  // (status, number of jobs) over every account, for the server's own metrics.
+  Result<std::vector<std::pair<std::string, int64_t>>> CountJobsByStatus();
   // Jobs whose status is InProgress or Stopping (to re-adopt after restart).
   Result<std::vector<model::JobRecord>> ActiveJobs();
 

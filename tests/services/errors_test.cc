@@ -4,8 +4,8 @@
 #include <string>
 
 #include "api/api_error.h"
-#include "services/sagemaker/training_job_request.h"
 #include "common/fs.h"
+#include "services/sagemaker/training_job_request.h"
 #include "testing/temp_dir.h"
 
 namespace ty::services {

@@ -5,19 +5,19 @@
 #include <cstring>
 #include <set>
 
-#include "services/sagemaker/search.h"
-#include "services/sagemaker/training_job_response.h"
 #include "api/validator.h"
 #include "common/crypto.h"
 #include "common/json.h"
+#include "services/sagemaker/search.h"
+#include "services/sagemaker/training_job_response.h"
 
 namespace ty::services {
 
-using nlohmann::json;
 using api::JobNotFound;
 using api::RawJson;
 using api::ToApiError;
 using api::Validation;
+using nlohmann::json;
 
 namespace {
 
@@ -86,7 +86,8 @@ api::ServiceOutcome SageMakerService::Call(const api::CallContext& ctx, const ap
   return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
 }
 
-SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& caller,
+                                                              const json& body) {
   auto spec = ParseCreateTrainingJob(body, options_.policy.ForAccount(caller.account_id));
   if (!spec.ok()) return ToApiError(spec.status());
   std::string name = spec->name;
@@ -110,7 +111,8 @@ SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& call
   return json{{"TrainingJobArn", record->arn}};
 }
 
-SageMakerService::Outcome SageMakerService::DescribeTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::DescribeTrainingJob(const Caller& caller,
+                                                                const json& body) {
   std::string name = body.at("TrainingJobName").get<std::string>();
   auto version = store_->GetJobVersion(caller.account_id, name);
   if (!version.ok()) {
@@ -141,7 +143,8 @@ SageMakerService::Outcome SageMakerService::DescribeTrainingJob(const Caller& ca
   return RawJson{std::move(rendered)};
 }
 
-SageMakerService::Outcome SageMakerService::ListTrainingJobs(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::ListTrainingJobs(const Caller& caller,
+                                                             const json& body) {
   store::JobQuery q;
   q.account = caller.account_id;
   q.created_after_ms = TimeMillis(body, "CreationTimeAfter");
@@ -178,14 +181,16 @@ SageMakerService::Outcome SageMakerService::ListTrainingJobs(const Caller& calle
   return out;
 }
 
-SageMakerService::Outcome SageMakerService::StopTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::StopTrainingJob(const Caller& caller,
+                                                            const json& body) {
   Status s = controller_->Stop(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
   if (!s.ok()) return ToApiError(s);
   return json::object();
 }
 
-SageMakerService::Outcome SageMakerService::DeleteTrainingJob(const Caller& caller, const json& body) {
+SageMakerService::Outcome SageMakerService::DeleteTrainingJob(const Caller& caller,
+                                                              const json& body) {
   // The store drops the job's tags, logs and metrics with it.
   Status s = controller_->Delete(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (s.code() == StatusCode::kNotFound) return JobNotFound();
@@ -298,6 +303,5 @@ SageMakerService::Outcome SageMakerService::Search(const Caller& caller, const j
   }
   return out;
 }
-
 
 }  // namespace ty::services

@@ -12,12 +12,12 @@
 
 namespace ty::services {
 
-using nlohmann::json;
 using api::ApiError;
 using api::Caller;
 using api::JobNotFound;
 using api::ToApiError;
 using api::Validation;
+using nlohmann::json;
 
 namespace {
 
@@ -59,7 +59,8 @@ api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const ap
   return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
 }
 
-TrainyardService::Outcome TrainyardService::InterruptTrainingJob(const Caller& caller, const json& body) {
+TrainyardService::Outcome TrainyardService::InterruptTrainingJob(const Caller& caller,
+                                                                 const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   Status s =
       controller_->Interrupt(caller.account_id, body.at("TrainingJobName").get<std::string>());
@@ -68,7 +69,8 @@ TrainyardService::Outcome TrainyardService::InterruptTrainingJob(const Caller& c
   return json::object();
 }
 
-TrainyardService::Outcome TrainyardService::SetSpotCapacityUnavailable(const Caller&, const json& body) {
+TrainyardService::Outcome TrainyardService::SetSpotCapacityUnavailable(const Caller&,
+                                                                       const json& body) {
   if (auto err = RequireString(body, "InstanceType")) return *err;
   const json* d = body.contains("DurationInSeconds") ? &body.at("DurationInSeconds") : nullptr;
   if (d == nullptr || !d->is_number() || d->get<double>() <= 0 || d->get<double>() > 2419200) {
@@ -109,7 +111,7 @@ TrainyardService::Outcome TrainyardService::DescribeSpotMarket(const Caller&, co
 }
 
 TrainyardService::Outcome TrainyardService::DescribeTrainingJobCost(const Caller& caller,
-                                                            const json& body) {
+                                                                    const json& body) {
   if (auto err = RequireString(body, "TrainingJobName")) return *err;
   auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
   if (!job.ok()) {
@@ -144,7 +146,8 @@ TrainyardService::Outcome TrainyardService::DescribeTrainingJobCost(const Caller
               {"SavingsPercent", std::round(cost.savings_percent * 10) / 10}};
 }
 
-TrainyardService::Outcome TrainyardService::GetTrainingJobLogs(const Caller& caller, const json& body) {
+TrainyardService::Outcome TrainyardService::GetTrainingJobLogs(const Caller& caller,
+                                                               const json& body) {
   if (!body.contains("TrainingJobName") || !body.at("TrainingJobName").is_string()) {
     return Validation("TrainingJobName is required.");
   }
