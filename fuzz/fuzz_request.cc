@@ -19,14 +19,14 @@
 #include <nlohmann/json.hpp>
 
 #include "api/credentials.h"
-#include "services/sagemaker/search.h"
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
-#include "services/sagemaker/training_job_request.h"
-#include "services/sagemaker/training_job_response.h"
 #include "api/validator.h"
 #include "common/json.h"
 #include "common/sigv4.h"
+#include "services/sagemaker/search.h"
+#include "services/sagemaker/training_job_request.h"
+#include "services/sagemaker/training_job_response.h"
 
 namespace {
 

@@ -8,10 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "services/sagemaker/search.h"
 #include "api/service_model.h"
 #include "api/validator.h"
 #include "common/json.h"
+#include "services/sagemaker/search.h"
 
 namespace {
 

@@ -83,9 +83,9 @@ struct ServerConfig {
   // By default it is served on the API listener to callers with a configured access key
   // (SigV4-signed, or HTTP Basic <access key id>:<secret>, which Prometheus' basic_auth sends).
   struct MetricsEndpoint {
-    std::string listen;            // HOST:PORT of a separate admin listener, served without
-                                   // credentials (bind it where only operators reach)
-    bool unauthenticated = false;  // serve it on the API listener without credentials
+    std::string listen;                    // HOST:PORT of a separate admin listener, served without
+                                           // credentials (bind it where only operators reach)
+    bool unauthenticated = false;          // serve it on the API listener without credentials
     std::vector<std::string> access_keys;  // when set, only these keys may read it
   } metrics_endpoint;
 };
