@@ -45,7 +45,7 @@ struct Fixture {
   ty::api::CredentialStore store;
   std::unique_ptr<ty::api::SigV4Verifier> verifier;
   std::shared_ptr<const ty::api::ServiceModel> model = ty::api::ServiceModel::Embedded();
-  ty::api::RequestPolicy policy{{"/fuzz/data"}};
+  ty::services::RequestPolicy policy{{"/fuzz/data"}};
   ty::TimePoint now = ty::FromEpochMillis(1767225600000);  // 2026-01-01T00:00:00Z
 
   Fixture() {
@@ -134,7 +134,7 @@ void Render(const json& document) {
 void AfterValidation(const std::string& operation, const json& body, const Caller& caller,
                      const Fixture& f) {
   if (operation == "CreateTrainingJob") {
-    auto spec = ty::api::ParseCreateTrainingJob(body, f.policy);
+    auto spec = ty::services::ParseCreateTrainingJob(body, f.policy);
     if (!spec.ok()) return;
     ty::model::JobRecord job;
     job.account = caller.account_id;
@@ -142,16 +142,16 @@ void AfterValidation(const std::string& operation, const json& body, const Calle
     job.request_json = body.dump();  // as SageMakerApi::CreateTrainingJob stores it: strict
     job.spec = std::move(spec).value();
     job.creation_time = job.last_modified_time = f.now;
-    Render(ty::api::DescribeJson(job));
-    Render(ty::api::SummaryJson(job));
-    json record = ty::api::SearchRecordJson(job, {});
+    Render(ty::services::DescribeJson(job));
+    Render(ty::services::SummaryJson(job));
+    json record = ty::services::SearchRecordJson(job, {});
     Render(record);
-    (void)ty::api::MatchesSearchExpression(record, json::object());
+    (void)ty::services::MatchesSearchExpression(record, json::object());
   } else if (operation == "Search") {
     json expression = body.value("SearchExpression", json());
-    if (!ty::api::CheckSearchExpression(expression).ok()) return;
+    if (!ty::services::CheckSearchExpression(expression).ok()) return;
     json record = {{"TrainingJobName", "fuzz"}, {"CreationTime", 1767225600}};
-    (void)ty::api::MatchesSearchExpression(record, expression);
+    (void)ty::services::MatchesSearchExpression(record, expression);
   }
 }
 

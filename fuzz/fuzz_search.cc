@@ -59,12 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!body.ok() || !body->is_object()) return 0;
   if (ty::api::ValidateRequest(**model, "Search", *body)) return 0;
   json expression = body->value("SearchExpression", json());
-  if (!ty::api::CheckSearchExpression(expression).ok()) return 0;
+  if (!ty::services::CheckSearchExpression(expression).ok()) return 0;
   std::vector<json> matches;
   for (const json& r : *records) {
-    if (ty::api::MatchesSearchExpression(r, expression)) matches.push_back(r);
+    if (ty::services::MatchesSearchExpression(r, expression)) matches.push_back(r);
   }
-  ty::api::SortSearchRecords(&matches, body->value("SortBy", "LastModifiedTime"),
+  ty::services::SortSearchRecords(&matches, body->value("SortBy", "LastModifiedTime"),
                              body->value("SortOrder", "Descending") == "Ascending");
   return 0;
 }
