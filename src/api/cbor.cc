@@ -46,11 +46,16 @@ class Reader {
       return true;
     }
     switch (info) {
-      case 24: return Uint(1, v);
-      case 25: return Uint(2, v);
-      case 26: return Uint(4, v);
-      case 27: return Uint(8, v);
-      default: return Fail("reserved additional information " + std::to_string(info));
+      case 24:
+        return Uint(1, v);
+      case 25:
+        return Uint(2, v);
+      case 26:
+        return Uint(4, v);
+      case 27:
+        return Uint(8, v);
+      default:
+        return Fail("reserved additional information " + std::to_string(info));
     }
   }
   bool Count() {
@@ -62,8 +67,8 @@ class Reader {
   // Declared lengths are checked against the bytes left before anything is reserved: every
   // string byte and every element needs at least one input byte.
   bool Fits(uint64_t n) {
-    if (n > data_.size() - pos_) return Fail("a length of " + std::to_string(n) +
-                                             " exceeds the remaining input");
+    if (n > data_.size() - pos_)
+      return Fail("a length of " + std::to_string(n) + " exceeds the remaining input");
     return true;
   }
 

@@ -37,8 +37,8 @@ struct CborItem {
 };
 
 struct CborReadLimits {
-  size_t max_depth = 64;         // nesting of arrays, maps and tags
-  size_t max_items = 1 << 20;    // data items in total
+  size_t max_depth = 64;       // nesting of arrays, maps and tags
+  size_t max_items = 1 << 20;  // data items in total
 };
 
 // Reads exactly one data item from `data` (trailing bytes are an error). Returns "" or what is

@@ -68,31 +68,42 @@ class ToDocument {
 
  private:
   bool Fail(const std::string& path, std::string what) {
-    error_ = "Cannot deserialize " + (path.empty() ? std::string("the request body") :
-                                       "'" + path + "'") + ": " + std::move(what);
+    error_ = "Cannot deserialize " +
+             (path.empty() ? std::string("the request body") : "'" + path + "'") + ": " +
+             std::move(what);
     return false;
   }
 
   static const char* KindName(const CborItem& i) {
     switch (i.kind) {
       case CborItem::Kind::kUnsigned:
-      case CborItem::Kind::kNegative: return "an integer";
-      case CborItem::Kind::kBytes: return "a byte string";
-      case CborItem::Kind::kText: return "a text string";
-      case CborItem::Kind::kArray: return "an array";
-      case CborItem::Kind::kMap: return "a map";
-      case CborItem::Kind::kTag: return "a tagged item";
-      case CborItem::Kind::kFloat: return "a float";
-      case CborItem::Kind::kBool: return "a boolean";
-      case CborItem::Kind::kNull: return "null";
-      case CborItem::Kind::kUndefined: return "undefined";
+      case CborItem::Kind::kNegative:
+        return "an integer";
+      case CborItem::Kind::kBytes:
+        return "a byte string";
+      case CborItem::Kind::kText:
+        return "a text string";
+      case CborItem::Kind::kArray:
+        return "an array";
+      case CborItem::Kind::kMap:
+        return "a map";
+      case CborItem::Kind::kTag:
+        return "a tagged item";
+      case CborItem::Kind::kFloat:
+        return "a float";
+      case CborItem::Kind::kBool:
+        return "a boolean";
+      case CborItem::Kind::kNull:
+        return "null";
+      case CborItem::Kind::kUndefined:
+        return "undefined";
     }
     return "an item";
   }
 
   bool Expected(const CborItem& item, const Shape& shape, const std::string& path) {
-    return Fail(path, std::string("expected ") + ShapeTypeName(shape.type) + ", got " +
-                          KindName(item));
+    return Fail(path,
+                std::string("expected ") + ShapeTypeName(shape.type) + ", got " + KindName(item));
   }
 
   // A finite number's JSON form; NaN and infinities as AWS JSON writes them (strings).
@@ -360,15 +371,13 @@ std::variant<DecodedCall, ApiError> CborCodec::Decode(const HttpRequestParts& re
   }
   PathParts parts;
   if (!SplitPath(req.path, &parts)) {
-    return ApiError{"UnknownOperationException", "Unknown operation path '" + req.path + "'.",
-                    404};
+    return ApiError{"UnknownOperationException", "Unknown operation path '" + req.path + "'.", 404};
   }
   const Operation* op = model.FindOperation(parts.operation);
   if (op == nullptr) {
-    return ApiError{"UnknownOperationException",
-                    "Unknown operation '" + parts.operation + "' of " +
-                        model.metadata().service_id + ".",
-                    404};
+    return ApiError{
+        "UnknownOperationException",
+        "Unknown operation '" + parts.operation + "' of " + model.metadata().service_id + ".", 404};
   }
   if (const std::string* ct = FindHeader(req, "content-type");
       ct != nullptr && !req.body.empty() && MediaTypeOf(*ct) != "application/cbor") {

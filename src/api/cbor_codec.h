@@ -7,8 +7,8 @@
 // Decoding is model-driven: tag 1 timestamps (integer or float, any width) become epoch seconds,
 // byte strings become base64 for blob members, null members are dropped, unknown members (and
 // "__type") are ignored; members go by their model names (botocore's serializer sends a
-// locationName instead, which is accepted). Input is bounded (depth 64, item count, declared lengths); malformed
-// input is a SerializationException.
+// locationName instead, which is accepted). Input is bounded (depth 64, item count, declared
+// lengths); malformed input is a SerializationException.
 //
 // Responses: a CBOR map (shortest integers, float64 doubles, tag 1 timestamps, byte-string
 // blobs), Smithy-Protocol and Content-Type application/cbor; no body for no output. Errors:
@@ -29,8 +29,8 @@ class CborCodec final : public ProtocolCodec {
   std::string AddressedService(const HttpRequestParts& req) const override;
   std::variant<DecodedCall, ApiError> Decode(const HttpRequestParts& req,
                                              const ServiceModel& model) const override;
-  WireResponse Encode(const ServiceModel& model, const Operation& op,
-                      const nlohmann::json& output, const std::string& request_id) const override;
+  WireResponse Encode(const ServiceModel& model, const Operation& op, const nlohmann::json& output,
+                      const std::string& request_id) const override;
   WireResponse EncodeError(const ServiceModel* model, const ApiError& error,
                            const std::string& request_id) const override;
 };

@@ -191,9 +191,9 @@ class FromParams {
         return true;
       }
       case ShapeType::kTimestamp: {
-        std::string format =
-            member != nullptr && !member->timestamp_format.empty() ? member->timestamp_format
-                                                                   : shape.timestamp_format;
+        std::string format = member != nullptr && !member->timestamp_format.empty()
+                                 ? member->timestamp_format
+                                 : shape.timestamp_format;
         int64_t secs = 0;
         int64_t micros = 0;
         if (ParseIsoTimestamp(text, &secs, &micros)) {
@@ -253,8 +253,7 @@ class ToXml {
     }
     if (shape.type == ShapeType::kMap && v.is_object()) {
       const std::string key_name = shape.map_key_name.empty() ? "key" : shape.map_key_name;
-      const std::string value_name =
-          shape.map_value_name.empty() ? "value" : shape.map_value_name;
+      const std::string value_name = shape.map_value_name.empty() ? "value" : shape.map_value_name;
       if (!flattened) Open(name);
       for (const auto& [k, e] : v.items()) {
         Open(flattened ? name : "entry");
@@ -381,8 +380,8 @@ std::variant<DecodedCall, ApiError> QueryCodec::Decode(const HttpRequestParts& r
   const Operation* op = model.FindOperation(*action);
   if (op == nullptr) {
     return ApiError{"InvalidAction",
-                    "The action " + action->substr(0, 128) + " is not valid for this web service (" +
-                        model.metadata().service_id + ").",
+                    "The action " + action->substr(0, 128) +
+                        " is not valid for this web service (" + model.metadata().service_id + ").",
                     400};
   }
   DecodedCall call;
@@ -394,8 +393,8 @@ std::variant<DecodedCall, ApiError> QueryCodec::Decode(const HttpRequestParts& r
   return call;
 }
 
-WireResponse QueryCodec::Encode(const ServiceModel& model, const Operation& op,
-                                const json& output, const std::string& request_id) const {
+WireResponse QueryCodec::Encode(const ServiceModel& model, const Operation& op, const json& output,
+                                const std::string& request_id) const {
   WireResponse r;
   r.content_type = "text/xml";
   std::string& b = r.body;

@@ -28,7 +28,9 @@ std::vector<std::string_view> Segments(std::string_view path) {
   return out;
 }
 
-std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string DumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -292,7 +294,8 @@ std::variant<DecodedCall, ApiError> RestJsonCodec::Decode(const HttpRequestParts
         if (k != WireName(m)) continue;
         const Shape& elem = shape.type == ShapeType::kList ? *shape.list_member : shape;
         json v;
-        if (!ScalarFromText(text, m, elem, "iso8601", &v)) return bad(m, "the query parameter", text);
+        if (!ScalarFromText(text, m, elem, "iso8601", &v))
+          return bad(m, "the query parameter", text);
         list.push_back(std::move(v));
       }
       if (list.empty()) continue;
@@ -367,8 +370,8 @@ std::variant<DecodedCall, ApiError> RestJsonCodec::Decode(const HttpRequestParts
   return call;
 }
 
-WireResponse RestJsonCodec::Encode(const ServiceModel& model, const Operation& op, const json& output,
-                                   const std::string&) const {
+WireResponse RestJsonCodec::Encode(const ServiceModel& model, const Operation& op,
+                                   const json& output, const std::string&) const {
   WireResponse r;
   r.status = op.response_code;
   if (op.output == nullptr) return r;
@@ -387,9 +390,9 @@ WireResponse RestJsonCodec::Encode(const ServiceModel& model, const Operation& o
       if (v.is_array()) {
         std::string joined;
         for (const auto& e : v) {
-          joined += (joined.empty() ? "" : ",") +
-                    ScalarToText(e, m, m.shape->list_member ? *m.shape->list_member : *m.shape,
-                                 "rfc822");
+          joined +=
+              (joined.empty() ? "" : ",") +
+              ScalarToText(e, m, m.shape->list_member ? *m.shape->list_member : *m.shape, "rfc822");
         }
         r.headers.emplace_back(WireName(m), joined);
       } else {
@@ -398,7 +401,8 @@ WireResponse RestJsonCodec::Encode(const ServiceModel& model, const Operation& o
     } else if (m.location == "headers") {
       if (!v.is_object()) continue;
       for (const auto& [k, e] : v.items()) {
-        r.headers.emplace_back(m.location_name + k, e.is_string() ? e.get<std::string>() : e.dump());
+        r.headers.emplace_back(m.location_name + k,
+                               e.is_string() ? e.get<std::string>() : e.dump());
       }
     } else if (&m == payload) {
       if (m.shape->type == ShapeType::kBlob) {

@@ -36,8 +36,8 @@ class RestJsonCodec final : public ProtocolCodec {
   std::string AddressedService(const HttpRequestParts&) const override { return ""; }
   std::variant<DecodedCall, ApiError> Decode(const HttpRequestParts& req,
                                              const ServiceModel& model) const override;
-  WireResponse Encode(const ServiceModel& model, const Operation& op,
-                      const nlohmann::json& output, const std::string& request_id) const override;
+  WireResponse Encode(const ServiceModel& model, const Operation& op, const nlohmann::json& output,
+                      const std::string& request_id) const override;
   WireResponse EncodeError(const ServiceModel* model, const ApiError& error,
                            const std::string& request_id) const override;
 

@@ -221,8 +221,8 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
       shape.error_http_status = e->value("httpStatusCode", 0);
       // Without senderFault, a 5xx code or "fault" marks the server's fault (CloudWatch's
       // InternalServiceFault has only httpStatusCode 500).
-      shape.sender_fault = e->value(
-          "senderFault", !j.value("fault", false) && shape.error_http_status < 500);
+      shape.sender_fault =
+          e->value("senderFault", !j.value("fault", false) && shape.error_http_status < 500);
     } else if (j.value("fault", false)) {
       shape.sender_fault = false;
     }

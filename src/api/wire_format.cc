@@ -248,8 +248,7 @@ std::string FormatRfc822(double epoch_seconds) {
   int64_t wd = ((days % 7) + 7) % 7;
   char buf[40];
   std::snprintf(buf, sizeof buf, "%s, %02u %s %04lld %02u:%02u:%02u GMT", kWeekdays[wd], c.day,
-                kMonths[c.month - 1], static_cast<long long>(c.year), c.hour, c.minute,
-                c.second);
+                kMonths[c.month - 1], static_cast<long long>(c.year), c.hour, c.minute, c.second);
   return buf;
 }
 
@@ -272,8 +271,7 @@ bool ParseRfc822(std::string_view s, int64_t* seconds) {
     return false;
   }
   if (s.substr(i) != " GMT" && s.substr(i) != " UTC" && s.substr(i) != " +0000") return false;
-  if (y < 1 || d < 1 || d > static_cast<int>(DaysInMonth(y, m)) || h > 23 || mi > 59 ||
-      sec > 60) {
+  if (y < 1 || d < 1 || d > static_cast<int>(DaysInMonth(y, m)) || h > 23 || mi > 59 || sec > 60) {
     return false;
   }
   *seconds = DaysFromCivil(y, m, d) * 86400 + h * 3600 + mi * 60 + sec;
@@ -353,8 +351,8 @@ std::string ParseForm(std::string_view body, const FormLimits& limits,
     std::string key;
     std::string value;
     if (!PercentDecode(raw_key, true, &key) || !PercentDecode(raw_value, true, &value)) {
-      return "the form has a malformed percent-escape near '" +
-             std::string(raw_key.substr(0, 64)) + "'";
+      return "the form has a malformed percent-escape near '" + std::string(raw_key.substr(0, 64)) +
+             "'";
     }
     if (key.empty()) return "the form has a parameter with an empty name";
     if (key.size() > limits.max_key_bytes) {
@@ -374,12 +372,24 @@ std::string XmlEscape(std::string_view s) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
-        case '\r': out += "&#13;"; break;
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&apos;";
+          break;
+        case '\r':
+          out += "&#13;";
+          break;
         default:
           if (c < 0x20 && c != '\t' && c != '\n') {
             out += kReplacement;
@@ -401,8 +411,8 @@ std::string XmlEscape(std::string_view s) {
       cp = (cp << 6) | (cc & 0x3F);
     }
     if (ok) {
-      ok = !(len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE ||
-                          cp == 0xFFFF)) &&
+      ok = !(len == 3 &&
+             (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE || cp == 0xFFFF)) &&
            !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF));
     }
     if (ok) {

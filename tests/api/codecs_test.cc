@@ -81,10 +81,10 @@ HttpRequestParts RequestOf(const json& r, const ServiceModel& model) {
   for (const auto& [k, v] : r["headers"].items()) req.headers.emplace_back(k, v);
   req.body = B64Decode(r["body_b64"]);
   // The vectors are not signed; rest-json and query are recognized and routed by the scope.
-  req.headers.emplace_back(
-      "Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/" +
-                           model.metadata().SigningName() +
-                           "/aws4_request, SignedHeaders=host, Signature=00");
+  req.headers.emplace_back("Authorization",
+                           "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/" +
+                               model.metadata().SigningName() +
+                               "/aws4_request, SignedHeaders=host, Signature=00");
   return req;
 }
 
@@ -286,7 +286,10 @@ TEST(CborTest, IndefiniteLengthsAndTimestampsDecodeByTheModel) {
   body += Hex("64") + "Tags" + Hex("9f") + Hex("61") + "a" + Hex("7f") + Hex("61") + "b" +
           Hex("61") + "c" + Hex("ff") + Hex("ff");
   body += Hex("64") + "When" + Hex("c1f93e00");
-  body += Hex("64") + "Data" + Hex("5f4100" "41ff" "ff");
+  body += Hex("64") + "Data" +
+          Hex("5f4100"
+              "41ff"
+              "ff");
   body += Hex("63") + "Big" + Hex("3b000000ffffffffff");
   body += Hex("64") + "Flag" + Hex("f6");
   body += Hex("66") + "__type" + Hex("61") + "x";
@@ -367,7 +370,9 @@ TEST(CborTest, WriterPicksTheShortestHeads) {
   w.Integer(4294967296LL);
   w.Integer(-1);
   w.Integer(-25);
-  EXPECT_EQ(HexEncode(w.bytes()), "0017181818ff1901001a000100001b00000001000000002038" "18");
+  EXPECT_EQ(HexEncode(w.bytes()),
+            "0017181818ff1901001a000100001b00000001000000002038"
+            "18");
 }
 
 TEST(CborCodecTest, RoutesByThePathsServiceAndRefusesXAmzTarget) {
@@ -375,13 +380,15 @@ TEST(CborCodecTest, RoutesByThePathsServiceAndRefusesXAmzTarget) {
   auto model = ModelNamed("cloudwatch");
   HttpRequestParts req;
   req.method = "POST";
-  req.path = "/service/com.amazonaws.cloudwatch%23GraniteServiceVersion20100801/operation/ListMetrics";
+  req.path =
+      "/service/com.amazonaws.cloudwatch%23GraniteServiceVersion20100801/operation/ListMetrics";
   req.headers = {{"Smithy-Protocol", "rpc-v2-cbor"}, {"Content-Type", "application/cbor"}};
   req.body = Hex("a0");
   ASSERT_TRUE(codec.Recognizes(req));
   EXPECT_EQ(codec.AddressedService(req), "GraniteServiceVersion20100801");
-  req.path = "/prefix/service/com.amazonaws.cloudwatch.GraniteServiceVersion20100801/operation/"
-             "ListMetrics";
+  req.path =
+      "/prefix/service/com.amazonaws.cloudwatch.GraniteServiceVersion20100801/operation/"
+      "ListMetrics";
   EXPECT_EQ(codec.AddressedService(req), "GraniteServiceVersion20100801");
   EXPECT_TRUE(std::holds_alternative<DecodedCall>(codec.Decode(req, *model)));
 
@@ -404,8 +411,8 @@ TEST(CborCodecTest, RoutesByThePathsServiceAndRefusesXAmzTarget) {
 TEST(CborCodecTest, ErrorsCarryTheAbsoluteShapeIdAndTheQueryCode) {
   CborCodec codec;
   auto model = ModelNamed("cloudwatch");
-  WireResponse r = codec.EncodeError(
-      model.get(), {"InvalidParameterValueException", "bad period", 400}, "rid");
+  WireResponse r =
+      codec.EncodeError(model.get(), {"InvalidParameterValueException", "bad period", 400}, "rid");
   EXPECT_EQ(r.status, 400);
   CborItem item;
   ASSERT_EQ(ReadCbor(r.body, {}, &item), "");
@@ -420,8 +427,8 @@ TEST(CborCodecTest, ErrorsCarryTheAbsoluteShapeIdAndTheQueryCode) {
   }
   EXPECT_TRUE(query_error);
   // No output shape: no body and no Content-Type.
-  WireResponse put = codec.Encode(*model, *model->FindOperation("PutMetricData"), json::object(),
-                                  "rid");
+  WireResponse put =
+      codec.Encode(*model, *model->FindOperation("PutMetricData"), json::object(), "rid");
   EXPECT_EQ(put.body, "");
   EXPECT_EQ(put.content_type, "");
 }
@@ -480,8 +487,8 @@ TEST(QueryCodecTest, KeysDeeperThanTheBoundAreRefused) {
   // NestedLists.member.1.member.1 is as deep as the model goes; a recursive walk is bounded
   // by the keys present, and by a depth cap on top.
   json doc;
-  std::vector<std::pair<std::string, std::string>> params = {
-      {"NestedLists.member.1.member.1", "a"}, {"Unknown.member.1", "ignored"}};
+  std::vector<std::pair<std::string, std::string>> params = {{"NestedLists.member.1.member.1", "a"},
+                                                             {"Unknown.member.1", "ignored"}};
   ASSERT_EQ(QueryParamsToDocument(params, SyntheticShape("PutThingsInput"), &doc), "");
   EXPECT_EQ(doc, json::parse(R"({"NestedLists": [["a"]]})"));
   params = {{"Items.member.1.Meta.entry.1.value", "v"}};
@@ -489,9 +496,9 @@ TEST(QueryCodecTest, KeysDeeperThanTheBoundAreRefused) {
 }
 
 TEST(QueryCodecTest, ErrorsUseTheModelsCodeAndEscapeTheMessage) {
-  WireResponse r = QueryCodec().EncodeError(ModelNamed("cloudwatch").get(),
-                                            {"InvalidParameterValueException", "a <b> & c", 400},
-                                            "rid-1");
+  WireResponse r =
+      QueryCodec().EncodeError(ModelNamed("cloudwatch").get(),
+                               {"InvalidParameterValueException", "a <b> & c", 400}, "rid-1");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.content_type, "text/xml");
   EXPECT_NE(r.body.find("<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"
@@ -523,8 +530,8 @@ TEST(QueryCodecTest, OutputWithoutAShapeHasNoResultElement) {
 TEST(RestJsonCodecTest, RoutesPreferLiteralSegmentsAndMatchGreedyLabels) {
   auto lambda = ModelNamed("lambda");
   std::vector<std::pair<std::string, std::string>> labels;
-  const Operation* op = MatchRestRoute(*lambda, "GET", "/2015-03-31/functions/gov/configuration",
-                                       "", &labels);
+  const Operation* op =
+      MatchRestRoute(*lambda, "GET", "/2015-03-31/functions/gov/configuration", "", &labels);
   ASSERT_NE(op, nullptr);
   EXPECT_EQ(op->name, "GetFunctionConfiguration");
   op = MatchRestRoute(*lambda, "GET", "/2015-03-31/functions/gov", "", &labels);
@@ -540,7 +547,7 @@ TEST(RestJsonCodecTest, RoutesPreferLiteralSegmentsAndMatchGreedyLabels) {
   ASSERT_NE(op, nullptr);
   EXPECT_EQ(op->name, "GetThing");
   EXPECT_EQ(labels, (std::vector<std::pair<std::string, std::string>>{{"ThingName", "t"},
-                                                                       {"Path", "a/b/c/d"}}));
+                                                                      {"Path", "a/b/c/d"}}));
   // The literal query part is required.
   EXPECT_EQ(MatchRestRoute(*kitchen, "GET", "/2024-01-01/things/t/parts/a", "x=1", &labels),
             nullptr);
@@ -555,8 +562,9 @@ TEST(RestJsonCodecTest, RecognizesOnlyItsScopeServices) {
                   "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/lambda/aws4_request, "
                   "SignedHeaders=host, Signature=00"}};
   EXPECT_TRUE(codec.Recognizes(req));
-  req.headers[0].second = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/aws4_request, "
-                          "SignedHeaders=host, Signature=00";
+  req.headers[0].second =
+      "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/aws4_request, "
+      "SignedHeaders=host, Signature=00";
   EXPECT_FALSE(codec.Recognizes(req));
   req.headers.clear();
   EXPECT_FALSE(codec.Recognizes(req));
@@ -617,7 +625,9 @@ TEST(WireFormatTest, XmlEscapeKeepsTheDocumentWellFormed) {
   EXPECT_EQ(XmlEscape("a\xE2\x82"), "a\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(XmlEscape("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(XmlEscape("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-  EXPECT_EQ(XmlEscape(std::string("a\0b", 3)), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(XmlEscape(std::string("a\0b", 3)),
+            "a\xEF\xBF\xBD"
+            "b");
 }
 
 TEST(WireFormatTest, Base64AndDoublesRoundTrip) {

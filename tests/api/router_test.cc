@@ -134,8 +134,8 @@ class RouterTest : public ::testing::Test {
 };
 
 TEST_F(RouterTest, JsonIsRoutedByItsTargetPrefix) {
-  WireResponse r = router_->Handle(
-      Signed(Json("Logs_20140328.DescribeLogGroups", R"({"limit": 5})"), "logs"));
+  WireResponse r =
+      router_->Handle(Signed(Json("Logs_20140328.DescribeLogGroups", R"({"limit": 5})"), "logs"));
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(JsonBody(r), json::parse(R"({"logGroups": []})"));
   EXPECT_EQ(logs_->calls, std::vector<std::string>{"DescribeLogGroups"});
@@ -233,9 +233,9 @@ TEST_F(RouterTest, AnOversizedBodyIsRefusedInTheRequestsProtocol) {
 
 TEST_F(RouterTest, InvalidInputIsAValidationErrorBeforeTheService) {
   // ListMetrics' Namespace has a max length of 255 and a pattern.
-  WireResponse r = router_->Handle(Signed(
-      Form("Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(300, 'n')),
-      "monitoring"));
+  WireResponse r = router_->Handle(
+      Signed(Form("Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(300, 'n')),
+             "monitoring"));
   EXPECT_EQ(r.status, 400);
   EXPECT_TRUE(cloudwatch_->calls.empty());
   // Malformed CBOR.
@@ -251,7 +251,10 @@ TEST_F(RouterTest, ModeledErrorsKeepTheirQueryCodeAndStatus) {
   EXPECT_EQ(r.status, 404);
   EXPECT_NE(r.body.find("<Type>Sender</Type><Code>ResourceNotFound</Code>"), std::string::npos)
       << r.body;
-  r = router_->Handle(Signed(Cbor("DeleteAlarms", "\xa1\x6a" "AlarmNames\x81\x61" "a"),
+  r = router_->Handle(Signed(Cbor("DeleteAlarms",
+                                  "\xa1\x6a"
+                                  "AlarmNames\x81\x61"
+                                  "a"),
                              "monitoring"));
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(Header(r, "x-amzn-query-error"), "ResourceNotFound;Sender");
@@ -259,8 +262,8 @@ TEST_F(RouterTest, ModeledErrorsKeepTheirQueryCodeAndStatus) {
 
 TEST_F(RouterTest, AThrowingServiceIsAnInternalFailureWithTheMessageRedacted) {
   throw_ = true;
-  WireResponse r = router_->Handle(
-      Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring"));
+  WireResponse r =
+      router_->Handle(Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring"));
   EXPECT_EQ(r.status, 500);
   EXPECT_NE(r.body.find("<Type>Receiver</Type><Code>InternalFailure</Code>"), std::string::npos)
       << r.body;
