@@ -2,6 +2,7 @@
 """Writes the seed corpora fuzz/corpus/<target>/ from documents the tests use (run from the
 repository root; the output is checked in). Standard library only."""
 
+import base64
 import json
 import os
 
@@ -143,3 +144,29 @@ base: &base {InstanceType: ml.m5.large, InstanceCount: 1}
 ResourceConfig: *base
 """)
 write("job_spec", "json", b"\x01" + json.dumps(CREATE).encode())
+
+# The codec vectors botocore serialized (tools/codec_vectors.py): CloudWatch query forms for
+# fuzz_query_form, CloudWatch CBOR bodies for fuzz_cbor (byte 0 picks the shape as the target
+# does: the model's operations in order, each op's input then output).
+with open(os.path.join(ROOT, "src", "api", "data", "cloudwatch-model.json")) as f:
+    CW = json.load(f)
+CW_SHAPES = []
+for op_name in sorted(CW["operations"]):
+    op = CW["operations"][op_name]
+    for io in ("input", "output"):
+        if io in op:
+            CW_SHAPES.append((op_name, io))
+with open(os.path.join(ROOT, "tests", "api", "fixtures", "codecs",
+                       "requests-botocore-1.43.json")) as f:
+    VECTORS = json.load(f)["vectors"]
+for v in VECTORS:
+    if v["model"] != "cloudwatch":
+        continue
+    body = base64.b64decode(v["request"]["body_b64"])
+    name = v["name"].rsplit("/", 1)[1]
+    if v["protocol"] == "query":
+        write("query_form", name, body)
+    elif v["protocol"] == "smithy-rpc-v2-cbor":
+        write("cbor", name, bytes([CW_SHAPES.index((v["operation"], "input"))]) + body)
+write("query_form", "get", "?Action=ListMetrics&Version=2010-08-01&Dimensions.member.1.Name=a")
+write("query_form", "bad", "Action=PutMetricData&MetricData.member.1.Timestamp=x%zz&a.b.c.d=")

@@ -11,7 +11,8 @@
 #   --seconds N   run each target N seconds (default 60)
 #   --runs N      run each target for N executions instead
 #   --no-build    use the targets already in build-fuzz/
-#   targets       default: fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec
+#   targets       default: fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec fuzz_query_form
+#                 fuzz_cbor
 # env TY_JOBS: ninja -j for the build; TY_FUZZ_NICE: nice level for the runs (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +26,12 @@ while (( $# > 0 )); do
     --seconds) seconds="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown argument: $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-(( ${#targets[@]} > 0 )) || targets=(fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec)
+(( ${#targets[@]} > 0 )) || targets=(fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec fuzz_query_form fuzz_cbor)
 
 dir=build-fuzz
 if (( build )); then

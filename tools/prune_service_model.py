@@ -40,6 +40,14 @@ SERVICES = {
         "DeleteAlarms", "DescribeAlarms", "DescribeAlarmHistory", "DisableAlarmActions",
         "EnableAlarmActions", "PutMetricAlarm", "SetAlarmState",
     ], "cloudwatch-model.json"),
+    # Not served yet: tests/api/fixtures/codecs/lambda-model.json (--out) proves the rest-json
+    # codec against it.
+    "lambda": (os.path.join("data", "lambda", "2015-03-31"), [
+        "AddPermission", "CreateFunction", "DeleteFunction", "GetFunction",
+        "GetFunctionConfiguration", "GetPolicy", "Invoke", "InvokeAsync", "ListFunctions",
+        "ListTags", "ListVersionsByFunction", "RemovePermission", "TagResource", "UntagResource",
+        "UpdateFunctionCode", "UpdateFunctionConfiguration",
+    ], "lambda-model.json"),
 }
 SERVICE = "sagemaker"  # set by main()
 OPERATIONS = SERVICES[SERVICE][1]
@@ -48,7 +56,7 @@ DEBIAN_BOTOCORE = "/usr/lib/python3/dist-packages/botocore"
 # Validation constraints plus the serialization traits the protocol codecs read.
 SHAPE_KEYS = ("type", "required", "min", "max", "pattern", "enum", "union", "sensitive",
               "error", "fault", "flattened", "locationName", "timestampFormat", "xmlNamespace",
-              "document", "box")
+              "document", "box", "payload")
 MEMBER_KEYS = ("jsonvalue", "idempotencyToken", "deprecated", "location", "locationName",
                "flattened", "timestampFormat", "queryName", "xmlAttribute", "xmlNamespace",
                "hostLabel")

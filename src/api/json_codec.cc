@@ -41,6 +41,55 @@ QueryErrorCode QueryCodeOf(const ServiceModel* model, const ApiError& error) {
   return out;
 }
 
+const std::string& BodyName(const Member& m) {
+  return m.location_name.empty() ? m.name : m.location_name;
+}
+
+const Member* FindBodyMember(const Shape& shape, std::string_view name) {
+  for (const Member& m : shape.members) {
+    if (BodyName(m) == name) return &m;
+  }
+  return nullptr;
+}
+
+namespace {
+// Documents are at most kMaxJsonDepth deep (ParseJson); the model bounds the walk too.
+void Rename(json* doc, const Shape& shape, bool to_wire, int depth) {
+  if (depth > 256) return;
+  switch (shape.type) {
+    case ShapeType::kStructure: {
+      if (!doc->is_object()) return;
+      json out = json::object();
+      for (auto& [k, v] : doc->items()) {
+        const Member* m = to_wire ? shape.FindMember(k) : FindBodyMember(shape, k);
+        if (m == nullptr) {
+          out[k] = std::move(v);
+          continue;
+        }
+        Rename(&v, *m->shape, to_wire, depth + 1);
+        out[to_wire ? BodyName(*m) : m->name] = std::move(v);
+      }
+      *doc = std::move(out);
+      return;
+    }
+    case ShapeType::kList:
+      if (!doc->is_array()) return;
+      for (auto& e : *doc) Rename(&e, *shape.list_member, to_wire, depth + 1);
+      return;
+    case ShapeType::kMap:
+      if (!doc->is_object()) return;
+      for (auto& [k, v] : doc->items()) Rename(&v, *shape.map_value, to_wire, depth + 1);
+      return;
+    default:
+      return;
+  }
+}
+}  // namespace
+
+void RenameBodyMembers(json* doc, const Shape& shape, bool to_wire) {
+  Rename(doc, shape, to_wire, 0);
+}
+
 bool JsonCodec::Recognizes(const HttpRequestParts& req) const {
   if (FindHeader(req, "x-amz-target") != nullptr) return true;
   return MediaType(req).rfind("application/x-amz-json-", 0) == 0;
@@ -108,14 +157,24 @@ std::variant<DecodedCall, ApiError> JsonCodec::Decode(const HttpRequestParts& re
     return ApiError{"SerializationException", "The request body must be a JSON object.", 400};
   }
   call.input = std::move(parsed).value();
+  const Shape* input = model.FindOperation(call.operation)->input;
+  if (model.has_wire_names() && input != nullptr) RenameBodyMembers(&call.input, *input, false);
   return call;
 }
 
-WireResponse JsonCodec::Encode(const ServiceModel& model, const Operation&, const json& output,
+WireResponse JsonCodec::Encode(const ServiceModel& model, const Operation& op, const json& output,
                                const std::string&) const {
   WireResponse r;
   r.content_type = ContentType(&model);
-  r.body = output.is_null() ? "{}" : DumpJson(output);
+  if (output.is_null()) {
+    r.body = "{}";
+  } else if (model.has_wire_names() && op.output != nullptr) {
+    json renamed = output;
+    RenameBodyMembers(&renamed, *op.output, true);
+    r.body = DumpJson(renamed);
+  } else {
+    r.body = DumpJson(output);
+  }
   return r;
 }
 

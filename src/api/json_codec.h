@@ -30,4 +30,15 @@ struct QueryErrorCode {
 };
 QueryErrorCode QueryCodeOf(const ServiceModel* model, const ApiError& error);
 
+// The name a structure member has in a JSON or CBOR body: its locationName when it has one
+// (botocore's JSON and CBOR serializers use it even for members the rest protocols would put in
+// a header or the query string), else its model name.
+const std::string& BodyName(const Member& m);
+// The member whose body name is `name`, or null.
+const Member* FindBodyMember(const Shape& shape, std::string_view name);
+// Renames the members of a document of `shape` (recursively) from their body names to their
+// model names (to_wire false) or back (to_wire true). Only needed when
+// ServiceModel::has_wire_names(); members unknown to the model keep their names.
+void RenameBodyMembers(nlohmann::json* doc, const Shape& shape, bool to_wire);
+
 }  // namespace ty::api

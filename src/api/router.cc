@@ -61,6 +61,13 @@ const ProtocolCodec* ApiRouter::CodecFor(const HttpRequestParts& req) const {
   return nullptr;
 }
 
+const ProtocolCodec* ApiRouter::FallbackCodec() const {
+  for (const auto& c : codecs_) {
+    if (c->protocol() == WireProtocol::kJson) return c.get();
+  }
+  return codecs_.front().get();
+}
+
 const ApiRouter::Route* ApiRouter::ServiceFor(const ProtocolCodec& codec,
                                               const HttpRequestParts& req, ApiError* error) const {
   const char* protocol = WireProtocolName(codec.protocol());
@@ -137,14 +144,14 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   const ProtocolCodec* codec = CodecFor(req);
   if (codec == nullptr) {
     // The request is in no protocol served here; answer in AWS JSON, which most clients parse.
-    return fail(
-        *codecs_.front(), nullptr,
-        {"UnknownOperationException",
-         "The request is in no AWS protocol served here; got " + req.method + " " + req.path +
-             ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
-             "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
-             "POST /service/<Service>/operation/<Operation>.",
-         404});
+    return fail(*FallbackCodec(), nullptr,
+                {"UnknownOperationException",
+                 "The request is in no AWS protocol served here; got " + req.method + " " +
+                     req.path +
+                     ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
+                     "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
+                     "POST /service/<Service>/operation/<Operation>.",
+                 404});
   }
   if (req.body.size() > options_.max_body_bytes) {
     return fail(*codec, nullptr,
@@ -206,7 +213,7 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
 
 WireResponse ApiRouter::RenderError(const HttpRequestParts& req, const ApiError& error) const {
   const ProtocolCodec* codec = CodecFor(req);
-  if (codec == nullptr) codec = codecs_.front().get();
+  if (codec == nullptr) codec = FallbackCodec();
   std::string request_id = RandomUuid();
   WireResponse r = codec->EncodeError(nullptr, error, request_id);
   r.headers.emplace_back("x-amzn-RequestId", request_id);

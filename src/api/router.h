@@ -2,7 +2,8 @@
 // API class server/ talks to.
 //
 // For each request:
-//   1. the first codec that Recognizes() it fixes the protocol (none: an AWS JSON error);
+//   1. the first codec that Recognizes() it fixes the protocol (none: an AWS JSON error, from
+//      the JSON codec wherever it is in the list);
 //   2. the service: for JSON and CBOR the one whose target prefix the request addresses, for
 //      query and rest-json the one whose signing name is the credential scope's service (and
 //      that speaks the protocol);
@@ -79,6 +80,9 @@ class ApiRouter {
  private:
   struct Route;
   const ProtocolCodec* CodecFor(const HttpRequestParts& req) const;
+  // The AWS JSON codec (the first codec when there is none): the error shape for requests in
+  // no protocol, whatever order the codecs were added in.
+  const ProtocolCodec* FallbackCodec() const;
   const Route* ServiceFor(const ProtocolCodec& codec, const HttpRequestParts& req,
                           ApiError* error) const;
   WireResponse Finish(const ProtocolCodec& codec, const ServiceModel* model, ApiError error,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,14 @@ Result<std::optional<int64_t>> Bound(const json& shape, const char* key, const s
   auto it = shape.find(key);
   if (it == shape.end()) return std::optional<int64_t>();
   if (it->is_number_integer()) return std::optional<int64_t>(it->get<int64_t>());
+  // Fractional bounds (Lambda's ExecutionEnvironmentMemoryGiBPerVCpu: min 1.0 as a float, or
+  // 0.5) are widened to the nearest integers outside them: never refuse a valid value.
+  if (it->is_number_float() && std::isfinite(it->get<double>()) &&
+      std::abs(it->get<double>()) < 9e18) {
+    double d = it->get<double>();
+    return std::optional<int64_t>(
+        static_cast<int64_t>(std::string_view(key) == "min" ? std::floor(d) : std::ceil(d)));
+  }
   return InvalidArgument("shape " + name + ": '" + key + "' is not an integer");
 }
 
@@ -203,13 +212,17 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
     TY_ASSIGN_OR_RETURN(shape.min, Bound(j, "min", name));
     TY_ASSIGN_OR_RETURN(shape.max, Bound(j, "max", name));
     shape.is_union = j.value("union", false);
+    shape.payload = text(j, "payload");
     shape.flattened = j.value("flattened", false);
     shape.timestamp_format = text(j, "timestampFormat");
     shape.exception = j.value("exception", false);
     if (auto e = j.find("error"); e != j.end() && e->is_object()) {
       shape.error_code = text(*e, "code");
       shape.error_http_status = e->value("httpStatusCode", 0);
-      shape.sender_fault = e->value("senderFault", !j.value("fault", false));
+      // Without senderFault, a 5xx code or "fault" marks the server's fault (CloudWatch's
+      // InternalServiceFault has only httpStatusCode 500).
+      shape.sender_fault =
+          e->value("senderFault", !j.value("fault", false) && shape.error_http_status < 500);
     } else if (j.value("fault", false)) {
       shape.sender_fault = false;
     }
@@ -249,6 +262,9 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
           member.timestamp_format = text(m, "timestampFormat");
           member.flattened = m.value("flattened", false);
           member.jsonvalue = m.value("jsonvalue", false);
+          if (!member.location_name.empty() && member.location_name != member.name) {
+            model->has_wire_names_ = true;
+          }
           shape.members.push_back(std::move(member));
         }
         if (auto req = j.find("required"); req != j.end() && req->is_array()) {

@@ -68,6 +68,9 @@ struct Shape {
   // kStructure: members in model order (alphabetical in the pruned model).
   std::vector<Member> members;
   bool is_union = false;  // exactly one member may be set (not enforced by ValidateRequest)
+  // rest protocols: the member that is the whole HTTP body (a blob or string sent raw, or a
+  // structure sent as the body's document); empty: the body holds the unlocated members.
+  std::string payload;
   // kList: element shape. kMap: key and value shapes.
   const Shape* list_member = nullptr;
   const Shape* map_key = nullptr;
@@ -150,6 +153,9 @@ class ServiceModel {
   static std::shared_ptr<const ServiceModel> Embedded(std::string_view service);
 
   const ServiceMetadata& metadata() const { return metadata_; }
+  // True when some structure member is renamed on the wire (a locationName other than its
+  // name): JSON and CBOR bodies then use that name instead of the member's.
+  bool has_wire_names() const { return has_wire_names_; }
 
   // Null when the model has no such operation / shape.
   const Operation* FindOperation(std::string_view name) const;
@@ -168,6 +174,7 @@ class ServiceModel {
   std::map<std::string, Operation, std::less<>> operations_;
   std::vector<std::string> uncompilable_patterns_;
   ServiceMetadata metadata_;
+  bool has_wire_names_ = false;
 };
 
 // The pruned SageMaker model JSON compiled into the binary

@@ -16,8 +16,10 @@
 #include "agent/agent.h"
 #include "agent/resource_limits.h"
 #include "agent/sandbox.h"
+#include "api/cbor_codec.h"
 #include "api/credentials.h"
 #include "api/json_codec.h"
+#include "api/query_codec.h"
 #include "api/router.h"
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
@@ -531,8 +533,13 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   ropts.max_body_bytes = config.max_body_bytes;
   impl->router =
       std::make_unique<api::ApiRouter>(ropts, impl->verifier.get(), SystemClock::Default());
-  // JSON first: its error shape is the fallback for requests in no protocol.
+  // CBOR before JSON, so that a CBOR request also carrying X-Amz-Target is refused by the CBOR
+  // codec (the protocol requires it); JSON before query. The router answers requests in no
+  // protocol with the JSON codec's errors wherever it is in this list. rest-json is not added
+  // until a service speaks it (it claims requests by their credential scope).
+  impl->router->AddCodec(std::make_unique<api::CborCodec>());
   impl->router->AddCodec(std::make_unique<api::JsonCodec>());
+  impl->router->AddCodec(std::make_unique<api::QueryCodec>());
   impl->router->SetObserver(&impl->metrics);
   services::SageMakerOptions sopts;
   sopts.region = config.region;

@@ -1,0 +1,279 @@
+// ApiRouter with the server's codecs (CBOR, JSON, query, in the server's order), fake services
+// on the real CloudWatch and Logs models, and requests signed for real (common/sigv4
+// SignRequest): routing by target prefix, path and scope, and every way a request can fail.
+#include "api/router.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "api/cbor.h"
+#include "api/cbor_codec.h"
+#include "api/credentials.h"
+#include "api/json_codec.h"
+#include "api/query_codec.h"
+#include "api/sigv4_verifier.h"
+#include "testing/fake_clock.h"
+
+namespace ty::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kKey = "AKIAROUTERTEST000001";
+constexpr const char* kSecret = "router-test-secret-router-test-secret-00";
+
+class FakeService final : public Service {
+ public:
+  using Handler = std::function<ServiceOutcome(const Operation&, const json&)>;
+  FakeService(std::shared_ptr<const ServiceModel> model, Handler handler)
+      : model_(std::move(model)), handler_(std::move(handler)) {}
+  const ServiceModel& model() const override { return *model_; }
+  ServiceOutcome Call(const CallContext& ctx, const Operation& op, const json& input) override {
+    calls.push_back(op.name);
+    last_input = input;
+    last_account = ctx.caller.account_id;
+    return handler_(op, input);
+  }
+  std::vector<std::string> calls;
+  json last_input;
+  std::string last_account;
+
+ private:
+  std::shared_ptr<const ServiceModel> model_;
+  Handler handler_;
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() {
+    store_.Add(AccessKey{kKey, kSecret, "111122223333"});
+    verifier_ = std::make_unique<SigV4Verifier>(&store_, "us-east-1");
+    RouterOptions options;
+    options.max_body_bytes = 4096;
+    router_ = std::make_unique<ApiRouter>(options, verifier_.get(), &clock_);
+    router_->AddCodec(std::make_unique<CborCodec>());
+    router_->AddCodec(std::make_unique<JsonCodec>());
+    router_->AddCodec(std::make_unique<QueryCodec>());
+    cloudwatch_ = std::make_shared<FakeService>(
+        ServiceModel::Embedded("cloudwatch"), [this](const Operation& op, const json&) {
+          if (throw_) throw std::runtime_error("secret /var/lib/path in the message");
+          if (op.name == "DescribeAlarms") {
+            return ServiceOutcome(json{{"MetricAlarms", json::array()}});
+          }
+          if (op.name == "DeleteAlarms") {
+            return ServiceOutcome(ApiError{"ResourceNotFound", "alarm a does not exist", 404});
+          }
+          return ServiceOutcome(json{{"Metrics", json::array({{{"MetricName", "m"}}})}});
+        });
+    logs_ = std::make_shared<FakeService>(
+        ServiceModel::Embedded("logs"), [](const Operation&, const json&) {
+          return ServiceOutcome(json{{"logGroups", json::array()}});
+        });
+    router_->AddService(cloudwatch_);
+    router_->AddService(logs_);
+  }
+
+  HttpRequestParts Signed(HttpRequestParts req, const std::string& scope) {
+    req.headers.emplace_back("Host", "localhost:8080");
+    SignRequest(&req, AwsCredentials{kKey, kSecret, ""}, "us-east-1", scope, clock_.Now());
+    return req;
+  }
+
+  static HttpRequestParts Json(const std::string& target, const std::string& body) {
+    HttpRequestParts req;
+    req.method = "POST";
+    req.path = "/";
+    req.headers = {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", target}};
+    req.body = body;
+    return req;
+  }
+  static HttpRequestParts Form(const std::string& body) {
+    HttpRequestParts req;
+    req.method = "POST";
+    req.path = "/";
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+    req.body = body;
+    return req;
+  }
+  static HttpRequestParts Cbor(const std::string& op, const std::string& body) {
+    HttpRequestParts req;
+    req.method = "POST";
+    req.path = "/service/GraniteServiceVersion20100801/operation/" + op;
+    req.headers = {{"Smithy-Protocol", "rpc-v2-cbor"}, {"Content-Type", "application/cbor"}};
+    req.body = body;
+    return req;
+  }
+
+  static std::string Header(const WireResponse& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return "";
+  }
+  static json JsonBody(const WireResponse& r) { return json::parse(r.body, nullptr, false); }
+  // The CBOR error's __type (the second text of {"__type": .., "message": ..}).
+  static std::string CborType(const WireResponse& r) {
+    CborItem item;
+    if (!ReadCbor(r.body, {}, &item).empty() || item.items.size() < 2) return "";
+    return item.items[1].s;
+  }
+
+  ty::testing::FakeClock clock_{FromEpochMillis(1767225600000)};
+  CredentialStore store_;
+  std::unique_ptr<SigV4Verifier> verifier_;
+  std::unique_ptr<ApiRouter> router_;
+  std::shared_ptr<FakeService> cloudwatch_;
+  std::shared_ptr<FakeService> logs_;
+  bool throw_ = false;
+};
+
+TEST_F(RouterTest, JsonIsRoutedByItsTargetPrefix) {
+  WireResponse r =
+      router_->Handle(Signed(Json("Logs_20140328.DescribeLogGroups", R"({"limit": 5})"), "logs"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(JsonBody(r), json::parse(R"({"logGroups": []})"));
+  EXPECT_EQ(logs_->calls, std::vector<std::string>{"DescribeLogGroups"});
+  EXPECT_EQ(logs_->last_input, json::parse(R"({"limit": 5})"));
+  EXPECT_EQ(logs_->last_account, "111122223333");
+  EXPECT_FALSE(Header(r, "x-amzn-RequestId").empty());
+}
+
+TEST_F(RouterTest, QueryIsRoutedByTheCredentialScope) {
+  WireResponse r = router_->Handle(
+      Signed(Form("Action=ListMetrics&Version=2010-08-01&Namespace=ns"), "monitoring"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "text/xml");
+  EXPECT_NE(r.body.find("<ListMetricsResult><Metrics><member><MetricName>m</MetricName>"
+                        "</member></Metrics></ListMetricsResult>"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("<RequestId>" + Header(r, "x-amzn-RequestId") + "</RequestId>"),
+            std::string::npos);
+  EXPECT_EQ(cloudwatch_->last_input, json::parse(R"({"Namespace": "ns"})"));
+}
+
+TEST_F(RouterTest, CborIsRoutedByThePathsService) {
+  WireResponse r = router_->Handle(Signed(Cbor("DescribeAlarms", "\xa0"), "monitoring"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/cbor");
+  EXPECT_EQ(Header(r, "Smithy-Protocol"), "rpc-v2-cbor");
+  EXPECT_EQ(cloudwatch_->calls, std::vector<std::string>{"DescribeAlarms"});
+}
+
+TEST_F(RouterTest, AScopeForAnotherServiceIsInvalidSignature) {
+  // JSON to Logs signed for CloudWatch.
+  WireResponse r =
+      router_->Handle(Signed(Json("Logs_20140328.DescribeLogGroups", "{}"), "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(JsonBody(r)["__type"], "InvalidSignatureException");
+  // Query signed for logs, which speaks no query.
+  r = router_->Handle(Signed(Form("Action=ListMetrics&Version=2010-08-01"), "logs"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Code>InvalidSignatureException</Code>"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("Credential should be scoped to correct service"), std::string::npos);
+  // CBOR to CloudWatch signed for sagemaker.
+  r = router_->Handle(Signed(Cbor("DescribeAlarms", "\xa0"), "sagemaker"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(CborType(r), "com.amazonaws.cloudwatch#InvalidSignatureException");
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+  EXPECT_TRUE(logs_->calls.empty());
+}
+
+TEST_F(RouterTest, AWrongSignatureIsRefusedBeforeDecoding) {
+  HttpRequestParts req = Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring");
+  req.body = "Action=DescribeAlarms&Version=2010-08-01";
+  WireResponse r = router_->Handle(req);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Code>InvalidSignatureException</Code>"), std::string::npos) << r.body;
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+}
+
+TEST_F(RouterTest, UnknownOperationsGetTheProtocolsError) {
+  WireResponse r = router_->Handle(Signed(Json("Logs_20140328.Nope", "{}"), "logs"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(JsonBody(r)["__type"], "UnknownOperationException");
+  r = router_->Handle(Signed(Form("Action=Nope&Version=2010-08-01"), "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Code>InvalidAction</Code>"), std::string::npos) << r.body;
+  r = router_->Handle(Signed(Cbor("Nope", ""), "monitoring"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(CborType(r), "com.amazonaws.cloudwatch#UnknownOperationException");
+  // A target prefix no service has.
+  r = router_->Handle(Signed(Json("AWSEvents.PutRule", "{}"), "events"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(JsonBody(r)["__type"], "UnknownOperationException");
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+}
+
+TEST_F(RouterTest, ARequestInNoProtocolGetsAnAwsJsonErrorThoughCborIsFirst) {
+  HttpRequestParts req;
+  req.method = "GET";
+  req.path = "/nothing";
+  WireResponse r = router_->Handle(req);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.content_type, "application/x-amz-json-1.1");
+  EXPECT_EQ(JsonBody(r)["__type"], "UnknownOperationException");
+  WireResponse rendered = router_->RenderError(req, {"SerializationException", "bad head", 400});
+  EXPECT_EQ(JsonBody(rendered)["__type"], "SerializationException");
+}
+
+TEST_F(RouterTest, AnOversizedBodyIsRefusedInTheRequestsProtocol) {
+  std::string big = "Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(5000, 'n');
+  WireResponse r = router_->Handle(Signed(Form(big), "monitoring"));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("<Code>SerializationException</Code>"), std::string::npos) << r.body;
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+}
+
+TEST_F(RouterTest, InvalidInputIsAValidationErrorBeforeTheService) {
+  // ListMetrics' Namespace has a max length of 255 and a pattern.
+  WireResponse r = router_->Handle(
+      Signed(Form("Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(300, 'n')),
+             "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+  // Malformed CBOR.
+  r = router_->Handle(Signed(Cbor("ListMetrics", "\xa1\x61"), "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(CborType(r), "com.amazonaws.cloudwatch#SerializationException");
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+}
+
+TEST_F(RouterTest, ModeledErrorsKeepTheirQueryCodeAndStatus) {
+  WireResponse r = router_->Handle(
+      Signed(Form("Action=DeleteAlarms&Version=2010-08-01&AlarmNames.member.1=a"), "monitoring"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("<Type>Sender</Type><Code>ResourceNotFound</Code>"), std::string::npos)
+      << r.body;
+  r = router_->Handle(Signed(Cbor("DeleteAlarms",
+                                  "\xa1\x6a"
+                                  "AlarmNames\x81\x61"
+                                  "a"),
+                             "monitoring"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(Header(r, "x-amzn-query-error"), "ResourceNotFound;Sender");
+}
+
+TEST_F(RouterTest, AThrowingServiceIsAnInternalFailureWithTheMessageRedacted) {
+  throw_ = true;
+  WireResponse r =
+      router_->Handle(Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring"));
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(r.body.find("<Type>Receiver</Type><Code>InternalFailure</Code>"), std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.body.find("/var/lib/path"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(Header(r, "x-amzn-RequestId")), std::string::npos);
+  // The router keeps serving.
+  throw_ = false;
+  r = router_->Handle(Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring"));
+  EXPECT_EQ(r.status, 200);
+}
+
+}  // namespace
+}  // namespace ty::api
