@@ -65,6 +65,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ty::services::MatchesSearchExpression(r, expression)) matches.push_back(r);
   }
   ty::services::SortSearchRecords(&matches, body->value("SortBy", "LastModifiedTime"),
-                             body->value("SortOrder", "Descending") == "Ascending");
+                                  body->value("SortOrder", "Descending") == "Ascending");
   return 0;
 }

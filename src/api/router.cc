@@ -144,14 +144,14 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   const ProtocolCodec* codec = CodecFor(req);
   if (codec == nullptr) {
     // The request is in no protocol served here; answer in AWS JSON, which most clients parse.
-    return fail(*FallbackCodec(), nullptr,
-                {"UnknownOperationException",
-                 "The request is in no AWS protocol served here; got " + req.method + " " +
-                     req.path +
-                     ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
-                     "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
-                     "POST /service/<Service>/operation/<Operation>.",
-                 404});
+    return fail(
+        *FallbackCodec(), nullptr,
+        {"UnknownOperationException",
+         "The request is in no AWS protocol served here; got " + req.method + " " + req.path +
+             ". The AWS JSON protocol takes POST / with an X-Amz-Target header, the AWS "
+             "query protocol POST / with a form body naming the Action, and RPC v2 CBOR "
+             "POST /service/<Service>/operation/<Operation>.",
+         404});
   }
   if (req.body.size() > options_.max_body_bytes) {
     return fail(*codec, nullptr,
