@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <exception>
 
@@ -177,6 +179,14 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
                  400});
   }
   if (auto err = ValidateRequest(model, call.operation, call.input)) {
+    // Services whose operations model InvalidParameterException but not ValidationException
+    // (CloudWatch Logs) report constraint violations under that name, as AWS does.
+    if (err->type == "ValidationException" &&
+        std::find(op->errors.begin(), op->errors.end(), "ValidationException") == op->errors.end() &&
+        std::find(op->errors.begin(), op->errors.end(), "InvalidParameterException") !=
+            op->errors.end()) {
+      err->type = "InvalidParameterException";
+    }
     return fail(*codec, &model, std::move(*err));
   }
 
