@@ -423,19 +423,18 @@ Result<std::vector<StreamEvent>> Store::ScanGroupEvents(const GroupScan& g) {
   std::string sql =
       "SELECT e.seq, e.stream_id, e.ts_ms, e.ingest_ms, e.message, s.name "
       "FROM stream_events e JOIN log_streams s ON s.id = e.stream_id "
-      "WHERE e.group_id = ? AND (e.ts_ms, e.seq) > (?, ?)";
-  if (g.start_ms) sql += " AND e.ts_ms >= ?";
-  if (g.end_ms) sql += " AND e.ts_ms < ?";
-  sql += " ORDER BY e.ts_ms, e.seq LIMIT ?";
+      "WHERE e.group_id = ?1 AND e.ts_ms >= ?2 AND (e.ts_ms > ?2 OR e.seq > ?3)";
+  if (g.start_ms) sql += " AND e.ts_ms >= ?4";
+  if (g.end_ms) sql += " AND e.ts_ms < ?5";
+  sql += " ORDER BY e.ts_ms, e.seq LIMIT ?6";
   MutexLock lock(&mu_);
   TY_STMT(s, sql);
-  int i = 1;
-  s.Bind(i++, g.group_id);
-  s.Bind(i++, g.after_ts);
-  s.Bind(i++, g.after_seq);
-  if (g.start_ms) s.Bind(i++, *g.start_ms);
-  if (g.end_ms) s.Bind(i++, *g.end_ms);
-  s.Bind(i++, g.limit);
+  s.Bind(1, g.group_id);
+  s.Bind(2, g.after_ts);
+  s.Bind(3, g.after_seq);
+  if (g.start_ms) s.Bind(4, *g.start_ms);
+  if (g.end_ms) s.Bind(5, *g.end_ms);
+  s.Bind(6, g.limit);
   std::vector<StreamEvent> out;
   for (;;) {
     TY_ASSIGN_OR_RETURN(bool row, s.Step());
