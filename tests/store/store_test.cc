@@ -232,7 +232,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 4);
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -263,7 +263,11 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
-                         "runtime_json; UPDATE schema_version SET version = 1",
+                         "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
+                         "DROP TABLE log_groups; CREATE TABLE log_events (seq INTEGER PRIMARY "
+                         "KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id) ON "
+                         "DELETE CASCADE, stream TEXT NOT NULL, ts_ms INTEGER NOT NULL, message "
+                         "TEXT NOT NULL); UPDATE schema_version SET version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
