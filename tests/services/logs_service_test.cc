@@ -40,6 +40,11 @@ class LogsServiceTest : public ::testing::Test {
       ADD_FAILURE() << op << ": " << e->type << ": " << e->message;
       return json();
     }
+    if (auto* raw = std::get_if<api::RawJson>(&out)) {
+      json parsed = json::parse(raw->text, nullptr, /*allow_exceptions=*/false);
+      EXPECT_FALSE(parsed.is_discarded()) << raw->text;
+      return parsed;
+    }
     return std::get<json>(out);
   }
   // The error's type ("" when the call succeeded).
@@ -333,6 +338,21 @@ TEST_F(LogsServiceTest, FilterScanBudgetEndsAPageWithAToken) {
   }
   EXPECT_EQ(found, "needle,");
   EXPECT_EQ(calls, 3);
+}
+
+TEST_F(LogsServiceTest, MessagesOfAnyBytesComeBackAsValidJson) {
+  MakeStream(kA, 0);
+  const std::string odd = std::string("q\"b\\s\x01\t\xff\xc3\xa9\xed\xa0\x80 end", 17);
+  Ok(kA, "PutLogEvents", {{"logGroupName", "g"}, {"logStreamName", "s"},
+                          {"logEvents", {{{"timestamp", Now()}, {"message", "plain"}}}}});
+  // Straight into the store: the agent's lines are bytes, not validated JSON strings.
+  auto group = store_->GetLogGroup(kA, "g");
+  auto stream = store_->GetLogStream(group->id, "s");
+  ASSERT_TRUE(store_->PutStreamEvents(stream->id, {{Now(), odd}}, Now()).ok());
+  json out = Get(kA, {{"startFromHead", true}});
+  ASSERT_EQ(out["events"].size(), 2u);
+  EXPECT_EQ(out["events"][1]["message"],
+            "q\"b\\s\x01\t\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end");
 }
 
 TEST_F(LogsServiceTest, DeleteRemovesStreamsAndGroups) {

@@ -111,6 +111,58 @@ std::optional<int64_t> ParseInt(std::string_view s) {
   return v;
 }
 
+// Appends `s` as a JSON string. Job output need not be valid UTF-8: a byte that starts no valid
+// sequence becomes U+FFFD, as the JSON codec's serializer does.
+void AppendJsonString(std::string* out, std::string_view s) {
+  static const char* kHex = "0123456789abcdef";
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        switch (c) {
+          case '\n': out->append("\\n"); break;
+          case '\t': out->append("\\t"); break;
+          case '\r': out->append("\\r"); break;
+          default:
+            out->append("\\u00");
+            out->push_back(kHex[c >> 4]);
+            out->push_back(kHex[c & 15]);
+        }
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    bool ok = len != 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      unsigned char lo = 0x80, hi = 0xBF;
+      if (k == 1) {  // no overlong forms, no surrogates, nothing past U+10FFFF
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+      }
+      ok = b >= lo && b <= hi;
+    }
+    if (ok) {
+      out->append(s.data() + i, len);
+      i += len;
+    } else {
+      out->append("\\ufffd");
+      ++i;
+    }
+  }
+  out->push_back('"');
+}
+
 struct EventCursor {
   bool forward = true;
   int64_t stream_id = 0;
@@ -336,11 +388,6 @@ LogsService::Outcome LogsService::GetLogEvents(const std::string& account, const
   }
   auto events = store_->ReadStreamEvents(r);
   if (!events.ok()) return FromStatus(events.status());
-  json list = json::array();
-  for (const auto& e : *events) {
-    list.push_back(
-        {{"timestamp", e.timestamp_ms}, {"message", e.message}, {"ingestionTime", e.ingestion_ms}});
-  }
   std::string forward, backward;
   const int64_t id = stream->id;
   if (!events->empty()) {
@@ -360,9 +407,30 @@ LogsService::Outcome LogsService::GetLogEvents(const std::string& account, const
     forward = EventToken(true, id, stream->last_seq);
     backward = EventToken(false, id, stream->last_seq + 1);
   }
-  return json{{"events", std::move(list)},
-              {"nextForwardToken", std::move(forward)},
-              {"nextBackwardToken", std::move(backward)}};
+  // Rendered here rather than as a document: a page holds up to 10,000 events, and this is the
+  // call every log reader repeats.
+  std::string body;
+  size_t bytes = 128;
+  for (const auto& e : *events) bytes += e.message.size() + 72;
+  body.reserve(bytes);
+  body += "{\"events\":[";
+  for (size_t i = 0; i < events->size(); ++i) {
+    const auto& e = (*events)[i];
+    if (i > 0) body += ',';
+    body += "{\"timestamp\":";
+    body += std::to_string(e.timestamp_ms);
+    body += ",\"message\":";
+    AppendJsonString(&body, e.message);
+    body += ",\"ingestionTime\":";
+    body += std::to_string(e.ingestion_ms);
+    body += '}';
+  }
+  body += "],\"nextForwardToken\":";
+  AppendJsonString(&body, forward);
+  body += ",\"nextBackwardToken\":";
+  AppendJsonString(&body, backward);
+  body += '}';
+  return api::RawJson{std::move(body)};
 }
 
 LogsService::Outcome LogsService::FilterLogEvents(const std::string& account, const Json& in) {
