@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <exception>
 
@@ -182,6 +184,14 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   }
   operation = op->name;  // a name from the model: bounded, unlike what the caller sent
   if (auto err = ValidateRequest(model, call.operation, call.input)) {
+    // Services whose operations model InvalidParameterException but not ValidationException
+    // (CloudWatch Logs) report constraint violations under that name, as AWS does.
+    if (err->type == "ValidationException" &&
+        std::find(op->errors.begin(), op->errors.end(), "ValidationException") == op->errors.end() &&
+        std::find(op->errors.begin(), op->errors.end(), "InvalidParameterException") !=
+            op->errors.end()) {
+      err->type = "InvalidParameterException";
+    }
     return fail(*codec, &model, std::move(*err));
   }
 

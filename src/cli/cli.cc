@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <map>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "api/service_model.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
 #include "cli/storage_commands.h"
@@ -104,6 +107,68 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   std::_Exit(0);
 }
 
+// A job's log read through CloudWatch Logs, as the SageMaker SDK reads it: the streams
+// "<job>/..." of /aws/sagemaker/TrainingJobs (DescribeLogStreams), each from the head with its
+// forward token (GetLogEvents) until a page comes back empty.
+class JobLogReader {
+ public:
+  struct Line {
+    std::string stream;
+    int64_t timestamp_ms = 0;
+    std::string message;
+  };
+  JobLogReader(ApiClient* client, std::string job)
+      : client_(client), job_(std::move(job)), model_(api::ServiceModel::Embedded("logs")) {}
+
+  // Every line appended since the last call, merged across streams by timestamp (each
+  // stream's own order kept).
+  Result<std::vector<Line>> Poll() {
+    if (model_ == nullptr) return Internal("the logs model is not embedded");
+    std::vector<std::string> names;
+    json req = {{"logGroupName", store::kTrainingJobLogGroup},
+                {"logStreamNamePrefix", job_ + "/"},
+                {"orderBy", "LogStreamName"},
+                {"limit", 50}};
+    for (;;) {
+      auto page = client_->Call(*model_, "DescribeLogStreams", req);
+      // No group yet: the account's first job has not logged.
+      if (!page.ok() && page.status().code() == StatusCode::kNotFound) return std::vector<Line>();
+      if (!page.ok()) return page.status();
+      for (const auto& s : (*page)["logStreams"]) names.push_back(s.value("logStreamName", ""));
+      if (!page->contains("nextToken")) break;
+      req["nextToken"] = (*page)["nextToken"];
+    }
+    std::vector<Line> out;
+    for (const auto& stream : names) {
+      for (;;) {
+        json get = {{"logGroupName", store::kTrainingJobLogGroup},
+                    {"logStreamName", stream},
+                    {"startFromHead", true}};
+        auto token = tokens_.find(stream);
+        if (token != tokens_.end()) get["nextToken"] = token->second;
+        auto page = client_->Call(*model_, "GetLogEvents", get);
+        if (!page.ok()) return page.status();
+        tokens_[stream] = page->value("nextForwardToken", "");
+        const json& events = (*page)["events"];
+        if (events.empty()) break;
+        for (const auto& e : events) {
+          out.push_back({stream, e.value("timestamp", int64_t{0}), e.value("message", "")});
+        }
+      }
+    }
+    std::stable_sort(out.begin(), out.end(), [](const Line& a, const Line& b) {
+      return a.timestamp_ms < b.timestamp_ms;
+    });
+    return out;
+  }
+
+ private:
+  ApiClient* client_;
+  std::string job_;
+  std::shared_ptr<const api::ServiceModel> model_;
+  std::map<std::string, std::string> tokens_;  // stream -> its next forward token
+};
+
 // ---- following a job -------------------------------------------------------
 
 // Prints new status transitions and log lines until the job ends, like the
@@ -111,10 +176,9 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
 Result<json> Follow(ApiClient* client, const std::string& name, std::ostream& out) {
   size_t printed_transitions = 0;
   std::string last_message;
-  int64_t after_seq = 0;
+  JobLogReader reader(client, name);
   for (;;) {
-    auto logs = client->Call("Trainyard.GetTrainingJobLogs",
-                             {{"TrainingJobName", name}, {"AfterSeq", after_seq}});
+    auto logs = reader.Poll();
     auto d = client->Call("SageMaker.DescribeTrainingJob", {{"TrainingJobName", name}});
     if (!d.ok()) return d.status();
     const json& transitions = (*d)["SecondaryStatusTransitions"];
@@ -131,19 +195,15 @@ Result<json> Follow(ApiClient* client, const std::string& name, std::ostream& ou
     }
     printed_transitions = transitions.size();
     if (logs.ok()) {
-      for (const auto& e : (*logs)["Events"]) out << e.value("Message", "") << "\n";
+      for (const auto& l : *logs) out << l.message << "\n";
       out.flush();
-      after_seq = logs->value("NextSeq", after_seq);
     }
     std::string status = d->value("TrainingJobStatus", "");
     if (status == "Completed" || status == "Failed" || status == "Stopped") {
       // Drain log lines that arrived with the final report.
-      for (;;) {
-        auto more = client->Call("Trainyard.GetTrainingJobLogs",
-                                 {{"TrainingJobName", name}, {"AfterSeq", after_seq}});
-        if (!more.ok() || (*more)["Events"].empty()) break;
-        for (const auto& e : (*more)["Events"]) out << e.value("Message", "") << "\n";
-        after_seq = more->value("NextSeq", after_seq);
+      auto more = reader.Poll();
+      if (more.ok()) {
+        for (const auto& l : *more) out << l.message << "\n";
       }
       return d;
     }
@@ -492,21 +552,22 @@ int Logs(const std::string& endpoint, const std::string& name, bool follow, std:
          std::ostream& err) {
   auto client = Connect(endpoint);
   if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
-  int64_t after = 0;
+  JobLogReader reader(client->get(), name);
   for (;;) {
-    auto r = (*client)->Call("Trainyard.GetTrainingJobLogs",
-                             {{"TrainingJobName", name}, {"AfterSeq", after}});
-    if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
-    for (const auto& e : (*r)["Events"]) {
-      out << FormatHuman(FromEpochMillis(e.value("Timestamp", int64_t{0}))) << " "
-          << e.value("Stream", "") << " " << e.value("Message", "") << "\n";
+    // The status first: lines stored before a terminal status are all read below.
+    auto d = (*client)->Call("SageMaker.DescribeTrainingJob", {{"TrainingJobName", name}});
+    if (!d.ok()) return err << "trainyard: " << d.status().message() << "\n", 1;
+    std::string status = d->value("TrainingJobStatus", "");
+    bool done = status == "Completed" || status == "Failed" || status == "Stopped";
+    auto lines = reader.Poll();
+    if (!lines.ok()) return err << "trainyard: " << lines.status().message() << "\n", 1;
+    for (const auto& l : *lines) {
+      out << FormatHuman(FromEpochMillis(l.timestamp_ms)) << " " << l.stream << " " << l.message
+          << "\n";
     }
     out.flush();
-    after = r->value("NextSeq", after);
-    std::string status = r->value("TrainingJobStatus", "");
-    bool done = status == "Completed" || status == "Failed" || status == "Stopped";
-    if ((*r)["Events"].empty() && (!follow || done)) return 0;
-    if ((*r)["Events"].empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!follow || done) return 0;
+    if (lines->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
 

@@ -136,21 +136,41 @@ bool ApiClient::Reachable() {
 }
 
 Result<json> ApiClient::Call(const std::string& target, const json& body) {
+  size_t dot = target.find('.');
+  std::string prefix = target.substr(0, dot);
+  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch"}) {
+    auto model = api::ServiceModel::Embedded(service);
+    if (model != nullptr && model->metadata().target_prefix == prefix &&
+        dot != std::string::npos) {
+      return Call(*model, target.substr(dot + 1), body);
+    }
+  }
+  return InvalidArgument("no embedded service model has the target prefix '" + prefix + "'");
+}
+
+Result<json> ApiClient::Call(const api::ServiceModel& model, const std::string& operation,
+                             const json& body) {
+  const api::ServiceMetadata& meta = model.metadata();
+  if (!meta.Speaks("json") || meta.target_prefix.empty()) {
+    return InvalidArgument(meta.service_id + " does not speak AWS JSON");
+  }
+  const std::string content_type =
+      "application/x-amz-json-" + (meta.json_version.empty() ? "1.1" : meta.json_version);
   HttpRequestParts req;
   req.method = "POST";
   req.path = "/";
   req.body = body.dump();
   req.headers = {{"Host", host_header_},
-                 {"Content-Type", "application/x-amz-json-1.1"},
-                 {"X-Amz-Target", target}};
-  SignRequest(&req, endpoint_.credentials, endpoint_.region, "sagemaker",
+                 {"Content-Type", content_type},
+                 {"X-Amz-Target", meta.target_prefix + "." + operation}};
+  SignRequest(&req, endpoint_.credentials, endpoint_.region, meta.SigningName(),
               std::chrono::system_clock::now());
   httplib::Headers headers;
   for (const auto& [k, v] : req.headers) {
     if (k == "Host" || k == "Content-Type") continue;  // httplib sets these itself
     headers.emplace(k, v);
   }
-  auto res = http_->Post("/", headers, req.body, "application/x-amz-json-1.1");
+  auto res = http_->Post("/", headers, req.body, content_type);
   if (!res) {
     return Unavailable("cannot reach the Trainyard server at " + endpoint_.url + ": " +
                        httplib::to_string(res.error()));
@@ -161,8 +181,14 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
   json out = parsed_ok ? std::move(parsed).value() : json();
   if (res->status != 200) {
     std::string type = out.is_object() ? out.value("__type", "") : "";
-    std::string message = out.is_object() ? out.value("message", res->body) : res->body;
-    StatusCode code = res->status >= 500 ? StatusCode::kUnavailable : StatusCode::kInvalidArgument;
+    // botocore's rule: the code is what follows '#' (and precedes ':').
+    if (size_t hash = type.rfind('#'); hash != std::string::npos) type = type.substr(hash + 1);
+    if (size_t colon = type.find(':'); colon != std::string::npos) type.resize(colon);
+    std::string message = res->body;
+    if (out.is_object()) message = out.value("message", out.value("Message", res->body));
+    StatusCode code = res->status >= 500                      ? StatusCode::kUnavailable
+                      : type == "ResourceNotFoundException" ? StatusCode::kNotFound
+                                                              : StatusCode::kInvalidArgument;
     return Status(code,
                   (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
   }

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/service_model.h"
 #include "common/sigv4.h"
 #include "common/status.h"
 
@@ -40,13 +41,21 @@ Result<Endpoint> ResolveEndpoint(const std::string& endpoint_flag);
 // Reads one profile of an AWS shared-credentials file.
 Result<AwsCredentials> ReadProfile(const std::string& file, const std::string& profile);
 
+// Calls AWS JSON services (1.0 or 1.1) on one endpoint: the signing name, X-Amz-Target
+// prefix and content type of each call come from the service's embedded model
+// (api::ServiceModel::Embedded), so the CLI speaks to `logs` as it does to `sagemaker`.
 class ApiClient {
  public:
   explicit ApiClient(Endpoint endpoint);
   ~ApiClient();
-  // Calls `target` (e.g. "SageMaker.DescribeTrainingJob"). An AWS error comes
-  // back as a Status whose message is "<__type>: <message>"; kUnavailable when
-  // the server cannot be reached.
+  // Calls `operation` of the service `model` describes. An AWS error comes back as a Status
+  // whose message is "<__type>: <message>" (kNotFound for a ResourceNotFoundException,
+  // kInvalidArgument for other 4xx); kUnavailable when the server cannot be reached or
+  // answers 5xx. kInvalidArgument when the model's protocol is not AWS JSON.
+  Result<nlohmann::json> Call(const api::ServiceModel& model, const std::string& operation,
+                              const nlohmann::json& body);
+  // Calls `target` ("SageMaker.DescribeTrainingJob", "Logs_20140328.GetLogEvents"): the
+  // embedded model whose target prefix it names. kInvalidArgument for an unknown prefix.
   Result<nlohmann::json> Call(const std::string& target, const nlohmann::json& body);
   // True when the server answers (any HTTP answer counts).
   bool Reachable();

@@ -32,6 +32,7 @@
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
 #include "server/server_metrics.h"
+#include "services/logs/logs_service.h"
 #include "services/sagemaker/sagemaker_service.h"
 #include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
@@ -550,6 +551,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       sopts, impl->controller.get(), impl->store.get(), SystemClock::Default()));
   impl->router->AddService(std::make_shared<services::TrainyardService>(
       &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default()));
+  services::LogsOptions lopts;
+  lopts.region = config.region;
+  impl->router->AddService(
+      std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -57,13 +57,21 @@ Status SqliteStatus(sqlite3* db, int rc, std::string_view what) {
   }
 }
 
+Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  std::string what = err != nullptr ? err : sql;
+  sqlite3_free(err);
+  return SqliteStatus(db, rc, what);
+}
+
 namespace {
 
 using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -126,15 +134,68 @@ CREATE TABLE settings (
     R"sql(ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;)sql",
     // v3: scheduling and spot bookkeeping across attempts (model::RuntimeToJson).
     R"sql(ALTER TABLE jobs ADD COLUMN runtime_json TEXT NOT NULL DEFAULT '{}';)sql",
+    // v4: CloudWatch Logs. Job log lines become events of streams of the account's group
+    // /aws/sagemaker/TrainingJobs (keeping their seq, so old cursors stay valid); events gain an
+    // ingestion time (their timestamp, for lines that predate it). Streams name their job
+    // (SET NULL: the log outlives the job). events.group_id is denormalised so a group's events
+    // are read by time from one index (FilterLogEvents).
+    R"sql(
+CREATE TABLE log_groups (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  name TEXT NOT NULL,
+  creation_ms INTEGER NOT NULL,
+  UNIQUE (account, name)
+);
+CREATE TABLE log_streams (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  group_id INTEGER NOT NULL REFERENCES log_groups (id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  job_id INTEGER REFERENCES jobs (id) ON DELETE SET NULL,
+  creation_ms INTEGER NOT NULL,
+  first_event_ms INTEGER,
+  last_event_ms INTEGER,
+  last_ingestion_ms INTEGER,
+  stored_bytes INTEGER NOT NULL DEFAULT 0,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (group_id, name)
+);
+CREATE INDEX log_streams_job ON log_streams (job_id);
+CREATE TABLE stream_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream_id INTEGER NOT NULL REFERENCES log_streams (id) ON DELETE CASCADE,
+  group_id INTEGER NOT NULL,
+  ts_ms INTEGER NOT NULL,
+  ingest_ms INTEGER NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE TEMP TABLE v4_lines AS
+  SELECT e.seq AS seq, j.account AS account, e.job_id AS job_id, e.ts_ms AS ts_ms,
+         e.message AS message,
+         CASE WHEN e.stream = '' THEN j.name || '/trainyard'
+              WHEN substr(e.stream, 1, length(j.name) + 1) = j.name || '/' THEN e.stream
+              ELSE j.name || '/' || e.stream END AS stream
+  FROM log_events e JOIN jobs j ON j.id = e.job_id;
+INSERT INTO log_groups (account, name, creation_ms)
+  SELECT account, '/aws/sagemaker/TrainingJobs', MIN(ts_ms) FROM v4_lines GROUP BY account;
+INSERT INTO log_streams (group_id, name, job_id, creation_ms, first_event_ms, last_event_ms,
+                         last_ingestion_ms, stored_bytes, last_seq)
+  SELECT g.id, l.stream, MIN(l.job_id), MIN(l.ts_ms), MIN(l.ts_ms), MAX(l.ts_ms), MAX(l.ts_ms),
+         SUM(length(CAST(l.message AS BLOB))), MAX(l.seq)
+  FROM v4_lines l JOIN log_groups g ON g.account = l.account
+  GROUP BY g.id, l.stream;
+INSERT INTO stream_events (seq, stream_id, group_id, ts_ms, ingest_ms, message)
+  SELECT l.seq, s.id, s.group_id, l.ts_ms, l.ts_ms, l.message
+  FROM v4_lines l JOIN log_groups g ON g.account = l.account
+                  JOIN log_streams s ON s.group_id = g.id AND s.name = l.stream
+  ORDER BY l.seq;
+DROP TABLE v4_lines;
+DROP TABLE log_events;
+CREATE INDEX stream_events_stream ON stream_events (stream_id);
+CREATE INDEX stream_events_group_time ON stream_events (group_id, ts_ms);
+)sql",
 };
 
-Status Exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
-  std::string what = err != nullptr ? err : sql;
-  sqlite3_free(err);
-  return SqliteStatus(db, rc, what);
-}
 
 // Used only while opening, before the statement cache exists.
 Result<int64_t> ReadSchemaVersion(sqlite3* db) {
@@ -179,32 +240,6 @@ Status Migrate(sqlite3* db) {
   }
   return Status::Ok();
 }
-
-// A write transaction on the store's connection; rolls back unless committed.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
-  ~Transaction() {
-    if (active_) (void)Exec(db_, "ROLLBACK");
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-
-  Status Begin() {
-    TY_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
-    active_ = true;
-    return Status::Ok();
-  }
-  Status Commit() {
-    TY_RETURN_IF_ERROR(Exec(db_, "COMMIT"));
-    active_ = false;
-    return Status::Ok();
-  }
-
- private:
-  sqlite3* db_;
-  bool active_ = false;
-};
 
 constexpr const char* kJobColumns =
     "id, account, arn, request_json, spec_json, status, secondary, transitions_json, "
@@ -329,11 +364,6 @@ std::string Placeholders(int n) {
 }
 
 }  // namespace
-
-// Borrows the cached statement of SQL text `sql` as ScopedStmt `var`.
-#define TY_STMT(var, sql)                                         \
-  TY_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, stmts_->Get(sql)); \
-  ScopedStmt var(db_, var##_raw)
 
 std::string DatabasePath(const std::string& data_dir) { return JoinPath(data_dir, "trainyard.db"); }
 
@@ -568,11 +598,8 @@ Status Store::DeleteJob(const std::string& account, const std::string& name) {
     id = s.Int(0);
     arn = s.Text(1);
   }
-  {
-    TY_STMT(s, "DELETE FROM log_events WHERE job_id = ?");
-    s.Bind(1, id);
-    TY_RETURN_IF_ERROR(s.Exec());
-  }
+  // Log streams stay (CloudWatch keeps a job's log after DeleteTrainingJob); the
+  // foreign key unties them from the job.
   {
     TY_STMT(s, "DELETE FROM metric_samples WHERE job_id = ?");
     s.Bind(1, id);
@@ -708,39 +735,6 @@ Result<std::vector<Tag>> Store::GetTags(const std::string& arn) {
     TY_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     out.push_back({s.Text(0), s.Text(1)});
-  }
-  return out;
-}
-
-Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& events) {
-  MutexLock lock(&mu_);
-  Transaction txn(db_);
-  TY_RETURN_IF_ERROR(txn.Begin());
-  for (const LogEvent& e : events) {
-    TY_STMT(s, "INSERT INTO log_events (job_id, stream, ts_ms, message) VALUES (?, ?, ?, ?)");
-    s.Bind(1, job_id);
-    s.Bind(2, e.stream);
-    s.Bind(3, e.timestamp_ms);
-    s.Bind(4, e.message);
-    TY_RETURN_IF_ERROR(s.Exec());
-  }
-  return txn.Commit();
-}
-
-Result<std::vector<LogEvent>> Store::ReadLogEvents(int64_t job_id, int64_t after_seq,
-                                                   int64_t limit) {
-  MutexLock lock(&mu_);
-  TY_STMT(s,
-          "SELECT seq, stream, ts_ms, message FROM log_events "
-          "WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?");
-  s.Bind(1, job_id);
-  s.Bind(2, after_seq);
-  s.Bind(3, limit);
-  std::vector<LogEvent> out;
-  for (;;) {
-    TY_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3)});
   }
   return out;
 }

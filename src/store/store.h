@@ -1,6 +1,8 @@
 // Store: the durable state of Trainyard in one SQLite database (WAL mode)
-// under the server's data directory: jobs with their transitions, tags, log
-// events and metric samples, and a schema version for migrations.
+// under the server's data directory: jobs with their transitions, tags,
+// CloudWatch-style log groups, streams and events (a job's log lines are the
+// events of its streams in its account's group /aws/sagemaker/TrainingJobs),
+// metric samples, and a schema version for migrations.
 //
 // Thread-safe: every method may be called from any thread (one connection,
 // serialised by an internal mutex; SQLite work is short).
@@ -10,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/mutex.h"
@@ -27,11 +30,85 @@ struct Tag {
   std::string value;
 };
 
+// The log group every account's training jobs log into.
+inline constexpr const char* kTrainingJobLogGroup = "/aws/sagemaker/TrainingJobs";
+
+// One line of a job's log, as the controller appends it and old readers read it.
 struct LogEvent {
   int64_t seq = 0;     // global, increasing: a cursor for followers
   std::string stream;  // "<job>/algo-<n>-<epoch>"
   int64_t timestamp_ms = 0;
   std::string message;
+  int64_t ingestion_ms = 0;  // AppendLogEvents: 0 means now
+};
+
+// A log group of one account.
+struct LogGroupRow {
+  int64_t id = 0;
+  std::string account;
+  std::string name;
+  int64_t creation_ms = 0;
+  int64_t stored_bytes = 0;  // sum of its streams'
+};
+
+// A log stream of one group. Event times are those of its events (absent until one).
+struct LogStreamRow {
+  int64_t id = 0;  // never reused: a token naming a deleted stream cannot reach a new one
+  int64_t group_id = 0;
+  std::string name;
+  int64_t creation_ms = 0;
+  std::optional<int64_t> first_event_ms, last_event_ms, last_ingestion_ms;
+  int64_t stored_bytes = 0;  // UTF-8 bytes of its messages
+  int64_t last_seq = 0;      // seq of its newest event; 0 when empty
+};
+
+// An event of a stream.
+struct StreamEvent {
+  int64_t seq = 0;  // global, increasing in ingestion order
+  int64_t stream_id = 0;
+  int64_t timestamp_ms = 0;
+  int64_t ingestion_ms = 0;
+  std::string message;
+  std::string stream;  // its stream's name (ScanGroupEvents only)
+};
+
+// A page of a stream's events: seq in (after_seq, before_seq), timestamp in
+// [start_ms, end_ms). Oldest-first pages take the first events of the range,
+// newest-first pages the last; both come back in seq order. A page stops at
+// `limit` events or before its message bytes (+26 per event, CloudWatch's
+// accounting) would pass max_bytes; it holds at least one event if any match.
+struct StreamRead {
+  int64_t stream_id = 0;
+  int64_t after_seq = 0;
+  int64_t before_seq = INT64_MAX;
+  std::optional<int64_t> start_ms, end_ms;
+  bool newest_first = false;
+  int64_t limit = 10000;
+  int64_t max_bytes = 1 << 20;
+};
+
+// DescribeLogStreams: a group's streams by name or by last event time (streams
+// without events count as time 0, ties by id), after a cursor, at most `limit`.
+struct StreamQuery {
+  int64_t group_id = 0;
+  std::string prefix;  // by name only
+  bool by_last_event = false;
+  bool descending = false;
+  // The last row of the previous page: its name (by name) or (time, id).
+  std::optional<std::string> after_name;
+  std::optional<std::pair<int64_t, int64_t>> after_time_id;
+  int64_t limit = 50;
+};
+
+// FilterLogEvents: a group's events in (timestamp, seq) order after the
+// cursor (after_ts, after_seq), timestamp in [start_ms, end_ms), at most
+// `limit` rows. Stream and pattern filtering is the caller's.
+struct GroupScan {
+  int64_t group_id = 0;
+  std::optional<int64_t> start_ms, end_ms;
+  int64_t after_ts = INT64_MIN;
+  int64_t after_seq = 0;
+  int64_t limit = 1000;
 };
 
 struct MetricSample {
@@ -92,7 +169,8 @@ class Store {
   // The job's row id and a counter every UpdateJob increments: (id, version)
   // identifies one state of one job, so a rendering of it can be cached.
   Result<JobVersion> GetJobVersion(const std::string& account, const std::string& name);
-  // Removes the job and everything attached to it (tags, logs, metrics).
+  // Removes the job and what is attached to it (tags, metrics). Its log streams
+  // stay in the log group, no longer tied to the job (see AppendLogEvents).
   Status DeleteJob(const std::string& account, const std::string& name);
   // Jobs matching the query, in its order, at most query.limit of them.
   Result<std::vector<model::JobRecord>> ListJobs(const JobQuery& query);
@@ -110,9 +188,45 @@ class Store {
   Status DeleteTags(const std::string& arn, const std::vector<std::string>& keys);
   Result<std::vector<Tag>> GetTags(const std::string& arn);
 
+  // Appends a job's log lines to its account's group kTrainingJobLogGroup,
+  // each to its stream (created on first use, and tied to the job). A stream
+  // name that is not under "<job>/" is put under it ("" -> "<job>/trainyard"),
+  // so a prefix "<job>/" finds every stream of the job. kNotFound: no such job.
+  // The streams and their events outlive the job (as in CloudWatch): only
+  // DeleteLogGroup / DeleteLogStream remove them.
   Status AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& events);
-  // Events of a job with seq > after_seq, oldest first, at most limit.
+  // Events of the job's streams with seq > after_seq, oldest first, at most
+  // limit. Empty once the job is deleted (its streams are then no longer its).
   Result<std::vector<LogEvent>> ReadLogEvents(int64_t job_id, int64_t after_seq, int64_t limit);
+
+  // ---- CloudWatch Logs: groups, streams and events, per account ----
+  // kAlreadyExists when the account has the group.
+  Result<LogGroupRow> CreateLogGroup(const std::string& account, const std::string& name,
+                                     int64_t now_ms);
+  // kNotFound when the account has no such group.
+  Result<LogGroupRow> GetLogGroup(const std::string& account, const std::string& name);
+  // The account's groups by name, names starting with `prefix` and holding
+  // `contains` (case-insensitive; empty: any), name > after_name, at most limit.
+  Result<std::vector<LogGroupRow>> ListLogGroups(const std::string& account,
+                                                 const std::string& prefix,
+                                                 const std::string& contains,
+                                                 const std::string& after_name, int64_t limit);
+  // Removes the group with its streams and events. kNotFound: no such group.
+  Status DeleteLogGroup(const std::string& account, const std::string& name);
+  // kAlreadyExists when the group has the stream; kNotFound when the group is gone.
+  Result<LogStreamRow> CreateLogStream(int64_t group_id, const std::string& name, int64_t now_ms);
+  // kNotFound when the group has no such stream.
+  Result<LogStreamRow> GetLogStream(int64_t group_id, const std::string& name);
+  Result<std::vector<LogStreamRow>> ListLogStreams(const StreamQuery& query);
+  // Removes the stream and its events. kNotFound: no such stream.
+  Status DeleteLogStream(int64_t group_id, const std::string& name);
+  // Appends events (timestamp_ms, message) to a stream in order, all with
+  // ingestion time ingest_ms, and updates the stream's times and bytes.
+  // kNotFound when the stream is gone.
+  Status PutStreamEvents(int64_t stream_id, const std::vector<std::pair<int64_t, std::string>>& events,
+                         int64_t ingest_ms);
+  Result<std::vector<StreamEvent>> ReadStreamEvents(const StreamRead& read);
+  Result<std::vector<StreamEvent>> ScanGroupEvents(const GroupScan& scan);
 
   Status AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples);
   Result<std::vector<MetricSample>> ReadMetricSamples(int64_t job_id);
@@ -123,6 +237,12 @@ class Store {
 
  private:
   explicit Store(sqlite3* db);
+  // Finds or creates (account, group) and (group, stream); REQUIRES: mu_ held
+  // inside a write transaction.
+  Result<int64_t> GroupIdLocked(const std::string& account, const std::string& name,
+                                int64_t now_ms) TY_REQUIRES(mu_);
+  Status AppendLocked(int64_t stream_id, const std::vector<const LogEvent*>& events,
+                      int64_t ingest_ms) TY_REQUIRES(mu_);
   Mutex mu_;
   sqlite3* db_ TY_GUARDED_BY(mu_);  // owned; closed in the destructor
   // Prepared statements keyed by SQL text. Finalised before db_ is closed.

@@ -22,6 +22,35 @@ namespace ty::store {
 // operation for the message. SQLITE_OK, SQLITE_ROW and SQLITE_DONE are Ok.
 Status SqliteStatus(sqlite3* db, int rc, std::string_view what);
 
+// Runs SQL text with no parameters (DDL, BEGIN/COMMIT).
+Status Exec(sqlite3* db, const char* sql);
+
+// A write transaction on the store's connection; rolls back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (active_) (void)Exec(db_, "ROLLBACK");
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  Status Begin() {
+    TY_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+    active_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    TY_RETURN_IF_ERROR(Exec(db_, "COMMIT"));
+    active_ = false;
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool active_ = false;
+};
+
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
@@ -120,5 +149,10 @@ class StatementCache {
   sqlite3* db_;
   std::unordered_map<std::string, StmtPtr> stmts_;
 };
+
+// Borrows the cached statement of SQL text `sql` as ScopedStmt `var` (in Store methods).
+#define TY_STMT(var, sql)                                         \
+  TY_ASSIGN_OR_RETURN(sqlite3_stmt* var##_raw, stmts_->Get(sql)); \
+  ScopedStmt var(db_, var##_raw)
 
 }  // namespace ty::store

@@ -232,7 +232,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 4);
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -263,7 +263,11 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
-                         "runtime_json; UPDATE schema_version SET version = 1",
+                         "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
+                         "DROP TABLE log_groups; CREATE TABLE log_events (seq INTEGER PRIMARY "
+                         "KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id) ON "
+                         "DELETE CASCADE, stream TEXT NOT NULL, ts_ms INTEGER NOT NULL, message "
+                         "TEXT NOT NULL); UPDATE schema_version SET version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -585,6 +589,14 @@ TEST_F(StoreTest, DeleteJobCascades) {
   EXPECT_EQ(store_->GetJob(kAccount, "gone").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store_->GetTags(gone.arn)->empty());
   EXPECT_TRUE(store_->ReadLogEvents(gone.id, 0, 100)->empty());
+  // The log outlives the job, as in CloudWatch: its stream stays in the group.
+  auto group = store_->GetLogGroup(kAccount, kTrainingJobLogGroup);
+  ASSERT_TRUE(group.ok());
+  auto stream = store_->GetLogStream(group->id, "gone/s");
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  StreamRead read;
+  read.stream_id = stream->id;
+  EXPECT_EQ(store_->ReadStreamEvents(read)->size(), 1u);
   EXPECT_TRUE(store_->ReadMetricSamples(gone.id)->empty());
   EXPECT_EQ(store_->GetTags(kept.arn)->size(), 1u);
   EXPECT_EQ(store_->ReadLogEvents(kept.id, 0, 100)->size(), 1u);
@@ -690,6 +702,218 @@ TEST_F(StoreTest, ConcurrentReadersAndWriter) {
   EXPECT_EQ(logs->size(), static_cast<size_t>(kIters));
   EXPECT_EQ((*other)->AllJobs(kAccount)->size(), static_cast<size_t>(kIters + 1));
   EXPECT_EQ((*other)->GetJob(kAccount, "base")->attempt, kIters - 1);
+}
+
+// ---- CloudWatch Logs --------------------------------------------------------------------
+
+TEST_F(StoreTest, JobLogLinesLandInTheAccountsTrainingJobGroup) {
+  JobRecord a = Insert(MakeJob("a", 1));
+  JobRecord other = Insert(MakeJob("a", 1, TrainingJobStatus::kCompleted, "999999999999"));
+  ASSERT_TRUE(store_->AppendLogEvents(a.id, {{0, "a/algo-1-100", 10, "one"},
+                                             {0, "a/algo-1-100", 12, "two"},
+                                             {0, "a/algo-2-100", 11, "other host"},
+                                             {0, "", 13, "note"}})
+                  .ok());
+  ASSERT_TRUE(store_->AppendLogEvents(other.id, {{0, "a/algo-1-100", 10, "theirs"}}).ok());
+  auto group = store_->GetLogGroup(kAccount, kTrainingJobLogGroup);
+  ASSERT_TRUE(group.ok());
+  EXPECT_EQ(group->stored_bytes, 3 + 3 + 10 + 4);
+  StreamQuery q;
+  q.group_id = group->id;
+  q.prefix = "a/";
+  auto streams = store_->ListLogStreams(q);
+  ASSERT_TRUE(streams.ok());
+  ASSERT_EQ(streams->size(), 3u);
+  EXPECT_EQ((*streams)[0].name, "a/algo-1-100");
+  EXPECT_EQ((*streams)[1].name, "a/algo-2-100");
+  EXPECT_EQ((*streams)[2].name, "a/trainyard");  // a line with no stream stays the job's
+  EXPECT_EQ((*streams)[0].first_event_ms, 10);
+  EXPECT_EQ((*streams)[0].last_event_ms, 12);
+  EXPECT_EQ((*streams)[0].stored_bytes, 6);
+  EXPECT_TRUE((*streams)[0].last_ingestion_ms.has_value());
+  StreamRead read;
+  read.stream_id = (*streams)[0].id;
+  auto events = store_->ReadStreamEvents(read);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].message, "one");
+  EXPECT_EQ((*events)[1].message, "two");
+  EXPECT_LT((*events)[0].seq, (*events)[1].seq);
+  // The other account's group is its own.
+  auto theirs = store_->GetLogGroup("999999999999", kTrainingJobLogGroup);
+  ASSERT_TRUE(theirs.ok());
+  EXPECT_NE(theirs->id, group->id);
+  EXPECT_EQ(store_->ListLogGroups(kAccount, "", "", "", 50)->size(), 1u);
+}
+
+TEST_F(StoreTest, StreamReadsPageByCursorTimeAndBytes) {
+  auto g = store_->CreateLogGroup(kAccount, "g", 1);
+  ASSERT_TRUE(g.ok());
+  auto s = store_->CreateLogStream(g->id, "s", 1);
+  ASSERT_TRUE(s.ok());
+  std::vector<std::pair<int64_t, std::string>> batch;
+  for (int i = 0; i < 10; ++i) batch.emplace_back(100 + i, std::string(100, 'a' + i));
+  ASSERT_TRUE(store_->PutStreamEvents(s->id, batch, 5000).ok());
+  StreamRead r;
+  r.stream_id = s->id;
+  r.limit = 3;
+  auto head = store_->ReadStreamEvents(r);
+  ASSERT_EQ(head->size(), 3u);
+  EXPECT_EQ((*head)[0].timestamp_ms, 100);
+  EXPECT_EQ((*head)[0].ingestion_ms, 5000);
+  r.newest_first = true;
+  auto tail = store_->ReadStreamEvents(r);
+  ASSERT_EQ(tail->size(), 3u);
+  EXPECT_EQ((*tail)[0].timestamp_ms, 107);  // the last three, oldest first
+  EXPECT_EQ((*tail)[2].timestamp_ms, 109);
+  r.newest_first = false;
+  r.limit = 100;
+  r.start_ms = 103;  // inclusive
+  r.end_ms = 106;    // exclusive
+  auto window = store_->ReadStreamEvents(r);
+  ASSERT_EQ(window->size(), 3u);
+  EXPECT_EQ((*window)[0].timestamp_ms, 103);
+  EXPECT_EQ((*window)[2].timestamp_ms, 105);
+  r.start_ms.reset();
+  r.end_ms.reset();
+  r.max_bytes = 2 * 126 + 10;  // two events of 100 bytes + 26
+  EXPECT_EQ(store_->ReadStreamEvents(r)->size(), 2u);
+  r.max_bytes = 1;  // a page holds at least one event
+  EXPECT_EQ(store_->ReadStreamEvents(r)->size(), 1u);
+  auto row = store_->GetLogStream(g->id, "s");
+  EXPECT_EQ(row->last_seq, (*head)[0].seq + 9);
+  EXPECT_EQ(row->stored_bytes, 1000);
+}
+
+TEST_F(StoreTest, GroupsAndStreamsAreCreatedListedAndDeleted) {
+  EXPECT_TRUE(store_->CreateLogGroup(kAccount, "/b", 1).ok());
+  EXPECT_TRUE(store_->CreateLogGroup(kAccount, "/a/x", 1).ok());
+  EXPECT_TRUE(store_->CreateLogGroup(kAccount, "/a/y", 1).ok());
+  EXPECT_EQ(store_->CreateLogGroup(kAccount, "/b", 1).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->CreateLogGroup("999999999999", "/b", 1).ok());  // names are per account
+  auto a = store_->ListLogGroups(kAccount, "/a/", "", "", 50);
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].name, "/a/x");
+  EXPECT_EQ(store_->ListLogGroups(kAccount, "", "Y", "", 50)->size(), 1u);  // case-insensitive
+  EXPECT_EQ(store_->ListLogGroups(kAccount, "", "", "/a/x", 50)->size(), 2u);
+  auto g = store_->GetLogGroup(kAccount, "/b");
+  ASSERT_TRUE(store_->CreateLogStream(g->id, "s1", 1).ok());
+  ASSERT_TRUE(store_->CreateLogStream(g->id, "s2", 1).ok());
+  EXPECT_EQ(store_->CreateLogStream(g->id, "s1", 1).status().code(), StatusCode::kAlreadyExists);
+  auto s2 = store_->GetLogStream(g->id, "s2");
+  ASSERT_TRUE(store_->PutStreamEvents(s2->id, {{50, "x"}}, 60).ok());
+  StreamQuery q;
+  q.group_id = g->id;
+  q.by_last_event = true;
+  q.descending = true;
+  auto by_time = store_->ListLogStreams(q);
+  ASSERT_EQ(by_time->size(), 2u);
+  EXPECT_EQ((*by_time)[0].name, "s2");
+  q.after_time_id = std::make_pair(int64_t{50}, s2->id);
+  ASSERT_EQ(store_->ListLogStreams(q)->size(), 1u);
+  EXPECT_EQ(store_->ListLogStreams(q)->at(0).name, "s1");
+  EXPECT_TRUE(store_->DeleteLogStream(g->id, "s2").ok());
+  EXPECT_EQ(store_->DeleteLogStream(g->id, "s2").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->PutStreamEvents(s2->id, {{1, "y"}}, 1).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->DeleteLogGroup(kAccount, "/b").ok());
+  EXPECT_EQ(store_->GetLogGroup(kAccount, "/b").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetLogGroup("999999999999", "/b").ok());
+  // A new stream never takes a deleted stream's id (tokens name streams by id).
+  ASSERT_TRUE(store_->CreateLogGroup(kAccount, "/b", 1).ok());
+  auto again = store_->CreateLogStream(store_->GetLogGroup(kAccount, "/b")->id, "s2", 1);
+  EXPECT_GT(again->id, s2->id);
+}
+
+TEST_F(StoreTest, GroupScanOrdersByTimeAcrossStreams) {
+  auto g = store_->CreateLogGroup(kAccount, "g", 1);
+  auto s1 = store_->CreateLogStream(g->id, "s1", 1);
+  auto s2 = store_->CreateLogStream(g->id, "s2", 1);
+  ASSERT_TRUE(store_->PutStreamEvents(s1->id, {{10, "a"}, {30, "c"}}, 1).ok());
+  ASSERT_TRUE(store_->PutStreamEvents(s2->id, {{20, "b"}, {30, "d"}}, 1).ok());
+  GroupScan scan;
+  scan.group_id = g->id;
+  auto all = store_->ScanGroupEvents(scan);
+  ASSERT_EQ(all->size(), 4u);
+  std::string order;
+  for (const auto& e : *all) order += e.message;
+  EXPECT_EQ(order, "abcd");
+  EXPECT_EQ((*all)[1].stream, "s2");
+  scan.after_ts = (*all)[2].timestamp_ms;
+  scan.after_seq = (*all)[2].seq;
+  auto rest = store_->ScanGroupEvents(scan);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].message, "d");
+}
+
+// A database written by a server before CloudWatch Logs (schema v3): its job log lines become
+// stream events with their seq, and the counter goes on from there.
+TEST_F(StoreTest, V3DatabaseMigratesJobLogsIntoStreams) {
+  store_.reset();
+  TempDir old_tmp("ty_store_v3_");
+  const std::string dir = old_tmp.Sub("data");
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DatabasePath(dir).c_str(), &db), SQLITE_OK);
+  const char* v3 = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (3);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL,
+  arn TEXT NOT NULL UNIQUE COLLATE NOCASE, request_json TEXT NOT NULL, spec_json TEXT NOT NULL,
+  status TEXT NOT NULL, secondary TEXT NOT NULL, transitions_json TEXT NOT NULL,
+  failure_reason TEXT NOT NULL, model_artifacts TEXT NOT NULL, creation_ms INTEGER NOT NULL,
+  last_modified_ms INTEGER NOT NULL, start_ms INTEGER, end_ms INTEGER, training_s INTEGER,
+  billable_s INTEGER, final_metrics_json TEXT NOT NULL, stop_reason TEXT NOT NULL,
+  attempt INTEGER NOT NULL, agent_token TEXT NOT NULL, agent_pid INTEGER NOT NULL,
+  agent_start_ticks INTEGER NOT NULL, instance_dir TEXT NOT NULL,
+  version INTEGER NOT NULL DEFAULT 0, runtime_json TEXT NOT NULL DEFAULT '{}',
+  UNIQUE (account, name));
+CREATE TABLE tags (arn TEXT NOT NULL COLLATE NOCASE, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (arn, key));
+CREATE TABLE log_events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE, stream TEXT NOT NULL,
+  ts_ms INTEGER NOT NULL, message TEXT NOT NULL);
+CREATE INDEX log_events_job_seq ON log_events (job_id, seq);
+CREATE TABLE metric_samples (job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  name TEXT NOT NULL, ts_ms INTEGER NOT NULL, value REAL NOT NULL);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO jobs VALUES (1, '123456789012', 'old', 'arn:aws:sagemaker:us-east-1:123456789012:training-job/old',
+  '{}', '{}', 'Completed', 'Completed', '[]', '', '', 1, 2, NULL, NULL, NULL, NULL, '{}',
+  'None', 1, '', 0, 0, '', 0, '{}');
+INSERT INTO log_events (seq, job_id, stream, ts_ms, message) VALUES
+  (5, 1, 'old/algo-1-7', 1000, 'first'), (6, 1, 'old/algo-1-7', 1001, 'second'),
+  (9, 1, '', 1002, 'a note');
+)sql";
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, v3, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(db);
+
+  auto opened = Store::Open(dir);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& st = **opened;
+  auto lines = st.ReadLogEvents(1, 0, 100);
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  ASSERT_EQ(lines->size(), 3u);
+  EXPECT_EQ((*lines)[0].seq, 5);
+  EXPECT_EQ((*lines)[1].message, "second");
+  EXPECT_EQ((*lines)[2].stream, "old/trainyard");
+  auto group = st.GetLogGroup(kAccount, kTrainingJobLogGroup);
+  ASSERT_TRUE(group.ok());
+  auto stream = st.GetLogStream(group->id, "old/algo-1-7");
+  ASSERT_TRUE(stream.ok());
+  EXPECT_EQ(stream->first_event_ms, 1000);
+  EXPECT_EQ(stream->last_event_ms, 1001);
+  EXPECT_EQ(stream->stored_bytes, 11);
+  EXPECT_EQ(stream->last_seq, 6);
+  StreamRead read;
+  read.stream_id = stream->id;
+  auto events = st.ReadStreamEvents(read);
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].ingestion_ms, 1000);  // unknown before v4: the event's own time
+  // New lines go after the old ones.
+  ASSERT_TRUE(st.AppendLogEvents(1, {{0, "old/algo-1-7", 2000, "new"}}).ok());
+  auto after = st.ReadLogEvents(1, 9, 100);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_GT((*after)[0].seq, 9);
 }
 
 }  // namespace
