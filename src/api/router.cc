@@ -29,6 +29,7 @@ const char* WireProtocolName(WireProtocol protocol) {
 struct ApiRouter::Route {
   std::shared_ptr<Service> service;
   const ServiceModel* model = nullptr;
+  size_t max_body_bytes = 0;
 };
 
 ApiRouter::ApiRouter(RouterOptions options, const SigV4Verifier* verifier, const Clock* clock)
@@ -40,11 +41,18 @@ void ApiRouter::AddCodec(std::unique_ptr<ProtocolCodec> codec) {
   codecs_.push_back(std::move(codec));
 }
 
-void ApiRouter::AddService(std::shared_ptr<Service> service) {
+void ApiRouter::AddService(std::shared_ptr<Service> service, size_t max_body_bytes) {
   auto route = std::make_unique<Route>();
   route->model = &service->model();
+  route->max_body_bytes = max_body_bytes > 0 ? max_body_bytes : options_.max_body_bytes;
   route->service = std::move(service);
   routes_.push_back(std::move(route));
+}
+
+size_t ApiRouter::MaxBodyBytes() const {
+  size_t most = options_.max_body_bytes;
+  for (const auto& r : routes_) most = std::max(most, r->max_body_bytes);
+  return most;
 }
 
 std::vector<std::string> ApiRouter::SigningNames() const {
@@ -155,18 +163,21 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
              "POST /service/<Service>/operation/<Operation>.",
          404});
   }
-  if (req.body.size() > options_.max_body_bytes) {
-    return fail(*codec, nullptr,
-                {"SerializationException",
-                 "The request body is " + std::to_string(req.body.size()) +
-                     " bytes; the limit is " + std::to_string(options_.max_body_bytes) + " bytes.",
-                 413});
-  }
+  auto too_large = [&](size_t limit) -> ApiError {
+    return {"SerializationException",
+            "The request body is " + std::to_string(req.body.size()) + " bytes; the limit is " +
+                std::to_string(limit) + " bytes.",
+            413};
+  };
+  if (req.body.size() > MaxBodyBytes()) return fail(*codec, nullptr, too_large(MaxBodyBytes()));
   ApiError error;
   const Route* route = ServiceFor(*codec, req, &error);
   if (route == nullptr) return fail(*codec, nullptr, std::move(error));
   const ServiceModel& model = *route->model;
   record.service = model.metadata().service_id;
+  if (req.body.size() > route->max_body_bytes) {
+    return fail(*codec, &model, too_large(route->max_body_bytes));
+  }
 
   auto verified = verifier_->Verify(req, clock_->Now(), model.metadata().SigningName());
   if (auto* err = std::get_if<ApiError>(&verified)) return fail(*codec, &model, *err);
@@ -187,7 +198,8 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
     // Services whose operations model InvalidParameterException but not ValidationException
     // (CloudWatch Logs) report constraint violations under that name, as AWS does.
     if (err->type == "ValidationException" &&
-        std::find(op->errors.begin(), op->errors.end(), "ValidationException") == op->errors.end() &&
+        std::find(op->errors.begin(), op->errors.end(), "ValidationException") ==
+            op->errors.end() &&
         std::find(op->errors.begin(), op->errors.end(), "InvalidParameterException") !=
             op->errors.end()) {
       err->type = "InvalidParameterException";

@@ -51,7 +51,9 @@ class RequestObserver {
 };
 
 struct RouterOptions {
-  size_t max_body_bytes = 1 << 20;  // larger bodies are refused (413)
+  // Larger bodies are refused (413), unless the service was added with a larger limit of its
+  // own. The HTTP layer must admit the largest of them.
+  size_t max_body_bytes = 1 << 20;
 };
 
 class ApiRouter {
@@ -64,7 +66,11 @@ class ApiRouter {
 
   // Codecs are asked in the order added.
   void AddCodec(std::unique_ptr<ProtocolCodec> codec);
-  void AddService(std::shared_ptr<Service> service);
+  // `max_body_bytes` 0: the options' limit. A service whose requests are larger by nature
+  // (CloudWatch Logs' PutLogEvents: 1 MiB of events is more than 1 MiB of JSON) sets its own.
+  void AddService(std::shared_ptr<Service> service, size_t max_body_bytes = 0);
+  // The largest body any service takes: what the HTTP layer must read.
+  size_t MaxBodyBytes() const;
   void SetObserver(RequestObserver* observer) { observer_ = observer; }
 
   WireResponse Handle(const HttpRequestParts& req);

@@ -553,8 +553,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default()));
   services::LogsOptions lopts;
   lopts.region = config.region;
+  // PutLogEvents takes 1 MiB of events, which is more than 1 MiB of JSON (names, timestamps,
+  // escaping): CloudWatch Logs gets a larger body limit than the API's default.
+  constexpr size_t kLogsBodyBytes = 4 << 20;
   impl->router->AddService(
-      std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()));
+      std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()),
+      std::max(config.max_body_bytes, kLogsBodyBytes));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -566,7 +570,7 @@ Status Server::Start() {
   TY_RETURN_IF_ERROR(ParseListen(d.config.listen, &host, &port));
 
   HttpServerOptions hopts = d.config.http;
-  hopts.max_body_bytes = d.config.max_body_bytes;
+  hopts.max_body_bytes = d.router->MaxBodyBytes();
   d.http = std::make_unique<HttpServer>(hopts);
   // API calls wait for the controller's loop; reports have their own threads so that however
   // many agents report at once, an API call never queues behind them (nor they behind it).

@@ -327,3 +327,24 @@ def test_bad_requests_get_cloudwatch_errors_and_the_server_keeps_serving(srv):
     # Still serving, and the log is intact.
     assert len(logs.get_log_events(logGroupName=GROUP, logStreamName=name, limit=5)["events"]) == 5
     logs.delete_log_group(logGroupName="/bad/requests")
+
+
+def test_a_full_put_log_events_batch_is_taken(srv):
+    """10,000 events of 77 bytes: within PutLogEvents' 1 MiB of events, but more than 1 MiB of
+    JSON on the wire. The API's default body limit must not refuse it; a body past the Logs
+    limit still gets a clear 413."""
+    logs = logs_a(srv)
+    logs.create_log_group(logGroupName="/big/batch")
+    logs.create_log_stream(logGroupName="/big/batch", logStreamName="s")
+    t0 = int(time.time() * 1000) - 60_000
+    events = [{"timestamp": t0 + i, "message": f"{i:08d} " + "x" * 68} for i in range(10_000)]
+    assert len(json.dumps({"logEvents": events})) > 1 << 20
+    logs.put_log_events(logGroupName="/big/batch", logStreamName="s", logEvents=events)
+    got = logs.get_log_events(logGroupName="/big/batch", logStreamName="s", startFromHead=True,
+                              limit=10_000)["events"]
+    assert [e["message"] for e in got] == [e["message"] for e in events]
+    # SageMaker's limit is unchanged.
+    sm = srv.boto3()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sm.list_training_jobs(NameContains="x" * 100, NextToken="y" * (2 << 20))
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
