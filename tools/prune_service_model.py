@@ -37,8 +37,6 @@ SERVICES = {
     ], "logs-model.json"),
     "cloudwatch": (os.path.join("data", "cloudwatch", "2010-08-01"), [
         "GetMetricData", "GetMetricStatistics", "ListMetrics", "PutMetricData",
-        "DeleteAlarms", "DescribeAlarms", "DescribeAlarmHistory", "DisableAlarmActions",
-        "EnableAlarmActions", "PutMetricAlarm", "SetAlarmState",
     ], "cloudwatch-model.json"),
     # Not served yet: tests/api/fixtures/codecs/lambda-model.json (--out) proves the rest-json
     # codec against it.
