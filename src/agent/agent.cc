@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "agent/container_env.h"
+#include "agent/instance_sampler.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
 #include "agent/sandbox.h"
@@ -124,6 +125,10 @@ struct Agent::Impl {
   std::vector<std::string> limits_dirs;  // its directories (one per v1 hierarchy)
   uint64_t memory_limit_bytes = 0;       // the memory limit in force; 0: none
   std::unique_ptr<VolumeGuard> volume;   // VolumeSizeInGB (main thread only)
+  // CloudWatch instance metrics (main thread only): samples wait here for the next report.
+  std::unique_ptr<InstanceSampler> sampler;
+  std::vector<model::InstanceSample> pending_samples;
+  std::chrono::steady_clock::time_point next_sample;
   bool volume_exceeded = false;          // a watched volume went over: the process was stopped
   std::atomic<bool> interrupted{false};  // SIGUSR1: spot interruption notice
   std::atomic<int64_t> notice_at_ms{0};  // MonotonicMs() of the notice
@@ -247,17 +252,36 @@ struct Agent::Impl {
 
   void MaybeFlushLog() {
     DrainNotes();
+    SampleIfDue();
     if (!pending.empty() && std::chrono::steady_clock::now() - first_pending >= kMaxBatchDelay) {
       FlushLog();
+    } else if (pending.empty() && !pending_samples.empty()) {
+      FlushLog();  // a quiet job's samples go alone, so they arrive within a sample interval
+    }
+  }
+
+  // Samples the instance every metrics_interval_ms while the training process runs.
+  void SampleIfDue() {
+    if (!sampler) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_sample) return;
+    next_sample = now + std::chrono::milliseconds(config.metrics_interval_ms);
+    model::InstanceSample s = sampler->Sample(NowMs(), now);
+    if (s.cpu || s.memory || s.disk || s.gpu || s.gpu_memory) pending_samples.push_back(s);
+    // A stalled control plane must not make one report unbounded (the reporter bounds the rest).
+    if (pending_samples.size() > model::kMaxSamplesPerReport) {
+      pending_samples.erase(pending_samples.begin());
     }
   }
 
   void FlushLog() {
-    if (pending.empty()) return;
+    if (pending.empty() && pending_samples.empty()) return;
     AgentReport r = NewReport(AgentReport::Type::kLog);
     r.stream = config.log_stream;
     r.lines = std::move(pending);
+    r.samples = std::move(pending_samples);
     pending.clear();
+    pending_samples.clear();
     pending_bytes = 0;
     reporter->Send(std::move(r));
   }
@@ -654,6 +678,24 @@ struct Agent::Impl {
       AddLine(l.timestamp_ms, l.text);
     };
     const uint64_t oom_kills_before = CountOomKills(limits_dirs);
+    if (config.metrics_interval_ms > 0) {
+      // The instance is measured while its training process runs; the first sample is the
+      // baseline of the CPU time.
+      SamplerOptions so_metrics;
+      so_metrics.cgroup_dirs = limits_dirs;
+      so_metrics.root_pid = ::getpid();
+      so_metrics.memory_limit_bytes =
+          memory_limit_bytes > 0 ? memory_limit_bytes
+                                 : static_cast<uint64_t>(config.memory_gib * 1024 * 1024 * 1024);
+      so_metrics.volume_path = config.instance_dir;
+      so_metrics.gpus = config.num_gpus;
+      if (!options.nvml_library.empty()) so_metrics.nvml_library = options.nvml_library;
+      sampler = std::make_unique<InstanceSampler>(so_metrics);
+      if (!sampler->notice().empty()) AddLine(NowMs(), sampler->notice());
+      (void)sampler->Sample(NowMs(), std::chrono::steady_clock::now());
+      next_sample = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(config.metrics_interval_ms);
+    }
     auto outcome = supervisor.Run(
         so, std::chrono::seconds(config.stop_grace_seconds), sink,
         [this] {
@@ -667,6 +709,7 @@ struct Agent::Impl {
                                   ? InvalidArgument(outcome.status().message())
                                   : outcome.status()),
                     "", false);
+    sampler.reset();
     FlushLog();
     Diag("training process exited with " + std::to_string(outcome->exit_code) +
          (outcome->stopped ? " (stopped)" : ""));

@@ -34,6 +34,8 @@ struct AgentOptions {
   std::chrono::seconds exit_retry_budget{1800};
   // How long phase and log reports are retried before they are dropped.
   std::chrono::seconds retry_budget{600};
+  // The NVML library the instance sampler loads for GPU metrics ("": libnvidia-ml.so.1).
+  std::string nvml_library;
 };
 
 // One instance run. Thread contract: Run() once, from one thread;

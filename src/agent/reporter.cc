@@ -62,7 +62,22 @@ void Reporter::Send(model::AgentReport report) {
       exit_acked_ = false;
     }
     if (report.type == model::AgentReport::Type::kLog) queued_lines_ += report.lines.size();
+    queued_samples_ += report.samples.size();
     queue_.push_back({std::move(report), std::chrono::steady_clock::now()});
+    // Over the samples' bound the oldest samples go; a report left with nothing goes too.
+    for (auto it = queue_.begin();
+         queued_samples_ > options_.max_buffered_samples && it != queue_.end();) {
+      auto& samples = it->report.samples;
+      size_t cut = std::min(samples.size(), queued_samples_ - options_.max_buffered_samples);
+      samples.erase(samples.begin(), samples.begin() + static_cast<long>(cut));
+      queued_samples_ -= cut;
+      if (it->report.type == model::AgentReport::Type::kLog && it->report.lines.empty() &&
+          samples.empty() && std::next(it) != queue_.end()) {
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     // Over the bound the oldest waiting lines go (not the newest: a job's last
     // lines usually say how it ended). Phase and exit reports always stay.
     const size_t limit = options_.max_buffered_lines;
@@ -72,6 +87,7 @@ void Reporter::Send(model::AgentReport report) {
         continue;
       }
       queued_lines_ -= it->report.lines.size();
+      queued_samples_ -= it->report.samples.size();
       ++dropped_;
       CountLostLocked(it->report, "the agent's buffer of " + std::to_string(limit) +
                                       " lines overflowed while " + last_failure_);
@@ -190,6 +206,7 @@ void Reporter::Loop() {
     if (item.report.type == model::AgentReport::Type::kLog) {
       queued_lines_ -= item.report.lines.size();
     }
+    queued_samples_ -= item.report.samples.size();
     busy_ = true;
     lock.Unlock();
 
@@ -231,6 +248,7 @@ void Reporter::Loop() {
     if (item.report.type == model::AgentReport::Type::kLog) {
       queued_lines_ += item.report.lines.size();
     }
+    queued_samples_ += item.report.samples.size();
     queue_.push_front(std::move(item));
     busy_ = false;
     const auto retry_at = std::chrono::steady_clock::now() + backoff;

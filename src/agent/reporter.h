@@ -8,6 +8,7 @@
 // log reports for up to `retry_budget`, after which they are dropped (log
 // lines go to `undelivered_log`); the exit report for up to `exit_retry_budget`.
 // A 4xx other than 408/429 is permanent: the report is dropped at once.
+// At most `max_buffered_samples` instance samples wait too (the oldest go first).
 // At most `max_buffered_lines` log lines wait in the queue: beyond that the
 // oldest queued log reports are dropped. Every dropped log line is counted,
 // and the count with the reason of the last drop rides on every later report
@@ -40,6 +41,9 @@ class Reporter {
     std::chrono::seconds exit_retry_budget{1800};
     // Log lines queued at most (a full disk on the server can last); 0: unbounded.
     size_t max_buffered_lines = 20000;
+    // Instance samples (AgentReport::samples) queued at most; beyond, the oldest are dropped
+    // (metrics of an outage are worth less than the log lines, and are not counted as lost).
+    size_t max_buffered_samples = 3600;
   };
   // `diag` receives one line per diagnostic (it must be thread-safe).
   Reporter(Options options, std::function<void(const std::string&)> diag);
@@ -88,7 +92,8 @@ class Reporter {
   int64_t dropped_ TY_GUARDED_BY(mu_) = 0;
   bool exit_acked_ TY_GUARDED_BY(mu_) = false;
   bool exit_sent_ TY_GUARDED_BY(mu_) = false;
-  size_t queued_lines_ TY_GUARDED_BY(mu_) = 0;  // log lines in queue_
+  size_t queued_lines_ TY_GUARDED_BY(mu_) = 0;    // log lines in queue_
+  size_t queued_samples_ TY_GUARDED_BY(mu_) = 0;  // instance samples in queue_
   int64_t lost_lines_ TY_GUARDED_BY(mu_) = 0;
   std::string lost_reason_ TY_GUARDED_BY(mu_);
   // Why the last delivery failed ("control plane unreachable", or what it answered).

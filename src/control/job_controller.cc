@@ -44,7 +44,7 @@ const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalo
 
 JobController::JobController(ControllerOptions options, store::Store* store,
                              launch::Launcher* launcher, const launch::ImageCatalog* images,
-                             const Clock* clock)
+                             const Clock* clock, std::vector<JobObserver*> observers)
     : options_([&] {
         options.catalog = CatalogOrBuiltin(options.catalog);
         options.host_cpus = HostCpus(options.host_cpus);
@@ -55,6 +55,7 @@ JobController::JobController(ControllerOptions options, store::Store* store,
       launcher_(launcher),
       images_(images),
       clock_(clock),
+      observers_(std::move(observers)),
       server_dirs_([this] {
         std::vector<std::string> dirs;
         std::string dir = options_.data_dir;
@@ -75,7 +76,6 @@ Status JobController::Start() {
   TimePoint now = clock_->Now();
   for (auto& record : *active) {
     auto job = std::make_unique<ActiveJob>();
-    job->metrics = std::make_unique<telemetry::MetricExtractor>(record.spec.metric_definitions);
     if (record.agent_pid != 0) {
       job->instances.push_back({});
       job->instances[0].agent = {record.agent_pid, record.agent_start_ticks};
@@ -278,7 +278,6 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
     job->record = NewJob(spec, account, arn, request_json, clock_->Now());
     job->record.agent_token = RandomAlnum(40);
     TY_RETURN_IF_ERROR(store_->InsertJob(&job->record));
-    job->metrics = std::make_unique<telemetry::MetricExtractor>(spec.metric_definitions);
     ActiveJob* raw = job.get();
     active_[arn] = std::move(job);
     Apply(raw, {Event::Kind::kStart});
@@ -497,30 +496,76 @@ std::string JobController::NoteLostLines(ActiveJob* job) {
 
 Status JobController::ApplyLogs(ActiveJob* job, const AgentReport& report) {
   std::vector<store::LogEvent> events;
-  std::vector<telemetry::Sample> samples;
   events.reserve(report.lines.size());
   for (const auto& line : report.lines) {
     events.push_back({0, report.stream, line.timestamp_ms, line.message});
-    if (job->metrics && !job->metrics->empty()) {
-      job->metrics->Extract(line.message, line.timestamp_ms, &samples);
+  }
+  if (!events.empty()) {
+    Status s = store_->AppendLogEvents(job->record.id, events);
+    if (!s.ok()) {
+      std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n",
+                   job->record.arn.c_str(), s.ToString().c_str());
+      return s;
     }
   }
-  Status s = store_->AppendLogEvents(job->record.id, events);
-  if (!s.ok()) {
-    std::fprintf(stderr, "trainyard: cannot store log events of %s: %s\n", job->record.arn.c_str(),
-                 s.ToString().c_str());
-    return s;
+  if (observers_.empty()) return Status::Ok();
+  // Observers may ask for changes (final metrics, a stop) that end or move the job: they see
+  // a copy, and the job is looked up again afterwards.
+  const JobRecord record = job->record;
+  if (!events.empty()) {
+    Notify([&](JobObserver* o, JobActions& a) { o->OnLogLines(record, events, a); });
   }
-  if (!samples.empty()) {
-    std::vector<store::MetricSample> rows;
-    for (const auto& smp : samples) rows.push_back({smp.name, smp.timestamp_ms, smp.value});
-    s = store_->AppendMetricSamples(job->record.id, rows);
-    if (!s.ok())
-      std::fprintf(stderr, "trainyard: cannot store metrics: %s\n", s.ToString().c_str());
-    telemetry::MergeFinalMetrics(samples, &job->record.final_metrics);
-    Persist(job);
+  if (!report.samples.empty()) {
+    Notify([&](JobObserver* o, JobActions& a) {
+      o->OnInstanceSamples(record, report.host_index, report.samples, a);
+    });
   }
   return Status::Ok();
+}
+
+namespace {
+
+// The JobActions an observer gets: requests collected during callbacks, carried out after.
+class CollectedActions final : public JobActions {
+ public:
+  void RecordFinalMetrics(const std::string& arn,
+                          const std::vector<model::FinalMetric>& latest) override {
+    finals.emplace_back(arn, latest);
+  }
+  void Stop(const std::string& arn, const std::string& why) override {
+    stops.emplace_back(arn, why);
+  }
+  std::vector<std::pair<std::string, std::vector<model::FinalMetric>>> finals;
+  std::vector<std::pair<std::string, std::string>> stops;
+};
+
+}  // namespace
+
+void JobController::Notify(const std::function<void(JobObserver*, JobActions&)>& fn) {
+  CollectedActions actions;
+  for (JobObserver* o : observers_) fn(o, actions);
+  for (auto& [arn, latest] : actions.finals) {
+    ActiveJob* job = FindByArn(arn);
+    if (job == nullptr) continue;
+    auto& finals = job->record.final_metrics;
+    for (auto& m : latest) {
+      auto it = std::find_if(finals.begin(), finals.end(),
+                             [&](const model::FinalMetric& f) { return f.name == m.name; });
+      if (it != finals.end()) {
+        *it = std::move(m);
+      } else {
+        finals.push_back(std::move(m));
+      }
+    }
+    Persist(job);
+  }
+  for (const auto& [arn, why] : actions.stops) {
+    ActiveJob* job = FindByArn(arn);
+    if (job == nullptr || job->record.status != model::TrainingJobStatus::kInProgress) continue;
+    Event e{Event::Kind::kStopRequested};
+    e.message = why;
+    Apply(job, e);  // may notify again (the transition): nested requests are carried out there
+  }
 }
 
 void JobController::Apply(ActiveJob* job, const Event& event) {
@@ -530,7 +575,9 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
     public_event.failure_reason = model::HideServerPaths(event.failure_reason, server_dirs_);
   }
   StepResult r = Step(job->record, public_event, clock_->Now(), options_.stop_policy);
+  std::optional<JobRecord> before;
   if (r.changed) {
+    if (!observers_.empty()) before = std::move(job->record);
     // Keep the handle of a still-running agent until it is gone: the record
     // forgets the pid when the job ends, but actions may still target it.
     job->record = std::move(r.job);
@@ -539,6 +586,10 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
   for (const auto& action : r.actions) Perform(job, action);
   Reconcile(job);
   if (model::IsTerminal(job->record.status)) finished_.push_back(job->record.arn);
+  if (before) {
+    const JobRecord after = job->record;
+    Notify([&](JobObserver* o, JobActions& a) { o->OnTransition(*before, after, a); });
+  }
 }
 
 void JobController::Reconcile(ActiveJob* job) {
@@ -754,6 +805,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
   base.volumes = options_.instance_volumes;
   base.notice_seconds = (rec.attempt_notice_ms + 999) / 1000;
   base.log_buffer_lines = options_.agent_log_buffer_lines;
+  base.metrics_interval_ms = options_.metrics_interval_ms;
   base.image = std::move(image).value();
   base.spec = rec.spec;
 
@@ -945,6 +997,10 @@ void JobController::Tick() {
       continue;
     }
     Apply(job, {Event::Kind::kTick});
+  }
+  if (!observers_.empty()) {
+    const TimePoint now = clock_->Now();
+    Notify([&](JobObserver* o, JobActions& a) { o->OnTick(now, a); });
   }
 }
 

@@ -6,6 +6,10 @@
 // capacity (capacity::CapacityPool) in creation order, spot jobs only while
 // the spot market has capacity of their type.
 //
+// Observers (control/job_observer.h) registered at construction see every transition, every
+// stored batch of log lines, every batch of instance samples and every tick; training-metric
+// extraction and CloudWatch datapoints are such observers (telemetry/), not part of the loop.
+//
 // Threads: one control-loop thread owns all job state. Public methods may be
 // called from any thread; they post work to the loop and wait for its result.
 #pragma once
@@ -29,13 +33,13 @@
 #include "capacity/spot_market.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "control/job_observer.h"
 #include "control/state_machine.h"
 #include "launch/image_catalog.h"
 #include "launch/launcher.h"
 #include "model/agent_protocol.h"
 #include "model/training_job.h"
 #include "store/store.h"
-#include "telemetry/metric_extractor.h"
 
 namespace ty::control {
 
@@ -47,6 +51,7 @@ struct ControllerOptions {
   // Accounts with their own roots, instead of file_roots.
   std::map<std::string, std::vector<std::string>> account_file_roots;
   int64_t agent_log_buffer_lines = 20000;  // model::InstanceConfig::log_buffer_lines
+  int64_t metrics_interval_ms = 1000;      // model::InstanceConfig::metrics_interval_ms
   nlohmann::json storage_s3;               // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;        // see InstanceConfig::pass_s3_credentials
   std::string isolation = "auto";          // auto | bwrap | none (passed to agents)
@@ -76,8 +81,10 @@ struct SpotTypeView {
 
 class JobController {
  public:
+  // `observers` (not owned) outlive the controller; they are called in this order.
   JobController(ControllerOptions options, store::Store* store, launch::Launcher* launcher,
-                const launch::ImageCatalog* images, const Clock* clock);
+                const launch::ImageCatalog* images, const Clock* clock,
+                std::vector<JobObserver*> observers = {});
   ~JobController();
 
   // Re-adopts jobs left active by a previous server (their agents still
@@ -127,7 +134,6 @@ class JobController {
 
   struct ActiveJob {
     model::JobRecord record;
-    std::unique_ptr<telemetry::MetricExtractor> metrics;
     // The current attempt's instances, algo-1 first (empty between attempts). The job is
     // one unit: its agent_pid is algo-1's while any instance of the attempt runs.
     std::vector<Instance> instances;
@@ -182,6 +188,8 @@ class JobController {
   // The network of `arn` for `attempt` was made (or not): launch the attempt if it still waits.
   void NetworkReady(const std::string& arn, int attempt, uint64_t token,
                     Result<std::vector<model::InstanceNetworkConfig>> made);
+  // Calls fn on every observer, then carries out what they asked for (JobActions).
+  void Notify(const std::function<void(JobObserver*, JobActions&)>& fn);
   ActiveJob* FindByArn(const std::string& arn);
   ActiveJob* Find(const std::string& account, const std::string& name);
 
@@ -190,6 +198,7 @@ class JobController {
   launch::Launcher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
+  const std::vector<JobObserver*> observers_;
   // The data dir as configured and as the kernel spells it: FailureReasons never show paths
   // under it (model::HideServerPaths).
   const std::vector<std::string> server_dirs_;

@@ -1,5 +1,7 @@
 #include "model/agent_protocol.h"
 
+#include <cmath>
+
 #include "model/serialization.h"
 
 namespace ty::model {
@@ -70,6 +72,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
           {"log_buffer_lines", c.log_buffer_lines},
+          {"metrics_interval_ms", c.metrics_interval_ms},
           {"isolation", c.isolation},
           {"sandbox",
            {{"user_namespace", c.sandbox.user_namespace},
@@ -111,6 +114,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});
     c.log_buffer_lines = j.value("log_buffer_lines", int64_t{20000});
+    c.metrics_interval_ms = j.value("metrics_interval_ms", int64_t{1000});
     c.isolation = j.value("isolation", std::string("auto"));
     if (auto it = j.find("sandbox"); it != j.end() && it->is_object()) {
       c.sandbox.user_namespace = it->value("user_namespace", true);
@@ -155,6 +159,20 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
   return c;
 }
 
+namespace {
+
+// A sample's value, or none when absent or out of any instance's range (a broken agent must
+// not put absurd points into CloudWatch).
+std::optional<double> SampleValue(const json& o, const char* key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->is_number()) return std::nullopt;
+  double v = it->get<double>();
+  if (!std::isfinite(v) || v < 0 || v > 100.0 * 4096) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
 json AgentReportToJson(const AgentReport& r) {
   json j = {{"type", ReportTypeName(r.type)},
             {"job_arn", r.job_arn},
@@ -175,6 +193,19 @@ json AgentReportToJson(const AgentReport& r) {
       json lines = json::array();
       for (const auto& l : r.lines) lines.push_back({{"t", l.timestamp_ms}, {"m", l.message}});
       j["lines"] = std::move(lines);
+      if (!r.samples.empty()) {
+        json samples = json::array();
+        for (const auto& s : r.samples) {
+          json o = {{"t", s.timestamp_ms}};
+          if (s.cpu) o["cpu"] = *s.cpu;
+          if (s.memory) o["mem"] = *s.memory;
+          if (s.disk) o["disk"] = *s.disk;
+          if (s.gpu) o["gpu"] = *s.gpu;
+          if (s.gpu_memory) o["gpumem"] = *s.gpu_memory;
+          samples.push_back(std::move(o));
+        }
+        j["samples"] = std::move(samples);
+      }
       break;
     }
     case AgentReport::Type::kExit:
@@ -214,6 +245,22 @@ Result<AgentReport> AgentReportFromJson(const json& j) {
       r.stream = j.at("stream").get<std::string>();
       for (const auto& l : j.at("lines")) {
         r.lines.push_back({l.at("t").get<int64_t>(), l.at("m").get<std::string>()});
+      }
+      if (auto it = j.find("samples"); it != j.end()) {
+        if (!it->is_array() || it->size() > kMaxSamplesPerReport) {
+          return InvalidArgument("agent report: samples must be an array of at most " +
+                                 std::to_string(kMaxSamplesPerReport));
+        }
+        for (const auto& o : *it) {
+          InstanceSample s;
+          s.timestamp_ms = o.at("t").get<int64_t>();
+          s.cpu = SampleValue(o, "cpu");
+          s.memory = SampleValue(o, "mem");
+          s.disk = SampleValue(o, "disk");
+          s.gpu = SampleValue(o, "gpu");
+          s.gpu_memory = SampleValue(o, "gpumem");
+          r.samples.push_back(s);
+        }
       }
     } else if (type == "exit") {
       r.type = AgentReport::Type::kExit;

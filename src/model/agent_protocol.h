@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,9 @@ struct InstanceConfig {
   // Hold the instance (agent and training process) to num_cpus, memory_gib and max_processes
   // with a cgroup where the machine allows it (agent/resource_limits.h).
   bool enforce_limits = false;
+  // How often the agent samples the instance's utilisation (CPU, memory, disk, GPU) for
+  // CloudWatch; 0: never.
+  int64_t metrics_interval_ms = 1000;
   // How the instance tree is held to spec.volume_size_gb: auto (its own loop-mounted file
   // system where possible, else watched) | watch | off (storage/instance_volume.h).
   std::string volumes = "off";
@@ -118,6 +122,17 @@ struct AgentLogLine {
   int64_t timestamp_ms = 0;
   std::string message;
 };
+
+// One sample of an instance's utilisation (agent/instance_sampler.h), in CloudWatch's terms:
+// percent, CPU and GPU summed over vCPUs and GPUs (100 per vCPU, per GPU). A metric the agent
+// could not measure is absent.
+struct InstanceSample {
+  int64_t timestamp_ms = 0;
+  std::optional<double> cpu, memory, disk, gpu, gpu_memory;
+};
+
+// Samples one report carries at most (a report past it is refused).
+inline constexpr size_t kMaxSamplesPerReport = 3600;
 
 // One report from an agent. Reports of one agent carry increasing `seq`
 // so a retried report is applied once.
@@ -149,6 +164,9 @@ struct AgentReport {
   // kLog
   std::string stream;
   std::vector<AgentLogLine> lines;
+  // Utilisation samples taken since the last report (they ride on log reports, which may then
+  // carry no line). Values outside [0, 100 x 4096] or not finite are dropped when parsed.
+  std::vector<InstanceSample> samples;
   // kExit
   Outcome outcome = Outcome::kCompleted;
   std::string

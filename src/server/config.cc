@@ -310,6 +310,48 @@ Status ParseMetricsEndpoint(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseMetrics(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "metrics", "metric settings"));
+  telemetry::MetricStoreOptions& o = c->metric_store;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "metrics: " + key;
+    double x = 0;
+    // A span in `unit` ms, at least 1 ms and at most ~30 years.
+    auto span = [&](bool positive, double unit, int64_t* out) -> Status {
+      TY_RETURN_IF_ERROR(ReadNumber(kv.second, at, positive, &x));
+      *out = static_cast<int64_t>(std::min(x * unit, 1e12));
+      if (positive && *out == 0) *out = 1;
+      return Status::Ok();
+    };
+    Status st;
+    if (key == "interval_seconds") {
+      st = span(/*positive=*/false, 1000, &c->metrics_interval_ms);
+    } else if (key == "raw_retention_hours") {
+      st = span(true, 3600e3, &o.raw_retention_ms);
+    } else if (key == "minute_retention_days") {
+      st = span(true, 86400e3, &o.minute_retention_ms);
+    } else if (key == "hour_retention_days") {
+      st = span(true, 86400e3, &o.hour_retention_ms);
+    } else if (key == "sweep_interval_seconds") {
+      int64_t ms = 0;
+      st = span(true, 1000, &ms);
+      c->metrics_sweep_interval = std::chrono::seconds(std::max<int64_t>(1, ms / 1000));
+    } else if (key == "max_series_per_account") {
+      st = ReadCount(kv.second, at, 1, &o.max_series_per_account);
+    } else {
+      return InvalidArgument("metrics: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  if (o.minute_retention_ms < o.raw_retention_ms || o.hour_retention_ms < o.minute_retention_ms) {
+    return InvalidArgument(
+        "metrics: retention must not shrink from raw to minute to hour rollups");
+  }
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -519,6 +561,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseStorage(v, c).WithPrefix(path));
       } else if (key == "http") {
         TY_RETURN_IF_ERROR(ParseHttp(v, c).WithPrefix(path));
+      } else if (key == "metrics") {
+        TY_RETURN_IF_ERROR(ParseMetrics(v, c).WithPrefix(path));
       } else if (key == "metrics_endpoint") {
         TY_RETURN_IF_ERROR(ParseMetricsEndpoint(v, c).WithPrefix(path));
       } else {

@@ -15,6 +15,7 @@
 #include "launch/image_catalog.h"
 #include "server/http_server.h"
 #include "storage/s3_settings.h"
+#include "telemetry/metric_store.h"
 
 namespace ty::server {
 
@@ -79,6 +80,13 @@ struct ServerConfig {
   // storage.pass_credentials_to_jobs: training processes get AWS_ENDPOINT_URL_S3, AWS_REGION
   // and the store's keys (off by default: the keys are the server's, not the caller's).
   bool pass_s3_credentials_to_jobs = false;
+  // CloudWatch metrics (config key metrics): how often agents sample their instance
+  // (interval_seconds, 0: never), retention of each tier (raw_retention_hours,
+  // minute_retention_days, hour_retention_days), how often aged data is swept
+  // (sweep_interval_seconds) and max_series_per_account (telemetry/metric_store.h).
+  int64_t metrics_interval_ms = 1000;
+  telemetry::MetricStoreOptions metric_store;
+  std::chrono::seconds metrics_sweep_interval{60};
   // GET /metrics (config key metrics_endpoint), the server's own metrics for Prometheus.
   // By default it is served on the API listener to callers with a configured access key
   // (SigV4-signed, or HTTP Basic <access key id>:<secret>, which Prometheus' basic_auth sends).
@@ -103,6 +111,8 @@ struct ServerConfig {
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,
 // availability: {mean_available_seconds, mean_unavailable_seconds}},
+// metrics: {interval_seconds, raw_retention_hours, minute_retention_days, hour_retention_days,
+// sweep_interval_seconds, max_series_per_account},
 // storage: {pass_credentials_to_jobs, s3: {endpoint, region, addressing, profile,
 // access_key_id, secret_access_key, session_token, max_concurrency, part_size_mib,
 // multipart_threshold_mib, max_attempts}}).

@@ -34,9 +34,12 @@
 #include "server/server_metrics.h"
 #include "services/logs/logs_service.h"
 #include "services/sagemaker/sagemaker_service.h"
+#include "services/monitoring/monitoring_service.h"
 #include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
 #include "store/store.h"
+#include "telemetry/job_metrics_observer.h"
+#include "telemetry/metric_store.h"
 
 namespace ty::server {
 
@@ -50,6 +53,11 @@ struct Server::Impl {
   std::unique_ptr<launch::LocalLauncher> launcher;
   std::unique_ptr<launch::ImageCatalog> images;
   capacity::InstanceCatalog catalog;  // before the controller, which reads it
+  // CloudWatch datapoints, and the observer that puts jobs' metrics there: both outlive the
+  // controller, which calls the observer (members are destroyed in reverse order).
+  std::unique_ptr<telemetry::MetricStore> metrics;
+  std::unique_ptr<telemetry::MetricSweeper> metrics_sweeper;
+  std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -526,8 +534,16 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.enforce_instance_limits = config.instance_limits;
   copts.instance_volumes = config.instance_volumes;
   copts.stop_policy.stop_grace = config.stop_grace;
+  copts.metrics_interval_ms = config.metrics_interval_ms;
+  TY_ASSIGN_OR_RETURN(impl->metrics,
+                      telemetry::MetricStore::Open(config.data_dir, config.metric_store));
+  impl->metrics_sweeper = std::make_unique<telemetry::MetricSweeper>(
+      impl->metrics.get(), config.metrics_sweep_interval, SystemClock::Default());
+  impl->metrics_observer = std::make_unique<telemetry::JobMetricsObserver>(
+      impl->store.get(), impl->metrics.get(), SystemClock::Default());
   impl->controller = std::make_unique<control::JobController>(
-      copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default());
+      copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
+      std::vector<control::JobObserver*>{impl->metrics_observer.get()});
   impl->credentials = std::move(creds);
   impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
   api::RouterOptions ropts;
@@ -559,6 +575,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->router->AddService(
       std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()),
       std::max(config.max_body_bytes, kLogsBodyBytes));
+  impl->router->AddService(std::make_shared<services::MonitoringService>(
+      impl->metrics.get(), SystemClock::Default()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

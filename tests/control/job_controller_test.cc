@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <set>
 #include <thread>
 
+#include "telemetry/job_metrics_observer.h"
 #include "testing/fake_launcher.h"
 #include "testing/temp_dir.h"
 
@@ -39,8 +42,14 @@ class JobControllerTest : public ::testing::Test {
     o.tick = std::chrono::milliseconds(20);
     o.capacity.default_count = 4;
     o.isolation = isolation_;
+    // MetricDefinitions extraction is an observer now (telemetry/): registered as the server
+    // registers it, so FinalMetricDataList keeps working through the seam.
+    metrics_observer_ = std::make_unique<telemetry::JobMetricsObserver>(
+        store_.get(), nullptr, SystemClock::Default());
+    std::vector<JobObserver*> observers = {metrics_observer_.get()};
+    if (extra_observer_ != nullptr) observers.push_back(extra_observer_);
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
-                                                  SystemClock::Default());
+                                                  SystemClock::Default(), observers);
     ASSERT_TRUE(controller_->Start().ok());
   }
   model::JobSpec Spec(const std::string& name) {
@@ -79,8 +88,78 @@ class JobControllerTest : public ::testing::Test {
   FakeLauncher launcher_;
   launch::ImageCatalog images_{{}};
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer_;
+  JobObserver* extra_observer_ = nullptr;
   std::unique_ptr<JobController> controller_;
 };
+
+// Records what the controller tells it; stops a job whose log says "STOP ME".
+class RecordingObserver final : public JobObserver {
+ public:
+  void OnTransition(const model::JobRecord& before, const model::JobRecord& after,
+                    JobActions&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    transitions.push_back(std::string(model::Name(before.status)) + "/" +
+                          model::Name(before.secondary) + "->" + model::Name(after.status) + "/" +
+                          model::Name(after.secondary));
+  }
+  void OnLogLines(const model::JobRecord& job, std::span<const store::LogEvent> lines,
+                  JobActions& actions) override {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& l : lines) {
+      this->lines.push_back(l.message);
+      if (l.message == "STOP ME") actions.Stop(job.arn, "stopped by an observer");
+    }
+  }
+  void OnInstanceSamples(const model::JobRecord&, int host_index,
+                         std::span<const model::InstanceSample> samples, JobActions&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& s : samples) cpu.push_back({host_index, s.cpu.value_or(-1)});
+  }
+  void OnTick(TimePoint, JobActions&) override { ticks.fetch_add(1); }
+
+  std::mutex mu;
+  std::vector<std::string> transitions, lines;
+  std::vector<std::pair<int, double>> cpu;
+  std::atomic<int> ticks{0};
+};
+
+TEST_F(JobControllerTest, ObserversSeeTransitionsLinesSamplesAndTicksAndMayStopAJob) {
+  RecordingObserver rec;
+  controller_.reset();
+  extra_observer_ = &rec;
+  OpenAll();
+  auto job = controller_->Submit("123456789012", Spec("watched"), "{}");
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  ASSERT_EQ(launcher_.configs.size(), 1u);
+  const std::string token = launcher_.configs[0].token;
+  auto logs = Report(*job, AgentReport::Type::kLog, 1);
+  logs.stream = launcher_.configs[0].log_stream;
+  logs.lines = {{1000, "hello"}};
+  model::InstanceSample sample;
+  sample.timestamp_ms = 1000;
+  sample.cpu = 42;
+  logs.samples = {sample};
+  ASSERT_TRUE(controller_->HandleReport(token, logs).ok());
+  // Samples alone ride on a log report without lines.
+  auto quiet = Report(*job, AgentReport::Type::kLog, 2);
+  quiet.stream = logs.stream;
+  sample.cpu = 7;
+  quiet.samples = {sample};
+  ASSERT_TRUE(controller_->HandleReport(token, quiet).ok());
+  EXPECT_TRUE(WaitFor([&] { return rec.ticks.load() > 0; }));
+  auto stop = Report(*job, AgentReport::Type::kLog, 3);
+  stop.stream = logs.stream;
+  stop.lines = {{2000, "STOP ME"}};
+  ASSERT_TRUE(controller_->HandleReport(token, stop).ok());
+  EXPECT_EQ(Get("watched").status, TrainingJobStatus::kStopping);
+  std::lock_guard<std::mutex> lock(rec.mu);
+  EXPECT_EQ(rec.lines, (std::vector<std::string>{"hello", "STOP ME"}));
+  EXPECT_EQ(rec.cpu, (std::vector<std::pair<int, double>>{{1, 42}, {1, 7}}));
+  ASSERT_FALSE(rec.transitions.empty());
+  EXPECT_EQ(rec.transitions.front(), "InProgress/Starting->InProgress/Starting");
+  EXPECT_EQ(rec.transitions.back().substr(rec.transitions.back().find("->")), "->Stopping/Stopping");
+}
 
 TEST_F(JobControllerTest, RunsAJobToCompletionFromAgentReports) {
   model::JobSpec spec = Spec("ok");
