@@ -43,8 +43,9 @@ def ok(result):
 
 def test_cpu_utilization_follows_a_burst_then_a_sleep(server, sm, tmp_path):
     # One core busy for 5 s, then idle for 5 s.
-    script = ("python3 -c 'import time\nt = time.time()\nwhile time.time() - t < 5: pass\n"
-              "time.sleep(5)'")
+    # (One line: ContainerEntrypoint members match '.*', which takes no newline.)
+    script = ("python3 -c \"exec('import time\\nt = time.time()\\nwhile time.time() - t < 5: "
+              "pass\\ntime.sleep(5)')\"")
     sm.create_training_job(**job_request("burn", str(tmp_path), script))
     d = wait_status(sm, "burn")
     assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
