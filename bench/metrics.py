@@ -113,20 +113,20 @@ def query(srv, now, hours, period, stat, max_points=100800):
 
 
 def ingest(agents, seconds, tmp):
-    srv = Server(f"capacity:\n  \"*\": {agents}\ninstance_limits: false\n"
+    srv = Server('images:\n  - match: "bench/sleep:*"\n    command: ["/bin/sleep", "120"]\n'
+                 f'capacity: {{"*": {agents}}}\ninstance_limits: false\n'
                  "metrics:\n  interval_seconds: 0\n",
                  extra_args=["--isolation", "none"]).start()
     try:
         api = Client(srv.url, srv.creds)
         for i in range(agents):
-            req = job_request(f"ingest-{i}", "trainyard-test/shell:1", tmp)
-            req["AlgorithmSpecification"]["ContainerEntrypoint"] = ["/bin/sh", "-c", "sleep 120"]
+            req = job_request(f"metrics-ingest-{i}", "bench/sleep:1", tmp)
             status, out = api.call("CreateTrainingJob", req)
             assert status == 200, out
         configs = []
         deadline = time.time() + 60
         while len(configs) < agents and time.time() < deadline:
-            configs = glob.glob(os.path.join(srv.data_dir, "jobs", "*", "ingest-*",
+            configs = glob.glob(os.path.join(srv.data_dir, "jobs", "*", "metrics-ingest-*",
                                              "attempt-1", "algo-1.instance.json"))
             time.sleep(0.2)
         assert len(configs) == agents, configs

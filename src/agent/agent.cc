@@ -693,8 +693,8 @@ struct Agent::Impl {
       sampler = std::make_unique<InstanceSampler>(so_metrics);
       if (!sampler->notice().empty()) AddLine(NowMs(), sampler->notice());
       (void)sampler->Sample(NowMs(), std::chrono::steady_clock::now());
-      next_sample = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(config.metrics_interval_ms);
+      next_sample =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(config.metrics_interval_ms);
     }
     auto outcome = supervisor.Run(
         so, std::chrono::seconds(config.stop_grace_seconds), sink,

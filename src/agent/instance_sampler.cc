@@ -132,11 +132,11 @@ InstanceSampler::InstanceSampler(SamplerOptions options) : options_(std::move(op
       ::dlsym(lib, "nvmlDeviceGetHandleByIndex_v2"));
   nvml->utilization = reinterpret_cast<int (*)(Nvml::Device, Nvml::Utilization*)>(
       ::dlsym(lib, "nvmlDeviceGetUtilizationRates"));
-  nvml->memory =
-      reinterpret_cast<int (*)(Nvml::Device, Nvml::Memory*)>(::dlsym(lib, "nvmlDeviceGetMemoryInfo"));
+  nvml->memory = reinterpret_cast<int (*)(Nvml::Device, Nvml::Memory*)>(
+      ::dlsym(lib, "nvmlDeviceGetMemoryInfo"));
   if (!init || !count || !handle || !nvml->utilization || !nvml->memory || init() != 0) {
-    notice_ = "trainyard: no GPU metrics: NVML (" + options_.nvml_library +
-              ") could not be initialised";
+    notice_ =
+        "trainyard: no GPU metrics: NVML (" + options_.nvml_library + ") could not be initialised";
     return;
   }
   nvml->shutdown = reinterpret_cast<int (*)()>(::dlsym(lib, "nvmlShutdown"));
@@ -216,7 +216,8 @@ std::optional<double> InstanceSampler::DiskPercent() {
   if (options_.volume_path.empty()) return std::nullopt;
   struct statvfs fs {};
   if (::statvfs(options_.volume_path.c_str(), &fs) != 0) return std::nullopt;
-  const double used = static_cast<double>(fs.f_blocks - fs.f_bfree) * static_cast<double>(fs.f_frsize);
+  const double used =
+      static_cast<double>(fs.f_blocks - fs.f_bfree) * static_cast<double>(fs.f_frsize);
   const double avail = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
   if (used + avail <= 0) return std::nullopt;
   return used / (used + avail) * 100.0;

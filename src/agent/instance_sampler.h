@@ -31,8 +31,9 @@
 namespace ty::agent {
 
 struct SamplerOptions {
-  std::vector<std::string> cgroup_dirs;  // the instance's (LimitsOutcome::cgroup_dirs); may be empty
-  pid_t root_pid = 0;                    // the process tree measured without a cgroup; 0: none
+  std::vector<std::string>
+      cgroup_dirs;     // the instance's (LimitsOutcome::cgroup_dirs); may be empty
+  pid_t root_pid = 0;  // the process tree measured without a cgroup; 0: none
   std::string proc_root = "/proc";
   uint64_t memory_limit_bytes = 0;  // 0: the host's MemTotal
   std::string volume_path;          // "": no disk metric

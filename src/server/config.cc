@@ -346,8 +346,7 @@ Status ParseMetrics(const YAML::Node& v, ServerConfig* c) {
     TY_RETURN_IF_ERROR(st);
   }
   if (o.minute_retention_ms < o.raw_retention_ms || o.hour_retention_ms < o.minute_retention_ms) {
-    return InvalidArgument(
-        "metrics: retention must not shrink from raw to minute to hour rollups");
+    return InvalidArgument("metrics: retention must not shrink from raw to minute to hour rollups");
   }
   return Status::Ok();
 }

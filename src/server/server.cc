@@ -33,8 +33,8 @@
 #include "server/http_server.h"
 #include "server/server_metrics.h"
 #include "services/logs/logs_service.h"
-#include "services/sagemaker/sagemaker_service.h"
 #include "services/monitoring/monitoring_service.h"
+#include "services/sagemaker/sagemaker_service.h"
 #include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
 #include "store/store.h"
@@ -577,6 +577,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       std::max(config.max_body_bytes, kLogsBodyBytes));
   impl->router->AddService(std::make_shared<services::MonitoringService>(
       impl->metrics.get(), SystemClock::Default()));
+  impl->router->AddService(
+      std::make_shared<services::MonitoringService>(impl->metrics.get(), SystemClock::Default()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

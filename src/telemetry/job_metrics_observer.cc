@@ -4,12 +4,11 @@
 
 namespace ty::telemetry {
 
-JobMetricsObserver::JobMetricsObserver(store::Store* jobs, MetricStore* metrics,
-                                       const Clock* clock)
+JobMetricsObserver::JobMetricsObserver(store::Store* jobs, MetricStore* metrics, const Clock* clock)
     : jobs_(jobs), metrics_(metrics), clock_(clock) {}
 
-void JobMetricsObserver::OnTransition(const model::JobRecord& before,
-                                      const model::JobRecord& after, control::JobActions&) {
+void JobMetricsObserver::OnTransition(const model::JobRecord& before, const model::JobRecord& after,
+                                      control::JobActions&) {
   if (model::IsTerminal(after.status)) extractors_.erase(after.arn);
 }
 

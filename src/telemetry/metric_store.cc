@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS h1 (
 Status SqlStatus(sqlite3* db, int rc, const std::string& what) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return Status::Ok();
   std::string msg = "metrics database: " + what + ": " + sqlite3_errstr(rc);
-  if (db != nullptr && sqlite3_errcode(db) == rc) msg += std::string(" (") + sqlite3_errmsg(db) + ")";
+  if (db != nullptr && sqlite3_errcode(db) == rc)
+    msg += std::string(" (") + sqlite3_errmsg(db) + ")";
   if ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_BUSY) return Unavailable(std::move(msg));
   if ((rc & 0xff) == SQLITE_IOERR) return IoError(std::move(msg));
   return Internal(std::move(msg));
@@ -135,8 +136,8 @@ class Txn {
 
 Result<sqlite3*> OpenDb(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Status s = SqlStatus(db, rc, "open " + path);
     sqlite3_close(db);
@@ -245,13 +246,15 @@ Status MetricStore::Put(const std::vector<PutPoint>& points, int64_t now_ms) {
   MutexLock lock(&write_mu_);
   Txn txn(writer_);
   TY_RETURN_IF_ERROR(txn.Begin());
-  Stmt find(writer_, "SELECT id FROM series WHERE account = ? AND ns = ? AND name = ? AND dims = ?");
+  Stmt find(writer_,
+            "SELECT id FROM series WHERE account = ? AND ns = ? AND name = ? AND dims = ?");
   Stmt count(writer_, "SELECT COUNT(*) FROM series WHERE account = ?");
   Stmt insert_series(writer_,
                      "INSERT INTO series (account, ns, name, dims, unit, last_ms) "
                      "VALUES (?, ?, ?, ?, ?, ?)");
   Stmt touch(writer_, "UPDATE series SET unit = ?, last_ms = MAX(last_ms, ?) WHERE id = ?");
-  Stmt raw(writer_, "INSERT INTO raw (series, ts, seq, n, sum, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  Stmt raw(writer_,
+           "INSERT INTO raw (series, ts, seq, n, sum, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)");
   const char* upsert =
       " (series, ts, n, sum, lo, hi) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (series, ts) DO UPDATE "
       "SET n = n + excluded.n, sum = sum + excluded.sum, lo = MIN(lo, excluded.lo), "

@@ -91,7 +91,7 @@ TEST(InstanceSamplerTest, WithoutACgroupTheProcessTreeIsMeasured) {
   InstanceSampler s(o);
   const auto t0 = Clock::now();
   (void)s.Sample(0, t0);
-  stat(11, 10, hz, 0);          // one CPU-second
+  stat(11, 10, hz, 0);           // one CPU-second
   stat(12, 11, hz / 2, hz / 2);  // and one more (half its own, half a reaped child's)
   stat(20, 1, 100 * hz, 0);      // not ours
   auto x = s.Sample(1000, t0 + std::chrono::seconds(1));

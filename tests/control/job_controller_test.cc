@@ -44,8 +44,8 @@ class JobControllerTest : public ::testing::Test {
     o.isolation = isolation_;
     // MetricDefinitions extraction is an observer now (telemetry/): registered as the server
     // registers it, so FinalMetricDataList keeps working through the seam.
-    metrics_observer_ = std::make_unique<telemetry::JobMetricsObserver>(
-        store_.get(), nullptr, SystemClock::Default());
+    metrics_observer_ = std::make_unique<telemetry::JobMetricsObserver>(store_.get(), nullptr,
+                                                                        SystemClock::Default());
     std::vector<JobObserver*> observers = {metrics_observer_.get()};
     if (extra_observer_ != nullptr) observers.push_back(extra_observer_);
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
@@ -158,7 +158,8 @@ TEST_F(JobControllerTest, ObserversSeeTransitionsLinesSamplesAndTicksAndMayStopA
   EXPECT_EQ(rec.cpu, (std::vector<std::pair<int, double>>{{1, 42}, {1, 7}}));
   ASSERT_FALSE(rec.transitions.empty());
   EXPECT_EQ(rec.transitions.front(), "InProgress/Starting->InProgress/Starting");
-  EXPECT_EQ(rec.transitions.back().substr(rec.transitions.back().find("->")), "->Stopping/Stopping");
+  EXPECT_EQ(rec.transitions.back().substr(rec.transitions.back().find("->")),
+            "->Stopping/Stopping");
 }
 
 TEST_F(JobControllerTest, RunsAJobToCompletionFromAgentReports) {

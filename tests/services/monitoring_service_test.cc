@@ -122,13 +122,15 @@ TEST_F(MonitoringServiceTest, PutMetricDataTakesEveryFormAndRefusesBadOnes) {
                  {"Values", {1, 2, 3}},
                  {"Counts", {1, 1, 2}},
                  {"Timestamp", kNow - 10}};
-  json set = {{"MetricName", "lat"},
-              {"StatisticValues", {{"SampleCount", 2}, {"Sum", 30}, {"Minimum", 10}, {"Maximum", 20}}},
-              {"Timestamp", kNow - 5},
-              {"StorageResolution", 1}};
+  json set = {
+      {"MetricName", "lat"},
+      {"StatisticValues", {{"SampleCount", 2}, {"Sum", 30}, {"Minimum", 10}, {"Maximum", 20}}},
+      {"Timestamp", kNow - 5},
+      {"StorageResolution", 1}};
   Ok("PutMetricData", {{"Namespace", "App"}, {"MetricData", {values, set}}});
-  json in = {{"Namespace", "App"}, {"MetricName", "lat"}, {"StartTime", kNow - 60},
-             {"EndTime", kNow}, {"Period", 60}, {"Statistics", {"SampleCount", "Sum", "Maximum"}}};
+  json in = {{"Namespace", "App"},     {"MetricName", "lat"},
+             {"StartTime", kNow - 60}, {"EndTime", kNow},
+             {"Period", 60},           {"Statistics", {"SampleCount", "Sum", "Maximum"}}};
   json dp = Ok("GetMetricStatistics", in)["Datapoints"][0];
   EXPECT_EQ(dp["SampleCount"], 6);
   EXPECT_EQ(dp["Sum"], 39);
@@ -137,8 +139,7 @@ TEST_F(MonitoringServiceTest, PutMetricDataTakesEveryFormAndRefusesBadOnes) {
   EXPECT_EQ(Err("PutMetricData", {{"Namespace", "AWS/EC2"}, {"MetricData", {values}}}),
             "InvalidParameterValueException");
   EXPECT_EQ(Err("PutMetricData", {{"Namespace", "App"}}), "MissingRequiredParameterException");
-  EXPECT_EQ(Err("PutMetricData",
-                {{"Namespace", "App"}, {"MetricData", {{{"MetricName", "x"}}}}}),
+  EXPECT_EQ(Err("PutMetricData", {{"Namespace", "App"}, {"MetricData", {{{"MetricName", "x"}}}}}),
             "MissingRequiredParameterException");
   json both = values;
   both["Value"] = 1;
@@ -161,15 +162,16 @@ TEST_F(MonitoringServiceTest, PutMetricDataTakesEveryFormAndRefusesBadOnes) {
 
 TEST_F(MonitoringServiceTest, GetMetricDataComputesStatsMathScanByAndPages) {
   PutSeconds();
-  json q = {{"StartTime", kNow - 120},
-            {"EndTime", kNow},
-            {"MetricDataQueries",
-             {{{"Id", "m"}, {"MetricStat", {{"Metric", Metric()}, {"Period", 60}, {"Stat", "Maximum"}}}},
-              {{"Id", "p"},
-               {"MetricStat", {{"Metric", Metric()}, {"Period", 60}, {"Stat", "p10"}}},
-               {"ReturnData", false}},
-              {{"Id", "e"}, {"Expression", "(m - p) * 2"}, {"Label", "spread"}},
-              {{"Id", "s"}, {"Expression", "SUM([m, p])"}}}}};
+  json q = {
+      {"StartTime", kNow - 120},
+      {"EndTime", kNow},
+      {"MetricDataQueries",
+       {{{"Id", "m"}, {"MetricStat", {{"Metric", Metric()}, {"Period", 60}, {"Stat", "Maximum"}}}},
+        {{"Id", "p"},
+         {"MetricStat", {{"Metric", Metric()}, {"Period", 60}, {"Stat", "p10"}}},
+         {"ReturnData", false}},
+        {{"Id", "e"}, {"Expression", "(m - p) * 2"}, {"Label", "spread"}},
+        {{"Id", "s"}, {"Expression", "SUM([m, p])"}}}}};
   json out = Ok("GetMetricData", q);
   ASSERT_EQ(out["MetricDataResults"].size(), 3u);  // p is not returned
   const json& m = out["MetricDataResults"][0];
@@ -190,7 +192,8 @@ TEST_F(MonitoringServiceTest, GetMetricDataComputesStatsMathScanByAndPages) {
                {"ScanBy", "TimestampAscending"},
                {"MaxDatapoints", 50},
                {"MetricDataQueries",
-                {{{"Id", "raw"}, {"MetricStat", {{"Metric", Metric()}, {"Period", 1}, {"Stat", "Average"}}}}}}};
+                {{{"Id", "raw"},
+                  {"MetricStat", {{"Metric", Metric()}, {"Period", 1}, {"Stat", "Average"}}}}}}};
   std::vector<double> seen;
   for (int page = 0; page < 10; ++page) {
     json r = Ok("GetMetricData", fine);
@@ -225,7 +228,8 @@ TEST_F(MonitoringServiceTest, GetMetricDataChecksItsQueries) {
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterCombinationException");
   in["MetricDataQueries"] = {{{"Id", "a"}, {"Expression", "b * 2"}}};
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterValueException");
-  in["MetricDataQueries"] = {{{"Id", "a"}, {"Expression", "b"}}, {{"Id", "b"}, {"Expression", "a"}}};
+  in["MetricDataQueries"] = {{{"Id", "a"}, {"Expression", "b"}},
+                             {{"Id", "b"}, {"Expression", "a"}}};
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterValueException");
   in["MetricDataQueries"] = {{{"Id", "a"}, {"MetricStat", stat}, {"ReturnData", false}}};
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterValueException");
@@ -233,7 +237,8 @@ TEST_F(MonitoringServiceTest, GetMetricDataChecksItsQueries) {
   in["MetricDataQueries"] = {{{"Id", "a"}, {"MetricStat", stat}}};
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterValueException");
   json many = json::array();
-  for (int i = 0; i < 501; ++i) many.push_back({{"Id", "q" + std::to_string(i)}, {"Expression", "1"}});
+  for (int i = 0; i < 501; ++i)
+    many.push_back({{"Id", "q" + std::to_string(i)}, {"Expression", "1"}});
   in["MetricDataQueries"] = many;
   EXPECT_EQ(Err("GetMetricData", in), "InvalidParameterValueException");
   stat["Stat"] = "Average";
@@ -255,7 +260,8 @@ TEST_F(MonitoringServiceTest, ListMetricsFiltersPagesAndKeepsAccountsApart) {
       data = json::array();
     }
   }
-  Ok("PutMetricData", {{"Namespace", "Other"}, {"MetricData", {{{"MetricName", "z"}, {"Value", 1}}}}});
+  Ok("PutMetricData",
+     {{"Namespace", "Other"}, {"MetricData", {{{"MetricName", "z"}, {"Value", 1}}}}});
   json page = Ok("ListMetrics", {{"Namespace", "App"}});
   EXPECT_EQ(page["Metrics"].size(), 500u);
   ASSERT_TRUE(page.contains("NextToken"));

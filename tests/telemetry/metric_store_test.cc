@@ -193,7 +193,8 @@ TEST_F(MetricStoreTest, AnAccountsSeriesAreBounded) {
   MetricStoreOptions o;
   o.max_series_per_account = 2;
   Open(o);
-  ASSERT_TRUE(store_->Put({Point(kNow, 1, Key("1", "a")), Point(kNow, 1, Key("1", "b"))}, kNow).ok());
+  ASSERT_TRUE(
+      store_->Put({Point(kNow, 1, Key("1", "a")), Point(kNow, 1, Key("1", "b"))}, kNow).ok());
   EXPECT_EQ(store_->Put({Point(kNow, 1, Key("1", "c"))}, kNow).code(),
             StatusCode::kResourceExhausted);
   EXPECT_TRUE(store_->Put({Point(kNow, 1, Key("1", "a"))}, kNow).ok());  // an existing one

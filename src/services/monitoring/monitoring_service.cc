@@ -253,7 +253,8 @@ MonitoringService::Outcome MonitoringService::PutMetricData(const std::string& a
         double v = values[k];
         double c = counts != nullptr ? (*counts)[k].get<double>() : 1.0;
         if (bad(v) || bad(c) || c < 0) {
-          return InvalidValue("The parameter " + at + ".Values (or Counts) holds an invalid number.");
+          return InvalidValue("The parameter " + at +
+                              ".Values (or Counts) holds an invalid number.");
         }
         if (c == 0) continue;
         telemetry::PutPoint p = base;
@@ -265,7 +266,8 @@ MonitoringService::Outcome MonitoringService::PutMetricData(const std::string& a
     }
   }
   Status s = store_->Put(points, now);
-  if (s.code() == StatusCode::kResourceExhausted) return ApiError{"LimitExceeded", s.message(), 400};
+  if (s.code() == StatusCode::kResourceExhausted)
+    return ApiError{"LimitExceeded", s.message(), 400};
   if (!s.ok()) return Internal(s);
   return json::object();
 }
@@ -353,8 +355,8 @@ MonitoringService::Outcome MonitoringService::GetMetricData(const std::string& a
   if (max_points < 1 || max_points > kMaxDatapoints) {
     return InvalidValue("The parameter MaxDatapoints must be between 1 and 100800.");
   }
-  const bool descending = in.value("ScanBy", std::string("TimestampDescending")) !=
-                          "TimestampAscending";
+  const bool descending =
+      in.value("ScanBy", std::string("TimestampDescending")) != "TimestampAscending";
   static const std::regex kId("[a-z][a-zA-Z0-9_]*");
   std::set<std::string> ids;
   bool any_returned = false;
@@ -412,8 +414,8 @@ MonitoringService::Outcome MonitoringService::GetMetricData(const std::string& a
     labels[id] = q.value("Label", metric.value("MetricName", id));
     TimeSeries& ts = values[id];
     if (!metric.contains("Namespace") || !metric.contains("MetricName")) continue;
-    auto series = store_->Find({account, metric["Namespace"], metric["MetricName"],
-                                DimensionsOf(metric)});
+    auto series =
+        store_->Find({account, metric["Namespace"], metric["MetricName"], DimensionsOf(metric)});
     if (!series.ok()) return Internal(series.status());
     if (!*series) continue;
     if (ms.contains("Unit") && ms["Unit"].get<std::string>() != (*series)->unit) continue;
