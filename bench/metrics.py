@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import http.client
+import sqlite3
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -113,7 +114,7 @@ def query(srv, now, hours, period, stat, max_points=100800):
 
 
 def ingest(agents, seconds, tmp):
-    srv = Server('images:\n  - match: "bench/sleep:*"\n    command: ["/bin/sleep", "120"]\n'
+    srv = Server('images:\n  - match: "bench/sleep:*"\n    command: ["/bin/sh", "-c", "sleep 120", "sh"]\n'
                  f'capacity: {{"*": {agents}}}\ninstance_limits: false\n'
                  "metrics:\n  interval_seconds: 0\n",
                  extra_args=["--isolation", "none"]).start()
@@ -130,6 +131,14 @@ def ingest(agents, seconds, tmp):
                                              "attempt-1", "algo-1.instance.json"))
             time.sleep(0.2)
         assert len(configs) == agents, configs
+        # Reports of an ended job are taken as late log lines only: every job must be training.
+        for i in range(agents):
+            while True:
+                status, d = api.call("DescribeTrainingJob", {"TrainingJobName": f"metrics-ingest-{i}"})
+                assert status == 200 and d["TrainingJobStatus"] == "InProgress", d
+                if d["SecondaryStatus"] == "Training":
+                    break
+                time.sleep(0.2)
         host, port = srv.url.split("://", 1)[1].rsplit(":", 1)
         stop_at = [0.0]
         counts = [0] * agents
@@ -166,6 +175,11 @@ def ingest(agents, seconds, tmp):
         wall = time.time() - t0
         cpu = cpu_seconds(srv.proc.pid) - cpu0
         total = sum(counts)
+        # Every acknowledged point is stored (the figure counts nothing the server dropped).
+        db = sqlite3.connect(os.path.join(srv.data_dir, "metrics.db"))
+        stored = db.execute("SELECT COUNT(*) FROM raw").fetchone()[0]
+        db.close()
+        assert stored == total, (stored, total)
         return total, wall, cpu
     finally:
         srv.stop()
@@ -178,6 +192,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--series", type=int, default=12)
     ap.add_argument("--hours", type=float, default=24)
+    ap.add_argument("--ingest-only", action="store_true")
     args = ap.parse_args()
     tmp = "/tmp/ty-bench-metrics-out"
     os.makedirs(tmp, exist_ok=True)
@@ -185,6 +200,8 @@ def main():
     total, wall, cpu = ingest(args.agents, args.seconds, tmp)
     print(f"ingest: {args.agents} agents, {total} points in {wall:.1f} s = {total / wall:,.0f} "
           f"points/s; server CPU {cpu:.1f} s ({cpu / total * 1e6:.1f} s per 1M points)")
+    if args.ingest_only:
+        return
 
     srv = Server("metrics:\n  raw_retention_hours: 25\n").start()
     try:
