@@ -55,7 +55,7 @@ struct Server::Impl {
   capacity::InstanceCatalog catalog;  // before the controller, which reads it
   // CloudWatch datapoints, and the observer that puts jobs' metrics there: both outlive the
   // controller, which calls the observer (members are destroyed in reverse order).
-  std::unique_ptr<telemetry::MetricStore> metrics;
+  std::unique_ptr<telemetry::MetricStore> metric_store;
   std::unique_ptr<telemetry::MetricSweeper> metrics_sweeper;
   std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer;
   std::unique_ptr<control::JobController> controller;
@@ -199,8 +199,14 @@ HttpResponse Server::Impl::HandleAgentReport(const HttpRequest& req) {
   if (s.ok()) {
     int64_t bytes = 0;
     for (const auto& line : report->lines) bytes += static_cast<int64_t>(line.message.size());
+    // Each measured value of a sample is one CloudWatch datapoint.
+    int64_t points = 0;
+    for (const auto& smp : report->samples) {
+      points += (smp.cpu ? 1 : 0) + (smp.memory ? 1 : 0) + (smp.disk ? 1 : 0) + (smp.gpu ? 1 : 0) +
+                (smp.gpu_memory ? 1 : 0);
+    }
     metrics.OnAgentReport(report->job_arn + "/" + std::to_string(report->host_index),
-                          static_cast<int64_t>(report->lines.size()), bytes, 0,
+                          static_cast<int64_t>(report->lines.size()), bytes, points,
                           SystemClock::Default()->Now());
     return JsonResponse(200, "{}");
   }
@@ -535,12 +541,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.instance_volumes = config.instance_volumes;
   copts.stop_policy.stop_grace = config.stop_grace;
   copts.metrics_interval_ms = config.metrics_interval_ms;
-  TY_ASSIGN_OR_RETURN(impl->metrics,
+  TY_ASSIGN_OR_RETURN(impl->metric_store,
                       telemetry::MetricStore::Open(config.data_dir, config.metric_store));
   impl->metrics_sweeper = std::make_unique<telemetry::MetricSweeper>(
-      impl->metrics.get(), config.metrics_sweep_interval, SystemClock::Default());
+      impl->metric_store.get(), config.metrics_sweep_interval, SystemClock::Default());
   impl->metrics_observer = std::make_unique<telemetry::JobMetricsObserver>(
-      impl->store.get(), impl->metrics.get(), SystemClock::Default());
+      impl->store.get(), impl->metric_store.get(), SystemClock::Default());
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
       std::vector<control::JobObserver*>{impl->metrics_observer.get()});
@@ -579,6 +585,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       impl->metrics.get(), SystemClock::Default()));
   impl->router->AddService(
       std::make_shared<services::MonitoringService>(impl->metrics.get(), SystemClock::Default()));
+  impl->router->AddService(std::make_shared<services::MonitoringService>(impl->metric_store.get(),
+                                                                         SystemClock::Default()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -1,7 +1,7 @@
 """CloudWatch metrics through the real binary: instance metrics sampled by the agents, training
 metrics from MetricDefinitions, and PutMetricData / ListMetrics / GetMetricStatistics /
-GetMetricData with the current boto3 (pyenv `python3`, AWS JSON 1.0), accounts kept apart.
-The AWS query protocol (boto3 1.26, AWS CLI v2.9) needs the query codec."""
+GetMetricData with the current boto3 (pyenv `python3`, AWS JSON 1.0), accounts kept apart, and
+the AWS query protocol (boto3 1.26, AWS CLI v2.9)."""
 
 import json
 import os
@@ -16,8 +16,6 @@ from test_accounts import KEY_B, write_two_accounts
 
 NS = "/aws/sagemaker/TrainingJobs"
 AWS_V2 = "/usr/bin/aws"
-QUERY_CODEC_MISSING = ("needs the AWS query codec (api/query_codec, QueryCodec) for CloudWatch's "
-                       "query protocol, which is not on main yet")
 
 
 def cloudwatch(server, calls, keys=None):
@@ -179,7 +177,6 @@ def test_put_list_get_round_trip_and_accounts_are_apart(tmp_path):
         srv.stop()
 
 
-@pytest.mark.skip(reason=QUERY_CODEC_MISSING)
 def test_query_protocol_clients(server, sm, tmp_path):
     """boto3 1.26 and AWS CLI v2.9 speak the query protocol to CloudWatch."""
     cw = server.boto3("cloudwatch")
