@@ -167,3 +167,43 @@ TEST(ReporterTest, RefusedLinesAreCounted) {
 
 }  // namespace
 }  // namespace ty::agent
+
+namespace ty::agent {
+namespace {
+
+// Samples-only log reports (a quiet job's metrics) queue at most max_buffered_samples samples
+// while the control plane cannot take them; the newest are kept, no line is counted as lost.
+TEST(ReporterTest, QueuedSamplesAreBoundedOldestFirst) {
+  TempDir dir("ty_agent_test_");
+  FakeControlPlane cp;
+  ASSERT_TRUE(WriteFileAtomic(dir.Sub("url"), cp.url()).ok());
+  cp.FailNext(1000000, 503);
+  Reporter::Options o = Opts(dir);
+  o.max_buffered_samples = 10;
+  Reporter rep(o, [](const std::string&) {});
+  for (int i = 0; i < 50; ++i) {
+    model::AgentReport r;
+    r.type = model::AgentReport::Type::kLog;
+    r.job_arn = "arn";
+    r.stream = "s";
+    model::InstanceSample s;
+    s.timestamp_ms = i;
+    s.cpu = i;
+    r.samples = {s, s};
+    rep.Send(std::move(r));
+  }
+  cp.FailNext(0, 503);
+  ASSERT_TRUE(rep.WaitIdle(std::chrono::seconds(10)));
+  std::vector<int64_t> times;
+  for (const auto& r : cp.reports()) {
+    for (const auto& s : r.samples) times.push_back(s.timestamp_ms);
+  }
+  // At most the bound queued plus the report in flight; the newest among them.
+  EXPECT_LE(times.size(), 12u);
+  ASSERT_FALSE(times.empty());
+  EXPECT_EQ(times.back(), 49);
+  EXPECT_EQ(rep.lost_lines(), 0);
+}
+
+}  // namespace
+}  // namespace ty::agent
