@@ -41,6 +41,9 @@ class AgentTest : public ::testing::Test {
     config_.server_url_file = dir_.Sub("url");
     config_.token = "tok";
     config_.stop_grace_seconds = 5;
+    // These tests check the training output line by line: no instance sampling (and no line
+    // saying there is no NVML) unless a test asks for it.
+    config_.metrics_interval_ms = 0;
     config_.file_roots = {dir_.path()};
     config_.image.command = {"/bin/sh"};
     config_.spec.name = "job-1";
@@ -581,6 +584,32 @@ TEST_F(AgentTest, MultiInstanceWithoutSandboxIsClientError) {
   EXPECT_NE(ExitReport()->failure_reason.find("ClientError: a multi-instance job needs bubblewrap"),
             std::string::npos)
       << ExitReport()->failure_reason;
+}
+
+// With sampling on, utilisation samples ride on the log reports while the process runs, and
+// a machine without NVML gets one line saying there are no GPU metrics.
+TEST_F(AgentTest, SamplesTheInstanceWhileTrainingAndSaysOnceThatThereIsNoGpu) {
+  config_.metrics_interval_ms = 100;
+  UseScript("echo start; sleep 1; echo end");
+  EXPECT_EQ(RunAgentInProcess(), 0) << diag_.str();
+  int samples = 0, cpu = 0;
+  for (const auto& r : cp_.reports()) {
+    for (const auto& s : r.samples) {
+      ++samples;
+      if (s.cpu) ++cpu;
+      EXPECT_FALSE(s.gpu);
+      if (s.memory) EXPECT_LE(*s.memory, 100);
+      ASSERT_TRUE(s.disk);
+    }
+  }
+  EXPECT_GE(samples, 3);
+  EXPECT_GE(cpu, 3);
+  auto lines = cp_.LogLines();
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](const std::string& l) {
+                            return l.find("trainyard: no GPU metrics") == 0;
+                          }),
+            1);
 }
 
 }  // namespace
