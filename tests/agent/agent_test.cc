@@ -605,11 +605,10 @@ TEST_F(AgentTest, SamplesTheInstanceWhileTrainingAndSaysOnceThatThereIsNoGpu) {
   EXPECT_GE(samples, 3);
   EXPECT_GE(cpu, 3);
   auto lines = cp_.LogLines();
-  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
-                          [](const std::string& l) {
-                            return l.find("trainyard: no GPU metrics") == 0;
-                          }),
-            1);
+  EXPECT_EQ(
+      std::count_if(lines.begin(), lines.end(),
+                    [](const std::string& l) { return l.find("trainyard: no GPU metrics") == 0; }),
+      1);
 }
 
 }  // namespace
