@@ -581,10 +581,6 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->router->AddService(
       std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()),
       std::max(config.max_body_bytes, kLogsBodyBytes));
-  impl->router->AddService(std::make_shared<services::MonitoringService>(
-      impl->metrics.get(), SystemClock::Default()));
-  impl->router->AddService(
-      std::make_shared<services::MonitoringService>(impl->metrics.get(), SystemClock::Default()));
   impl->router->AddService(std::make_shared<services::MonitoringService>(impl->metric_store.get(),
                                                                          SystemClock::Default()));
   impl->config = std::move(config);
