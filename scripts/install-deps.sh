@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Trainyard needs to build, test and run its examples,
-# and s3rver (npm, into .deps/s3rver) for the S3 tests and benchmarks.
+# s3rver (npm, into .deps/s3rver) for the S3 tests and benchmarks, and the AWS SDK for
+# JavaScript v3 clients (npm, into .deps/js) for tests/e2e/test_js_sdk.py.
 # Idempotent: packages already installed are skipped; on a complete machine this
 # does nothing (no apt-get update, no npm) and takes well under a second.
 #
@@ -26,11 +27,16 @@ packages=(
   bubblewrap iproute2 nftables e2fsprogs procps
   clang-14 clang-format-14 clang-tidy-14 libfuzzer-14-dev libclang-rt-14-dev
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy python3-prometheus-client
+  # what the SageMaker Python SDK in ../shared/clients imports (tests/e2e/test_sagemaker_sdk.py;
+  # the list of ../shared/clients/setup.sh, so that it has nothing left to install)
+  python3-pandas python3-protobuf python3-packaging python3-schema python3-platformdirs
+  python3-importlib-metadata python3-zipp python3-more-itertools python3-tz python3-psutil
+  python3-requests
 )
 if (( with_torch )); then
   packages+=(python3-torch python3-sklearn)
 fi
-# Node.js and npm (for s3rver) come from Debian only when the machine has no npm:
+# Node.js and npm (for s3rver and the JS SDK) come from Debian only when the machine has no npm:
 # images that ship NodeSource's nodejs (which bundles npm) conflict with Debian's
 # npm package ("held broken packages").
 if ! command -v npm >/dev/null 2>&1; then
@@ -47,13 +53,14 @@ for p in "${packages[@]}"; do
   [[ -n "${installed[$p]:-}" ]] || missing+=("$p")
 done
 
-install_s3rver() {
+install_npm_tools() {
   "$(dirname "$0")/s3rver.sh" install
+  "$(dirname "$0")/install-js-clients.sh" install
 }
 
 if (( ${#missing[@]} == 0 )); then
   echo "install-deps: all ${#packages[@]} packages present"
-  install_s3rver
+  install_npm_tools
   exit 0
 fi
 
@@ -69,5 +76,5 @@ apt-get update -qq >/dev/null
 echo "install-deps: apt-get install ${#missing[@]} packages"
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
   || { echo "install-deps: error: apt-get install failed" >&2; exit 1; }
-install_s3rver
+install_npm_tools
 echo "install-deps: done"

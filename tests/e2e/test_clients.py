@@ -132,3 +132,43 @@ def test_aws_cli_v1_uses_aws_endpoint_url(server, sm, tmp_path):
     assert v1(server, "list-training-jobs")["TrainingJobSummaries"] == []
     res = v1(server, "describe-training-job", "--training-job-name", "cli-v1", check=False)
     assert res.returncode in (254, 255) and "ValidationException" in res.stderr, res.stderr
+
+
+def test_aws_cli_v1_create_stop_tags_search(server, sm, tmp_path):
+    req = job_request("cli-v1-spot", str(tmp_path), "echo acc=0.5",
+                      Tags=[{"Key": "via", "Value": "cli-v1"}], EnableManagedSpotTraining=True,
+                      StoppingCondition={"MaxRuntimeInSeconds": 300, "MaxWaitTimeInSeconds": 600})
+    req["AlgorithmSpecification"]["MetricDefinitions"] = [{"Name": "acc", "Regex": "acc=([0-9.]+)"}]
+    (tmp_path / "req.json").write_text(json.dumps(req))
+    arn = v1(server, "create-training-job", "--cli-input-json",
+             f"file://{tmp_path / 'req.json'}")["TrainingJobArn"]
+    assert arn.endswith(":training-job/cli-v1-spot")
+    spin = job_request("cli-v1-spin", str(tmp_path), SPIN)
+    (tmp_path / "spin.json").write_text(json.dumps(spin))
+    v1(server, "create-training-job", "--cli-input-json", f"file://{tmp_path / 'spin.json'}")
+
+    wait_status(sm, "cli-v1-spot", timeout=60)
+    d = v1(server, "describe-training-job", "--training-job-name", "cli-v1-spot")
+    assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
+    # What the SageMaker SDK's attach and billing report read, as the CLI prints it.
+    assert d["OutputDataConfig"]["KmsKeyId"] == ""
+    assert d["EnableManagedSpotTraining"] is True and d["EnableNetworkIsolation"] is False
+    assert d["EnableInterContainerTrafficEncryption"] is False
+    assert 1 <= d["BillableTimeInSeconds"] <= d["TrainingTimeInSeconds"]
+    assert d["FinalMetricDataList"][0]["Value"] == 0.5
+
+    assert v1(server, "list-tags", "--resource-arn", arn)["Tags"] == [{"Key": "via",
+                                                                       "Value": "cli-v1"}]
+    found = v1(server, "search", "--resource", "TrainingJob", "--search-expression", json.dumps(
+        {"Filters": [{"Name": "Tags.via", "Operator": "Equals", "Value": "cli-v1"}]}))
+    assert [r["TrainingJob"]["TrainingJobName"] for r in found["Results"]] == ["cli-v1-spot"]
+    # The CLI follows NextToken by itself.
+    paged = v1(server, "list-training-jobs", "--page-size", "1", "--sort-by", "Name")
+    assert [s["TrainingJobName"] for s in paged["TrainingJobSummaries"]] == \
+        ["cli-v1-spin", "cli-v1-spot"]
+
+    assert v1(server, "stop-training-job", "--training-job-name", "cli-v1-spin") == {}
+    assert wait_status(sm, "cli-v1-spin", timeout=60)["TrainingJobStatus"] == "Stopped"
+    res = v1(server, "create-training-job", "--cli-input-json", f"file://{tmp_path / 'spin.json'}",
+             check=False)
+    assert res.returncode in (254, 255) and "ResourceInUse" in res.stderr, res.stderr

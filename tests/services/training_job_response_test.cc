@@ -59,6 +59,8 @@ TEST(DescribeJsonTest, FillsDefaultsAndDropsTags) {
   EXPECT_EQ(d["EnableManagedSpotTraining"], false);
   EXPECT_EQ(d["EnableNetworkIsolation"], false);
   EXPECT_EQ(d["EnableInterContainerTrafficEncryption"], false);
+  EXPECT_EQ(d["OutputDataConfig"]["KmsKeyId"], "");
+  EXPECT_EQ(d["OutputDataConfig"]["S3OutputPath"], "file:///d/out");
   EXPECT_FALSE(d.contains("CheckpointConfig"));
   // Request members are echoed.
   EXPECT_EQ(d["RoleArn"], "arn:aws:iam::123456789012:role/R");
@@ -75,14 +77,48 @@ TEST(DescribeJsonTest, KeepsValuesTheCallerGave) {
   request["InputDataConfig"][0]["CompressionType"] = "Gzip";
   request["EnableNetworkIsolation"] = true;
   request["CheckpointConfig"] = {{"S3Uri", "file:///d/ckpt"}};
+  request["OutputDataConfig"]["KmsKeyId"] = "alias/my-key";
+  request["EnableInterContainerTrafficEncryption"] = true;
   job.request_json = request.dump();
   json d = DescribeJson(job);
+  EXPECT_EQ(d["OutputDataConfig"]["KmsKeyId"], "alias/my-key");
+  EXPECT_EQ(d["EnableInterContainerTrafficEncryption"], true);
   EXPECT_EQ(d["StoppingCondition"]["MaxRuntimeInSeconds"], 600);
   EXPECT_EQ(d["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"],
             "ShardedByS3Key");
   EXPECT_EQ(d["InputDataConfig"][0]["CompressionType"], "Gzip");
   EXPECT_EQ(d["EnableNetworkIsolation"], true);
   EXPECT_EQ(d["CheckpointConfig"]["LocalPath"], "/opt/ml/checkpoints/");
+}
+
+// Every member the SageMaker Python SDK 2.230 reads without a default: Estimator.attach
+// (_prepare_init_params_from_job_description), logs_for_job, _check_job_status and
+// secondary_training_status_message. A missing one is a KeyError in the user's program.
+TEST(DescribeJsonTest, HasEveryMemberTheSageMakerSdkReads) {
+  model::JobRecord job = BaseJob();
+  json request = json::parse(job.request_json);
+  request["ResourceConfig"] = {
+      {"InstanceType", "ml.m5.large"}, {"InstanceCount", 1}, {"VolumeSizeInGB", 30}};
+  request["AlgorithmSpecification"]["MetricDefinitions"] = {
+      {{"Name", "loss"}, {"Regex", "l=(.*)"}}};
+  job.request_json = request.dump();
+  job.transitions = {{model::SecondaryStatus::kStarting, FromEpochMillis(kCreated), std::nullopt,
+                      "Preparing the instances for training"}};
+  json d = DescribeJson(job);
+  for (const char* path :
+       {"/TrainingJobName", "/TrainingJobArn", "/TrainingJobStatus", "/RoleArn",
+        "/LastModifiedTime", "/ModelArtifacts/S3ModelArtifacts", "/ResourceConfig/InstanceCount",
+        "/ResourceConfig/InstanceType", "/ResourceConfig/VolumeSizeInGB",
+        "/StoppingCondition/MaxRuntimeInSeconds", "/AlgorithmSpecification/TrainingImage",
+        "/AlgorithmSpecification/TrainingInputMode", "/AlgorithmSpecification/MetricDefinitions",
+        "/OutputDataConfig/S3OutputPath", "/OutputDataConfig/KmsKeyId",
+        "/InputDataConfig/0/ChannelName", "/SecondaryStatusTransitions/0/Status",
+        "/SecondaryStatusTransitions/0/StatusMessage"}) {
+    EXPECT_TRUE(d.contains(json::json_pointer(path))) << path;
+  }
+  EXPECT_TRUE(d["EnableNetworkIsolation"].is_boolean());
+  EXPECT_TRUE(d["EnableInterContainerTrafficEncryption"].is_boolean());
+  EXPECT_TRUE(d["EnableManagedSpotTraining"].is_boolean());
 }
 
 TEST(DescribeJsonTest, RuntimeStateOfARunningJob) {

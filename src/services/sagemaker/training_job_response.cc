@@ -32,6 +32,11 @@ void FillDefaults(json* d) {
       if (!c.contains("CompressionType")) c["CompressionType"] = "None";
     }
   }
+  // SageMaker reports "" for no key, and the SDK's attach() reads it without a default.
+  if (auto it = d->find("OutputDataConfig");
+      it != d->end() && it->is_object() && !it->contains("KmsKeyId")) {
+    (*it)["KmsKeyId"] = "";
+  }
   if (!d->contains("EnableNetworkIsolation")) (*d)["EnableNetworkIsolation"] = false;
   if (!d->contains("EnableInterContainerTrafficEncryption")) {
     (*d)["EnableInterContainerTrafficEncryption"] = false;

@@ -15,6 +15,9 @@ namespace ty::services {
 // Epoch seconds with millisecond precision, as AWS JSON timestamps are sent.
 nlohmann::json JsonTime(TimePoint t);
 
+// The request echoed (without Tags), plus the job's state and the defaults SageMaker reports for
+// members the caller left out (OutputDataConfig.KmsKeyId "", the Enable* booleans false, ...):
+// the SageMaker Python SDK's attach() reads those without a default.
 nlohmann::json DescribeJson(const model::JobRecord& job);
 nlohmann::json SummaryJson(const model::JobRecord& job);
 // Describe plus Tags.

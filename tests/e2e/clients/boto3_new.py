@@ -69,6 +69,11 @@ def main():
            f"{d.get('FailureReason')}")
     expect([m["Value"] for m in d.get("FinalMetricDataList", [])] == [0.75],
            f"metrics {d.get('FinalMetricDataList')}")
+    # Members the SageMaker SDK's attach() reads without a default.
+    expect(d["OutputDataConfig"].get("KmsKeyId") == "", f"KmsKeyId {d['OutputDataConfig']}")
+    expect(d.get("EnableNetworkIsolation") is False
+           and d.get("EnableInterContainerTrafficEncryption") is False,
+           "EnableNetworkIsolation / EnableInterContainerTrafficEncryption not reported")
 
     checked(sm, "CreateTrainingJob", sm.create_training_job(
         **request("new-spin", "trap 'exit 0' TERM; while true; do sleep 0.1; done")))
