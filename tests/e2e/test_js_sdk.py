@@ -158,3 +158,28 @@ def test_cloudwatch_put_and_get_metric_data(server, tmp_path):
     assert [(p["Minimum"], p["Maximum"], iso(p["Timestamp"])) for p in points] == [(3.0, 5.0, at)]
     assert ok(listed)["Metrics"] == [metric]
     assert reserved["error"]["name"] == "InvalidParameterValueException", reserved
+
+
+def test_cloudwatch_large_put_metric_data_is_gzipped(server, tmp_path):
+    """PutMetricData has the requestcompression trait: the JS SDK gzips bodies from 10 KiB up
+    (Content-Encoding: gzip), as botocore 1.43 does."""
+    at = datetime.datetime.fromtimestamp(int(time.time()) // 60 * 60 - 60, datetime.timezone.utc)
+    datums = [{"MetricName": "Hits", "Dimensions": [{"Name": "Shard", "Value": "all"}],
+               "Timestamp": {"$date": at.isoformat()}, "Value": float(i % 7), "Unit": "Count"}
+              for i in range(300)]
+    assert len(json.dumps(datums)) > 20000
+    metric = {"Namespace": "JsTest/Bulk", "MetricName": "Hits",
+              "Dimensions": [{"Name": "Shard", "Value": "all"}]}
+    put, data = js(server, tmp_path, [
+        {"client": "cloudwatch", "op": "PutMetricData",
+         "input": {"Namespace": "JsTest/Bulk", "MetricData": datums}},
+        {"client": "cloudwatch", "op": "GetMetricData", "input": {
+            "StartTime": {"$date": (at - datetime.timedelta(minutes=5)).isoformat()},
+            "EndTime": {"$date": (at + datetime.timedelta(minutes=5)).isoformat()},
+            "MetricDataQueries": [
+                {"Id": q.lower(), "MetricStat": {"Metric": metric, "Period": 60, "Stat": q}}
+                for q in ("SampleCount", "Sum")]}},
+    ])
+    ok(put)
+    results = {r["Id"]: r["Values"] for r in ok(data)["MetricDataResults"]}
+    assert results == {"samplecount": [300.0], "sum": [float(sum(i % 7 for i in range(300)))]}
