@@ -22,7 +22,7 @@ if [[ "${TY_WITH_TORCH:-0}" == 1 ]]; then with_torch=1; fi
 packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
-  libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
+  zlib1g-dev libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev libboost-dev libseccomp-dev
   bubblewrap iproute2 nftables e2fsprogs procps
   clang-14 clang-format-14 clang-tidy-14 libfuzzer-14-dev libclang-rt-14-dev

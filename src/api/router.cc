@@ -1,12 +1,14 @@
 #include "api/router.h"
 
 #include <algorithm>
-
+#include <cctype>
 #include <cstdio>
 #include <exception>
 
+#include "api/content_encoding.h"
 #include "api/validator.h"
 #include "common/crypto.h"
+#include "common/sigv4.h"
 
 namespace ty::api {
 
@@ -182,7 +184,30 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   auto verified = verifier_->Verify(req, clock_->Now(), model.metadata().SigningName());
   if (auto* err = std::get_if<ApiError>(&verified)) return fail(*codec, &model, *err);
 
-  auto decoded = codec->Decode(req, model);
+  // A compressed body was signed as sent; the codec reads it inflated (content_encoding.h).
+  const HttpRequestParts* wire = &req;
+  HttpRequestParts inflated;
+  if (const std::string* encoding = FindHeader(req, "Content-Encoding"); encoding != nullptr) {
+    std::string e = TrimAll(*encoding);
+    std::transform(e.begin(), e.end(), e.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (e == "gzip") {
+      inflated = req;
+      std::string why;
+      if (!InflateGzip(req.body, route->max_body_bytes, &inflated.body, &why)) {
+        return fail(*codec, &model,
+                    {"SerializationException", "Content-Encoding gzip: " + why, 400});
+      }
+      wire = &inflated;
+    } else if (!e.empty() && e != "identity") {
+      return fail(
+          *codec, &model,
+          {"SerializationException",
+           "Unsupported Content-Encoding (gzip and identity are): " + e.substr(0, 64), 415});
+    }
+  }
+
+  auto decoded = codec->Decode(*wire, model);
   if (auto* err = std::get_if<ApiError>(&decoded)) return fail(*codec, &model, *err);
   DecodedCall& call = std::get<DecodedCall>(decoded);
   const Operation* op = model.FindOperation(call.operation);

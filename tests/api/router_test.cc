@@ -9,11 +9,15 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
 
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 
 #include "api/cbor.h"
 #include "api/cbor_codec.h"
+#include "api/content_encoding.h"
 #include "api/credentials.h"
 #include "api/json_codec.h"
 #include "api/query_codec.h"
@@ -273,6 +277,60 @@ TEST_F(RouterTest, AThrowingServiceIsAnInternalFailureWithTheMessageRedacted) {
   throw_ = false;
   r = router_->Handle(Signed(Form("Action=ListMetrics&Version=2010-08-01"), "monitoring"));
   EXPECT_EQ(r.status, 200);
+}
+
+// gzip as botocore and the JS SDK send it (a gzip wrapper around deflate).
+std::string Gzip(const std::string& in) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+            Z_OK);
+  std::string out(deflateBound(&z, in.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+TEST_F(RouterTest, AGzippedBodyIsVerifiedAsSentAndDecodedInflated) {
+  HttpRequestParts req = Json("Logs_20140328.DescribeLogGroups", R"({"limit": 7})");
+  req.body = Gzip(req.body);
+  req.headers.emplace_back("Content-Encoding", "gzip");
+  WireResponse r = router_->Handle(Signed(req, "logs"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(logs_->last_input, json::parse(R"({"limit": 7})"));
+}
+
+TEST_F(RouterTest, BadGzipBodiesAndUnknownEncodingsAreTheProtocolsError) {
+  std::string good = Gzip(R"({"limit": 7})");
+  std::string bomb = Gzip(std::string(100000, ' '));  // 100 kB of spaces: past the 4 KiB limit
+  for (const auto& [body, encoding, status] :
+       std::vector<std::tuple<std::string, std::string, int>>{
+           {"not gzip at all", "gzip", 400},
+           {good.substr(0, good.size() - 6), "gzip", 400},  // truncated
+           {good + "x", "gzip", 400},                       // bytes after the stream
+           {"", "gzip", 400},
+           {bomb, "gzip", 400},
+           {R"({"limit": 7})", "br", 415}}) {
+    HttpRequestParts req = Json("Logs_20140328.DescribeLogGroups", body);
+    req.headers.emplace_back("Content-Encoding", encoding);
+    WireResponse r = router_->Handle(Signed(req, "logs"));
+    EXPECT_EQ(r.status, status) << encoding << " " << body.size() << ": " << r.body;
+    EXPECT_EQ(JsonBody(r).value("__type", ""), "SerializationException") << r.body;
+  }
+  EXPECT_TRUE(logs_->calls.empty());
+}
+
+TEST(InflateGzipTest, RoundTripsAndBoundsTheOutput) {
+  std::string text(50000, 'a');
+  std::string out, why;
+  ASSERT_TRUE(InflateGzip(Gzip(text), text.size(), &out, &why)) << why;
+  EXPECT_EQ(out, text);
+  EXPECT_FALSE(InflateGzip(Gzip(text), text.size() - 1, &out, &why));
+  EXPECT_NE(why.find("limit"), std::string::npos) << why;
 }
 
 }  // namespace
