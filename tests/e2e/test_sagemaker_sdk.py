@@ -9,7 +9,8 @@ with PYTHONPATH from ../shared/clients/setup.sh; the folder can be named with TY
 tests skip only when that folder is absent.
 
 `fit()` polls the logs every 10 s and DescribeTrainingJob every 30 s (the SDK's own pacing), so
-the three fits run at once in one fixture: about 45 s for the file.
+the three fits run at once in one fixture (about 35 s), and attach and TrainingJobAnalytics share
+one SDK process: about a minute for the file.
 """
 
 import json
