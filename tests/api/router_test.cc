@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -31,6 +33,13 @@ using nlohmann::json;
 
 constexpr const char* kKey = "AKIAROUTERTEST000001";
 constexpr const char* kSecret = "router-test-secret-router-test-secret-00";
+
+std::string ReadFixture(const std::string& relative) {
+  std::ifstream in(std::string(TY_TEST_FIXTURES_DIR) + "/" + relative, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 class FakeService final : public Service {
  public:
@@ -64,8 +73,11 @@ class RouterTest : public ::testing::Test {
     router_->AddCodec(std::make_unique<CborCodec>());
     router_->AddCodec(std::make_unique<JsonCodec>());
     router_->AddCodec(std::make_unique<QueryCodec>());
+    // The full CloudWatch model (with alarms), as the codec vectors use it.
+    auto cloudwatch_model = ServiceModel::Load(ReadFixture("codecs/cloudwatch-model.json"));
+    EXPECT_TRUE(cloudwatch_model.ok());
     cloudwatch_ = std::make_shared<FakeService>(
-        ServiceModel::Embedded("cloudwatch"), [this](const Operation& op, const json&) {
+        std::move(cloudwatch_model).value(), [this](const Operation& op, const json&) {
           if (throw_) throw std::runtime_error("secret /var/lib/path in the message");
           if (op.name == "DescribeAlarms") {
             return ServiceOutcome(json{{"MetricAlarms", json::array()}});
