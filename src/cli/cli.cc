@@ -5,10 +5,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <map>
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -156,9 +156,8 @@ class JobLogReader {
         }
       }
     }
-    std::stable_sort(out.begin(), out.end(), [](const Line& a, const Line& b) {
-      return a.timestamp_ms < b.timestamp_ms;
-    });
+    std::stable_sort(out.begin(), out.end(),
+                     [](const Line& a, const Line& b) { return a.timestamp_ms < b.timestamp_ms; });
     return out;
   }
 

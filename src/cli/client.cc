@@ -140,8 +140,7 @@ Result<json> ApiClient::Call(const std::string& target, const json& body) {
   std::string prefix = target.substr(0, dot);
   for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch"}) {
     auto model = api::ServiceModel::Embedded(service);
-    if (model != nullptr && model->metadata().target_prefix == prefix &&
-        dot != std::string::npos) {
+    if (model != nullptr && model->metadata().target_prefix == prefix && dot != std::string::npos) {
       return Call(*model, target.substr(dot + 1), body);
     }
   }
@@ -186,9 +185,9 @@ Result<json> ApiClient::Call(const api::ServiceModel& model, const std::string& 
     if (size_t colon = type.find(':'); colon != std::string::npos) type.resize(colon);
     std::string message = res->body;
     if (out.is_object()) message = out.value("message", out.value("Message", res->body));
-    StatusCode code = res->status >= 500                      ? StatusCode::kUnavailable
+    StatusCode code = res->status >= 500                    ? StatusCode::kUnavailable
                       : type == "ResourceNotFoundException" ? StatusCode::kNotFound
-                                                              : StatusCode::kInvalidArgument;
+                                                            : StatusCode::kInvalidArgument;
     return Status(code,
                   (type.empty() ? "HTTP " + std::to_string(res->status) : type) + ": " + message);
   }

@@ -135,7 +135,7 @@ Status Store::AppendLogEvents(int64_t job_id, const std::vector<LogEvent>& event
   // Group the batch by stream, keeping each stream's order (a batch is usually one stream).
   std::map<std::string, std::vector<const LogEvent*>> by_stream;
   for (const LogEvent& e : events) {
-    std::string name = e.stream.empty()                 ? job + "/trainyard"
+    std::string name = e.stream.empty()                    ? job + "/trainyard"
                        : e.stream.rfind(job + "/", 0) == 0 ? e.stream
                                                            : job + "/" + e.stream;
     by_stream[std::move(name)].push_back(&e);
@@ -262,9 +262,9 @@ Status Store::DeleteLogGroup(const std::string& account, const std::string& name
     id = s.Int(0);
   }
   // Events by their group index first: cheaper than cascading per stream.
-  for (const char* sql : {"DELETE FROM stream_events WHERE group_id = ?",
-                          "DELETE FROM log_streams WHERE group_id = ?",
-                          "DELETE FROM log_groups WHERE id = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM stream_events WHERE group_id = ?",
+        "DELETE FROM log_streams WHERE group_id = ?", "DELETE FROM log_groups WHERE id = ?"}) {
     TY_STMT(s, sql);
     s.Bind(1, id);
     TY_RETURN_IF_ERROR(s.Exec());
@@ -283,7 +283,8 @@ Result<LogStreamRow> Store::CreateLogStream(int64_t group_id, const std::string&
   if (st.code() == StatusCode::kAlreadyExists) {
     return AlreadyExists("The specified log stream already exists");
   }
-  if (st.code() == StatusCode::kNotFound) return NotFound("The specified log group does not exist.");
+  if (st.code() == StatusCode::kNotFound)
+    return NotFound("The specified log group does not exist.");
   TY_RETURN_IF_ERROR(st);
   LogStreamRow r;
   r.id = sqlite3_last_insert_rowid(db_);
@@ -306,7 +307,8 @@ Result<LogStreamRow> Store::GetLogStream(int64_t group_id, const std::string& na
 }
 
 Result<std::vector<LogStreamRow>> Store::ListLogStreams(const StreamQuery& q) {
-  std::string sql = std::string("SELECT ") + kStreamColumns + " FROM log_streams WHERE group_id = ?";
+  std::string sql =
+      std::string("SELECT ") + kStreamColumns + " FROM log_streams WHERE group_id = ?";
   const char* dir = q.descending ? " DESC" : "";
   const char* cmp = q.descending ? " < " : " > ";
   std::string end;

@@ -196,7 +196,6 @@ CREATE INDEX stream_events_group_time ON stream_events (group_id, ts_ms);
 )sql",
 };
 
-
 // Used only while opening, before the statement cache exists.
 Result<int64_t> ReadSchemaVersion(sqlite3* db) {
   sqlite3_stmt* raw = nullptr;

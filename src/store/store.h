@@ -223,7 +223,8 @@ class Store {
   // Appends events (timestamp_ms, message) to a stream in order, all with
   // ingestion time ingest_ms, and updates the stream's times and bytes.
   // kNotFound when the stream is gone.
-  Status PutStreamEvents(int64_t stream_id, const std::vector<std::pair<int64_t, std::string>>& events,
+  Status PutStreamEvents(int64_t stream_id,
+                         const std::vector<std::pair<int64_t, std::string>>& events,
                          int64_t ingest_ms);
   Result<std::vector<StreamEvent>> ReadStreamEvents(const StreamRead& read);
   Result<std::vector<StreamEvent>> ScanGroupEvents(const GroupScan& scan);
@@ -239,8 +240,8 @@ class Store {
   explicit Store(sqlite3* db);
   // Finds or creates (account, group) and (group, stream); REQUIRES: mu_ held
   // inside a write transaction.
-  Result<int64_t> GroupIdLocked(const std::string& account, const std::string& name,
-                                int64_t now_ms) TY_REQUIRES(mu_);
+  Result<int64_t> GroupIdLocked(const std::string& account, const std::string& name, int64_t now_ms)
+      TY_REQUIRES(mu_);
   Status AppendLocked(int64_t stream_id, const std::vector<const LogEvent*>& events,
                       int64_t ingest_ms) TY_REQUIRES(mu_);
   Mutex mu_;

@@ -60,7 +60,8 @@ TEST(FilterPatternTest, Table) {
   for (const Case& c : cases) {
     auto p = FilterPattern::Compile(c.pattern);
     ASSERT_TRUE(p.ok()) << c.pattern << ": " << p.status().ToString();
-    EXPECT_EQ((*p)->Matches(c.message), c.matches) << "pattern " << c.pattern << " on " << c.message;
+    EXPECT_EQ((*p)->Matches(c.message), c.matches)
+        << "pattern " << c.pattern << " on " << c.message;
   }
 }
 

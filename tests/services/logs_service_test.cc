@@ -168,8 +168,8 @@ TEST_F(LogsServiceTest, TokensOfAnotherStreamOrAccountAndGarbageAreRefused) {
   EXPECT_EQ(get(kA, other["nextForwardToken"]), "InvalidParameterException");
   EXPECT_EQ(get(kA, b["nextForwardToken"]), "InvalidParameterException");
   EXPECT_EQ(get(kB, a["nextBackwardToken"]), "InvalidParameterException");
-  for (const char* bad : {"x", "f/", "f/1", "f/1/2/3", "f/abc/1", "f/1/-1", "q/1/1",
-                          "f/99999999999999999999999/1"}) {
+  for (const char* bad :
+       {"x", "f/", "f/1", "f/1/2/3", "f/abc/1", "f/1/-1", "q/1/1", "f/99999999999999999999999/1"}) {
     EXPECT_EQ(get(kA, bad), "InvalidParameterException") << bad;
   }
   EXPECT_EQ(get(kA, std::string(5000, 'f')), "InvalidParameterException");
@@ -218,17 +218,19 @@ TEST_F(LogsServiceTest, DescribeLogStreamsPagesAndOrders) {
   EXPECT_TRUE(c.contains("lastIngestionTime"));
   EXPECT_EQ(c["storedBytes"], 2);
   EXPECT_EQ(c["arn"], std::string("arn:aws:logs:us-east-1:") + kA + ":log-group:g:log-stream:c");
-  json latest = Ok(kA, "DescribeLogStreams",
-                   {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"descending", true},
-                    {"limit", 1}});
+  json latest =
+      Ok(kA, "DescribeLogStreams",
+         {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"descending", true}, {"limit", 1}});
   EXPECT_EQ(latest["logStreams"][0]["logStreamName"], "c");
   // A name-ordered token is not a time-ordered one.
-  EXPECT_EQ(Err(kA, "DescribeLogStreams",
-                {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"nextToken", p1["nextToken"]}}),
-            "InvalidParameterException");
-  EXPECT_EQ(Err(kA, "DescribeLogStreams",
-                {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"logStreamNamePrefix", "a"}}),
-            "InvalidParameterException");
+  EXPECT_EQ(
+      Err(kA, "DescribeLogStreams",
+          {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"nextToken", p1["nextToken"]}}),
+      "InvalidParameterException");
+  EXPECT_EQ(
+      Err(kA, "DescribeLogStreams",
+          {{"logGroupName", "g"}, {"orderBy", "LastEventTime"}, {"logStreamNamePrefix", "a"}}),
+      "InvalidParameterException");
   json prefixed =
       Ok(kA, "DescribeLogStreams", {{"logGroupName", "g"}, {"logStreamNamePrefix", "b"}});
   ASSERT_EQ(prefixed["logStreams"].size(), 1u);
@@ -239,15 +241,18 @@ TEST_F(LogsServiceTest, PutLogEventsBatchRules) {
   MakeStream(kA, 0);
   auto put = [&](const json& events) {
     return Run(kA, "PutLogEvents",
-               {{"logGroupName", "g"}, {"logStreamName", "s"}, {"logEvents", events},
+               {{"logGroupName", "g"},
+                {"logStreamName", "s"},
+                {"logEvents", events},
                 {"sequenceToken", "ignored"}});
   };
-  auto unordered = put({{{"timestamp", Now()}, {"message", "b"}},
-                        {{"timestamp", Now() - 1}, {"message", "a"}}});
+  auto unordered =
+      put({{{"timestamp", Now()}, {"message", "b"}}, {{"timestamp", Now() - 1}, {"message", "a"}}});
   ASSERT_TRUE(std::holds_alternative<api::ApiError>(unordered));
   EXPECT_EQ(std::get<api::ApiError>(unordered).type, "InvalidParameterException");
   json big = json::array();
-  for (int i = 0; i < 5; ++i) big.push_back({{"timestamp", Now()}, {"message", std::string(250000, 'x')}});
+  for (int i = 0; i < 5; ++i)
+    big.push_back({{"timestamp", Now()}, {"message", std::string(250000, 'x')}});
   ASSERT_TRUE(std::holds_alternative<api::ApiError>(put(big)));
   const int64_t day = 24LL * 3600 * 1000, hour = 3600 * 1000;
   auto old = put({{{"timestamp", Now() - 14 * day - hour}, {"message", "old"}},
@@ -268,7 +273,8 @@ TEST_F(LogsServiceTest, PutLogEventsBatchRules) {
   ASSERT_TRUE(std::holds_alternative<json>(clean));
   EXPECT_FALSE(std::get<json>(clean).contains("rejectedLogEventsInfo"));
   EXPECT_EQ(Err(kA, "PutLogEvents",
-                {{"logGroupName", "g"}, {"logStreamName", "nope"},
+                {{"logGroupName", "g"},
+                 {"logStreamName", "nope"},
                  {"logEvents", {{{"timestamp", Now()}, {"message", "x"}}}}}),
             "ResourceNotFoundException");
 }
@@ -279,7 +285,8 @@ TEST_F(LogsServiceTest, FilterLogEventsPatternsStreamsAndPages) {
   auto put = [&](const std::string& stream, std::vector<std::pair<int64_t, std::string>> lines) {
     json events = json::array();
     for (auto& [dt, m] : lines) events.push_back({{"timestamp", Now() + dt}, {"message", m}});
-    Ok(kA, "PutLogEvents", {{"logGroupName", "g"}, {"logStreamName", stream}, {"logEvents", events}});
+    Ok(kA, "PutLogEvents",
+       {{"logGroupName", "g"}, {"logStreamName", stream}, {"logEvents", events}});
   };
   put("s1", {{1, "ERROR one"}, {3, "INFO two"}, {5, "ERROR three"}});
   put("s2", {{2, "ERROR four"}, {4, "{\"n\": 9}"}});
@@ -294,9 +301,9 @@ TEST_F(LogsServiceTest, FilterLogEventsPatternsStreamsAndPages) {
   json in_s1 = Ok(kA, "FilterLogEvents",
                   {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"logStreamNames", {"s1"}}});
   EXPECT_EQ(Messages(in_s1), "ERROR one,ERROR three,");
-  json by_prefix = Ok(kA, "FilterLogEvents",
-                      {{"logGroupName", "g"}, {"filterPattern", "{ $.n > 5 }"},
-                       {"logStreamNamePrefix", "s"}});
+  json by_prefix =
+      Ok(kA, "FilterLogEvents",
+         {{"logGroupName", "g"}, {"filterPattern", "{ $.n > 5 }"}, {"logStreamNamePrefix", "s"}});
   EXPECT_EQ(Messages(by_prefix), "{\"n\": 9},");
   EXPECT_EQ(Err(kA, "FilterLogEvents",
                 {{"logGroupName", "g"}, {"logStreamNames", {"s1"}}, {"logStreamNamePrefix", "s"}}),
@@ -304,16 +311,20 @@ TEST_F(LogsServiceTest, FilterLogEventsPatternsStreamsAndPages) {
   EXPECT_EQ(Err(kA, "FilterLogEvents", {{"logGroupName", "g"}, {"filterPattern", "{ $.n > }"}}),
             "InvalidParameterException");
   // Pages of 2 over 3 matches: a token after the first, none after the last.
-  json p1 = Ok(kA, "FilterLogEvents", {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"limit", 2}});
+  json p1 =
+      Ok(kA, "FilterLogEvents", {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"limit", 2}});
   EXPECT_EQ(Messages(p1), "ERROR one,ERROR four,");
   ASSERT_TRUE(p1.contains("nextToken"));
   json p2 = Ok(kA, "FilterLogEvents",
-               {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"limit", 2},
+               {{"logGroupName", "g"},
+                {"filterPattern", "ERROR"},
+                {"limit", 2},
                 {"nextToken", p1["nextToken"]}});
   EXPECT_EQ(Messages(p2), "ERROR three,");
   EXPECT_FALSE(p2.contains("nextToken"));
   // Exactly `limit` matches left: no token either.
-  json exact = Ok(kA, "FilterLogEvents", {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"limit", 3}});
+  json exact =
+      Ok(kA, "FilterLogEvents", {{"logGroupName", "g"}, {"filterPattern", "ERROR"}, {"limit", 3}});
   EXPECT_FALSE(exact.contains("nextToken"));
   // A token of another group is refused.
   Ok(kA, "CreateLogGroup", {{"logGroupName", "h"}});
@@ -343,8 +354,10 @@ TEST_F(LogsServiceTest, FilterScanBudgetEndsAPageWithAToken) {
 TEST_F(LogsServiceTest, MessagesOfAnyBytesComeBackAsValidJson) {
   MakeStream(kA, 0);
   const std::string odd = std::string("q\"b\\s\x01\t\xff\xc3\xa9\xed\xa0\x80 end", 17);
-  Ok(kA, "PutLogEvents", {{"logGroupName", "g"}, {"logStreamName", "s"},
-                          {"logEvents", {{{"timestamp", Now()}, {"message", "plain"}}}}});
+  Ok(kA, "PutLogEvents",
+     {{"logGroupName", "g"},
+      {"logStreamName", "s"},
+      {"logEvents", {{{"timestamp", Now()}, {"message", "plain"}}}}});
   // Straight into the store: the agent's lines are bytes, not validated JSON strings.
   auto group = store_->GetLogGroup(kA, "g");
   auto stream = store_->GetLogStream(group->id, "s");
@@ -364,9 +377,9 @@ TEST_F(LogsServiceTest, DeleteRemovesStreamsAndGroups) {
             "ResourceNotFoundException");
   Ok(kA, "DeleteLogGroup", {{"logGroupName", "g"}});
   EXPECT_TRUE(Ok(kA, "DescribeLogGroups", json::object())["logGroups"].empty());
-  EXPECT_EQ(Err(kA, "DescribeLogGroups",
-                {{"logGroupNamePrefix", "a"}, {"logGroupNamePattern", "b"}}),
-            "InvalidParameterException");
+  EXPECT_EQ(
+      Err(kA, "DescribeLogGroups", {{"logGroupNamePrefix", "a"}, {"logGroupNamePattern", "b"}}),
+      "InvalidParameterException");
 }
 
 }  // namespace

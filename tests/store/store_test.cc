@@ -709,10 +709,11 @@ TEST_F(StoreTest, ConcurrentReadersAndWriter) {
 TEST_F(StoreTest, JobLogLinesLandInTheAccountsTrainingJobGroup) {
   JobRecord a = Insert(MakeJob("a", 1));
   JobRecord other = Insert(MakeJob("a", 1, TrainingJobStatus::kCompleted, "999999999999"));
-  ASSERT_TRUE(store_->AppendLogEvents(a.id, {{0, "a/algo-1-100", 10, "one"},
-                                             {0, "a/algo-1-100", 12, "two"},
-                                             {0, "a/algo-2-100", 11, "other host"},
-                                             {0, "", 13, "note"}})
+  ASSERT_TRUE(store_
+                  ->AppendLogEvents(a.id, {{0, "a/algo-1-100", 10, "one"},
+                                           {0, "a/algo-1-100", 12, "two"},
+                                           {0, "a/algo-2-100", 11, "other host"},
+                                           {0, "", 13, "note"}})
                   .ok());
   ASSERT_TRUE(store_->AppendLogEvents(other.id, {{0, "a/algo-1-100", 10, "theirs"}}).ok());
   auto group = store_->GetLogGroup(kAccount, kTrainingJobLogGroup);

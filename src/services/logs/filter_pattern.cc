@@ -16,7 +16,7 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxRegexTerms = 2;
-constexpr size_t kMaxJsonDepth = 64;      // deeper messages are not parsed (never match)
+constexpr size_t kMaxJsonDepth = 64;        // deeper messages are not parsed (never match)
 constexpr size_t kMaxMessageFields = 4096;  // space-delimited messages split at most this far
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -83,7 +83,8 @@ class Scanner {
       if (std::toupper(static_cast<unsigned char>(t_[i_ + k])) != word[k]) return false;
     }
     size_t after = i_ + word.size();
-    if (after < t_.size() && (std::isalnum(static_cast<unsigned char>(t_[after])) || t_[after] == '_'))
+    if (after < t_.size() &&
+        (std::isalnum(static_cast<unsigned char>(t_[after])) || t_[after] == '_'))
       return false;
     i_ = after;
     return true;
@@ -238,11 +239,16 @@ bool CompareText(std::string_view field, Op op, const Value& v) {
     auto n = ParseNumber(field);
     if (!n) return false;
     switch (op) {
-      case Op::kLt: return *n < *v.number;
-      case Op::kGt: return *n > *v.number;
-      case Op::kLe: return *n <= *v.number;
-      case Op::kGe: return *n >= *v.number;
-      default: return false;
+      case Op::kLt:
+        return *n < *v.number;
+      case Op::kGt:
+        return *n > *v.number;
+      case Op::kLe:
+        return *n <= *v.number;
+      case Op::kGe:
+        return *n >= *v.number;
+      default:
+        return false;
     }
   }
   bool eq = false;
@@ -260,7 +266,7 @@ bool CompareText(std::string_view field, Op op, const Value& v) {
 // ---- JSON patterns -------------------------------------------------------------------------
 
 struct Step {
-  std::string key;   // object member, or
+  std::string key;     // object member, or
   int64_t index = -1;  // array element
 };
 
@@ -362,25 +368,38 @@ bool EvalJson(const JsonNode& n, const json& doc) {
   }
   const json* v = Select(doc, n.path);
   switch (n.op) {
-    case Op::kNotExists: return v == nullptr;
-    case Op::kExists: return v != nullptr;
-    case Op::kIsNull: return v != nullptr && v->is_null();
-    case Op::kIsTrue: return v != nullptr && v->is_boolean() && v->get<bool>();
-    case Op::kIsFalse: return v != nullptr && v->is_boolean() && !v->get<bool>();
-    default: break;
+    case Op::kNotExists:
+      return v == nullptr;
+    case Op::kExists:
+      return v != nullptr;
+    case Op::kIsNull:
+      return v != nullptr && v->is_null();
+    case Op::kIsTrue:
+      return v != nullptr && v->is_boolean() && v->get<bool>();
+    case Op::kIsFalse:
+      return v != nullptr && v->is_boolean() && !v->get<bool>();
+    default:
+      break;
   }
   if (v == nullptr) return false;
   if (v->is_number()) {
     if (!n.value.number) return n.op == Op::kNe;
     double x = v->get<double>(), y = *n.value.number;
     switch (n.op) {
-      case Op::kEq: return x == y;
-      case Op::kNe: return x != y;
-      case Op::kLt: return x < y;
-      case Op::kGt: return x > y;
-      case Op::kLe: return x <= y;
-      case Op::kGe: return x >= y;
-      default: return false;
+      case Op::kEq:
+        return x == y;
+      case Op::kNe:
+        return x != y;
+      case Op::kLt:
+        return x < y;
+      case Op::kGt:
+        return x > y;
+      case Op::kLe:
+        return x <= y;
+      case Op::kGe:
+        return x >= y;
+      default:
+        return false;
     }
   }
   if (v->is_string()) {
@@ -391,7 +410,8 @@ bool EvalJson(const JsonNode& n, const json& doc) {
   }
   if (v->is_boolean() && !n.value.quoted) {
     bool want = n.value.text == "true" || n.value.text == "TRUE";
-    bool is = v->get<bool>() == want && (want || n.value.text == "false" || n.value.text == "FALSE");
+    bool is =
+        v->get<bool>() == want && (want || n.value.text == "false" || n.value.text == "FALSE");
     return n.op == Op::kEq ? is : n.op == Op::kNe ? !is : false;
   }
   if (v->is_null() && !n.value.quoted && (n.value.text == "null" || n.value.text == "NULL")) {
@@ -407,8 +427,10 @@ bool ShallowEnough(std::string_view m) {
   for (size_t i = 0; i < m.size(); ++i) {
     char c = m[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {

@@ -17,7 +17,7 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kDefaultEventsLimit = 10000;
-constexpr int64_t kMaxPageBytes = 1 << 20;  // GetLogEvents / FilterLogEvents pages
+constexpr int64_t kMaxPageBytes = 1 << 20;   // GetLogEvents / FilterLogEvents pages
 constexpr int64_t kMaxBatchBytes = 1048576;  // PutLogEvents, messages + 26 per event
 constexpr int64_t kEventOverheadBytes = 26;
 constexpr int64_t kMaxAgeMs = 14LL * 24 * 3600 * 1000;
@@ -125,9 +125,15 @@ void AppendJsonString(std::string* out, std::string_view s) {
         out->push_back(static_cast<char>(c));
       } else if (c < 0x20) {
         switch (c) {
-          case '\n': out->append("\\n"); break;
-          case '\t': out->append("\\t"); break;
-          case '\r': out->append("\\r"); break;
+          case '\n':
+            out->append("\\n");
+            break;
+          case '\t':
+            out->append("\\t");
+            break;
+          case '\r':
+            out->append("\\r");
+            break;
           default:
             out->append("\\u00");
             out->push_back(kHex[c >> 4]);
@@ -139,7 +145,10 @@ void AppendJsonString(std::string* out, std::string_view s) {
       ++i;
       continue;
     }
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t len = c >= 0xC2 && c <= 0xDF   ? 2
+                 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4
+                                          : 0;
     bool ok = len != 0 && i + len <= s.size();
     for (size_t k = 1; ok && k < len; ++k) {
       const auto b = static_cast<unsigned char>(s[i + k]);
@@ -170,8 +179,7 @@ struct EventCursor {
 };
 
 std::string EventToken(bool forward, int64_t stream_id, int64_t seq) {
-  return std::string(forward ? "f/" : "b/") + std::to_string(stream_id) + "/" +
-         std::to_string(seq);
+  return std::string(forward ? "f/" : "b/") + std::to_string(stream_id) + "/" + std::to_string(seq);
 }
 
 std::optional<EventCursor> ParseEventToken(std::string_view t) {
@@ -238,7 +246,8 @@ std::variant<store::LogGroupRow, ApiError> ResolveGroup(store::Store* store,
       }
       if (parts[4] != account) return NotFound("The specified log group does not exist.");
       name = ident.substr(at + sizeof(":log-group:") - 1);
-      if (name.size() >= 2 && name.compare(name.size() - 2, 2, ":*") == 0) name.resize(name.size() - 2);
+      if (name.size() >= 2 && name.compare(name.size() - 2, 2, ":*") == 0)
+        name.resize(name.size() - 2);
     }
   }
   auto group = store->GetLogGroup(account, name);
@@ -360,8 +369,8 @@ LogsService::Outcome LogsService::DescribeLogStreams(const std::string& account,
 LogsService::Outcome LogsService::GetLogEvents(const std::string& account, const Json& in) {
   auto group = ResolveGroup(store_, account, in);
   if (auto* e = std::get_if<ApiError>(&group)) return *e;
-  auto stream = store_->GetLogStream(std::get<store::LogGroupRow>(group).id,
-                                     Str(in, "logStreamName"));
+  auto stream =
+      store_->GetLogStream(std::get<store::LogGroupRow>(group).id, Str(in, "logStreamName"));
   if (!stream.ok()) return FromStatus(stream.status());
   std::optional<EventCursor> cursor;
   if (std::string token = Str(in, "nextToken"); !token.empty()) {
@@ -528,8 +537,7 @@ LogsService::Outcome LogsService::FilterLogEvents(const std::string& account, co
   }
   json out = {{"events", std::move(events)}, {"searchedLogStreams", json::array()}};
   if (more && resume) {
-    out["nextToken"] =
-        mode + std::to_string(resume->first) + "/" + std::to_string(resume->second);
+    out["nextToken"] = mode + std::to_string(resume->first) + "/" + std::to_string(resume->second);
   }
   return out;
 }
@@ -595,7 +603,8 @@ LogsService::Outcome LogsService::PutLogEvents(const std::string& account, const
   if (old_end > 0 || new_start < events.size()) {
     json info = json::object();
     if (old_end > 0) info["tooOldLogEventEndIndex"] = static_cast<int64_t>(old_end);
-    if (new_start < events.size()) info["tooNewLogEventStartIndex"] = static_cast<int64_t>(new_start);
+    if (new_start < events.size())
+      info["tooNewLogEventStartIndex"] = static_cast<int64_t>(new_start);
     out["rejectedLogEventsInfo"] = std::move(info);
   }
   return out;
