@@ -217,3 +217,115 @@ def test_no_protocol_gets_an_aws_json_error(srv):
     status, err = parse("json", r)
     assert (status, err["Code"]) == (404, "UnknownOperationException"), err
     assert header(r, "Content-Type").startswith("application/x-amz-json-1.1")
+
+
+# --- a CBOR request built by hand, through the server ----------------------------------------
+
+def cbor_encode(v):
+    """A small RPC v2 CBOR encoder: what a Go/Ruby/Java SDK sends (tag 1 timestamps as float64)."""
+    import struct
+
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for ai, fmt in ((24, ">B"), (25, ">H"), (26, ">I"), (27, ">Q")):
+            if n < 1 << (8 * struct.calcsize(fmt)):
+                return bytes([major << 5 | ai]) + struct.pack(fmt, n)
+    if isinstance(v, bool):
+        return b"\xf5" if v else b"\xf4"
+    if isinstance(v, int):
+        return head(0, v) if v >= 0 else head(1, -1 - v)
+    if isinstance(v, float):
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode()
+        return head(3, len(b)) + b
+    if isinstance(v, list):
+        return head(4, len(v)) + b"".join(cbor_encode(x) for x in v)
+    if isinstance(v, dict):
+        return head(5, len(v)) + b"".join(cbor_encode(k) + cbor_encode(x) for k, x in v.items())
+    if isinstance(v, tuple) and v[0] == "timestamp":
+        return b"\xc1" + cbor_encode(float(v[1]))
+    raise TypeError(v)
+
+
+def cbor_decode(data):
+    """The matching decoder for the answers (definite lengths, as the server writes)."""
+    import struct
+
+    def item(i):
+        ib = data[i]
+        major, ai = ib >> 5, ib & 31
+        i += 1
+        if major == 7:
+            if ai == 20 or ai == 21:
+                return ai == 21, i
+            if ai == 22:
+                return None, i
+            size, fmt = {25: (2, ">e"), 26: (4, ">f"), 27: (8, ">d")}[ai]
+            return struct.unpack(fmt, data[i:i + size])[0], i + size
+        if ai < 24:
+            n = ai
+        else:
+            size = {24: 1, 25: 2, 26: 4, 27: 8}[ai]
+            n = int.from_bytes(data[i:i + size], "big")
+            i += size
+        if major == 0:
+            return n, i
+        if major == 1:
+            return -1 - n, i
+        if major in (2, 3):
+            raw = data[i:i + n]
+            return (raw.decode() if major == 3 else raw), i + n
+        if major == 4:
+            out = []
+            for _ in range(n):
+                x, i = item(i)
+                out.append(x)
+            return out, i
+        if major == 5:
+            out = {}
+            for _ in range(n):
+                k, i = item(i)
+                out[k], i = item(i)
+            return out, i
+        if major == 6:
+            x, i = item(i)
+            return ("tag", n, x), i
+        raise ValueError(major)
+
+    value, end = item(0)
+    assert end == len(data)
+    return value
+
+
+def test_a_cbor_client_puts_and_reads_metrics(srv):
+    import time as _time
+    path = "/service/GraniteServiceVersion20100801/operation/"
+    t0 = int(_time.time()) - 120
+    put = {"Namespace": "Cbor/Test", "MetricData": [
+        {"MetricName": "Loss", "Dimensions": [{"Name": "Run", "Value": "r1"}],
+         "Timestamp": ("timestamp", t0 + i + 0.25), "Value": float(v), "Unit": "None"}
+        for i, v in enumerate([4, 2, 3])]}
+    r = send(srv, path + "PutMetricData", cbor_encode(put), CBOR, scope="monitoring")
+    assert r["status"] == 200, base64.b64decode(r["body_b64"])
+    assert header(r, "Smithy-Protocol") == "rpc-v2-cbor"
+
+    get = {"Namespace": "Cbor/Test", "MetricName": "Loss",
+           "Dimensions": [{"Name": "Run", "Value": "r1"}],
+           "StartTime": ("timestamp", t0 - 60), "EndTime": ("timestamp", t0 + 60),
+           "Period": 60, "Statistics": ["Minimum", "Maximum", "SampleCount"]}
+    r = send(srv, path + "GetMetricStatistics", cbor_encode(get), CBOR, scope="monitoring")
+    assert r["status"] == 200, base64.b64decode(r["body_b64"])
+    assert header(r, "Content-Type") == "application/cbor"
+    answer = cbor_decode(base64.b64decode(r["body_b64"]))
+    points = answer["Datapoints"]
+    assert sum(p["SampleCount"] for p in points) == 3, answer
+    assert min(p["Minimum"] for p in points) == 2 and max(p["Maximum"] for p in points) == 4
+    for p in points:  # timestamps come back as tag 1 (epoch seconds)
+        assert p["Timestamp"][0] == "tag" and p["Timestamp"][1] == 1, p
+
+    r = send(srv, path + "ListMetrics", cbor_encode({"Namespace": "Cbor/Test"}), CBOR,
+             scope="monitoring")
+    listed = cbor_decode(base64.b64decode(r["body_b64"]))
+    assert [m["MetricName"] for m in listed["Metrics"]] == ["Loss"], listed
