@@ -220,14 +220,22 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
   }
   operation = op->name;  // a name from the model: bounded, unlike what the caller sent
   if (auto err = ValidateRequest(model, call.operation, call.input)) {
-    // Services whose operations model InvalidParameterException but not ValidationException
-    // (CloudWatch Logs) report constraint violations under that name, as AWS does.
-    if (err->type == "ValidationException" &&
-        std::find(op->errors.begin(), op->errors.end(), "ValidationException") ==
-            op->errors.end() &&
-        std::find(op->errors.begin(), op->errors.end(), "InvalidParameterException") !=
-            op->errors.end()) {
-      err->type = "InvalidParameterException";
+    // Services whose operations do not model ValidationException report constraint
+    // violations under the error they do model, as AWS does: CloudWatch Logs as
+    // InvalidParameterException, CloudWatch as MissingParameter (a required member is absent)
+    // or InvalidParameterValue.
+    auto models = [op](const char* name) {
+      return std::find(op->errors.begin(), op->errors.end(), name) != op->errors.end();
+    };
+    if (err->type == "ValidationException" && !models("ValidationException")) {
+      const bool missing = err->message.find("must not be null") != std::string::npos;
+      if (missing && models("MissingRequiredParameterException")) {
+        err->type = "MissingRequiredParameterException";
+      } else if (models("InvalidParameterValueException")) {
+        err->type = "InvalidParameterValueException";
+      } else if (models("InvalidParameterException")) {
+        err->type = "InvalidParameterException";
+      }
     }
     return fail(*codec, &model, std::move(*err));
   }

@@ -261,6 +261,26 @@ TEST_F(RouterTest, InvalidInputIsAValidationErrorBeforeTheService) {
   EXPECT_TRUE(cloudwatch_->calls.empty());
 }
 
+TEST_F(RouterTest, ConstraintViolationsTakeTheErrorTheOperationModels) {
+  // CloudWatch models MissingParameter and InvalidParameterValue, not ValidationException.
+  WireResponse r = router_->Handle(
+      Signed(Form("Action=GetMetricStatistics&Version=2010-08-01&MetricName=m&Period=60&"
+                  "StartTime=2026-01-01T00%3A00%3A00Z&EndTime=2026-01-01T01%3A00%3A00Z"),
+             "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Code>MissingParameter</Code>"), std::string::npos) << r.body;
+  r = router_->Handle(
+      Signed(Form("Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(300, 'n')),
+             "monitoring"));
+  EXPECT_NE(r.body.find("<Code>InvalidParameterValue</Code>"), std::string::npos) << r.body;
+  // Logs models InvalidParameterException.
+  r = router_->Handle(
+      Signed(Json("Logs_20140328.DescribeLogGroups", R"({"limit": 5000})"), "logs"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("InvalidParameterException"), std::string::npos) << r.body;
+  EXPECT_TRUE(cloudwatch_->calls.empty());
+}
+
 TEST_F(RouterTest, ModeledErrorsKeepTheirQueryCodeAndStatus) {
   WireResponse r = router_->Handle(
       Signed(Form("Action=DeleteAlarms&Version=2010-08-01&AlarmNames.member.1=a"), "monitoring"));
