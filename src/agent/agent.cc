@@ -253,11 +253,11 @@ struct Agent::Impl {
   void MaybeFlushLog() {
     DrainNotes();
     SampleIfDue();
-    if (!pending.empty() && std::chrono::steady_clock::now() - first_pending >= kMaxBatchDelay) {
-      FlushLog();
-    } else if (pending.empty() && !pending_samples.empty()) {
-      FlushLog();  // a quiet job's samples go alone, so they arrive within a sample interval
-    }
+    const bool lines_due =
+        !pending.empty() && std::chrono::steady_clock::now() - first_pending >= kMaxBatchDelay;
+    // A quiet job's samples go alone, so they arrive within a sample interval.
+    const bool samples_alone = pending.empty() && !pending_samples.empty();
+    if (lines_due || samples_alone) FlushLog();
   }
 
   // Samples the instance every metrics_interval_ms while the training process runs.

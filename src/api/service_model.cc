@@ -335,7 +335,7 @@ Result<std::shared_ptr<const ServiceModel>> ServiceModel::Load(std::string_view 
 std::shared_ptr<const ServiceModel> ServiceModel::Embedded() { return Embedded("sagemaker"); }
 
 std::shared_ptr<const ServiceModel> ServiceModel::Embedded(std::string_view service) {
-  static const auto* kModels = [] {
+  static const auto* const kModels = [] {
     auto* models = new std::map<std::string, std::shared_ptr<const ServiceModel>, std::less<>>();
     for (const char* name : {"sagemaker", "logs", "cloudwatch", "trainyard"}) {
       auto loaded = Load(EmbeddedModelText(name));

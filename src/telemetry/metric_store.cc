@@ -404,8 +404,9 @@ Result<std::vector<SeriesInfo>> MetricStore::List(const ListQuery& q) {
     s.last_ms = st.Int(5);
     bool match = true;
     for (const auto& [name, value] : q.dimensions) {
+      const std::string& wanted = name;  // clang 14 cannot capture a structured binding
       auto d = std::find_if(s.key.dimensions.begin(), s.key.dimensions.end(),
-                            [&](const Dimension& x) { return x.name == name; });
+                            [&](const Dimension& x) { return x.name == wanted; });
       if (d == s.key.dimensions.end() || (value && d->value != *value)) match = false;
     }
     if (match) out.push_back(std::move(s));

@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, Server, job_request, logs_of, wait_for, wait_status
+from conftest import TEST_CONFIG, ROOT, Server, job_request, logs_of, wait_for, wait_status
 
 ESCAPE = os.path.join(ROOT, "tests", "e2e", "jobs", "escape.py")
 SANDBOX_UID = 65534
@@ -68,7 +68,11 @@ def escape_env(tmp_path):
     # Where others may reach and read it, so it is bound read-only (not copied).
     channel_root = tempfile.mkdtemp(prefix="ty-escape-channel-", dir="/var/tmp")
     os.chmod(channel_root, 0o755)
-    srv = Server(data_dir, extra_args=["--file-root", channel_root]).start()
+    # `watch`, not a loop volume: the checks below read the instance trees on the host after the
+    # job ends, and an instance's volume (its disk) is released once its agent is gone, which
+    # used to race with these reads.
+    srv = Server(data_dir, extra_args=["--file-root", channel_root],
+                 config=TEST_CONFIG + "instance_volumes: watch\n").start()
     # The server says how it sandboxes, on its start lines.
     lines = [srv.proc.stdout.readline().decode() for _ in range(3)]
     assert any(l.startswith("trainyard sandbox: bubblewrap, user namespace: root inside is uid "

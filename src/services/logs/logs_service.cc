@@ -66,7 +66,7 @@ bool Bool(const json& in, const char* key, bool fallback) {
 // ---- tokens: '/'-separated fields; names travel hex-encoded -----------------------------------
 
 std::string Hex(std::string_view s) {
-  static const char* kDigits = "0123456789abcdef";
+  static constexpr const char* kDigits = "0123456789abcdef";
   std::string out;
   out.reserve(s.size() * 2);
   for (unsigned char c : s) {
@@ -114,7 +114,7 @@ std::optional<int64_t> ParseInt(std::string_view s) {
 // Appends `s` as a JSON string. Job output need not be valid UTF-8: a byte that starts no valid
 // sequence becomes U+FFFD, as the JSON codec's serializer does.
 void AppendJsonString(std::string* out, std::string_view s) {
-  static const char* kHex = "0123456789abcdef";
+  static constexpr const char* kHex = "0123456789abcdef";
   out->push_back('"');
   size_t i = 0;
   while (i < s.size()) {

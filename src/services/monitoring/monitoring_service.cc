@@ -218,8 +218,8 @@ MonitoringService::Outcome MonitoringService::PutMetricData(const std::string& a
                          ".Values are mutually exclusive.");
     }
     // CloudWatch refuses values it cannot store: NaN, infinities, magnitudes past 2^360.
-    const double kLimit = std::ldexp(1.0, 360);
-    auto bad = [&](double v) { return !std::isfinite(v) || std::fabs(v) > kLimit; };
+    const double limit = std::ldexp(1.0, 360);
+    auto bad = [&](double v) { return !std::isfinite(v) || std::fabs(v) > limit; };
     if (d.contains("Value")) {
       double v = d["Value"];
       if (bad(v)) return InvalidValue("The value for parameter " + at + ".Value is invalid.");
