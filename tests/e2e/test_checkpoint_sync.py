@@ -103,7 +103,9 @@ def test_agent_killed_mid_upload_leaves_every_stored_version_whole(server, sm, t
     watcher = WholenessWatcher(blob, mb << 20)
     watcher.start()
     try:
-        wait_for(lambda: len(watcher.versions), lambda n: n >= 2, timeout=60)
+        # Generous: the job starts Python and writes 48 MiB per step; on 2 loaded cores (CI) the
+        # first two versions have taken over a minute.
+        wait_for(lambda: len(watcher.versions), lambda n: n >= 2, timeout=180)
         kill_agent(server, "killed")  # uploads run back to back: one is in flight
         wait_for(lambda: logs_of(server, "killed"), lambda l: "resumed from checkpoint" in l,
                  timeout=60)
