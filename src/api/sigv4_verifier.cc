@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/crypto.h"
+
 namespace ty::api {
 namespace {
 
@@ -43,15 +45,6 @@ bool SplitExact(std::string_view s, char sep, std::array<std::string_view, N>* o
     start = end + 1;
   }
   return i == N;
-}
-
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
 }
 
 bool HasQueryAuth(std::string_view query) {

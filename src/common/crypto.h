@@ -17,6 +17,8 @@ std::string RandomAlnum(size_t n, bool upper_only = false);
 std::string RandomDigits(size_t n);
 // A random RFC 4122 version-4 UUID.
 std::string RandomUuid();
+// True when a and b are equal, in time that depends only on their lengths (secrets).
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Standard base64 (RFC 4648, with padding).
 std::string Base64Encode(std::string_view bytes);
 // Decodes standard base64 (padding required, no whitespace); false on malformed input.

@@ -240,13 +240,8 @@ std::string Server::Impl::MetricsCaller(const HttpRequest& req) {
     if (colon == std::string::npos) return "";
     const api::AccessKey* key = credentials->Find(decoded.substr(0, colon));
     std::string secret = decoded.substr(colon + 1);
-    // Constant time over the secret's bytes: the comparison must not reveal a prefix.
-    if (key == nullptr || key->secret_access_key.size() != secret.size()) return "";
-    unsigned char diff = 0;
-    for (size_t i = 0; i < secret.size(); ++i) {
-      diff |= static_cast<unsigned char>(secret[i] ^ key->secret_access_key[i]);
-    }
-    if (diff != 0) return "";
+    // Constant time: the comparison must not reveal a prefix of the secret.
+    if (key == nullptr || !ConstantTimeEquals(secret, key->secret_access_key)) return "";
     akid = key->access_key_id;
   } else {
     HttpRequestParts parts;
