@@ -26,6 +26,7 @@
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "control/delivery.h"
 #include "control/job_controller.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
@@ -58,6 +59,9 @@ struct Server::Impl {
   std::unique_ptr<telemetry::MetricStore> metric_store;
   std::unique_ptr<telemetry::MetricSweeper> metrics_sweeper;
   std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer;
+  // Where rules, alarms and topics send payloads: each target's owner registers its
+  // Deliverer here (lambda, sns, logs). Declared before them all, so it outlives its users.
+  control::DeliveryRouter deliveries;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;

@@ -71,7 +71,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -193,6 +193,17 @@ DROP TABLE v4_lines;
 DROP TABLE log_events;
 CREATE INDEX stream_events_stream ON stream_events (stream_id);
 CREATE INDEX stream_events_group_time ON stream_events (group_id, ts_ms);
+)sql",
+    // v5: the event outbox. An event is written in the transaction of the change it reports
+    // (UpdateJob), so a crash can lose neither; the dispatcher deletes it once routed.
+    R"sql(
+CREATE TABLE event_outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  ordering_key TEXT NOT NULL,
+  event_json TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
 )sql",
 };
 
@@ -525,7 +536,9 @@ Status Store::InsertJob(model::JobRecord* record) {
   return Status::Ok();
 }
 
-Status Store::UpdateJob(const model::JobRecord& record) {
+Status Store::UpdateJob(const model::JobRecord& record) { return UpdateJob(record, {}); }
+
+Status Store::UpdateJob(const model::JobRecord& record, const std::vector<OutboxEvent>& events) {
   static const std::string kSql = [] {
     std::string cols = kMutableColumns;
     std::string sets;
@@ -541,16 +554,67 @@ Status Store::UpdateJob(const model::JobRecord& record) {
     return "UPDATE jobs SET " + sets + ", version = version + 1 WHERE id = ?";
   }();
   MutexLock lock(&mu_);
-  // One UPDATE statement: atomic on its own, no explicit transaction needed.
-  TY_STMT(s, kSql);
-  BindMutable(s, 1, record);
-  s.Bind(kMutableCount + 1, record.id);
-  TY_RETURN_IF_ERROR(s.Exec());
+  // One UPDATE is atomic on its own; with events, they and it commit together.
+  Transaction txn(db_);
+  if (!events.empty()) TY_RETURN_IF_ERROR(txn.Begin());
+  {
+    TY_STMT(s, kSql);
+    BindMutable(s, 1, record);
+    s.Bind(kMutableCount + 1, record.id);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
   if (sqlite3_changes(db_) == 0) {
     return NotFound("training job " + record.spec.name + " (id " + std::to_string(record.id) +
                     ") does not exist");
   }
+  if (events.empty()) return Status::Ok();
+  TY_RETURN_IF_ERROR(AppendOutboxLocked(events));
+  return txn.Commit();
+}
+
+Status Store::AppendOutboxLocked(const std::vector<OutboxEvent>& events) {
+  for (const auto& e : events) {
+    TY_STMT(s,
+            "INSERT INTO event_outbox (account, ordering_key, event_json, created_ms) "
+            "VALUES (?, ?, ?, ?)");
+    s.Bind(1, e.account);
+    s.Bind(2, e.ordering_key);
+    s.Bind(3, e.event_json);
+    s.Bind(4, e.created_ms);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
   return Status::Ok();
+}
+
+Status Store::AppendOutbox(const std::vector<OutboxEvent>& events) {
+  MutexLock lock(&mu_);
+  Transaction txn(db_);
+  TY_RETURN_IF_ERROR(txn.Begin());
+  TY_RETURN_IF_ERROR(AppendOutboxLocked(events));
+  return txn.Commit();
+}
+
+Result<std::vector<OutboxEvent>> Store::ReadOutbox(int64_t after_seq, int64_t limit) {
+  MutexLock lock(&mu_);
+  TY_STMT(s,
+          "SELECT seq, account, ordering_key, event_json, created_ms FROM event_outbox "
+          "WHERE seq > ? ORDER BY seq LIMIT ?");
+  s.Bind(1, after_seq);
+  s.Bind(2, limit);
+  std::vector<OutboxEvent> out;
+  while (true) {
+    TY_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back({s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4)});
+  }
+  return out;
+}
+
+Status Store::DeleteOutbox(int64_t seq) {
+  MutexLock lock(&mu_);
+  TY_STMT(s, "DELETE FROM event_outbox WHERE seq = ?");
+  s.Bind(1, seq);
+  return s.Exec();
 }
 
 Result<model::JobRecord> Store::GetJob(const std::string& account, const std::string& name) {

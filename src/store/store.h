@@ -2,7 +2,7 @@
 // under the server's data directory: jobs with their transitions, tags,
 // CloudWatch-style log groups, streams and events (a job's log lines are the
 // events of its streams in its account's group /aws/sagemaker/TrainingJobs),
-// metric samples, and a schema version for migrations.
+// metric samples, the event outbox, and a schema version for migrations.
 //
 // Thread-safe: every method may be called from any thread (one connection,
 // serialised by an internal mutex; SQLite work is short).
@@ -117,6 +117,15 @@ struct MetricSample {
   double value = 0;
 };
 
+// An event in the durable outbox, waiting for the events dispatcher (events/) to route it.
+struct OutboxEvent {
+  int64_t seq = 0;           // assigned on insert; increasing
+  std::string account;       // whose event bus it is on
+  std::string ordering_key;  // events of one key are delivered in seq order (a job's ARN)
+  std::string event_json;    // the whole EventBridge event: envelope and detail
+  int64_t created_ms = 0;
+};
+
 struct JobVersion {
   int64_t id = 0;
   int64_t version = 0;
@@ -163,6 +172,17 @@ class Store {
   // Writes every mutable field of the record (status, transitions, times,
   // metrics, runtime bookkeeping) in one transaction.
   Status UpdateJob(const model::JobRecord& record);
+  // The same, and appends `events` to the outbox in the same transaction: the change and the
+  // events that report it are both stored or neither is.
+  Status UpdateJob(const model::JobRecord& record, const std::vector<OutboxEvent>& events);
+
+  // ---- The event outbox (at-least-once delivery of events that survives a crash) ----
+  // Appends events (their seq is assigned) in one transaction.
+  Status AppendOutbox(const std::vector<OutboxEvent>& events);
+  // Events with seq > after_seq, oldest first, at most limit.
+  Result<std::vector<OutboxEvent>> ReadOutbox(int64_t after_seq, int64_t limit);
+  // Removes one event once it is routed (absent: Ok).
+  Status DeleteOutbox(int64_t seq);
   // kNotFound when the account has no such job.
   Result<model::JobRecord> GetJob(const std::string& account, const std::string& name);
   Result<model::JobRecord> GetJobByArn(const std::string& arn);
@@ -242,6 +262,7 @@ class Store {
   // inside a write transaction.
   Result<int64_t> GroupIdLocked(const std::string& account, const std::string& name, int64_t now_ms)
       TY_REQUIRES(mu_);
+  Status AppendOutboxLocked(const std::vector<OutboxEvent>& events) TY_REQUIRES(mu_);
   Status AppendLocked(int64_t stream_id, const std::vector<const LogEvent*>& events,
                       int64_t ingest_ms) TY_REQUIRES(mu_);
   Mutex mu_;

@@ -232,7 +232,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 4);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 5);  // the number of migrations
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -254,6 +254,35 @@ TEST_F(StoreTest, UpdateJobBumpsTheVersion) {
   EXPECT_EQ(store_->GetJobVersion(job.account, "nope").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(StoreTest, OutboxEventsCommitWithTheJobChangeAndComeBackInOrder) {
+  model::JobRecord job = FullJob();
+  Insert(job);
+  auto stored = store_->GetJob(job.account, job.spec.name);
+  ASSERT_TRUE(stored.ok());
+  std::vector<OutboxEvent> events = {{0, job.account, job.arn, R"({"n":1})", 5},
+                                     {0, job.account, job.arn, R"({"n":2})", 6}};
+  ASSERT_TRUE(store_->UpdateJob(*stored, events).ok());
+  ASSERT_TRUE(store_->AppendOutbox({{0, "222222222222", "other", R"({"n":3})", 7}}).ok());
+  auto read = store_->ReadOutbox(0, 10);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), 3u);
+  EXPECT_EQ((*read)[0].event_json, R"({"n":1})");
+  EXPECT_EQ((*read)[1].ordering_key, job.arn);
+  EXPECT_EQ((*read)[2].account, "222222222222");
+  EXPECT_LT((*read)[0].seq, (*read)[1].seq);
+  ASSERT_TRUE(store_->DeleteOutbox((*read)[0].seq).ok());
+  auto rest = store_->ReadOutbox((*read)[0].seq, 10);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(rest->size(), 2u);
+  EXPECT_EQ(store_->ReadOutbox(0, 10)->size(), 2u);
+
+  // A change to a job that is gone stores no event either.
+  model::JobRecord ghost = *stored;
+  ghost.id = 999999;
+  EXPECT_EQ(store_->UpdateJob(ghost, events).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->ReadOutbox(0, 10)->size(), 2u);
+}
+
 TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   model::JobRecord job = FullJob();
   Insert(job);
@@ -264,7 +293,8 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
                          "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
-                         "DROP TABLE log_groups; CREATE TABLE log_events (seq INTEGER PRIMARY "
+                         "DROP TABLE log_groups; DROP TABLE event_outbox; CREATE TABLE log_events "
+                         "(seq INTEGER PRIMARY "
                          "KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id) ON "
                          "DELETE CASCADE, stream TEXT NOT NULL, ts_ms INTEGER NOT NULL, message "
                          "TEXT NOT NULL); UPDATE schema_version SET version = 1",
