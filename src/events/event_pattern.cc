@@ -133,9 +133,9 @@ struct Wildcard {
 };
 
 enum class Kind {
-  kString,         // exact string (also the same IP address, when text is one)
-  kNumber,         // exact number
-  kLiteral,        // true, false or null
+  kString,   // exact string (also the same IP address, when text is one)
+  kNumber,   // exact number
+  kLiteral,  // true, false or null
   kPrefix,
   kSuffix,
   kEqualsIgnoreCase,
@@ -145,13 +145,17 @@ enum class Kind {
   kNumeric,
   kCidr,
   kExists,
-  kAnythingBut,    // none of `inner` matches
+  kAnythingBut,  // none of `inner` matches
 };
 
 struct Matcher {
   Kind kind = Kind::kString;
   std::string text;  // lower-cased for the ignore-case kinds
-  json literal;      // kNumber, kLiteral
+  // kNumber: the value, exactly when it is an integer; kLiteral: null, or a boolean.
+  double number = 0;
+  std::optional<int64_t> integer;
+  bool is_null = false;
+  bool boolean = false;
   std::optional<int64_t> micros;  // kNumber
   std::optional<IpAddress> ip;    // kString that is an address; kCidr's network
   int mask_bits = 0;              // kCidr
@@ -162,6 +166,16 @@ struct Matcher {
   std::optional<Wildcard> wildcard;
   std::vector<Matcher> inner;  // kAnythingBut
 };
+
+// Exact equality beyond the numeric range (account ids, epoch milliseconds): integers compare
+// as integers, anything else as doubles. REQUIRES: v.is_number().
+bool SameNumber(const Matcher& m, const json& v) {
+  if (m.integer && v.is_number_unsigned()) {
+    return *m.integer >= 0 && static_cast<uint64_t>(*m.integer) == v.get<uint64_t>();
+  }
+  if (m.integer && v.is_number_integer()) return *m.integer == v.get<int64_t>();
+  return v.get<double>() == m.number;
+}
 
 bool MatchesValue(const Matcher& m, const json& v) {
   switch (m.kind) {
@@ -179,10 +193,10 @@ bool MatchesValue(const Matcher& m, const json& v) {
         auto mv = Micros(v.get<double>());
         if (mv && *mv == *m.micros) return true;
       }
-      return v == m.literal;
+      return SameNumber(m, v);
     }
     case Kind::kLiteral:
-      return v == m.literal;
+      return m.is_null ? v.is_null() : (v.is_boolean() && v.get<bool>() == m.boolean);
     case Kind::kPrefix:
       return v.is_string() && v.get_ref<const std::string&>().starts_with(m.text);
     case Kind::kSuffix:
@@ -232,8 +246,8 @@ bool MatchesValue(const Matcher& m, const json& v) {
 struct EventPattern::Node {
   struct Field {
     std::string key;
-    std::unique_ptr<Node> object;   // a nested pattern object, or
-    std::vector<Matcher> leaf;      // the alternatives of a leaf
+    std::unique_ptr<Node> object;  // a nested pattern object, or
+    std::vector<Matcher> leaf;     // the alternatives of a leaf
   };
   std::vector<Field> fields;
   std::vector<std::vector<std::unique_ptr<Node>>> ors;
@@ -259,13 +273,15 @@ bool AnyLeafValue(const json& v, const Fn& fn, int depth) {
 }
 
 bool MatchesLeaf(const std::vector<Matcher>& alternatives, const json* v, int depth) {
-  bool has_value = v != nullptr && AnyLeafValue(*v, [](const json&) { return true; }, depth);
+  bool has_value = v != nullptr && AnyLeafValue(
+                                       *v, [](const json&) { return true; }, depth);
   for (const Matcher& m : alternatives) {
     if (m.kind == Kind::kExists) {
       if (m.exists == has_value) return true;
       continue;
     }
-    if (has_value && AnyLeafValue(*v, [&m](const json& x) { return MatchesValue(m, x); }, depth)) {
+    if (has_value && AnyLeafValue(
+                         *v, [&m](const json& x) { return MatchesValue(m, x); }, depth)) {
       return true;
     }
   }
@@ -283,8 +299,8 @@ bool MatchesNodeAt(const Node& node, const json* v, int depth) {
       auto it = object->find(f.key);
       if (it != object->end()) child = &*it;
     }
-    bool ok = f.object ? MatchesNode(*f.object, child, depth + 1)
-                       : MatchesLeaf(f.leaf, child, depth + 1);
+    bool ok =
+        f.object ? MatchesNode(*f.object, child, depth + 1) : MatchesLeaf(f.leaf, child, depth + 1);
     if (!ok) return false;
   }
   for (const auto& branches : node.ors) {
@@ -400,11 +416,17 @@ class Compiler {
       m.ip = ParseIp(m.text);
     } else if (v.is_number()) {
       m.kind = Kind::kNumber;
-      m.literal = v;
-      m.micros = Micros(v.get<double>());
+      m.number = v.get<double>();
+      if (v.is_number_integer() && !v.is_number_unsigned()) {
+        m.integer = v.get<int64_t>();
+      } else if (v.is_number_unsigned() && v.get<uint64_t>() <= INT64_MAX) {
+        m.integer = static_cast<int64_t>(v.get<uint64_t>());
+      }
+      m.micros = Micros(m.number);
     } else {
       m.kind = Kind::kLiteral;
-      m.literal = v;
+      m.is_null = v.is_null();
+      m.boolean = v.is_boolean() && v.get<bool>();
     }
     return m;
   }
@@ -560,7 +582,8 @@ class Compiler {
     std::string bits = text.substr(slash + 1);
     int max_bits = ip->family == AF_INET ? 32 : 128;
     int n = 0;
-    if (bits.empty() || bits.size() > 3) return Invalid("Malformed CIDR, mask bits must be an integer");
+    if (bits.empty() || bits.size() > 3)
+      return Invalid("Malformed CIDR, mask bits must be an integer");
     for (char c : bits) {
       if (c < '0' || c > '9') return Invalid("Malformed CIDR, mask bits must be an integer");
       n = n * 10 + (c - '0');
@@ -634,7 +657,8 @@ class Compiler {
         if (e->get_ref<const std::string&>().empty()) {
           return Invalid("Null prefix/suffix not allowed");
         }
-        m.inner.push_back(Text(op == "prefix" ? Kind::kPrefix : Kind::kSuffix, e->get<std::string>()));
+        m.inner.push_back(
+            Text(op == "prefix" ? Kind::kPrefix : Kind::kSuffix, e->get<std::string>()));
       } else if (op == "wildcard") {
         if (!e->is_string()) return Invalid("wildcard match pattern must be a string");
         TY_ASSIGN_OR_RETURN(Matcher w, WildcardMatcher(e->get<std::string>()));
@@ -690,8 +714,7 @@ struct Step {
 
 Result<std::vector<Step>> ParsePath(std::string_view path) {
   auto bad = [&path](std::string_view why) {
-    return InvalidArgument("InputPath " + std::string(path) + " is not valid: " +
-                           std::string(why));
+    return InvalidArgument("InputPath " + std::string(path) + " is not valid: " + std::string(why));
   };
   if (path.size() > kMaxInputPath) return bad("longer than 256 characters");
   if (path.empty() || path[0] != '$') return bad("it must start with $");
@@ -853,9 +876,9 @@ Result<std::string> TransformInput(const json& event, const json& input_paths_ma
   add_reserved("aws.events.event.ingestion-time", context.ingestion_time);
 
   size_t first = template_text.find_first_not_of(" \t\r\n");
-  bool json_template = first != std::string_view::npos &&
-                       (template_text[first] == '{' || template_text[first] == '[' ||
-                        template_text[first] == '"');
+  bool json_template =
+      first != std::string_view::npos &&
+      (template_text[first] == '{' || template_text[first] == '[' || template_text[first] == '"');
   std::string out;
   out.reserve(template_text.size());
   bool in_string = false;

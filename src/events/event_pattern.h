@@ -37,8 +37,8 @@ namespace ty::events {
 // Bounds on a pattern Parse accepts. PutRule's model caps EventPattern at 4096 characters;
 // TestEventPattern has no cap in the model, so the library keeps its own.
 inline constexpr size_t kMaxPatternBytes = 64 * 1024;
-inline constexpr size_t kMaxPatternDepth = 32;    // JSON nesting, operators included
-inline constexpr size_t kMaxPatternValues = 2000;  // fields + match values, $or branches included
+inline constexpr size_t kMaxPatternDepth = 32;       // JSON nesting, operators included
+inline constexpr size_t kMaxPatternValues = 2000;    // fields + match values, $or branches included
 inline constexpr size_t kMaxPatternWildcards = 256;  // '*' over every wildcard operand
 
 class EventPattern {

@@ -14,10 +14,13 @@ using nlohmann::json;
 
 // Doc pages the cases come from (EventBridge User Guide):
 //   [patterns]  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html
-//   [content]   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-content-based-filtering.html
-//   [operators] https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
-//   [arrays]    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html
-//   [transform] https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html
+//   [content]
+//   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-content-based-filtering.html
+//   [operators]
+//   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+//   [arrays] https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html
+//   [transform]
+//   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html
 // Cases marked [ruler] follow aws/event-ruler (the matcher EventBridge runs) where the pages are
 // silent.
 
@@ -104,8 +107,7 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"NumberFloatLiteral", R"({"x":[300.0]})", R"({"x":300})", true},
         // Beyond ±5e9 (account numbers, epoch ms) numbers still match exactly.
         MatchCase{"BigNumberExact", R"({"t":[1696427182554]})", R"({"t":1696427182554})", true},
-        MatchCase{"BigNumberDiffers", R"({"t":[1696427182554]})", R"({"t":1696427182555})",
-                  false},
+        MatchCase{"BigNumberDiffers", R"({"t":[1696427182554]})", R"({"t":1696427182555})", false},
         // A string never matches a number, nor a number a string.
         MatchCase{"StringIsNotNumber", R"({"x":["300"]})", R"({"x":300})", false},
         MatchCase{"NumberIsNotString", R"({"x":[300]})", R"({"x":"300"})", false},
@@ -115,15 +117,15 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"TrueIsNotString", R"({"ok":[true]})", R"({"ok":"true"})", false},
         // A leaf pattern against an object, a nested pattern against a scalar: no match.
         MatchCase{"LeafAgainstObject", R"({"detail":["x"]})", R"({"detail":{"a":"x"}})", false},
-        MatchCase{"ObjectAgainstScalar", R"({"detail":{"a":["x"]}})", R"({"detail":"x"})",
-                  false},
+        MatchCase{"ObjectAgainstScalar", R"({"detail":{"a":["x"]}})", R"({"detail":"x"})", false},
         // The SageMaker rule of spec §1.7 against the job event.
-        MatchCase{"JobRule",
-                  R"({"source":["aws.sagemaker"],"detail-type":["SageMaker Training Job State Change"],
+        MatchCase{
+            "JobRule",
+            R"({"source":["aws.sagemaker"],"detail-type":["SageMaker Training Job State Change"],
                       "detail":{"TrainingJobStatus":["InProgress"]}})",
-                  kJobEvent, true},
-        MatchCase{"JobRuleFailedOnly", R"({"detail":{"TrainingJobStatus":["Failed"]}})",
-                  kJobEvent, false},
+            kJobEvent, true},
+        MatchCase{"JobRuleFailedOnly", R"({"detail":{"TrainingJobStatus":["Failed"]}})", kJobEvent,
+                  false},
         MatchCase{"JobTag", R"({"detail":{"Tags":{"Team":["ml"]}}})", kJobEvent, true},
         MatchCase{"JobNullFailureReason", R"({"detail":{"FailureReason":[null]}})", kJobEvent,
                   true}),
@@ -202,9 +204,8 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"EqualsIgnoreCaseNo", R"({"Name":[{"equals-ignore-case":"alice"}]})",
                   R"({"Name":"Alicia"})", false},
         // Prefix on an array value: any element.
-        MatchCase{"PrefixOnArray",
-                  R"({"resources":[{"prefix":"arn:aws:sagemaker:us-east-1:"}]})", kJobEvent,
-                  true}),
+        MatchCase{"PrefixOnArray", R"({"resources":[{"prefix":"arn:aws:sagemaker:us-east-1:"}]})",
+                  kJobEvent, true}),
     Label);
 
 INSTANTIATE_TEST_SUITE_P(
@@ -261,8 +262,7 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"Weather", R"({"Weather":[{"anything-but":["Raining"]}]})",
                   R"({"Weather":"Sunny"})", true},
         // An array value: any element that is not excluded is enough.
-        MatchCase{"ArrayAnyElement", R"({"s":[{"anything-but":"a"}]})", R"({"s":["a","b"]})",
-                  true},
+        MatchCase{"ArrayAnyElement", R"({"s":[{"anything-but":"a"}]})", R"({"s":["a","b"]})", true},
         MatchCase{"ArrayAllExcluded", R"({"s":[{"anything-but":"a"}]})", R"({"s":["a","a"]})",
                   false}),
     Label);
@@ -276,8 +276,7 @@ INSTANTIATE_TEST_SUITE_P(
                                 "d-count":[{"numeric":["<",10]}],
                                 "x-limit":[{"numeric":["=",3.018e2]}]}})",
                   R"({"detail":{"c-count":5,"d-count":9.99,"x-limit":301.8}})", true},
-        MatchCase{"DocExampleLowEdge",
-                  R"({"detail":{"c-count":[{"numeric":[">",0,"<=",5]}]}})",
+        MatchCase{"DocExampleLowEdge", R"({"detail":{"c-count":[{"numeric":[">",0,"<=",5]}]}})",
                   R"({"detail":{"c-count":0}})", false},
         MatchCase{"DocExampleHighEdge", R"({"detail":{"d-count":[{"numeric":["<",10]}]}})",
                   R"({"detail":{"d-count":10}})", false},
@@ -289,15 +288,13 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"RangeClosed", R"({"x":[{"numeric":[">=",1,"<",2]}]})", R"({"x":1.999999})",
                   true},
         // [operators] Price more than 10 and at most 20.
-        MatchCase{"PriceRange", R"({"Price":[{"numeric":[">",10,"<=",20]}]})",
-                  R"({"Price":20})", true},
-        // Six decimal places: differences below a millionth are equal.
-        MatchCase{"SixDecimals", R"({"x":[{"numeric":["=",0.1]}]})", R"({"x":0.1000000001})",
+        MatchCase{"PriceRange", R"({"Price":[{"numeric":[">",10,"<=",20]}]})", R"({"Price":20})",
                   true},
+        // Six decimal places: differences below a millionth are equal.
+        MatchCase{"SixDecimals", R"({"x":[{"numeric":["=",0.1]}]})", R"({"x":0.1000000001})", true},
         // Numeric never matches strings, and values beyond ±5e9 never match.
         MatchCase{"StringNotNumeric", R"({"x":[{"numeric":[">",0]}]})", R"({"x":"5"})", false},
-        MatchCase{"OutOfRange", R"({"x":[{"numeric":[">",0]}]})", R"({"x":1696427182554})",
-                  false},
+        MatchCase{"OutOfRange", R"({"x":[{"numeric":[">",0]}]})", R"({"x":1696427182554})", false},
         MatchCase{"OnJobEvent",
                   R"({"detail":{"ResourceConfig":{"InstanceCount":[{"numeric":[">=",1]}]}}})",
                   kJobEvent, true}),
@@ -313,15 +310,13 @@ INSTANTIATE_TEST_SUITE_P(
                   true},
         // [content]: it also matches when c-count is an object, which is not a leaf.
         MatchCase{"FalseObject", R"({"detail":{"c-count":[{"exists":false}]}})",
-                  R"({"detail":{"state":["initializing","running"],"c-count":{"c1":100}}})",
-                  true},
+                  R"({"detail":{"state":["initializing","running"],"c-count":{"c1":100}}})", true},
         MatchCase{"FalsePresent", R"({"detail":{"c-count":[{"exists":false}]}})",
                   R"({"detail":{"c-count":3}})", false},
         // [operators] ProductName exists / does not exist.
         MatchCase{"TruePresent", R"({"ProductName":[{"exists":true}]})",
                   R"({"ProductName":"Widget"})", true},
-        MatchCase{"TrueMissing", R"({"ProductName":[{"exists":true}]})", R"({"Other":1})",
-                  false},
+        MatchCase{"TrueMissing", R"({"ProductName":[{"exists":true}]})", R"({"Other":1})", false},
         MatchCase{"TrueNull", R"({"ProductName":[{"exists":true}]})", R"({"ProductName":null})",
                   true},
         MatchCase{"TrueObject", R"({"ProductName":[{"exists":true}]})",
@@ -372,10 +367,9 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"DirPngNo", R"({"FileName":[{"wildcard":"dir/*.png"}]})",
                   R"({"FileName":"other/a.png"})", false},
         // [content] Wildcard matching: an event bus ARN in any account.
-        MatchCase{"BusArn",
-                  R"({"EventBusArn":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]})",
-                  R"({"EventBusArn":"arn:aws:events:us-east-1:123456789012:event-bus/default"})",
-                  true},
+        MatchCase{
+            "BusArn", R"({"EventBusArn":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]})",
+            R"({"EventBusArn":"arn:aws:events:us-east-1:123456789012:event-bus/default"})", true},
         MatchCase{"BusArnRegion",
                   R"({"EventBusArn":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]})",
                   R"({"EventBusArn":"arn:aws:events:us-west-2:123456789012:event-bus/default"})",
@@ -387,10 +381,9 @@ INSTANTIATE_TEST_SUITE_P(
         MatchCase{"Repeats", R"({"s":[{"wildcard":"*aab*"}]})", R"({"s":"aaaab"})", true},
         // [operators] Escapes: \* is a literal star, \\ a backslash.
         MatchCase{"EscapedStar", R"({"s":[{"wildcard":"a\\*b"}]})", R"({"s":"a*b"})", true},
-        MatchCase{"EscapedStarNotWild", R"({"s":[{"wildcard":"a\\*b"}]})", R"({"s":"axb"})",
-                  false},
-        MatchCase{"EscapedBackslash", R"({"s":[{"wildcard":"a\\\\*"}]})",
-                  R"({"s":"a\\anything"})", true},
+        MatchCase{"EscapedStarNotWild", R"({"s":[{"wildcard":"a\\*b"}]})", R"({"s":"axb"})", false},
+        MatchCase{"EscapedBackslash", R"({"s":[{"wildcard":"a\\\\*"}]})", R"({"s":"a\\anything"})",
+                  true},
         MatchCase{"NotOnNumbers", R"({"n":[{"wildcard":"1*"}]})", R"({"n":12})", false}),
     Label);
 
@@ -419,15 +412,12 @@ INSTANTIATE_TEST_SUITE_P(
                              {"namespace":["AWS/EC2","AWS/ES"]}]})",
                   R"({"source":"aws.ec2","namespace":"AWS/ES"})", false},
         // [operators] Or (multiple fields): Location "New York" or Day "Monday".
-        MatchCase{"LocationOrDay",
-                  R"({"$or":[{"Location":["New York"]},{"Day":["Monday"]}]})",
+        MatchCase{"LocationOrDay", R"({"$or":[{"Location":["New York"]},{"Day":["Monday"]}]})",
                   R"({"Location":"Paris","Day":"Monday"})", true},
         // Nested $or, and $or with nested objects.
-        MatchCase{"Nested",
-                  R"({"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":{"d":["3"]}}]}]})",
+        MatchCase{"Nested", R"({"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":{"d":["3"]}}]}]})",
                   R"({"c":{"d":"3"}})", true},
-        MatchCase{"NestedNone",
-                  R"({"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":{"d":["3"]}}]}]})",
+        MatchCase{"NestedNone", R"({"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":{"d":["3"]}}]}]})",
                   R"({"c":{"d":"4"}})", false},
         // Governance: act at Starting, or on any terminal status.
         MatchCase{"JobStatusOr",
@@ -443,9 +433,7 @@ struct ErrorCase {
   const char* reason;  // the message after "Event pattern is not valid. Reason: " starts so
 };
 
-std::string ErrorLabel(const ::testing::TestParamInfo<ErrorCase>& info) {
-  return info.param.label;
-}
+std::string ErrorLabel(const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.label; }
 
 class PatternErrorTest : public ::testing::TestWithParam<ErrorCase> {};
 
@@ -474,11 +462,13 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"EmptyArray", R"({"source":[]})", "Empty arrays are not allowed"},
         ErrorCase{"ArrayInArray", R"({"source":[["a"]]})",
                   "Match value must be String, number, true, false, or null"},
-        ErrorCase{"UnknownOperator", R"({"a":[{"contains":"x"}]})", "Unrecognized match type contains"},
+        ErrorCase{"UnknownOperator", R"({"a":[{"contains":"x"}]})",
+                  "Unrecognized match type contains"},
         ErrorCase{"EmptyExpression", R"({"a":[{}]})", "Match expression name not found"},
         ErrorCase{"TwoKeys", R"({"a":[{"prefix":"x","suffix":"y"}]})",
                   "Only one key allowed in match expression"},
-        ErrorCase{"PrefixNumber", R"({"a":[{"prefix":1}]})", "prefix match pattern must be a string"},
+        ErrorCase{"PrefixNumber", R"({"a":[{"prefix":1}]})",
+                  "prefix match pattern must be a string"},
         ErrorCase{"PrefixUnknownObject", R"({"a":[{"prefix":{"wildcard":"x"}}]})",
                   "Unsupported prefix pattern: wildcard"},
         ErrorCase{"SuffixIgnoreCaseNumber", R"({"a":[{"suffix":{"equals-ignore-case":1}}]})",
@@ -499,7 +489,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "Bad numeric range operator: >"},
         ErrorCase{"NumericInverted", R"({"a":[{"numeric":[">",5,"<",2]}]})",
                   "Bottom must be less than top"},
-        ErrorCase{"NumericTooBig", R"({"a":[{"numeric":[">",1e10]}]})", "Value of > must be between"},
+        ErrorCase{"NumericTooBig", R"({"a":[{"numeric":[">",1e10]}]})",
+                  "Value of > must be between"},
         ErrorCase{"NumericTooManyTerms", R"({"a":[{"numeric":[">",1,"<",2,"<",3]}]})",
                   "Too many terms in numeric range expression"},
         ErrorCase{"AnythingButNull", R"({"a":[{"anything-but":null}]})",
@@ -525,7 +516,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "Malformed CIDR, mask bits must be between 0 and 128"},
         ErrorCase{"CidrNotNumber", R"({"a":[{"cidr":"10.0.0.0/x"}]})",
                   "Malformed CIDR, mask bits must be an integer"},
-        ErrorCase{"CidrNotString", R"({"a":[{"cidr":10}]})", "prefix match pattern must be a string"},
+        ErrorCase{"CidrNotString", R"({"a":[{"cidr":10}]})",
+                  "prefix match pattern must be a string"},
         // Positions count from 1, as event-ruler's do.
         ErrorCase{"WildcardConsecutive", R"({"key":[{"wildcard":"abc**def"}]})",
                   "Consecutive wildcard characters at pos 4"},
@@ -557,7 +549,8 @@ TEST(PatternBoundsTest, RefusesOversizedDeepOrTooManyValues) {
       << too_deep.status().message();
 
   std::string many = R"({"a":[)";
-  for (size_t i = 0; i <= kMaxPatternValues; ++i) many += (i ? ",\"" : "\"") + std::to_string(i) + "\"";
+  for (size_t i = 0; i <= kMaxPatternValues; ++i)
+    many += (i ? ",\"" : "\"") + std::to_string(i) + "\"";
   many += "]}";
   auto too_many = EventPattern::Parse(many);
   ASSERT_FALSE(too_many.ok());
@@ -635,8 +628,9 @@ TEST(InputPathTest, SelectsMembersAndIndexes) {
 
 TEST(InputPathTest, RefusesWhatItDoesNotSupport) {
   json event = {{"a", 1}};
-  for (const std::string& path : std::vector<std::string>{"", "detail", "$.", "$..a", "$.a[*]", "$.a[?(@.x)]", "$[",
-                                 "$.a b[", "$x", std::string("$.") + std::string(300, 'a')}) {
+  for (const std::string& path :
+       std::vector<std::string>{"", "detail", "$.", "$..a", "$.a[*]", "$.a[?(@.x)]", "$[", "$.a b[",
+                                "$x", std::string("$.") + std::string(300, 'a')}) {
     auto got = SelectInputPath(event, path);
     EXPECT_FALSE(got.ok()) << path;
     EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << path;
@@ -688,22 +682,26 @@ INSTANTIATE_TEST_SUITE_P(
                       R"("instance \"i-0123456789\" is in RUNNING")"},
         TransformCase{"SimpleJson", "{\n  \"instance\" : <instance>,\n  \"state\": <state>\n}",
                       R"({"instance":"i-0123456789","state":"RUNNING"})"},
-        TransformCase{"JsonWithStringsAndVariables",
-                      R"({"instance" : <instance>, "state": "<state>",
+        TransformCase{
+            "JsonWithStringsAndVariables",
+            R"({"instance" : <instance>, "state": "<state>",
                           "instanceStatus": "instance \"<instance>\" is in <state>"})",
-                      R"({"instance":"i-0123456789","state":"RUNNING","instanceStatus":"instance \"i-0123456789\" is in RUNNING"})"},
-        TransformCase{"JsonMix",
-                      R"({"instance" : <instance>, "state": [ 9, <state>, true ],
+            R"({"instance":"i-0123456789","state":"RUNNING","instanceStatus":"instance \"i-0123456789\" is in RUNNING"})"},
+        TransformCase{
+            "JsonMix",
+            R"({"instance" : <instance>, "state": [ 9, <state>, true ],
                           "Transformed" : "Yes"})",
-                      R"({"instance":"i-0123456789","state":[9,"RUNNING",true],"Transformed":"Yes"})"},
-        TransformCase{"ReservedInJson",
-                      R"({"ruleArn" : <aws.events.rule-arn>, "ruleName" : <aws.events.rule-name>,
+            R"({"instance":"i-0123456789","state":[9,"RUNNING",true],"Transformed":"Yes"})"},
+        TransformCase{
+            "ReservedInJson",
+            R"({"ruleArn" : <aws.events.rule-arn>, "ruleName" : <aws.events.rule-name>,
                           "id" : "<aws.events.event>"})",
-                      R"({"ruleArn":"arn:aws:events:us-east-2:123456789012:rule/example","ruleName":"example","id":"{\"account\":\"123456789012\",\"detail\":{\"instance-id\":\"i-0123456789\",\"state\":\"RUNNING\"},\"detail-type\":\"EC2 Instance State-change Notification\",\"id\":\"7bf73129-1428-4cd3-a780-95db273d1602\",\"region\":\"us-east-1\",\"resources\":[\"arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111\"],\"source\":\"aws.ec2\",\"time\":\"2015-11-11T21:29:54Z\",\"version\":\"0\"}"})"},
+            R"({"ruleArn":"arn:aws:events:us-east-2:123456789012:rule/example","ruleName":"example","id":"{\"account\":\"123456789012\",\"detail\":{\"instance-id\":\"i-0123456789\",\"state\":\"RUNNING\"},\"detail-type\":\"EC2 Instance State-change Notification\",\"id\":\"7bf73129-1428-4cd3-a780-95db273d1602\",\"region\":\"us-east-1\",\"resources\":[\"arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111\"],\"source\":\"aws.ec2\",\"time\":\"2015-11-11T21:29:54Z\",\"version\":\"0\"}"})"},
         TransformCase{"ReservedInString", R"("<aws.events.rule-name> triggered")",
                       R"("example triggered")"},
-        TransformCase{"WholeEventAsValue", R"({"e": <aws.events.event.json>}.e)",
-                      R"({"e": {"account":"123456789012","detail":{"instance-id":"i-0123456789","state":"RUNNING"},"detail-type":"EC2 Instance State-change Notification","id":"7bf73129-1428-4cd3-a780-95db273d1602","region":"us-east-1","resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],"source":"aws.ec2","time":"2015-11-11T21:29:54Z","version":"0"}}.e)"},
+        TransformCase{
+            "WholeEventAsValue", R"({"e": <aws.events.event.json>}.e)",
+            R"({"e": {"account":"123456789012","detail":{"instance-id":"i-0123456789","state":"RUNNING"},"detail-type":"EC2 Instance State-change Notification","id":"7bf73129-1428-4cd3-a780-95db273d1602","region":"us-east-1","resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],"source":"aws.ec2","time":"2015-11-11T21:29:54Z","version":"0"}}.e)"},
         TransformCase{"ArrayValue", R"({"r": <resources>})",
                       R"({"r":["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"]})"},
         TransformCase{"PlainText", "instance <instance> is in <state> at <timestamp>",
