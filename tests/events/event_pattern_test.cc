@@ -586,6 +586,36 @@ TEST(PatternBoundsTest, WildcardsAreCappedAndLinear) {
   EXPECT_TRUE(pattern->Matches(json{{"s", std::string(100000, 'a') + "b"}}));
 }
 
+// The example of README.md's "Event patterns" section.
+TEST(PatternTest, ReadmeExample) {
+  auto pattern = EventPattern::Parse(R"({"source": ["aws.sagemaker"],
+   "detail": {"TrainingJobStatus": ["Failed", "Stopped"],
+              "TrainingJobName": [{"prefix": "nightly-"}, {"suffix": {"equals-ignore-case": "-EVAL"}}],
+              "SecondaryStatus": [{"anything-but": ["Interrupted", "Restarting"]}],
+              "ResourceConfig": {"InstanceCount": [{"numeric": [">=", 2, "<", 64]}]},
+              "FailureReason": [{"exists": true}],
+              "Tags": {"team": [{"equals-ignore-case": "vision"}], "owner": [{"exists": false}]},
+              "TrainingJobArn": [{"wildcard": "arn:aws:sagemaker:*:training-job/exp-*"}],
+              "$or": [{"SecondaryStatusTransitions": {"Status": ["Interrupted"]}},
+                      {"HyperParameters": {"epochs": ["100"]}}]}})");
+  ASSERT_TRUE(pattern.ok()) << pattern.status().message();
+  json event = {
+      {"source", "aws.sagemaker"},
+      {"detail",
+       {{"TrainingJobStatus", "Failed"},
+        {"TrainingJobName", "exp-1-eval"},
+        {"SecondaryStatus", "Failed"},
+        {"ResourceConfig", {{"InstanceCount", 4}}},
+        {"FailureReason", "AlgorithmError"},
+        {"Tags", {{"team", "Vision"}}},
+        {"TrainingJobArn", "arn:aws:sagemaker:us-east-1:123456789012:training-job/exp-1-eval"},
+        {"HyperParameters", {{"epochs", "100"}}},
+        {"SecondaryStatusTransitions", json::array({{{"Status", "Starting"}}})}}}};
+  EXPECT_TRUE(pattern->Matches(event));
+  event["detail"]["Tags"]["owner"] = "bob";
+  EXPECT_FALSE(pattern->Matches(event));
+}
+
 TEST(PatternTest, MovedPatternStillMatches) {
   auto parsed = EventPattern::Parse(R"({"source":["aws.ec2"]})");
   ASSERT_TRUE(parsed.ok());
