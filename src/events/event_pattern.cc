@@ -920,6 +920,11 @@ Result<std::string> TransformInput(const json& event, const json& input_paths_ma
     } else {
       out += var->value != nullptr ? Dump(*var->value) : "null";
     }
+    // A short template can repeat a large event hundreds of times.
+    if (out.size() > kMaxTransformedBytes) {
+      return ResourceExhausted("The transformed input is larger than " +
+                               std::to_string(kMaxTransformedBytes) + " bytes");
+    }
   }
   if (json_template && json::accept(out)) return Minify(out);
   return out;

@@ -71,6 +71,10 @@ Status ValidateInputPath(std::string_view path);
 // kInvalidArgument for a path outside the supported subset (ValidateInputPath).
 Result<nlohmann::json> SelectInputPath(const nlohmann::json& event, std::string_view path);
 
+// The largest input a transformer produces: what Lambda's asynchronous Invoke and an SNS
+// message accept, the ways EventBridge delivers.
+inline constexpr size_t kMaxTransformedBytes = 256 * 1024;
+
 // What the reserved template variables expand to (empty: left as written).
 struct InputContext {
   std::string rule_name;       // <aws.events.rule-name>
@@ -93,7 +97,8 @@ Status ValidateInputTransformer(const nlohmann::json& input_paths_map,
 // no variable is kept as written. A JSON result is minified, as EventBridge passes it.
 // Reserved: <aws.events.event> (the event as JSON), <aws.events.event.json> (the same; inside a
 // string, its escaped text), and the InputContext ones.
-// kInvalidArgument for a bad map or path (ValidateInputTransformer).
+// kInvalidArgument for a bad map or path (ValidateInputTransformer); kResourceExhausted when
+// the result would be larger than kMaxTransformedBytes.
 Result<std::string> TransformInput(const nlohmann::json& event,
                                    const nlohmann::json& input_paths_map,
                                    std::string_view template_text,

@@ -757,6 +757,17 @@ TEST(TransformTest, ValuesStayValidJsonInsideStrings) {
   EXPECT_EQ((*parsed)["text"], "got say \"hi\"\n");
 }
 
+TEST(TransformTest, RefusesAnOversizedResult) {
+  json event = {{"big", std::string(10000, 'x')}};
+  std::string tmpl;
+  for (int i = 0; i < 30; ++i) tmpl += "<aws.events.event>";
+  auto got = TransformInput(event, nullptr, tmpl);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kResourceExhausted);
+  tmpl.resize(tmpl.size() / 3);  // 10 copies: 100 KB
+  EXPECT_TRUE(TransformInput(event, nullptr, tmpl).ok());
+}
+
 TEST(TransformTest, RefusesBadMapsAndTemplates) {
   json event = {{"a", 1}};
   struct Case {
