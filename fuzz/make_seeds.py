@@ -170,3 +170,30 @@ for v in VECTORS:
         write("cbor", name, bytes([CW_SHAPES.index((v["operation"], "input"))]) + body)
 write("query_form", "get", "?Action=ListMetrics&Version=2010-08-01&Dimensions.member.1.Name=a")
 write("query_form", "bad", "Action=PutMetricData&MetricData.member.1.Timestamp=x%zz&a.b.c.d=")
+
+# EventBridge patterns for fuzz_event_pattern: one per operator (cases of
+# tests/events/event_pattern_test.cc), plus an InputTransformer template and an InputPath.
+PATTERNS = {
+    "job_rule": {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"],
+                 "detail": {"TrainingJobStatus": ["Failed", "Stopped"]}},
+    "prefix_suffix": {"detail": {"TrainingJobName": [{"prefix": "my-"}, {"suffix": {"equals-ignore-case": "JOB"}}],
+                                 "SecondaryStatus": [{"prefix": {"equals-ignore-case": "train"}}]}},
+    "anything_but": {"detail": {"TrainingJobStatus": [{"anything-but": ["Completed", "Failed"]}],
+                                "ResourceConfig": {"InstanceCount": [{"anything-but": [2, 3]}],
+                                                   "InstanceType": [{"anything-but": {"prefix": "ml.p"}}]},
+                                "Tags": {"Team": [{"anything-but": {"wildcard": "*-ops"}}]}}},
+    "numeric": {"detail": {"ResourceConfig": {"VolumeSizeInGB": [{"numeric": [">", 0, "<=", 3.0e2]}],
+                                              "InstanceCount": [{"numeric": ["=", 1]}]}}},
+    "exists_null": {"detail": {"FailureReason": [None], "TrainingEndTime": [{"exists": True}],
+                               "Missing": [{"exists": False}], "Tags": [{"exists": False}]}},
+    "cidr_wildcard": {"detail": {"sourceIPAddress": [{"cidr": "10.0.0.0/24"}, {"cidr": "2001:db8::/32"}],
+                                 "TrainingJobArn": [{"wildcard": "arn:aws:sagemaker:*:training-job/\\*my*"}]}},
+    "or_arrays": {"resources": [{"prefix": "arn:aws:sagemaker:"}],
+                  "detail": {"$or": [{"SecondaryStatusTransitions": {"Status": ["Interrupted"]}},
+                                     {"Nested": [2.5, True]}, {"$or": [{"a": [1]}, {"b": [""]}]}]}},
+}
+for name, pattern in PATTERNS.items():
+    write("event_pattern", name, json.dumps(pattern))
+write("event_pattern", "template", '{"job": <name>, "tags": <tags>, "msg": "job <name> at <first>",'
+                                   ' "rule": <aws.events.rule-name>, "m": <missing>}')
+write("event_pattern", "path", "$.detail.SecondaryStatusTransitions[1]['Status']")
