@@ -35,7 +35,7 @@
 namespace ty::events {
 
 // Bounds on a pattern Parse accepts. The events model caps EventPattern at 4096 characters for
-// PutRule and TestEventPattern alike (botocore 1.43; once 2048), and the front door enforces
+// PutRule and TestEventPattern alike (botocore 1.43), and the front door enforces
 // that; these are the library's own, for every other caller.
 inline constexpr size_t kMaxPatternBytes = 64 * 1024;
 inline constexpr size_t kMaxPatternDepth = 32;       // JSON nesting, operators included
