@@ -336,7 +336,9 @@ class Compiler {
     auto node = std::make_unique<Node>();
     for (const auto& [key, value] : obj.items()) {
       TY_RETURN_IF_ERROR(Count(1));
-      if (key == "$or") {
+      // event-ruler keeps "$or" with an object value a plain field name (its README's
+      // backward compatibility); only an array is an Or.
+      if (key == "$or" && !value.is_object()) {
         TY_ASSIGN_OR_RETURN(auto branches, Or(value));
         node->ors.push_back(std::move(branches));
         continue;

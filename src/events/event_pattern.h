@@ -34,8 +34,9 @@
 
 namespace ty::events {
 
-// Bounds on a pattern Parse accepts. PutRule's model caps EventPattern at 4096 characters;
-// TestEventPattern has no cap in the model, so the library keeps its own.
+// Bounds on a pattern Parse accepts. The events model caps EventPattern at 4096 characters for
+// PutRule and TestEventPattern alike (botocore 1.43), and the front door enforces
+// that; these are the library's own, for every other caller.
 inline constexpr size_t kMaxPatternBytes = 64 * 1024;
 inline constexpr size_t kMaxPatternDepth = 32;       // JSON nesting, operators included
 inline constexpr size_t kMaxPatternValues = 2000;    // fields + match values, $or branches included

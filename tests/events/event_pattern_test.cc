@@ -419,6 +419,12 @@ INSTANTIATE_TEST_SUITE_P(
                   R"({"c":{"d":"3"}})", true},
         MatchCase{"NestedNone", R"({"$or":[{"a":["1"]},{"$or":[{"b":["2"]},{"c":{"d":["3"]}}]}]})",
                   R"({"c":{"d":"4"}})", false},
+        // [ruler] "$or" with an object value is a plain field name.
+        MatchCase{"OrObjectIsAField",
+                  R"({"source":["aws.cloudwatch"],"$or":{"metricType":["MetricType"]}})",
+                  R"({"source":"aws.cloudwatch","$or":{"metricType":"MetricType"}})", true},
+        MatchCase{"OrObjectIsAFieldNo", R"({"$or":{"metricType":["MetricType"]}})",
+                  R"({"metricType":"MetricType"})", false},
         // Governance: act at Starting, or on any terminal status.
         MatchCase{"JobStatusOr",
                   R"({"source":["aws.sagemaker"],
@@ -527,7 +533,7 @@ INSTANTIATE_TEST_SUITE_P(
                   "Invalid escape character at pos 2"},
         ErrorCase{"WildcardNotString", R"({"key":[{"wildcard":["a*"]}]})",
                   "wildcard match pattern must be a string"},
-        ErrorCase{"OrNotArray", R"({"$or":{"a":["x"]}})", "It must be an Array followed with $or."},
+        ErrorCase{"OrNotArray", R"({"$or":"x"})", "It must be an Array followed with $or."},
         ErrorCase{"OrOneBranch", R"({"$or":[{"a":["x"]}]})",
                   "There must have at least 2 Objects in $or relationship."},
         ErrorCase{"OrScalarBranch", R"({"$or":[{"a":["x"]},"b"]})",
