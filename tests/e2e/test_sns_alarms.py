@@ -19,7 +19,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import HERE, Server
-from test_accounts import ACCOUNT_A, ACCOUNT_B, KEY_B, write_two_accounts
+from test_accounts import KEY_B, write_two_accounts
 from test_clients import AWS_V2, pyenv_tool
 from test_js_sdk import js, ok as js_ok
 
@@ -99,7 +99,8 @@ def wait_state(cw, name, state, timeout=90):
 def test_topic_and_http_subscriber_on_loopback(server, hook):
     sns = client(server, "sns")
     arn = sns.create_topic(Name="alerts")["TopicArn"]
-    assert arn == f"arn:aws:sns:us-east-1:{ACCOUNT_A}:alerts"
+    account = arn.split(":")[4]
+    assert arn == f"arn:aws:sns:us-east-1:{account}:alerts" and len(account) == 12
     assert sns.create_topic(Name="alerts")["TopicArn"] == arn  # idempotent by name
     sub = sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=hook.url,
                         ReturnSubscriptionArn=True)["SubscriptionArn"]
@@ -129,7 +130,7 @@ def test_topic_and_http_subscriber_on_loopback(server, hook):
     assert attrs["TopicArn"] == arn and attrs["SubscriptionsConfirmed"] == "1"
     assert [t["TopicArn"] for t in sns.list_topics()["Topics"]] == [arn]
     subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
-    assert subs == [{"SubscriptionArn": sub, "Owner": ACCOUNT_A, "Protocol": "http",
+    assert subs == [{"SubscriptionArn": sub, "Owner": account, "Protocol": "http",
                      "Endpoint": hook.url, "TopicArn": arn}]
     sns.unsubscribe(SubscriptionArn=sub)
     assert sns.list_subscriptions()["Subscriptions"] == []
@@ -140,6 +141,7 @@ def test_topic_and_http_subscriber_on_loopback(server, hook):
 def test_ten_second_alarm_goes_ok_to_alarm_and_notifies_through_sns(server, hook):
     sns, cw = client(server, "sns"), client(server, "cloudwatch")
     topic = sns.create_topic(Name="idle")["TopicArn"]
+    account = topic.split(":")[4]
     sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=hook.url)
     dims = [{"Name": "Host", "Value": "job-1/algo-1"}]
     cw.put_metric_alarm(AlarmName="gpu-hot", MetricName="GPUUtilization", Namespace="Test/Jobs",
@@ -148,7 +150,7 @@ def test_ten_second_alarm_goes_ok_to_alarm_and_notifies_through_sns(server, hook
                         AlarmActions=[topic], OKActions=[topic])
     alarm = cw.describe_alarms(AlarmNames=["gpu-hot"])["MetricAlarms"][0]
     assert alarm["StateValue"] == "INSUFFICIENT_DATA"
-    assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:us-east-1:{ACCOUNT_A}:alarm:gpu-hot"
+    assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:us-east-1:{account}:alarm:gpu-hot"
 
     def put(value):
         cw.put_metric_data(Namespace="Test/Jobs", MetricData=[{
@@ -169,7 +171,7 @@ def test_ten_second_alarm_goes_ok_to_alarm_and_notifies_through_sns(server, hook
                        "StateChangeTime", "Region", "AlarmArn", "OldStateValue", "OKActions",
                        "AlarmActions", "InsufficientDataActions", "Trigger"]
     assert m["AlarmName"] == "gpu-hot" and m["AlarmDescription"] is None
-    assert m["AWSAccountId"] == ACCOUNT_A and m["Region"] == REGION_LONG
+    assert m["AWSAccountId"] == account and m["Region"] == REGION_LONG
     assert m["NewStateValue"] == "ALARM" and m["OldStateValue"] == "OK"
     assert m["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [97.5 (")
     assert "was greater than the threshold (50.0) (minimum 1 datapoint for OK -> ALARM transition)." \
@@ -185,7 +187,12 @@ def test_ten_second_alarm_goes_ok_to_alarm_and_notifies_through_sns(server, hook
         "TreatMissingData": "missing", "EvaluateLowSampleCountPercentile": ""}
     assert '"Threshold":50.0' in n["Message"]  # a float, as CloudWatch writes it
 
-    history = cw.describe_alarm_history(AlarmName="gpu-hot")["AlarmHistoryItems"]
+    deadline = time.time() + 30
+    while True:  # the action's outcome is recorded once the subscriber has answered
+        history = cw.describe_alarm_history(AlarmName="gpu-hot")["AlarmHistoryItems"]
+        if any(h["HistoryItemType"] == "Action" for h in history) or time.time() > deadline:
+            break
+        time.sleep(0.2)
     kinds = [h["HistoryItemType"] for h in history]
     assert "ConfigurationUpdate" in kinds and kinds.count("StateUpdate") >= 2
     assert any(h["HistoryItemType"] == "Action" and h["HistorySummary"].startswith(
@@ -223,6 +230,21 @@ def test_set_alarm_state_fires_actions_with_aws_cli_v2(server, hook):
     assert m["Trigger"]["DatapointsToAlarm"] == 2 and m["Trigger"]["TreatMissingData"] == "ignore"
     alarms = aws_v2(server, "cloudwatch", "describe-alarms", "--alarm-names", "cli-alarm")
     assert alarms["MetricAlarms"][0]["StateValue"] == "ALARM"
+    # trainyard's own commands show the same.
+    listed = server.cli("alarms", "list").stdout
+    assert "cli-alarm" in listed and "ALARM" in listed and "Test/Cli Loss" in listed, listed
+    shown = server.cli("alarms", "describe", "cli-alarm").stdout
+    assert "testing the stopper" in shown and "Maximum over 60 s, 2 of 3" in shown, shown
+    # The action's outcome is recorded once the subscriber has answered.
+    deadline = time.time() + 30
+    while "Successfully executed action " + topic not in shown and time.time() < deadline:
+        time.sleep(0.2)
+        shown = server.cli("alarms", "describe", "cli-alarm").stdout
+    assert "Successfully executed action " + topic in shown, shown
+    assert topic in server.cli("topics", "list").stdout
+    shown = server.cli("topics", "describe", "cli-topic").stdout
+    assert hook.url in shown and "Subscriptions: 1" in shown, shown
+    assert server.cli("alarms", "describe", "ghost", check=False).returncode == 1
     # Disabled actions: a change of state notifies no one.
     aws_v2(server, "cloudwatch", "disable-alarm-actions", "--alarm-names", "cli-alarm")
     aws_v2(server, "cloudwatch", "set-alarm-state", "--alarm-name", "cli-alarm",
@@ -277,13 +299,14 @@ def test_boto3_new_speaks_json_to_alarms(server, hook):
 
 
 def test_js_sdk_sns_and_alarms(server, hook, tmp_path):
+    account = server.boto3("sns").create_topic(Name="js-topic")["TopicArn"].split(":")[4]
     created, subscribed, published, listed, put, described = js(server, tmp_path, [
         {"client": "sns", "op": "CreateTopic", "input": {"Name": "js-topic"}},
         {"client": "sns", "op": "Subscribe", "input": {
-            "TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT_A}:js-topic", "Protocol": "http",
+            "TopicArn": f"arn:aws:sns:us-east-1:{account}:js-topic", "Protocol": "http",
             "Endpoint": hook.url}},
         {"client": "sns", "op": "Publish", "input": {
-            "TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT_A}:js-topic", "Message": "from js",
+            "TopicArn": f"arn:aws:sns:us-east-1:{account}:js-topic", "Message": "from js",
             "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "3"}}}},
         {"client": "sns", "op": "ListTopics", "input": {}},
         {"client": "cloudwatch", "op": "PutMetricAlarm", "input": {
