@@ -93,7 +93,8 @@ class XmlReader {
         if (child == "member") {
           is_list = true;
           list.push_back(std::move(v));
-        } else if (child == "entry" && v.is_object() && v.contains("key")) {
+        } else if (child == "entry" && v.is_object() && v.contains("key") &&
+                   v["key"].is_string()) {
           is_map = true;
           obj[v["key"].get<std::string>()] = v.value("value", json(""));
         } else {
@@ -387,7 +388,8 @@ bool QueryXmlToJson(const std::string& xml, std::string* json_text, std::string*
     *error = r.error();
     return false;
   }
-  *json_text = json{{name, value}}.dump();
+  // Invalid UTF-8 in the answer is replaced rather than thrown on.
+  *json_text = json{{name, value}}.dump(-1, ' ', false, json::error_handler_t::replace);
   return true;
 }
 
