@@ -366,3 +366,29 @@ def test_accounts_are_isolated_and_state_survives_a_restart(tmp_path, hook):
         _, body = hook.next(where=lambda h, b: json.loads(b)["Message"] == "after restart")
     finally:
         srv.stop()
+
+
+def test_alarms_over_rpc_v2_cbor(server):
+    """What the Go (≥ v1.52), Ruby and Java SDKs send for CloudWatch."""
+    from test_codecs import CBOR, cbor_decode, cbor_encode, send
+
+    def call(op, body):
+        r = send(server, f"/service/GraniteServiceVersion20100801/operation/{op}",
+                 cbor_encode(body), CBOR, scope="monitoring")
+        import base64
+        data = base64.b64decode(r["body_b64"])
+        return r["status"], (cbor_decode(data) if data else None)
+
+    status, body = call("PutMetricAlarm", {
+        "AlarmName": "cbor-alarm", "MetricName": "M", "Namespace": "Test/Cbor",
+        "Statistic": "Minimum", "Period": 20, "EvaluationPeriods": 2, "Threshold": 0.25,
+        "ComparisonOperator": "LessThanOrEqualToThreshold", "TreatMissingData": "ignore"})
+    assert (status, body) == (200, None)
+    status, body = call("DescribeAlarms", {"AlarmNames": ["cbor-alarm"]})
+    assert status == 200, body
+    a = body["MetricAlarms"][0]
+    assert a["AlarmName"] == "cbor-alarm" and a["Period"] == 20 and a["Threshold"] == 0.25
+    assert a["StateValue"] == "INSUFFICIENT_DATA" and a["StateUpdatedTimestamp"][0] == "tag"
+    status, body = call("SetAlarmState", {"AlarmName": "nope", "StateValue": "OK",
+                                          "StateReason": "x"})
+    assert status == 404 and body["__type"].endswith("ResourceNotFound"), body
