@@ -47,6 +47,10 @@ void DeliveryQueue::Work() {
     const TimePoint now = clock_->Now();
     auto due = std::find_if(items_.begin(), items_.end(),
                             [&](const Item& it) { return it.due <= now; });
+    if (items_.empty()) {
+      cv_.Wait(&mu_);  // Enqueue and the destructor signal
+      continue;
+    }
     if (due == items_.end()) {
       // Nothing due: sleep until the earliest is (on the injected clock), re-reading it
       // at least every poll so that a test's fake clock is seen to move.
