@@ -37,7 +37,14 @@ SERVICES = {
     ], "logs-model.json"),
     "cloudwatch": (os.path.join("data", "cloudwatch", "2010-08-01"), [
         "GetMetricData", "GetMetricStatistics", "ListMetrics", "PutMetricData",
+        "PutMetricAlarm", "DescribeAlarms", "DescribeAlarmsForMetric", "DeleteAlarms",
+        "SetAlarmState", "EnableAlarmActions", "DisableAlarmActions", "DescribeAlarmHistory",
     ], "cloudwatch-model.json"),
+    "sns": (os.path.join("data", "sns", "2010-03-31"), [
+        "CreateTopic", "DeleteTopic", "ListTopics", "GetTopicAttributes", "Subscribe",
+        "Unsubscribe", "ListSubscriptions", "ListSubscriptionsByTopic", "Publish",
+        "GetSubscriptionAttributes",
+    ], "sns-model.json"),
     # Not served yet: tests/api/fixtures/codecs/lambda-model.json (--out) proves the rest-json
     # codec against it.
     "lambda": (os.path.join("data", "lambda", "2015-03-31"), [

@@ -27,6 +27,7 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "control/delivery.h"
+#include "control/delivery_queue.h"
 #include "control/job_controller.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
@@ -36,9 +37,12 @@
 #include "services/logs/logs_service.h"
 #include "services/monitoring/monitoring_service.h"
 #include "services/sagemaker/sagemaker_service.h"
+#include "services/sns/sns_service.h"
+#include "services/sns/sns_topics.h"
 #include "services/trainyard/trainyard_service.h"
 #include "storage/s3_settings.h"
 #include "store/store.h"
+#include "telemetry/alarm_manager.h"
 #include "telemetry/job_metrics_observer.h"
 #include "telemetry/metric_store.h"
 
@@ -62,6 +66,12 @@ struct Server::Impl {
   // Where rules, alarms and topics send payloads: each target's owner registers its
   // Deliverer here (lambda, sns, logs). Declared before them all, so it outlives its users.
   control::DeliveryRouter deliveries;
+  // SNS fan-out and alarm actions run on this queue's workers (with retries). ~Impl stops the
+  // alarm evaluator and then the queue before anything the queue's callbacks touch goes.
+  std::unique_ptr<control::DeliveryQueue> delivery_queue;
+  std::unique_ptr<services::HttpPoster> sns_poster;
+  std::unique_ptr<services::SnsTopics> sns;  // the "sns" Deliverer
+  std::unique_ptr<telemetry::AlarmManager> alarms;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -77,6 +87,8 @@ struct Server::Impl {
   std::vector<std::string> warnings;  // Warnings()
 
   ~Impl() {
+    if (alarms) alarms->Stop();
+    delivery_queue.reset();
     if (lock_fd >= 0) ::close(lock_fd);
   }
 
@@ -493,7 +505,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!s3.ok()) return s3.status().WithPrefix("S3 storage settings");
   impl->s3 = *s3;
 
-  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch"}) {
+  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch", "sns"}) {
     if (api::ServiceModel::Embedded(service) == nullptr) {
       return Internal(std::string("the embedded ") + service + " model does not load");
     }
@@ -580,8 +592,26 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->router->AddService(
       std::make_shared<services::LogsService>(lopts, impl->store.get(), SystemClock::Default()),
       std::max(config.max_body_bytes, kLogsBodyBytes));
-  impl->router->AddService(std::make_shared<services::MonitoringService>(impl->metric_store.get(),
-                                                                         SystemClock::Default()));
+  impl->delivery_queue = std::make_unique<control::DeliveryQueue>(control::DeliveryQueueOptions{},
+                                                                  SystemClock::Default());
+  impl->sns_poster = services::MakeCurlPoster();
+  services::SnsOptions sns_options;
+  sns_options.data_dir = config.data_dir;
+  sns_options.region = config.region;
+  TY_ASSIGN_OR_RETURN(impl->sns, services::SnsTopics::Open(
+                                     sns_options, &impl->deliveries, impl->delivery_queue.get(),
+                                     impl->sns_poster.get(), SystemClock::Default()));
+  impl->deliveries.Register("sns", impl->sns.get());
+  telemetry::AlarmManagerOptions alarm_options;
+  alarm_options.data_dir = config.data_dir;
+  alarm_options.region = config.region;
+  TY_ASSIGN_OR_RETURN(impl->alarms,
+                      telemetry::AlarmManager::Open(alarm_options, impl->metric_store.get(),
+                                                    &impl->deliveries, impl->delivery_queue.get(),
+                                                    SystemClock::Default()));
+  impl->router->AddService(std::make_shared<services::MonitoringService>(
+      impl->metric_store.get(), SystemClock::Default(), impl->alarms.get()));
+  impl->router->AddService(std::make_shared<services::SnsService>(impl->sns.get()));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -628,6 +658,7 @@ Status Server::Start() {
       WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
 
   TY_RETURN_IF_ERROR(d.controller->Start());
+  d.alarms->Start();
   // The socket is bound and listening already: connections queue until the
   // accept loop runs, so the server is ready to serve from here on.
   TY_RETURN_IF_ERROR(d.http->Start());

@@ -141,8 +141,12 @@ bool ValidPeriod(int64_t p) { return p == 1 || p == 5 || p == 10 || p == 30 || p
 
 }  // namespace
 
-MonitoringService::MonitoringService(telemetry::MetricStore* store, const Clock* clock)
-    : model_(api::ServiceModel::Embedded("cloudwatch")), store_(store), clock_(clock) {}
+MonitoringService::MonitoringService(telemetry::MetricStore* store, const Clock* clock,
+                                     telemetry::AlarmManager* alarms)
+    : model_(api::ServiceModel::Embedded("cloudwatch")),
+      store_(store),
+      clock_(clock),
+      alarms_(alarms) {}
 
 api::ServiceOutcome MonitoringService::Call(const api::CallContext& ctx, const api::Operation& op,
                                             const json& input) {
@@ -153,9 +157,24 @@ api::ServiceOutcome MonitoringService::Call(const api::CallContext& ctx, const a
       {"GetMetricStatistics", &MonitoringService::GetMetricStatistics},
       {"ListMetrics", &MonitoringService::ListMetrics},
   };
+  static const std::pair<const char*, Handler> kAlarmOps[] = {
+      {"PutMetricAlarm", &MonitoringService::PutMetricAlarm},
+      {"DescribeAlarms", &MonitoringService::DescribeAlarms},
+      {"DescribeAlarmsForMetric", &MonitoringService::DescribeAlarmsForMetric},
+      {"DeleteAlarms", &MonitoringService::DeleteAlarms},
+      {"SetAlarmState", &MonitoringService::SetAlarmState},
+      {"EnableAlarmActions", &MonitoringService::EnableAlarmActions},
+      {"DisableAlarmActions", &MonitoringService::DisableAlarmActions},
+      {"DescribeAlarmHistory", &MonitoringService::DescribeAlarmHistory},
+  };
   const json& in = input.is_null() ? json::object() : input;
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller.account_id, in);
+  }
+  if (alarms_ != nullptr) {
+    for (const auto& [name, handler] : kAlarmOps) {
+      if (op.name == name) return (this->*handler)(ctx.caller.account_id, in);
+    }
   }
   return ApiError{"InvalidAction", "Unknown operation '" + op.name + "'.", 400};
 }

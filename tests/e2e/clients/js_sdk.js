@@ -2,7 +2,7 @@
 // scripts/install-js-clients.sh). Run by tests/e2e/test_js_sdk.py with /usr/bin/node.
 //
 // usage: node js_sdk.js CALLS.json
-//   CALLS.json: [{"client": "sagemaker"|"logs"|"cloudwatch", "op": "ListTrainingJobs",
+//   CALLS.json: [{"client": "sagemaker"|"logs"|"cloudwatch"|"sns", "op": "ListTrainingJobs",
 //                 "input": {...}, "paginate": false}, ...]
 //   In inputs, {"$date": "<ISO 8601>"} becomes a Date. With "paginate": true (or an object of
 //   paginator settings, e.g. {"pageSize": 2, "stopOnSameToken": true}) the SDK's own paginator
@@ -22,6 +22,7 @@ const packages = {
   sagemaker: ["@aws-sdk/client-sagemaker", "SageMakerClient"],
   logs: ["@aws-sdk/client-cloudwatch-logs", "CloudWatchLogsClient"],
   cloudwatch: ["@aws-sdk/client-cloudwatch", "CloudWatchClient"],
+  sns: ["@aws-sdk/client-sns", "SNSClient"],
 };
 
 function revive(value) {
