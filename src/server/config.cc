@@ -354,7 +354,9 @@ Status ParseMetrics(const YAML::Node& v, ServerConfig* c) {
 Status ParseGovernance(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "governance", "governance policies"));
-  TY_ASSIGN_OR_RETURN(nlohmann::json doc, YamlToJson(v));
+  auto converted = YamlToJson(v);
+  if (!converted.ok()) return converted.status().WithPrefix("governance");
+  nlohmann::json doc = std::move(converted).value();
   if (doc.contains("allow_account_updates")) {
     if (!doc["allow_account_updates"].is_boolean()) {
       return InvalidArgument("governance: allow_account_updates must be true or false");

@@ -204,3 +204,75 @@ spot_fallback: {after_interruptions: 4}
              timeout=60, interval=0.3)
     sm.stop_training_job(TrainingJobName="spotty-r1")
     wait_status(sm, "spotty-r1", timeout=60)
+
+
+def trainyard_client(srv, tmp_path, key_id, secret):
+    """A boto3 client for Trainyard's own operations, from the model the server validates with."""
+    import boto3
+    import botocore.config
+    import botocore.session
+    model_dir = tmp_path / "models" / "trainyard" / "2026-12-01"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(ROOT, "src", "api", "data", "trainyard-model.json")) as f:
+        (model_dir / "service-2.json").write_text(f.read())
+    core = botocore.session.get_session()
+    core.set_config_variable("data_path", str(tmp_path / "models"))
+    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
+                                    region_name=srv.region, botocore_session=core)
+    return session.client("trainyard", endpoint_url=srv.url,
+                          config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def test_accounts_change_only_their_own_policies_and_bad_ones_are_refused(tmp_path):
+    from test_accounts import ACCOUNT_B, KEY_B, write_two_accounts
+    s = Server(str(tmp_path / "data"), config=CONFIG)
+    write_two_accounts(s.data_dir)
+    s.start()
+    try:
+        a = trainyard_client(s, tmp_path, s.creds["aws_access_key_id"],
+                             s.creds["aws_secret_access_key"])
+        b = trainyard_client(s, tmp_path, KEY_B["aws_access_key_id"],
+                             KEY_B["aws_secret_access_key"])
+        r = b.update_governance(Policies={"IdleStop": {"Metric": "GPUUtilization",
+                                                       "DurationSeconds": 600}})
+        assert r["Source"] == "account"
+        assert r["Policies"] == {"IdleStop": {"Metric": "GPUUtilization", "ThresholdPercent": 5.0,
+                                              "DurationSeconds": 600}}
+        assert b.describe_governance()["Policies"]["IdleStop"]["DurationSeconds"] == 600
+        mine = a.describe_governance()
+        assert mine["Source"] == "server"
+        assert mine["Policies"] == {"RequiredTags": {"Keys": ["team"], "Action": "stop"}}
+
+        # Refused by the model (an unknown metric) and by the policy parser (an empty policy).
+        for bad in ({"IdleStop": {"Metric": "DiskUtilization"}}, {"SpotFallback": {}},
+                    {"RequiredTags": {"Keys": []}}):
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                a.update_governance(Policies=bad)
+            assert e.value.response["Error"]["Code"] == "ValidationException", bad
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            a.update_governance()
+        assert e.value.response["Error"]["Code"] == "ValidationException"
+        assert a.describe_governance()["Source"] == "server"
+
+        assert b.update_governance(UseServerDefaults=True)["Source"] == "server"
+        assert b.list_governance_actions()["Actions"] == []
+    finally:
+        s.stop()
+
+
+def test_config_can_reserve_policies_to_the_operator(tmp_path):
+    s = Server(str(tmp_path / "data"),
+               config=CONFIG + "  allow_account_updates: false\n").start()
+    try:
+        path = tmp_path / "p.yaml"
+        path.write_text("max_instance_count: 1\n")
+        res = s.cli("governance", "set", str(path), check=False)
+        assert res.returncode == 1
+        assert "AccessDeniedException" in res.stderr, res.stderr
+        assert "only the server config sets them" in s.cli("governance").stdout
+        path.write_text("idle_stop: {metric: Disk}\n")
+        res = s.cli("governance", "set", str(path), check=False)
+        assert res.returncode == 2
+        assert "idle_stop.metric must be CPUUtilization or GPUUtilization" in res.stderr
+    finally:
+        s.stop()
