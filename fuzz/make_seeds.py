@@ -197,3 +197,19 @@ for name, pattern in PATTERNS.items():
 write("event_pattern", "template", '{"job": <name>, "tags": <tags>, "msg": "job <name> at <first>",'
                                    ' "rule": <aws.events.rule-name>, "m": <missing>}')
 write("event_pattern", "path", "$.detail.SecondaryStatusTransitions[1]['Status']")
+# Governance policy documents: the README's config example (YAML), its API spelling (JSON).
+GOVERNANCE_YAML = """required_tags: {keys: [team, cost-center], action: stop}
+allowed_instance_types: [ml.m5.large, ml.g5.xlarge]
+max_instance_count: 4
+max_runtime_seconds: 86400
+idle_stop: {metric: GPUUtilization, threshold_percent: 5, duration_seconds: 1800}
+auto_resume: {min_runtime_seconds: 3600, max_resumes: 2, on_algorithm_error: false}
+spot_fallback: {after_interruptions: 4, max_capacity_wait_seconds: 1800}
+"""
+write("governance_policy", "config_yaml", GOVERNANCE_YAML)
+write("governance_policy", "api_json", json.dumps({
+    "RequiredTags": {"Keys": ["team"], "Action": "refuse"}, "MaxInstanceCount": 2,
+    "IdleStop": {"Metric": "CPUUtilization", "ThresholdPercent": 2.5, "DurationSeconds": 60},
+    "AutoResume": {"MinRuntimeSeconds": 0, "MaxResumes": 1, "OnAlgorithmError": True},
+    "SpotFallback": {"AfterInterruptions": 3}}))
+write("governance_policy", "alias_cycle", "a: &a\n  b: *a\n")

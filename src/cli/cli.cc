@@ -17,6 +17,7 @@
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
 #include "cli/alarms_commands.h"
+#include "cli/governance_commands.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -758,6 +759,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   StorageCommands storage_cmds(app);
   AlarmsCommands alarms_cmds(app);
+  GovernanceCommands governance_cmds(app);
 
   try {
     app.parse(argc, argv);
@@ -787,6 +789,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (*admin_cmd && *backup_cmd) return AdminBackup(admin_dir, backup_out, out, err);
   if (storage_cmds.chosen()) return storage_cmds.Run(out, err);
   if (alarms_cmds.chosen()) return alarms_cmds.Run(out, err);
+  if (governance_cmds.chosen()) return governance_cmds.Run(out, err);
   return 2;
 }
 

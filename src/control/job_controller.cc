@@ -243,8 +243,7 @@ void JobController::Loop() {
   }
 }
 
-Result<JobRecord> JobController::Submit(const std::string& account, model::JobSpec spec,
-                                        std::string request_json) {
+Status JobController::CheckSpec(const model::JobSpec& spec) const {
   if (options_.catalog->Find(spec.instance_type) == nullptr) {
     return InvalidArgument("ResourceConfig.InstanceType " + spec.instance_type +
                            " is not in this server's instance catalog; add it under "
@@ -262,27 +261,45 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
         "process enters through bubblewrap), and this server runs jobs without it "
         "(isolation: none).");
   }
+  return Status::Ok();
+}
+
+Result<JobRecord> JobController::SubmitOnLoop(const std::string& account, model::JobSpec spec,
+                                              std::string request_json,
+                                              const std::vector<store::Tag>& tags) {
+  // A job that needs more instances than this machine ever hosts would wait forever.
+  const int total = pool_.Total(spec.instance_type);
+  if (spec.instance_count > total) {
+    return Status(StatusCode::kResourceExhausted,
+                  "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
+                      " is more than the " + std::to_string(total) + " " + spec.instance_type +
+                      " instance(s) this server hosts; raise capacity." + spec.instance_type +
+                      " (or capacity.\"*\") in the server configuration.");
+  }
+  std::string arn = model::TrainingJobArn(options_.region, account, spec.name);
+  auto job = std::make_unique<ActiveJob>();
+  job->record = NewJob(std::move(spec), account, arn, std::move(request_json), clock_->Now());
+  job->record.agent_token = RandomAlnum(40);
+  TY_RETURN_IF_ERROR(store_->InsertJob(&job->record));
+  // Observers of the first transition (governance) see the job's tags.
+  if (!tags.empty()) TY_RETURN_IF_ERROR(store_->SetTags(arn, tags));
+  ActiveJob* raw = job.get();
+  active_[arn] = std::move(job);
+  Apply(raw, {Event::Kind::kStart});
+  Schedule();
+  // Apply may have ended the job (an observer stopped it) and Sweep may not have run: the
+  // record is still held.
+  return raw->record;
+}
+
+Result<JobRecord> JobController::Submit(const std::string& account, model::JobSpec spec,
+                                        std::string request_json,
+                                        const std::vector<store::Tag>& tags) {
+  TY_RETURN_IF_ERROR(CheckSpec(spec));
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
-    // A job that needs more instances than this machine ever hosts would wait forever.
-    const int total = pool_.Total(spec.instance_type);
-    if (spec.instance_count > total) {
-      return Status(StatusCode::kResourceExhausted,
-                    "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
-                        " is more than the " + std::to_string(total) + " " + spec.instance_type +
-                        " instance(s) this server hosts; raise capacity." + spec.instance_type +
-                        " (or capacity.\"*\") in the server configuration.");
-    }
-    std::string arn = model::TrainingJobArn(options_.region, account, spec.name);
-    auto job = std::make_unique<ActiveJob>();
-    job->record = NewJob(spec, account, arn, request_json, clock_->Now());
-    job->record.agent_token = RandomAlnum(40);
-    TY_RETURN_IF_ERROR(store_->InsertJob(&job->record));
-    ActiveJob* raw = job.get();
-    active_[arn] = std::move(job);
-    Apply(raw, {Event::Kind::kStart});
-    Schedule();
-    result = raw->record;
+    TY_ASSIGN_OR_RETURN(result, SubmitOnLoop(account, std::move(spec), std::move(request_json),
+                                             tags));
     return Status::Ok();
   });
   if (!s.ok()) return s;
@@ -535,8 +552,23 @@ class CollectedActions final : public JobActions {
   void Stop(const std::string& arn, const std::string& why) override {
     stops.emplace_back(arn, why);
   }
+  void SetStatusMessage(const std::string& arn, const std::string& message) override {
+    messages.emplace_back(arn, message);
+  }
+  void Create(const std::string& account, model::JobSpec spec, std::string request_json,
+              std::vector<store::Tag> tags) override {
+    creates.push_back({account, std::move(spec), std::move(request_json), std::move(tags)});
+  }
+  struct Creation {
+    std::string account;
+    model::JobSpec spec;
+    std::string request_json;
+    std::vector<store::Tag> tags;
+  };
   std::vector<std::pair<std::string, std::vector<model::FinalMetric>>> finals;
   std::vector<std::pair<std::string, std::string>> stops;
+  std::vector<std::pair<std::string, std::string>> messages;
+  std::vector<Creation> creates;
 };
 
 }  // namespace
@@ -559,12 +591,31 @@ void JobController::Notify(const std::function<void(JobObserver*, JobActions&)>&
     }
     Persist(job);
   }
+  // Messages before stops: a message asked for with a stop says why the current phase ended,
+  // and the stop's own transitions (observed again) come after it.
+  for (const auto& [arn, message] : actions.messages) {
+    ActiveJob* job = FindByArn(arn);
+    if (job == nullptr || job->record.transitions.empty()) continue;
+    job->record.transitions.back().message = message;
+    Persist(job);
+  }
   for (const auto& [arn, why] : actions.stops) {
     ActiveJob* job = FindByArn(arn);
     if (job == nullptr || job->record.status != model::TrainingJobStatus::kInProgress) continue;
     Event e{Event::Kind::kStopRequested};
     e.message = why;
     Apply(job, e);  // may notify again (the transition): nested requests are carried out there
+  }
+  for (auto& c : actions.creates) {
+    const std::string name = c.spec.name;
+    Status s = CheckSpec(c.spec);
+    if (s.ok()) {
+      s = SubmitOnLoop(c.account, std::move(c.spec), std::move(c.request_json), c.tags).status();
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "trainyard: an observer's new job %s was refused: %s\n", name.c_str(),
+                   s.ToString().c_str());
+    }
   }
 }
 

@@ -95,9 +95,11 @@ class JobController {
   // jobs waiting for capacity stay queued for the next server.
   void Shutdown();
 
-  // Accepts a validated job. kAlreadyExists when the name is taken.
+  // Accepts a validated job, with its tags (stored before observers see the job).
+  // kAlreadyExists when the name is taken.
   Result<model::JobRecord> Submit(const std::string& account, model::JobSpec spec,
-                                  std::string request_json);
+                                  std::string request_json,
+                                  const std::vector<store::Tag>& tags = {});
   // kNotFound: no such job; kFailedPrecondition: not InProgress.
   Status Stop(const std::string& account, const std::string& name);
   // kNotFound; kAlreadyExists (ResourceInUse) when the job is not terminal.
@@ -146,6 +148,12 @@ class JobController {
   };
 
   void Loop();
+  // What Submit refuses before reaching the loop (catalog, isolation).
+  Status CheckSpec(const model::JobSpec& spec) const;
+  // Loop-thread only: inserts the job and starts it (Submit, and observers' JobActions::Create).
+  Result<model::JobRecord> SubmitOnLoop(const std::string& account, model::JobSpec spec,
+                                        std::string request_json,
+                                        const std::vector<store::Tag>& tags);
   // Runs fn on the loop thread and waits for it.
   Status RunOnLoop(std::function<Status()> fn);
   void Post(std::function<void()> fn);

@@ -32,6 +32,16 @@ class JobActions {
   // Stops the job as StopTrainingJob would (alarms, idle-stop, debugger rules); `why` is the
   // status message. Ignored when the job is not InProgress.
   virtual void Stop(const std::string& arn, const std::string& why) = 0;
+  // Replaces the status message of the job's current secondary status (what
+  // DescribeTrainingJob shows as the last transition's StatusMessage), ended jobs included
+  // while the controller still holds them (the callback of their last transition).
+  virtual void SetStatusMessage(const std::string& arn, const std::string& message) = 0;
+  // Creates a job in `account` as CreateTrainingJob would (governance clones): `spec` is
+  // already valid, `request_json` is the CreateTrainingJob body it came from, `tags` are stored
+  // before the job's first transition is observed. A refusal (a taken name, an unknown
+  // instance type, too few instances) is logged to stderr; the caller picks a free name.
+  virtual void Create(const std::string& account, model::JobSpec spec, std::string request_json,
+                      std::vector<store::Tag> tags) = 0;
 };
 
 class JobObserver {

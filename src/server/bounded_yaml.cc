@@ -78,4 +78,66 @@ Result<YAML::Node> LoadYamlFile(const std::string& path) {
   return node;
 }
 
+namespace {
+
+Status ToJson(const YAML::Node& node, size_t depth, size_t max_depth, size_t* budget,
+              nlohmann::json* out) {
+  if (*budget == 0) return InvalidArgument("the document has too many values");
+  if (depth > max_depth) return InvalidArgument("the document nests too deeply");
+  --*budget;
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      *out = nullptr;
+      return Status::Ok();
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      *out = s;
+      if (node.Tag() != "?") return Status::Ok();  // quoted
+      bool b = false;
+      if (YAML::convert<bool>::decode(node, b)) {
+        *out = b;
+      } else if (int64_t i = 0; YAML::convert<int64_t>::decode(node, i)) {
+        *out = i;
+      } else if (double d = 0; YAML::convert<double>::decode(node, d)) {
+        *out = d;
+      }
+      return Status::Ok();
+    }
+    case YAML::NodeType::Sequence: {
+      *out = nlohmann::json::array();
+      for (const auto& e : node) {
+        nlohmann::json v;
+        TY_RETURN_IF_ERROR(ToJson(e, depth + 1, max_depth, budget, &v));
+        out->push_back(std::move(v));
+      }
+      return Status::Ok();
+    }
+    case YAML::NodeType::Map: {
+      *out = nlohmann::json::object();
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) return InvalidArgument("a mapping key is not a scalar");
+        nlohmann::json v;
+        TY_RETURN_IF_ERROR(ToJson(kv.second, depth + 1, max_depth, budget, &v));
+        (*out)[kv.first.Scalar()] = std::move(v);
+      }
+      return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<nlohmann::json> YamlToJson(const YAML::Node& node, size_t max_depth, size_t max_values) {
+  nlohmann::json out;
+  size_t budget = max_values;
+  try {
+    TY_RETURN_IF_ERROR(ToJson(node, 0, max_depth, &budget, &out));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(e.what());
+  }
+  return out;
+}
+
 }  // namespace ty::server

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "common/status.h"
@@ -35,5 +36,12 @@ Result<YAML::Node> LoadYaml(std::string_view text, size_t max_depth = kMaxYamlDe
 // LoadYaml on the contents of the file at `path`; errors name the file. A missing or unreadable
 // file is the error ReadFile gives (kNotFound / kIoError).
 Result<YAML::Node> LoadYamlFile(const std::string& path);
+
+// A loaded YAML tree as JSON (the governance policies of the config and of
+// `trainyard governance set`): plain scalars that read as booleans or numbers become them,
+// quoted ones stay strings. Aliases can make a small text a huge or cyclic node graph, so the
+// conversion is bounded too: kInvalidArgument past `max_depth` levels or `max_values` values.
+Result<nlohmann::json> YamlToJson(const YAML::Node& node, size_t max_depth = kMaxYamlDepth,
+                                  size_t max_values = 100000);
 
 }  // namespace ty::server

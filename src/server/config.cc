@@ -351,6 +351,25 @@ Status ParseMetrics(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseGovernance(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "governance", "governance policies"));
+  auto converted = YamlToJson(v);
+  if (!converted.ok()) return converted.status().WithPrefix("governance");
+  nlohmann::json doc = std::move(converted).value();
+  if (doc.contains("allow_account_updates")) {
+    if (!doc["allow_account_updates"].is_boolean()) {
+      return InvalidArgument("governance: allow_account_updates must be true or false");
+    }
+    c->governance_allow_account_updates = doc["allow_account_updates"].get<bool>();
+    doc.erase("allow_account_updates");
+  }
+  auto parsed = events::ParsePolicies(doc, events::PolicyKeys::kConfig);
+  if (!parsed.ok()) return parsed.status().WithPrefix("governance");
+  c->governance = std::move(parsed).value();
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -564,6 +583,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseMetrics(v, c).WithPrefix(path));
       } else if (key == "metrics_endpoint") {
         TY_RETURN_IF_ERROR(ParseMetricsEndpoint(v, c).WithPrefix(path));
+      } else if (key == "governance") {
+        TY_RETURN_IF_ERROR(ParseGovernance(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

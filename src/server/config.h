@@ -12,6 +12,7 @@
 #include "capacity/instance_catalog.h"
 #include "capacity/spot_market.h"
 #include "common/status.h"
+#include "events/governance_policy.h"
 #include "launch/image_catalog.h"
 #include "server/http_server.h"
 #include "storage/s3_settings.h"
@@ -96,6 +97,12 @@ struct ServerConfig {
     bool unauthenticated = false;          // serve it on the API listener without credentials
     std::vector<std::string> access_keys;  // when set, only these keys may read it
   } metrics_endpoint;
+  // Built-in governance (config key governance; README "Governance"): the policies every
+  // account starts with (events/governance_policy.h, snake_case keys), and
+  // allow_account_updates (default true): whether an account may replace its own policies
+  // with Trainyard.UpdateGovernance.
+  events::GovernancePolicies governance;
+  bool governance_allow_account_updates = true;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,
@@ -111,6 +118,10 @@ struct ServerConfig {
 // spot: {seed, trace_file, types: {TYPE: MODEL}, and the MODEL keys
 // price_fraction, notice_seconds, mean_time_between_interruptions_seconds,
 // availability: {mean_available_seconds, mean_unavailable_seconds}},
+// governance: {allow_account_updates, required_tags: {keys, action}, allowed_instance_types,
+// max_instance_count, max_runtime_seconds, idle_stop: {metric, threshold_percent,
+// duration_seconds}, auto_resume: {min_runtime_seconds, max_resumes, on_algorithm_error},
+// spot_fallback: {after_interruptions, max_capacity_wait_seconds}},
 // metrics: {interval_seconds, raw_retention_hours, minute_retention_days, hour_retention_days,
 // sweep_interval_seconds, max_series_per_account},
 // storage: {pass_credentials_to_jobs, s3: {endpoint, region, addressing, profile,

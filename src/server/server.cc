@@ -29,6 +29,7 @@
 #include "control/delivery.h"
 #include "control/delivery_queue.h"
 #include "control/job_controller.h"
+#include "events/governance.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
@@ -63,6 +64,9 @@ struct Server::Impl {
   std::unique_ptr<telemetry::MetricStore> metric_store;
   std::unique_ptr<telemetry::MetricSweeper> metrics_sweeper;
   std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer;
+  // Built-in governance: an observer of the controller (so it outlives it) and the
+  // SageMaker service's admission check.
+  std::unique_ptr<events::Governance> governance;
   // Where rules, alarms and topics send payloads: each target's owner registers its
   // Deliverer here (lambda, sns, logs). Declared before them all, so it outlives its users.
   control::DeliveryRouter deliveries;
@@ -558,9 +562,15 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       impl->metric_store.get(), config.metrics_sweep_interval, SystemClock::Default());
   impl->metrics_observer = std::make_unique<telemetry::JobMetricsObserver>(
       impl->store.get(), impl->metric_store.get(), SystemClock::Default());
+  events::GovernanceOptions gopts;
+  gopts.region = config.region;
+  gopts.defaults = config.governance;
+  gopts.allow_account_updates = config.governance_allow_account_updates;
+  impl->governance = std::make_unique<events::Governance>(gopts, impl->store.get(),
+                                                          SystemClock::Default());
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
-      std::vector<control::JobObserver*>{impl->metrics_observer.get()});
+      std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get()});
   impl->credentials = std::move(creds);
   impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
   api::RouterOptions ropts;
@@ -580,10 +590,12 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   sopts.policy.file_roots = config.file_roots;
   sopts.policy.account_file_roots = account_roots;
   sopts.catalog = &impl->catalog;
+  sopts.admission = impl->governance.get();
   impl->router->AddService(std::make_shared<services::SageMakerService>(
       sopts, impl->controller.get(), impl->store.get(), SystemClock::Default()));
   impl->router->AddService(std::make_shared<services::TrainyardService>(
-      &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default()));
+      &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default(),
+      impl->governance.get()));
   services::LogsOptions lopts;
   lopts.region = config.region;
   // PutLogEvents takes 1 MiB of events, which is more than 1 MiB of JSON (names, timestamps,

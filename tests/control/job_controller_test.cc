@@ -153,13 +153,18 @@ TEST_F(JobControllerTest, ObserversSeeTransitionsLinesSamplesAndTicksAndMayStopA
   stop.lines = {{2000, "STOP ME"}};
   ASSERT_TRUE(controller_->HandleReport(token, stop).ok());
   EXPECT_EQ(Get("watched").status, TrainingJobStatus::kStopping);
-  std::lock_guard<std::mutex> lock(rec.mu);
-  EXPECT_EQ(rec.lines, (std::vector<std::string>{"hello", "STOP ME"}));
-  EXPECT_EQ(rec.cpu, (std::vector<std::pair<int, double>>{{1, 42}, {1, 7}}));
-  ASSERT_FALSE(rec.transitions.empty());
-  EXPECT_EQ(rec.transitions.front(), "InProgress/Starting->InProgress/Starting");
-  EXPECT_EQ(rec.transitions.back().substr(rec.transitions.back().find("->")),
-            "->Stopping/Stopping");
+  {
+    std::lock_guard<std::mutex> lock(rec.mu);
+    EXPECT_EQ(rec.lines, (std::vector<std::string>{"hello", "STOP ME"}));
+    EXPECT_EQ(rec.cpu, (std::vector<std::pair<int, double>>{{1, 42}, {1, 7}}));
+    ASSERT_FALSE(rec.transitions.empty());
+    EXPECT_EQ(rec.transitions.front(), "InProgress/Starting->InProgress/Starting");
+    EXPECT_EQ(rec.transitions.back().substr(rec.transitions.back().find("->")),
+              "->Stopping/Stopping");
+  }
+  // `rec` goes before the fixture's controller, whose shutdown still notifies it (the stopping
+  // job fails): the controller goes first.
+  controller_.reset();
 }
 
 TEST_F(JobControllerTest, RunsAJobToCompletionFromAgentReports) {

@@ -358,8 +358,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{"TinyHeaderLimit", "http:\n  max_header_bytes: 10\n",
                       "http: max_header_bytes must be a whole number >= 1024"},
         BadConfigCase{"NoConnections", "http:\n  max_connections: 0\n",
-                      "http: max_connections must be a whole number >= 1"}),
+                      "http: max_connections must be a whole number >= 1"},
+        BadConfigCase{"GovernanceUnknownPolicy", "governance:\n  idle: {duration_seconds: 5}\n",
+                      "governance: idle is not a governance setting"},
+        BadConfigCase{"GovernanceBadMetric", "governance:\n  idle_stop: {metric: Disk}\n",
+                      "governance: idle_stop.metric must be CPUUtilization or GPUUtilization"},
+        BadConfigCase{"GovernanceUpdatesNotABool",
+                      "governance:\n  allow_account_updates: sometimes\n",
+                      "governance: allow_account_updates must be true or false"},
+        BadConfigCase{"GovernanceAliasCycle", "governance: &a\n  x: *a\n", "governance"}),
     [](const ::testing::TestParamInfo<BadConfigCase>& p) { return p.param.label; });
+
+TEST_F(LoadConfigFileTest, Governance) {
+  std::string path = Write(R"(
+governance:
+  allow_account_updates: false
+  required_tags: {keys: [team, "2024"], action: refuse}
+  max_runtime_seconds: 3600
+  idle_stop: {metric: GPUUtilization, threshold_percent: 3, duration_seconds: 900}
+  spot_fallback: {after_interruptions: 4}
+)");
+  ServerConfig c;
+  Status s = LoadConfigFile(path, &c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(c.governance_allow_account_updates);
+  ASSERT_TRUE(c.governance.required_tags);
+  EXPECT_EQ(c.governance.required_tags->keys, (std::vector<std::string>{"team", "2024"}));
+  EXPECT_EQ(c.governance.required_tags->mode, events::RequiredTagsPolicy::Mode::kRefuse);
+  EXPECT_EQ(c.governance.max_runtime, std::chrono::seconds(3600));
+  EXPECT_EQ(c.governance.idle_stop->metric, events::IdleStopPolicy::Metric::kGpu);
+  EXPECT_EQ(c.governance.idle_stop->duration, std::chrono::seconds(900));
+  EXPECT_EQ(c.governance.spot_fallback->after_interruptions, 4);
+  EXPECT_FALSE(c.governance.auto_resume);
+  EXPECT_TRUE(ServerConfig().governance.empty());
+  EXPECT_TRUE(ServerConfig().governance_allow_account_updates);
+}
 
 TEST_F(LoadConfigFileTest, HttpEdge) {
   ServerConfig defaults;

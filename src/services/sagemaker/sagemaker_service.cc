@@ -90,8 +90,16 @@ SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& call
                                                               const json& body) {
   auto spec = ParseCreateTrainingJob(body, options_.policy.ForAccount(caller.account_id));
   if (!spec.ok()) return ToApiError(spec.status());
+  std::vector<store::Tag> tags;
+  if (body.contains("Tags")) {
+    for (const auto& t : body.at("Tags")) tags.push_back({t.at("Key"), t.at("Value")});
+  }
+  if (options_.admission != nullptr) {
+    Status admitted = options_.admission->Admit(caller.account_id, *spec, tags);
+    if (!admitted.ok()) return ToApiError(admitted);
+  }
   std::string name = spec->name;
-  auto record = controller_->Submit(caller.account_id, std::move(spec).value(), body.dump());
+  auto record = controller_->Submit(caller.account_id, std::move(spec).value(), body.dump(), tags);
   if (!record.ok()) {
     if (record.status().code() == StatusCode::kAlreadyExists) {
       return ApiError{"ResourceInUse",
@@ -101,12 +109,6 @@ SageMakerService::Outcome SageMakerService::CreateTrainingJob(const Caller& call
                       400};
     }
     return ToApiError(record.status());
-  }
-  if (body.contains("Tags") && !body.at("Tags").empty()) {
-    std::vector<store::Tag> tags;
-    for (const auto& t : body.at("Tags")) tags.push_back({t.at("Key"), t.at("Value")});
-    Status s = store_->SetTags(record->arn, tags);
-    if (!s.ok()) return ToApiError(s);
   }
   return json{{"TrainingJobArn", record->arn}};
 }

@@ -20,6 +20,7 @@
 #include "capacity/instance_catalog.h"
 #include "common/clock.h"
 #include "common/mutex.h"
+#include "control/admission.h"
 #include "control/job_controller.h"
 #include "services/sagemaker/training_job_request.h"
 #include "store/store.h"
@@ -33,6 +34,8 @@ struct SageMakerOptions {
   std::string region = "us-east-1";
   RequestPolicy policy;
   const capacity::InstanceCatalog* catalog = nullptr;  // prices for the cost report
+  // Policies that may refuse a job at CreateTrainingJob (built-in governance); none when null.
+  const control::AdmissionCheck* admission = nullptr;
 };
 
 class SageMakerService final : public api::Service {

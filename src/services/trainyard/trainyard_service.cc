@@ -36,12 +36,13 @@ double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
 
 TrainyardService::TrainyardService(const capacity::InstanceCatalog* catalog,
                                    control::JobController* controller, store::Store* store,
-                                   const Clock* clock)
+                                   const Clock* clock, events::Governance* governance)
     : model_(api::ServiceModel::Embedded("trainyard")),
       catalog_(catalog),
       controller_(controller),
       store_(store),
-      clock_(clock) {}
+      clock_(clock),
+      governance_(governance) {}
 
 api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const api::Operation& op,
                                            const json& body) {
@@ -52,6 +53,9 @@ api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const ap
       {"SetSpotCapacityUnavailable", &TrainyardService::SetSpotCapacityUnavailable},
       {"DescribeSpotMarket", &TrainyardService::DescribeSpotMarket},
       {"DescribeTrainingJobCost", &TrainyardService::DescribeTrainingJobCost},
+      {"DescribeGovernance", &TrainyardService::DescribeGovernance},
+      {"UpdateGovernance", &TrainyardService::UpdateGovernance},
+      {"ListGovernanceActions", &TrainyardService::ListGovernanceActions},
   };
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller, body);
@@ -174,6 +178,64 @@ TrainyardService::Outcome TrainyardService::GetTrainingJobLogs(const Caller& cal
     out["NextSeq"] = e.seq;
   }
   return out;
+}
+
+json TrainyardService::GovernanceDocument(const std::string& account) const {
+  events::AccountPolicies p = governance_->PoliciesFor(account);
+  return json{{"Policies", events::RenderPolicies(p.policies, events::PolicyKeys::kApi)},
+              {"Source", p.own ? "account" : "server"},
+              {"AccountUpdatesAllowed", governance_->allow_account_updates()}};
+}
+
+TrainyardService::Outcome TrainyardService::DescribeGovernance(const Caller& caller,
+                                                               const json&) {
+  if (governance_ == nullptr) return Validation("This server has no governance.");
+  return GovernanceDocument(caller.account_id);
+}
+
+// Only the caller's own account is ever named: one account cannot read or change another's.
+TrainyardService::Outcome TrainyardService::UpdateGovernance(const Caller& caller,
+                                                             const json& body) {
+  if (governance_ == nullptr) return Validation("This server has no governance.");
+  const bool reset = body.contains("UseServerDefaults") && body.at("UseServerDefaults").is_boolean() &&
+                     body.at("UseServerDefaults").get<bool>();
+  const bool has_policies = body.contains("Policies") && !body.at("Policies").is_null();
+  if (reset == has_policies) {
+    return Validation("Give either Policies (the account's whole policy document) or "
+                      "UseServerDefaults: true.");
+  }
+  std::optional<events::GovernancePolicies> policies;
+  if (has_policies) {
+    auto parsed = events::ParsePolicies(body.at("Policies"), events::PolicyKeys::kApi);
+    if (!parsed.ok()) return Validation("Policies: " + parsed.status().message());
+    policies = std::move(parsed).value();
+  }
+  Status s = governance_->Update(caller.account_id, std::move(policies));
+  if (!s.ok()) return ToApiError(s);
+  return GovernanceDocument(caller.account_id);
+}
+
+TrainyardService::Outcome TrainyardService::ListGovernanceActions(const Caller& caller,
+                                                                  const json& body) {
+  if (governance_ == nullptr) return Validation("This server has no governance.");
+  size_t limit = 100;
+  if (body.contains("MaxResults") && body.at("MaxResults").is_number_integer()) {
+    limit = static_cast<size_t>(std::clamp<int64_t>(body.at("MaxResults").get<int64_t>(), 1, 100));
+  }
+  std::string job = body.contains("TrainingJobName") && body.at("TrainingJobName").is_string()
+                        ? body.at("TrainingJobName").get<std::string>()
+                        : "";
+  json actions = json::array();
+  for (const auto& a : governance_->RecentActions(caller.account_id, 100)) {
+    if (!job.empty() && a.job_name != job && a.clone_name != job) continue;
+    if (actions.size() >= limit) break;
+    json j = {{"Time", Seconds(a.time)},   {"TrainingJobName", a.job_name},
+              {"TrainingJobArn", a.job_arn}, {"Policy", a.policy},
+              {"Action", a.action},          {"Message", a.message}};
+    if (!a.clone_name.empty()) j["CloneTrainingJobName"] = a.clone_name;
+    actions.push_back(std::move(j));
+  }
+  return json{{"Actions", std::move(actions)}};
 }
 
 }  // namespace ty::services

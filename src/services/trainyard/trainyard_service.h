@@ -7,6 +7,9 @@
 //   SetSpotCapacityUnavailable  fault injection: an instance type's spot capacity goes away
 //   DescribeSpotMarket          the spot model's state per instance type
 //   DescribeTrainingJobCost     a job's attempts, interruptions, billable time and savings
+//   DescribeGovernance          the caller's account's built-in governance policies
+//   UpdateGovernance            replaces them (or returns to the server's defaults)
+//   ListGovernanceActions       what the policies did to the account's jobs, newest first
 //
 // Thread-safe: Call may run on any number of HTTP workers at once.
 #pragma once
@@ -19,6 +22,7 @@
 #include "capacity/instance_catalog.h"
 #include "common/clock.h"
 #include "control/job_controller.h"
+#include "events/governance.h"
 #include "store/store.h"
 
 namespace ty::services {
@@ -26,7 +30,8 @@ namespace ty::services {
 class TrainyardService final : public api::Service {
  public:
   TrainyardService(const capacity::InstanceCatalog* catalog, control::JobController* controller,
-                   store::Store* store, const Clock* clock);
+                   store::Store* store, const Clock* clock,
+                   events::Governance* governance = nullptr);
 
   const api::ServiceModel& model() const override { return *model_; }
   api::ServiceOutcome Call(const api::CallContext& ctx, const api::Operation& op,
@@ -40,12 +45,17 @@ class TrainyardService final : public api::Service {
   Outcome SetSpotCapacityUnavailable(const api::Caller& caller, const Json& body);
   Outcome DescribeSpotMarket(const api::Caller& caller, const Json& body);
   Outcome DescribeTrainingJobCost(const api::Caller& caller, const Json& body);
+  Outcome DescribeGovernance(const api::Caller& caller, const Json& body);
+  Outcome UpdateGovernance(const api::Caller& caller, const Json& body);
+  Outcome ListGovernanceActions(const api::Caller& caller, const Json& body);
+  Json GovernanceDocument(const std::string& account) const;
 
   const std::shared_ptr<const api::ServiceModel> model_;
   const capacity::InstanceCatalog* const catalog_;
   control::JobController* const controller_;
   store::Store* const store_;
   const Clock* const clock_;
+  events::Governance* const governance_;  // null: no governance operations
 };
 
 }  // namespace ty::services
