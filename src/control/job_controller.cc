@@ -298,8 +298,8 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
   TY_RETURN_IF_ERROR(CheckSpec(spec));
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
-    TY_ASSIGN_OR_RETURN(result, SubmitOnLoop(account, std::move(spec), std::move(request_json),
-                                             tags));
+    TY_ASSIGN_OR_RETURN(result,
+                        SubmitOnLoop(account, std::move(spec), std::move(request_json), tags));
     return Status::Ok();
   });
   if (!s.ok()) return s;

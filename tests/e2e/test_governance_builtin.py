@@ -91,6 +91,9 @@ def test_required_tags_stop_at_starting_then_refuse_at_create(srv, sm, tmp_path)
     d = wait_status(sm, "untagged", timeout=60)
     assert d["TrainingJobStatus"] == "Stopped"
     assert "lacks the required tag(s) team" in last_message(d), d["SecondaryStatusTransitions"]
+    # Stopped as it started: it never reached Downloading or Training.
+    assert [t["Status"] for t in d["SecondaryStatusTransitions"]] == ["Starting", "Stopping",
+                                                                     "Stopped"]
     assert tags_of(sm, "untagged")["trainyard:governance"] == "required-tags:stopped"
     assert wait_status(sm, "tagged", timeout=60)["TrainingJobStatus"] == "Completed"
     assert "trainyard:governance" not in tags_of(sm, "tagged")
@@ -125,7 +128,6 @@ max_runtime_seconds: 600
     out = srv.cli("governance").stdout
     assert "set by this account" in out, out
     assert "required-tags" in out and "stopped" in out and "untagged" in out, out
-    # Another account sees the server's defaults and none of these actions.
     g = governance_json(srv)
     assert g["Actions"][0]["TrainingJobName"] == "untagged"
 

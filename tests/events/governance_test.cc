@@ -170,9 +170,10 @@ class GovernanceTest : public ::testing::Test {
   }
 
   static JobRecord End(JobRecord r, TrainingJobStatus status, TimePoint at) {
-    r = Enter(std::move(r), status == TrainingJobStatus::kFailed ? SecondaryStatus::kFailed
-                                                                : SecondaryStatus::kStopped,
-              at);
+    r = Enter(
+        std::move(r),
+        status == TrainingJobStatus::kFailed ? SecondaryStatus::kFailed : SecondaryStatus::kStopped,
+        at);
     r.status = status;
     return r;
   }
@@ -367,11 +368,12 @@ TEST_F(GovernanceTest, AutoResumeSkipsAlgorithmErrorsUnlessAsked) {
   failed.failure_reason = "AlgorithmError: Exit Code: 1";
   gov_->OnTransition(job, failed, actions_);
   EXPECT_TRUE(actions_.creates.empty());
-  EXPECT_NE(gov_->RecentActions(kAccount, 1)[0].message.find("AlgorithmError"),
-            std::string::npos);
+  EXPECT_NE(gov_->RecentActions(kAccount, 1)[0].message.find("AlgorithmError"), std::string::npos);
 
   ASSERT_TRUE(gov_->Update(kAccount, *ParsePolicies(json::parse(R"({"auto_resume":
-      {"min_runtime_seconds": 0, "on_algorithm_error": true}})"), PolicyKeys::kConfig)).ok());
+      {"min_runtime_seconds": 0, "on_algorithm_error": true}})"),
+                                                    PolicyKeys::kConfig))
+                  .ok());
   gov_->OnTransition(job, failed, actions_);
   EXPECT_EQ(actions_.creates.size(), 1u);
 }
