@@ -349,9 +349,15 @@ void Governance::AutoResume(const JobRecord& job, const GovernancePolicies& p,
   const auto ran = std::chrono::milliseconds(job.run_ms);
   if (ran < ar.min_runtime) return;
   GovernanceAction a{{}, {}, {}, "auto-resume", "not-cloned", "", ""};
-  if (job.failure_reason.rfind("AlgorithmError", 0) == 0 && !ar.on_algorithm_error) {
-    a.message = "the job failed with an AlgorithmError (auto_resume.on_algorithm_error is off)";
+  // A job long enough to resume that is not resumed says why, as a clone would.
+  auto not_cloned = [&](std::string why) {
+    actions.SetStatusMessage(job.arn,
+                             Message(job) + ". Governance (auto-resume): not cloned: " + why);
+    a.message = std::move(why);
     Record(job, std::move(a));
+  };
+  if (job.failure_reason.rfind("AlgorithmError", 0) == 0 && !ar.on_algorithm_error) {
+    not_cloned("the job failed with an AlgorithmError (auto_resume.on_algorithm_error is off)");
     return;
   }
   std::map<std::string, std::string> tags;
@@ -360,15 +366,13 @@ void Governance::AutoResume(const JobRecord& job, const GovernancePolicies& p,
   }
   const int resumes = IntTag(tags, kResumesTag);
   if (resumes >= ar.max_resumes) {
-    a.message = "the job was already resumed " + std::to_string(resumes) + " time(s), the most " +
-                "auto_resume.max_resumes allows";
-    Record(job, std::move(a));
+    not_cloned("the job was already resumed " + std::to_string(resumes) +
+               " time(s), the most auto_resume.max_resumes allows");
     return;
   }
   std::string clone = Clone(job, "auto-resume", /*on_demand=*/false, actions);
   if (clone.empty()) {
-    a.message = "no clone could be made (no free name, or an unreadable request)";
-    Record(job, std::move(a));
+    not_cloned("no clone could be made (no free name, or an unreadable request)");
     return;
   }
   std::string from = job.spec.checkpoint_uri

@@ -359,6 +359,10 @@ TEST_F(GovernanceTest, AutoResumeClonesALongFailureFromItsCheckpointAtMostKTimes
   gov_->OnTransition(r2, r2_failed, actions_);
   EXPECT_EQ(actions_.creates.size(), 2u) << "max_resumes 2 reached";
   EXPECT_EQ(TagOf(r2.arn, kGovernanceTag), "auto-resume:not-cloned");
+  EXPECT_EQ(actions_.messages.back().first, r2.arn);
+  EXPECT_NE(actions_.messages.back().second.find("not cloned: the job was already resumed 2"),
+            std::string::npos)
+      << actions_.messages.back().second;
 }
 
 TEST_F(GovernanceTest, AutoResumeSkipsAlgorithmErrorsUnlessAsked) {
