@@ -158,7 +158,9 @@ class GovernanceTest : public ::testing::Test {
     r.last_modified_time = clock_.Now();
     r.transitions.push_back({SecondaryStatus::kStarting, clock_.Now(), std::nullopt, "Starting"});
     EXPECT_TRUE(store_->InsertJob(&r).ok());
-    if (!tags.empty()) EXPECT_TRUE(store_->SetTags(r.arn, tags).ok());
+    if (!tags.empty()) {
+      EXPECT_TRUE(store_->SetTags(r.arn, tags).ok());
+    }
     return r;
   }
 
