@@ -208,6 +208,30 @@ spot_fallback: {after_interruptions: 4}
     wait_status(sm, "spotty-r1", timeout=60)
 
 
+
+def test_spot_job_waiting_too_long_for_capacity_is_replaced_on_demand(srv, sm, tmp_path):
+    set_policies(srv, tmp_path, """
+spot_fallback: {max_capacity_wait_seconds: 2}
+""")
+    # Its own instance type, so that no other test meets the outage.
+    srv.cli("spot", "unavailable", "ml.t3.medium", "300")
+    req = job_request("starved", str(tmp_path / "out"), command="echo on-demand now",
+                      Tags=TEAM, EnableManagedSpotTraining=True,
+                      CheckpointConfig={"S3Uri": "file://" + str(tmp_path / "ckpt") + "/"},
+                      StoppingCondition={"MaxRuntimeInSeconds": 60,
+                                         "MaxWaitTimeInSeconds": 600})
+    req["ResourceConfig"]["InstanceType"] = "ml.t3.medium"
+    sm.create_training_job(**req)
+    d = wait_status(sm, "starved", timeout=60)
+    assert d["TrainingJobStatus"] == "Stopped"
+    assert "for spot capacity" in last_message(d), d["SecondaryStatusTransitions"]
+    assert "cloned on demand as starved-r1" in last_message(d)
+    assert "Training" not in [t["Status"] for t in d["SecondaryStatusTransitions"]]
+    clone = wait_status(sm, "starved-r1", timeout=60)
+    assert clone["TrainingJobStatus"] == "Completed", clone.get("FailureReason")
+    assert clone.get("EnableManagedSpotTraining", False) is False
+    assert "on-demand now" in logs_of(srv, "starved-r1")
+
 def trainyard_client(srv, tmp_path, key_id, secret):
     """A boto3 client for Trainyard's own operations, from the model the server validates with."""
     import boto3
