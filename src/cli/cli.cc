@@ -14,10 +14,10 @@
 
 #include "agent/agent.h"
 #include "api/service_model.h"
-#include "cli/client.h"
-#include "cli/job_spec_file.h"
 #include "cli/alarms_commands.h"
+#include "cli/client.h"
 #include "cli/governance_commands.h"
+#include "cli/job_spec_file.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"

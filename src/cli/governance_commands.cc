@@ -34,13 +34,13 @@ std::string Time(const json& seconds) {
 
 // The policies in the config's spelling, one per line (what a user would put in the config).
 void PrintPolicies(const json& response, std::ostream& out) {
-  out << "Policies (" << (response.value("Source", "") == "account" ? "set by this account"
-                                                                     : "the server's defaults")
-      << (response.value("AccountUpdatesAllowed", true) ? ""
-                                                         : "; only the server config sets them")
+  out << "Policies ("
+      << (response.value("Source", "") == "account" ? "set by this account"
+                                                    : "the server's defaults")
+      << (response.value("AccountUpdatesAllowed", true) ? "" : "; only the server config sets them")
       << "):\n";
-  auto parsed = events::ParsePolicies(response.value("Policies", json::object()),
-                                      events::PolicyKeys::kApi);
+  auto parsed =
+      events::ParsePolicies(response.value("Policies", json::object()), events::PolicyKeys::kApi);
   if (!parsed.ok()) {
     out << "  " << response.value("Policies", json::object()).dump() << "\n";
     return;
@@ -112,11 +112,13 @@ int GovernanceCommands::Set(std::ostream& out, std::ostream& err) {
     *doc = json((*doc)["governance"]);
   }
   auto parsed = events::ParsePolicies(*doc, events::PolicyKeys::kConfig);
-  if (!parsed.ok()) return err << "trainyard: " << file_ << ": " << parsed.status().message() << "\n", 2;
+  if (!parsed.ok())
+    return err << "trainyard: " << file_ << ": " << parsed.status().message() << "\n", 2;
   auto client = ConnectTo(endpoint_);
   if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
-  auto r = (*client)->Call("Trainyard.UpdateGovernance",
-                           {{"Policies", events::RenderPolicies(*parsed, events::PolicyKeys::kApi)}});
+  auto r =
+      (*client)->Call("Trainyard.UpdateGovernance",
+                      {{"Policies", events::RenderPolicies(*parsed, events::PolicyKeys::kApi)}});
   if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
   if (json_) return out << r->dump(2) << "\n", 0;
   PrintPolicies(*r, out);

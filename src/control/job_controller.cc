@@ -281,8 +281,12 @@ Result<JobRecord> JobController::SubmitOnLoop(const std::string& account, model:
   job->record = NewJob(std::move(spec), account, arn, std::move(request_json), clock_->Now());
   job->record.agent_token = RandomAlnum(40);
   TY_RETURN_IF_ERROR(store_->InsertJob(&job->record));
-  // Observers of the first transition (governance) see the job's tags.
-  if (!tags.empty()) TY_RETURN_IF_ERROR(store_->SetTags(arn, tags));
+  // Observers of the first transition (governance) see the job's tags. The job is in the store
+  // now: failing here would leave it there with no one to run it.
+  if (Status s = tags.empty() ? Status::Ok() : store_->SetTags(arn, tags); !s.ok()) {
+    std::fprintf(stderr, "trainyard: cannot store the tags of %s: %s\n", arn.c_str(),
+                 s.ToString().c_str());
+  }
   ActiveJob* raw = job.get();
   active_[arn] = std::move(job);
   Apply(raw, {Event::Kind::kStart});
@@ -298,8 +302,8 @@ Result<JobRecord> JobController::Submit(const std::string& account, model::JobSp
   TY_RETURN_IF_ERROR(CheckSpec(spec));
   JobRecord result;
   Status s = RunOnLoop([&]() -> Status {
-    TY_ASSIGN_OR_RETURN(result, SubmitOnLoop(account, std::move(spec), std::move(request_json),
-                                             tags));
+    TY_ASSIGN_OR_RETURN(result,
+                        SubmitOnLoop(account, std::move(spec), std::move(request_json), tags));
     return Status::Ok();
   });
   if (!s.ok()) return s;

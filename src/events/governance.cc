@@ -29,8 +29,12 @@ std::string Join(const std::vector<std::string>& v) {
 }
 
 json ActionJson(const GovernanceAction& a) {
-  json j = {{"time_ms", ToEpochMillis(a.time)}, {"job", a.job_name}, {"arn", a.job_arn},
-            {"policy", a.policy},               {"action", a.action}, {"message", a.message}};
+  json j = {{"time_ms", ToEpochMillis(a.time)},
+            {"job", a.job_name},
+            {"arn", a.job_arn},
+            {"policy", a.policy},
+            {"action", a.action},
+            {"message", a.message}};
   if (!a.clone_name.empty()) j["clone"] = a.clone_name;
   return j;
 }
@@ -63,9 +67,7 @@ int IntTag(const std::map<std::string, std::string>& tags, const char* key) {
   }
 }
 
-bool IsGovernanceTag(const std::string& key) {
-  return key.rfind(kGovernanceTag, 0) == 0;
-}
+bool IsGovernanceTag(const std::string& key) { return key.rfind(kGovernanceTag, 0) == 0; }
 
 int CountInterruptions(const JobRecord& job) {
   return static_cast<int>(
@@ -127,8 +129,8 @@ Status Governance::Update(const std::string& account, std::optional<GovernancePo
   TY_RETURN_IF_ERROR(store_->PutSetting(PoliciesKey(account), doc));
   MutexLock lock(&mu_);
   Cached& c = CacheFor(account);
-  c.policies = policies ? AccountPolicies{*policies, true}
-                        : AccountPolicies{options_.defaults, false};
+  c.policies =
+      policies ? AccountPolicies{*policies, true} : AccountPolicies{options_.defaults, false};
   return Status::Ok();
 }
 
@@ -173,9 +175,10 @@ Status Governance::Admit(const std::string& account, const model::JobSpec& spec,
   if (!p.allowed_instance_types.empty() &&
       std::find(p.allowed_instance_types.begin(), p.allowed_instance_types.end(),
                 spec.instance_type) == p.allowed_instance_types.end()) {
-    return InvalidArgument("Governance policy allowed-instance-types: ResourceConfig.InstanceType " +
-                           spec.instance_type + " is not allowed in this account; use one of " +
-                           Join(p.allowed_instance_types) + ".");
+    return InvalidArgument(
+        "Governance policy allowed-instance-types: ResourceConfig.InstanceType " +
+        spec.instance_type + " is not allowed in this account; use one of " +
+        Join(p.allowed_instance_types) + ".");
   }
   if (p.max_instance_count && spec.instance_count > *p.max_instance_count) {
     return InvalidArgument("Governance policy max-instance-count: ResourceConfig.InstanceCount " +
@@ -184,16 +187,16 @@ Status Governance::Admit(const std::string& account, const model::JobSpec& spec,
                            " instance(s) a job may use in this account.");
   }
   if (p.max_runtime && spec.max_runtime > *p.max_runtime) {
-    return InvalidArgument(
-        "Governance policy max-runtime: StoppingCondition.MaxRuntimeInSeconds " +
-        std::to_string(spec.max_runtime.count()) + " is more than the " +
-        std::to_string(p.max_runtime->count()) + " seconds a job may run in this account.");
+    return InvalidArgument("Governance policy max-runtime: StoppingCondition.MaxRuntimeInSeconds " +
+                           std::to_string(spec.max_runtime.count()) + " is more than the " +
+                           std::to_string(p.max_runtime->count()) +
+                           " seconds a job may run in this account.");
   }
   if (p.required_tags && p.required_tags->mode == RequiredTagsPolicy::Mode::kRefuse) {
     std::vector<std::string> missing;
     for (const auto& key : p.required_tags->keys) {
-      bool found = std::any_of(tags.begin(), tags.end(),
-                               [&](const store::Tag& t) { return t.key == key; });
+      bool found =
+          std::any_of(tags.begin(), tags.end(), [&](const store::Tag& t) { return t.key == key; });
       if (!found) missing.push_back(key);
     }
     if (!missing.empty()) {
@@ -262,8 +265,7 @@ void Governance::Record(const JobRecord& job, GovernanceAction action,
   s = store_->PutSetting(ActionsKey(job.account),
                          stored.dump(-1, ' ', false, json::error_handler_t::replace));
   if (!s.ok()) {
-    std::fprintf(stderr, "trainyard: cannot store governance actions: %s\n",
-                 s.ToString().c_str());
+    std::fprintf(stderr, "trainyard: cannot store governance actions: %s\n", s.ToString().c_str());
   }
 }
 
@@ -333,8 +335,8 @@ void Governance::CheckRequiredTags(const JobRecord& job, const GovernancePolicie
   if (!tags.ok()) return;  // a store error is no reason to stop a job
   std::vector<std::string> missing;
   for (const auto& key : p.required_tags->keys) {
-    bool found = std::any_of(tags->begin(), tags->end(),
-                             [&](const store::Tag& t) { return t.key == key; });
+    bool found =
+        std::any_of(tags->begin(), tags->end(), [&](const store::Tag& t) { return t.key == key; });
     if (!found) missing.push_back(key);
   }
   if (missing.empty()) return;
@@ -347,9 +349,15 @@ void Governance::AutoResume(const JobRecord& job, const GovernancePolicies& p,
   const auto ran = std::chrono::milliseconds(job.run_ms);
   if (ran < ar.min_runtime) return;
   GovernanceAction a{{}, {}, {}, "auto-resume", "not-cloned", "", ""};
-  if (job.failure_reason.rfind("AlgorithmError", 0) == 0 && !ar.on_algorithm_error) {
-    a.message = "the job failed with an AlgorithmError (auto_resume.on_algorithm_error is off)";
+  // A job long enough to resume that is not resumed says why, as a clone would.
+  auto not_cloned = [&](std::string why) {
+    actions.SetStatusMessage(job.arn,
+                             Message(job) + ". Governance (auto-resume): not cloned: " + why);
+    a.message = std::move(why);
     Record(job, std::move(a));
+  };
+  if (job.failure_reason.rfind("AlgorithmError", 0) == 0 && !ar.on_algorithm_error) {
+    not_cloned("the job failed with an AlgorithmError (auto_resume.on_algorithm_error is off)");
     return;
   }
   std::map<std::string, std::string> tags;
@@ -358,19 +366,18 @@ void Governance::AutoResume(const JobRecord& job, const GovernancePolicies& p,
   }
   const int resumes = IntTag(tags, kResumesTag);
   if (resumes >= ar.max_resumes) {
-    a.message = "the job was already resumed " + std::to_string(resumes) + " time(s), the most " +
-                "auto_resume.max_resumes allows";
-    Record(job, std::move(a));
+    not_cloned("the job was already resumed " + std::to_string(resumes) +
+               " time(s), the most auto_resume.max_resumes allows");
     return;
   }
   std::string clone = Clone(job, "auto-resume", /*on_demand=*/false, actions);
   if (clone.empty()) {
-    a.message = "no clone could be made (no free name, or an unreadable request)";
-    Record(job, std::move(a));
+    not_cloned("no clone could be made (no free name, or an unreadable request)");
     return;
   }
-  std::string from = job.spec.checkpoint_uri ? " from its checkpoints at " + *job.spec.checkpoint_uri
-                                             : " (it has no CheckpointConfig: it starts over)";
+  std::string from = job.spec.checkpoint_uri
+                         ? " from its checkpoints at " + *job.spec.checkpoint_uri
+                         : " (it has no CheckpointConfig: it starts over)";
   a.action = "cloned";
   a.clone_name = clone;
   a.message = "the job failed after running " +
@@ -456,8 +463,7 @@ void Governance::OnInstanceSamples(const JobRecord& job, int host_index,
   IdleState& st = idle_[job.arn];
   if (st.attempt != job.attempt) st = IdleState{job.attempt, {}, {}};
   for (const auto& s : samples) {
-    const std::optional<double>& v =
-        policy.metric == IdleStopPolicy::Metric::kGpu ? s.gpu : s.cpu;
+    const std::optional<double>& v = policy.metric == IdleStopPolicy::Metric::kGpu ? s.gpu : s.cpu;
     // An instance without the metric (no GPU) is never idle by it.
     if (v && *v < policy.threshold_percent) {
       st.idle_since_ms.try_emplace(host_index, s.timestamp_ms);
@@ -474,13 +480,15 @@ void Governance::OnInstanceSamples(const JobRecord& job, int host_index,
     if (since == st.idle_since_ms.end() || last == st.last_ms.end()) return;
     idle_for = std::min(idle_for, last->second - since->second);
   }
-  const int64_t need = std::chrono::duration_cast<std::chrono::milliseconds>(policy.duration).count();
+  const int64_t need =
+      std::chrono::duration_cast<std::chrono::milliseconds>(policy.duration).count();
   if (idle_for < need) return;
   char threshold[32];
   std::snprintf(threshold, sizeof(threshold), "%g", policy.threshold_percent);
   StopFor(job, "idle-stop",
           std::string(Name(policy.metric)) + " stayed below " + threshold + "% for " +
-              std::to_string(idle_for / 1000) + " s on every instance (idle_stop.duration_seconds " +
+              std::to_string(idle_for / 1000) +
+              " s on every instance (idle_stop.duration_seconds " +
               std::to_string(policy.duration.count()) + ")",
           actions);
   idle_.erase(job.arn);

@@ -59,7 +59,7 @@ inline constexpr char kEventDetailType[] = "Trainyard Governance Action";
 
 struct GovernanceOptions {
   std::string region = "us-east-1";
-  GovernancePolicies defaults;       // every account's policies until it sets its own
+  GovernancePolicies defaults;        // every account's policies until it sets its own
   bool allow_account_updates = true;  // false: only the config sets policies
   size_t recent_actions = 100;        // actions kept per account
 };

@@ -162,9 +162,9 @@ Result<GovernancePolicies> ParsePolicies(const json& doc, PolicyKeys keys) {
   GovernancePolicies p;
   if (doc.is_null()) return p;
   Reader r(doc, "", keys);
-  TY_RETURN_IF_ERROR(r.CheckKeys({"required_tags", "allowed_instance_types", "max_instance_count",
-                                  "max_runtime_seconds", "idle_stop", "auto_resume",
-                                  "spot_fallback"}));
+  TY_RETURN_IF_ERROR(
+      r.CheckKeys({"required_tags", "allowed_instance_types", "max_instance_count",
+                   "max_runtime_seconds", "idle_stop", "auto_resume", "spot_fallback"}));
   if (Reader t = r.Sub("required_tags"); t.present()) {
     TY_RETURN_IF_ERROR(t.CheckKeys({"keys", "action"}));
     RequiredTagsPolicy rt;

@@ -43,7 +43,7 @@ struct IdleStopPolicy {
 struct AutoResumePolicy {
   // A job that failed after running at least this long is cloned (default 1 h).
   std::chrono::seconds min_runtime{3600};
-  int max_resumes = 1;  // clones of one original job, at most
+  int max_resumes = 1;              // clones of one original job, at most
   bool on_algorithm_error = false;  // also clone jobs that failed with AlgorithmError
 };
 
@@ -76,7 +76,7 @@ Result<GovernancePolicies> ParsePolicies(const nlohmann::json& doc, PolicyKeys k
 // The document ParsePolicies reads back to the same policies.
 nlohmann::json RenderPolicies(const GovernancePolicies& policies, PolicyKeys keys);
 
-const char* Name(IdleStopPolicy::Metric m);     // "CPUUtilization" | "GPUUtilization"
+const char* Name(IdleStopPolicy::Metric m);    // "CPUUtilization" | "GPUUtilization"
 const char* Name(RequiredTagsPolicy::Mode m);  // "stop" | "refuse"
 
 }  // namespace ty::events

@@ -566,8 +566,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   gopts.region = config.region;
   gopts.defaults = config.governance;
   gopts.allow_account_updates = config.governance_allow_account_updates;
-  impl->governance = std::make_unique<events::Governance>(gopts, impl->store.get(),
-                                                          SystemClock::Default());
+  impl->governance =
+      std::make_unique<events::Governance>(gopts, impl->store.get(), SystemClock::Default());
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
       std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get()});

@@ -167,6 +167,56 @@ TEST_F(JobControllerTest, ObserversSeeTransitionsLinesSamplesAndTicksAndMayStopA
   controller_.reset();
 }
 
+// Governance's seam: an observer names a job's status message and creates a job (a clone) from
+// inside a callback; the new job's tags are stored before its first transition is observed.
+class CloningObserver final : public JobObserver {
+ public:
+  // The fixture's store, reopened with the controller.
+  explicit CloningObserver(const std::unique_ptr<store::Store>& store) : store_(store) {}
+  void OnTransition(const model::JobRecord&, const model::JobRecord& after,
+                    JobActions& actions) override {
+    if (after.spec.name == "orig" && !cloned_) {
+      cloned_ = true;
+      model::JobSpec spec = after.spec;
+      spec.name = "orig-r1";
+      actions.SetStatusMessage(after.arn, "cloned by a policy");
+      actions.Create(after.account, spec, R"({"TrainingJobName":"orig-r1"})",
+                     {{"origin", "orig"}});
+      actions.Create(after.account, spec, "{}", {});  // a taken name: refused, logged
+    } else if (after.spec.name == "orig-r1" && clone_tags_.empty()) {
+      auto tags = store_->GetTags(after.arn);
+      if (tags.ok()) {
+        for (const auto& t : *tags) clone_tags_ += t.key + "=" + t.value;
+      }
+      // Messages are carried out before creations (and later phases may replace it).
+      auto orig = store_->GetJob(after.account, "orig");
+      if (orig.ok() && !orig->transitions.empty()) orig_message_ = orig->transitions.back().message;
+    }
+  }
+  std::string clone_tags() const { return clone_tags_; }
+  std::string orig_message() const { return orig_message_; }
+
+ private:
+  const std::unique_ptr<store::Store>& store_;
+  bool cloned_ = false;
+  std::string clone_tags_;    // as seen at the clone's first transition
+  std::string orig_message_;  // the original's status message then
+};
+
+TEST_F(JobControllerTest, ObserversMayCreateJobsAndSetStatusMessages) {
+  CloningObserver cloner(store_);
+  controller_.reset();
+  extra_observer_ = &cloner;
+  OpenAll();
+  ASSERT_TRUE(controller_->Submit("123456789012", Spec("orig"), "{}").ok());
+  model::JobRecord clone = Get("orig-r1");
+  EXPECT_EQ(clone.status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(clone.request_json, R"({"TrainingJobName":"orig-r1"})");
+  controller_.reset();  // before `cloner`, which it notifies while shutting down
+  EXPECT_EQ(cloner.clone_tags(), "origin=orig");
+  EXPECT_EQ(cloner.orig_message(), "cloned by a policy");
+}
+
 TEST_F(JobControllerTest, RunsAJobToCompletionFromAgentReports) {
   model::JobSpec spec = Spec("ok");
   spec.metric_definitions = {{"acc", "acc=([0-9.]+)"}};

@@ -91,6 +91,9 @@ def test_required_tags_stop_at_starting_then_refuse_at_create(srv, sm, tmp_path)
     d = wait_status(sm, "untagged", timeout=60)
     assert d["TrainingJobStatus"] == "Stopped"
     assert "lacks the required tag(s) team" in last_message(d), d["SecondaryStatusTransitions"]
+    # Stopped as it started: it never reached Downloading or Training.
+    assert [t["Status"] for t in d["SecondaryStatusTransitions"]] == ["Starting", "Stopping",
+                                                                     "Stopped"]
     assert tags_of(sm, "untagged")["trainyard:governance"] == "required-tags:stopped"
     assert wait_status(sm, "tagged", timeout=60)["TrainingJobStatus"] == "Completed"
     assert "trainyard:governance" not in tags_of(sm, "tagged")
@@ -125,7 +128,6 @@ max_runtime_seconds: 600
     out = srv.cli("governance").stdout
     assert "set by this account" in out, out
     assert "required-tags" in out and "stopped" in out and "untagged" in out, out
-    # Another account sees the server's defaults and none of these actions.
     g = governance_json(srv)
     assert g["Actions"][0]["TrainingJobName"] == "untagged"
 
@@ -205,6 +207,30 @@ spot_fallback: {after_interruptions: 4}
     sm.stop_training_job(TrainingJobName="spotty-r1")
     wait_status(sm, "spotty-r1", timeout=60)
 
+
+
+def test_spot_job_waiting_too_long_for_capacity_is_replaced_on_demand(srv, sm, tmp_path):
+    set_policies(srv, tmp_path, """
+spot_fallback: {max_capacity_wait_seconds: 2}
+""")
+    # Its own instance type, so that no other test meets the outage.
+    srv.cli("spot", "unavailable", "ml.t3.medium", "300")
+    req = job_request("starved", str(tmp_path / "out"), command="echo on-demand now",
+                      Tags=TEAM, EnableManagedSpotTraining=True,
+                      CheckpointConfig={"S3Uri": "file://" + str(tmp_path / "ckpt") + "/"},
+                      StoppingCondition={"MaxRuntimeInSeconds": 60,
+                                         "MaxWaitTimeInSeconds": 600})
+    req["ResourceConfig"]["InstanceType"] = "ml.t3.medium"
+    sm.create_training_job(**req)
+    d = wait_status(sm, "starved", timeout=60)
+    assert d["TrainingJobStatus"] == "Stopped"
+    assert "for spot capacity" in last_message(d), d["SecondaryStatusTransitions"]
+    assert "cloned on demand as starved-r1" in last_message(d)
+    assert "Training" not in [t["Status"] for t in d["SecondaryStatusTransitions"]]
+    clone = wait_status(sm, "starved-r1", timeout=60)
+    assert clone["TrainingJobStatus"] == "Completed", clone.get("FailureReason")
+    assert clone.get("EnableManagedSpotTraining", False) is False
+    assert "on-demand now" in logs_of(srv, "starved-r1")
 
 def trainyard_client(srv, tmp_path, key_id, secret):
     """A boto3 client for Trainyard's own operations, from the model the server validates with."""

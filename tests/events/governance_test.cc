@@ -158,7 +158,9 @@ class GovernanceTest : public ::testing::Test {
     r.last_modified_time = clock_.Now();
     r.transitions.push_back({SecondaryStatus::kStarting, clock_.Now(), std::nullopt, "Starting"});
     EXPECT_TRUE(store_->InsertJob(&r).ok());
-    if (!tags.empty()) EXPECT_TRUE(store_->SetTags(r.arn, tags).ok());
+    if (!tags.empty()) {
+      EXPECT_TRUE(store_->SetTags(r.arn, tags).ok());
+    }
     return r;
   }
 
@@ -170,9 +172,10 @@ class GovernanceTest : public ::testing::Test {
   }
 
   static JobRecord End(JobRecord r, TrainingJobStatus status, TimePoint at) {
-    r = Enter(std::move(r), status == TrainingJobStatus::kFailed ? SecondaryStatus::kFailed
-                                                                : SecondaryStatus::kStopped,
-              at);
+    r = Enter(
+        std::move(r),
+        status == TrainingJobStatus::kFailed ? SecondaryStatus::kFailed : SecondaryStatus::kStopped,
+        at);
     r.status = status;
     return r;
   }
@@ -358,6 +361,10 @@ TEST_F(GovernanceTest, AutoResumeClonesALongFailureFromItsCheckpointAtMostKTimes
   gov_->OnTransition(r2, r2_failed, actions_);
   EXPECT_EQ(actions_.creates.size(), 2u) << "max_resumes 2 reached";
   EXPECT_EQ(TagOf(r2.arn, kGovernanceTag), "auto-resume:not-cloned");
+  EXPECT_EQ(actions_.messages.back().first, r2.arn);
+  EXPECT_NE(actions_.messages.back().second.find("not cloned: the job was already resumed 2"),
+            std::string::npos)
+      << actions_.messages.back().second;
 }
 
 TEST_F(GovernanceTest, AutoResumeSkipsAlgorithmErrorsUnlessAsked) {
@@ -367,11 +374,12 @@ TEST_F(GovernanceTest, AutoResumeSkipsAlgorithmErrorsUnlessAsked) {
   failed.failure_reason = "AlgorithmError: Exit Code: 1";
   gov_->OnTransition(job, failed, actions_);
   EXPECT_TRUE(actions_.creates.empty());
-  EXPECT_NE(gov_->RecentActions(kAccount, 1)[0].message.find("AlgorithmError"),
-            std::string::npos);
+  EXPECT_NE(gov_->RecentActions(kAccount, 1)[0].message.find("AlgorithmError"), std::string::npos);
 
   ASSERT_TRUE(gov_->Update(kAccount, *ParsePolicies(json::parse(R"({"auto_resume":
-      {"min_runtime_seconds": 0, "on_algorithm_error": true}})"), PolicyKeys::kConfig)).ok());
+      {"min_runtime_seconds": 0, "on_algorithm_error": true}})"),
+                                                    PolicyKeys::kConfig))
+                  .ok());
   gov_->OnTransition(job, failed, actions_);
   EXPECT_EQ(actions_.creates.size(), 1u);
 }

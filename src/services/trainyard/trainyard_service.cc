@@ -187,8 +187,7 @@ json TrainyardService::GovernanceDocument(const std::string& account) const {
               {"AccountUpdatesAllowed", governance_->allow_account_updates()}};
 }
 
-TrainyardService::Outcome TrainyardService::DescribeGovernance(const Caller& caller,
-                                                               const json&) {
+TrainyardService::Outcome TrainyardService::DescribeGovernance(const Caller& caller, const json&) {
   if (governance_ == nullptr) return Validation("This server has no governance.");
   return GovernanceDocument(caller.account_id);
 }
@@ -197,12 +196,14 @@ TrainyardService::Outcome TrainyardService::DescribeGovernance(const Caller& cal
 TrainyardService::Outcome TrainyardService::UpdateGovernance(const Caller& caller,
                                                              const json& body) {
   if (governance_ == nullptr) return Validation("This server has no governance.");
-  const bool reset = body.contains("UseServerDefaults") && body.at("UseServerDefaults").is_boolean() &&
+  const bool reset = body.contains("UseServerDefaults") &&
+                     body.at("UseServerDefaults").is_boolean() &&
                      body.at("UseServerDefaults").get<bool>();
   const bool has_policies = body.contains("Policies") && !body.at("Policies").is_null();
   if (reset == has_policies) {
-    return Validation("Give either Policies (the account's whole policy document) or "
-                      "UseServerDefaults: true.");
+    return Validation(
+        "Give either Policies (the account's whole policy document) or "
+        "UseServerDefaults: true.");
   }
   std::optional<events::GovernancePolicies> policies;
   if (has_policies) {
@@ -229,7 +230,7 @@ TrainyardService::Outcome TrainyardService::ListGovernanceActions(const Caller& 
   for (const auto& a : governance_->RecentActions(caller.account_id, 100)) {
     if (!job.empty() && a.job_name != job && a.clone_name != job) continue;
     if (actions.size() >= limit) break;
-    json j = {{"Time", Seconds(a.time)},   {"TrainingJobName", a.job_name},
+    json j = {{"Time", Seconds(a.time)},     {"TrainingJobName", a.job_name},
               {"TrainingJobArn", a.job_arn}, {"Policy", a.policy},
               {"Action", a.action},          {"Message", a.message}};
     if (!a.clone_name.empty()) j["CloneTrainingJobName"] = a.clone_name;
