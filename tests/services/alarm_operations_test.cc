@@ -71,19 +71,23 @@ TEST_F(AlarmOperationsTest, PutMetricAlarmChecksItsParameters) {
   } cases[] = {
       {"period 45", {{"Period", 45}}, "InvalidParameterValueException"},
       {"period 20", {{"Period", 20}}, "no error"},
-      {"window over a day", {{"Period", 600}, {"EvaluationPeriods", 145}},
+      {"window over a day",
+       {{"Period", 600}, {"EvaluationPeriods", 145}},
        "InvalidParameterValueException"},
       {"M over N", {{"DatapointsToAlarm", 4}}, "InvalidParameterValueException"},
       {"two statistics", {{"ExtendedStatistic", "p90"}}, "InvalidParameterCombinationException"},
-      {"anomaly band", {{"ComparisonOperator", "LessThanLowerThreshold"}},
+      {"anomaly band",
+       {{"ComparisonOperator", "LessThanLowerThreshold"}},
        "InvalidParameterValueException"},
       {"bad missing data", {{"TreatMissingData", "sometimes"}}, "InvalidParameterValueException"},
       {"another account's topic",
        {{"AlarmActions", {"arn:aws:sns:us-east-1:222222222222:idle"}}},
        "InvalidParameterValueException"},
-      {"an EC2 action", {{"AlarmActions", {"arn:aws:automate:us-east-1:ec2:stop"}}},
+      {"an EC2 action",
+       {{"AlarmActions", {"arn:aws:automate:us-east-1:ec2:stop"}}},
        "InvalidParameterValueException"},
-      {"a function", {{"OKActions", {"arn:aws:lambda:us-east-1:111111111111:function:f"}}},
+      {"a function",
+       {{"OKActions", {"arn:aws:lambda:us-east-1:111111111111:function:f"}}},
        "no error"},
       {"metric math", {{"Metrics", json::array()}}, "InvalidParameterValueException"},
   };
@@ -104,8 +108,9 @@ TEST_F(AlarmOperationsTest, DescribeFiltersPagesAndKeepsAccountsApart) {
   json page = Ok("DescribeAlarms", {{"AlarmNamePrefix", "idle-"}, {"MaxRecords", 3}});
   ASSERT_EQ(page["MetricAlarms"].size(), 3u);
   ASSERT_TRUE(page.contains("NextToken"));
-  json rest = Ok("DescribeAlarms",
-                 {{"AlarmNamePrefix", "idle-"}, {"MaxRecords", 3}, {"NextToken", page["NextToken"]}});
+  json rest =
+      Ok("DescribeAlarms",
+         {{"AlarmNamePrefix", "idle-"}, {"MaxRecords", 3}, {"NextToken", page["NextToken"]}});
   EXPECT_EQ(rest["MetricAlarms"].size(), 2u);
   EXPECT_FALSE(rest.contains("NextToken"));
   EXPECT_EQ(Err("DescribeAlarms", {{"NextToken", "x"}}), "InvalidNextToken");
@@ -114,12 +119,11 @@ TEST_F(AlarmOperationsTest, DescribeFiltersPagesAndKeepsAccountsApart) {
   EXPECT_EQ(a["DatapointsToAlarm"], 3);  // defaults to EvaluationPeriods
   EXPECT_EQ(a["AlarmArn"], "arn:aws:cloudwatch:us-east-1:111111111111:alarm:idle-0");
   EXPECT_EQ(Ok("DescribeAlarms", {{"StateValue", "ALARM"}})["MetricAlarms"].size(), 0u);
-  EXPECT_EQ(Ok("DescribeAlarms", {{"ActionPrefix", "arn:aws:sns:us-east-1:111111111111:idle"}})
-                ["MetricAlarms"]
-                    .size(),
+  EXPECT_EQ(Ok("DescribeAlarms",
+               {{"ActionPrefix", "arn:aws:sns:us-east-1:111111111111:idle"}})["MetricAlarms"]
+                .size(),
             6u);
-  EXPECT_EQ(Ok("DescribeAlarms", {{"AlarmTypes", {"CompositeAlarm"}}})["MetricAlarms"].size(),
-            0u);
+  EXPECT_EQ(Ok("DescribeAlarms", {{"AlarmTypes", {"CompositeAlarm"}}})["MetricAlarms"].size(), 0u);
   EXPECT_EQ(Ok("DescribeAlarmsForMetric",
                {{"MetricName", "GPUUtilization"},
                 {"Namespace", "/aws/sagemaker/TrainingJobs"},
@@ -136,10 +140,12 @@ TEST_F(AlarmOperationsTest, DescribeFiltersPagesAndKeepsAccountsApart) {
 
 TEST_F(AlarmOperationsTest, SetAlarmStateAndHistory) {
   Ok("PutMetricAlarm", Alarm("a"));
-  EXPECT_EQ(Err("SetAlarmState", {{"AlarmName", "ghost"}, {"StateValue", "OK"},
-                                  {"StateReason", "x"}}),
-            "ResourceNotFound");
-  EXPECT_EQ(Err("SetAlarmState", {{"AlarmName", "a"}, {"StateValue", "OK"}, {"StateReason", "x"},
+  EXPECT_EQ(
+      Err("SetAlarmState", {{"AlarmName", "ghost"}, {"StateValue", "OK"}, {"StateReason", "x"}}),
+      "ResourceNotFound");
+  EXPECT_EQ(Err("SetAlarmState", {{"AlarmName", "a"},
+                                  {"StateValue", "OK"},
+                                  {"StateReason", "x"},
                                   {"StateReasonData", "{not json"}}),
             "InvalidFormatFault");
   clock_.Advance(std::chrono::seconds(5));
