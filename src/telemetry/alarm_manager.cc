@@ -220,16 +220,23 @@ Status AlarmManager::Load() {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::Ok();
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  TY_ASSIGN_OR_RETURN(json doc, ParseJson(text));
+  auto parsed = ParseJson(text);
+  if (!parsed.ok()) return parsed.status().WithPrefix(path);
+  const json& doc = *parsed;
   MutexLock lock(&mu_);
-  for (const auto& j : doc.value("alarms", json::array())) {
-    MetricAlarm a = AlarmFromJson(j);
-    alarms_[a.account][a.name] = std::move(a);
-  }
-  for (const auto& j : doc.value("history", json::array())) {
-    AlarmHistoryItem h{j.at("account"), j.at("alarm_name"),  j.at("type"),
-                       j.at("summary"), j.value("data", ""), j.value("timestamp_ms", int64_t{0})};
-    history_[h.account].push_back(std::move(h));
+  // A file edited by hand may lack members: refuse it with its name rather than throw.
+  try {
+    for (const auto& j : doc.value("alarms", json::array())) {
+      MetricAlarm a = AlarmFromJson(j);
+      alarms_[a.account][a.name] = std::move(a);
+    }
+    for (const auto& j : doc.value("history", json::array())) {
+      AlarmHistoryItem h{j.at("account"), j.at("alarm_name"),  j.at("type"),
+                         j.at("summary"), j.value("data", ""), j.value("timestamp_ms", int64_t{0})};
+      history_[h.account].push_back(std::move(h));
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(path + ": not an alarms file of this server: " + e.what());
   }
   return Status::Ok();
 }

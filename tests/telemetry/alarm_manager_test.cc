@@ -212,3 +212,22 @@ TEST_F(AlarmManagerTest, AlarmsAndStatesSurviveARestart) {
 
 }  // namespace
 }  // namespace ty::telemetry
+
+namespace ty::telemetry {
+namespace {
+
+TEST(AlarmManagerFileTest, ABrokenFileIsRefusedWithItsName) {
+  ty::testing::TempDir dir;
+  for (const char* text : {"{not json", R"({"alarms":[{"name":1}]})", R"({"alarms":[{}]})"}) {
+    ASSERT_TRUE(WriteFileAtomic(JoinPath(dir.path(), "alarms.json"), text, 0600).ok());
+    AlarmManagerOptions o;
+    o.data_dir = dir.path();
+    auto m = AlarmManager::Open(o, nullptr, nullptr, nullptr, SystemClock::Default());
+    ASSERT_FALSE(m.ok()) << text;
+    EXPECT_NE(m.status().message().find("alarms.json"), std::string::npos)
+        << m.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace ty::telemetry

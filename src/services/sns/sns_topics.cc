@@ -193,15 +193,22 @@ Status SnsTopics::Load() {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::Ok();
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  TY_ASSIGN_OR_RETURN(json doc, ParseJson(text));
+  auto parsed = ParseJson(text);
+  if (!parsed.ok()) return parsed.status().WithPrefix(path);
+  const json& doc = *parsed;
   MutexLock lock(&mu_);
-  for (const auto& j : doc.value("topics", json::array())) {
-    SnsTopic t{j.at("arn"), j.at("name"), j.at("owner"), j.value("display_name", ""), {}};
-    for (const auto& s : j.value("subscriptions", json::array())) {
-      t.subscriptions.push_back(
-          {s.at("arn"), t.arn, t.owner, s.at("protocol"), s.at("endpoint"), s.value("raw", false)});
+  // A file edited by hand may lack members: refuse it with its name rather than throw.
+  try {
+    for (const auto& j : doc.value("topics", json::array())) {
+      SnsTopic t{j.at("arn"), j.at("name"), j.at("owner"), j.value("display_name", ""), {}};
+      for (const auto& s : j.value("subscriptions", json::array())) {
+        t.subscriptions.push_back({s.at("arn"), t.arn, t.owner, s.at("protocol"), s.at("endpoint"),
+                                   s.value("raw", false)});
+      }
+      topics_[t.arn] = std::move(t);
     }
-    topics_[t.arn] = std::move(t);
+  } catch (const json::exception& e) {
+    return InvalidArgument(path + ": not an SNS file of this server: " + e.what());
   }
   return Status::Ok();
 }
