@@ -201,8 +201,12 @@ void AlarmManager::Start() {
       const int64_t now = ToEpochMillis(clock_->Now());
       const int64_t tick = now / 10000 * 10000;  // the 10-second boundary just passed
       if (tick > last_tick) {
+        // A late wake-up that skipped a minute boundary still evaluates the minute alarms.
+        const bool skipped_minute =
+            last_tick > 0 && tick / 60000 != last_tick / 60000 && tick % 60000 != 0;
         last_tick = tick;
         lock.Unlock();
+        if (skipped_minute) EvaluateDue(FromEpochMillis(tick / 60000 * 60000));
         EvaluateDue(FromEpochMillis(tick));
         lock.Lock();
         continue;
