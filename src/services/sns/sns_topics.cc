@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <regex>
 
 #include <curl/curl.h>
@@ -103,7 +104,13 @@ class CurlPoster final : public HttpPoster {
 
 }  // namespace
 
-std::unique_ptr<HttpPoster> MakeCurlPoster() { return std::make_unique<CurlPoster>(); }
+std::unique_ptr<HttpPoster> MakeCurlPoster() {
+  // Once, before any worker's curl_easy_init (which would otherwise do it, unsafely on
+  // libcurls older than 7.84).
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return std::make_unique<CurlPoster>();
+}
 
 bool IsLoopbackUrl(const std::string& url, std::string* why) {
   static const std::regex kUrl(
