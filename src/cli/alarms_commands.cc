@@ -33,11 +33,16 @@ std::string XmlUnescape(const std::string& s) {
       continue;
     }
     const std::string ent = s.substr(i + 1, semi - i - 1);
-    if (ent == "lt") out += '<';
-    else if (ent == "gt") out += '>';
-    else if (ent == "amp") out += '&';
-    else if (ent == "quot") out += '"';
-    else if (ent == "apos") out += '\'';
+    if (ent == "lt")
+      out += '<';
+    else if (ent == "gt")
+      out += '>';
+    else if (ent == "amp")
+      out += '&';
+    else if (ent == "quot")
+      out += '"';
+    else if (ent == "apos")
+      out += '\'';
     else if (!ent.empty() && ent[0] == '#') {
       unsigned long cp = ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X')
                              ? std::strtoul(ent.c_str() + 2, nullptr, 16)
@@ -93,8 +98,7 @@ class XmlReader {
         if (child == "member") {
           is_list = true;
           list.push_back(std::move(v));
-        } else if (child == "entry" && v.is_object() && v.contains("key") &&
-                   v["key"].is_string()) {
+        } else if (child == "entry" && v.is_object() && v.contains("key") && v["key"].is_string()) {
           is_map = true;
           obj[v["key"].get<std::string>()] = v.value("value", json(""));
         } else {
@@ -241,12 +245,13 @@ int TopicsList(const Endpoint& ep, std::ostream& out, std::ostream& err) {
     out << "no topics\n";
     return 0;
   }
-  out << std::left << std::setw(64) << "TOPIC" << "SUBSCRIPTIONS\n";
+  out << std::left << std::setw(64) << "TOPIC"
+      << "SUBSCRIPTIONS\n";
   for (const auto& arn : arns) {
     auto attrs = SnsCall(ep, "GetTopicAttributes", {{"TopicArn", arn}});
-    std::string subs = attrs.ok() ? attrs->value("Attributes", json::object())
-                                        .value("SubscriptionsConfirmed", "?")
-                                  : "?";
+    std::string subs =
+        attrs.ok() ? attrs->value("Attributes", json::object()).value("SubscriptionsConfirmed", "?")
+                   : "?";
     out << std::left << std::setw(64) << arn << subs << "\n";
   }
   return 0;
@@ -263,8 +268,8 @@ int TopicsDescribe(const Endpoint& ep, const std::string& name, std::ostream& ou
     json topics = page->value("Topics", json::array());
     for (const auto& t : topics) {
       const std::string a = t.value("TopicArn", "");
-      if (a.size() > name.size() && a.compare(a.size() - name.size() - 1, std::string::npos,
-                                               ":" + name) == 0) {
+      if (a.size() > name.size() &&
+          a.compare(a.size() - name.size() - 1, std::string::npos, ":" + name) == 0) {
         arn = a;
       }
     }
@@ -295,8 +300,7 @@ int TopicsDescribe(const Endpoint& ep, const std::string& name, std::ostream& ou
   return 0;
 }
 
-int AlarmsList(ApiClient& client, const std::string& state, std::ostream& out,
-               std::ostream& err) {
+int AlarmsList(ApiClient& client, const std::string& state, std::ostream& out, std::ostream& err) {
   auto model = api::ServiceModel::Embedded("cloudwatch");
   std::vector<json> alarms;
   std::string token;
@@ -313,7 +317,8 @@ int AlarmsList(ApiClient& client, const std::string& state, std::ostream& out,
     out << "no alarms\n";
     return 0;
   }
-  out << std::left << std::setw(32) << "ALARM" << std::setw(19) << "STATE" << "METRIC\n";
+  out << std::left << std::setw(32) << "ALARM" << std::setw(19) << "STATE"
+      << "METRIC\n";
   for (const auto& a : alarms) {
     std::string dims;
     for (const auto& d : a.value("Dimensions", json::array())) {
@@ -321,10 +326,9 @@ int AlarmsList(ApiClient& client, const std::string& state, std::ostream& out,
     }
     const std::string stat = a.value("Statistic", a.value("ExtendedStatistic", ""));
     out << std::left << std::setw(32) << a.value("AlarmName", "") << std::setw(19)
-        << a.value("StateValue", "") << a.value("Namespace", "") << " "
-        << a.value("MetricName", "") << (dims.empty() ? "" : " {" + dims + "}") << " " << stat
-        << " " << a.value("ComparisonOperator", "") << " " << Num(a.value("Threshold", 0.0))
-        << "\n";
+        << a.value("StateValue", "") << a.value("Namespace", "") << " " << a.value("MetricName", "")
+        << (dims.empty() ? "" : " {" + dims + "}") << " " << stat << " "
+        << a.value("ComparisonOperator", "") << " " << Num(a.value("Threshold", 0.0)) << "\n";
   }
   return 0;
 }
@@ -337,8 +341,8 @@ int AlarmsDescribe(ApiClient& client, const std::string& name, bool as_json, std
   const json list = res->value("MetricAlarms", json::array());
   if (list.empty()) return err << "trainyard: no alarm named " << name << "\n", 1;
   const json& a = list[0];
-  auto history = client.Call(*model, "DescribeAlarmHistory",
-                             json{{"AlarmName", name}, {"MaxRecords", 10}});
+  auto history =
+      client.Call(*model, "DescribeAlarmHistory", json{{"AlarmName", name}, {"MaxRecords", 10}});
   if (as_json) {
     json doc = {{"MetricAlarm", a}};
     if (history.ok()) doc["AlarmHistoryItems"] = history->value("AlarmHistoryItems", json::array());
@@ -359,8 +363,8 @@ int AlarmsDescribe(ApiClient& client, const std::string& name, bool as_json, std
       << "Rule:       " << a.value("Statistic", a.value("ExtendedStatistic", "")) << " over "
       << a.value("Period", 0) << " s, " << a.value("DatapointsToAlarm", 0) << " of "
       << a.value("EvaluationPeriods", 0) << " " << a.value("ComparisonOperator", "") << " "
-      << Num(a.value("Threshold", 0.0)) << ", missing data: "
-      << a.value("TreatMissingData", "missing") << "\n"
+      << Num(a.value("Threshold", 0.0))
+      << ", missing data: " << a.value("TreatMissingData", "missing") << "\n"
       << "Actions:    " << (a.value("ActionsEnabled", true) ? "enabled" : "disabled") << "\n";
   for (const char* kind : {"AlarmActions", "OKActions", "InsufficientDataActions"}) {
     for (const auto& arn : a.value(kind, json::array())) {
@@ -370,8 +374,8 @@ int AlarmsDescribe(ApiClient& client, const std::string& name, bool as_json, std
   if (history.ok()) {
     out << "History (newest first):\n";
     for (const auto& h : history->value("AlarmHistoryItems", json::array())) {
-      out << "  " << TimeText(h.value("Timestamp", 0.0)) << "  "
-          << h.value("HistoryItemType", "") << "  " << h.value("HistorySummary", "") << "\n";
+      out << "  " << TimeText(h.value("Timestamp", 0.0)) << "  " << h.value("HistoryItemType", "")
+          << "  " << h.value("HistorySummary", "") << "\n";
     }
   }
   return 0;

@@ -45,8 +45,8 @@ void DeliveryQueue::Work() {
   MutexLock lock(&mu_);
   while (!stop_) {
     const TimePoint now = clock_->Now();
-    auto due = std::find_if(items_.begin(), items_.end(),
-                            [&](const Item& it) { return it.due <= now; });
+    auto due =
+        std::find_if(items_.begin(), items_.end(), [&](const Item& it) { return it.due <= now; });
     if (items_.empty()) {
       cv_.Wait(&mu_);  // Enqueue and the destructor signal
       continue;

@@ -28,12 +28,12 @@
 namespace ty::control {
 
 struct DeliveryQueueOptions {
-  int threads = 2;                                         // workers
-  size_t max_pending = 10000;                              // waiting deliveries
-  int max_attempts = 3;                                    // first try included
-  std::chrono::milliseconds initial_backoff{1000};         // before the 2nd attempt, then ×2
-  std::chrono::milliseconds poll{200};                     // re-read the clock at least this often
-  size_t recent_failures = 100;                            // kept for inspection
+  int threads = 2;                                  // workers
+  size_t max_pending = 10000;                       // waiting deliveries
+  int max_attempts = 3;                             // first try included
+  std::chrono::milliseconds initial_backoff{1000};  // before the 2nd attempt, then ×2
+  std::chrono::milliseconds poll{200};              // re-read the clock at least this often
+  size_t recent_failures = 100;                     // kept for inspection
 };
 
 struct DeliveryFailure {

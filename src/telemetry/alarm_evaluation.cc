@@ -160,12 +160,11 @@ AlarmVerdict EvaluateAlarm(const AlarmRule& rule, const std::vector<RangePoint>&
         return v;
       case MissingData::kBreaching:
       case MissingData::kNotBreaching:
-        v.state =
-            rule.missing == MissingData::kBreaching ? AlarmState::kAlarm : AlarmState::kOk;
+        v.state = rule.missing == MissingData::kBreaching ? AlarmState::kAlarm : AlarmState::kOk;
         v.reason = "Threshold Crossed: no datapoints were received for " +
                    Plural(n, "period", "periods") + " and " +
-                   Plural(n, "missing datapoint was", "missing datapoints were") +
-                   " treated as [" + FillName(rule.missing) + "].";
+                   Plural(n, "missing datapoint was", "missing datapoints were") + " treated as [" +
+                   FillName(rule.missing) + "].";
         return v;
     }
   }
@@ -185,8 +184,7 @@ AlarmVerdict EvaluateAlarm(const AlarmRule& rule, const std::vector<RangePoint>&
     v.reason = "Threshold Crossed: " + std::to_string(count) + " out of the last " +
                std::to_string(k) + " datapoints " + ListPoints(shown) + " " +
                (count == 1 ? "was " : "were ") + (to == AlarmState::kAlarm ? "" : "not ") +
-               Relation(rule.comparison) + " the threshold (" + JavaDouble(rule.threshold) +
-               ")";
+               Relation(rule.comparison) + " the threshold (" + JavaDouble(rule.threshold) + ")";
     if (fills > 0) {
       v.reason += " and " + Plural(fills, "missing datapoint was", "missing datapoints were") +
                   " treated as [" + FillName(rule.missing) + "]";
@@ -219,7 +217,8 @@ AlarmVerdict EvaluateAlarm(const AlarmRule& rule, const std::vector<RangePoint>&
     const int64_t newest_ms = range.back().start_ms;
     const RangePoint& oldest_breaching = breaching.back();
     const int64_t period_ms = range.size() > 1 ? range[1].start_ms - range[0].start_ms : 0;
-    const bool newer_all_breaching = fine.empty() || fine.front().start_ms < oldest_breaching.start_ms;
+    const bool newer_all_breaching =
+        fine.empty() || fine.front().start_ms < oldest_breaching.start_ms;
     if (period_ms > 0 && newer_all_breaching &&
         (newest_ms - oldest_breaching.start_ms) / period_ms >= m) {
       crossed(AlarmState::kAlarm, 0);
@@ -252,8 +251,8 @@ std::optional<AlarmStatistic> ParseAlarmStatistic(const std::string& s) {
   return std::nullopt;
 }
 
-std::vector<RangePoint> FoldRange(const std::vector<Bucket>& sub, int64_t end_ms,
-                                  int64_t period_s, int periods, const AlarmStatistic& stat) {
+std::vector<RangePoint> FoldRange(const std::vector<Bucket>& sub, int64_t end_ms, int64_t period_s,
+                                  int periods, const AlarmStatistic& stat) {
   const int64_t period_ms = period_s * 1000;
   const int64_t start_ms = end_ms - period_ms * periods;
   std::vector<Bucket> folded(periods);

@@ -84,8 +84,8 @@ std::optional<AlarmStatistic> ParseAlarmStatistic(const std::string& s);
 // Folds sub-period buckets (oldest first, from MetricStore::Aggregate at a granularity that
 // divides the period) into the `periods` periods ending at end_ms, oldest first, and computes
 // the statistic of each (missing where no sample, or a percentile without raw values).
-std::vector<RangePoint> FoldRange(const std::vector<Bucket>& sub, int64_t end_ms,
-                                  int64_t period_s, int periods, const AlarmStatistic& stat);
+std::vector<RangePoint> FoldRange(const std::vector<Bucket>& sub, int64_t end_ms, int64_t period_s,
+                                  int periods, const AlarmStatistic& stat);
 
 // A double as Java prints it (CloudWatch's reasons and messages): "80.0", "99.83274983791787".
 std::string JavaDouble(double v);

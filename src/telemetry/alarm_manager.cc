@@ -201,8 +201,12 @@ void AlarmManager::Start() {
       const int64_t now = ToEpochMillis(clock_->Now());
       const int64_t tick = now / 10000 * 10000;  // the 10-second boundary just passed
       if (tick > last_tick) {
+        // A late wake-up that skipped a minute boundary still evaluates the minute alarms.
+        const bool skipped_minute =
+            last_tick > 0 && tick / 60000 != last_tick / 60000 && tick % 60000 != 0;
         last_tick = tick;
         lock.Unlock();
+        if (skipped_minute) EvaluateDue(FromEpochMillis(tick / 60000 * 60000));
         EvaluateDue(FromEpochMillis(tick));
         lock.Lock();
         continue;
@@ -220,17 +224,23 @@ Status AlarmManager::Load() {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::Ok();
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  TY_ASSIGN_OR_RETURN(json doc, ParseJson(text));
+  auto parsed = ParseJson(text);
+  if (!parsed.ok()) return parsed.status().WithPrefix(path);
+  const json& doc = *parsed;
   MutexLock lock(&mu_);
-  for (const auto& j : doc.value("alarms", json::array())) {
-    MetricAlarm a = AlarmFromJson(j);
-    alarms_[a.account][a.name] = std::move(a);
-  }
-  for (const auto& j : doc.value("history", json::array())) {
-    AlarmHistoryItem h{j.at("account"),          j.at("alarm_name"), j.at("type"),
-                       j.at("summary"),          j.value("data", ""),
-                       j.value("timestamp_ms", int64_t{0})};
-    history_[h.account].push_back(std::move(h));
+  // A file edited by hand may lack members: refuse it with its name rather than throw.
+  try {
+    for (const auto& j : doc.value("alarms", json::array())) {
+      MetricAlarm a = AlarmFromJson(j);
+      alarms_[a.account][a.name] = std::move(a);
+    }
+    for (const auto& j : doc.value("history", json::array())) {
+      AlarmHistoryItem h{j.at("account"), j.at("alarm_name"),  j.at("type"),
+                         j.at("summary"), j.value("data", ""), j.value("timestamp_ms", int64_t{0})};
+      history_[h.account].push_back(std::move(h));
+    }
+  } catch (const json::exception& e) {
+    return InvalidArgument(path + ": not an alarms file of this server: " + e.what());
   }
   return Status::Ok();
 }
@@ -374,17 +384,15 @@ void AlarmManager::SetActionsEnabled(const std::string& account,
       if (a == it->second.end()) continue;
       a->second.actions_enabled = enabled;
       a->second.config_updated_ms = now;
-      AddHistory({account, n, "ConfigurationUpdate",
-                  std::string("Alarm \"") + n + "\" updated",
+      AddHistory({account, n, "ConfigurationUpdate", std::string("Alarm \"") + n + "\" updated",
                   json{{"type", "Update"}, {"actionsEnabled", enabled}}.dump(), now});
     }
   }
   Persist();
 }
 
-Status AlarmManager::SetState(const std::string& account, const std::string& name,
-                              AlarmState state, const std::string& reason,
-                              const std::string& reason_data) {
+Status AlarmManager::SetState(const std::string& account, const std::string& name, AlarmState state,
+                              const std::string& reason, const std::string& reason_data) {
   if (!Get(account, name)) return NotFound("Alarm " + name + " not found");
   const int64_t now = ToEpochMillis(clock_->Now());
   if (auto change = ApplyState(account, name, state, reason, reason_data, now)) {
@@ -400,12 +408,9 @@ std::vector<AlarmHistoryItem> AlarmManager::History(const std::string& account) 
   return {it->second.begin(), it->second.end()};
 }
 
-std::optional<AlarmManager::Change> AlarmManager::ApplyState(const std::string& account,
-                                                             const std::string& name,
-                                                             AlarmState state,
-                                                             const std::string& reason,
-                                                             const std::string& reason_data,
-                                                             int64_t now_ms) {
+std::optional<AlarmManager::Change> AlarmManager::ApplyState(
+    const std::string& account, const std::string& name, AlarmState state,
+    const std::string& reason, const std::string& reason_data, int64_t now_ms) {
   std::optional<Change> change;
   {
     MutexLock lock(&mu_);
@@ -458,16 +463,16 @@ void AlarmManager::RunActions(const Change& change) {
       const int64_t now = ToEpochMillis(clock_->Now());
       {
         MutexLock lock(&mu_);
-        AddHistory({account, name, "Action",
-                    r.ok() ? "Successfully executed action " + arn
-                           : "Failed to execute action " + arn + ". Received error: \"" +
-                                 r.error + "\"",
-                    json{{"actionState", r.ok() ? "Succeeded" : "Failed"},
-                         {"stateUpdateTimestamp", now},
-                         {"attempts", attempts},
-                         {"error", r.error}}
-                        .dump(),
-                    now});
+        AddHistory(
+            {account, name, "Action",
+             r.ok() ? "Successfully executed action " + arn
+                    : "Failed to execute action " + arn + ". Received error: \"" + r.error + "\"",
+             json{{"actionState", r.ok() ? "Succeeded" : "Failed"},
+                  {"stateUpdateTimestamp", now},
+                  {"attempts", attempts},
+                  {"error", r.error}}
+                 .dump(),
+             now});
       }
       Persist();
     };
@@ -487,7 +492,8 @@ AlarmVerdict AlarmManager::Evaluate(const MetricAlarm& a, int64_t now_ms) const 
   const int64_t end = now_ms / (g * 1000) * (g * 1000);
   const int64_t start = end - a.period_s * 1000 * periods;
   const std::string stat_name = a.statistic.empty() ? a.extended_statistic : a.statistic;
-  auto stat = ParseAlarmStatistic(stat_name).value_or(AlarmStatistic{AlarmStatistic::Kind::kAverage});
+  auto stat =
+      ParseAlarmStatistic(stat_name).value_or(AlarmStatistic{AlarmStatistic::Kind::kAverage});
   std::vector<Bucket> sub;
   if (metrics_ != nullptr) {
     auto series = metrics_->Find({a.account, a.ns, a.metric_name, a.dimensions});
@@ -497,8 +503,8 @@ AlarmVerdict AlarmManager::Evaluate(const MetricAlarm& a, int64_t now_ms) const 
       if (got.ok()) {
         sub = std::move(got).value();
       } else {
-        std::fprintf(stderr, "trainyard: alarm %s: reading its metric failed: %s\n",
-                     a.name.c_str(), got.status().ToString().c_str());
+        std::fprintf(stderr, "trainyard: alarm %s: reading its metric failed: %s\n", a.name.c_str(),
+                     got.status().ToString().c_str());
       }
     }
   }
@@ -586,7 +592,8 @@ std::string AlarmManager::LambdaPayload(const MetricAlarm& a, AlarmState old_sta
   ordered dims = ordered::object();
   for (const auto& d : a.dimensions) dims[d.name] = d.value;
   ordered metric_stat;
-  metric_stat["metric"] = ordered{{"namespace", a.ns}, {"name", a.metric_name}, {"dimensions", dims}};
+  metric_stat["metric"] =
+      ordered{{"namespace", a.ns}, {"name", a.metric_name}, {"dimensions", dims}};
   metric_stat["period"] = a.period_s;
   metric_stat["stat"] = a.statistic.empty() ? a.extended_statistic : a.statistic;
   if (!a.unit.empty()) metric_stat["unit"] = a.unit;

@@ -172,7 +172,8 @@ def test_ten_second_alarm_goes_ok_to_alarm_and_notifies_through_sns(server, hook
                        "AlarmActions", "InsufficientDataActions", "Trigger"]
     assert m["AlarmName"] == "gpu-hot" and m["AlarmDescription"] is None
     assert m["AWSAccountId"] == account and m["Region"] == REGION_LONG
-    assert m["NewStateValue"] == "ALARM" and m["OldStateValue"] == "OK"
+    # OK, unless the 5.0 left the evaluation range (3 periods) before 97.5 came on a slow machine.
+    assert m["NewStateValue"] == "ALARM" and m["OldStateValue"] in ("OK", "INSUFFICIENT_DATA")
     assert m["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [97.5 (")
     assert "was greater than the threshold (50.0) (minimum 1 datapoint for OK -> ALARM transition)." \
         in m["NewStateReason"]

@@ -134,7 +134,9 @@ TEST_F(SnsTopicsTest, LambdaSubscribersGetTheSnsEnvelopeExactly) {
   EXPECT_EQ(sns["Timestamp"], "2022-07-09T02:39:54.584Z");
   EXPECT_EQ(sns["SignatureVersion"], "1");
   EXPECT_FALSE(sns["Signature"].get<std::string>().empty());
-  EXPECT_EQ(sns["SigningCertUrl"].get<std::string>().rfind("https://sns.us-east-1.amazonaws.com/", 0), 0u);
+  EXPECT_EQ(
+      sns["SigningCertUrl"].get<std::string>().rfind("https://sns.us-east-1.amazonaws.com/", 0),
+      0u);
   EXPECT_EQ(sns["UnsubscribeUrl"],
             "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + *sub);
   EXPECT_EQ(sns["MessageAttributes"], json::object());
@@ -143,8 +145,9 @@ TEST_F(SnsTopicsTest, LambdaSubscribersGetTheSnsEnvelopeExactly) {
 
 TEST_F(SnsTopicsTest, PublishWithoutSubjectAndWithAttributes) {
   auto arn = *topics_->CreateTopic("111111111111", "t", "");
-  ASSERT_TRUE(topics_->Subscribe("111111111111", arn, "lambda",
-                                 "arn:aws:lambda:us-east-1:111111111111:function:f", false)
+  ASSERT_TRUE(topics_
+                  ->Subscribe("111111111111", arn, "lambda",
+                              "arn:aws:lambda:us-east-1:111111111111:function:f", false)
                   .ok());
   SnsPublish p;
   p.account = "111111111111";
@@ -169,8 +172,9 @@ TEST_F(SnsTopicsTest, HttpSubscribersOnlyOnLoopbackAndFailuresAreKept) {
   }
   EXPECT_EQ(topics_->Subscribe("111111111111", arn, "email", "a@b.c", false).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(topics_->Subscribe("111111111111", arn, "lambda",
-                               "arn:aws:lambda:us-east-1:222222222222:function:f", false)
+  EXPECT_EQ(topics_
+                ->Subscribe("111111111111", arn, "lambda",
+                            "arn:aws:lambda:us-east-1:222222222222:function:f", false)
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
@@ -217,8 +221,9 @@ TEST_F(SnsTopicsTest, HttpSubscribersOnlyOnLoopbackAndFailuresAreKept) {
 
 TEST_F(SnsTopicsTest, RetriedLambdaDeliverySucceeds) {
   auto arn = *topics_->CreateTopic("111111111111", "t", "");
-  ASSERT_TRUE(topics_->Subscribe("111111111111", arn, "lambda",
-                                 "arn:aws:lambda:us-east-1:111111111111:function:f", false)
+  ASSERT_TRUE(topics_
+                  ->Subscribe("111111111111", arn, "lambda",
+                              "arn:aws:lambda:us-east-1:111111111111:function:f", false)
                   .ok());
   lambda_.fail_first(2);
   SnsPublish p{"111111111111", arn, std::nullopt, "m", {}, {}};

@@ -150,8 +150,7 @@ TEST(AlarmEvaluationTest, FoldsSubPeriodsIntoTheStatistic) {
   EXPECT_DOUBLE_EQ(*avg[0].value, 1.0);
   EXPECT_DOUBLE_EQ(*avg[1].value, 4.0);  // (3 + 5) / 2
   EXPECT_DOUBLE_EQ(*FoldRange(sub, 60000, 30, 2, *ParseAlarmStatistic("Maximum"))[1].value, 5);
-  EXPECT_DOUBLE_EQ(*FoldRange(sub, 60000, 30, 2, *ParseAlarmStatistic("SampleCount"))[1].value,
-                   2);
+  EXPECT_DOUBLE_EQ(*FoldRange(sub, 60000, 30, 2, *ParseAlarmStatistic("SampleCount"))[1].value, 2);
   EXPECT_DOUBLE_EQ(*FoldRange(sub, 60000, 30, 2, *ParseAlarmStatistic("p50"))[0].value, 1);
   auto three = FoldRange(sub, 90000, 30, 3, *ParseAlarmStatistic("Sum"));
   EXPECT_FALSE(three[2].value.has_value());  // nothing in [60 s, 90 s)

@@ -123,8 +123,7 @@ TEST_F(AlarmManagerTest, GoesToAlarmOnItsWindowAndSendsAwssMessageOnce) {
   // The key order is AWS's.
   EXPECT_EQ(d.payload.rfind("{\"AlarmName\":\"idle-gpu\",\"AlarmDescription\":null,", 0), 0u);
   EXPECT_NE(d.payload.find("\"Threshold\":1.0,"), std::string::npos);
-  EXPECT_NE(m["NewStateReason"].get<std::string>().find(
-                "1 out of the last 1 datapoints [0.5 ("),
+  EXPECT_NE(m["NewStateReason"].get<std::string>().find("1 out of the last 1 datapoints [0.5 ("),
             std::string::npos);
 
   // Still idle: no second action (only on a change).
@@ -174,8 +173,8 @@ TEST_F(AlarmManagerTest, MinutePeriodsAreEvaluatedOnTheMinuteOnly) {
 TEST_F(AlarmManagerTest, SetAlarmStateRunsActionsUnlessDisabledAndRecordsFailures) {
   ASSERT_TRUE(manager_->Put(Alarm()).ok());
   deliverer_.set_fail(true);
-  ASSERT_TRUE(manager_->SetState("111111111111", "idle-gpu", AlarmState::kAlarm, "testing", "")
-                  .ok());
+  ASSERT_TRUE(
+      manager_->SetState("111111111111", "idle-gpu", AlarmState::kAlarm, "testing", "").ok());
   WaitDelivered(1);
   bool failed = false;
   for (int i = 0; i < 200 && !failed; ++i) {
@@ -187,8 +186,7 @@ TEST_F(AlarmManagerTest, SetAlarmStateRunsActionsUnlessDisabledAndRecordsFailure
   }
   EXPECT_TRUE(failed);
   manager_->SetActionsEnabled("111111111111", {"idle-gpu"}, false);
-  ASSERT_TRUE(
-      manager_->SetState("111111111111", "idle-gpu", AlarmState::kOk, "testing", "").ok());
+  ASSERT_TRUE(manager_->SetState("111111111111", "idle-gpu", AlarmState::kOk, "testing", "").ok());
   EXPECT_EQ(deliverer_.got().size(), 1u);
   EXPECT_EQ(manager_->SetState("222222222222", "idle-gpu", AlarmState::kOk, "x", "").code(),
             StatusCode::kNotFound);
@@ -210,6 +208,25 @@ TEST_F(AlarmManagerTest, AlarmsAndStatesSurviveARestart) {
             std::vector<std::string>{"nope"});
   Reopen();
   EXPECT_FALSE(manager_->Get("111111111111", "idle-gpu").has_value());
+}
+
+}  // namespace
+}  // namespace ty::telemetry
+
+namespace ty::telemetry {
+namespace {
+
+TEST(AlarmManagerFileTest, ABrokenFileIsRefusedWithItsName) {
+  ty::testing::TempDir dir;
+  for (const char* text : {"{not json", R"({"alarms":[{"name":1}]})", R"({"alarms":[{}]})"}) {
+    ASSERT_TRUE(WriteFileAtomic(JoinPath(dir.path(), "alarms.json"), text, 0600).ok());
+    AlarmManagerOptions o;
+    o.data_dir = dir.path();
+    auto m = AlarmManager::Open(o, nullptr, nullptr, nullptr, SystemClock::Default());
+    ASSERT_FALSE(m.ok()) << text;
+    EXPECT_NE(m.status().message().find("alarms.json"), std::string::npos)
+        << m.status().ToString();
+  }
 }
 
 }  // namespace

@@ -110,8 +110,9 @@ MonitoringService::Outcome MonitoringService::PutMetricAlarm(const std::string& 
   }
   const bool stat = in.contains("Statistic"), ext = in.contains("ExtendedStatistic");
   if (stat == ext) {
-    return Combination("Exactly one of the parameters Statistic and ExtendedStatistic must be "
-                       "specified.");
+    return Combination(
+        "Exactly one of the parameters Statistic and ExtendedStatistic must be "
+        "specified.");
   }
   if (stat) {
     a.statistic = in["Statistic"];
@@ -131,8 +132,9 @@ MonitoringService::Outcome MonitoringService::PutMetricAlarm(const std::string& 
   }
   if (!in.contains("EvaluationPeriods") || !in.contains("Threshold") ||
       !in.contains("ComparisonOperator")) {
-    return Missing("The parameters EvaluationPeriods, Threshold and ComparisonOperator are "
-                   "required.");
+    return Missing(
+        "The parameters EvaluationPeriods, Threshold and ComparisonOperator are "
+        "required.");
   }
   a.rule.evaluation_periods = in["EvaluationPeriods"];
   if (a.rule.evaluation_periods < 1) {
@@ -145,8 +147,7 @@ MonitoringService::Outcome MonitoringService::PutMetricAlarm(const std::string& 
         "under an hour, and 7 days otherwise.");
   }
   a.rule.datapoints_to_alarm = in.value("DatapointsToAlarm", a.rule.evaluation_periods);
-  if (a.rule.datapoints_to_alarm < 1 ||
-      a.rule.datapoints_to_alarm > a.rule.evaluation_periods) {
+  if (a.rule.datapoints_to_alarm < 1 || a.rule.datapoints_to_alarm > a.rule.evaluation_periods) {
     return InvalidValue("DatapointsToAlarm must be between 1 and EvaluationPeriods.");
   }
   const double threshold = in["Threshold"];
@@ -160,8 +161,9 @@ MonitoringService::Outcome MonitoringService::PutMetricAlarm(const std::string& 
   a.rule.comparison = *cmp;
   auto missing = telemetry::ParseMissingData(in.value("TreatMissingData", "missing"));
   if (!missing) {
-    return InvalidValue("The parameter TreatMissingData must be breaching, notBreaching, ignore "
-                        "or missing.");
+    return InvalidValue(
+        "The parameter TreatMissingData must be breaching, notBreaching, ignore "
+        "or missing.");
   }
   a.rule.missing = *missing;
   a.unit = in.value("Unit", "");
@@ -322,9 +324,10 @@ MonitoringService::Outcome MonitoringService::DescribeAlarmHistory(const std::st
   if (!types.empty() && std::find(types.begin(), types.end(), "MetricAlarm") == types.end()) {
     return json{{"AlarmHistoryItems", json::array()}};
   }
-  const int64_t from = in.contains("StartDate")
-                           ? static_cast<int64_t>(std::llround(in["StartDate"].get<double>() * 1000))
-                           : INT64_MIN;
+  const int64_t from =
+      in.contains("StartDate")
+          ? static_cast<int64_t>(std::llround(in["StartDate"].get<double>() * 1000))
+          : INT64_MIN;
   const int64_t to = in.contains("EndDate")
                          ? static_cast<int64_t>(std::llround(in["EndDate"].get<double>() * 1000))
                          : INT64_MAX;

@@ -51,7 +51,8 @@ json Page(const std::vector<T>& items, const json& in, const char* member, F ren
     start = static_cast<size_t>(v);
   }
   json list = json::array();
-  for (size_t i = start; i < items.size() && i < start + kPage; ++i) list.push_back(render(items[i]));
+  for (size_t i = start; i < items.size() && i < start + kPage; ++i)
+    list.push_back(render(items[i]));
   json out = {{member, list}};
   if (start + kPage < items.size()) out["NextToken"] = std::to_string(start + kPage);
   return out;
@@ -109,8 +110,12 @@ SnsService::Outcome SnsService::DeleteTopic(const std::string& account, const js
 
 SnsService::Outcome SnsService::ListTopics(const std::string& account, const json& in) {
   std::optional<ApiError> error;
-  json out = Page(topics_->ListTopics(account), in, "Topics",
-                  [](const SnsTopic& t) { return json{{"TopicArn", t.arn}}; }, &error);
+  json out = Page(
+      topics_->ListTopics(account), in, "Topics",
+      [](const SnsTopic& t) {
+        return json{{"TopicArn", t.arn}};
+      },
+      &error);
   if (error) return *error;
   return out;
 }
@@ -135,16 +140,17 @@ SnsService::Outcome SnsService::GetTopicAttributes(const std::string& account, c
                         {"Attempts", f.attempts},
                         {"Error", f.error}});
   }
-  json attrs = {{"TopicArn", t->arn},
-                {"Owner", t->owner},
-                {"DisplayName", t->display_name},
-                {"SubscriptionsConfirmed", std::to_string(t->subscriptions.size())},
-                {"SubscriptionsPending", "0"},
-                {"SubscriptionsDeleted", "0"},
-                {"Policy", policy.dump()},
-                {"EffectiveDeliveryPolicy",
-                 R"({"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":4,"numRetries":2,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"exponential"},"disableSubscriptionOverrides":false}})"},
-                {"RecentDeliveryFailures", failures.dump()}};
+  json attrs = {
+      {"TopicArn", t->arn},
+      {"Owner", t->owner},
+      {"DisplayName", t->display_name},
+      {"SubscriptionsConfirmed", std::to_string(t->subscriptions.size())},
+      {"SubscriptionsPending", "0"},
+      {"SubscriptionsDeleted", "0"},
+      {"Policy", policy.dump()},
+      {"EffectiveDeliveryPolicy",
+       R"({"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":4,"numRetries":2,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"exponential"},"disableSubscriptionOverrides":false}})"},
+      {"RecentDeliveryFailures", failures.dump()}};
   return json{{"Attributes", attrs}};
 }
 
@@ -156,9 +162,9 @@ SnsService::Outcome SnsService::Subscribe(const std::string& account, const json
                      " is not served here");
     }
   }
-  auto arn = topics_->Subscribe(account, in.at("TopicArn"), in.at("Protocol"),
-                                in.value("Endpoint", ""),
-                                attrs.value("RawMessageDelivery", std::string("false")) == "true");
+  auto arn =
+      topics_->Subscribe(account, in.at("TopicArn"), in.at("Protocol"), in.value("Endpoint", ""),
+                         attrs.value("RawMessageDelivery", std::string("false")) == "true");
   if (!arn.ok()) return FromStatus(arn.status());
   return json{{"SubscriptionArn", *arn}};
 }
@@ -186,8 +192,8 @@ SnsService::Outcome SnsService::GetSubscriptionAttributes(const std::string& acc
 
 SnsService::Outcome SnsService::ListSubscriptions(const std::string& account, const json& in) {
   std::optional<ApiError> error;
-  json out = Page(topics_->ListSubscriptions(account), in, "Subscriptions", SubscriptionJson,
-                  &error);
+  json out =
+      Page(topics_->ListSubscriptions(account), in, "Subscriptions", SubscriptionJson, &error);
   if (error) return *error;
   return out;
 }
@@ -205,9 +211,12 @@ SnsService::Outcome SnsService::ListSubscriptionsByTopic(const std::string& acco
 SnsService::Outcome SnsService::Publish(const std::string& account, const json& in) {
   SnsPublish p;
   p.account = account;
-  if (in.contains("PhoneNumber")) return Invalid("Invalid parameter: PhoneNumber (SMS is not served here)");
+  if (in.contains("PhoneNumber"))
+    return Invalid("Invalid parameter: PhoneNumber (SMS is not served here)");
   p.topic_arn = in.value("TopicArn", in.value("TargetArn", std::string()));
-  if (p.topic_arn.empty()) return Invalid("Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter");
+  if (p.topic_arn.empty())
+    return Invalid(
+        "Invalid parameter: TopicArn or TargetArn Reason: no value for required parameter");
   p.message = in.at("Message");
   if (p.message.empty()) return Invalid("Invalid parameter: Empty message");
   if (p.message.size() > kMaxMessageBytes) {
@@ -248,8 +257,8 @@ SnsService::Outcome SnsService::Publish(const std::string& account, const json& 
     a.type = v.at("DataType");
     if (a.type.rfind("String", 0) != 0 && a.type.rfind("Number", 0) != 0 &&
         a.type.rfind("Binary", 0) != 0) {
-      return Invalid("Invalid parameter: MessageAttributes Reason: The message attribute '" +
-                     name + "' has an invalid message attribute type");
+      return Invalid("Invalid parameter: MessageAttributes Reason: The message attribute '" + name +
+                     "' has an invalid message attribute type");
     }
     if (a.type.rfind("Binary", 0) == 0) {
       if (!v.contains("BinaryValue")) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <regex>
 
 #include <curl/curl.h>
@@ -42,8 +43,8 @@ std::string TopicOfSubscription(const std::string& sub_arn) {
 // the field is present and base64 as handlers expect. Verifying it against AWS's certificate
 // fails, as it must.
 std::string Signature(const SnsNotification& n) {
-  return Base64Encode(HmacSha256("trainyard-sns", n.message_id + "\n" + n.message + "\n" +
-                                                      n.timestamp + "\n" + n.topic_arn));
+  return Base64Encode(HmacSha256(
+      "trainyard-sns", n.message_id + "\n" + n.message + "\n" + n.timestamp + "\n" + n.topic_arn));
 }
 
 std::string CertUrl(const std::string& region) {
@@ -52,8 +53,7 @@ std::string CertUrl(const std::string& region) {
 }
 
 std::string UnsubscribeUrl(const std::string& region, const std::string& sub_arn) {
-  return "https://sns." + region +
-         ".amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + sub_arn;
+  return "https://sns." + region + ".amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + sub_arn;
 }
 
 ordered Attributes(const std::map<std::string, SnsMessageAttribute>& attrs) {
@@ -96,8 +96,7 @@ class CurlPoster final : public HttpPoster {
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
-      return control::DeliveryResult::Retry("the endpoint answered HTTP " +
-                                            std::to_string(status));
+      return control::DeliveryResult::Retry("the endpoint answered HTTP " + std::to_string(status));
     }
     return control::DeliveryResult::Delivered();
   }
@@ -105,10 +104,17 @@ class CurlPoster final : public HttpPoster {
 
 }  // namespace
 
-std::unique_ptr<HttpPoster> MakeCurlPoster() { return std::make_unique<CurlPoster>(); }
+std::unique_ptr<HttpPoster> MakeCurlPoster() {
+  // Once, before any worker's curl_easy_init (which would otherwise do it, unsafely on
+  // libcurls older than 7.84).
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return std::make_unique<CurlPoster>();
+}
 
 bool IsLoopbackUrl(const std::string& url, std::string* why) {
-  static const std::regex kUrl(R"(^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?(/[^\s]*)?$)");
+  static const std::regex kUrl(
+      R"(^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?(/[^\s]*)?$)");
   std::smatch m;
   if (url.size() > 2048 || !std::regex_match(url, m, kUrl)) {
     *why = "Endpoint must be an http:// or https:// URL";
@@ -194,15 +200,22 @@ Status SnsTopics::Load() {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::Ok();
   TY_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  TY_ASSIGN_OR_RETURN(json doc, ParseJson(text));
+  auto parsed = ParseJson(text);
+  if (!parsed.ok()) return parsed.status().WithPrefix(path);
+  const json& doc = *parsed;
   MutexLock lock(&mu_);
-  for (const auto& j : doc.value("topics", json::array())) {
-    SnsTopic t{j.at("arn"), j.at("name"), j.at("owner"), j.value("display_name", ""), {}};
-    for (const auto& s : j.value("subscriptions", json::array())) {
-      t.subscriptions.push_back({s.at("arn"), t.arn, t.owner, s.at("protocol"), s.at("endpoint"),
-                                 s.value("raw", false)});
+  // A file edited by hand may lack members: refuse it with its name rather than throw.
+  try {
+    for (const auto& j : doc.value("topics", json::array())) {
+      SnsTopic t{j.at("arn"), j.at("name"), j.at("owner"), j.value("display_name", ""), {}};
+      for (const auto& s : j.value("subscriptions", json::array())) {
+        t.subscriptions.push_back({s.at("arn"), t.arn, t.owner, s.at("protocol"), s.at("endpoint"),
+                                   s.value("raw", false)});
+      }
+      topics_[t.arn] = std::move(t);
     }
-    topics_[t.arn] = std::move(t);
+  } catch (const json::exception& e) {
+    return InvalidArgument(path + ": not an SNS file of this server: " + e.what());
   }
   return Status::Ok();
 }
@@ -295,8 +308,8 @@ Result<SnsTopic> SnsTopics::GetTopic(const std::string& account,
 }
 
 Result<std::string> SnsTopics::Subscribe(const std::string& account, const std::string& topic_arn,
-                                         const std::string& protocol,
-                                         const std::string& endpoint, bool raw) {
+                                         const std::string& protocol, const std::string& endpoint,
+                                         bool raw) {
   if (protocol == "http" || protocol == "https") {
     std::string why;
     if (!IsLoopbackUrl(endpoint, &why)) return InvalidArgument("Invalid parameter: " + why);
@@ -311,8 +324,8 @@ Result<std::string> SnsTopics::Subscribe(const std::string& account, const std::
       return InvalidArgument("Invalid parameter: Lambda endpoint must be a function ARN");
     }
     if (m[1].str() != account) {
-      return InvalidArgument(
-          "Invalid parameter: the function must be in the topic's account (" + account + ")");
+      return InvalidArgument("Invalid parameter: the function must be in the topic's account (" +
+                             account + ")");
     }
   } else {
     return InvalidArgument("Invalid parameter: Protocol " + protocol +

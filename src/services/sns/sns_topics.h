@@ -78,9 +78,9 @@ std::string HttpBody(const SnsNotification& n, const std::string& region);
 class HttpPoster {
  public:
   virtual ~HttpPoster() = default;
-  virtual control::DeliveryResult Post(const std::string& url,
-                                       const std::vector<std::pair<std::string, std::string>>& headers,
-                                       const std::string& body) = 0;
+  virtual control::DeliveryResult Post(
+      const std::string& url, const std::vector<std::pair<std::string, std::string>>& headers,
+      const std::string& body) = 0;
 };
 // libcurl, 10-second timeout, no redirects, http/https only. 2xx is delivered; anything else
 // (a refused connection, 4xx, 5xx) is retried.
@@ -100,10 +100,9 @@ class SnsTopics final : public control::Deliverer {
  public:
   // REQUIRES: deliveries (the server's router, for lambda subscribers), queue, poster and
   // clock outlive this.
-  static Result<std::unique_ptr<SnsTopics>> Open(SnsOptions options,
-                                                 control::Deliverer* deliveries,
-                                                 control::DeliveryQueue* queue,
-                                                 HttpPoster* poster, const Clock* clock);
+  static Result<std::unique_ptr<SnsTopics>> Open(SnsOptions options, control::Deliverer* deliveries,
+                                                 control::DeliveryQueue* queue, HttpPoster* poster,
+                                                 const Clock* clock);
 
   // Errors: kInvalidArgument (bad name), kResourceExhausted (too many topics).
   Result<std::string> CreateTopic(const std::string& account, const std::string& name,
@@ -114,8 +113,7 @@ class SnsTopics final : public control::Deliverer {
   Result<SnsTopic> GetTopic(const std::string& account, const std::string& topic_arn) const;
   // kNotFound (topic), kInvalidArgument (protocol or endpoint), kResourceExhausted.
   Result<std::string> Subscribe(const std::string& account, const std::string& topic_arn,
-                                const std::string& protocol, const std::string& endpoint,
-                                bool raw);
+                                const std::string& protocol, const std::string& endpoint, bool raw);
   Status Unsubscribe(const std::string& account, const std::string& subscription_arn);
   Result<SnsSubscription> GetSubscription(const std::string& account,
                                           const std::string& subscription_arn) const;
