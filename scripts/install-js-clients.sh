@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The AWS SDK for JavaScript v3 clients (npm) that tests/e2e/test_js_sdk.py drives Trainyard with:
-# @aws-sdk/client-sagemaker, @aws-sdk/client-cloudwatch-logs and @aws-sdk/client-cloudwatch, one
-# pinned version for all three. Test tools only: Trainyard never loads them.
+# @aws-sdk/client-sagemaker, @aws-sdk/client-cloudwatch-logs, @aws-sdk/client-cloudwatch and
+# @aws-sdk/client-lambda (tests/e2e/test_lambda.py), one
+# pinned version for all of them. Test tools only: Trainyard never loads them.
 #
 # usage: scripts/install-js-clients.sh install   install into <repo>/.deps/js (idempotent; does
 #                                                nothing, quickly, when that version is there)
@@ -10,7 +11,8 @@
 set -euo pipefail
 
 version=3.1142.0
-packages=(@aws-sdk/client-sagemaker @aws-sdk/client-cloudwatch-logs @aws-sdk/client-cloudwatch)
+packages=(@aws-sdk/client-sagemaker @aws-sdk/client-cloudwatch-logs @aws-sdk/client-cloudwatch
+          @aws-sdk/client-lambda)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 prefix="$repo/.deps/js"
 modules="$prefix/node_modules"

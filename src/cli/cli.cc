@@ -16,6 +16,7 @@
 #include "api/service_model.h"
 #include "cli/client.h"
 #include "cli/job_spec_file.h"
+#include "cli/functions_commands.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -756,6 +757,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   backup_cmd->add_option("out", backup_out, "Where to write the copy (an SQLite file)")->required();
 
   StorageCommands storage_cmds(app);
+  FunctionsCommands functions_cmds(app);
 
   try {
     app.parse(argc, argv);
@@ -784,6 +786,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (*env_cmd) return Env(env_dir, out, err);
   if (*admin_cmd && *backup_cmd) return AdminBackup(admin_dir, backup_out, out, err);
   if (storage_cmds.chosen()) return storage_cmds.Run(out, err);
+  if (functions_cmds.chosen()) return functions_cmds.Run(out, err);
   return 2;
 }
 
