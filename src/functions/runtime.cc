@@ -563,13 +563,14 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
     MutexLock l(&mu_);
     retired = w->retired;
   }
+  // Read from the cgroup before a kill releases it.
+  const bool oom = (crashed || timed_out) && agent::CountOomKills(w->cgroup_dirs) > 0;
+  const int64_t max_memory_mb = PeakMemoryMb(w->cgroup_dirs);
   if (timed_out || crashed || inv->from_init) {
     KillWorker(w);
   } else {
     DrainOutput(*w);  // what the handler printed before it answered
   }
-  const bool oom = (crashed || timed_out) && agent::CountOomKills(w->cgroup_dirs) > 0;
-  int64_t max_memory_mb = PeakMemoryMb(w->cgroup_dirs);
 
   if (inv->done) {
     result.payload = inv->result;

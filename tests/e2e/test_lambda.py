@@ -111,9 +111,9 @@ def test_create_invoke_update_delete_with_boto3_126(server):
                            ZipFile=package({"app.py": "def handler(e, c):\n    return 'v2'\n"}))
     assert invoke(c, "echo")[1] == "v2"
     c.update_function_configuration(FunctionName="echo", Handler="app.other",
-                                    Environment={"Variables": {"B": "2"}})
+                                    Environment={"Variables": {"BB": "2"}})
     c.update_function_code(FunctionName="echo", ZipFile=package(
-        {"app.py": "import os\ndef other(e, c):\n    return dict(os.environ).get('GREETING', 'gone') + os.environ['B']\n"}))
+        {"app.py": "import os\ndef other(e, c):\n    return dict(os.environ).get('GREETING', 'gone') + os.environ['BB']\n"}))
     assert invoke(c, "echo")[1] == "gone2"
 
     assert c.invoke(FunctionName="echo", InvocationType="DryRun")["StatusCode"] == 204
@@ -240,6 +240,7 @@ def test_faults(server):
 
 
 def test_accounts_are_isolated(tmp_path):
+    os.makedirs(tmp_path / "data")
     write_two_accounts(str(tmp_path / "data"))
     srv = Server(str(tmp_path / "data")).start()
     try:
@@ -269,7 +270,8 @@ def test_aws_cli_v2_and_trainyard_cli(server, tmp_path):
     create(c, "clied", "def handler(e, c):\n    print('hello from', e['who'])\n    return e\n")
     out = tmp_path / "out.json"
     res = subprocess.run(
-        ["/usr/bin/aws", "lambda", "invoke", "--function-name", "clied",
+        ["/usr/bin/aws", "--endpoint-url", server.url, "lambda", "invoke",
+         "--function-name", "clied",
          "--cli-binary-format", "raw-in-base64-out", "--payload", '{"who": "cli"}',
          "--log-type", "Tail", str(out)],
         env=server.client_env(), capture_output=True, text=True, timeout=120)
@@ -278,7 +280,8 @@ def test_aws_cli_v2_and_trainyard_cli(server, tmp_path):
     assert meta["StatusCode"] == 200 and meta["ExecutedVersion"] == "$LATEST"
     assert "hello from cli" in base64.b64decode(meta["LogResult"]).decode()
     assert json.loads(out.read_text()) == {"who": "cli"}
-    res = subprocess.run(["/usr/bin/aws", "lambda", "list-functions"], env=server.client_env(),
+    res = subprocess.run(["/usr/bin/aws", "--endpoint-url", server.url, "lambda",
+                          "list-functions"], env=server.client_env(),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "clied" in res.stdout, res.stderr
 
