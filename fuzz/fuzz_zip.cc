@@ -20,8 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ty::functions::ZipLimits limits;
   limits.max_entries = 64;
   limits.max_total_bytes = 1 << 20;
-  (void)ty::functions::UnpackZip(
-      std::string_view(reinterpret_cast<const char*>(data), size), dest, limits);
+  (void)ty::functions::UnpackZip(std::string_view(reinterpret_cast<const char*>(data), size), dest,
+                                 limits);
   (void)ty::RemoveAll(dest);
   return 0;
 }

@@ -30,8 +30,8 @@ Result<json> JsonReply(const Result<ApiClient::RestReply>& reply) {
     StatusCode code = reply->status >= 500                  ? StatusCode::kUnavailable
                       : type == "ResourceNotFoundException" ? StatusCode::kNotFound
                                                             : StatusCode::kInvalidArgument;
-    return Status(code, (type.empty() ? "HTTP " + std::to_string(reply->status) : type) + ": " +
-                            message);
+    return Status(code,
+                  (type.empty() ? "HTTP " + std::to_string(reply->status) : type) + ": " + message);
   }
   if (!parsed.ok()) return Internal("the server sent malformed JSON");
   return std::move(parsed).value();
@@ -47,7 +47,8 @@ std::string Pad(std::string s, size_t width) {
 FunctionsCommands::FunctionsCommands(CLI::App& app) {
   group_ = app.add_subcommand("functions", "Lambda functions of your account on the server");
   group_->require_subcommand(1);
-  group_->add_option("--endpoint-url", endpoint_url_, "The server (default: as AWS clients find it)");
+  group_->add_option("--endpoint-url", endpoint_url_,
+                     "The server (default: as AWS clients find it)");
   list_ = group_->add_subcommand("list", "List the functions");
   list_->add_flag("--json", as_json_, "Print the ListFunctions response");
   describe_ = group_->add_subcommand("describe", "Show a function's configuration");

@@ -122,13 +122,13 @@ Result<std::unique_ptr<FunctionStore>> FunctionStore::Open(const std::string& da
       std::string file = JoinPath(fn->path().string(), "function.json");
       if (!PathExists(file)) continue;
       auto text = ReadFile(file);
-      auto parsed = text.ok() && text->size() <= kMaxConfigFileBytes ? ParseJson(*text)
-                                                                    : Result<json>(IoError("read"));
+      auto parsed = text.ok() && text->size() <= kMaxConfigFileBytes
+                        ? ParseJson(*text)
+                        : Result<json>(IoError("read"));
       auto config = parsed.ok() ? FromJson(*parsed) : Result<FunctionConfig>(parsed.status());
       if (!config.ok()) {
         if (warnings != nullptr) {
-          warnings->push_back("skipped the function in " + file + ": " +
-                              config.status().message());
+          warnings->push_back("skipped the function in " + file + ": " + config.status().message());
         }
         continue;
       }

@@ -1,8 +1,8 @@
 #include "functions/runtime.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -516,9 +516,9 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
         cv_.SignalAll();
       }
       result.function_error = "Unhandled";
-      result.payload = ErrorDoc("Runtime.StartError",
-                                                  "RequestId: " + inv->id +
-                                                      " Error: cannot start the runtime: " + error);
+      result.payload =
+          ErrorDoc("Runtime.StartError",
+                   "RequestId: " + inv->id + " Error: cannot start the runtime: " + error);
       return result;
     }
   }
@@ -539,10 +539,9 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
         crashed = true;
         break;
       }
-      SteadyTime limit = inv->picked_up
-                             ? inv->picked_at + std::chrono::seconds(fn.timeout_seconds)
-                             : inv->assigned_at + options_.init_timeout +
-                                   std::chrono::seconds(fn.timeout_seconds);
+      SteadyTime limit = inv->picked_up ? inv->picked_at + std::chrono::seconds(fn.timeout_seconds)
+                                        : inv->assigned_at + options_.init_timeout +
+                                              std::chrono::seconds(fn.timeout_seconds);
       if (steady_clock::now() >= limit) {
         timed_out = true;
         break;
@@ -554,9 +553,8 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
   }
   const SteadyTime end = steady_clock::now();
   const double duration_ms =
-      inv->picked_up
-          ? std::chrono::duration<double, std::milli>(end - inv->picked_at).count()
-          : std::chrono::duration<double, std::milli>(end - inv->assigned_at).count();
+      inv->picked_up ? std::chrono::duration<double, std::milli>(end - inv->picked_at).count()
+                     : std::chrono::duration<double, std::milli>(end - inv->assigned_at).count();
 
   bool retired = false;
   {
@@ -580,9 +578,9 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
     result.function_error = "Unhandled";
     char secs[32];
     std::snprintf(secs, sizeof(secs), "%.2f", static_cast<double>(fn.timeout_seconds));
-    result.payload = ErrorDoc(
-        "Sandbox.Timedout",
-        "RequestId: " + inv->id + " Error: Task timed out after " + secs + " seconds");
+    result.payload =
+        ErrorDoc("Sandbox.Timedout",
+                 "RequestId: " + inv->id + " Error: Task timed out after " + secs + " seconds");
   } else {
     result.function_error = "Unhandled";
     std::string init_error;
@@ -595,32 +593,34 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
     if (!init_error.empty()) {
       result.payload = init_error;
     } else if (oom) {
-      result.payload = ErrorDoc(
-          "Runtime.OutOfMemory", "RequestId: " + inv->id +
-                                     " Error: Runtime exited with error: signal: killed "
-                                     "(memory limit " +
-                                     std::to_string(fn.memory_mb) + " MB)");
+      result.payload =
+          ErrorDoc("Runtime.OutOfMemory", "RequestId: " + inv->id +
+                                              " Error: Runtime exited with error: signal: killed "
+                                              "(memory limit " +
+                                              std::to_string(fn.memory_mb) + " MB)");
     } else {
       std::string how = exit_code > 128 ? "signal: " + std::string(strsignal(exit_code - 128))
                                         : "exit status " + std::to_string(exit_code);
-      result.payload = ErrorDoc(
-          "Runtime.ExitError",
-          "RequestId: " + inv->id + " Error: Runtime exited with error: " + how);
+      result.payload =
+          ErrorDoc("Runtime.ExitError",
+                   "RequestId: " + inv->id + " Error: Runtime exited with error: " + how);
     }
   }
 
   // The log: init output, START, the handler's lines, END, REPORT.
   std::vector<std::pair<int64_t, std::string>> lines;
   int64_t dropped = 0;
+  size_t log_start = 0;
   {
     MutexLock io(&w->io_mu);
+    log_start = inv->log_start;  // written under io_mu by the GET next that took the event
     lines.swap(w->lines);
     dropped = w->dropped_bytes;
     w->dropped_bytes = 0;
     w->log_bytes = 0;
   }
   const int64_t now = NowMs();
-  size_t split = std::min(inv->log_start, lines.size());
+  size_t split = std::min(log_start, lines.size());
   std::vector<std::pair<int64_t, std::string>> events(lines.begin(), lines.begin() + split);
   events.emplace_back(now, "START RequestId: " + inv->id + " Version: $LATEST");
   events.insert(events.end(), lines.begin() + split, lines.end());
@@ -638,11 +638,11 @@ InvokeResult FunctionRuntime::Invoke(const FunctionConfig& fn, const std::string
                                  " Task timed out after " + secs + " seconds");
   }
   events.emplace_back(now, "END RequestId: " + inv->id);
-  std::string report = "REPORT RequestId: " + inv->id + "\tDuration: " + FormatMs(duration_ms) +
-                       " ms\tBilled Duration: " +
-                       std::to_string(static_cast<int64_t>(std::ceil(duration_ms))) +
-                       " ms\tMemory Size: " + std::to_string(fn.memory_mb) +
-                       " MB\tMax Memory Used: " + std::to_string(max_memory_mb) + " MB";
+  std::string report =
+      "REPORT RequestId: " + inv->id + "\tDuration: " + FormatMs(duration_ms) +
+      " ms\tBilled Duration: " + std::to_string(static_cast<int64_t>(std::ceil(duration_ms))) +
+      " ms\tMemory Size: " + std::to_string(fn.memory_mb) +
+      " MB\tMax Memory Used: " + std::to_string(max_memory_mb) + " MB";
   if (cold && init_ms) report += "\tInit Duration: " + FormatMs(*init_ms) + " ms";
   events.emplace_back(now, report);
   if (request.tail_log) {
@@ -700,8 +700,8 @@ RuntimeResponse FunctionRuntime::HandleRuntimeApi(const RuntimeRequest& req) {
   std::shared_ptr<Worker> w = it->second;
   if (req.method == "GET" && rest == "/invocation/next") {
     if (!w->init_ms) {
-      w->init_ms = std::chrono::duration<double, std::milli>(steady_clock::now() - w->started)
-                       .count();
+      w->init_ms =
+          std::chrono::duration<double, std::milli>(steady_clock::now() - w->started).count();
     }
     for (;;) {
       if (shut_down_ || w->killed || (w->retired && w->state == Worker::State::kIdle)) {
@@ -734,9 +734,8 @@ RuntimeResponse FunctionRuntime::HandleRuntimeApi(const RuntimeRequest& req) {
     return res;
   }
   if (req.method == "POST" && rest == "/init/error") {
-    w->init_error = req.body.size() <= 65536 ? req.body
-                                             : ErrorDoc(
-                                                   "Runtime.InitError", "init error too large");
+    w->init_error =
+        req.body.size() <= 65536 ? req.body : ErrorDoc("Runtime.InitError", "init error too large");
     w->retired = true;
     if (w->current && !w->current->done) {
       w->current->done = true;
@@ -762,10 +761,9 @@ RuntimeResponse FunctionRuntime::HandleRuntimeApi(const RuntimeRequest& req) {
     if (what == "response") {
       if (req.body.size() > options_.max_response_bytes) {
         inv->error = true;
-        inv->result = ErrorDoc(
-            "Function.ResponseSizeTooLarge",
-            "Response payload size exceeded maximum allowed payload size (" +
-                std::to_string(options_.max_response_bytes) + " bytes).");
+        inv->result = ErrorDoc("Function.ResponseSizeTooLarge",
+                               "Response payload size exceeded maximum allowed payload size (" +
+                                   std::to_string(options_.max_response_bytes) + " bytes).");
         inv->done = true;
         cv_.SignalAll();
         return error(413, "RequestEntityTooLarge", "response too large");

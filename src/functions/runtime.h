@@ -61,15 +61,15 @@ class KeyMinter {
 };
 
 struct RuntimeOptions {
-  std::string data_dir;            // workers' scratch under <data_dir>/functions/.workers
+  std::string data_dir;  // workers' scratch under <data_dir>/functions/.workers
   std::string region = "us-east-1";
   std::string python = "/usr/bin/python3";  // every python3.x runtime runs on it
   std::string bwrap_path = "/usr/bin/bwrap";
-  bool sandboxed = true;           // false: isolation none (workers run as the server's user)
-  model::SandboxConfig sandbox;    // as jobs get it (user namespace, uid, hidden paths)
-  bool memory_limits = true;       // hold workers to MemorySize with a cgroup where possible
+  bool sandboxed = true;         // false: isolation none (workers run as the server's user)
+  model::SandboxConfig sandbox;  // as jobs get it (user namespace, uid, hidden paths)
+  bool memory_limits = true;     // hold workers to MemorySize with a cgroup where possible
   int max_workers_per_function = 4;
-  int max_workers = 16;            // over every function
+  int max_workers = 16;  // over every function
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds init_timeout{std::chrono::seconds(10)};  // import of the handler
   size_t max_log_bytes_per_invocation = 256 << 10;  // beyond it lines are dropped (and counted)
@@ -89,14 +89,14 @@ struct InvokeResult {
   std::string log_tail;        // last 4 KB of the invocation's log (when asked)
   std::string request_id;
   bool timed_out = false;
-  bool busy = false;           // no worker was free: TooManyRequestsException
+  bool busy = false;  // no worker was free: TooManyRequestsException
 };
 
 // What the Runtime API listener passes in and gets back (no HTTP types here).
 struct RuntimeRequest {
   std::string method;
-  std::string path;  // "/2018-06-01/runtime/invocation/next", ...
-  std::string token;  // the Trainyard-Worker-Token header
+  std::string path;               // "/2018-06-01/runtime/invocation/next", ...
+  std::string token;              // the Trainyard-Worker-Token header
   std::string error_type_header;  // Lambda-Runtime-Function-Error-Type
   std::string body;
 };

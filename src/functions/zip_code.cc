@@ -90,8 +90,7 @@ Result<ZipSummary> UnpackZip(std::string_view zip, const std::string& dest_dir,
     const mode_t type = archive_entry_filetype(entry);
     if (rel.empty()) {
       if (type == AE_IFDIR && SafeEntryPath(name + "x") == "x") continue;  // "./" itself
-      return InvalidArgument("the zip entry '" + name +
-                             "' is absolute or leaves the package (..)");
+      return InvalidArgument("the zip entry '" + name + "' is absolute or leaves the package (..)");
     }
     if (archive_entry_hardlink(entry) != nullptr || type == AE_IFLNK) {
       return InvalidArgument("the zip entry '" + name + "' is a link; links are not accepted");

@@ -14,10 +14,10 @@
 namespace ty::functions {
 
 struct ZipLimits {
-  size_t max_zip_bytes = 50 << 20;          // Lambda's limit for a direct upload
-  int64_t max_entries = 10000;              // files and directories
-  int64_t max_total_bytes = 250LL << 20;    // uncompressed, Lambda's unzipped limit
-  size_t max_name_bytes = 1024;             // one entry's path
+  size_t max_zip_bytes = 50 << 20;        // Lambda's limit for a direct upload
+  int64_t max_entries = 10000;            // files and directories
+  int64_t max_total_bytes = 250LL << 20;  // uncompressed, Lambda's unzipped limit
+  size_t max_name_bytes = 1024;           // one entry's path
 };
 
 // What an archive holds, once checked.

@@ -35,7 +35,8 @@ TEST(PolicyAllowsTest, NoPolicyTrustsTheAccountAndStatementsMustMatch) {
   fn.policy.push_back({"a", "lambda:InvokeFunction", "events.amazonaws.com",
                        "arn:aws:events:us-east-1:111111111111:rule/gov-*", ""});
   fn.policy.push_back({"b", "lambda:InvokeFunction", "sns.amazonaws.com", "", "111111111111"});
-  fn.policy.push_back({"c", "lambda:GetFunction", "lambda.alarms.cloudwatch.amazonaws.com", "", ""});
+  fn.policy.push_back(
+      {"c", "lambda:GetFunction", "lambda.alarms.cloudwatch.amazonaws.com", "", ""});
   struct Case {
     const char* principal;
     const char* source;
@@ -44,8 +45,8 @@ TEST(PolicyAllowsTest, NoPolicyTrustsTheAccountAndStatementsMustMatch) {
   } cases[] = {
       {"events.amazonaws.com", "arn:aws:events:us-east-1:111111111111:rule/gov-tags",
        "111111111111", true},
-      {"events.amazonaws.com", "arn:aws:events:us-east-1:111111111111:rule/other",
-       "111111111111", false},
+      {"events.amazonaws.com", "arn:aws:events:us-east-1:111111111111:rule/other", "111111111111",
+       false},
       {"sns.amazonaws.com", "arn:aws:sns:us-east-1:111111111111:t", "111111111111", true},
       {"sns.amazonaws.com", "arn:aws:sns:us-east-1:111111111111:t", "222222222222", false},
       {"lambda.alarms.cloudwatch.amazonaws.com", "arn:aws:cloudwatch:x", "111111111111", false},

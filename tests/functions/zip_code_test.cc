@@ -46,11 +46,16 @@ TEST(SafeEntryPathTest, Table) {
   struct Case {
     std::string in, out;
   } cases[] = {
-      {"app.py", "app.py"},          {"./pkg/mod.py", "pkg/mod.py"},
-      {"pkg//a/./b.py", "pkg/a/b.py"}, {"../evil.py", ""},
-      {"pkg/../../evil", ""},        {"/etc/passwd", ""},
-      {"", ""},                      {std::string("a\0b", 3), ""},
-      {"..", ""},                    {"a/..b", "a/..b"},
+      {"app.py", "app.py"},
+      {"./pkg/mod.py", "pkg/mod.py"},
+      {"pkg//a/./b.py", "pkg/a/b.py"},
+      {"../evil.py", ""},
+      {"pkg/../../evil", ""},
+      {"/etc/passwd", ""},
+      {"", ""},
+      {std::string("a\0b", 3), ""},
+      {"..", ""},
+      {"a/..b", "a/..b"},
   };
   for (const auto& c : cases) EXPECT_EQ(SafeEntryPath(c.in), c.out) << c.in;
 }

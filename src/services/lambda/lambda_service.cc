@@ -96,14 +96,24 @@ std::variant<std::map<std::string, std::string>, ApiError> Environment(const jso
   auto v = env->find("Variables");
   if (v == env->end() || !v->is_object()) return vars;
   static const std::regex kKey("[a-zA-Z][a-zA-Z0-9_]+");
-  static const char* const kReserved[] = {
-      "_HANDLER",          "_X_AMZN_TRACE_ID",         "AWS_DEFAULT_REGION",
-      "AWS_REGION",        "AWS_EXECUTION_ENV",        "AWS_LAMBDA_FUNCTION_NAME",
-      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-      "AWS_LAMBDA_INITIALIZATION_TYPE",  "AWS_LAMBDA_LOG_GROUP_NAME",
-      "AWS_LAMBDA_LOG_STREAM_NAME",      "AWS_ACCESS_KEY",      "AWS_ACCESS_KEY_ID",
-      "AWS_SECRET_ACCESS_KEY",           "AWS_SESSION_TOKEN",   "AWS_LAMBDA_RUNTIME_API",
-      "LAMBDA_TASK_ROOT",  "LAMBDA_RUNTIME_DIR"};
+  static const char* const kReserved[] = {"_HANDLER",
+                                          "_X_AMZN_TRACE_ID",
+                                          "AWS_DEFAULT_REGION",
+                                          "AWS_REGION",
+                                          "AWS_EXECUTION_ENV",
+                                          "AWS_LAMBDA_FUNCTION_NAME",
+                                          "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                          "AWS_LAMBDA_FUNCTION_VERSION",
+                                          "AWS_LAMBDA_INITIALIZATION_TYPE",
+                                          "AWS_LAMBDA_LOG_GROUP_NAME",
+                                          "AWS_LAMBDA_LOG_STREAM_NAME",
+                                          "AWS_ACCESS_KEY",
+                                          "AWS_ACCESS_KEY_ID",
+                                          "AWS_SECRET_ACCESS_KEY",
+                                          "AWS_SESSION_TOKEN",
+                                          "AWS_LAMBDA_RUNTIME_API",
+                                          "LAMBDA_TASK_ROOT",
+                                          "LAMBDA_RUNTIME_DIR"};
   size_t bytes = 0;
   for (const auto& [k, val] : v->items()) {
     if (!std::regex_match(k, kKey)) {
@@ -112,10 +122,12 @@ std::variant<std::map<std::string, std::string>, ApiError> Environment(const jso
     }
     for (const char* r : kReserved) {
       if (k == r) {
-        return Invalid("Lambda was unable to configure your environment variables because the "
-                       "environment variables you have provided contains reserved keys that "
-                       "are currently not supported for modification. Reserved keys used in "
-                       "this request: " + k);
+        return Invalid(
+            "Lambda was unable to configure your environment variables because the "
+            "environment variables you have provided contains reserved keys that "
+            "are currently not supported for modification. Reserved keys used in "
+            "this request: " +
+            k);
       }
     }
     if (!val.is_string()) return Invalid("Environment variable " + k + " is not a string.");
@@ -123,8 +135,9 @@ std::variant<std::map<std::string, std::string>, ApiError> Environment(const jso
     vars[k] = val.get<std::string>();
   }
   if (bytes > kMaxEnvBytes) {
-    return Invalid("Lambda was unable to configure your environment variables because the "
-                   "environment variables you have provided exceeded the 4KB limit.");
+    return Invalid(
+        "Lambda was unable to configure your environment variables because the "
+        "environment variables you have provided exceeded the 4KB limit.");
   }
   return vars;
 }
@@ -137,8 +150,7 @@ std::optional<ApiError> CheckRuntimeAndHandler(const std::string& runtime,
                    " is not supported by Trainyard: only python3.x runtimes run here (on this "
                    "machine's python3).");
   }
-  if (handler.find('.') == std::string::npos || handler.front() == '.' ||
-      handler.back() == '.') {
+  if (handler.find('.') == std::string::npos || handler.front() == '.' || handler.back() == '.') {
     return Invalid("Handler '" + handler + "' is not of the form module.function.");
   }
   return std::nullopt;
@@ -242,10 +254,10 @@ api::ServiceOutcome LambdaService::Call(const api::CallContext& ctx, const api::
   return ApiError{"UnknownOperationException", "Trainyard does not serve " + name, 400};
 }
 
-#define TY_RESOLVE(var, in)                                                             \
-  auto var##_r = ResolveName(Str(in, "FunctionName"), account, options_.region,        \
-                             Str(in, "Qualifier"));                                     \
-  if (auto* e = std::get_if<ApiError>(&var##_r)) return *e;                             \
+#define TY_RESOLVE(var, in)                                                                 \
+  auto var##_r =                                                                            \
+      ResolveName(Str(in, "FunctionName"), account, options_.region, Str(in, "Qualifier")); \
+  if (auto* e = std::get_if<ApiError>(&var##_r)) return *e;                                 \
   const std::string var = std::get<std::string>(var##_r)
 
 api::ServiceOutcome LambdaService::CreateFunction(const std::string& account, const json& in) {
@@ -261,8 +273,9 @@ api::ServiceOutcome LambdaService::CreateFunction(const std::string& account, co
   fn.runtime = Str(in, "Runtime");
   fn.handler = Str(in, "Handler");
   if (fn.runtime.empty() || fn.handler.empty()) {
-    return Invalid("Runtime and Handler are mandatory parameters for functions created with Zip "
-                   "archives.");
+    return Invalid(
+        "Runtime and Handler are mandatory parameters for functions created with Zip "
+        "archives.");
   }
   if (auto e = CheckRuntimeAndHandler(fn.runtime, fn.handler)) return *e;
   fn.role = Str(in, "Role");
@@ -433,11 +446,10 @@ api::ServiceOutcome LambdaService::AddPermission(const std::string& account, con
       /*touch=*/false);
   if (error) return *error;
   if (!updated.ok()) return FromStatus(updated.status());
-  json principal = st.principal.find('.') != std::string::npos
-                       ? json{{"Service", st.principal}}
-                       : json{{"AWS", st.principal == "*" ? "*"
-                                                          : "arn:aws:iam::" + st.principal +
-                                                                ":root"}};
+  json principal =
+      st.principal.find('.') != std::string::npos
+          ? json{{"Service", st.principal}}
+          : json{{"AWS", st.principal == "*" ? "*" : "arn:aws:iam::" + st.principal + ":root"}};
   json statement = {{"Sid", st.sid},
                     {"Effect", "Allow"},
                     {"Principal", principal},
@@ -482,11 +494,10 @@ api::ServiceOutcome LambdaService::GetPolicy(const std::string& account, const j
   if (fn->policy.empty()) return NotFound("The resource you requested does not exist.");
   json statements = json::array();
   for (const auto& st : fn->policy) {
-    json principal = st.principal.find('.') != std::string::npos
-                         ? json{{"Service", st.principal}}
-                         : json{{"AWS", st.principal == "*" ? "*"
-                                                            : "arn:aws:iam::" + st.principal +
-                                                                  ":root"}};
+    json principal =
+        st.principal.find('.') != std::string::npos
+            ? json{{"Service", st.principal}}
+            : json{{"AWS", st.principal == "*" ? "*" : "arn:aws:iam::" + st.principal + ":root"}};
     json s = {{"Sid", st.sid},
               {"Effect", "Allow"},
               {"Principal", principal},
@@ -522,8 +533,7 @@ api::ServiceOutcome LambdaService::Invoke(const std::string& account, const json
   if (payload.empty()) payload = "{}";
   if (!ParseJson(payload).ok()) {
     return ApiError{"InvalidRequestContentException",
-                    "Could not parse request body into json: the payload is not valid JSON.",
-                    400};
+                    "Could not parse request body into json: the payload is not valid JSON.", 400};
   }
   if (type == "DryRun") return json{{"StatusCode", 204}};
   if (type == "Event") {
@@ -547,9 +557,8 @@ api::ServiceOutcome LambdaService::Invoke(const std::string& account, const json
     return ApiError{"TooManyRequestsException",
                     "Rate Exceeded. (every worker of " + name + " is busy)", 429};
   }
-  json out = {{"StatusCode", 200},
-              {"ExecutedVersion", "$LATEST"},
-              {"Payload", Base64Encode(r.payload)}};
+  json out = {
+      {"StatusCode", 200}, {"ExecutedVersion", "$LATEST"}, {"Payload", Base64Encode(r.payload)}};
   if (!r.function_error.empty()) out["FunctionError"] = r.function_error;
   if (req.tail_log) out["LogResult"] = Base64Encode(r.log_tail);
   return out;
