@@ -349,3 +349,25 @@ def test_js_sdk_v3(server, tmp_path):
     assert invoked["ok"]["StatusCode"] == 200 and invoked["ok"]["Payload"] == "42"
     assert got["ok"]["Configuration"]["Runtime"] == "python3.11"
     assert missing["error"]["name"] == "ResourceNotFoundException"
+
+
+def test_event_invocations_run_and_failures_are_retried_twice(server):
+    c = lam(server)
+    create(c, "async", "def handler(e, c):\n    print('ran', e['n'])\n    if e['n'] == 2:\n"
+                       "        raise RuntimeError('always fails')\n    return e\n")
+    assert c.invoke(FunctionName="async", InvocationType="Event",
+                    Payload=b'{"n": 1}')["StatusCode"] == 202
+    assert c.invoke(FunctionName="async", InvocationType="Event",
+                    Payload=b'{"n": 2}')["StatusCode"] == 202
+    deadline = time.time() + 60
+    lines = []
+    while time.time() < deadline:
+        try:
+            lines = log_messages(server, "async")
+        except botocore.exceptions.ClientError:  # the log group comes with the first invocation
+            lines = []
+        if lines.count("ran 2") >= 3:
+            break
+        time.sleep(0.2)
+    assert lines.count("ran 1") == 1
+    assert lines.count("ran 2") == 3  # Lambda's two retries of a failed asynchronous call
