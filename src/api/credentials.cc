@@ -55,7 +55,29 @@ std::set<std::string> CredentialStore::Accounts() const {
 
 const AccessKey* CredentialStore::Find(const std::string& access_key_id) const {
   auto it = keys_.find(access_key_id);
-  return it == keys_.end() ? nullptr : &it->second;
+  if (it != keys_.end()) return &it->second;
+  MutexLock lock(&session_->mu);
+  auto s = session_->keys.find(access_key_id);
+  if (s == session_->keys.end() || s->second->revoked) return nullptr;
+  return &s->second->key;
+}
+
+AccessKey CredentialStore::MintSessionKey(const std::string& account_id) const {
+  auto entry = std::make_unique<SessionKey>();
+  entry->key.access_key_id = "ASIA" + RandomAlnum(16, /*upper_only=*/true);
+  entry->key.secret_access_key = RandomAlnum(40);
+  entry->key.account_id = account_id;
+  entry->key.session_token = RandomAlnum(64);
+  AccessKey copy = entry->key;
+  MutexLock lock(&session_->mu);
+  session_->keys[copy.access_key_id] = std::move(entry);
+  return copy;
+}
+
+void CredentialStore::RevokeSessionKey(const std::string& access_key_id) const {
+  MutexLock lock(&session_->mu);
+  auto s = session_->keys.find(access_key_id);
+  if (s != session_->keys.end()) s->second->revoked = true;
 }
 
 std::string DeriveAccountId(std::string_view access_key_id) {

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace ty::api {
@@ -30,19 +32,38 @@ struct CredentialProfile {
 
 // An in-memory set of access keys indexed by access key id.
 // Thread contract: Add() only while the store is being built; once shared, every method is
-// const and may be called from any thread without locking.
+// const and may be called from any thread without locking, except the session keys
+// (MintSessionKey, RevokeSessionKey), which any thread may mint and revoke at any time.
 class CredentialStore {
  public:
+  CredentialStore() : session_(std::make_shared<SessionKeys>()) {}
   // Adds `key`, replacing any key with the same access_key_id.
   void Add(AccessKey key);
   // The key with this id, or nullptr. The pointer is valid until the next Add().
   const AccessKey* Find(const std::string& access_key_id) const;
   size_t size() const { return keys_.size(); }
-  // The distinct accounts the keys belong to.
+  // The distinct accounts the keys belong to (session keys not included).
   std::set<std::string> Accounts() const;
 
+  // A new session key of `account_id` (an "ASIA" key id, a secret and a session token), valid
+  // on this server until RevokeSessionKey: a Lambda function's execution credentials. Never
+  // written anywhere; a restarted server knows none.
+  AccessKey MintSessionKey(const std::string& account_id) const;
+  // Find no longer returns the key. Its entry stays (revoked), so a pointer Find returned
+  // earlier remains valid.
+  void RevokeSessionKey(const std::string& access_key_id) const;
+
  private:
+  struct SessionKey {
+    AccessKey key;
+    bool revoked = false;
+  };
+  struct SessionKeys {
+    Mutex mu;
+    std::unordered_map<std::string, std::unique_ptr<SessionKey>> keys TY_GUARDED_BY(mu);
+  };
   std::unordered_map<std::string, AccessKey> keys_;
+  std::shared_ptr<SessionKeys> session_;  // shared: the store stays movable
 };
 
 // Derived account id: the first 12 bytes of SHA-256(access_key_id), each mod 10.

@@ -429,6 +429,11 @@ WireResponse RestJsonCodec::Encode(const ServiceModel& model, const Operation& o
     r.content_type = "application/json";
     r.body = DumpJson(body);
   }
+  if (r.status == 204) {
+    // HTTP forbids a body on 204 (DeleteFunction): a client would read it as the next response.
+    r.body.clear();
+    r.content_type.clear();
+  }
   return r;
 }
 

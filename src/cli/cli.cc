@@ -18,6 +18,7 @@
 #include "cli/client.h"
 #include "cli/governance_commands.h"
 #include "cli/job_spec_file.h"
+#include "cli/functions_commands.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -760,6 +761,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   StorageCommands storage_cmds(app);
   AlarmsCommands alarms_cmds(app);
   GovernanceCommands governance_cmds(app);
+  FunctionsCommands functions_cmds(app);
 
   try {
     app.parse(argc, argv);
@@ -790,6 +792,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (storage_cmds.chosen()) return storage_cmds.Run(out, err);
   if (alarms_cmds.chosen()) return alarms_cmds.Run(out, err);
   if (governance_cmds.chosen()) return governance_cmds.Run(out, err);
+  if (functions_cmds.chosen()) return functions_cmds.Run(out, err);
   return 2;
 }
 

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 
@@ -193,6 +195,52 @@ Result<json> ApiClient::Call(const api::ServiceModel& model, const std::string& 
   }
   if (!parsed_ok) return Internal("the server sent malformed JSON: " + parse_error);
   return out;
+}
+
+std::string ApiClient::RestReply::Header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return v;
+    }
+  }
+  return "";
+}
+
+Result<ApiClient::RestReply> ApiClient::CallRest(
+    const std::string& signing_name, const std::string& method, const std::string& path,
+    const std::string& query, const std::string& body,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  HttpRequestParts req;
+  req.method = method;
+  req.path = path;
+  req.query = query;
+  req.body = body;
+  req.headers = {{"Host", host_header_}, {"Content-Type", "application/json"}};
+  for (const auto& h : extra) req.headers.push_back(h);
+  SignRequest(&req, endpoint_.credentials, endpoint_.region, signing_name,
+              std::chrono::system_clock::now());
+  httplib::Request hreq;
+  hreq.method = method;
+  hreq.path = query.empty() ? path : path + "?" + query;
+  for (const auto& [k, v] : req.headers) {
+    if (k == "Host") continue;
+    hreq.headers.emplace(k, v);
+  }
+  hreq.body = body;
+  auto res = http_->send(hreq);
+  if (!res) {
+    return Unavailable("cannot reach the Trainyard server at " + endpoint_.url + ": " +
+                       httplib::to_string(res.error()));
+  }
+  RestReply reply;
+  reply.status = res->status;
+  for (const auto& [k, v] : res->headers) reply.headers.emplace_back(k, v);
+  reply.body = res->body;
+  return reply;
 }
 
 }  // namespace ty::cli

@@ -9,6 +9,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -57,6 +59,21 @@ class ApiClient {
   // Calls `target` ("SageMaker.DescribeTrainingJob", "Logs_20140328.GetLogEvents"): the
   // embedded model whose target prefix it names. kInvalidArgument for an unknown prefix.
   Result<nlohmann::json> Call(const std::string& target, const nlohmann::json& body);
+  // A rest-json service's reply (Lambda), as received.
+  struct RestReply {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    // The value of header `name` (case-insensitive), or "".
+    std::string Header(const std::string& name) const;
+  };
+  // Sends one SigV4-signed request for `signing_name` ("lambda"): `path` as on the wire
+  // (percent-encoded), `query` without '?'. kUnavailable when the server cannot be reached;
+  // any HTTP status is a reply (the caller reads the error from it).
+  Result<RestReply> CallRest(const std::string& signing_name, const std::string& method,
+                             const std::string& path, const std::string& query,
+                             const std::string& body,
+                             const std::vector<std::pair<std::string, std::string>>& headers = {});
   // True when the server answers (any HTTP answer counts).
   bool Reachable();
   const Endpoint& endpoint() const { return endpoint_; }

@@ -132,6 +132,17 @@ std::string SignedHeadersString(std::vector<std::string> signed_header_names) {
 
 std::string CanonicalRequest(const HttpRequestParts& req,
                              std::vector<std::string> signed_header_names) {
+  // Every service but S3 signs the path URI-encoded once more than it travels (botocore's
+  // SigV4Auth quotes the already-encoded path): "/functions/arn%3Aaws..." is signed as
+  // "/functions/arn%253Aaws...". Paths of unreserved characters are unchanged by it.
+  if (req.path.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/") !=
+      std::string::npos) {
+    HttpRequestParts encoded = req;
+    encoded.path = UriEncode(req.path, /*keep_slash=*/true);
+    return CanonicalRequestWithPayloadHash(encoded, std::move(signed_header_names),
+                                           Sha256Hex(req.body));
+  }
   return CanonicalRequestWithPayloadHash(req, std::move(signed_header_names), Sha256Hex(req.body));
 }
 

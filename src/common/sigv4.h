@@ -45,7 +45,8 @@ std::string TrimAll(std::string_view value);
 
 // The canonical request. `signed_header_names` must be lowercase; they are sorted and
 // de-duplicated here. A signed header missing from `req` contributes "name:" (an empty value),
-// which makes the signature fail rather than silently dropping it.
+// which makes the signature fail rather than silently dropping it. The path is URI-encoded
+// again, as every service but S3 signs it (S3 requests use SignS3Request).
 std::string CanonicalRequest(const HttpRequestParts& req,
                              std::vector<std::string> signed_header_names);
 

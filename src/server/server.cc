@@ -20,6 +20,7 @@
 #include "api/credentials.h"
 #include "api/json_codec.h"
 #include "api/query_codec.h"
+#include "api/rest_json_codec.h"
 #include "api/router.h"
 #include "api/service_model.h"
 #include "api/sigv4_verifier.h"
@@ -30,11 +31,15 @@
 #include "control/delivery_queue.h"
 #include "control/job_controller.h"
 #include "events/governance.h"
+#include "functions/function_store.h"
+#include "functions/lambda_deliverer.h"
+#include "functions/runtime.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
 #include "server/server_metrics.h"
+#include "services/lambda/lambda_service.h"
 #include "services/logs/logs_service.h"
 #include "services/monitoring/monitoring_service.h"
 #include "services/sagemaker/sagemaker_service.h"
@@ -76,6 +81,15 @@ struct Server::Impl {
   std::unique_ptr<services::HttpPoster> sns_poster;
   std::unique_ptr<services::SnsTopics> sns;  // the "sns" Deliverer
   std::unique_ptr<telemetry::AlarmManager> alarms;
+  // Lambda: the functions, the runtime that runs them (with the log sink and key minter it
+  // borrows), its Runtime API listener (made at Start), the service and the "lambda" Deliverer.
+  std::unique_ptr<functions::FunctionStore> function_store;
+  std::unique_ptr<functions::LogSink> function_logs;
+  std::unique_ptr<functions::KeyMinter> function_keys;
+  std::unique_ptr<functions::FunctionRuntime> function_runtime;
+  std::unique_ptr<HttpServer> runtime_http;
+  std::shared_ptr<services::LambdaService> lambda;
+  std::unique_ptr<functions::LambdaDeliverer> lambda_deliverer;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -148,6 +162,44 @@ Status CheckDatabaseBesideJobs(const std::string& data_dir) {
 }
 
 constexpr const char* kAwsJson = "application/x-amz-json-1.1";
+
+// A function's log lines into the account's CloudWatch Logs group (created on first use).
+class StoreLogSink final : public functions::LogSink {
+ public:
+  explicit StoreLogSink(store::Store* store) : store_(store) {}
+  void Append(const std::string& account, const std::string& group, const std::string& stream,
+              const std::vector<std::pair<int64_t, std::string>>& events) override {
+    const int64_t now = ToEpochMillis(SystemClock::Default()->Now());
+    auto g = store_->GetLogGroup(account, group);
+    if (!g.ok()) g = store_->CreateLogGroup(account, group, now);
+    if (!g.ok()) g = store_->GetLogGroup(account, group);  // made meanwhile
+    if (!g.ok()) return;
+    auto st = store_->GetLogStream(g->id, stream);
+    if (!st.ok()) st = store_->CreateLogStream(g->id, stream, now);
+    if (!st.ok()) st = store_->GetLogStream(g->id, stream);
+    if (!st.ok()) return;
+    (void)store_->PutStreamEvents(st->id, events, now);
+  }
+
+ private:
+  store::Store* const store_;
+};
+
+// Session keys of the function's account, known to this server only.
+class CredentialKeyMinter final : public functions::KeyMinter {
+ public:
+  explicit CredentialKeyMinter(const api::CredentialStore* store) : store_(store) {}
+  Key Mint(const std::string& account) override {
+    api::AccessKey k = store_->MintSessionKey(account);
+    return {k.access_key_id, k.secret_access_key, k.session_token};
+  }
+  void Revoke(const std::string& access_key_id) override {
+    store_->RevokeSessionKey(access_key_id);
+  }
+
+ private:
+  const api::CredentialStore* const store_;
+};
 
 HttpResponse ToHttp(api::WireResponse r) {
   HttpResponse res;
@@ -509,7 +561,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!s3.ok()) return s3.status().WithPrefix("S3 storage settings");
   impl->s3 = *s3;
 
-  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch", "sns"}) {
+  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch", "sns", "lambda"}) {
     if (api::ServiceModel::Embedded(service) == nullptr) {
       return Internal(std::string("the embedded ") + service + " model does not load");
     }
@@ -582,6 +634,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   // protocol with the JSON codec's errors wherever it is in this list. rest-json is not added
   // until a service speaks it (it claims requests by their credential scope).
   impl->router->AddCodec(std::make_unique<api::CborCodec>());
+  // rest-json claims only requests whose credential scope is lambda (no X-Amz-Target).
+  impl->router->AddCodec(std::make_unique<api::RestJsonCodec>(std::set<std::string>{"lambda"}));
   impl->router->AddCodec(std::make_unique<api::JsonCodec>());
   impl->router->AddCodec(std::make_unique<api::QueryCodec>());
   impl->router->SetObserver(&impl->metrics);
@@ -624,6 +678,31 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->router->AddService(std::make_shared<services::MonitoringService>(
       impl->metric_store.get(), SystemClock::Default(), impl->alarms.get()));
   impl->router->AddService(std::make_shared<services::SnsService>(impl->sns.get()));
+
+  // Lambda functions: stored under <data_dir>/functions, run in sandboxes like jobs.
+  TY_ASSIGN_OR_RETURN(impl->function_store,
+                      functions::FunctionStore::Open(config.data_dir, &impl->warnings));
+  impl->function_logs = std::make_unique<StoreLogSink>(impl->store.get());
+  impl->function_keys = std::make_unique<CredentialKeyMinter>(impl->credentials.get());
+  functions::RuntimeOptions fopts;
+  fopts.data_dir = config.data_dir;
+  fopts.region = config.region;
+  fopts.bwrap_path = bwrap;
+  fopts.sandboxed = config.isolation == "bwrap";
+  fopts.sandbox = impl->sandbox;
+  fopts.memory_limits = config.instance_limits;
+  impl->function_runtime = std::make_unique<functions::FunctionRuntime>(
+      fopts, impl->function_logs.get(), impl->function_keys.get());
+  services::LambdaOptions lambda_opts;
+  lambda_opts.region = config.region;
+  impl->lambda = std::make_shared<services::LambdaService>(
+      lambda_opts, impl->function_store.get(), impl->function_runtime.get());
+  // A 50 MB package, base64 in JSON.
+  constexpr size_t kLambdaBodyBytes = 70 << 20;
+  impl->router->AddService(impl->lambda, std::max(config.max_body_bytes, kLambdaBodyBytes));
+  impl->lambda_deliverer = std::make_unique<functions::LambdaDeliverer>(
+      impl->function_store.get(), impl->function_runtime.get());
+  impl->deliveries.Register("lambda", impl->lambda_deliverer.get());
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -669,6 +748,36 @@ Status Server::Start() {
   TY_RETURN_IF_ERROR(
       WriteFileAtomic(JoinPath(d.config.data_dir, "server.json"), info.dump(2) + "\n", 0600));
 
+  // The Lambda Runtime API, on loopback: workers long-poll GET next there, one pool thread each.
+  {
+    HttpServerOptions ropts;
+    ropts.io_threads = 1;
+    ropts.raise_fd_limit = false;
+    ropts.max_body_bytes = 8 << 20;  // a 6 MB response, and a little more to refuse it properly
+    d.runtime_http = std::make_unique<HttpServer>(ropts);
+    int pool = d.runtime_http->AddPool("lambda-runtime", 20);
+    functions::FunctionRuntime* rt = d.function_runtime.get();
+    d.runtime_http->Route("*", "/2018-06-01/runtime/*", pool, [rt](const HttpRequest& req) {
+      functions::RuntimeRequest r;
+      r.method = req.method;
+      r.path = req.path;
+      if (const std::string* t = req.Header("Trainyard-Worker-Token")) r.token = *t;
+      if (const std::string* t = req.Header("Lambda-Runtime-Function-Error-Type")) {
+        r.error_type_header = *t;
+      }
+      r.body = req.body;
+      functions::RuntimeResponse out = rt->HandleRuntimeApi(r);
+      HttpResponse res;
+      res.status = out.status;
+      res.headers = std::move(out.headers);
+      res.body = std::move(out.body);
+      return res;
+    });
+    TY_ASSIGN_OR_RETURN(int runtime_port, d.runtime_http->Bind("127.0.0.1", 0));
+    TY_RETURN_IF_ERROR(d.runtime_http->Start());
+    d.function_runtime->SetAddresses("127.0.0.1:" + std::to_string(runtime_port), d.url);
+  }
+
   TY_RETURN_IF_ERROR(d.controller->Start());
   d.alarms->Start();
   // The socket is bound and listening already: connections queue until the
@@ -701,6 +810,9 @@ void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
+  if (d.lambda) d.lambda->Shutdown();
+  if (d.function_runtime) d.function_runtime->Shutdown();
+  if (d.runtime_http) d.runtime_http->Shutdown(false);
   // The jobs' networks are released by now: the firewall table goes too (the process ends
   // with _Exit, without destructors).
   if (d.launcher) d.launcher->Close();

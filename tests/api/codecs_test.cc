@@ -594,6 +594,21 @@ TEST(RestJsonCodecTest, BadLabelsAndBodiesAreSerializationErrors) {
   ASSERT_TRUE(std::holds_alternative<ApiError>(decoded));
 }
 
+// Regression: DeleteFunction answered 204 with "{}", which clients read as the start of the
+// next response (botocore then retried the delete and got ResourceNotFoundException).
+TEST(RestJsonCodecTest, A204HasNoBody) {
+  auto lambda = ModelNamed("lambda");
+  RestJsonCodec codec({"lambda"});
+  const Operation* op = lambda->FindOperation("DeleteFunction");
+  ASSERT_NE(op, nullptr);
+  WireResponse r = codec.Encode(*lambda, *op, nlohmann::json{{"StatusCode", 204}}, "rid");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  r = codec.Encode(*lambda, *op, nlohmann::json::object(), "rid");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{}");
+}
+
 // --- wire formats -----------------------------------------------------------------------------
 
 TEST(WireFormatTest, IsoTimestampsWithOffsetsAndFractions) {

@@ -4,7 +4,7 @@
 // usage: node js_sdk.js CALLS.json
 //   CALLS.json: [{"client": "sagemaker"|"logs"|"cloudwatch"|"sns", "op": "ListTrainingJobs",
 //                 "input": {...}, "paginate": false}, ...]
-//   In inputs, {"$date": "<ISO 8601>"} becomes a Date. With "paginate": true (or an object of
+//   In inputs, {"$date": "<ISO 8601>"} becomes a Date and {"$base64": "..."} bytes. With "paginate": true (or an object of
 //   paginator settings, e.g. {"pageSize": 2, "stopOnSameToken": true}) the SDK's own paginator
 //   (paginate<Op>) follows the tokens and the result is the list of pages.
 // Prints one JSON line: per call {"ok": output} or {"error": {name, message, fault, status}}.
@@ -23,6 +23,7 @@ const packages = {
   logs: ["@aws-sdk/client-cloudwatch-logs", "CloudWatchLogsClient"],
   cloudwatch: ["@aws-sdk/client-cloudwatch", "CloudWatchClient"],
   sns: ["@aws-sdk/client-sns", "SNSClient"],
+  lambda: ["@aws-sdk/client-lambda", "LambdaClient"],
 };
 
 function revive(value) {
@@ -30,6 +31,9 @@ function revive(value) {
   if (value && typeof value === "object") {
     if (Object.keys(value).length === 1 && typeof value.$date === "string") {
       return new Date(value.$date);
+    }
+    if (Object.keys(value).length === 1 && typeof value.$base64 === "string") {
+      return Uint8Array.from(Buffer.from(value.$base64, "base64"));
     }
     const out = {};
     for (const [k, v] of Object.entries(value)) out[k] = revive(v);
@@ -40,6 +44,10 @@ function revive(value) {
 
 function strip(output) {
   const { $metadata, ...rest } = output;
+  // Blobs (Lambda's Invoke Payload) print as their UTF-8 text.
+  for (const [k, v] of Object.entries(rest)) {
+    if (v instanceof Uint8Array) rest[k] = Buffer.from(v).toString("utf8");
+  }
   return rest;
 }
 
