@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the service models Trainyard decodes and validates requests against.
 
-One pruned model per served AWS service (--service sagemaker|logs|cloudwatch|lambda). Inputs are two
+One pruned model per served AWS service (--service sagemaker|logs|cloudwatch|lambda|events). Inputs are two
 botocore generations of that service's model:
   Model A: the newest botocore found (pyenv's, service-2.json.gz) -- the base, because the
            product needs its members (OutputDataConfig.CompressionType, DeleteTrainingJob).
@@ -45,6 +45,10 @@ SERVICES = {
         "Unsubscribe", "ListSubscriptions", "ListSubscriptionsByTopic", "Publish",
         "GetSubscriptionAttributes",
     ], "sns-model.json"),
+    "events": (os.path.join("data", "events", "2015-10-07"), [
+        "PutRule", "DescribeRule", "ListRules", "EnableRule", "DisableRule", "DeleteRule",
+        "PutTargets", "RemoveTargets", "ListTargetsByRule", "PutEvents", "TestEventPattern",
+    ], "events-model.json"),
     # Served by services/lambda. tests/api/fixtures/codecs/lambda-model.json (a wider cut, made
     # with --out) proves the rest-json codec.
     "lambda": (os.path.join("data", "lambda", "2015-03-31"), [

@@ -337,7 +337,8 @@ std::shared_ptr<const ServiceModel> ServiceModel::Embedded() { return Embedded("
 std::shared_ptr<const ServiceModel> ServiceModel::Embedded(std::string_view service) {
   static const auto* const kModels = [] {
     auto* models = new std::map<std::string, std::shared_ptr<const ServiceModel>, std::less<>>();
-    for (const char* name : {"sagemaker", "logs", "cloudwatch", "sns", "trainyard", "lambda"}) {
+    for (const char* name :
+         {"sagemaker", "logs", "cloudwatch", "sns", "events", "trainyard", "lambda"}) {
       auto loaded = Load(EmbeddedModelText(name));
       (*models)[name] = loaded.ok() ? std::move(loaded).value() : nullptr;
     }

@@ -19,6 +19,7 @@
 #include "cli/governance_commands.h"
 #include "cli/job_spec_file.h"
 #include "cli/functions_commands.h"
+#include "cli/rules_commands.h"
 #include "cli/storage_commands.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -762,6 +763,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   AlarmsCommands alarms_cmds(app);
   GovernanceCommands governance_cmds(app);
   FunctionsCommands functions_cmds(app);
+  RulesCommands rules_cmds(app);
 
   try {
     app.parse(argc, argv);
@@ -793,6 +795,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (alarms_cmds.chosen()) return alarms_cmds.Run(out, err);
   if (governance_cmds.chosen()) return governance_cmds.Run(out, err);
   if (functions_cmds.chosen()) return functions_cmds.Run(out, err);
+  if (rules_cmds.chosen()) return rules_cmds.Run(out, err);
   return 2;
 }
 

@@ -140,7 +140,7 @@ bool ApiClient::Reachable() {
 Result<json> ApiClient::Call(const std::string& target, const json& body) {
   size_t dot = target.find('.');
   std::string prefix = target.substr(0, dot);
-  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch"}) {
+  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch", "events"}) {
     auto model = api::ServiceModel::Embedded(service);
     if (model != nullptr && model->metadata().target_prefix == prefix && dot != std::string::npos) {
       return Call(*model, target.substr(dot + 1), body);

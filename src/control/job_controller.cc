@@ -44,7 +44,8 @@ const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalo
 
 JobController::JobController(ControllerOptions options, store::Store* store,
                              launch::Launcher* launcher, const launch::ImageCatalog* images,
-                             const Clock* clock, std::vector<JobObserver*> observers)
+                             const Clock* clock, std::vector<JobObserver*> observers,
+                             JobEventSource* events)
     : options_([&] {
         options.catalog = CatalogOrBuiltin(options.catalog);
         options.host_cpus = HostCpus(options.host_cpus);
@@ -56,6 +57,7 @@ JobController::JobController(ControllerOptions options, store::Store* store,
       images_(images),
       clock_(clock),
       observers_(std::move(observers)),
+      events_(events),
       server_dirs_([this] {
         std::vector<std::string> dirs;
         std::string dir = options_.data_dir;
@@ -88,6 +90,7 @@ Status JobController::Start() {
       }
     }
     job->record = std::move(record);
+    job->reported = {job->record.status, job->record.secondary};  // reported before the restart
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
     // Every job may have a network (single-instance ones too); releasing one that has none
@@ -280,13 +283,13 @@ Result<JobRecord> JobController::SubmitOnLoop(const std::string& account, model:
   auto job = std::make_unique<ActiveJob>();
   job->record = NewJob(std::move(spec), account, arn, std::move(request_json), clock_->Now());
   job->record.agent_token = RandomAlnum(40);
-  TY_RETURN_IF_ERROR(store_->InsertJob(&job->record));
-  // Observers of the first transition (governance) see the job's tags. The job is in the store
-  // now: failing here would leave it there with no one to run it.
-  if (Status s = tags.empty() ? Status::Ok() : store_->SetTags(arn, tags); !s.ok()) {
-    std::fprintf(stderr, "trainyard: cannot store the tags of %s: %s\n", arn.c_str(),
-                 s.ToString().c_str());
-  }
+  job->reported = {job->record.status, job->record.secondary};
+  std::vector<store::OutboxEvent> events;
+  if (events_ != nullptr) events = events_->StateChangeEvents(job->record, tags, clock_->Now());
+  // One transaction: observers of the first transition (governance) see the job's tags, and its
+  // creation event carries them.
+  TY_RETURN_IF_ERROR(store_->InsertJob(&job->record, tags, events));
+  if (!events.empty()) events_->Committed();
   ActiveJob* raw = job.get();
   active_[arn] = std::move(job);
   Apply(raw, {Event::Kind::kStart});
@@ -956,7 +959,23 @@ void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t t
 }
 
 void JobController::Persist(ActiveJob* job) {
-  Status s = store_->UpdateJob(job->record);
+  const std::pair state{job->record.status, job->record.secondary};
+  std::vector<store::OutboxEvent> events;
+  if (events_ != nullptr && state != job->reported) {
+    // Tags change through the API (AddTags), so each event reads them as they are now.
+    auto tags = store_->GetTags(job->record.arn);
+    if (!tags.ok()) {
+      std::fprintf(stderr, "trainyard: cannot read the tags of %s for its event: %s\n",
+                   job->record.arn.c_str(), tags.status().ToString().c_str());
+    }
+    events = events_->StateChangeEvents(job->record, tags.ok() ? *tags : std::vector<store::Tag>{},
+                                        clock_->Now());
+  }
+  Status s = store_->UpdateJob(job->record, events);
+  if (s.ok() && events_ != nullptr && state != job->reported) {
+    job->reported = state;
+    if (!events.empty()) events_->Committed();
+  }
   if (!s.ok()) {
     std::fprintf(stderr, "trainyard: cannot persist job %s: %s\n", job->record.arn.c_str(),
                  s.ToString().c_str());

@@ -33,6 +33,7 @@
 #include "capacity/spot_market.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "control/job_events.h"
 #include "control/job_observer.h"
 #include "control/state_machine.h"
 #include "launch/image_catalog.h"
@@ -81,10 +82,12 @@ struct SpotTypeView {
 
 class JobController {
  public:
-  // `observers` (not owned) outlive the controller; they are called in this order.
+  // `observers` (not owned) outlive the controller; they are called in this order. `events`
+  // (not owned, may be null: no events) outlives it too: every change of a job's status or
+  // secondary status, and its creation, stores the events it returns with the change.
   JobController(ControllerOptions options, store::Store* store, launch::Launcher* launcher,
                 const launch::ImageCatalog* images, const Clock* clock,
-                std::vector<JobObserver*> observers = {});
+                std::vector<JobObserver*> observers = {}, JobEventSource* events = nullptr);
   ~JobController();
 
   // Re-adopts jobs left active by a previous server (their agents still
@@ -145,6 +148,9 @@ class JobController {
     bool network_pending = false;  // it is being made (off the loop)
     uint64_t network_token = 0;    // which making of it this job waits for
     std::vector<model::InstanceNetworkConfig> networks;  // per instance, once made
+    // The (status, secondary status) its last stored event reported: Persist emits an event
+    // when the record has moved on from it.
+    std::pair<model::TrainingJobStatus, model::SecondaryStatus> reported{};
   };
 
   void Loop();
@@ -207,6 +213,7 @@ class JobController {
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
   const std::vector<JobObserver*> observers_;
+  JobEventSource* const events_;
   // The data dir as configured and as the kernel spells it: FailureReasons never show paths
   // under it (model::HideServerPaths).
   const std::vector<std::string> server_dirs_;

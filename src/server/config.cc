@@ -370,6 +370,47 @@ Status ParseGovernance(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseEvents(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "events", "EventBridge delivery settings"));
+  events::DispatcherOptions& o = c->events;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "events: " + key;
+    int64_t n = 0;
+    auto ms = [&](int64_t min, int64_t unit, std::chrono::milliseconds* out) -> Status {
+      TY_RETURN_IF_ERROR(ReadCount(kv.second, at, min, &n));
+      *out = std::chrono::milliseconds(std::min<int64_t>(n, 1000000000) * unit);
+      return Status::Ok();
+    };
+    Status st;
+    if (key == "delivery_workers") {
+      st = ReadCount(kv.second, at, 1, &n);
+      o.workers = static_cast<int>(std::min<int64_t>(n, 64));
+    } else if (key == "max_retries") {
+      st = ReadCount(kv.second, at, 0, &n);
+      o.max_retries = static_cast<int>(std::min<int64_t>(n, 185));
+    } else if (key == "max_event_age_seconds") {
+      st = ms(1, 1000, &o.max_event_age);
+    } else if (key == "backoff_initial_ms") {
+      st = ms(1, 1, &o.backoff_initial);
+    } else if (key == "backoff_max_ms") {
+      st = ms(1, 1, &o.backoff_max);
+    } else if (key == "poll_ms") {
+      st = ms(10, 1, &o.poll);
+    } else if (key == "keep_dead_letters") {
+      st = ReadCount(kv.second, at, 1, &o.keep_dead_letters);
+    } else if (key == "paused") {
+      if (!kv.second.IsScalar()) return InvalidArgument(at + " must be true or false");
+      o.paused = kv.second.as<bool>();
+    } else {
+      return InvalidArgument("events: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -585,6 +626,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseMetricsEndpoint(v, c).WithPrefix(path));
       } else if (key == "governance") {
         TY_RETURN_IF_ERROR(ParseGovernance(v, c).WithPrefix(path));
+      } else if (key == "events") {
+        TY_RETURN_IF_ERROR(ParseEvents(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -13,6 +13,7 @@
 #include "capacity/spot_market.h"
 #include "common/status.h"
 #include "events/governance_policy.h"
+#include "events/dispatcher_options.h"
 #include "launch/image_catalog.h"
 #include "server/http_server.h"
 #include "storage/s3_settings.h"
@@ -103,6 +104,12 @@ struct ServerConfig {
   // with Trainyard.UpdateGovernance.
   events::GovernancePolicies governance;
   bool governance_allow_account_updates = true;
+  // EventBridge delivery (config key events): delivery_workers (4), max_retries (8),
+  // max_event_age_seconds (900), backoff_initial_ms (1000), backoff_max_ms (60000), poll_ms
+  // (500), keep_dead_letters (1000 per account), paused (false: true routes and delivers
+  // nothing; the outbox keeps every event for a later server). A target's RetryPolicy overrides
+  // max_retries and max_event_age_seconds.
+  events::DispatcherOptions events;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,

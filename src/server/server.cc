@@ -34,12 +34,16 @@
 #include "functions/function_store.h"
 #include "functions/lambda_deliverer.h"
 #include "functions/runtime.h"
+#include "events/dispatcher.h"
+#include "events/job_event.h"
+#include "events/logs_deliverer.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
 #include "server/server_metrics.h"
 #include "services/lambda/lambda_service.h"
+#include "services/events/events_service.h"
 #include "services/logs/logs_service.h"
 #include "services/monitoring/monitoring_service.h"
 #include "services/sagemaker/sagemaker_service.h"
@@ -90,6 +94,11 @@ struct Server::Impl {
   std::unique_ptr<HttpServer> runtime_http;
   std::shared_ptr<services::LambdaService> lambda;
   std::unique_ptr<functions::LambdaDeliverer> lambda_deliverer;
+  // EventBridge: the "logs" target, the dispatcher that routes the outbox and delivers, and the
+  // source of job events the controller stores with each change (destroyed after it).
+  std::unique_ptr<events::LogsDeliverer> logs_deliverer;
+  std::unique_ptr<events::EventDispatcher> dispatcher;
+  std::unique_ptr<events::JobEventPublisher> job_events;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -105,6 +114,8 @@ struct Server::Impl {
   std::vector<std::string> warnings;  // Warnings()
 
   ~Impl() {
+    // Its workers deliver to SNS, which enqueues on delivery_queue: stopped before that goes.
+    if (dispatcher) dispatcher->Shutdown();
     if (alarms) alarms->Stop();
     delivery_queue.reset();
     if (lock_fd >= 0) ::close(lock_fd);
@@ -561,7 +572,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (!s3.ok()) return s3.status().WithPrefix("S3 storage settings");
   impl->s3 = *s3;
 
-  for (const char* service : {"sagemaker", "trainyard", "logs", "cloudwatch", "sns", "lambda"}) {
+  for (const char* service :
+       {"sagemaker", "trainyard", "logs", "cloudwatch", "sns", "lambda", "events"}) {
     if (api::ServiceModel::Embedded(service) == nullptr) {
       return Internal(std::string("the embedded ") + service + " model does not load");
     }
@@ -620,9 +632,20 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   gopts.allow_account_updates = config.governance_allow_account_updates;
   impl->governance =
       std::make_unique<events::Governance>(gopts, impl->store.get(), SystemClock::Default());
+  impl->logs_deliverer =
+      std::make_unique<events::LogsDeliverer>(impl->store.get(), SystemClock::Default());
+  impl->deliveries.Register("logs", impl->logs_deliverer.get());
+  events::DispatcherOptions dopts = config.events;
+  dopts.region = config.region;
+  impl->dispatcher = std::make_unique<events::EventDispatcher>(
+      dopts, impl->store.get(), &impl->deliveries, SystemClock::Default());
+  events::EventDispatcher* dispatcher = impl->dispatcher.get();
+  impl->job_events =
+      std::make_unique<events::JobEventPublisher>([dispatcher] { dispatcher->Wake(); });
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
-      std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get()});
+      std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get()},
+      impl->job_events.get());
   impl->credentials = std::move(creds);
   impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
   api::RouterOptions ropts;
@@ -703,6 +726,10 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->lambda_deliverer = std::make_unique<functions::LambdaDeliverer>(
       impl->function_store.get(), impl->function_runtime.get());
   impl->deliveries.Register("lambda", impl->lambda_deliverer.get());
+  services::EventsOptions eopts;
+  eopts.region = config.region;
+  impl->router->AddService(std::make_shared<services::EventsService>(
+      eopts, impl->store.get(), SystemClock::Default(), [dispatcher] { dispatcher->Wake(); }));
   impl->config = std::move(config);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -780,6 +807,8 @@ Status Server::Start() {
 
   TY_RETURN_IF_ERROR(d.controller->Start());
   d.alarms->Start();
+  // Deliveries a previous server left pending are resumed (at least once).
+  TY_RETURN_IF_ERROR(d.dispatcher->Start());
   // The socket is bound and listening already: connections queue until the
   // accept loop runs, so the server is ready to serve from here on.
   TY_RETURN_IF_ERROR(d.http->Start());
@@ -813,6 +842,7 @@ void Server::Shutdown(bool wait_for_connections) {
   if (d.lambda) d.lambda->Shutdown();
   if (d.function_runtime) d.function_runtime->Shutdown();
   if (d.runtime_http) d.runtime_http->Shutdown(false);
+  if (d.dispatcher) d.dispatcher->Shutdown();
   // The jobs' networks are released by now: the firewall table goes too (the process ends
   // with _Exit, without destructors).
   if (d.launcher) d.launcher->Close();

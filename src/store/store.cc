@@ -71,7 +71,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -204,6 +204,50 @@ CREATE TABLE event_outbox (
   event_json TEXT NOT NULL,
   created_ms INTEGER NOT NULL
 );
+)sql",
+    // v6: EventBridge rules and targets of each account's default bus, and the deliveries of
+    // routed events to targets (pending, or dead letters once dead_ms is set).
+    R"sql(
+CREATE TABLE event_rules (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  bus TEXT NOT NULL,
+  name TEXT NOT NULL,
+  event_pattern TEXT NOT NULL,
+  schedule TEXT NOT NULL,
+  state TEXT NOT NULL,
+  description TEXT NOT NULL,
+  role_arn TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  last_fired_ms INTEGER,
+  UNIQUE (account, bus, name)
+);
+CREATE TABLE event_targets (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  rule_id INTEGER NOT NULL REFERENCES event_rules (id) ON DELETE CASCADE,
+  target_id TEXT NOT NULL,
+  arn TEXT NOT NULL,
+  target_json TEXT NOT NULL,
+  UNIQUE (rule_id, target_id)
+);
+CREATE TABLE event_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  rule_arn TEXT NOT NULL,
+  target_id TEXT NOT NULL,
+  target_arn TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_ms INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  max_age_ms INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  dead_ms INTEGER
+);
+CREATE INDEX event_deliveries_dead ON event_deliveries (account, dead_ms, id);
 )sql",
 };
 
@@ -516,23 +560,43 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-Status Store::InsertJob(model::JobRecord* record) {
+Status Store::InsertJob(model::JobRecord* record) { return InsertJob(record, {}, {}); }
+
+Status Store::InsertJob(model::JobRecord* record, const std::vector<Tag>& tags,
+                        const std::vector<OutboxEvent>& events) {
   static const std::string kSql =
       std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") + kMutableColumns +
       ") VALUES (?, ?, ?, ?, " + Placeholders(kMutableCount) + ")";
   MutexLock lock(&mu_);
-  TY_STMT(s, kSql);
-  s.Bind(1, record->account);
-  s.Bind(2, record->spec.name);
-  s.Bind(3, record->arn);
-  s.Bind(4, ToEpochMillis(record->creation_time));
-  BindMutable(s, 5, *record);
-  Status st = s.Exec();
-  if (st.code() == StatusCode::kAlreadyExists) {
-    return AlreadyExists("training job " + record->spec.name + " already exists");
+  Transaction txn(db_);
+  const bool batch = !tags.empty() || !events.empty();
+  if (batch) TY_RETURN_IF_ERROR(txn.Begin());
+  {
+    TY_STMT(s, kSql);
+    s.Bind(1, record->account);
+    s.Bind(2, record->spec.name);
+    s.Bind(3, record->arn);
+    s.Bind(4, ToEpochMillis(record->creation_time));
+    BindMutable(s, 5, *record);
+    Status st = s.Exec();
+    if (st.code() == StatusCode::kAlreadyExists) {
+      return AlreadyExists("training job " + record->spec.name + " already exists");
+    }
+    TY_RETURN_IF_ERROR(st);
   }
-  TY_RETURN_IF_ERROR(st);
-  record->id = sqlite3_last_insert_rowid(db_);
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  for (const auto& t : tags) {
+    TY_STMT(s,
+            "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value");
+    s.Bind(1, record->arn);
+    s.Bind(2, t.key);
+    s.Bind(3, t.value);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  TY_RETURN_IF_ERROR(AppendOutboxLocked(events));
+  if (batch) TY_RETURN_IF_ERROR(txn.Commit());
+  record->id = id;
   return Status::Ok();
 }
 

@@ -126,6 +126,51 @@ struct OutboxEvent {
   int64_t created_ms = 0;
 };
 
+// An EventBridge rule of one account's event bus.
+struct RuleRow {
+  int64_t id = 0;  // never reused
+  std::string account;
+  std::string bus = "default";
+  std::string name;
+  std::string event_pattern;  // JSON text; "" for a schedule-only rule
+  std::string schedule;       // "rate(...)" / "cron(...)"; "" for a pattern rule
+  std::string state = "ENABLED";
+  std::string description;
+  std::string role_arn;
+  int64_t created_ms = 0;
+  std::optional<int64_t> last_fired_ms;  // scheduled rules: when it last fired
+};
+
+// A target of a rule: its Id, its ARN and the whole Target as PutTargets took it (JSON).
+struct TargetRow {
+  int64_t rule_id = 0;
+  std::string target_id;
+  std::string arn;
+  std::string target_json;
+};
+
+// One event on its way to one target: pending until delivered (then deleted), or a dead letter
+// (dead_ms set) once its retries or age ran out or the target refused it for good.
+struct DeliveryRow {
+  int64_t id = 0;  // assigned on insert; increasing
+  std::string account;
+  std::string rule_arn;
+  std::string target_id;
+  std::string target_arn;
+  // Deliveries of one non-empty lane are delivered one at a time in id order (a job's events to
+  // one target); "" is a lane of its own.
+  std::string lane;
+  std::string event_id;
+  std::string payload;  // what the target receives (after Input/InputPath/InputTransformer)
+  int64_t created_ms = 0;
+  int attempts = 0;
+  int64_t next_ms = 0;  // when to try (again)
+  int max_attempts = 0;
+  int64_t max_age_ms = 0;
+  std::string last_error;
+  std::optional<int64_t> dead_ms;
+};
+
 struct JobVersion {
   int64_t id = 0;
   int64_t version = 0;
@@ -169,6 +214,10 @@ class Store {
   // Inserts a new job; kAlreadyExists if (account, name) is taken.
   // Sets record->id.
   Status InsertJob(model::JobRecord* record);
+  // The same, with the job's tags and the outbox events reporting its creation, all in one
+  // transaction.
+  Status InsertJob(model::JobRecord* record, const std::vector<Tag>& tags,
+                   const std::vector<OutboxEvent>& events);
   // Writes every mutable field of the record (status, transitions, times,
   // metrics, runtime bookkeeping) in one transaction.
   Status UpdateJob(const model::JobRecord& record);
@@ -248,6 +297,50 @@ class Store {
                          int64_t ingest_ms);
   Result<std::vector<StreamEvent>> ReadStreamEvents(const StreamRead& read);
   Result<std::vector<StreamEvent>> ScanGroupEvents(const GroupScan& scan);
+
+  // ---- EventBridge: rules, targets and deliveries (event_store.cc) ----
+  // Creates the rule or updates the one of (account, bus, name), keeping its targets and creation
+  // time; sets row->id and row->created_ms (now_ms for a new rule).
+  Status PutRule(RuleRow* row, int64_t now_ms);
+  // kNotFound when the account has no such rule.
+  Result<RuleRow> GetRule(const std::string& account, const std::string& bus,
+                          const std::string& name);
+  // The bus's rules by name, names starting with `prefix`, name > after_name, at most limit.
+  Result<std::vector<RuleRow>> ListRules(const std::string& account, const std::string& bus,
+                                         const std::string& prefix, const std::string& after_name,
+                                         int64_t limit);
+  // The account's ENABLED rules with an event pattern, with their targets (for routing).
+  Result<std::vector<std::pair<RuleRow, std::vector<TargetRow>>>> EnabledPatternRules(
+      const std::string& account);
+  // Every account's ENABLED scheduled rules.
+  Result<std::vector<RuleRow>> EnabledScheduledRules();
+  // kNotFound when the account has no such rule.
+  Status SetRuleState(const std::string& account, const std::string& bus, const std::string& name,
+                      const std::string& state);
+  // Ok when absent (DeleteRule is idempotent); kFailedPrecondition while it has targets.
+  Status DeleteRule(const std::string& account, const std::string& bus, const std::string& name);
+  // Adds or replaces targets by Id; kNotFound when the rule is gone.
+  Status PutTargets(int64_t rule_id, const std::vector<TargetRow>& targets);
+  Status RemoveTargets(int64_t rule_id, const std::vector<std::string>& ids);
+  // The rule's targets in the order they were first put, Id > after_id, at most limit.
+  Result<std::vector<TargetRow>> ListTargets(int64_t rule_id, const std::string& after_id,
+                                             int64_t limit);
+  // Stores the deliveries of outbox event `seq` (ids assigned) and removes the event, in one
+  // transaction: routed exactly once, even across a crash.
+  Status RouteOutboxEvent(int64_t seq, std::vector<DeliveryRow>* deliveries);
+  // Stores the deliveries of a scheduled rule's firing and records it fired at fired_ms.
+  Status FireScheduledRule(int64_t rule_id, int64_t fired_ms, std::vector<DeliveryRow>* deliveries);
+  // Deliveries still to make, oldest first.
+  Result<std::vector<DeliveryRow>> PendingDeliveries();
+  Status DeleteDelivery(int64_t id);
+  // Records a failed attempt: the next try at next_ms.
+  Status RetryDelivery(int64_t id, int attempts, int64_t next_ms, const std::string& error);
+  // Makes it a dead letter; the account keeps its newest `keep` dead letters.
+  Status BuryDelivery(int64_t id, int attempts, int64_t dead_ms, const std::string& error,
+                      int64_t keep);
+  // The account's dead letters, newest first, id < before_id (0: from the newest), at most limit.
+  Result<std::vector<DeliveryRow>> DeadLetters(const std::string& account, int64_t before_id,
+                                               int64_t limit);
 
   Status AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples);
   Result<std::vector<MetricSample>> ReadMetricSamples(int64_t job_id);

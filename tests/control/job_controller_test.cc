@@ -49,7 +49,7 @@ class JobControllerTest : public ::testing::Test {
     std::vector<JobObserver*> observers = {metrics_observer_.get()};
     if (extra_observer_ != nullptr) observers.push_back(extra_observer_);
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_,
-                                                  SystemClock::Default(), observers);
+                                                  SystemClock::Default(), observers, events_);
     ASSERT_TRUE(controller_->Start().ok());
   }
   model::JobSpec Spec(const std::string& name) {
@@ -90,6 +90,7 @@ class JobControllerTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<telemetry::JobMetricsObserver> metrics_observer_;
   JobObserver* extra_observer_ = nullptr;
+  JobEventSource* events_ = nullptr;
   std::unique_ptr<JobController> controller_;
 };
 
@@ -215,6 +216,61 @@ TEST_F(JobControllerTest, ObserversMayCreateJobsAndSetStatusMessages) {
   controller_.reset();  // before `cloner`, which it notifies while shutting down
   EXPECT_EQ(cloner.clone_tags(), "origin=orig");
   EXPECT_EQ(cloner.orig_message(), "cloned by a policy");
+}
+
+// One outbox event per call, naming the state and the tags it was given.
+class FakeEventSource final : public JobEventSource {
+ public:
+  std::vector<store::OutboxEvent> StateChangeEvents(const model::JobRecord& job,
+                                                    const std::vector<store::Tag>& tags,
+                                                    TimePoint now) override {
+    std::string text = std::string(model::Name(job.status)) + "/" + model::Name(job.secondary);
+    for (const auto& t : tags) text += " " + t.key + "=" + t.value;
+    return {{0, job.account, job.arn, text, ToEpochMillis(now)}};
+  }
+  void Committed() override { committed.fetch_add(1); }
+  std::atomic<int> committed{0};
+};
+
+TEST_F(JobControllerTest, StoresAnEventWithTheJobsCreationAndEachChangeOfItsStatuses) {
+  FakeEventSource source;
+  controller_.reset();
+  events_ = &source;
+  OpenAll();
+  auto job = controller_->Submit("123456789012", Spec("evented"), "{}", {{"team", "ml"}});
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto tags = store_->GetTags(job->arn);
+  ASSERT_TRUE(tags.ok());
+  ASSERT_EQ(tags->size(), 1u);  // stored with the job
+  const std::string token = launcher_.configs[0].token;
+  auto phase = Report(*job, AgentReport::Type::kPhase, 1);
+  phase.phase = SecondaryStatus::kTraining;
+  ASSERT_TRUE(controller_->HandleReport(token, phase).ok());
+  auto logs = Report(*job, AgentReport::Type::kLog, 2);  // no change of status: no event
+  logs.stream = launcher_.configs[0].log_stream;
+  logs.lines = {{1000, "hello"}};
+  ASSERT_TRUE(controller_->HandleReport(token, logs).ok());
+  ASSERT_TRUE(store_->SetTags(job->arn, {{"owner", "ana"}}).ok());
+  auto exit = Report(*job, AgentReport::Type::kExit, 3);
+  exit.outcome = AgentReport::Outcome::kCompleted;
+  ASSERT_TRUE(controller_->HandleReport(token, exit).ok());
+  auto outbox = store_->ReadOutbox(0, 100);
+  ASSERT_TRUE(outbox.ok());
+  std::vector<std::string> got;
+  for (const auto& e : *outbox) {
+    EXPECT_EQ(e.ordering_key, job->arn);
+    got.push_back(e.event_json);
+  }
+  ASSERT_GE(got.size(), 3u);
+  EXPECT_EQ(got.front(), "InProgress/Starting team=ml");
+  EXPECT_EQ(got.back(), "Completed/Completed team=ml owner=ana");  // tags as they are now
+  EXPECT_NE(std::find(got.begin(), got.end(), "InProgress/Training team=ml"), got.end());
+  for (size_t i = 1; i < got.size(); ++i) EXPECT_NE(got[i], got[i - 1]);  // only on a change
+  EXPECT_EQ(source.committed.load(), static_cast<int>(got.size()));
+  // A restarted controller reports nothing again for jobs it finds as they were.
+  controller_.reset();
+  OpenAll();
+  EXPECT_EQ(store_->ReadOutbox(0, 100)->size(), got.size());
 }
 
 TEST_F(JobControllerTest, RunsAJobToCompletionFromAgentReports) {

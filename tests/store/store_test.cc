@@ -232,7 +232,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 5);  // the number of migrations
+  EXPECT_EQ(sqlite3_column_int(s, 0), 6);  // the number of migrations
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -293,7 +293,9 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
                          "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
-                         "DROP TABLE log_groups; DROP TABLE event_outbox; CREATE TABLE log_events "
+                         "DROP TABLE log_groups; DROP TABLE event_outbox; DROP TABLE "
+                         "event_deliveries; DROP TABLE event_targets; DROP TABLE event_rules; "
+                         "CREATE TABLE log_events "
                          "(seq INTEGER PRIMARY "
                          "KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id) ON "
                          "DELETE CASCADE, stream TEXT NOT NULL, ts_ms INTEGER NOT NULL, message "

@@ -6,6 +6,7 @@
 #include "services/trainyard/trainyard_service.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "api/api_error.h"
 #include "control/billing.h"
@@ -56,11 +57,45 @@ api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const ap
       {"DescribeGovernance", &TrainyardService::DescribeGovernance},
       {"UpdateGovernance", &TrainyardService::UpdateGovernance},
       {"ListGovernanceActions", &TrainyardService::ListGovernanceActions},
+      {"ListDeadLetters", &TrainyardService::ListDeadLetters},
   };
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller, body);
   }
   return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
+}
+
+TrainyardService::Outcome TrainyardService::ListDeadLetters(const Caller& caller,
+                                                            const json& body) {
+  int64_t before = 0;
+  if (auto t = body.find("NextToken"); t != body.end() && t->is_string()) {
+    const std::string& text = t->get_ref<const std::string&>();
+    char* end = nullptr;
+    before = std::strtoll(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0' || before <= 0) {
+      return Validation("The NextToken provided is invalid.");
+    }
+  }
+  int64_t limit = body.value("MaxResults", 50);
+  auto rows = store_->DeadLetters(caller.account_id, before, limit + 1);
+  if (!rows.ok()) return ToApiError(rows.status());
+  json out = {{"DeadLetters", json::array()}};
+  for (size_t i = 0; i < rows->size() && static_cast<int64_t>(i) < limit; ++i) {
+    const auto& d = (*rows)[i];
+    out["DeadLetters"].push_back({{"EventId", d.event_id},
+                                  {"RuleArn", d.rule_arn},
+                                  {"TargetId", d.target_id},
+                                  {"TargetArn", d.target_arn},
+                                  {"Attempts", d.attempts},
+                                  {"Error", d.last_error},
+                                  {"EventTime", static_cast<double>(d.created_ms) / 1000.0},
+                                  {"DeadTime", static_cast<double>(d.dead_ms.value_or(0)) / 1000.0},
+                                  {"Payload", d.payload}});
+  }
+  if (static_cast<int64_t>(rows->size()) > limit) {
+    out["NextToken"] = std::to_string((*rows)[static_cast<size_t>(limit - 1)].id);
+  }
+  return out;
 }
 
 TrainyardService::Outcome TrainyardService::InterruptTrainingJob(const Caller& caller,

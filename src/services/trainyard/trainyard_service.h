@@ -10,6 +10,7 @@
 //   DescribeGovernance          the caller's account's built-in governance policies
 //   UpdateGovernance            replaces them (or returns to the server's defaults)
 //   ListGovernanceActions       what the policies did to the account's jobs, newest first
+//   ListDeadLetters             EventBridge deliveries that failed for good, newest first
 //
 // Thread-safe: Call may run on any number of HTTP workers at once.
 #pragma once
@@ -49,6 +50,7 @@ class TrainyardService final : public api::Service {
   Outcome UpdateGovernance(const api::Caller& caller, const Json& body);
   Outcome ListGovernanceActions(const api::Caller& caller, const Json& body);
   Json GovernanceDocument(const std::string& account) const;
+  Outcome ListDeadLetters(const api::Caller& caller, const Json& body);
 
   const std::shared_ptr<const api::ServiceModel> model_;
   const capacity::InstanceCatalog* const catalog_;
