@@ -138,7 +138,7 @@ def main():
     try:
         b = Bench(server)
         lam, ev, sm = b.c["lambda"], b.c["events"], b.c["sagemaker"]
-        fn = lam.create_function(FunctionName="probe", Runtime="python3.11", Role="arn:aws:iam::1:role/x",
+        fn = lam.create_function(FunctionName="probe", Runtime="python3.11", Role="arn:aws:iam::123456789012:role/bench",
                                  Handler="probe.handler", Code={"ZipFile": code}, Timeout=30,
                                  MemorySize=256)["FunctionArn"]
         for rule, pattern in (("jobs", {"source": ["aws.sagemaker"],
@@ -191,7 +191,7 @@ def main():
 
         # Alarm detection: an idle job, an alarm on its CPU with a direct Lambda action.
         stop_fn = lam.create_function(FunctionName="stopper", Runtime="python3.11",
-                                      Role="arn:aws:iam::1:role/x", Handler="probe.stop_idle",
+                                      Role="arn:aws:iam::123456789012:role/bench", Handler="probe.stop_idle",
                                       Code={"ZipFile": code}, Timeout=30)["FunctionArn"]
         sm.create_training_job(**job("idle", out, "sleep 300"))
         while sm.describe_training_job(TrainingJobName="idle")["SecondaryStatus"] != "Training":
