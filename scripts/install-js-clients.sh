@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The AWS SDK for JavaScript v3 clients (npm) that tests/e2e/test_js_sdk.py drives Trainyard with:
-# @aws-sdk/client-sagemaker, -cloudwatch-logs, -cloudwatch, -sns and -lambda, one pinned
+# @aws-sdk/client-sagemaker, -cloudwatch-logs, -cloudwatch, -sns, -lambda and -eventbridge, one pinned
 # version for all. Test tools only: Trainyard never loads them.
 #
 # usage: scripts/install-js-clients.sh install   install into <repo>/.deps/js (idempotent; does
@@ -11,7 +11,7 @@ set -euo pipefail
 
 version=3.1142.0
 packages=(@aws-sdk/client-sagemaker @aws-sdk/client-cloudwatch-logs @aws-sdk/client-cloudwatch
-          @aws-sdk/client-sns @aws-sdk/client-lambda)
+          @aws-sdk/client-sns @aws-sdk/client-lambda @aws-sdk/client-eventbridge)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 prefix="$repo/.deps/js"
 modules="$prefix/node_modules"

@@ -223,7 +223,7 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
     // Services whose operations do not model ValidationException report constraint
     // violations under the error they do model, as AWS does: CloudWatch Logs as
     // InvalidParameterException, CloudWatch as MissingParameter (a required member is absent)
-    // or InvalidParameterValue.
+    // or InvalidParameterValue, and otherwise as the query services' common ValidationError.
     auto models = [op](const char* name) {
       return std::find(op->errors.begin(), op->errors.end(), name) != op->errors.end();
     };
@@ -235,6 +235,10 @@ WireResponse ApiRouter::Handle(const HttpRequestParts& req) {
         err->type = "InvalidParameterValueException";
       } else if (models("InvalidParameterException")) {
         err->type = "InvalidParameterException";
+      } else if (std::find(model.metadata().protocols.begin(), model.metadata().protocols.end(),
+                           "query") != model.metadata().protocols.end()) {
+        // Query services (CloudWatch, SNS) list ValidationError among their common errors.
+        err->type = "ValidationError";
       }
     }
     return fail(*codec, &model, std::move(*err));

@@ -273,6 +273,12 @@ TEST_F(RouterTest, ConstraintViolationsTakeTheErrorTheOperationModels) {
       Signed(Form("Action=ListMetrics&Version=2010-08-01&Namespace=" + std::string(300, 'n')),
              "monitoring"));
   EXPECT_NE(r.body.find("<Code>InvalidParameterValue</Code>"), std::string::npos) << r.body;
+  // PutMetricAlarm models neither: the query services' common ValidationError.
+  r = router_->Handle(Signed(Form("Action=PutMetricAlarm&Version=2010-08-01&AlarmName=a&"
+                                  "EvaluationPeriods=1&ComparisonOperator=Sideways"),
+                             "monitoring"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Code>ValidationError</Code>"), std::string::npos) << r.body;
   // Logs models InvalidParameterException.
   r = router_->Handle(
       Signed(Json("Logs_20140328.DescribeLogGroups", R"({"limit": 5000})"), "logs"));

@@ -2,7 +2,7 @@
 // scripts/install-js-clients.sh). Run by tests/e2e/test_js_sdk.py with /usr/bin/node.
 //
 // usage: node js_sdk.js CALLS.json
-//   CALLS.json: [{"client": "sagemaker"|"logs"|"cloudwatch"|"sns", "op": "ListTrainingJobs",
+//   CALLS.json: [{"client": "sagemaker"|"logs"|"cloudwatch"|"sns"|"lambda"|"events", "op": "ListTrainingJobs",
 //                 "input": {...}, "paginate": false}, ...]
 //   In inputs, {"$date": "<ISO 8601>"} becomes a Date and {"$base64": "..."} bytes. With "paginate": true (or an object of
 //   paginator settings, e.g. {"pageSize": 2, "stopOnSameToken": true}) the SDK's own paginator
@@ -24,6 +24,7 @@ const packages = {
   cloudwatch: ["@aws-sdk/client-cloudwatch", "CloudWatchClient"],
   sns: ["@aws-sdk/client-sns", "SNSClient"],
   lambda: ["@aws-sdk/client-lambda", "LambdaClient"],
+  events: ["@aws-sdk/client-eventbridge", "EventBridgeClient"],
 };
 
 function revive(value) {
