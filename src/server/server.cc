@@ -172,7 +172,6 @@ Status CheckDatabaseBesideJobs(const std::string& data_dir) {
   return FailedPrecondition(LostDatabase(db, data_dir, trees, missing ? "missing" : "empty"));
 }
 
-
 // A function's log lines into the account's CloudWatch Logs group (created on first use).
 class StoreLogSink final : public functions::LogSink {
  public:
