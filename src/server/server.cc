@@ -30,20 +30,20 @@
 #include "control/delivery.h"
 #include "control/delivery_queue.h"
 #include "control/job_controller.h"
+#include "events/dispatcher.h"
 #include "events/governance.h"
+#include "events/job_event.h"
+#include "events/logs_deliverer.h"
 #include "functions/function_store.h"
 #include "functions/lambda_deliverer.h"
 #include "functions/runtime.h"
-#include "events/dispatcher.h"
-#include "events/job_event.h"
-#include "events/logs_deliverer.h"
 #include "launch/image_catalog.h"
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
 #include "server/server_metrics.h"
-#include "services/lambda/lambda_service.h"
 #include "services/events/events_service.h"
+#include "services/lambda/lambda_service.h"
 #include "services/logs/logs_service.h"
 #include "services/monitoring/monitoring_service.h"
 #include "services/sagemaker/sagemaker_service.h"
@@ -692,10 +692,9 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   telemetry::AlarmManagerOptions alarm_options;
   alarm_options.data_dir = config.data_dir;
   alarm_options.region = config.region;
-  TY_ASSIGN_OR_RETURN(impl->alarms,
-                      telemetry::AlarmManager::Open(alarm_options, impl->metric_store.get(),
-                                                    &impl->deliveries, impl->delivery_queue.get(),
-                                                    SystemClock::Default()));
+  TY_ASSIGN_OR_RETURN(impl->alarms, telemetry::AlarmManager::Open(
+                                        alarm_options, impl->metric_store.get(), &impl->deliveries,
+                                        impl->delivery_queue.get(), SystemClock::Default()));
   impl->router->AddService(std::make_shared<services::MonitoringService>(
       impl->metric_store.get(), SystemClock::Default(), impl->alarms.get()));
   impl->router->AddService(std::make_shared<services::SnsService>(impl->sns.get()));
@@ -716,8 +715,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       fopts, impl->function_logs.get(), impl->function_keys.get());
   services::LambdaOptions lambda_opts;
   lambda_opts.region = config.region;
-  impl->lambda = std::make_shared<services::LambdaService>(
-      lambda_opts, impl->function_store.get(), impl->function_runtime.get());
+  impl->lambda = std::make_shared<services::LambdaService>(lambda_opts, impl->function_store.get(),
+                                                           impl->function_runtime.get());
   // A 50 MB package, base64 in JSON.
   constexpr size_t kLambdaBodyBytes = 70 << 20;
   impl->router->AddService(impl->lambda, std::max(config.max_body_bytes, kLambdaBodyBytes));

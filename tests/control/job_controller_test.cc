@@ -181,8 +181,7 @@ class CloningObserver final : public JobObserver {
       model::JobSpec spec = after.spec;
       spec.name = "orig-r1";
       actions.SetStatusMessage(after.arn, "cloned by a policy");
-      actions.Create(after.account, spec, R"({"TrainingJobName":"orig-r1"})",
-                     {{"origin", "orig"}});
+      actions.Create(after.account, spec, R"({"TrainingJobName":"orig-r1"})", {{"origin", "orig"}});
       actions.Create(after.account, spec, "{}", {});  // a taken name: refused, logged
     } else if (after.spec.name == "orig-r1" && clone_tags_.empty()) {
       auto tags = store_->GetTags(after.arn);

@@ -224,8 +224,7 @@ TEST(AlarmManagerFileTest, ABrokenFileIsRefusedWithItsName) {
     o.data_dir = dir.path();
     auto m = AlarmManager::Open(o, nullptr, nullptr, nullptr, SystemClock::Default());
     ASSERT_FALSE(m.ok()) << text;
-    EXPECT_NE(m.status().message().find("alarms.json"), std::string::npos)
-        << m.status().ToString();
+    EXPECT_NE(m.status().message().find("alarms.json"), std::string::npos) << m.status().ToString();
   }
 }
 
