@@ -248,7 +248,7 @@ std::string EventDispatcher::TakeDueLocked(int64_t now_ms, int64_t* next_due_ms)
   return "";
 }
 
-void EventDispatcher::DeliverHead(const std::string& key, store::DeliveryRow row) {
+void EventDispatcher::DeliverHead(const std::string& key, const store::DeliveryRow& row) {
   control::Delivery d;
   d.account = row.account;
   d.target_arn = row.target_arn;
@@ -320,7 +320,7 @@ int EventDispatcher::DeliverDueOnce() {
       due.emplace_back(key, lane.queue.front());
     }
   }
-  for (auto& [key, row] : due) DeliverHead(key, std::move(row));
+  for (auto& [key, row] : due) DeliverHead(key, row);
   return static_cast<int>(due.size());
 }
 
@@ -361,7 +361,7 @@ void EventDispatcher::WorkerLoop() {
     }
     store::DeliveryRow row = lanes_[key].queue.front();
     lock.Unlock();  // no lock across the delivery (it may block for a function's timeout)
-    DeliverHead(key, std::move(row));
+    DeliverHead(key, row);
     lock.Lock();
   }
 }

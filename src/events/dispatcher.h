@@ -79,7 +79,7 @@ class EventDispatcher {
   // The lane of a due head, marked busy; "" when none.
   std::string TakeDueLocked(int64_t now_ms, int64_t* next_due_ms) TY_REQUIRES(mu_);
   // Sends the head of `lane` and records the outcome.
-  void DeliverHead(const std::string& lane_key, store::DeliveryRow row);
+  void DeliverHead(const std::string& lane_key, const store::DeliveryRow& row);
   // The deliveries for one event matched to one rule's targets.
   void AddDeliveries(const nlohmann::json& event, const std::string& account,
                      const std::string& ordering_key, const store::RuleRow& rule,

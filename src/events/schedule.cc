@@ -150,8 +150,8 @@ std::optional<TimePoint> Schedule::NextAfter(TimePoint after, TimePoint origin) 
     const int year = tm.tm_year + 1900;
     if (year > 2199) return std::nullopt;
     const bool day_ok = year >= 1970 && years_.test(static_cast<size_t>(year - 1970)) &&
-                        months_.test(static_cast<size_t>(tm.tm_mon + 1)) &&
-                        (any_day_ ? weekdays_.test(static_cast<size_t>(tm.tm_wday + 1))
+                        months_.test(static_cast<size_t>(tm.tm_mon) + 1) &&
+                        (any_day_ ? weekdays_.test(static_cast<size_t>(tm.tm_wday) + 1)
                                   : days_.test(static_cast<size_t>(tm.tm_mday)));
     if (day_ok) {
       for (int h = tm.tm_hour; h < 24; ++h) {

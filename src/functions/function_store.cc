@@ -139,7 +139,8 @@ Result<std::unique_ptr<FunctionStore>> FunctionStore::Open(const std::string& da
         if (leaf.rfind("code-", 0) == 0 && leaf != live) (void)RemoveAll(f->path().string());
       }
       ec.clear();
-      store->functions_[Key(config->account, config->name)] = std::move(config).value();
+      std::string key = Key(config->account, config->name);
+      store->functions_[key] = std::move(config).value();
     }
     ec.clear();
   }

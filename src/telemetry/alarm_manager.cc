@@ -14,7 +14,7 @@ namespace ty::telemetry {
 namespace {
 
 using nlohmann::json;
-using ordered = nlohmann::ordered_json;
+using Ordered = nlohmann::ordered_json;
 constexpr int64_t kTwoWeeksMs = 14LL * 24 * 3600 * 1000;
 constexpr const char* kFile = "alarms.json";
 
@@ -545,11 +545,11 @@ std::string AlarmManager::SnsSubject(const MetricAlarm& a) const {
 }
 
 std::string AlarmManager::SnsMessage(const MetricAlarm& a, AlarmState old_state) const {
-  ordered dims = ordered::array();
+  Ordered dims = Ordered::array();
   for (const auto& d : a.dimensions) {
-    dims.push_back(ordered{{"value", d.value}, {"name", d.name}});
+    dims.push_back(Ordered{{"value", d.value}, {"name", d.name}});
   }
-  ordered trigger;
+  Ordered trigger;
   trigger["MetricName"] = a.metric_name;
   trigger["Namespace"] = a.ns;
   if (!a.extended_statistic.empty()) {
@@ -559,7 +559,7 @@ std::string AlarmManager::SnsMessage(const MetricAlarm& a, AlarmState old_state)
     trigger["StatisticType"] = "Statistic";
     trigger["Statistic"] = UpperSnake(a.statistic);
   }
-  trigger["Unit"] = a.unit.empty() ? ordered(nullptr) : ordered(a.unit);
+  trigger["Unit"] = a.unit.empty() ? Ordered(nullptr) : Ordered(a.unit);
   trigger["Dimensions"] = dims;
   trigger["Period"] = a.period_s;
   trigger["EvaluationPeriods"] = a.rule.evaluation_periods;
@@ -568,9 +568,9 @@ std::string AlarmManager::SnsMessage(const MetricAlarm& a, AlarmState old_state)
   trigger["Threshold"] = a.rule.threshold;
   trigger["TreatMissingData"] = MissingDataName(a.rule.missing);
   trigger["EvaluateLowSampleCountPercentile"] = a.evaluate_low_sample_count_percentile;
-  ordered m;
+  Ordered m;
   m["AlarmName"] = a.name;
-  m["AlarmDescription"] = a.description.empty() ? ordered(nullptr) : ordered(a.description);
+  m["AlarmDescription"] = a.description.empty() ? Ordered(nullptr) : Ordered(a.description);
   m["AWSAccountId"] = a.account;
   m["AlarmConfigurationUpdatedTimestamp"] = MessageTime(a.config_updated_ms);
   m["NewStateValue"] = AlarmStateName(a.state);
@@ -589,31 +589,31 @@ std::string AlarmManager::SnsMessage(const MetricAlarm& a, AlarmState old_state)
 std::string AlarmManager::LambdaPayload(const MetricAlarm& a, AlarmState old_state,
                                         const std::string& old_reason,
                                         int64_t old_updated_ms) const {
-  ordered dims = ordered::object();
+  Ordered dims = Ordered::object();
   for (const auto& d : a.dimensions) dims[d.name] = d.value;
-  ordered metric_stat;
+  Ordered metric_stat;
   metric_stat["metric"] =
-      ordered{{"namespace", a.ns}, {"name", a.metric_name}, {"dimensions", dims}};
+      Ordered{{"namespace", a.ns}, {"name", a.metric_name}, {"dimensions", dims}};
   metric_stat["period"] = a.period_s;
   metric_stat["stat"] = a.statistic.empty() ? a.extended_statistic : a.statistic;
   if (!a.unit.empty()) metric_stat["unit"] = a.unit;
-  ordered metric;
+  Ordered metric;
   metric["id"] = "m1";
   metric["metricStat"] = metric_stat;
   metric["returnData"] = true;
-  ordered config;
+  Ordered config;
   config["description"] = a.description;
-  config["metrics"] = ordered::array({metric});
-  ordered data;
+  config["metrics"] = Ordered::array({metric});
+  Ordered data;
   data["alarmName"] = a.name;
-  data["state"] = ordered{{"value", AlarmStateName(a.state)},
+  data["state"] = Ordered{{"value", AlarmStateName(a.state)},
                           {"reason", a.state_reason},
                           {"timestamp", IsoTime(a.state_updated_ms)}};
-  data["previousState"] = ordered{{"value", AlarmStateName(old_state)},
+  data["previousState"] = Ordered{{"value", AlarmStateName(old_state)},
                                   {"reason", old_reason},
                                   {"timestamp", IsoTime(old_updated_ms)}};
   data["configuration"] = config;
-  ordered p;
+  Ordered p;
   p["source"] = "aws.cloudwatch";
   p["alarmArn"] = AlarmArn(a.account, a.name);
   p["accountId"] = a.account;

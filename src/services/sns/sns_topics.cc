@@ -19,7 +19,7 @@ namespace ty::services {
 namespace {
 
 using nlohmann::json;
-using ordered = nlohmann::ordered_json;
+using Ordered = nlohmann::ordered_json;
 constexpr size_t kFailuresPerTopic = 20;
 
 std::string IsoMillis(TimePoint t) {
@@ -56,9 +56,9 @@ std::string UnsubscribeUrl(const std::string& region, const std::string& sub_arn
   return "https://sns." + region + ".amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + sub_arn;
 }
 
-ordered Attributes(const std::map<std::string, SnsMessageAttribute>& attrs) {
-  ordered out = ordered::object();
-  for (const auto& [name, a] : attrs) out[name] = ordered{{"Type", a.type}, {"Value", a.value}};
+Ordered Attributes(const std::map<std::string, SnsMessageAttribute>& attrs) {
+  Ordered out = Ordered::object();
+  for (const auto& [name, a] : attrs) out[name] = Ordered{{"Type", a.type}, {"Value", a.value}};
   return out;
 }
 
@@ -139,11 +139,11 @@ bool IsLoopbackUrl(const std::string& url, std::string* why) {
 }
 
 std::string LambdaEnvelope(const SnsNotification& n, const std::string& region) {
-  ordered sns;
+  Ordered sns;
   sns["Type"] = "Notification";
   sns["MessageId"] = n.message_id;
   sns["TopicArn"] = n.topic_arn;
-  sns["Subject"] = n.subject ? ordered(*n.subject) : ordered(nullptr);
+  sns["Subject"] = n.subject ? Ordered(*n.subject) : Ordered(nullptr);
   sns["Message"] = n.message;
   sns["Timestamp"] = n.timestamp;
   sns["SignatureVersion"] = "1";
@@ -151,18 +151,18 @@ std::string LambdaEnvelope(const SnsNotification& n, const std::string& region) 
   sns["SigningCertUrl"] = CertUrl(region);
   sns["UnsubscribeUrl"] = UnsubscribeUrl(region, n.subscription_arn);
   sns["MessageAttributes"] = Attributes(n.attributes);
-  ordered record;
+  Ordered record;
   record["EventSource"] = "aws:sns";
   record["EventVersion"] = "1.0";
   record["EventSubscriptionArn"] = n.subscription_arn;
   record["Sns"] = sns;
-  ordered out;
-  out["Records"] = ordered::array({record});
+  Ordered out;
+  out["Records"] = Ordered::array({record});
   return out.dump();
 }
 
 std::string HttpBody(const SnsNotification& n, const std::string& region) {
-  ordered body;
+  Ordered body;
   body["Type"] = "Notification";
   body["MessageId"] = n.message_id;
   body["TopicArn"] = n.topic_arn;
