@@ -33,6 +33,12 @@ Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
   return Status::Ok();
 }
 
+// libarchive's message for the last error; it may have none (a null string).
+std::string ArchiveError(archive* a) {
+  const char* e = archive_error_string(a);
+  return e != nullptr ? e : "malformed zip archive";
+}
+
 }  // namespace
 
 std::string SafeEntryPath(std::string_view name) {
@@ -62,8 +68,7 @@ Result<ZipSummary> UnpackZip(std::string_view zip, const std::string& dest_dir,
   if (!a) return IoError("libarchive: out of memory");
   archive_read_support_format_zip(a.get());
   if (archive_read_open_memory(a.get(), zip.data(), zip.size()) != ARCHIVE_OK) {
-    return InvalidArgument(std::string("Could not unzip uploaded file: ") +
-                           archive_error_string(a.get()));
+    return InvalidArgument(std::string("Could not unzip uploaded file: ") + ArchiveError(a.get()));
   }
   TY_RETURN_IF_ERROR(MakeDirs(dest_dir, 0755));
   ZipSummary sum;
@@ -74,7 +79,7 @@ Result<ZipSummary> UnpackZip(std::string_view zip, const std::string& dest_dir,
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
       return InvalidArgument(std::string("Could not unzip uploaded file: ") +
-                             archive_error_string(a.get()));
+                             ArchiveError(a.get()));
     }
     if (++sum.entries > limits.max_entries) {
       return InvalidArgument("the zip file has more than " + std::to_string(limits.max_entries) +
@@ -119,7 +124,7 @@ Result<ZipSummary> UnpackZip(std::string_view zip, const std::string& dest_dir,
       if (n == 0) break;
       if (n < 0) {
         return InvalidArgument("Could not unzip uploaded file: entry '" + name +
-                               "': " + archive_error_string(a.get()));
+                               "': " + ArchiveError(a.get()));
       }
       sum.total_bytes += n;
       if (sum.total_bytes > limits.max_total_bytes) {
