@@ -4,6 +4,25 @@ namespace ty::model {
 
 using nlohmann::json;
 
+namespace {
+
+json RulesToJson(const std::vector<RuleSpec>& rules) {
+  json arr = json::array();
+  for (const auto& r : rules) {
+    arr.push_back({{"configuration_name", r.configuration_name},
+                   {"evaluator_image", r.evaluator_image},
+                   {"rule", r.rule},
+                   {"parameters", r.parameters},
+                   {"local_path", r.local_path},
+                   {"s3_output_path", r.s3_output_path},
+                   {"instance_type", r.instance_type},
+                   {"volume_size_gb", r.volume_size_gb}});
+  }
+  return arr;
+}
+
+}  // namespace
+
 json SpecToJson(const JobSpec& s) {
   json channels = json::array();
   for (const auto& c : s.channels) {
@@ -40,6 +59,27 @@ json SpecToJson(const JobSpec& s) {
             {"network_isolation", s.network_isolation}};
   if (s.max_wait) j["max_wait_seconds"] = s.max_wait->count();
   if (s.checkpoint_uri) j["checkpoint_uri"] = *s.checkpoint_uri;
+  if (s.debug_hook) {
+    json collections = json::array();
+    for (const auto& c : s.debug_hook->collections) {
+      collections.push_back({{"name", c.name}, {"parameters", c.parameters}});
+    }
+    j["debug_hook"] = {{"s3_output_path", s.debug_hook->s3_output_path},
+                       {"local_path", s.debug_hook->local_path},
+                       {"hook_parameters", s.debug_hook->hook_parameters},
+                       {"collections", collections}};
+  }
+  if (!s.debug_rules.empty()) j["debug_rules"] = RulesToJson(s.debug_rules);
+  if (s.tensorboard) {
+    j["tensorboard"] = {{"s3_output_path", s.tensorboard->s3_output_path},
+                        {"local_path", s.tensorboard->local_path}};
+  }
+  if (s.profiler) {
+    j["profiler"] = {{"s3_output_path", s.profiler->s3_output_path},
+                     {"interval_ms", s.profiler->interval_ms},
+                     {"disabled", s.profiler->disabled}};
+  }
+  if (!s.profiler_rules.empty()) j["profiler_rules"] = RulesToJson(s.profiler_rules);
   return j;
 }
 
@@ -49,6 +89,25 @@ template <typename T>
 void Get(const json& j, const char* key, T* out) {
   auto it = j.find(key);
   if (it != j.end() && !it->is_null()) *out = it->get<T>();
+}
+
+std::vector<RuleSpec> RulesFromJson(const json& j, const char* key) {
+  std::vector<RuleSpec> out;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_array()) return out;
+  for (const auto& e : *it) {
+    RuleSpec r;
+    Get(e, "configuration_name", &r.configuration_name);
+    Get(e, "evaluator_image", &r.evaluator_image);
+    Get(e, "rule", &r.rule);
+    Get(e, "parameters", &r.parameters);
+    Get(e, "local_path", &r.local_path);
+    Get(e, "s3_output_path", &r.s3_output_path);
+    Get(e, "instance_type", &r.instance_type);
+    Get(e, "volume_size_gb", &r.volume_size_gb);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace
@@ -97,6 +156,36 @@ Result<JobSpec> SpecFromJson(const json& j) {
     Get(j, "checkpoint_local_path", &s.checkpoint_local_path);
     Get(j, "max_retry_attempts", &s.max_retry_attempts);
     Get(j, "network_isolation", &s.network_isolation);
+    if (auto it = j.find("debug_hook"); it != j.end() && it->is_object()) {
+      DebugHookSpec h;
+      Get(*it, "s3_output_path", &h.s3_output_path);
+      Get(*it, "local_path", &h.local_path);
+      Get(*it, "hook_parameters", &h.hook_parameters);
+      if (auto c = it->find("collections"); c != it->end()) {
+        for (const auto& e : *c) {
+          CollectionConfig cc;
+          Get(e, "name", &cc.name);
+          Get(e, "parameters", &cc.parameters);
+          h.collections.push_back(std::move(cc));
+        }
+      }
+      s.debug_hook = std::move(h);
+    }
+    s.debug_rules = RulesFromJson(j, "debug_rules");
+    if (auto it = j.find("tensorboard"); it != j.end() && it->is_object()) {
+      TensorBoardSpec t;
+      Get(*it, "s3_output_path", &t.s3_output_path);
+      Get(*it, "local_path", &t.local_path);
+      s.tensorboard = std::move(t);
+    }
+    if (auto it = j.find("profiler"); it != j.end() && it->is_object()) {
+      ProfilerSpec p;
+      Get(*it, "s3_output_path", &p.s3_output_path);
+      Get(*it, "interval_ms", &p.interval_ms);
+      Get(*it, "disabled", &p.disabled);
+      s.profiler = std::move(p);
+    }
+    s.profiler_rules = RulesFromJson(j, "profiler_rules");
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("malformed job spec: ") + e.what());
   }

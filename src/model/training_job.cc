@@ -92,4 +92,28 @@ std::string ModelArtifactUri(const JobSpec& spec) {
   return spec.compress_output ? base + "model.tar.gz" : base + "model/";
 }
 
+namespace {
+
+std::string JobSubdirUri(std::string base, const std::string& job, const char* leaf) {
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/" + job + "/" + leaf + "/";
+}
+
+}  // namespace
+
+std::string DebugOutputUri(const JobSpec& spec) {
+  if (!spec.debug_hook) return "";
+  return JobSubdirUri(spec.debug_hook->s3_output_path, spec.name, "debug-output");
+}
+
+std::string TensorBoardOutputUri(const JobSpec& spec) {
+  if (!spec.tensorboard) return "";
+  return JobSubdirUri(spec.tensorboard->s3_output_path, spec.name, "tensorboard-output");
+}
+
+std::string ProfilerOutputUri(const JobSpec& spec) {
+  if (!spec.profiler || spec.profiler->disabled) return "";
+  return JobSubdirUri(spec.profiler->s3_output_path, spec.name, "profiler-output");
+}
+
 }  // namespace ty::model

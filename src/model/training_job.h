@@ -60,6 +60,46 @@ struct Channel {
   std::string data_type = "S3Prefix";  // S3Prefix | ManifestFile
 };
 
+// Debugger and profiler (CreateTrainingJob's DebugHookConfig, DebugRuleConfigurations,
+// TensorBoardOutputConfig, ProfilerConfig, ProfilerRuleConfigurations). The hook runs inside the
+// training process; its output is synced to <S3OutputPath>/<job>/debug-output/ and the rules run
+// on the control plane (debugger/).
+struct CollectionConfig {
+  std::string name;                              // CollectionName
+  std::map<std::string, std::string> parameters;  // CollectionParameters, strings as sent
+};
+
+struct DebugHookSpec {
+  std::string s3_output_path;                     // the hook output goes to <this>/<job>/debug-output/
+  std::string local_path = "/opt/ml/output/tensors";  // LocalPath: the hook's out_dir
+  std::map<std::string, std::string> hook_parameters;  // HookParameters, strings as sent
+  // CollectionConfigurations, with the collections the job's rules need merged in (spec §2.5).
+  std::vector<CollectionConfig> collections;
+};
+
+// One DebugRuleConfigurations or ProfilerRuleConfigurations entry.
+struct RuleSpec {
+  std::string configuration_name;  // RuleConfigurationName (unique within the job)
+  std::string evaluator_image;     // RuleEvaluatorImage (a regional built-in rules image)
+  std::string rule;                // RuleParameters["rule_to_invoke"]
+  std::map<std::string, std::string> parameters;  // RuleParameters, strings as sent
+  std::string local_path;                         // LocalPath (echoed only)
+  std::string s3_output_path;                     // S3OutputPath (echoed only)
+  std::string instance_type;                      // InstanceType (echoed only)
+  int volume_size_gb = 0;                         // VolumeSizeInGB (echoed only)
+};
+
+struct TensorBoardSpec {
+  std::string s3_output_path;  // synced to <this>/<job>/tensorboard-output/
+  std::string local_path = "/opt/ml/output/tensorboard";
+};
+
+struct ProfilerSpec {
+  std::string s3_output_path;  // system metrics go to <this>/<job>/profiler-output/system/
+  int64_t interval_ms = 500;   // ProfilingIntervalInMilliseconds
+  bool disabled = false;       // DisableProfiler
+};
+
 struct JobSpec {
   std::string name;
   std::string training_image;
@@ -83,6 +123,11 @@ struct JobSpec {
   int max_retry_attempts = 0;  // RetryStrategy.MaximumRetryAttempts, 0 = none
   // EnableNetworkIsolation: the instances reach each other and nothing else (no NAT, no store).
   bool network_isolation = false;
+  std::optional<DebugHookSpec> debug_hook;
+  std::vector<RuleSpec> debug_rules;
+  std::optional<TensorBoardSpec> tensorboard;
+  std::optional<ProfilerSpec> profiler;
+  std::vector<RuleSpec> profiler_rules;
 };
 
 struct StatusTransition {
@@ -169,5 +214,11 @@ std::string TrainingJobArn(const std::string& region, const std::string& account
 // The expected model artifact location: "<S3OutputPath>/<job>/output/model.tar.gz"
 // (".../output/model/" when output compression is off).
 std::string ModelArtifactUri(const JobSpec& spec);
+// Where the platform puts the job's debugger, TensorBoard and profiler output:
+// "<S3OutputPath>/<job>/debug-output/", ".../tensorboard-output/", ".../profiler-output/"
+// ("" when the job has no such config).
+std::string DebugOutputUri(const JobSpec& spec);
+std::string TensorBoardOutputUri(const JobSpec& spec);
+std::string ProfilerOutputUri(const JobSpec& spec);
 
 }  // namespace ty::model
