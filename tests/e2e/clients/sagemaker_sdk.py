@@ -4,10 +4,18 @@ a user's notebook would. Run by tests/e2e/test_sagemaker_sdk.py under the pyenv 
 
 usage: sagemaker_sdk.py fit SPEC.json        build the estimator SPEC describes, call fit() with
                                              its defaults (wait=True, logs=True)
+       sagemaker_sdk.py start SPEC.json      the same with fit(wait=False): the result is the
+                                             CreateTrainingJob request the SDK sent; SPEC may name
+                                             debugger rules ("rules": [{"rule": "vanishing_gradient",
+                                             "collections": {"gradients": {"save_interval": "1"}},
+                                             "parameters": {...}, "stop_training": true}]) and
+                                             profiler rules ("profiler_rules": ["ProfilerReport"])
        sagemaker_sdk.py calls CALLS.json     run each call of a list, in one process (importing
                                              the SDK takes seconds):
          ["attach", KIND, JOB]               Estimator.attach (KIND estimator) or PyTorch.attach
          ["analytics", JOB]                  TrainingJobAnalytics(JOB).dataframe()
+         ["rules", KIND, JOB]                attach, then rule_job_summary() and the debugger
+                                             artifacts path
 
 Everything the SDK prints goes to stdout untouched. The result is the last line, `RESULT <json>`:
 fit's result, or for `calls` one {"ok": result} or {"error": traceback} per call. Environment: the client variables of conftest.Server.client_env(), plus
@@ -58,6 +66,52 @@ def fit(spec_path):
     result({"job_name": est.latest_training_job.name, "model_data": est.model_data})
 
 
+def debugger_rules(specs):
+    """Rule.sagemaker(rule_configs.<rule>(), ...) per spec, as a notebook writes them."""
+    from sagemaker.debugger import CollectionConfig, Rule, rule_configs
+    rules = []
+    for spec in specs:
+        collections = [CollectionConfig(name=n, parameters=p)
+                       for n, p in spec.get("collections", {}).items()] or None
+        actions = rule_configs.ActionList(rule_configs.StopTraining()) \
+            if spec.get("stop_training") else None
+        rules.append(Rule.sagemaker(getattr(rule_configs, spec["rule"])(),
+                                    rule_parameters=spec.get("parameters"),
+                                    collections_to_save=collections, actions=actions))
+    return rules
+
+
+def profiler_rules(names):
+    from sagemaker.debugger import ProfilerRule, rule_configs
+    return [ProfilerRule.sagemaker(getattr(rule_configs, n)()) for n in names]
+
+
+def start(spec_path):
+    """fit(wait=False); the result is what the SDK sent to CreateTrainingJob."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    kind = spec.pop("kind")
+    job_name = spec.pop("job_name")
+    rules = debugger_rules(spec.pop("rules", [])) + profiler_rules(spec.pop("profiler_rules", []))
+    cls = {"estimator": Estimator, "pytorch": PyTorch}[kind]
+    sent = {}
+    sess = session()
+    client = sess.sagemaker_client
+    client.meta.events.register(
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **kw: sent.update(params))
+    est = cls(sagemaker_session=sess, rules=rules or None, **spec)
+    est.fit(job_name=job_name, wait=False)
+    result({"job_name": est.latest_training_job.name, "request": sent})
+
+
+def rules(kind, job_name):
+    cls = {"estimator": Estimator, "pytorch": PyTorch}[kind]
+    est = cls.attach(job_name, sagemaker_session=session())
+    return {"summary": est.latest_training_job.rule_job_summary(),
+            "debugger_artifacts": est.latest_job_debugger_artifacts_path()}
+
+
 def attach(kind, job_name):
     """The rebuilt estimator's settings."""
     cls = {"estimator": Estimator, "pytorch": PyTorch}[kind]
@@ -101,7 +155,8 @@ def calls(path):
     done = []
     for call in todo:
         try:
-            done.append({"ok": {"attach": attach, "analytics": analytics}[call[0]](*call[1:])})
+            done.append({"ok": {"attach": attach, "analytics": analytics,
+                                "rules": rules}[call[0]](*call[1:])})
         except Exception:  # noqa: BLE001 - reported to the test, which judges it
             done.append({"error": traceback.format_exc()})
     result(done)
@@ -111,6 +166,8 @@ def main(argv):
     cmd = argv[1]
     if cmd == "fit":
         fit(argv[2])
+    elif cmd == "start":
+        start(argv[2])
     elif cmd == "calls":
         calls(argv[2])
     else:
