@@ -88,9 +88,11 @@ def main():
         with open(os.environ["CHECKPOINT_CONFIG_FILE_PATH"]) as f:
             cp_dir = json.load(f)["LocalPath"]
         os.makedirs(cp_dir, exist_ok=True)
-        ck = os.path.join(cp_dir, "model.pt")
-        if os.path.exists(ck):
-            state = torch.load(ck)
+        # One file per checkpoint (ckpt_<step>.pt): smdebug's scan sees a new name; a rewrite
+        # of the same name with the same size would escape it (ours also compares mtimes).
+        found = sorted((int(f[5:-3]), f) for f in os.listdir(cp_dir) if f.startswith("ckpt_"))
+        if found:
+            state = torch.load(os.path.join(cp_dir, found[-1][1]))
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             torch.manual_seed(1000 + state["step"])
@@ -125,7 +127,7 @@ def main():
         step = one_step(True)
         if step in ckpt_at and cp_dir:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step},
-                       os.path.join(cp_dir, "model.pt"))
+                       os.path.join(cp_dir, "ckpt_%d.pt" % step))
             if a.explicit:
                 hook.on_checkpoint_saved()
         if a.die_after is not None and step >= a.die_after:
