@@ -54,12 +54,21 @@ def _env(pythonpath, cwd, extra=None):
     return env
 
 
+def train_all(runs, cwd, smdebug_path=None):
+    """Runs independent trainings side by side: [(lib, out, args, env), ...]."""
+    procs = []
+    for lib, out, args, env in runs:
+        pp = PKG if lib == "ours" else smdebug_path
+        procs.append((lib, subprocess.Popen(
+            [PY, TRAIN, "--lib", lib, "--out", str(out)] + [str(a) for a in args], cwd=cwd,
+            env=_env(pp, cwd, env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for lib, p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{lib} training failed:\n{out[-3000:]}\n{err[-3000:]}"
+
+
 def train(lib, out, cwd, smdebug_path=None, args=(), env=None):
-    pp = PKG if lib == "ours" else smdebug_path
-    res = subprocess.run([PY, TRAIN, "--lib", lib, "--out", str(out)] + [str(a) for a in args],
-                         cwd=cwd, env=_env(pp, cwd, env), capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, f"{lib} training failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res
+    train_all([(lib, out, args, env)], cwd, smdebug_path)
 
 
 def read_trial(trial, cwd, smdebug_path):
@@ -180,8 +189,8 @@ def test_real_smdebug_reads_what_our_hook_writes(tmp_path, smdebug_path):
     assert not (trial / "claim.smd").exists()
 
 
+# (The constructor path without a JSON config is compared byte for byte in the resume test.)
 BYTE_CASES = {
-    "default-mlp": ([], None),
     "config-cnn": (["--model", "cnn"], {
         "LocalPath": "x",
         "HookParameters": {"save_interval": "2", "eval.save_interval": "1", "save_steps": "1,3",
@@ -208,8 +217,8 @@ def test_byte_for_byte_with_smdebug(tmp_path, smdebug_path, case):
     args = list(args) + ["--steps", 4, "--eval-steps", 2]
     if cfg:
         args += ["--config", write_json(tmp_path / "cfg.json", cfg)]
-    train("ours", tmp_path / "ours", tmp_path, args=args)
-    train("smdebug", tmp_path / "sm", tmp_path, smdebug_path, args=args)
+    train_all([("ours", tmp_path / "ours", args, None), ("smdebug", tmp_path / "sm", args, None)],
+              tmp_path, smdebug_path)
     for d in ("ours", "sm"):
         # The claim is removed at close; the end marker is placed (no TRAINING_JOB_NAME).
         assert not (tmp_path / d / "claim.smd").exists()
@@ -316,3 +325,139 @@ def test_create_from_json_file(tmp_path, monkeypatch):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         td.Hook.create_from_json_file(str(tmp_path / "junk.json"))
+
+
+STATE_KEYS = ["training-run", "latest-global-step-saved", "latest-global-step-seen", "latest-mode-step"]
+
+
+def _cp_env(tmp_path, name):
+    cfg = write_json(tmp_path / ("cpconfig-%s.json" % name), {"LocalPath": str(tmp_path / ("cp-" + name))})
+    return {"CHECKPOINT_CONFIG_FILE_PATH": cfg}
+
+
+def _index_steps(trial):
+    return sorted(int(p.name.split("_")[0]) for p in (trial / "index").rglob("*.json"))
+
+
+def test_state_store_scan_resume_agrees_with_smdebug(tmp_path, smdebug_path):
+    """Checkpoint after step 2 (found by the directory scan at the next step boundary), killed
+    after step 4, resumed in a new process; then each library resumes from the OTHER's
+    metadata.json, and both resumed trials are equal byte for byte."""
+    train_all([(lib, tmp_path / ("run1-" + lib), ["--steps", 6, "--ckpt-at", 2, "--die-after", 4],
+                _cp_env(tmp_path, lib)) for lib in ("ours", "smdebug")], tmp_path, smdebug_path)
+    for lib in ("ours", "smdebug"):
+        # Step 3's files appeared when step 4 started; step 4's never did (no close).
+        assert _index_steps(tmp_path / ("run1-" + lib)) == [0, 1, 2, 3]
+    ours_meta = (tmp_path / "cp-ours" / "metadata.json").read_bytes()
+    assert ours_meta == (tmp_path / "cp-smdebug" / "metadata.json").read_bytes()
+    states = json.loads(ours_meta)
+    assert [list(s) for s in states] == [STATE_KEYS]
+    assert states[0] == {"training-run": 0, "latest-global-step-saved": 2, "latest-global-step-seen": 2,
+                         "latest-mode-step": {"GLOBAL": 2, "TRAIN": 2}}
+    assert not list((tmp_path / "cp-ours").glob("*.tmp"))
+    # Swap the checkpoint dirs: smdebug resumes from our metadata.json, ours from smdebug's.
+    shutil.copytree(tmp_path / "cp-ours", tmp_path / "cp-x-smdebug")
+    shutil.copytree(tmp_path / "cp-smdebug", tmp_path / "cp-x-ours")
+    train_all([(lib, tmp_path / ("run2-" + lib), ["--steps", 3, "--ckpt-at", 4], _cp_env(tmp_path, "x-" + lib))
+               for lib in ("ours", "smdebug")], tmp_path, smdebug_path)
+    for lib in ("ours", "smdebug"):
+        # The first step written is seen + 1; nothing at or before the checkpoint again.
+        assert _index_steps(tmp_path / ("run2-" + lib)) == [3, 4, 5]
+    first = json.loads((tmp_path / "run2-ours" / "index" / "000000000" / "000000000003_worker_0.json").read_text())
+    assert first["meta"]["mode"] == "TRAIN" and first["meta"]["mode_step"] == 3
+    assert diff_trials(tmp_path / "run2-ours", tmp_path / "run2-smdebug") == []
+    # Both recorded the second checkpoint (a new file) the same way, training-run now 1.
+    m_ours = (tmp_path / "cp-x-ours" / "metadata.json").read_bytes()
+    assert m_ours == (tmp_path / "cp-x-smdebug" / "metadata.json").read_bytes()
+    assert json.loads(m_ours)[-1] == {"training-run": 1, "latest-global-step-saved": 4,
+                                      "latest-global-step-seen": 4,
+                                      "latest-mode-step": {"GLOBAL": 4, "TRAIN": 4}}
+
+
+def test_state_store_explicit_checkpoint_and_overwrite(tmp_path, smdebug_path):
+    """hook.on_checkpoint_saved() records the state at once: a process killed right after its
+    checkpoint (before any later step boundary, so before any scan) still resumes at step + 1.
+    The resumed run writes into the same out_dir (a killed process's claim.smd is taken over):
+    steps up to the checkpoint stay as they were, later steps are overwritten consistently."""
+    # Control: scan only, killed right after the checkpoint -> no state recorded.
+    env = _cp_env(tmp_path, "ex")
+    trial = tmp_path / "trial"
+    train_all([("ours", tmp_path / "ctl", ["--steps", 6, "--ckpt-at", 2, "--die-after", 2], _cp_env(tmp_path, "ctl")),
+               ("ours", trial, ["--steps", 6, "--ckpt-at", 2, "--explicit", "--die-after", 4,
+                                "--record", tmp_path / "rec1.npz"], env)], tmp_path)
+    assert (tmp_path / "cp-ctl" / "ckpt_2.pt").exists()
+    assert not (tmp_path / "cp-ctl" / "metadata.json").exists()
+    states = json.loads((tmp_path / "cp-ex" / "metadata.json").read_text())
+    # One state: the scan at the next boundary sees nothing new after the explicit call.
+    assert states == [{"training-run": 0, "latest-global-step-saved": 2, "latest-global-step-seen": 2,
+                       "latest-mode-step": {"GLOBAL": 2, "TRAIN": 2}}]
+    assert (trial / "claim.smd").exists()  # left behind by the killed process
+    before = {p: p.read_bytes() for p in trial.rglob("*") if p.is_file() and "00000000000" in p.name
+              and int(p.name.split("_")[0]) <= 2}
+    step3 = (trial / "events" / "000000000003" / "000000000003_worker_0.tfevents").read_bytes()
+    assert len(before) == 6
+
+    train("ours", trial, tmp_path, env=env, args=["--steps", 3, "--record", tmp_path / "rec2.npz"])
+    assert _index_steps(trial) == [0, 1, 2, 3, 4, 5]
+    assert {p: p.read_bytes() for p in before} == before  # nothing at or before the checkpoint rewritten
+    assert (trial / "events" / "000000000003" / "000000000003_worker_0.tfevents").read_bytes() != step3
+    assert not (trial / "claim.smd").exists()
+    info, got = read_trial(trial, tmp_path, smdebug_path)
+    rec1, rec2 = dict(np.load(tmp_path / "rec1.npz")), dict(np.load(tmp_path / "rec2.npz"))
+    assert info["mode_steps"]["TRAIN"] == [0, 1, 2, 3, 4, 5]
+    for k in ("0/Net_fc1.weight", "2/gradient/Net_fc2.bias", "2/CrossEntropyLoss_output_0"):
+        assert np.array_equal(got[k], rec1[k]), k
+    for k in ("3/Net_fc1.weight", "3/gradient/Net_fc2.bias", "3/CrossEntropyLoss_output_0",
+              "5/CrossEntropyLoss_output_0"):
+        assert np.array_equal(got[k], rec2[k]), k
+    # Step 3 starts from the restored checkpoint (same weights as the lost attempt's step 3) but
+    # sees other data after the restart: its loss and gradients are the resumed run's.
+    assert np.array_equal(rec1["3/Net_fc1.weight"], rec2["3/Net_fc1.weight"])
+    for k in ("3/gradient/Net_fc2.bias", "3/CrossEntropyLoss_output_0"):
+        assert not np.array_equal(rec1[k], rec2[k]), k
+
+
+def test_state_store_scan_and_explicit_step(tmp_path, monkeypatch):
+    from trainyard_debugger.state_store import StateStore
+    cp = tmp_path / "cp"
+    cp.mkdir()
+    store = StateStore(str(cp))
+    assert not store.checkpoint_changed()  # empty
+    (cp / "x.pt.sagemaker-uploaded").write_bytes(b"1")
+    (cp / "metadata.json").write_text("[]")
+    assert not store.checkpoint_changed()  # ignored names
+    (cp / "sub").mkdir()
+    (cp / "sub" / "a.pt").write_bytes(b"12")
+    assert store.checkpoint_changed() and not store.checkpoint_changed()
+    os.utime(cp / "sub" / "a.pt", ns=(1, 1))  # same name and size, rewritten: smdebug misses this
+    assert store.checkpoint_changed()
+
+    import torch
+    monkeypatch.setenv("CHECKPOINT_CONFIG_FILE_PATH", write_json(tmp_path / "cpc.json", {"LocalPath": str(cp)}))
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
+    (cp / "metadata.json").unlink()
+    hook = td.Hook(out_dir=str(tmp_path / "out"), save_config=td.SaveConfig(save_interval=1))
+    model = torch.nn.Linear(2, 1)
+    hook.register_module(model)
+    hook.set_mode(td.modes.TRAIN)
+    for _ in range(5):
+        model(torch.ones(1, 2)).sum().backward()
+    hook.set_mode(td.modes.EVAL)
+    model(torch.ones(1, 2))
+    hook.set_mode(td.modes.TRAIN)
+    model(torch.ones(1, 2)).sum().backward()
+    assert hook.step == 6 and hook.mode_steps[ModeKeys.TRAIN] == 5
+    hook.on_checkpoint_saved(4)  # the checkpoint holds the model after global step 4
+    with pytest.raises(ValueError):
+        hook.on_checkpoint_saved(7)
+    hook.close()
+    states = json.loads((cp / "metadata.json").read_text())
+    assert states[-1]["latest-global-step-seen"] == 4
+    assert states[-1]["latest-mode-step"] == {"GLOBAL": 4, "TRAIN": 3, "EVAL": 0}
+    resumed = td.Hook(out_dir=str(tmp_path / "out2"))
+    assert (resumed.step, resumed.training_run) == (4, 1)
+    assert resumed.mode_steps == {ModeKeys.GLOBAL: 4, ModeKeys.TRAIN: 3, ModeKeys.EVAL: 0}
+    resumed.close()
+    (cp / "metadata.json").write_text('[{"training-run": "x"}]')
+    with pytest.raises(ValueError, match="malformed state"):
+        td.Hook(out_dir=str(tmp_path / "out3"))
