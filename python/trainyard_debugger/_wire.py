@@ -6,6 +6,8 @@ compare byte for byte with smdebug's.
 """
 import struct
 
+import numpy as np
+
 # CRC-32C (Castagnoli), reflected polynomial 0x82F63B78, one table lookup per byte.
 _CRC_TABLE = []
 for _i in range(256):
@@ -73,8 +75,10 @@ def encode_metadata(mode_value, mode_step):
     return _len_field(0x0A, d1) + _len_field(0x0A, d2)
 
 
-def encode_tensor(array, tag):
-    """TensorProto of a numpy array: dtype, shape with the "<tag>_<dimsize>" dim names, content."""
+def tensor_parts(array, tag):
+    """TensorProto of a numpy array as (head, content): dtype, shape with smdebug's
+    "<tag>_<dimsize>" dim names, then the raw little-endian C-order content, which is left as
+    a memoryview of the array (no copy; the caller writes it before the array changes)."""
     shape = b""
     for d in array.shape:
         dim = (b"\x08" + _varint(d) if d else b"") + _len_field(0x12, ("%s_%d" % (tag, d)).encode())
@@ -85,22 +89,42 @@ def encode_tensor(array, tag):
         out = _len_field(0x12, shape)
         for s in array:
             out += _len_field(0x42, s if isinstance(s, bytes) else str(s).encode())
-        return out
+        return out, b""
     dt = DTYPES.get(array.dtype.name)
     if dt is None:
         raise TypeError("numpy dtype %s is not supported" % array.dtype)
-    content = array.tobytes()
-    out = b"\x08" + _varint(dt) + _len_field(0x12, shape)
-    if content:
-        out += _len_field(0x22, content)
-    return out
+    head = b"\x08" + _varint(dt) + _len_field(0x12, shape)
+    if array.nbytes == 0:
+        return head, b""
+    content = memoryview(np.ascontiguousarray(array).reshape(-1)).cast("B")
+    return head + b"\x22" + _varint(len(content)), content
 
 
-def encode_event(wall_time, step, tag, tensor_bytes, metadata_bytes):
-    """Event{wall_time, step, summary{value{tag, tensor, metadata}}}."""
-    value = _len_field(0x0A, tag.encode()) + _len_field(0x42, tensor_bytes) + _len_field(0x4A, metadata_bytes)
-    summary = _len_field(0x0A, value)
-    out = b"\x09" + struct.pack("<d", wall_time) if wall_time else b""
+def encode_tensor(array, tag):
+    head, content = tensor_parts(array, tag)
+    return head + bytes(content)
+
+
+def record_parts(wall_time, step, tag, array, mode_value, mode_step):
+    """One framed record, Event{wall_time, step, summary{value{tag, tensor, metadata}}}, as a
+    list of byte pieces whose join is the record; lengths are computed, the content not copied."""
+    t_head, content = tensor_parts(array, tag)
+    t_len = len(t_head) + len(content)
+    v_head = _len_field(0x0A, tag.encode()) + b"\x42" + _varint(t_len)
+    v_tail = _len_field(0x4A, encode_metadata(mode_value, mode_step))
+    v_len = len(v_head) + t_len + len(v_tail)
+    s_head = b"\x0a" + _varint(v_len)
+    s_len = len(s_head) + v_len
+    e_head = b"\x09" + struct.pack("<d", wall_time) if wall_time else b""
     if step:
-        out += b"\x10" + _varint(step)
-    return out + _len_field(0x2A, summary)
+        e_head += b"\x10" + _varint(step)
+    e_head += b"\x2a" + _varint(s_len)
+    n = len(e_head) + s_len
+    header = struct.pack("<Q", n)
+    header += struct.pack("<I", masked_crc32c(header))
+    return [header, e_head, s_head, v_head, t_head, content, v_tail, FOOTER], len(header) + n + 4
+
+
+def frame_event(wall_time, step, tag, array, mode_value, mode_step):
+    parts, _ = record_parts(wall_time, step, tag, array, mode_value, mode_step)
+    return b"".join(bytes(p) for p in parts)

@@ -26,18 +26,16 @@ class StepWriter:
 
     def write_tensor(self, array, name, mode, mode_step, timestamp=None):
         """Appends one Event holding `array` (a numpy array) under the tag `name`."""
-        payload = _wire.encode_event(
-            timestamp if timestamp else time.time(), self.step, name,
-            _wire.encode_tensor(array, name), _wire.encode_metadata(mode.value, mode_step))
-        record = _wire.frame_record(payload)
+        parts, length = _wire.record_parts(timestamp if timestamp else time.time(), self.step, name,
+                                           array, mode.value, mode_step)
         if self._f is None:
             os.makedirs(os.path.dirname(self.event_path), exist_ok=True)
             self._f = open(self.event_path + ".tmp", "wb")
-        self._f.write(record)
+        self._f.writelines(parts)
         if "event_file_name" not in self.meta:
             self.meta = {"mode": mode.name, "mode_step": int(mode_step), "event_file_name": self.event_rel}
-        self.tensor_payload.append({"tensorname": name, "start_idx": self._pos, "length": len(record)})
-        self._pos += len(record)
+        self.tensor_payload.append({"tensorname": name, "start_idx": self._pos, "length": length})
+        self._pos += length
 
     def write_shape(self, name, shape, mode, mode_step):
         if not self.meta:

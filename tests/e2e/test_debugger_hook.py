@@ -249,6 +249,13 @@ def test_wire_constants_and_records():
     t = _wire.encode_tensor(np.zeros((2, 3), np.float32), "w")
     assert b"w_2" in t and b"w_3" in t and t[:2] == b"\x08\x01"
     assert _wire.encode_tensor(np.array(1.5, np.float32), "l")[:4] == b"\x08\x01\x12\x00"  # shape []
+    # A whole record: the pieces' join has the announced length and frames one payload; the
+    # content of a non-contiguous array is written in C order.
+    arr = np.arange(6, dtype=np.int64).reshape(2, 3).T
+    parts, n = _wire.record_parts(1.0, 7, "t", arr, 1, 7)
+    whole = b"".join(bytes(p) for p in parts)
+    assert len(whole) == n and masked_records(whole)[0][:12] == whole[:12]
+    assert np.ascontiguousarray(arr).tobytes() in whole and b"t_3" in whole and b"t_2" in whole
 
 
 def _steps(save_config, mode, n):
