@@ -264,6 +264,12 @@ class Hook:
         (default: the step the hook last saw). A resumed run starts at step + 1."""
         if step is not None and (not isinstance(step, int) or step > self.step):
             raise ValueError("step=%r must be an int <= the current step %d" % (step, self.step))
+        if self.state_store.dir is None:
+            if not getattr(self, "_warned_no_cp", False):
+                logger.warning("on_checkpoint_saved: no checkpoint dir (CHECKPOINT_CONFIG_FILE_PATH or "
+                               "/opt/ml/input/config/checkpointconfig.json); nothing recorded")
+                self._warned_no_cp = True
+            return
         self.state_store.append(self._current_state(step))
 
     def _increment_step(self):

@@ -1,5 +1,7 @@
 """`trainyard_debugger.pytorch.Hook`, mirroring `smdebug.pytorch.Hook`."""
-from . import modes  # noqa: F401
-from .collections import CollectionKeys  # noqa: F401
-from .config import ReductionConfig, SaveConfig, SaveConfigMode  # noqa: F401
-from .hook import Hook  # noqa: F401
+from . import modes
+from .collections import CollectionKeys
+from .config import ReductionConfig, SaveConfig, SaveConfigMode
+from .hook import Hook
+
+__all__ = ["Hook", "SaveConfig", "SaveConfigMode", "ReductionConfig", "modes", "CollectionKeys"]
