@@ -101,6 +101,7 @@ SPARSE = {
         {"CollectionName": "losses"},
         {"CollectionName": "relu_output",
          "CollectionParameters": {"include_regex": ".*relu_output", "train.save_interval": "1", "end_step": "3"}},
+        {"CollectionName": "custom", "CollectionParameters": {"include_regex": "^custom/"}},
     ],
 }
 
@@ -111,7 +112,7 @@ def test_real_smdebug_reads_what_our_hook_writes(tmp_path, smdebug_path):
     # replace its location entry, so it loses the raw value; the byte test covers save_shape.)
     cfg = write_json(tmp_path / "cfg.json", SPARSE)
     trial = tmp_path / "trial"
-    train("ours", trial, tmp_path, args=["--config", cfg, "--steps", 5, "--eval-steps", 2,
+    train("ours", trial, tmp_path, args=["--config", cfg, "--steps", 5, "--eval-steps", 2, "--extras",
                                          "--record", tmp_path / "rec.npz"])
     rec = dict(np.load(tmp_path / "rec.npz"))
     info, got = read_trial(trial, tmp_path, smdebug_path)
@@ -148,6 +149,10 @@ def test_real_smdebug_reads_what_our_hook_writes(tmp_path, smdebug_path):
                                         ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"))
     assert colls["losses"] == ["CrossEntropyLoss_output_0"]
     assert colls["relu_output"] == ["relu_output_0"]
+    # hook.save_tensor() of a bf16 tensor: saved upcast to float32 (numpy has no bfloat16).
+    assert colls["custom"] == ["custom/bf16"]
+    assert saved_steps("custom/bf16", "TRAIN") == [0, 1, 2, 3, 4]
+    assert got["3/custom/bf16"].dtype == np.float32
 
     # Every raw value the reader returns equals what the script saw, bit for bit.
     # (A scalar saved in a step that writes nothing waits for the next step that does, as in
@@ -468,3 +473,29 @@ def test_state_store_scan_and_explicit_step(tmp_path, monkeypatch):
     (cp / "metadata.json").write_text('[{"training-run": "x"}]')
     with pytest.raises(ValueError, match="malformed state"):
         td.Hook(out_dir=str(tmp_path / "out3"))
+
+
+def test_hook_error_disables_the_hook_not_training(tmp_path, monkeypatch, capfd):
+    import torch
+    for k in ("CHECKPOINT_CONFIG_FILE_PATH", "TY_DEBUGGER_RAISE", "TRAINING_JOB_NAME"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("CHECKPOINT_CONFIG_FILE_PATH", str(tmp_path / "absent.json"))
+    hook = td.Hook(out_dir=str(tmp_path / "out"), include_collections=["broken"])
+    hook.get_collection("broken")  # no regex, no tensor names: refused when collections are prepared
+    model = torch.nn.Linear(2, 1)
+    hook.register_module(model)
+    for _ in range(2):
+        model(torch.ones(1, 2)).sum().backward()  # training goes on
+    assert "hook disabled after an error" in capfd.readouterr().err
+    assert hook._failed
+    hook.close()
+    monkeypatch.setenv("TY_DEBUGGER_RAISE", "1")
+    hook2 = td.Hook(out_dir=str(tmp_path / "out2"), include_collections=["broken"])
+    hook2.get_collection("broken")
+    model2 = torch.nn.Linear(2, 1)
+    hook2.register_module(model2)
+    with pytest.raises(ValueError, match="broken"):
+        model2(torch.ones(1, 2))
+    hook2.close()
+    with pytest.raises(ValueError, match="finished trial"):
+        td.Hook(out_dir=str(tmp_path / "out"))  # training_job_end.ts is there

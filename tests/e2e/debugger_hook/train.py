@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--explicit", action="store_true")
     ap.add_argument("--die-after", type=int)
     ap.add_argument("--model", default="mlp")
+    ap.add_argument("--extras", action="store_true", help="also save_tensor() a bf16 tensor each train step")
     a = ap.parse_args()
 
     if a.lib == "ours":
@@ -106,12 +107,18 @@ def main():
         x = torch.randn(*shape)
         y = torch.randint(0, 3, (16,))
         params = {"%s_%s" % (name, n): p.detach().clone().numpy() for n, p in model.named_parameters()}
+        custom = None
+        if a.extras and train:
+            custom = (x.flatten()[:5] * 3).to(torch.bfloat16)
+            hook.save_tensor("custom/bf16", custom, "custom")
         out = model(x)
         loss = loss_fn(out, y)
         step = hook.step  # the forward pre-hook has advanced it
         for k, v in params.items():
             rec["%d/%s" % (step, k)] = v
         rec["%d/CrossEntropyLoss_output_0" % step] = loss.detach().numpy()
+        if custom is not None:
+            rec["%d/custom/bf16" % step] = custom.float().numpy()
         hook.save_scalar("loss_scalar", float(loss))
         rec["%d/scalar/loss_scalar" % step] = np.array([float(loss)])
         if train:
