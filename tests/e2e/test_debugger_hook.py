@@ -263,6 +263,14 @@ def test_wire_constants_and_records():
     assert np.ascontiguousarray(arr).tobytes() in whole and b"t_3" in whole and b"t_2" in whole
 
 
+def test_package_imports_neither_protobuf_nor_smdebug(tmp_path):
+    code = ("import sys, trainyard_debugger, trainyard_debugger.pytorch; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('google', 'smdebug', 'tensorboard')); "
+            "assert not bad, bad; print('ok')")
+    res = subprocess.run([PY, "-c", code], env=_env(PKG, tmp_path), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
 def _steps(save_config, mode, n):
     return [s for s in range(n) if save_config.should_save_step(mode, s)]
 
