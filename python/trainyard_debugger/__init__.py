@@ -7,8 +7,8 @@ See README.md, "Debugger hook (python/trainyard_debugger)".
 from . import modes
 from .collections import Collection, CollectionKeys
 from .config import ReductionConfig, SaveConfig, SaveConfigMode
-from .hook import Hook
+from .hook import Hook, get_hook
 from .modes import ModeKeys
 
-__all__ = ["Hook", "SaveConfig", "SaveConfigMode", "ReductionConfig", "modes", "ModeKeys",
+__all__ = ["Hook", "get_hook", "SaveConfig", "SaveConfigMode", "ReductionConfig", "modes", "ModeKeys",
            "CollectionKeys", "Collection"]

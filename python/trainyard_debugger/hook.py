@@ -91,6 +91,17 @@ def _on_sagemaker():
     return "TRAINING_JOB_NAME" in os.environ
 
 
+_current_hook = None
+
+
+def get_hook(json_config_path=None, create_if_not_exists=False):
+    """smdebug's `get_hook()`: the process's last created hook, or one built from the JSON
+    config when asked to create it (None when there is no config)."""
+    if _current_hook is None and create_if_not_exists:
+        Hook.create_from_json_file(json_config_path)
+    return _current_hook
+
+
 class _Scalar:
     __slots__ = ("name", "value", "timestamp")
 
@@ -161,6 +172,8 @@ class Hook:
                 self.mode_steps[ModeKeys[mode]] = step
             self.mode_steps[ModeKeys.GLOBAL] = self.init_step
         atexit.register(self._cleanup)
+        global _current_hook
+        _current_hook = self
 
     # ---- configuration -------------------------------------------------------------------
     @classmethod

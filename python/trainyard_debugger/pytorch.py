@@ -2,6 +2,6 @@
 from . import modes
 from .collections import CollectionKeys
 from .config import ReductionConfig, SaveConfig, SaveConfigMode
-from .hook import Hook
+from .hook import Hook, get_hook
 
-__all__ = ["Hook", "SaveConfig", "SaveConfigMode", "ReductionConfig", "modes", "CollectionKeys"]
+__all__ = ["Hook", "get_hook", "SaveConfig", "SaveConfigMode", "ReductionConfig", "modes", "CollectionKeys"]

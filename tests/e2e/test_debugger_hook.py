@@ -322,7 +322,9 @@ def test_create_from_json_file(tmp_path, monkeypatch):
     monkeypatch.setenv("USE_SMDEBUG", "0")
     assert td.Hook.create_from_json_file() is None  # USE_SMDEBUG=0 disables it
     monkeypatch.delenv("USE_SMDEBUG")
-    hook = td.Hook.create_from_json_file()
+    monkeypatch.setattr(td.hook, "_current_hook", None)
+    hook = td.get_hook(create_if_not_exists=True)  # smdebug's get_hook(): built from the config
+    assert hook is not None and td.get_hook() is hook
     assert hook.out_dir == str(tmp_path / "out") and hook.save_all_workers
     assert sorted(hook.include_collections) == ["default", "losses", "relu_output", "weights"]
     assert hook.get_collection("default").include_regex == ["fc1", "fc2"]
