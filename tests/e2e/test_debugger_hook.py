@@ -454,6 +454,31 @@ def test_state_store_scan_and_explicit_step(tmp_path, monkeypatch):
     os.utime(cp / "sub" / "a.pt", ns=(1, 1))  # same name and size, rewritten: smdebug misses this
     assert store.checkpoint_changed()
 
+    # A file renamed away between the listing and its stat (SageMaker's uploader does that) is
+    # skipped, not an error.
+    (cp / "gone.pt").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    class Vanishing:
+        def __init__(self, d):
+            self.it = real_scandir(d)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def __iter__(self):
+            for e in self.it:
+                if e.name == "gone.pt":
+                    os.unlink(e.path)
+                yield e
+
+    monkeypatch.setattr(os, "scandir", Vanishing)
+    assert store.checkpoint_changed() is False  # gone.pt vanished: the same files as before
+    monkeypatch.setattr(os, "scandir", real_scandir)
+
     import torch
     monkeypatch.setenv("CHECKPOINT_CONFIG_FILE_PATH", write_json(tmp_path / "cpc.json", {"LocalPath": str(cp)}))
     monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
