@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "model/training_job.h"
 #include "storage/object_store.h"
@@ -79,6 +80,8 @@ struct EvaluationContext {
   std::function<Result<storage::ObjectStore*>(const std::string& uri)> open_store;
   // The job the rule belongs to (its hook config, for collections the rule reads).
   const model::JobSpec* spec = nullptr;
+  // Wall time for rules that measure it (StalledTrainingRule); nullptr: the system clock.
+  const Clock* clock = nullptr;
 };
 
 // The rule named by `rule.rule` (RuleParameters' rule_to_invoke), with its parameters parsed

@@ -383,6 +383,7 @@ struct Trial::State {
   }
 
   bool complete_listing = false;  // the last RefreshIndex read every listed file
+  bool assume_ended = false;
 };
 
 Trial::Trial() : state_(std::make_unique<State>()) {}
@@ -401,7 +402,7 @@ std::unique_ptr<Trial> Trial::Open(storage::ObjectStore* store, std::string uri,
 Status Trial::Refresh() {
   State& s = *state_;
   // The end marker is looked for first: index files listed after seeing it are all there are.
-  bool ended = s.training_ended;
+  bool ended = s.training_ended || s.assume_ended;
   if (!ended) {
     TY_ASSIGN_OR_RETURN(std::vector<storage::ObjectInfo> end, s.store->List(s.uri + kEndMarker));
     for (const auto& e : end) {
@@ -417,6 +418,7 @@ Status Trial::Refresh() {
   return Status::Ok();
 }
 
+void Trial::AssumeEnded() { state_->assume_ended = true; }
 const std::string& Trial::uri() const { return state_->uri; }
 bool Trial::training_ended() const { return state_->training_ended; }
 bool Trial::loaded_all_steps() const { return state_->loaded_all_steps; }

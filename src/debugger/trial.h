@@ -137,6 +137,10 @@ class Trial {
   // described at the top; after an error the Trial keeps what it had read before.
   Status Refresh();
 
+  // Treat the output as final from the next Refresh() on, as if training_job_end.ts were there
+  // (the caller knows the job ended and its output was synced).
+  void AssumeEnded();
+
   const std::string& uri() const;
   // training_job_end.ts was seen.
   bool training_ended() const;
