@@ -11,6 +11,8 @@
 
 #include "debugger/trial.h"
 #include "storage/file_object_store.h"
+#include "storage/s3_object_store.h"
+#include "testing/s3rver.h"
 
 namespace ty::debugger {
 namespace {
@@ -103,6 +105,33 @@ TEST_F(SmdebugFixtureTest, ComputedReductionsMatchNumpy) {
     EXPECT_NEAR(*t->reduction(s, "l2"), std::sqrt(ss), 1e-9);
     EXPECT_LE(reds["l2"].get<double>(), std::sqrt(ss) + 1e-9);  // spectral <= Frobenius
   }
+}
+
+// The same files through s3:// (a real s3rver): identical names, steps and values, and a rule
+// evaluation over them.
+TEST_F(SmdebugFixtureTest, SameTrialThroughS3) {
+  TY_S3RVER_OR_SKIP(s3rver);
+  const std::string bucket = ty::testing::S3rver::UniqueBucketName("dbg");
+  ASSERT_TRUE(s3rver->CreateBucket(bucket).ok());
+  storage::S3ObjectStore s3(s3rver->settings());
+  const std::string uri = "s3://" + bucket + "/job/debug-output";
+  ASSERT_TRUE(s3.UploadDirectory(kData + "/smdebug_trial", uri).ok());
+  auto trial = Trial::Open(&s3, uri);
+  Status st = trial->Refresh();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE(trial->loaded_all_steps());
+  EXPECT_EQ(trial->steps(), trial_->steps());
+  EXPECT_EQ(*trial->tensor_names(), *trial_->tensor_names());
+  const std::vector<std::string> names = *trial_->tensor_names();
+  for (const std::string& name : names) {
+    for (int64_t step : trial_->tensor(name)->steps()) {
+      auto a = trial_->tensor(name)->value(step);
+      auto b = trial->tensor(name)->value(step);
+      ASSERT_EQ(a.ok(), b.ok()) << name;
+      if (a.ok()) EXPECT_EQ(a->values, b->values) << name << "@" << step;
+    }
+  }
+  EXPECT_GT(trial->stats().records_read, 40u);
 }
 
 }  // namespace
