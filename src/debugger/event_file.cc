@@ -733,7 +733,9 @@ Result<CollectionsFile> ParseCollectionsFile(std::string_view json) {
     return InvalidArgument("the collections file has no \"collections\" object");
   }
   if (cols->size() > 10000) return InvalidArgument("the collections file has too many collections");
-  for (const auto& [name, c] : cols->items()) {
+  for (auto item = cols->begin(); item != cols->end(); ++item) {
+    const std::string& name = item.key();
+    const nlohmann::json& c = item.value();
     if (!c.is_object()) return InvalidArgument("collection " + name + " is not an object");
     Collection col;
     col.name = name;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
@@ -168,6 +169,8 @@ struct Trial::State {
   }
 
   void DropCached(const std::string& event_file) {
+    files.remove_if([&](const auto& f) { return f.first == event_file; });
+    large_files.erase(event_file);
     for (auto it = lru.begin(); it != lru.end();) {
       if (std::get<0>(it->first) == event_file) {
         cache_bytes -= Bytes(it->second);
@@ -244,8 +247,7 @@ struct Trial::State {
                              " bytes, more than the limit of " +
                              std::to_string(options.max_tensor_bytes) + " bytes");
     }
-    Result<std::string> bytes =
-        store->Read(uri + loc.event_file, loc.start, loc.length, options.max_tensor_bytes + 16);
+    Result<std::string> bytes = ReadRange(loc);
     if (!bytes.ok()) {
       if (bytes.status().code() == StatusCode::kNotFound) {
         return InvalidArgument("the index points to a missing " + what);
@@ -253,7 +255,6 @@ struct Trial::State {
       return bytes.status().WithPrefix("cannot read " + what);
     }
     ++stats.records_read;
-    stats.bytes_read += bytes->size();
     if (bytes->size() < loc.length) {
       return InvalidArgument("the index points past the end of " + what + ": the file holds " +
                              std::to_string(bytes->size()) + " of the " +
@@ -282,6 +283,51 @@ struct Trial::State {
       cache_bytes += size;
     }
     return value;
+  }
+
+  // Rules read most tensors of a step, so a small event file is fetched whole, once (one open
+  // or GET per step instead of one per tensor); a large one is read record by record.
+  static constexpr uint64_t kWholeFileBytes = 8ull << 20;
+  static constexpr size_t kFilesKept = 4;
+  std::list<std::pair<std::string, std::shared_ptr<const std::string>>> files;  // MRU last
+  std::set<std::string> large_files;  // known to exceed kWholeFileBytes
+
+  Result<std::string> ReadRange(const Location& loc) {
+    const std::string file_uri = uri + loc.event_file;
+    std::shared_ptr<const std::string> whole;
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      if (it->first == loc.event_file) {
+        whole = it->second;
+        files.splice(files.end(), files, it);
+        break;
+      }
+    }
+    if (!whole && !large_files.count(loc.event_file)) {
+      Result<std::string> r = store->Read(file_uri, 0, std::nullopt, kWholeFileBytes);
+      if (r.ok()) {
+        ++stats.files_read;
+        stats.bytes_read += r->size();
+        whole = std::make_shared<const std::string>(std::move(*r));
+        files.emplace_back(loc.event_file, whole);
+        if (files.size() > kFilesKept) files.pop_front();
+      } else if (r.status().code() == StatusCode::kResourceExhausted) {
+        if (large_files.size() > 10000) large_files.clear();
+        large_files.insert(loc.event_file);
+      } else {
+        return r.status();
+      }
+    }
+    if (whole) {
+      if (loc.start >= whole->size()) return std::string();
+      return whole->substr(loc.start, loc.length);
+    }
+    Result<std::string> r =
+        store->Read(file_uri, loc.start, loc.length, options.max_tensor_bytes + 16);
+    if (r.ok()) {
+      ++stats.files_read;
+      stats.bytes_read += r->size();
+    }
+    return r;
   }
 
   // The global step of (mode, step).
@@ -507,15 +553,17 @@ Result<std::vector<std::string>> Trial::tensor_names(const TensorFilter& filter)
       }
     }
     if (!keep) continue;
-    bool has_raw = false;
     std::set<std::pair<std::string, bool>> reds;
-    for (const auto& [step, ws] : steps) {
-      if (filter.step && step != *filter.step) continue;
-      for (const auto& [w, saved] : ws) {
-        has_raw |= saved.raw.has_value();
-        if (filter.show_prefixed) {
+    if (filter.show_prefixed) {
+      auto add = [&](const std::map<std::string, Saved>& ws) {
+        for (const auto& [w, saved] : ws) {
           for (const auto& [r, loc] : saved.reductions) reds.insert(r);
         }
+      };
+      if (filter.step) {
+        add(steps.at(*filter.step));
+      } else {
+        for (const auto& [step, ws] : steps) add(ws);
       }
     }
     out.push_back(name);

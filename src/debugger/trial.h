@@ -90,8 +90,9 @@ struct TensorFilter {
 // Read counters (benchmarks, tests).
 struct TrialStats {
   uint64_t index_files_read = 0;
-  uint64_t records_read = 0;
-  uint64_t bytes_read = 0;
+  uint64_t records_read = 0;  // tensor records decoded
+  uint64_t files_read = 0;    // event-file reads (a small file is read whole, once)
+  uint64_t bytes_read = 0;    // event-file bytes read
   uint64_t cache_hits = 0;
 };
 
