@@ -1088,11 +1088,11 @@ const std::map<std::string, Factory>& Registry() {
          TY_ASSIGN_OR_RETURN(Selection s, ParseSelection(p));
          if (s.collections.empty() && s.regexes.empty())
            s.regexes = {".*tanh_input|.*sigmoid_input"};
-         InactiveUnits::Range r{};
-         TY_ASSIGN_OR_RETURN(r.tanh_min, p.Double("threshold_tanh_min", -9.4999));
-         TY_ASSIGN_OR_RETURN(r.tanh_max, p.Double("threshold_tanh_max", 9.4999));
-         TY_ASSIGN_OR_RETURN(r.sigmoid_min, p.Double("threshold_sigmoid_min", -23));
-         TY_ASSIGN_OR_RETURN(r.sigmoid_max, p.Double("threshold_sigmoid_max", 16.99999));
+         InactiveUnits::Range range{};
+         TY_ASSIGN_OR_RETURN(range.tanh_min, p.Double("threshold_tanh_min", -9.4999));
+         TY_ASSIGN_OR_RETURN(range.tanh_max, p.Double("threshold_tanh_max", 9.4999));
+         TY_ASSIGN_OR_RETURN(range.sigmoid_min, p.Double("threshold_sigmoid_min", -23));
+         TY_ASSIGN_OR_RETURN(range.sigmoid_max, p.Double("threshold_sigmoid_max", 16.99999));
          TY_ASSIGN_OR_RETURN(double ti, p.Double("threshold_inactivity", 1.0, 0, 100));
          TY_ASSIGN_OR_RETURN(double tl, p.Double("threshold_layer", 50.0, 0, 100));
          return Made(std::make_unique<InactiveUnits>("SaturatedActivation", std::move(s), false, r,
@@ -1223,6 +1223,7 @@ class DebugRuleEvaluation : public Evaluation {
     }
     bool held_back = false;
     int evaluated_now = 0;
+    bool out_of_time = false;
     for (int64_t step : trial_->steps()) {
       if (result_.last_step && step <= *result_.last_step) continue;
       if (limits.through_step && step > *limits.through_step) {
@@ -1230,7 +1231,10 @@ class DebugRuleEvaluation : public Evaluation {
         break;
       }
       // At least one step per call, so a tiny budget still makes progress.
-      if (evaluated_now > 0 && std::chrono::steady_clock::now() >= deadline) return result_;
+      if (evaluated_now > 0 && std::chrono::steady_clock::now() >= deadline) {
+        out_of_time = true;
+        break;
+      }
       Result<std::optional<Finding>> r = logic_->Evaluate(*trial_, step);
       ++evaluated_now;
       if (!r.ok()) {
@@ -1241,7 +1245,9 @@ class DebugRuleEvaluation : public Evaluation {
       result_.last_step = step;
       if (*r) return Fired(**r, step);
     }
-    if (ended && !held_back) {
+    // Rules keep what they need of earlier steps themselves.
+    if (result_.last_step) trial_->DropTensorsBefore(*result_.last_step);
+    if (ended && !held_back && !out_of_time) {
       Result<std::optional<Finding>> r = logic_->Finish(*trial_);
       if (!r.ok()) return Failed(r.status().message());
       if (*r) return Fired(**r, result_.last_step.value_or(0));

@@ -1,6 +1,7 @@
 #include "debugger/trial.h"
 
 #include <algorithm>
+#include <iterator>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -169,7 +170,7 @@ struct Trial::State {
   }
 
   void DropCached(const std::string& event_file) {
-    files.remove_if([&](const auto& f) { return f.first == event_file; });
+    whole_files.remove_if([&](const auto& f) { return f.first == event_file; });
     large_files.erase(event_file);
     for (auto it = lru.begin(); it != lru.end();) {
       if (std::get<0>(it->first) == event_file) {
@@ -289,16 +290,16 @@ struct Trial::State {
   // or GET per step instead of one per tensor); a large one is read record by record.
   static constexpr uint64_t kWholeFileBytes = 8ull << 20;
   static constexpr size_t kFilesKept = 4;
-  std::list<std::pair<std::string, std::shared_ptr<const std::string>>> files;  // MRU last
+  std::list<std::pair<std::string, std::shared_ptr<const std::string>>> whole_files;  // MRU last
   std::set<std::string> large_files;  // known to exceed kWholeFileBytes
 
   Result<std::string> ReadRange(const Location& loc) {
     const std::string file_uri = uri + loc.event_file;
     std::shared_ptr<const std::string> whole;
-    for (auto it = files.begin(); it != files.end(); ++it) {
+    for (auto it = whole_files.begin(); it != whole_files.end(); ++it) {
       if (it->first == loc.event_file) {
         whole = it->second;
-        files.splice(files.end(), files, it);
+        whole_files.splice(whole_files.end(), whole_files, it);
         break;
       }
     }
@@ -308,8 +309,8 @@ struct Trial::State {
         ++stats.files_read;
         stats.bytes_read += r->size();
         whole = std::make_shared<const std::string>(std::move(*r));
-        files.emplace_back(loc.event_file, whole);
-        if (files.size() > kFilesKept) files.pop_front();
+        whole_files.emplace_back(loc.event_file, whole);
+        if (whole_files.size() > kFilesKept) whole_files.pop_front();
       } else if (r.status().code() == StatusCode::kResourceExhausted) {
         if (large_files.size() > 10000) large_files.clear();
         large_files.insert(loc.event_file);
@@ -399,8 +400,29 @@ struct Trial::State {
     return Status::Ok();
   }
 
-  Status RefreshIndex() {
-    TY_ASSIGN_OR_RETURN(std::vector<storage::ObjectInfo> files, store->List(uri + "index/"));
+  // Index files are grouped 1000 steps a folder. Most refreshes list only the folder of the
+  // newest step read and the next one (new steps land there); every kFullListEvery-th refresh,
+  // and every refresh once training ended, lists them all (a step past the next folder, a
+  // rewritten older file).
+  static constexpr int kFullListEvery = 20;
+
+  Status RefreshIndex(bool full) {
+    std::vector<storage::ObjectInfo> files;
+    if (full || workers_for_step.empty()) {
+      TY_ASSIGN_OR_RETURN(files, store->List(uri + "index/"));
+      listed_all = true;
+    } else {
+      const int64_t folder = workers_for_step.rbegin()->first / 1000;
+      for (int64_t f : {folder, folder + 1}) {
+        std::string dir = FolderName(f);
+        TY_ASSIGN_OR_RETURN(std::vector<storage::ObjectInfo> part,
+                            store->List(uri + "index/" + dir + "/"));
+        for (auto& o : part) o.key = dir + "/" + o.key;
+        files.insert(files.end(), std::make_move_iterator(part.begin()),
+                     std::make_move_iterator(part.end()));
+      }
+      listed_all = false;
+    }
     size_t read = 0;
     for (const auto& f : files) {
       if (f.key.size() < 5 || f.key.compare(f.key.size() - 5, 5, ".json") != 0) continue;
@@ -428,7 +450,14 @@ struct Trial::State {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   }
 
+  static std::string FolderName(int64_t folder) {
+    std::string d = std::to_string(folder);
+    return std::string(d.size() < 9 ? 9 - d.size() : 0, '0') + d;
+  }
+
   bool complete_listing = false;  // the last RefreshIndex read every listed file
+  bool listed_all = false;        // ... and it listed every folder
+  uint64_t refreshes = 0;
   bool assume_ended = false;
 };
 
@@ -457,9 +486,9 @@ Status Trial::Refresh() {
   }
   if (!s.all_collections_loaded) TY_RETURN_IF_ERROR(s.RefreshCollections());
   s.complete_listing = false;
-  TY_RETURN_IF_ERROR(s.RefreshIndex());
+  TY_RETURN_IF_ERROR(s.RefreshIndex(ended || s.refreshes++ % State::kFullListEvery == 0));
   s.training_ended = ended;
-  if (ended && s.complete_listing) s.loaded_all_steps = true;
+  if (ended && s.complete_listing && s.listed_all) s.loaded_all_steps = true;
   s.UpdateCompletion();
   return Status::Ok();
 }
@@ -573,6 +602,15 @@ Result<std::vector<std::string>> Trial::tensor_names(const TensorFilter& filter)
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+void Trial::DropTensorsBefore(int64_t step) {
+  auto& tensors = state_->tensors;
+  for (auto it = tensors.begin(); it != tensors.end();) {
+    auto& steps = it->second;
+    steps.erase(steps.begin(), steps.lower_bound(step));
+    it = steps.empty() ? tensors.erase(it) : std::next(it);
+  }
 }
 
 bool Trial::has_tensor(const std::string& name) const { return state_->tensors.count(name) > 0; }

@@ -175,6 +175,11 @@ class Trial {
   // NotFound when no step saved `name`.
   Result<Tensor> tensor(const std::string& name);
 
+  // Forgets where tensors of global steps before `step` are (their values can no longer be
+  // read; steps, modes and workers stay known), so a reader that moves forward step by step (a
+  // rule evaluation) holds memory for the steps ahead of it only.
+  void DropTensorsBefore(int64_t step);
+
   const TrialStats& stats() const;
 
   // Internal state (trial.cc); public only so that Tensor can reach it.

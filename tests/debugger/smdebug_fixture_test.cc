@@ -128,7 +128,9 @@ TEST_F(SmdebugFixtureTest, SameTrialThroughS3) {
       auto a = trial_->tensor(name)->value(step);
       auto b = trial->tensor(name)->value(step);
       ASSERT_EQ(a.ok(), b.ok()) << name;
-      if (a.ok()) EXPECT_EQ(a->values, b->values) << name << "@" << step;
+      if (a.ok()) {
+        EXPECT_EQ(a->values, b->values) << name << "@" << step;
+      }
     }
   }
   EXPECT_GT(trial->stats().records_read, 40u);

@@ -157,6 +157,24 @@ TEST_F(TrialTest, MalformedFilesAreClearErrors) {
       << s.message();
 }
 
+TEST_F(TrialTest, ListsOnlyTheNewestIndexFoldersBetweenFullListings) {
+  writer_.WriteCollections();
+  writer_.WriteStep(0, {Scalar("x", 1)});
+  auto trial = Open();
+  ASSERT_TRUE(trial->Refresh().ok());         // the first refresh lists everything
+  writer_.WriteStep(1000, {Scalar("x", 1)});  // the next folder: seen at once
+  writer_.WriteStep(3000, {Scalar("x", 1)});  // two folders on: seen at the next full listing
+  ASSERT_TRUE(trial->Refresh().ok());
+  EXPECT_EQ(trial->all_steps(), (std::vector<int64_t>{0, 1000}));
+  for (int i = 0; i < 20 && trial->all_steps().size() < 3; ++i) ASSERT_TRUE(trial->Refresh().ok());
+  EXPECT_EQ(trial->all_steps(), (std::vector<int64_t>{0, 1000, 3000}));
+  writer_.WriteStep(6000, {Scalar("x", 1)});
+  writer_.End();  // once training ended every refresh lists everything
+  ASSERT_TRUE(trial->Refresh().ok());
+  EXPECT_EQ(trial->all_steps(), (std::vector<int64_t>{0, 1000, 3000, 6000}));
+  EXPECT_TRUE(trial->loaded_all_steps());
+}
+
 TEST(RegexSearchTest, BuiltInLookaheadsAndRe2) {
   struct Case {
     std::string pattern, name;
