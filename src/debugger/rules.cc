@@ -1095,8 +1095,8 @@ const std::map<std::string, Factory>& Registry() {
          TY_ASSIGN_OR_RETURN(range.sigmoid_max, p.Double("threshold_sigmoid_max", 16.99999));
          TY_ASSIGN_OR_RETURN(double ti, p.Double("threshold_inactivity", 1.0, 0, 100));
          TY_ASSIGN_OR_RETURN(double tl, p.Double("threshold_layer", 50.0, 0, 100));
-         return Made(std::make_unique<InactiveUnits>("SaturatedActivation", std::move(s), false, r,
-                                                     ti, tl));
+         return Made(std::make_unique<InactiveUnits>("SaturatedActivation", std::move(s), false,
+                                                     range, ti, tl));
        }},
       {"DeadRelu",
        [](Params& p, const EvaluationContext&) -> Result<std::unique_ptr<RuleLogic>> {
