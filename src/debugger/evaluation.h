@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "model/training_job.h"
 #include "storage/object_store.h"
@@ -38,8 +39,8 @@ struct EvaluationResult {
   std::string details;                // StatusDetails (<= 1024 chars): why, in a sentence
   std::optional<int64_t> fired_step;  // IssuesFound: the global step where the condition held
   nlohmann::json findings = nlohmann::json::object();  // the values that triggered it
-  int64_t steps_evaluated = 0;        // complete steps evaluated so far, each exactly once
-  std::optional<int64_t> last_step;   // the last step evaluated
+  int64_t steps_evaluated = 0;       // complete steps evaluated so far, each exactly once
+  std::optional<int64_t> last_step;  // the last step evaluated
 };
 
 // The bounds of one Advance() call.
@@ -79,6 +80,8 @@ struct EvaluationContext {
   std::function<Result<storage::ObjectStore*>(const std::string& uri)> open_store;
   // The job the rule belongs to (its hook config, for collections the rule reads).
   const model::JobSpec* spec = nullptr;
+  // Wall time for rules that measure it (StalledTrainingRule); nullptr: the system clock.
+  const Clock* clock = nullptr;
 };
 
 // The rule named by `rule.rule` (RuleParameters' rule_to_invoke), with its parameters parsed

@@ -1,13 +1,7 @@
-// Placeholder factories until the rule implementations land (debugger rules: rules.cc;
-// profiler rules: profiler_rules.cc). Each branch that implements one deletes its half.
+// Placeholder factory until the profiler rules land (profiler_rules.cc), which delete this file.
 #include "debugger/evaluation.h"
 
 namespace ty::debugger {
-
-Result<std::unique_ptr<Evaluation>> MakeDebugRuleEvaluation(const model::RuleSpec& rule,
-                                                            const EvaluationContext&) {
-  return FailedPrecondition("debugger rule " + rule.rule + " is not implemented yet");
-}
 
 Result<std::unique_ptr<Evaluation>> MakeProfilerRuleEvaluation(const model::RuleSpec& rule,
                                                                const EvaluationContext&) {

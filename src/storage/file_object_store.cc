@@ -246,6 +246,43 @@ Result<std::string> FileObjectStore::ResolveUri(const std::string& uri) const {
   return ResolveWithinRoots(parsed.path, roots_);
 }
 
+Result<std::string> FileObjectStore::Read(const std::string& uri, uint64_t offset,
+                                          std::optional<uint64_t> length, uint64_t max_bytes) {
+  TY_ASSIGN_OR_RETURN(std::string src, ResolveUri(uri));
+  int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return NotFound("no such object " + uri);
+    return ErrnoStatus("cannot open " + src, errno);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("cannot stat " + src, errno);
+  if (!S_ISREG(st.st_mode)) return NotFound(uri + " is not an object (not a regular file)");
+  const auto size = static_cast<uint64_t>(st.st_size);
+  uint64_t want = offset >= size ? 0 : size - offset;
+  if (length) want = std::min(want, *length);
+  if (want > max_bytes) {
+    return ResourceExhausted("reading " + std::to_string(want) + " bytes of " + uri +
+                             " exceeds the limit of " + std::to_string(max_bytes) + " bytes");
+  }
+  std::string out(want, '\0');
+  size_t done = 0;
+  while (done < want) {
+    ssize_t n = ::pread(fd, out.data() + done, want - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot read " + src, errno);
+    }
+    if (n == 0) break;  // truncated since fstat
+    done += static_cast<size_t>(n);
+  }
+  out.resize(done);
+  return out;
+}
+
 Status FileObjectStore::DownloadPrefix(const std::string& uri, const std::string& local_dir) {
   TY_ASSIGN_OR_RETURN(std::string src, ResolveUri(uri));
   struct stat st;

@@ -38,6 +38,8 @@ class FileObjectStore : public ObjectStore {
   // InvalidArgument for a malformed key ("", "/a", "a/../b", "a//b") before anything is deleted.
   Status DeleteObjects(const std::string& base_uri, const std::vector<std::string>& keys) override;
   Result<std::vector<ObjectInfo>> List(const std::string& uri) override;
+  Result<std::string> Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> length,
+                           uint64_t max_bytes) override;
   Result<std::string> ResolveLocalPath(const std::string& uri) override;
 
   const std::vector<std::string>& roots() const { return roots_; }

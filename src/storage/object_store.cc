@@ -13,6 +13,11 @@ Status ObjectStore::DeleteObjects(const std::string& base_uri,
   return Status::Ok();
 }
 
+Result<std::string> ObjectStore::Read(const std::string& uri, uint64_t, std::optional<uint64_t>,
+                                      uint64_t) {
+  return FailedPrecondition("this store cannot read " + uri + " in place");
+}
+
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const std::string& uri,
                                                      const std::vector<std::string>& file_roots) {
   TY_ASSIGN_OR_RETURN(StorageUri parsed, ParseStorageUri(uri));

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,14 @@ class ObjectStore {
 
   // Every object under `uri`, sorted by key; empty when nothing is there.
   virtual Result<std::vector<ObjectInfo>> List(const std::string& uri) = 0;
+
+  // Reads the bytes [offset, offset + length) of the object `uri` into memory (fewer when the
+  // object ends sooner; none at or past its end); nullopt length: to the end of the object.
+  // NotFound when the object does not exist; ResourceExhausted, before anything is read, when
+  // more than `max_bytes` would be returned. The default is FailedPrecondition (a store that
+  // cannot read in place); S3 uses a ranged GET.
+  virtual Result<std::string> Read(const std::string& uri, uint64_t offset,
+                                   std::optional<uint64_t> length, uint64_t max_bytes);
 
   // For stores whose objects are local files: the resolved local path of `uri` (used to
   // bind-mount a channel read-only instead of copying). NotFound when it does not exist;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <semaphore>
 #include <thread>
 #include <utility>
@@ -380,6 +381,35 @@ Result<std::vector<ObjectInfo>> S3ObjectStore::List(const std::string& uri) {
   std::sort(out.begin(), out.end(),
             [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
   return out;
+}
+
+Result<std::string> S3ObjectStore::Read(const std::string& uri, uint64_t offset,
+                                        std::optional<uint64_t> length, uint64_t max_bytes) {
+  TY_ASSIGN_OR_RETURN(S3Uri u, ParseS3Object(uri));
+  if (length && *length > max_bytes) {
+    return ResourceExhausted("reading " + std::to_string(*length) + " bytes of " + uri +
+                             " exceeds the limit of " + std::to_string(max_bytes) + " bytes");
+  }
+  if (length && *length == 0) return std::string();
+  S3GetOptions o;
+  if (length) {
+    o.range = std::make_pair(offset, *length);
+  } else if (offset > 0) {
+    o.range = std::make_pair(offset, std::numeric_limits<uint64_t>::max() - offset);
+  }
+  o.on_headers = [&](const S3ObjectMeta& meta) -> Status {
+    uint64_t avail = offset >= meta.size ? 0 : meta.size - offset;
+    if (!length && avail > max_bytes) {
+      return ResourceExhausted("reading " + std::to_string(avail) + " bytes of " + uri +
+                               " exceeds the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    return Status::Ok();
+  };
+  Result<std::string> r = client_->GetObjectToString(u.bucket, u.key, o);
+  if (!r.ok() && o.range && r.status().message().find("InvalidRange") != std::string::npos) {
+    return std::string();  // the range starts at or past the end of the object
+  }
+  return r;
 }
 
 Result<std::string> S3ObjectStore::ResolveLocalPath(const std::string& uri) {

@@ -60,6 +60,8 @@ class S3ObjectStore : public ObjectStore {
   Status Delete(const std::string& uri) override;
   Status DeleteObjects(const std::string& base_uri, const std::vector<std::string>& keys) override;
   Result<std::vector<ObjectInfo>> List(const std::string& uri) override;
+  Result<std::string> Read(const std::string& uri, uint64_t offset, std::optional<uint64_t> length,
+                           uint64_t max_bytes) override;
   // Always FailedPrecondition: S3 objects have no local path.
   Result<std::string> ResolveLocalPath(const std::string& uri) override;
 

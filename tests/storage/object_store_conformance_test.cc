@@ -389,6 +389,47 @@ TEST_P(ObjectStoreConformanceTest, EmptyObjectRoundTrips) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Read (the debugger's trial reader fetches one record by offset and length)
+
+TEST_P(ObjectStoreConformanceTest, ReadReturnsTheRangeClippedAtTheEnd) {
+  const std::string data = Pattern(1000);
+  Seed("r/obj", data);
+  struct Case {
+    uint64_t offset;
+    std::optional<uint64_t> length;
+    std::string want;
+  };
+  std::vector<Case> cases = {
+      {0, std::nullopt, data},
+      {10, 20, data.substr(10, 20)},
+      {990, 100, data.substr(990)},
+      {500, std::nullopt, data.substr(500)},
+      {1000, 10, ""},
+      {5000, 10, ""},
+      {0, 0, ""},
+  };
+  for (const Case& c : cases) {
+    Result<std::string> got = store().Read(Uri("r/obj"), c.offset, c.length, 1 << 20);
+    ASSERT_TRUE(got.ok()) << c.offset << ": " << got.status().ToString();
+    EXPECT_EQ(*got, c.want) << c.offset;
+  }
+  Seed("r/empty", "");
+  Result<std::string> empty = store().Read(Uri("r/empty"), 0, std::nullopt, 10);
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(*empty, "");
+}
+
+TEST_P(ObjectStoreConformanceTest, ReadIsBoundedAndNamesMissingObjects) {
+  Seed("r/obj", Pattern(1000));
+  Result<std::string> too_big = store().Read(Uri("r/obj"), 0, std::nullopt, 999);
+  EXPECT_EQ(too_big.status().code(), StatusCode::kResourceExhausted) << too_big.status().ToString();
+  EXPECT_EQ(store().Read(Uri("r/obj"), 0, 1000, 999).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(store().Read(Uri("r/obj"), 1, std::nullopt, 999).ok());
+  EXPECT_EQ(store().Read(Uri("r/missing"), 0, 10, 100).status().code(), StatusCode::kNotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
 // UploadFile / UploadFileIf
 
 TEST_P(ObjectStoreConformanceTest, UploadFileReplacesTheObjectAndCreatesParents) {
