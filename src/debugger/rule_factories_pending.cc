@@ -9,9 +9,4 @@ Result<std::unique_ptr<Evaluation>> MakeDebugRuleEvaluation(const model::RuleSpe
   return FailedPrecondition("debugger rule " + rule.rule + " is not implemented yet");
 }
 
-Result<std::unique_ptr<Evaluation>> MakeProfilerRuleEvaluation(const model::RuleSpec& rule,
-                                                               const EvaluationContext&) {
-  return FailedPrecondition("profiler rule " + rule.rule + " is not implemented yet");
-}
-
 }  // namespace ty::debugger
