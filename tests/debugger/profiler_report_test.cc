@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 #include <string>
 
@@ -153,6 +154,49 @@ TEST_F(ProfilerReportRun, NoGpuMachineGetsNoIssuesAndSaysWhy) {
   ASSERT_TRUE(html.ok());
   EXPECT_NE(html->find("No GPU was present"), std::string::npos);
   ExpectSelfContained(*html);
+}
+
+}  // namespace
+}  // namespace ty::debugger
+
+namespace ty::debugger {
+namespace {
+
+// What the real SDK sends (tests/debugger/data/sdk_profiler_rule_configs.json, checked against
+// the SDK by tests/e2e/test_profiler_rules.py) is accepted, and custom parameters take effect.
+TEST_F(ProfilerReportRun, AcceptsWhatTheRealSdkSends) {
+  auto text =
+      ReadFile(std::string(TY_SOURCE_DIR) + "/tests/debugger/data/sdk_profiler_rule_configs.json");
+  ASSERT_TRUE(text.ok());
+  auto configs = nlohmann::json::parse(*text);
+  ASSERT_EQ(configs.size(), 9u);
+  std::vector<testing::Round> rounds;
+  for (int i = 0; i < 30; ++i) {
+    rounds.push_back(testing::Round{1765134000.0 + i, {50}, {1}, {60}, {30}});
+  }
+  testing::WriteRounds(dir_.Sub("out/job/profiler-output"), "algo-1", rounds);
+  for (const auto& c : configs) {
+    SCOPED_TRACE(c.dump());
+    model::RuleSpec rule;
+    rule.configuration_name = c["RuleConfigurationName"];
+    rule.rule = c["RuleParameters"]["rule_to_invoke"];
+    for (const auto& [k, v] : c["RuleParameters"].items()) rule.parameters[k] = v;
+    auto eval = MakeProfilerRuleEvaluation(rule, ctx_, clock_);
+    ASSERT_TRUE(eval.ok()) << eval.status().message();
+    AdvanceLimits ended;
+    ended.training_ended = true;
+    EvaluationResult r = (*eval)->Advance(ended);
+    EXPECT_EQ(r.status, RuleStatus::kNoIssuesFound) << r.details;
+  }
+  auto report = ReadFile(
+      dir_.Sub("out/job/rule-output/ProfilerReportCustom/profiler-output/profiler-report.json"));
+  ASSERT_TRUE(report.ok());
+  auto j = nlohmann::json::parse(*report);
+  std::map<std::string, nlohmann::json> params;
+  for (const auto& r : j["Rules"]) params[r["RuleName"]] = r["Parameters"];
+  EXPECT_EQ(params["CPUBottleneck"]["threshold"], 20);
+  EXPECT_EQ(params["LowGPUUtilization"]["window"], 50);
+  EXPECT_EQ(params["IOBottleneck"]["threshold"], 50);
 }
 
 }  // namespace
