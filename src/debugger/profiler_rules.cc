@@ -1026,9 +1026,11 @@ Result<std::unique_ptr<SystemRule>> MakeRule(const std::string& rule,
       new MaxInitializationTimeRule(rule, std::move(params), probe, has_step_source));
 }
 
-Result<std::optional<TimePoint>> EarliestObject(const EvaluationContext& ctx,
+using OpenStore = std::function<Result<storage::ObjectStore*>(const std::string&)>;
+
+Result<std::optional<TimePoint>> EarliestObject(const OpenStore& open_store,
                                                 const std::string& uri) {
-  TY_ASSIGN_OR_RETURN(storage::ObjectStore * store, ctx.open_store(uri));
+  TY_ASSIGN_OR_RETURN(storage::ObjectStore * store, open_store(uri));
   TY_ASSIGN_OR_RETURN(auto listed, store->List(uri));
   std::optional<TimePoint> earliest;
   for (const auto& o : listed) {
@@ -1083,10 +1085,11 @@ Result<std::unique_ptr<Evaluation>> MakeProfilerRuleEvaluation(const model::Rule
   if (trial.back() != '/') trial += '/';
   step_uris.push_back(trial + "framework/");
   const bool has_step_source = step_uris.size() > 1;
-  StepProbe probe = [context, step_uris]() -> Result<std::optional<TimePoint>> {
+  // Captures no pointer into `context` (its spec may not outlive the evaluation).
+  StepProbe probe = [open = context.open_store, step_uris]() -> Result<std::optional<TimePoint>> {
     std::optional<TimePoint> earliest;
     for (const auto& uri : step_uris) {
-      TY_ASSIGN_OR_RETURN(auto t, EarliestObject(context, uri));
+      TY_ASSIGN_OR_RETURN(auto t, EarliestObject(open, uri));
       if (t && (!earliest || *t < *earliest)) earliest = t;
     }
     return earliest;
