@@ -1,5 +1,6 @@
 #include "debugger/profiler_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string_view>
 
@@ -60,6 +61,50 @@ const char* StatusClass(const std::string& status) {
   return "pending";
 }
 
+// One inline SVG per node: every dimension's per-minute means on a 0-100 scale.
+std::string Chart(const std::string& node, const nlohmann::json& dims) {
+  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
+  double t0 = 0, t1 = 0;
+  bool any = false;
+  for (const auto& [dim, points] : dims.items()) {
+    for (const auto& p : points) {
+      const double t = p[0].get<double>();
+      if (!any || t < t0) t0 = t;
+      if (!any || t > t1) t1 = t;
+      any = true;
+    }
+  }
+  if (!any) return "";
+  constexpr double kW = 720, kH = 200, kPad = 30;
+  const double span = std::max(t1 - t0, 60.0);
+  std::string svg = "<h3>" + Escape(node) + "</h3>\n<svg " +
+                    "width=\"780\" height=\"240\" role=\"img\">\n" +
+                    "<rect x=\"30\" y=\"10\" width=\"720\" height=\"200\" fill=\"none\" "
+                    "stroke=\"#999\"/>\n<text x=\"2\" y=\"18\" font-size=\"10\">100</text>"
+                    "<text x=\"14\" y=\"212\" font-size=\"10\">0</text>\n";
+  size_t i = 0;
+  std::string legend;
+  for (const auto& [dim, points] : dims.items()) {
+    const char* color = kColors[i++ % 6];
+    std::string pts;
+    char buf[64];
+    for (const auto& p : points) {
+      const double x = kPad + (p[0].get<double>() - t0) / span * kW;
+      const double y = 10 + kH - std::clamp(p[1].get<double>(), 0.0, 100.0) / 100.0 * kH;
+      std::snprintf(buf, sizeof(buf), "%.1f,%.1f ", x, y);
+      pts += buf;
+    }
+    svg +=
+        "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" points=\"" + pts + "\"/>\n";
+    legend +=
+        "<span style=\"color:" + std::string(color) + "\">&#9632; " + Escape(dim) + "</span> ";
+  }
+  svg += "<text x=\"30\" y=\"228\" font-size=\"10\">" + Escape(Time(t0)) +
+         "</text><text x=\"750\" y=\"228\" font-size=\"10\" text-anchor=\"end\">" +
+         Escape(Time(t1)) + "</text>\n</svg>\n<p>" + legend + "(per-minute means, %)</p>\n";
+  return svg;
+}
+
 }  // namespace
 
 std::string ProfilerReportOutputUri(const std::string& profiler_uri,
@@ -98,6 +143,7 @@ nlohmann::json RenderProfilerReportJson(const ProfilerReportData& d) {
       {"Rules", rules},
       {"SystemUsage", d.system_usage},
       {"NotEvaluated", d.not_evaluated},
+      {"Timeline", d.timeline},
   };
 }
 
@@ -170,6 +216,13 @@ std::string RenderProfilerReportHtml(const ProfilerReportData& d) {
       }
     }
     h += "</table>\n";
+  }
+
+  if (!d.timeline.empty()) {
+    h += "<h2>System utilization over time</h2>\n";
+    for (const auto& [node, dims] : d.timeline.items()) {
+      if (dims.is_object()) h += Chart(node, dims);
+    }
   }
 
   h += "<h2>Rule findings</h2>\n";

@@ -46,7 +46,10 @@ struct ProfilerReportData {
   bool gpu_present = false;
   std::vector<ProfilerRuleSummary> rules;
   nlohmann::json system_usage = nlohmann::json::object();  // OverallSystemUsage's findings
-  std::vector<std::string> not_evaluated;                  // rulesconfig rules we do not run
+  // Per-minute means for the charts: {node: {dimension: [[minute epoch seconds, mean], ...]}},
+  // points in time order.
+  nlohmann::json timeline = nlohmann::json::object();
+  std::vector<std::string> not_evaluated;  // rulesconfig rules we do not run
 };
 
 nlohmann::json RenderProfilerReportJson(const ProfilerReportData& data);

@@ -31,6 +31,9 @@ constexpr size_t kMaxTrackedSeries = 4096;
 constexpr int64_t kMaxWindow = 100'000;
 // Consecutive failed reads of the store (List/Download errors) before the rule gives up.
 constexpr int kMaxStoreFailures = 10;
+// Per-minute points the report's charts keep, over all nodes and dimensions (about a week of
+// five dimensions on one node).
+constexpr size_t kMaxTimelinePoints = 50'000;
 
 // ---- parameters ------------------------------------------------------------------------
 
@@ -801,8 +804,42 @@ class ProfilerRuleEvaluation final : public Evaluation {
     if (first_ts_ == 0 || e.timestamp < first_ts_) first_ts_ = e.timestamp;
     last_ts_ = std::max(last_ts_, e.timestamp);
     if (e.dimension == kGpuUtilization || e.dimension == kGpuMemoryUtilization) gpu_ = true;
+    if (report_) AddToTimeline(e);
     for (auto& r : rules_) TY_RETURN_IF_ERROR(r->OnSample(e));
     return Status::Ok();
+  }
+
+  // Per-minute means of the charted dimensions, for the report; bounded in points.
+  void AddToTimeline(const SystemMetricEvent& e) {
+    if (e.dimension != kCpuUtilization && e.dimension != kGpuUtilization &&
+        e.dimension != kGpuMemoryUtilization && e.dimension != kIoWaitPercentage &&
+        e.dimension != "MemoryUsedPercent") {
+      return;
+    }
+    auto& series = timeline_[e.node_id + "\x1f" + e.dimension];
+    const auto minute = static_cast<int64_t>(e.timestamp) / 60 * 60;
+    auto it = series.find(minute);
+    if (it == series.end()) {
+      if (timeline_points_ >= kMaxTimelinePoints) return;
+      ++timeline_points_;
+      it = series.emplace(minute, std::pair<double, int64_t>{0, 0}).first;
+    }
+    it->second.first += e.value;
+    ++it->second.second;
+  }
+
+  json TimelineJson() const {
+    json out = json::object();
+    for (const auto& [key, points] : timeline_) {
+      const size_t sep = key.find('\x1f');
+      json arr = json::array();
+      for (const auto& [minute, acc] : points) {
+        arr.push_back(
+            {minute, std::round(acc.first / static_cast<double>(acc.second) * 100) / 100});
+      }
+      out[key.substr(0, sep)][key.substr(sep + 1)] = std::move(arr);
+    }
+    return out;
   }
 
   EvaluationResult Conclude(RuleStatus status, const std::string& details, const json& findings) {
@@ -830,6 +867,7 @@ class ProfilerRuleEvaluation final : public Evaluation {
     d.last_timestamp = last_ts_;
     d.gpu_present = gpu_;
     d.not_evaluated = NotEvaluatedRules();
+    d.timeline = TimelineJson();
     for (const auto& r : rules_) {
       ProfilerRuleSummary s;
       s.rule = r->name();
@@ -878,6 +916,8 @@ class ProfilerRuleEvaluation final : public Evaluation {
   size_t reported_fired_ = 0;
   double first_ts_ = 0, last_ts_ = 0;
   bool gpu_ = false;
+  std::map<std::string, std::map<int64_t, std::pair<double, int64_t>>> timeline_;
+  size_t timeline_points_ = 0;
 };
 
 // ---- Python dict literal ---------------------------------------------------------------

@@ -119,6 +119,9 @@ TEST_F(ProfilerReportRun, RunsEveryRuleAndWritesASelfContainedReport) {
   }
   EXPECT_NE(html->find("Not evaluated"), std::string::npos);
   EXPECT_NE(html->find("CPUUtilization"), std::string::npos);  // the usage table
+  EXPECT_NE(html->find("<polyline"), std::string::npos);       // the inline chart
+  EXPECT_EQ(html->find("http://"), std::string::npos);
+  EXPECT_EQ(html->find("https://"), std::string::npos);
 
   auto text = ReadFile(out + "/profiler-report.json");
   ASSERT_TRUE(text.ok());
@@ -128,6 +131,9 @@ TEST_F(ProfilerReportRun, RunsEveryRuleAndWritesASelfContainedReport) {
   EXPECT_EQ(j["Rules"].size(), 6u);
   EXPECT_EQ(j["Samples"], 120 * 6);
   EXPECT_EQ(j["SystemUsage"]["algo-1"]["CPUUtilization"]["p50"], 95.0);
+  // 120 s from 19:00:00: two per-minute points, CPU at 95.
+  EXPECT_EQ(j["Timeline"]["algo-1"]["CPUUtilization"],
+            nlohmann::json::parse("[[1765134000, 95.0], [1765134060, 95.0]]"));
   for (const auto& rr : j["Rules"]) {
     if (rr["RuleName"] == "CPUBottleneck") {
       EXPECT_EQ(rr["Parameters"]["patience"], 5);
