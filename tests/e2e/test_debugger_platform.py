@@ -144,6 +144,28 @@ def test_debug_hook_output_is_synced_while_training_and_whole_after(server, sm, 
         "vanishing", "loss", "dead"]
 
 
+def test_spot_interruption_keeps_what_the_attempt_wrote(server, sm, tmp_path, storage):
+    req = writer_job("dbgspot", tmp_path, storage, "debughookconfig.json", 90,
+                     EnableManagedSpotTraining=True,
+                     StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200},
+                     DebugHookConfig={"S3OutputPath": storage.uri("dbg")})
+    sm.create_training_job(**req)
+    out = storage.uri("dbg/dbgspot/debug-output/")
+    wait_for(lambda: stored_steps(storage, out, "events/"), lambda s: len(s) >= 2, timeout=60,
+             interval=0.2)
+    server.cli("spot", "interrupt", "dbgspot")
+    # The interrupted attempt's last file (written on its SIGTERM) and all before it are kept.
+    logs = wait_for(lambda: logs_of(server, "dbgspot"), lambda l: "WROTE " in l, timeout=60,
+                    interval=0.2)
+    written = int(logs.split("WROTE ")[1].split()[0])
+    assert "final" in logs
+    got = wait_for(lambda: stored_steps(storage, out, "events/"),
+                   lambda s: set(range(written)) <= set(s), timeout=30, interval=0.2)
+    assert all(got.values()), got
+    sm.stop_training_job(TrainingJobName="dbgspot")
+    assert wait_status(sm, "dbgspot")["TrainingJobStatus"] == "Stopped"
+
+
 def test_rules_without_a_hook_config_get_one_under_the_output_path(server, sm, tmp_path):
     from s3util import FileStorage
     storage = FileStorage(str(tmp_path / "store"))
