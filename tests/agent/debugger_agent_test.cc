@@ -192,7 +192,9 @@ TEST(SystemMetricsTest, WriterRotatesAndPublishesWholeFiles) {
     // The baseline (at the minute's start) has no rates yet, only levels such as memory.
     const double ts = e["Timestamp"].get<double>();
     EXPECT_TRUE(ts == 1591160640.0 || ts == 1591160670.0) << line;
-    if (e["Type"] == "cpu") EXPECT_EQ(ts, 1591160670.0) << line;
+    if (e["Type"] == "cpu") {
+      EXPECT_EQ(ts, 1591160670.0) << line;
+    }
     got[e["Type"].get<std::string>() + "/" + e["Name"].get<std::string>() + "/" +
         e["Dimension"].get<std::string>()] = e["Value"].get<double>();
   }

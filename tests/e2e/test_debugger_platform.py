@@ -7,7 +7,6 @@ code imports from the server's python/ folder; bad debugger input is refused by 
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 import botocore.exceptions
@@ -200,15 +199,19 @@ def test_tensorboard_output_is_synced(server, sm, tmp_path, storage):
 
 
 def smdebug_env():
-    """TY_SMDEBUG_PYTHONPATH from /work/shared/clients/setup.sh, or None."""
-    setup = os.environ.get("TY_CLIENTS_SETUP", "/work/shared/clients/setup.sh")
-    if not os.path.exists(setup):
+    """TY_SMDEBUG_PYTHONPATH from the clients folder's setup.sh (TY_CLIENTS, else
+    ../shared/clients beside the checkout, as test_sagemaker_sdk.py finds it), or None."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = [os.environ.get("TY_CLIENTS"), os.path.join(os.path.dirname(root), "shared", "clients"),
+                  "/work/shared/clients"]
+    clients = next((c for c in candidates if c and os.path.exists(os.path.join(c, "setup.sh"))), None)
+    if clients is None:
         return None
-    res = subprocess.run(["bash", setup], capture_output=True, text=True)
+    res = subprocess.run([os.path.join(clients, "setup.sh")], capture_output=True, text=True)
     for line in res.stdout.splitlines():
-        line = line.replace("export ", "")
+        line = line.replace("export ", "", 1)
         if line.startswith("TY_SMDEBUG_PYTHONPATH="):
-            return line.split("=", 1)[1].strip().strip('"').strip("'")
+            return line.split("=", 1)[1].strip()
     return None
 
 
@@ -226,8 +229,8 @@ READ_SYSTEM_METRICS = textwrap.dedent("""
 def test_profiler_system_metrics_are_read_by_smdebug(server, sm, tmp_path, storage):
     pythonpath = smdebug_env()
     if not pythonpath:
-        pytest.skip("smdebug not available: /work/shared/clients/setup.sh gives no "
-                    "TY_SMDEBUG_PYTHONPATH")
+        pytest.skip("the real smdebug is absent: no clients folder with setup.sh (set TY_CLIENTS "
+                    "to its path)")
     req = job_request("prof", str(tmp_path), "sleep 3",
                       ProfilerConfig={"ProfilingIntervalInMilliseconds": 100,
                                       "S3OutputPath": storage.uri("prof")})
