@@ -610,7 +610,7 @@ struct Agent::Impl {
         std::lock_guard<std::mutex> lock(notes_mu);
         notes.push_back(message);
       });
-      Status started = debugger->Start();
+      Status started = debugger->Start(limits_dirs, memory_limit_bytes);
       if (!started.ok()) {
         return Finish(fail, ReasonFor(started.WithPrefix("cannot sync the debugger output")), "",
                       false);

@@ -29,7 +29,8 @@ Status DebuggerOutputs::StartSync(const std::string& local_dir, const std::strin
   return Status::Ok();
 }
 
-Status DebuggerOutputs::Start() {
+Status DebuggerOutputs::Start(const std::vector<std::string>& cgroup_dirs,
+                              uint64_t memory_limit_bytes) {
   TY_ASSIGN_OR_RETURN(DebuggerDirs dirs, DebuggerHostDirs(config_));
   const model::JobSpec& spec = config_.spec;
   if (!dirs.debug.empty()) TY_RETURN_IF_ERROR(StartSync(dirs.debug, model::DebugOutputUri(spec)));
@@ -44,8 +45,11 @@ Status DebuggerOutputs::Start() {
     o.staging_dir = dirs.profiler_staging;
     o.node_id = CurrentHost(config_);
     o.interval = std::chrono::milliseconds(std::max<int64_t>(spec.profiler->interval_ms, 100));
+    o.sampler.cgroup_dirs = cgroup_dirs;
     o.sampler.root_pid = ::getpid();
-    o.sampler.memory_limit_bytes = static_cast<uint64_t>(config_.memory_gib * 1024 * 1024 * 1024);
+    o.sampler.memory_limit_bytes =
+        memory_limit_bytes > 0 ? memory_limit_bytes
+                               : static_cast<uint64_t>(config_.memory_gib * 1024 * 1024 * 1024);
     o.sampler.gpus = config_.num_gpus;
     writer_ = std::make_unique<SystemMetricsWriter>(std::move(o));
     TY_RETURN_IF_ERROR(writer_->Start());

@@ -34,9 +34,11 @@ class DebuggerOutputs {
   DebuggerOutputs(const DebuggerOutputs&) = delete;
   DebuggerOutputs& operator=(const DebuggerOutputs&) = delete;
 
-  // After staging: starts the syncs the job asks for and the system metrics writer. Nothing
-  // when the job has no debugger, TensorBoard or profiler config.
-  Status Start();
+  // After staging: starts the syncs the job asks for and the system metrics writer, which
+  // measures memory in the instance's cgroup `cgroup_dirs` when it has one (else the agent's
+  // process tree) against `memory_limit_bytes` (0: the instance type's memory). Nothing when
+  // the job has no debugger, TensorBoard or profiler config.
+  Status Start(const std::vector<std::string>& cgroup_dirs = {}, uint64_t memory_limit_bytes = 0);
   // Stops the writer (its last file is moved into place), flushes every sync within `budget`
   // and stops them. The first failure, or Ok. Idempotent.
   Status Finish(std::chrono::milliseconds budget);

@@ -146,6 +146,11 @@ TEST_F(DebuggerRequestTest, BadInputIsRefusedByName) {
                 "custom rule images are not supported");
   ExpectRefused({{"DebugRuleConfigurations", {Rule("c", "MyRule", "my/own:image")}}},
                 "custom rule images are not supported");
+  ExpectRefused({{"ProfilerRuleConfigurations",
+                  {Rule("d", "DetailedProfilerProcessing",
+                        "503895931360.dkr.ecr.us-east-1.amazonaws.com/"
+                        "detailed-profiler-processing:latest")}}},
+                "detailed profiling, which is not supported");
   ExpectRefused({{"ProfilerRuleConfigurations", {Rule("c", "CPUBottleneck", "x:latest")}}},
                 "custom rule images are not supported");
   json many = json::array();

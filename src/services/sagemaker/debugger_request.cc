@@ -98,6 +98,11 @@ Result<std::vector<model::RuleSpec>> ParseRules(const json& body, const char* me
                              "training job.");
     }
     rule.evaluator_image = Str(r, "RuleEvaluatorImage");
+    if (rule.evaluator_image.find("/detailed-profiler-processing:") != std::string::npos) {
+      return InvalidArgument(where + ": RuleEvaluatorImage '" + rule.evaluator_image +
+                             "' is SageMaker Profiler's detailed profiling, which is not "
+                             "supported by Trainyard yet.");
+    }
     if (!IsBuiltInRulesImage(rule.evaluator_image)) {
       return InvalidArgument(
           where + ": RuleEvaluatorImage '" + rule.evaluator_image +
