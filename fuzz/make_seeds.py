@@ -40,6 +40,25 @@ CREATE = {
     "Tags": [{"Key": "team", "Value": "vision"}],
 }
 
+# CREATE with the debugger and profiler members (services/sagemaker/debugger_request.cc).
+RULES_IMAGE = "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest"
+CREATE_DEBUGGER = dict(
+    CREATE,
+    DebugHookConfig={"S3OutputPath": "file:///fuzz/data/dbg", "LocalPath": "/opt/ml/output/tensors",
+                     "HookParameters": {"save_interval": "10"},
+                     "CollectionConfigurations": [{"CollectionName": "gradients",
+                                                   "CollectionParameters": {"save_interval": "2"}}]},
+    DebugRuleConfigurations=[
+        {"RuleConfigurationName": "vg", "RuleEvaluatorImage": RULES_IMAGE,
+         "RuleParameters": {"rule_to_invoke": "VanishingGradient"}},
+        {"RuleConfigurationName": "az", "RuleEvaluatorImage": RULES_IMAGE,
+         "RuleParameters": {"rule_to_invoke": "AllZero", "collection_names": "weights,biases"}}],
+    TensorBoardOutputConfig={"S3OutputPath": "file:///fuzz/data/tb"},
+    ProfilerConfig={"ProfilingIntervalInMilliseconds": 500, "DisableProfiler": False},
+    ProfilerRuleConfigurations=[{"RuleConfigurationName": "ProfilerReport",
+                                 "RuleEvaluatorImage": RULES_IMAGE,
+                                 "RuleParameters": {"rule_to_invoke": "ProfilerReport"}}])
+
 SEARCH = {
     "Resource": "TrainingJob",
     "SearchExpression": {
@@ -56,6 +75,7 @@ SEARCH = {
 
 REQUESTS = {
     "create": ("SageMaker.CreateTrainingJob", CREATE),
+    "create_debugger": ("SageMaker.CreateTrainingJob", CREATE_DEBUGGER),
     "describe": ("SageMaker.DescribeTrainingJob", {"TrainingJobName": "fuzz-job"}),
     "list": ("SageMaker.ListTrainingJobs", {"MaxResults": 5, "StatusEquals": "Completed",
                                            "NameContains": "fuzz", "SortBy": "CreationTime",

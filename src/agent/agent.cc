@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "agent/container_env.h"
+#include "agent/debugger_output.h"
 #include "agent/instance_sampler.h"
 #include "agent/reporter.h"
 #include "agent/resource_limits.h"
@@ -119,6 +120,8 @@ struct Agent::Impl {
   Supervisor supervisor;
   std::unique_ptr<Reporter> reporter;
   std::unique_ptr<storage::DirectorySync> checkpoint_sync;
+  // Debugger hook, TensorBoard and profiler output (main thread only).
+  std::unique_ptr<DebuggerOutputs> debugger;
   std::atomic<bool> stop_asked{false};   // SIGTERM/SIGINT: stop, upload artifacts
   std::atomic<bool> aborted{false};      // SIGUSR2: another instance failed the job
   std::string limits_cgroup;             // the instance cgroup, when limits were applied
@@ -286,8 +289,27 @@ struct Agent::Impl {
     reporter->Send(std::move(r));
   }
 
+  // The last sync of the debugger, TensorBoard and profiler output, once the training process
+  // is gone: every file it wrote is kept, whatever the outcome.
+  void FinalDebuggerSync() {
+    if (!debugger) return;
+    std::chrono::milliseconds budget = std::chrono::minutes(10);
+    if (interrupted.load() && !stop_asked.load()) {
+      int64_t left = Notice().count() - (MonotonicMs() - notice_at_ms.load());
+      budget = std::chrono::milliseconds(std::max<int64_t>(left - 500, 1000));
+    }
+    Status s = debugger->Finish(budget);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(notes_mu);
+      notes.push_back("final debugger output sync failed: " + s.message());
+    }
+    debugger.reset();
+    DrainNotes();
+  }
+
   int Finish(AgentReport::Outcome outcome, const std::string& reason, const std::string& artifacts,
              bool uploaded) {
+    FinalDebuggerSync();
     FlushLog();
     AgentReport r = NewReport(AgentReport::Type::kExit);
     r.outcome = outcome;
@@ -423,6 +445,11 @@ struct Agent::Impl {
     if (config.spec.checkpoint_uri) {
       TY_ASSIGN_OR_RETURN(std::string ckpt, CheckpointHostDir(config));
       TY_RETURN_IF_ERROR(ChownTree(ckpt, uid, gid));
+    }
+    // The hook's and TensorBoard's local directories may lie outside output/.
+    TY_ASSIGN_OR_RETURN(DebuggerDirs dirs, DebuggerHostDirs(config));
+    for (const std::string& dir : {dirs.debug, dirs.tensorboard}) {
+      if (!dir.empty()) TY_RETURN_IF_ERROR(ChownTree(dir, uid, gid));
     }
     return Status::Ok();
   }
@@ -576,6 +603,18 @@ struct Agent::Impl {
     if (!synced.ok()) {
       return Finish(fail, ReasonFor(synced.WithPrefix("cannot watch the checkpoint directory")), "",
                     false);
+    }
+    if (config.spec.debug_hook || config.spec.tensorboard || config.spec.profiler) {
+      debugger = std::make_unique<DebuggerOutputs>(config, [this](const std::string& message) {
+        Diag(message);
+        std::lock_guard<std::mutex> lock(notes_mu);
+        notes.push_back(message);
+      });
+      Status started = debugger->Start(limits_dirs, memory_limit_bytes);
+      if (!started.ok()) {
+        return Finish(fail, ReasonFor(started.WithPrefix("cannot sync the debugger output")), "",
+                      false);
+      }
     }
     if (supervisor.stop_requested()) return Ended();
 
@@ -770,6 +809,7 @@ int Agent::Run() {
   int rc = impl_->Run();
   if (!impl_->limits_cgroup.empty()) ReleaseInstanceLimits(impl_->limits_cgroup);
   impl_->checkpoint_sync.reset();  // its callbacks use the reporter
+  impl_->debugger.reset();
   impl_->reporter.reset();
   return rc;
 }

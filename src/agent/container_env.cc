@@ -219,6 +219,31 @@ std::string CheckpointConfigJson(const model::JobSpec& spec, const std::string& 
   return Dump({{"LocalPath", local_path}, {"S3Uri", spec.checkpoint_uri.value_or("")}});
 }
 
+std::string DebugHookConfigJson(const model::JobSpec& spec, const std::string& local_path) {
+  const model::DebugHookSpec& h = *spec.debug_hook;
+  json collections = json::array();
+  for (const auto& c : h.collections) {
+    json entry = {{"CollectionName", c.name}};
+    if (!c.parameters.empty()) entry["CollectionParameters"] = c.parameters;
+    collections.push_back(std::move(entry));
+  }
+  return Dump({{"S3OutputPath", h.s3_output_path},
+               {"LocalPath", local_path},
+               {"HookParameters", h.hook_parameters},
+               {"CollectionConfigurations", collections}});
+}
+
+std::string TensorBoardConfigJson(const model::JobSpec& spec, const std::string& local_path) {
+  return Dump({{"LocalPath", local_path}, {"S3OutputPath", spec.tensorboard->s3_output_path}});
+}
+
+std::string ProfilerConfigJson(const model::JobSpec& spec) {
+  const model::ProfilerSpec& p = *spec.profiler;
+  return Dump({{"ProfilingIntervalInMilliseconds", p.interval_ms},
+               {"ProfilingParameters", json::object()},
+               {"DisableProfiler", p.disabled}});
+}
+
 std::string DecodeHyperparameter(const std::string& value) { return Dump(Decode(value)); }
 
 ToolkitParams ParseToolkitParams(const std::map<std::string, std::string>& hyperparameters) {
@@ -394,6 +419,12 @@ std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig
     env["CURRENT_HOST"] = current;
   }
   for (const auto& [k, v] : spec.environment) env[k] = v;
+  if (c.image.runtime == model::ImageEntry::Runtime::kPythonFramework && !c.python_dir.empty()) {
+    // Last, so the user's own modules win over ours.
+    const std::string dir = ml_root == kOptMl ? std::string(kSandboxPythonDir) : c.python_dir;
+    std::string& path = env["PYTHONPATH"];
+    path = path.empty() ? dir : path + ":" + dir;
+  }
   return env;
 }
 

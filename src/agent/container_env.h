@@ -28,6 +28,22 @@ std::string InputDataConfigJson(const model::JobSpec& spec);
 // {"LocalPath": <local_path>, "S3Uri": <checkpoint uri>}. REQUIRES: spec.checkpoint_uri.
 std::string CheckpointConfigJson(const model::JobSpec& spec, const std::string& local_path);
 
+// Debugger and profiler configs, as SageMaker writes them (spec/debugger.md section 2.4):
+// debughookconfig.json {"S3OutputPath", "LocalPath", "HookParameters", "CollectionConfigurations":
+// [{"CollectionName", "CollectionParameters"?}]} with the rules' collections already merged in
+// (REQUIRES: spec.debug_hook); tensorboardoutputconfig.json {"LocalPath", "S3OutputPath"}
+// (REQUIRES: spec.tensorboard); profilerconfig.json {"ProfilingIntervalInMilliseconds",
+// "ProfilingParameters": {}, "DisableProfiler"} (REQUIRES: spec.profiler; framework profiling is
+// refused at create, so smdebug's framework profiler stays off). `local_path` is the directory as
+// the training process sees it.
+std::string DebugHookConfigJson(const model::JobSpec& spec, const std::string& local_path);
+std::string TensorBoardConfigJson(const model::JobSpec& spec, const std::string& local_path);
+std::string ProfilerConfigJson(const model::JobSpec& spec);
+
+// Where the server's python/ folder (InstanceConfig::python_dir) is bound, read-only, in the
+// sandbox.
+inline constexpr char kSandboxPythonDir[] = "/opt/trainyard/python";
+
 // A hyperparameter value decoded as the toolkit does: JSON when it parses,
 // else the raw string. Returned as compact JSON text.
 std::string DecodeHyperparameter(const std::string& value);
@@ -53,7 +69,9 @@ std::string PythonStr(const std::string& json_text);
 // The environment of the training process: a clean base (PATH, HOME, LANG,
 // PYTHONUNBUFFERED), then image.env, then TRAINING_JOB_NAME/ARN, AWS_REGION and
 // every SM_* variable (paths under `ml_root`, which is "/opt/ml" inside the
-// sandbox or the instance dir without one), then spec.environment (user wins).
+// sandbox or the instance dir without one), then spec.environment (user wins). For the
+// python-framework runtime the server's python/ folder (kSandboxPythonDir in the sandbox,
+// c.python_dir without one) is appended to PYTHONPATH last, after the user's own entries.
 // `home` is HOME's value.
 std::map<std::string, std::string> BuildContainerEnv(const model::InstanceConfig& c,
                                                      const std::string& ml_root,

@@ -279,6 +279,61 @@ std::string OutputBase(const model::InstanceConfig& c) {
 
 }  // namespace
 
+namespace {
+
+// The debugger's config files and local directories. Paths in the files are as the training
+// process sees them.
+Status StageDebugger(const model::InstanceConfig& c, const InstanceView& view,
+                     const std::string& config_dir) {
+  TY_ASSIGN_OR_RETURN(DebuggerDirs dirs, DebuggerHostDirs(c));
+  auto seen = [&](const std::string& host) {
+    return view.sandboxed ? std::string(kOptMl) + host.substr(c.instance_dir.size()) : host;
+  };
+  if (c.spec.debug_hook) {
+    TY_RETURN_IF_ERROR(MakeDirs(dirs.debug));
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "debughookconfig.json"),
+                                       DebugHookConfigJson(c.spec, seen(dirs.debug)), 0644,
+                                       /*durable=*/false));
+  }
+  if (c.spec.tensorboard) {
+    TY_RETURN_IF_ERROR(MakeDirs(dirs.tensorboard));
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "tensorboardoutputconfig.json"),
+                                       TensorBoardConfigJson(c.spec, seen(dirs.tensorboard)), 0644,
+                                       /*durable=*/false));
+  }
+  if (c.spec.profiler) {
+    TY_RETURN_IF_ERROR(WriteFileAtomic(JoinPath(config_dir, "profilerconfig.json"),
+                                       ProfilerConfigJson(c.spec), 0644, /*durable=*/false));
+  }
+  if (!dirs.profiler.empty()) {
+    // Earlier runs of this tree (a restarted agent) leave nothing half-written behind.
+    TY_RETURN_IF_ERROR(RemoveAll(dirs.profiler_staging));
+    TY_RETURN_IF_ERROR(MakeDirs(JoinPath(dirs.profiler, "system"), 0700));
+    TY_RETURN_IF_ERROR(MakeDirs(dirs.profiler_staging, 0700));
+  }
+  return Status::Ok();
+}
+
+// The server's python/ folder, bound read-only at kSandboxPythonDir. An unprivileged sandbox
+// reads only what others may: a folder it could not read is copied beside the tree (root's,
+// readable) and the copy bound instead.
+Status StagePythonDir(const model::InstanceConfig& c, InstanceView* view) {
+  std::string source = c.python_dir;
+  if (view->unprivileged && !TreeReadableByOthers(source)) {
+    std::string base = c.instance_dir;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    std::string copy = base + ".python";
+    TY_RETURN_IF_ERROR(RemoveAll(copy));
+    TY_RETURN_IF_ERROR(CopyTree(source, copy));
+    TY_RETURN_IF_ERROR(MakeTreeReadable(copy));
+    source = copy;
+  }
+  view->ro_binds.emplace_back(source, kSandboxPythonDir);
+  return Status::Ok();
+}
+
+}  // namespace
+
 storage::StorageConfig StorageConfigOf(const model::InstanceConfig& c) {
   storage::StorageConfig config;
   config.file_roots = c.file_roots;
@@ -311,6 +366,34 @@ std::string InstanceView::HostPath(const std::string& path) const {
   if (Under(p, kOptMl)) return instance_dir + p.substr(sizeof(kOptMl) - 1);
   if (Under(p, "/tmp") || Under(p, "/opt")) return "";
   return p;
+}
+
+Result<std::string> OptMlHostDir(const model::InstanceConfig& c, const std::string& path,
+                                 const std::string& what) {
+  std::string local = Normalize(path);
+  if (!Under(local, kOptMl) || local == kOptMl || path.find("..") != std::string::npos) {
+    return InvalidArgument(what + " '" + path + "' must be a directory under /opt/ml");
+  }
+  return c.instance_dir + local.substr(sizeof(kOptMl) - 1);
+}
+
+Result<DebuggerDirs> DebuggerHostDirs(const model::InstanceConfig& c) {
+  DebuggerDirs d;
+  if (c.spec.debug_hook) {
+    TY_ASSIGN_OR_RETURN(
+        d.debug, OptMlHostDir(c, c.spec.debug_hook->local_path, "DebugHookConfig.LocalPath"));
+  }
+  if (c.spec.tensorboard) {
+    TY_ASSIGN_OR_RETURN(d.tensorboard, OptMlHostDir(c, c.spec.tensorboard->local_path,
+                                                    "TensorBoardOutputConfig.LocalPath"));
+  }
+  if (c.spec.profiler && !c.spec.profiler->disabled) {
+    std::string base = c.instance_dir;
+    while (base.size() > 1 && base.back() == '/') base.pop_back();
+    d.profiler = base + ".profiler";
+    d.profiler_staging = base + ".profiler-staging";
+  }
+  return d;
 }
 
 Result<std::string> CheckpointHostDir(const model::InstanceConfig& c) {
@@ -351,6 +434,11 @@ Status StageInstance(const model::InstanceConfig& c, InstanceView* view) {
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       return s.WithPrefix("cannot restore checkpoints");
     }
+  }
+  TY_RETURN_IF_ERROR(StageDebugger(c, *view, config_dir));
+  if (view->sandboxed && !c.python_dir.empty() &&
+      c.image.runtime == model::ImageEntry::Runtime::kPythonFramework) {
+    TY_RETURN_IF_ERROR(StagePythonDir(c, view));
   }
   for (const auto& ch : c.spec.channels) TY_RETURN_IF_ERROR(StageChannel(c, ch, view));
   return StageCode(c, JoinPath(dir, "code"));

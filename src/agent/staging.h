@@ -36,8 +36,11 @@ struct InstanceView {
 // resourceconfig,inputdataconfig[,checkpointconfig]}.json, input/data/<channel>
 // (file:// channels are bind-mounted read-only when sandboxed and the source is
 // a directory the sandbox can read, copied otherwise), model/, output/data/, output/intermediate/,
-// code/, and the checkpoint directory (restored from the checkpoint URI when
-// one is set; nothing there is fine). For the python-framework runtime,
+// code/, the debugger hook's and TensorBoard's local directories with
+// debughookconfig.json / tensorboardoutputconfig.json / profilerconfig.json (spec/debugger.md
+// section 2.4), the server's python/ folder bound read-only at kSandboxPythonDir
+// (python-framework runtime, sandboxed), and the checkpoint directory (restored from the checkpoint
+// URI when one is set; nothing there is fine). For the python-framework runtime,
 // sagemaker_submit_directory (a file:// URI or an absolute path within the file
 // roots; a directory or a tar.gz) is copied/unpacked into code/.
 // Appends bind mounts to view->ro_binds.
@@ -73,5 +76,21 @@ std::vector<std::string> ShardKeys(std::vector<std::string> keys, int host_index
 // Host path of the checkpoint directory; InvalidArgument when the configured
 // local path is not under /opt/ml.
 Result<std::string> CheckpointHostDir(const model::InstanceConfig& c);
+
+// Host path of `path`, a directory under /opt/ml as the training process sees it (`what` names
+// it in errors); InvalidArgument when it is not under /opt/ml.
+Result<std::string> OptMlHostDir(const model::InstanceConfig& c, const std::string& path,
+                                 const std::string& what);
+
+// Host paths of the debugger hook's and TensorBoard's local directories ("" when the job has
+// none), and the host directory the agent writes the profiler's system metrics into (outside
+// the instance tree: the training process can neither see nor swap it).
+struct DebuggerDirs {
+  std::string debug;
+  std::string tensorboard;
+  std::string profiler;          // <instance_dir>.profiler (holds system/...); "" when off
+  std::string profiler_staging;  // <instance_dir>.profiler-staging: files being written
+};
+Result<DebuggerDirs> DebuggerHostDirs(const model::InstanceConfig& c);
 
 }  // namespace ty::agent

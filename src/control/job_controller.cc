@@ -853,6 +853,7 @@ void JobController::LaunchAgents(ActiveJob* job) {
       own_roots != options_.account_file_roots.end() ? own_roots->second : options_.file_roots;
   base.storage_s3 = options_.storage_s3;
   base.pass_s3_credentials = options_.pass_s3_credentials;
+  base.python_dir = options_.python_dir;
   // SM_NUM_CPUS / SM_NUM_GPUS describe the instance type, as on SageMaker.
   const capacity::InstanceType* type = options_.catalog->Find(rec.spec.instance_type);
   base.num_cpus = type != nullptr ? type->vcpus : options_.host_cpus;

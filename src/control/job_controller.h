@@ -55,6 +55,7 @@ struct ControllerOptions {
   int64_t metrics_interval_ms = 1000;      // model::InstanceConfig::metrics_interval_ms
   nlohmann::json storage_s3;               // the S3 store handed to agents (InstanceConfig)
   bool pass_s3_credentials = false;        // see InstanceConfig::pass_s3_credentials
+  std::string python_dir;                  // see InstanceConfig::python_dir ("": none)
   std::string isolation = "auto";          // auto | bwrap | none (passed to agents)
   model::SandboxConfig sandbox;            // how bwrap holds training processes (passed to agents)
   // Hold each instance to its type's CPUs and memory with a cgroup where the machine allows it.

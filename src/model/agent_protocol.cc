@@ -89,6 +89,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"enforce_limits", c.enforce_limits},
           {"volumes", c.volumes},
           {"network", NetworkToJson(c.network)},
+          {"python_dir", c.python_dir},
           {"image",
            {{"runtime", RuntimeName(c.image.runtime)},
             {"command", c.image.command},
@@ -131,6 +132,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.max_processes = j.value("max_processes", 0);
     c.enforce_limits = j.value("enforce_limits", false);
     c.volumes = j.value("volumes", std::string("off"));
+    c.python_dir = j.value("python_dir", std::string());
     if (auto it = j.find("network"); it != j.end() && it->is_object()) {
       c.network.netns = it->value("netns", std::string());
       c.network.interface = it->value("interface", std::string());

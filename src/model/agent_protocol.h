@@ -111,6 +111,10 @@ struct InstanceConfig {
   // system where possible, else watched) | watch | off (storage/instance_volume.h).
   std::string volumes = "off";
   InstanceNetworkConfig network;
+  // The server's python/ folder (Python pieces training code may import, e.g. the debugger
+  // hook): bound read-only into the sandbox and appended to PYTHONPATH for the python-framework
+  // runtime. "": none.
+  std::string python_dir;
   ImageEntry image;
   JobSpec spec;
 };

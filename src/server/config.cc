@@ -549,6 +549,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         c->allow_shared_host = v.as<bool>();
       } else if (key == "credentials_file") {
         c->credentials_file = v.as<std::string>();
+      } else if (key == "python_dir") {
+        c->python_dir = v.as<std::string>();
       } else if (key == "isolation") {
         c->isolation = v.as<std::string>();
         if (c->isolation != "auto" && c->isolation != "bwrap" && c->isolation != "none") {

@@ -68,6 +68,9 @@ struct ServerConfig {
   HttpServerOptions http;
   std::vector<launch::ImageRule> images;  // image catalog entries (before built-ins)
   std::string agent_binary;               // default: this executable
+  // The python/ folder training code may import from (config key python_dir); default: the
+  // first of <exe dir>/../python and <exe dir>/../share/trainyard/python that exists.
+  std::string python_dir;
   // Catalog overrides and additions (over the built-in table), each complete:
   // fields a config entry leaves out come from the built-in entry.
   std::vector<capacity::InstanceType> instance_types;

@@ -160,6 +160,28 @@ std::string LostDatabase(const std::string& db, const std::string& data_dir, int
          JoinPath(data_dir, "jobs") + " aside.";
 }
 
+// The python/ folder handed to training code (ServerConfig::python_dir): the configured one,
+// which must be a directory, else the first of <exe dir>/../python and
+// <exe dir>/../share/trainyard/python that is one, else "" (none).
+Result<std::string> ResolvePythonDir(const std::string& configured) {
+  struct stat st {};
+  if (!configured.empty()) {
+    auto real = RealPath(configured);
+    if (!real.ok() || ::stat(real->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return InvalidArgument("python_dir '" + configured + "' is not a directory");
+    }
+    return *real;
+  }
+  auto exe = RealPath("/proc/self/exe");
+  if (!exe.ok()) return std::string();
+  const std::string dir = exe->substr(0, exe->find_last_of('/'));
+  for (const char* rel : {"/../python", "/../share/trainyard/python"}) {
+    auto real = RealPath(dir + rel);
+    if (real.ok() && ::stat(real->c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return *real;
+  }
+  return std::string();
+}
+
 // Refuses a missing or zero-length database beside existing job trees, before
 // Store::Open would create a fresh one over the loss.
 Status CheckDatabaseBesideJobs(const std::string& data_dir) {
@@ -499,6 +521,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (config.agent_binary.empty()) {
     TY_ASSIGN_OR_RETURN(config.agent_binary, RealPath("/proc/self/exe"));
   }
+  TY_ASSIGN_OR_RETURN(config.python_dir, ResolvePythonDir(config.python_dir));
 
   // Credentials: the configured file, or one created on first start.
   auto creds = std::make_unique<api::CredentialStore>();
@@ -612,6 +635,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   copts.agent_log_buffer_lines = config.agent_log_buffer_lines;
   copts.storage_s3 = storage::S3SettingsToJson(impl->s3);
   copts.pass_s3_credentials = config.pass_s3_credentials_to_jobs;
+  copts.python_dir = config.python_dir;
   copts.isolation = config.isolation;
   copts.sandbox = impl->sandbox;
   copts.enforce_instance_limits = config.instance_limits;

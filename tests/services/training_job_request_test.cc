@@ -397,9 +397,7 @@ TEST_P(UnsupportedTopLevelTest, RefusedByName) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Members, UnsupportedTopLevelTest,
-                         ::testing::Values("VpcConfig", "DebugRuleConfigurations",
-                                           "ProfilerRuleConfigurations", "TensorBoardOutputConfig",
-                                           "RemoteDebugConfig", "InfraCheckConfig",
+                         ::testing::Values("VpcConfig", "RemoteDebugConfig", "InfraCheckConfig",
                                            "SessionChainingConfig", "ServerlessJobConfig",
                                            "MlflowConfig", "ModelPackageConfig"));
 

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/json.h"
+#include "services/sagemaker/debugger_request.h"
 #include "storage/uri.h"
 
 namespace ty::services {
@@ -56,16 +57,9 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
   spec.name = Str(body, "TrainingJobName");
 
   // Members not supported yet: rejected by name, never silently ignored.
-  static const char* const kUnsupportedTop[] = {"VpcConfig",
-                                                "DebugRuleConfigurations",
-                                                "ProfilerRuleConfigurations",
-                                                "TensorBoardOutputConfig",
-                                                "RemoteDebugConfig",
-                                                "InfraCheckConfig",
-                                                "SessionChainingConfig",
-                                                "ServerlessJobConfig",
-                                                "MlflowConfig",
-                                                "ModelPackageConfig"};
+  static const char* const kUnsupportedTop[] = {
+      "VpcConfig",           "RemoteDebugConfig", "InfraCheckConfig",  "SessionChainingConfig",
+      "ServerlessJobConfig", "MlflowConfig",      "ModelPackageConfig"};
   for (const char* member : kUnsupportedTop) {
     if (Has(body, member)) return NotSupported(member);
   }
@@ -254,6 +248,9 @@ Result<model::JobSpec> ParseCreateTrainingJob(const json& body, const RequestPol
                              "': give an s3:// or file:// URI.");
     }
   }
+
+  // Debugger and profiler (after the output path: their S3OutputPath defaults to it).
+  TY_RETURN_IF_ERROR(ParseDebuggerMembers(body, policy, &spec));
 
   // Tags: no reserved keys, no duplicate keys.
   std::set<std::string> tag_keys;
