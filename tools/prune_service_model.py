@@ -29,6 +29,7 @@ SERVICES = {
     "sagemaker": (os.path.join("data", "sagemaker", "2017-07-24"), [
         "CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
         "DeleteTrainingJob", "AddTags", "ListTags", "DeleteTags", "Search",
+        "DescribeProcessingJob",
     ], "sagemaker-model.json"),
     "logs": (os.path.join("data", "logs", "2014-03-28"), [
         "CreateLogGroup", "CreateLogStream", "DeleteLogGroup", "DeleteLogStream",

@@ -16,6 +16,7 @@
 #include "api/service_model.h"
 #include "cli/alarms_commands.h"
 #include "cli/client.h"
+#include "cli/debugger_commands.h"
 #include "cli/functions_commands.h"
 #include "cli/governance_commands.h"
 #include "cli/job_spec_file.h"
@@ -764,6 +765,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   GovernanceCommands governance_cmds(app);
   FunctionsCommands functions_cmds(app);
   RulesCommands rules_cmds(app);
+  DebuggerCommands debugger_cmds(app);
 
   try {
     app.parse(argc, argv);
@@ -796,6 +798,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (governance_cmds.chosen()) return governance_cmds.Run(out, err);
   if (functions_cmds.chosen()) return functions_cmds.Run(out, err);
   if (rules_cmds.chosen()) return rules_cmds.Run(out, err);
+  if (debugger_cmds.chosen()) return debugger_cmds.Run(out, err);
   return 2;
 }
 

@@ -66,9 +66,9 @@ constexpr const char* kDescribeMembers[] = {
 
 }  // namespace
 
-json TrainingJobStateChangeDetail(const model::JobRecord& job,
-                                  const std::vector<store::Tag>& tags) {
-  json d = model::DescribeTrainingJobJson(job, model::TimeFormat::kEpochMillis);
+json TrainingJobStateChangeDetail(const model::JobRecord& job, const std::vector<store::Tag>& tags,
+                                  const std::vector<model::RuleEvaluation>& rules) {
+  json d = model::DescribeTrainingJobJson(job, model::TimeFormat::kEpochMillis, rules);
   for (const char* member : kDescribeMembers) {
     if (!d.contains(member)) d[member] = nullptr;
   }
@@ -105,10 +105,11 @@ std::string ArnRegion(const std::string& arn) {
 
 store::OutboxEvent TrainingJobStateChangeEvent(const model::JobRecord& job,
                                                const std::vector<store::Tag>& tags, TimePoint now,
-                                               const std::string& id) {
+                                               const std::string& id,
+                                               const std::vector<model::RuleEvaluation>& rules) {
   json event =
       EventEnvelope(id, kTrainingJobStateChange, kSageMakerSource, job.account, ArnRegion(job.arn),
-                    now, {job.arn}, TrainingJobStateChangeDetail(job, tags));
+                    now, {job.arn}, TrainingJobStateChangeDetail(job, tags, rules));
   store::OutboxEvent out;
   out.account = job.account;
   out.ordering_key = job.arn;
@@ -120,7 +121,12 @@ store::OutboxEvent TrainingJobStateChangeEvent(const model::JobRecord& job,
 
 std::vector<store::OutboxEvent> JobEventPublisher::StateChangeEvents(
     const model::JobRecord& job, const std::vector<store::Tag>& tags, TimePoint now) {
-  return {TrainingJobStateChangeEvent(job, tags, now, RandomUuid())};
+  std::vector<model::RuleEvaluation> rules;
+  if (store_ != nullptr && (!job.spec.debug_rules.empty() || !job.spec.profiler_rules.empty())) {
+    auto stored = store_->RuleEvaluations(job.arn);
+    if (stored.ok()) rules = std::move(stored).value();
+  }
+  return {TrainingJobStateChangeEvent(job, tags, now, RandomUuid(), rules)};
 }
 
 }  // namespace ty::events

@@ -25,8 +25,11 @@ inline constexpr const char* kTrainingJobStateChange = "SageMaker Training Job S
 inline constexpr const char* kSageMakerSource = "aws.sagemaker";
 
 // The event's `detail`.
+// `rules`: the job's stored rule evaluations (DebugRuleEvaluationStatuses and
+// ProfilerRuleEvaluationStatuses, see model/describe_json.h).
 nlohmann::json TrainingJobStateChangeDetail(const model::JobRecord& job,
-                                            const std::vector<store::Tag>& tags);
+                                            const std::vector<store::Tag>& tags,
+                                            const std::vector<model::RuleEvaluation>& rules = {});
 
 // An EventBridge event envelope. `time` is rendered "YYYY-MM-DDTHH:MM:SSZ".
 nlohmann::json EventEnvelope(const std::string& id, const std::string& detail_type,
@@ -38,17 +41,17 @@ nlohmann::json EventEnvelope(const std::string& id, const std::string& detail_ty
 std::string ArnRegion(const std::string& arn);
 
 // The whole event for `job` at `now`, with id `id`, as an outbox row ordered by the job's ARN.
-store::OutboxEvent TrainingJobStateChangeEvent(const model::JobRecord& job,
-                                               const std::vector<store::Tag>& tags, TimePoint now,
-                                               const std::string& id);
+store::OutboxEvent TrainingJobStateChangeEvent(
+    const model::JobRecord& job, const std::vector<store::Tag>& tags, TimePoint now,
+    const std::string& id, const std::vector<model::RuleEvaluation>& rules = {});
 
 // The JobEventSource the server hands the controller: one state-change event per change, with a
 // random UUID; `committed` (may be empty) is called once they are in the outbox (the dispatcher's
-// Wake).
+// Wake). With a `store`, a job with rules has its stored rule evaluations read into the event.
 class JobEventPublisher final : public control::JobEventSource {
  public:
-  explicit JobEventPublisher(std::function<void()> committed = {})
-      : committed_(std::move(committed)) {}
+  explicit JobEventPublisher(std::function<void()> committed = {}, store::Store* store = nullptr)
+      : committed_(std::move(committed)), store_(store) {}
   std::vector<store::OutboxEvent> StateChangeEvents(const model::JobRecord& job,
                                                     const std::vector<store::Tag>& tags,
                                                     TimePoint now) override;
@@ -58,6 +61,7 @@ class JobEventPublisher final : public control::JobEventSource {
 
  private:
   std::function<void()> committed_;
+  store::Store* store_;
 };
 
 }  // namespace ty::events

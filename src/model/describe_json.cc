@@ -48,7 +48,32 @@ void FillDefaults(json* d) {
 
 }  // namespace
 
-json DescribeTrainingJobJson(const JobRecord& job, TimeFormat format) {
+json RuleEvaluationStatusesJson(const JobRecord& job, RuleKind kind,
+                                const std::vector<RuleEvaluation>& rules, TimeFormat format) {
+  const auto& configs = kind == RuleKind::kDebug ? job.spec.debug_rules : job.spec.profiler_rules;
+  json out = json::array();
+  for (const auto& rule : configs) {
+    const RuleEvaluation* found = nullptr;
+    for (const auto& r : rules) {
+      if (r.kind == kind && r.configuration_name == rule.configuration_name) found = &r;
+    }
+    RuleEvaluation initial;
+    if (found == nullptr) {
+      initial = InitialRuleEvaluation(job, kind, rule.configuration_name);
+      found = &initial;
+    }
+    json e = {{"RuleConfigurationName", found->configuration_name},
+              {"RuleEvaluationJobArn", found->evaluation_arn},
+              {"RuleEvaluationStatus", found->status},
+              {"LastModifiedTime", JsonTime(found->last_modified_time, format)}};
+    if (!found->details.empty()) e["StatusDetails"] = found->details;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+json DescribeTrainingJobJson(const JobRecord& job, TimeFormat format,
+                             const std::vector<RuleEvaluation>& rules) {
   auto parsed = ParseJson(job.request_json);
   json d = parsed.ok() && parsed->is_object() ? std::move(parsed).value() : json::object();
   d.erase("Tags");  // Describe does not return tags (ListTags / Search do)
@@ -83,6 +108,14 @@ json DescribeTrainingJobJson(const JobRecord& job, TimeFormat format) {
   }
   if (job.training_time_seconds) d["TrainingTimeInSeconds"] = *job.training_time_seconds;
   if (job.billable_time_seconds) d["BillableTimeInSeconds"] = *job.billable_time_seconds;
+  if (!job.spec.debug_rules.empty()) {
+    d["DebugRuleEvaluationStatuses"] =
+        RuleEvaluationStatusesJson(job, RuleKind::kDebug, rules, format);
+  }
+  if (!job.spec.profiler_rules.empty()) {
+    d["ProfilerRuleEvaluationStatuses"] =
+        RuleEvaluationStatusesJson(job, RuleKind::kProfiler, rules, format);
+  }
   return d;
 }
 

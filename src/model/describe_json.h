@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "model/rule_evaluation.h"
 #include "model/training_job.h"
 
 namespace ty::model {
@@ -21,7 +22,17 @@ nlohmann::json JsonTime(TimePoint t, TimeFormat format = TimeFormat::kEpochSecon
 // members the caller left out (OutputDataConfig.KmsKeyId "", the Enable* booleans false, ...):
 // the SageMaker Python SDK's attach() reads those without a default. Members without a value
 // (FailureReason, TrainingStartTime...) are absent.
+// DebugRuleEvaluationStatuses / ProfilerRuleEvaluationStatuses come from `rules` (the job's
+// stored evaluations, debugger/rule_manager); a rule of the job without one shows InProgress
+// since the job's creation (InitialRuleEvaluation).
 nlohmann::json DescribeTrainingJobJson(const JobRecord& job,
-                                       TimeFormat format = TimeFormat::kEpochSeconds);
+                                       TimeFormat format = TimeFormat::kEpochSeconds,
+                                       const std::vector<RuleEvaluation>& rules = {});
+
+// The statuses of the job's rules of one kind, in the order of its configurations (an empty
+// array when it has none).
+nlohmann::json RuleEvaluationStatusesJson(const JobRecord& job, RuleKind kind,
+                                          const std::vector<RuleEvaluation>& rules,
+                                          TimeFormat format);
 
 }  // namespace ty::model

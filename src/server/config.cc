@@ -411,6 +411,35 @@ Status ParseEvents(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseDebugger(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "debugger", "debugger rule settings"));
+  auto& o = c->debugger;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "debugger: " + key;
+    int64_t n = 0;
+    Status st;
+    if (key == "threads") {
+      st = ReadCount(kv.second, at, 1, &n);
+      o.threads = static_cast<int>(std::min<int64_t>(n, 64));
+    } else if (key == "poll_interval_ms") {
+      st = ReadCount(kv.second, at, 10, &n);
+      o.poll_interval_ms = std::min<int64_t>(n, 3600000);
+    } else if (key == "max_tensor_mb") {
+      st = ReadCount(kv.second, at, 1, &n);
+      o.max_tensor_mb = std::min<int64_t>(n, 16384);
+    } else if (key == "stop_grace_seconds") {
+      st = ReadCount(kv.second, at, 0, &n);
+      o.stop_grace_seconds = std::min<int64_t>(n, 86400);
+    } else {
+      return InvalidArgument("debugger: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -630,6 +659,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseGovernance(v, c).WithPrefix(path));
       } else if (key == "events") {
         TY_RETURN_IF_ERROR(ParseEvents(v, c).WithPrefix(path));
+      } else if (key == "debugger") {
+        TY_RETURN_IF_ERROR(ParseDebugger(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

@@ -113,6 +113,15 @@ struct ServerConfig {
   // nothing; the outbox keeps every event for a later server). A target's RetryPolicy overrides
   // max_retries and max_event_age_seconds.
   events::DispatcherOptions events;
+  // Debugger and profiler rules (config key debugger; debugger/rule_manager.h): threads (2)
+  // evaluate at once, each rule advanced every poll_interval_ms (1000), reading tensors of at
+  // most max_tensor_mb (64); a stopped job's rules stop within stop_grace_seconds (60).
+  struct Debugger {
+    int threads = 2;
+    int64_t poll_interval_ms = 1000;
+    int64_t max_tensor_mb = 64;
+    int64_t stop_grace_seconds = 60;
+  } debugger;
 };
 
 // Reads a YAML config file over `config` (keys: listen, data_dir, region,

@@ -30,6 +30,7 @@
 #include "control/delivery.h"
 #include "control/delivery_queue.h"
 #include "control/job_controller.h"
+#include "debugger/rule_manager.h"
 #include "events/dispatcher.h"
 #include "events/governance.h"
 #include "events/job_event.h"
@@ -99,6 +100,10 @@ struct Server::Impl {
   std::unique_ptr<events::LogsDeliverer> logs_deliverer;
   std::unique_ptr<events::EventDispatcher> dispatcher;
   std::unique_ptr<events::JobEventPublisher> job_events;
+  // Debugger and profiler rules: an observer of the controller (so it outlives it) with its
+  // worker pool, reading the jobs' output through per-account stores.
+  std::unique_ptr<debugger::RootsAccountStorage> rule_storage;
+  std::unique_ptr<debugger::RuleManager> rule_manager;
   std::unique_ptr<control::JobController> controller;
   std::unique_ptr<api::CredentialStore> credentials;
   std::unique_ptr<api::SigV4Verifier> verifier;
@@ -662,11 +667,32 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->dispatcher = std::make_unique<events::EventDispatcher>(
       dopts, impl->store.get(), &impl->deliveries, SystemClock::Default());
   events::EventDispatcher* dispatcher = impl->dispatcher.get();
-  impl->job_events =
-      std::make_unique<events::JobEventPublisher>([dispatcher] { dispatcher->Wake(); });
+  impl->job_events = std::make_unique<events::JobEventPublisher>(
+      [dispatcher] { dispatcher->Wake(); }, impl->store.get());
+  impl->rule_storage =
+      std::make_unique<debugger::RootsAccountStorage>(config.file_roots, account_roots, impl->s3);
+  debugger::RuleManagerOptions rmopts;
+  rmopts.threads = config.debugger.threads;
+  rmopts.poll_interval = std::chrono::milliseconds(config.debugger.poll_interval_ms);
+  rmopts.max_tensor_bytes = static_cast<uint64_t>(config.debugger.max_tensor_mb) << 20;
+  rmopts.stop_grace = std::chrono::seconds(config.debugger.stop_grace_seconds);
+  rmopts.scratch_dir = JoinPath(config.data_dir, "debugger");
+  debugger::RuleEventSink rule_events;
+  store::Store* store_ptr = impl->store.get();
+  rule_events.make = [store_ptr](const model::JobRecord& job,
+                                 const std::vector<model::RuleEvaluation>& rules, TimePoint now) {
+    auto tags = store_ptr->GetTags(job.arn);
+    return std::vector<store::OutboxEvent>{events::TrainingJobStateChangeEvent(
+        job, tags.ok() ? *tags : std::vector<store::Tag>{}, now, RandomUuid(), rules)};
+  };
+  rule_events.committed = [dispatcher] { dispatcher->Wake(); };
+  impl->rule_manager =
+      std::make_unique<debugger::RuleManager>(rmopts, impl->store.get(), impl->rule_storage.get(),
+                                              SystemClock::Default(), std::move(rule_events));
   impl->controller = std::make_unique<control::JobController>(
       copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
-      std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get()},
+      std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get(),
+                                         impl->rule_manager.get()},
       impl->job_events.get());
   impl->credentials = std::move(creds);
   impl->verifier = std::make_unique<api::SigV4Verifier>(impl->credentials.get(), config.region);
@@ -826,6 +852,8 @@ Status Server::Start() {
     d.function_runtime->SetAddresses("127.0.0.1:" + std::to_string(runtime_port), d.url);
   }
 
+  // Unfinished rule evaluations restart before the controller re-adopts their jobs.
+  TY_RETURN_IF_ERROR(d.rule_manager->Start());
   TY_RETURN_IF_ERROR(d.controller->Start());
   d.alarms->Start();
   // Deliveries a previous server left pending are resumed (at least once).
@@ -860,6 +888,7 @@ void Server::Shutdown(bool wait_for_connections) {
   Impl& d = *impl_;
   if (d.shut_down.exchange(true)) return;
   if (d.controller) d.controller->Shutdown();
+  if (d.rule_manager) d.rule_manager->Shutdown();
   if (d.lambda) d.lambda->Shutdown();
   if (d.function_runtime) d.function_runtime->Shutdown();
   if (d.runtime_http) d.runtime_http->Shutdown(false);

@@ -71,7 +71,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 7> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -248,6 +248,31 @@ CREATE TABLE event_deliveries (
   dead_ms INTEGER
 );
 CREATE INDEX event_deliveries_dead ON event_deliveries (account, dead_ms, id);
+)sql",
+    // v7: the rule evaluations of jobs' debugger and profiler rules (debugger/rule_manager). They
+    // are looked up by job and, for DescribeProcessingJob, by (account, processing-job name).
+    R"sql(
+CREATE TABLE rule_evaluations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_arn TEXT NOT NULL COLLATE NOCASE,
+  account TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  configuration_name TEXT NOT NULL,
+  evaluation_name TEXT NOT NULL,
+  evaluation_arn TEXT NOT NULL,
+  status TEXT NOT NULL,
+  details TEXT NOT NULL,
+  creation_ms INTEGER NOT NULL,
+  last_modified_ms INTEGER NOT NULL,
+  end_ms INTEGER,
+  fired_step INTEGER,
+  findings_json TEXT NOT NULL,
+  steps_evaluated INTEGER NOT NULL,
+  last_step INTEGER,
+  UNIQUE (job_arn, kind, configuration_name)
+);
+CREATE UNIQUE INDEX rule_evaluations_name ON rule_evaluations (account, evaluation_name);
+CREATE INDEX rule_evaluations_status ON rule_evaluations (status);
 )sql",
 };
 
@@ -734,6 +759,11 @@ Status Store::DeleteJob(const std::string& account, const std::string& name) {
   }
   {
     TY_STMT(s, "DELETE FROM tags WHERE arn = ?");
+    s.Bind(1, arn);
+    TY_RETURN_IF_ERROR(s.Exec());
+  }
+  {
+    TY_STMT(s, "DELETE FROM rule_evaluations WHERE job_arn = ?");
     s.Bind(1, arn);
     TY_RETURN_IF_ERROR(s.Exec());
   }

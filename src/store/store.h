@@ -17,6 +17,7 @@
 
 #include "common/mutex.h"
 #include "common/status.h"
+#include "model/rule_evaluation.h"
 #include "model/training_job.h"
 
 struct sqlite3;
@@ -341,6 +342,24 @@ class Store {
   // The account's dead letters, newest first, id < before_id (0: from the newest), at most limit.
   Result<std::vector<DeliveryRow>> DeadLetters(const std::string& account, int64_t before_id,
                                                int64_t limit);
+
+  // ---- Rule evaluations of jobs' debugger and profiler rules (rule_store.cc) ----
+  // Stores the rows that are not stored yet (by job, kind and configuration name); the others
+  // are left as they are.
+  Status InsertRuleEvaluations(const std::vector<model::RuleEvaluation>& rows);
+  // Writes the row's mutable fields (status, details, times, findings, progress) and appends
+  // `events` to the outbox, in one transaction. With `describe_changed` the job's version is
+  // bumped too (its DescribeTrainingJob rendering changed). kNotFound when the row is gone (the
+  // job was deleted).
+  Status UpdateRuleEvaluation(const model::RuleEvaluation& row,
+                              const std::vector<OutboxEvent>& events, bool describe_changed);
+  // The job's rows (every kind), in insertion order.
+  Result<std::vector<model::RuleEvaluation>> RuleEvaluations(const std::string& job_arn);
+  // Rows still InProgress or Stopping (to restart after a server restart).
+  Result<std::vector<model::RuleEvaluation>> UnfinishedRuleEvaluations();
+  // The row whose processing job is named `evaluation_name` in `account`; kNotFound otherwise.
+  Result<model::RuleEvaluation> RuleEvaluationByName(const std::string& account,
+                                                     const std::string& evaluation_name);
 
   Status AppendMetricSamples(int64_t job_id, const std::vector<MetricSample>& samples);
   Result<std::vector<MetricSample>> ReadMetricSamples(int64_t job_id);

@@ -232,7 +232,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 6);  // the number of migrations
+  EXPECT_EQ(sqlite3_column_int(s, 0), 7);  // the number of migrations
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -252,6 +252,59 @@ TEST_F(StoreTest, UpdateJobBumpsTheVersion) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->version, before->version + 2);
   EXPECT_EQ(store_->GetJobVersion(job.account, "nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, RuleEvaluationsRoundTripBumpTheJobAndGoWithIt) {
+  JobRecord job = MakeJob("ruled", 1700000000000, TrainingJobStatus::kInProgress);
+  job.spec.debug_rules.push_back({.configuration_name = "Vanishing"});
+  job = Insert(job);
+  model::RuleEvaluation r = model::InitialRuleEvaluation(job, model::RuleKind::kDebug, "Vanishing");
+  model::RuleEvaluation p =
+      model::InitialRuleEvaluation(job, model::RuleKind::kProfiler, "Vanishing");
+  ASSERT_TRUE(store_->InsertRuleEvaluations({r, p}).ok());
+  r.status = "Error";
+  ASSERT_TRUE(store_->InsertRuleEvaluations({r}).ok());  // already there: left as it is
+  auto rows = store_->RuleEvaluations(job.arn);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].status, "InProgress");
+  EXPECT_EQ((*rows)[1].kind, model::RuleKind::kProfiler);
+  EXPECT_NE((*rows)[0].evaluation_name, (*rows)[1].evaluation_name);
+
+  auto v0 = store_->GetJobVersion(job.account, "ruled");
+  r.status = "IssuesFound";
+  r.details = "fired";
+  r.fired_step = 12;
+  r.findings_json = R"({"abs_mean":1e-9})";
+  r.steps_evaluated = 13;
+  r.last_step = 12;
+  r.end_time = FromEpochMillis(1700000005000);
+  OutboxEvent e;
+  e.account = job.account;
+  e.ordering_key = job.arn;
+  e.event_json = "{}";
+  ASSERT_TRUE(store_->UpdateRuleEvaluation(r, {e}, /*describe_changed=*/true).ok());
+  auto v1 = store_->GetJobVersion(job.account, "ruled");
+  EXPECT_EQ(v1->version, v0->version + 1);  // DescribeTrainingJob's cache sees the change
+  EXPECT_EQ(store_->ReadOutbox(0, 10)->size(), 1u);
+  auto got = store_->RuleEvaluationByName(job.account, r.evaluation_name);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, "IssuesFound");
+  EXPECT_EQ(got->fired_step, 12);
+  EXPECT_EQ(got->findings_json, R"({"abs_mean":1e-9})");
+  EXPECT_EQ(got->steps_evaluated, 13);
+  EXPECT_EQ(got->last_step, 12);
+  EXPECT_EQ(got->end_time, r.end_time);
+  // Never across accounts; only unfinished rows restart.
+  EXPECT_EQ(store_->RuleEvaluationByName("999999999999", r.evaluation_name).status().code(),
+            StatusCode::kNotFound);
+  auto unfinished = store_->UnfinishedRuleEvaluations();
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].kind, model::RuleKind::kProfiler);
+  // The rows go with the job.
+  ASSERT_TRUE(store_->DeleteJob(job.account, "ruled").ok());
+  EXPECT_TRUE(store_->RuleEvaluations(job.arn)->empty());
+  EXPECT_EQ(store_->UpdateRuleEvaluation(r, {}, false).code(), StatusCode::kNotFound);
 }
 
 TEST_F(StoreTest, OutboxEventsCommitWithTheJobChangeAndComeBackInOrder) {
@@ -295,6 +348,7 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
                          "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
                          "DROP TABLE log_groups; DROP TABLE event_outbox; DROP TABLE "
                          "event_deliveries; DROP TABLE event_targets; DROP TABLE event_rules; "
+                         "DROP TABLE rule_evaluations; "
                          "CREATE TABLE log_events "
                          "(seq INTEGER PRIMARY "
                          "KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs (id) ON "

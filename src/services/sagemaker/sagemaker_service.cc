@@ -79,6 +79,7 @@ api::ServiceOutcome SageMakerService::Call(const api::CallContext& ctx, const ap
       {"ListTags", &SageMakerService::ListTags},
       {"DeleteTags", &SageMakerService::DeleteTags},
       {"Search", &SageMakerService::Search},
+      {"DescribeProcessingJob", &SageMakerService::DescribeProcessingJob},
   };
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller, body);
@@ -136,13 +137,39 @@ SageMakerService::Outcome SageMakerService::DescribeTrainingJob(const Caller& ca
   }
   // The job may have moved on since its version was read; then the entry is
   // newer than its key and the next call simply renders again.
-  std::string rendered = DumpJson(DescribeJson(*job));
+  // Read after the version: a rendering is never older than the key it is cached under.
+  std::vector<model::RuleEvaluation> rules;
+  if (!job->spec.debug_rules.empty() || !job->spec.profiler_rules.empty()) {
+    auto stored = store_->RuleEvaluations(job->arn);
+    if (!stored.ok()) return ToApiError(stored.status());
+    rules = std::move(stored).value();
+  }
+  std::string rendered = DumpJson(DescribeJson(*job, rules));
   {
     MutexLock lock(&cache_mu_);
     if (describe_cache_.size() >= kDescribeCacheEntries) describe_cache_.clear();
     describe_cache_[key] = {version->id, version->version, rendered};
   }
   return RawJson{std::move(rendered)};
+}
+
+SageMakerService::Outcome SageMakerService::DescribeProcessingJob(const Caller& caller,
+                                                                  const json& body) {
+  // The only processing jobs here are rule evaluations, and only the caller's own are found.
+  const std::string name = body.at("ProcessingJobName").get<std::string>();
+  auto not_found = [&] {
+    return ApiError{"ResourceNotFound",
+                    "Processing job arn:aws:sagemaker:" + options_.region + ":" +
+                        caller.account_id + ":processing-job/" + name + " does not exist.",
+                    400};
+  };
+  auto rule = store_->RuleEvaluationByName(caller.account_id, name);
+  if (!rule.ok()) {
+    return rule.status().code() == StatusCode::kNotFound ? not_found() : ToApiError(rule.status());
+  }
+  auto job = store_->GetJobByArn(rule->job_arn);
+  if (!job.ok() || job->account != caller.account_id) return not_found();
+  return ProcessingJobJson(*job, *rule);
 }
 
 SageMakerService::Outcome SageMakerService::ListTrainingJobs(const Caller& caller,
@@ -287,7 +314,13 @@ SageMakerService::Outcome SageMakerService::Search(const Caller& caller, const j
   for (const auto& job : *jobs) {
     auto tags = store_->GetTags(job.arn);
     if (!tags.ok()) return ToApiError(tags.status());
-    json record = SearchRecordJson(job, *tags);
+    std::vector<model::RuleEvaluation> rules;
+    if (!job.spec.debug_rules.empty() || !job.spec.profiler_rules.empty()) {
+      auto stored = store_->RuleEvaluations(job.arn);
+      if (!stored.ok()) return ToApiError(stored.status());
+      rules = std::move(stored).value();
+    }
+    json record = SearchRecordJson(job, *tags, rules);
     if (MatchesSearchExpression(record, expression)) matches.push_back(std::move(record));
   }
   SortSearchRecords(&matches, body.value("SortBy", "LastModifiedTime"),

@@ -1,8 +1,8 @@
 // SageMakerService: the SageMaker training-job operations (CreateTrainingJob,
 // DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, DeleteTrainingJob, AddTags, ListTags,
-// DeleteTags, Search) over validated JSON documents. The router (api/router.h) authenticates,
-// decodes and validates; this class calls the controller or the store and returns the output
-// document or the AWS error.
+// DeleteTags, Search, and DescribeProcessingJob for the processing jobs of rule evaluations) over
+// validated JSON documents. The router (api/router.h) authenticates, decodes and validates; this
+// class calls the controller or the store and returns the output document or the AWS error.
 //
 // Thread-safe: Call may run on any number of HTTP workers at once.
 #pragma once
@@ -68,6 +68,7 @@ class SageMakerService final : public api::Service {
   Outcome ListTags(const Caller& caller, const Json& body);
   Outcome DeleteTags(const Caller& caller, const Json& body);
   Outcome Search(const Caller& caller, const Json& body);
+  Outcome DescribeProcessingJob(const Caller& caller, const Json& body);
 
   // The job an ARN names, if it belongs to the caller's account.
   Result<model::JobRecord> JobForArn(const Caller& caller, const std::string& arn);

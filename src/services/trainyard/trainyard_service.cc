@@ -58,11 +58,50 @@ api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const ap
       {"UpdateGovernance", &TrainyardService::UpdateGovernance},
       {"ListGovernanceActions", &TrainyardService::ListGovernanceActions},
       {"ListDeadLetters", &TrainyardService::ListDeadLetters},
+      {"ListRuleEvaluations", &TrainyardService::ListRuleEvaluations},
   };
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller, body);
   }
   return ApiError{"UnknownOperationException", "Unknown operation '" + op.name + "'.", 400};
+}
+
+TrainyardService::Outcome TrainyardService::ListRuleEvaluations(const Caller& caller,
+                                                                const json& body) {
+  if (auto err = RequireString(body, "TrainingJobName")) return *err;
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) {
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
+  }
+  auto rows = store_->RuleEvaluations(job->arn);
+  if (!rows.ok()) return ToApiError(rows.status());
+  json list = json::array();
+  for (auto kind : {model::RuleKind::kDebug, model::RuleKind::kProfiler}) {
+    const auto& specs =
+        kind == model::RuleKind::kDebug ? job->spec.debug_rules : job->spec.profiler_rules;
+    for (const auto& spec : specs) {
+      // A rule the manager has not taken on yet shows as DescribeTrainingJob shows it.
+      model::RuleEvaluation r = model::InitialRuleEvaluation(*job, kind, spec.configuration_name);
+      for (const auto& row : *rows) {
+        if (row.kind == kind && row.configuration_name == spec.configuration_name) r = row;
+      }
+      json e = {{"RuleConfigurationName", r.configuration_name},
+                {"RuleKind", model::Name(kind)},
+                {"RuleToInvoke", spec.rule},
+                {"RuleEvaluationJobArn", r.evaluation_arn},
+                {"RuleEvaluationStatus", r.status},
+                {"StatusDetails", r.details},
+                {"LastModifiedTime", Seconds(r.last_modified_time)},
+                {"Findings", r.findings_json},
+                {"StepsEvaluated", r.steps_evaluated}};
+      if (r.fired_step) e["FiredStep"] = *r.fired_step;
+      if (r.last_step) e["LastStep"] = *r.last_step;
+      list.push_back(std::move(e));
+    }
+  }
+  return json{{"TrainingJobName", job->spec.name},
+              {"TrainingJobStatus", model::Name(job->status)},
+              {"RuleEvaluations", std::move(list)}};
 }
 
 TrainyardService::Outcome TrainyardService::ListDeadLetters(const Caller& caller,

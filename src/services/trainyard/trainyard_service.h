@@ -11,6 +11,8 @@
 //   UpdateGovernance            replaces them (or returns to the server's defaults)
 //   ListGovernanceActions       what the policies did to the account's jobs, newest first
 //   ListDeadLetters             EventBridge deliveries that failed for good, newest first
+//   ListRuleEvaluations         a job's debugger/profiler rules: status, the step that fired,
+//                               the values that triggered it, steps evaluated
 //
 // Thread-safe: Call may run on any number of HTTP workers at once.
 #pragma once
@@ -51,6 +53,7 @@ class TrainyardService final : public api::Service {
   Outcome ListGovernanceActions(const api::Caller& caller, const Json& body);
   Json GovernanceDocument(const std::string& account) const;
   Outcome ListDeadLetters(const api::Caller& caller, const Json& body);
+  Outcome ListRuleEvaluations(const api::Caller& caller, const Json& body);
 
   const std::shared_ptr<const api::ServiceModel> model_;
   const capacity::InstanceCatalog* const catalog_;
