@@ -94,7 +94,7 @@ def test_unknown_rule_is_an_error_and_the_job_completes_unharmed(srv):
         assert s["RuleEvaluationStatus"] in ("InProgress", "Error"), s
         assert s["LastModifiedTime"] >= first["CreationTime"]
     assert got["NoSuchRule"]["RuleEvaluationJobArn"] != got["Vanishing"]["RuleEvaluationJobArn"]
-    assert "/processing-job/dbg-unknown-nosuchrule-" in got["NoSuchRule"]["RuleEvaluationJobArn"]
+    assert ":processing-job/dbg-unknown-nosuchrule-" in got["NoSuchRule"]["RuleEvaluationJobArn"]
 
     bad = wait_rule(sm, job, "NoSuchRule", ("Error",))
     assert "NoSuchRule" in bad["StatusDetails"], bad
