@@ -1,5 +1,7 @@
 #include "cli/debugger_commands.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
@@ -39,13 +41,61 @@ DebuggerCommands::DebuggerCommands(CLI::App& app) {
   rules_->add_option("job", job_, "Training job name")->required();
   rules_->add_option("--output", output_, "text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  tensors_ = group_->add_subcommand(
+      "tensors", "The tensors the job's debugger hook saved: steps, shapes and values");
+  tensors_->add_option("job", job_, "Training job name")->required();
+  tensors_->add_option("--step", step_,
+                       "Only tensors saved at this global step (and their values there)");
+  tensors_->add_option("--name", name_regex_, "Only tensor names matching this regex");
+  tensors_->add_option("--max", max_, "At most this many tensors (default 100, at most 1000)");
+  tensors_->add_option("--output", output_, "text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
 }
 
 bool DebuggerCommands::chosen() const { return group_->parsed(); }
 
 int DebuggerCommands::Run(std::ostream& out, std::ostream& err) {
   if (*rules_) return Rules(out, err);
+  if (*tensors_) return Tensors(out, err);
   return 2;
+}
+
+int DebuggerCommands::Tensors(std::ostream& out, std::ostream& err) {
+  auto client = ConnectTo(endpoint_);
+  if (!client.ok()) return err << "trainyard: " << client.status().message() << "\n", 2;
+  json req = {{"TrainingJobName", job_}, {"MaxResults", std::clamp(max_, 1, 1000)}};
+  if (step_ >= 0) req["Step"] = step_;
+  if (!name_regex_.empty()) req["NameRegex"] = name_regex_;
+  auto r = (*client)->Call("Trainyard.ListDebugTensors", req);
+  if (!r.ok()) return err << "trainyard: " << r.status().message() << "\n", 1;
+  if (output_ == "json") return out << r->dump(2) << "\n", 0;
+  const json& steps = r->value("Steps", json::array());
+  out << "Trial " << r->value("TrialUri", "") << ": " << steps.size() << " complete step(s)";
+  if (!steps.empty()) out << " (" << steps.front().dump() << " .. " << steps.back().dump() << ")";
+  out << (r->value("TrainingEnded", false) ? ", training ended" : ", training goes on") << "\n";
+  const json& tensors = r->value("Tensors", json::array());
+  if (tensors.empty()) out << "  no tensors\n";
+  for (const auto& t : tensors) {
+    const json& ts = t.value("Steps", json::array());
+    out << "\n" << t.value("Name", "") << "\n  steps: " << ts.size();
+    if (!ts.empty()) out << " (" << ts.front().dump() << " .. " << ts.back().dump() << ")";
+    out << "\n";
+    if (t.contains("Step")) {
+      out << "  at step " << t["Step"].dump() << ": ";
+      if (t.contains("Error")) {
+        out << t["Error"].get<std::string>() << "\n";
+        continue;
+      }
+      out << "shape " << t.value("Shape", json::array()).dump() << ", " << t.value("Count", 0)
+          << " value(s)";
+      for (const char* k : {"Min", "Max", "Mean"}) {
+        if (t.contains(k)) out << ", " << k << " " << t[k].get<double>();
+      }
+      out << "\n";
+    }
+  }
+  if (r->value("Truncated", false)) out << "\n(more tensors match: narrow with --name or --max)\n";
+  return 0;
 }
 
 int DebuggerCommands::Rules(std::ostream& out, std::ostream& err) {

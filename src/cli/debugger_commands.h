@@ -5,11 +5,15 @@
 //       each rule: status, details, the step that fired, the values that triggered it, steps
 //       evaluated; json: {"TrainingJobName", "TrainingJobStatus", "Rules": [ListRuleEvaluations'
 //       entries, Findings as an object, FiredStep/LastStep null when absent]}
+//   trainyard debugger tensors JOB [--step N] [--name REGEX] [--max N] [--output text|json]
+//       the tensors the hook saved (Trainyard.ListDebugTensors): names, steps, and at --step (or
+//       each tensor's last step) its shape and min/max/mean
 //
 // Exit codes: 0 success; 1 the server refused or failed; 2 bad arguments or no server.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <ostream>
 #include <string>
 
@@ -30,12 +34,17 @@ class DebuggerCommands {
 
  private:
   int Rules(std::ostream& out, std::ostream& err);
+  int Tensors(std::ostream& out, std::ostream& err);
 
   CLI::App* group_ = nullptr;
   CLI::App* rules_ = nullptr;
+  CLI::App* tensors_ = nullptr;
   std::string endpoint_;
   std::string job_;
   std::string output_ = "text";
+  int64_t step_ = -1;
+  std::string name_regex_;
+  int max_ = 100;
 };
 
 }  // namespace ty::cli

@@ -720,7 +720,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       sopts, impl->controller.get(), impl->store.get(), SystemClock::Default()));
   impl->router->AddService(std::make_shared<services::TrainyardService>(
       &impl->catalog, impl->controller.get(), impl->store.get(), SystemClock::Default(),
-      impl->governance.get()));
+      impl->governance.get(), impl->rule_storage.get()));
   services::LogsOptions lopts;
   lopts.region = config.region;
   // PutLogEvents takes 1 MiB of events, which is more than 1 MiB of JSON (names, timestamps,

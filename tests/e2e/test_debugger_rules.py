@@ -179,3 +179,50 @@ def test_rule_status_changes_are_state_change_events(srv):
                if s["RuleEvaluationStatus"] == "Error"]
     assert "NoSuchRule" in errored[0]["StatusDetails"]
     assert isinstance(errored[0]["LastModifiedTime"], int)  # epoch ms, as the events carry times
+
+
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "debugger", "data")
+
+
+def test_debugger_tensors_lists_what_the_real_smdebug_saved(srv):
+    """`trainyard debugger tensors` reads the trial on the server (the C++ reader): the files the
+    real smdebug wrote (tests/debugger/data/smdebug_trial) stand in for the hook's synced output."""
+    import shutil
+    sm = srv.boto3()
+    job = "dbg-tensors"
+    sm.create_training_job(**rules_job(job, srv.out_dir, []))
+    assert wait_status(sm, job)["TrainingJobStatus"] == "Completed"
+    trial = os.path.join(srv.out_dir, job, "debug-output")
+    shutil.rmtree(trial, ignore_errors=True)
+    shutil.copytree(os.path.join(FIXTURE, "smdebug_trial"), trial)
+    with open(os.path.join(FIXTURE, "smdebug_expected.json")) as f:
+        expected = json.load(f)
+
+    got = json.loads(srv.cli("debugger", "tensors", job, "--output", "json").stdout)
+    assert got["TrainingEnded"] is True
+    assert got["Steps"] == expected["steps"]
+    assert [t["Name"] for t in got["Tensors"]] == expected["tensor_names"]
+    loss = {t["Name"]: t for t in got["Tensors"]}["CrossEntropyLoss_output_0"]
+    last = str(expected["steps"][-1])
+    assert loss["Step"] == expected["steps"][-1]
+    assert loss["Shape"] == expected["values"]["CrossEntropyLoss_output_0"][last]["shape"]
+    assert loss["Mean"] == pytest.approx(
+        expected["values"]["CrossEntropyLoss_output_0"][last]["values"][0], rel=1e-6)
+
+    # --step and --name narrow it; the text form names each tensor with its summary.
+    one = json.loads(srv.cli("debugger", "tensors", job, "--step", "1", "--name", "^Net_fc1",
+                             "--output", "json").stdout)
+    assert [t["Name"] for t in one["Tensors"]] == ["Net_fc1.bias", "Net_fc1.weight"]
+    bias = one["Tensors"][0]
+    values = expected["values"]["Net_fc1.bias"]["1"]["values"]
+    assert bias["Step"] == 1 and bias["Count"] == len(values)
+    assert bias["Min"] == pytest.approx(min(values)) and bias["Max"] == pytest.approx(max(values))
+    text = srv.cli("debugger", "tensors", job, "--name", "loss|Loss").stdout
+    assert "CrossEntropyLoss_output_0" in text and "Net_fc1.bias" not in text, text
+    # A regex the reader cannot run and a job without a hook are clear errors.
+    bad = srv.cli("debugger", "tensors", job, "--name", "(?<=x)y", check=False)
+    assert bad.returncode == 1 and "(?<=x)y" in bad.stderr, bad.stderr
+    sm.create_training_job(**job_request("dbg-nohook", srv.out_dir, "echo x"))
+    nohook = srv.cli("debugger", "tensors", "dbg-nohook", check=False)
+    assert nohook.returncode == 1 and "DebugHookConfig" in nohook.stderr, nohook.stderr

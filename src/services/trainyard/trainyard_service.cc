@@ -10,6 +10,8 @@
 
 #include "api/api_error.h"
 #include "control/billing.h"
+#include "debugger/trial.h"
+#include "model/describe_json.h"
 
 namespace ty::services {
 
@@ -37,13 +39,15 @@ double Cents(double dollars) { return std::round(dollars * 10000.0) / 10000.0; }
 
 TrainyardService::TrainyardService(const capacity::InstanceCatalog* catalog,
                                    control::JobController* controller, store::Store* store,
-                                   const Clock* clock, events::Governance* governance)
+                                   const Clock* clock, events::Governance* governance,
+                                   debugger::AccountStorage* debugger_storage)
     : model_(api::ServiceModel::Embedded("trainyard")),
       catalog_(catalog),
       controller_(controller),
       store_(store),
       clock_(clock),
-      governance_(governance) {}
+      governance_(governance),
+      debugger_storage_(debugger_storage) {}
 
 api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const api::Operation& op,
                                            const json& body) {
@@ -59,6 +63,7 @@ api::ServiceOutcome TrainyardService::Call(const api::CallContext& ctx, const ap
       {"ListGovernanceActions", &TrainyardService::ListGovernanceActions},
       {"ListDeadLetters", &TrainyardService::ListDeadLetters},
       {"ListRuleEvaluations", &TrainyardService::ListRuleEvaluations},
+      {"ListDebugTensors", &TrainyardService::ListDebugTensors},
   };
   for (const auto& [name, handler] : kOps) {
     if (op.name == name) return (this->*handler)(ctx.caller, body);
@@ -102,6 +107,88 @@ TrainyardService::Outcome TrainyardService::ListRuleEvaluations(const Caller& ca
   return json{{"TrainingJobName", job->spec.name},
               {"TrainingJobStatus", model::Name(job->status)},
               {"RuleEvaluations", std::move(list)}};
+}
+
+TrainyardService::Outcome TrainyardService::ListDebugTensors(const Caller& caller,
+                                                             const json& body) {
+  if (auto err = RequireString(body, "TrainingJobName")) return *err;
+  if (debugger_storage_ == nullptr) return Validation("This server reads no debugger output.");
+  auto job = store_->GetJob(caller.account_id, body.at("TrainingJobName").get<std::string>());
+  if (!job.ok()) {
+    return job.status().code() == StatusCode::kNotFound ? JobNotFound() : ToApiError(job.status());
+  }
+  const std::string uri = model::DebugOutputUri(job->spec);
+  if (uri.empty()) {
+    return Validation("Training job " + job->spec.name +
+                      " has no DebugHookConfig: its hook saves no tensors.");
+  }
+  // Read through the job account's own stores, as its rules read it; one tensor value at a time,
+  // each bounded, so a listing costs at most a few tensors' memory.
+  auto store = debugger_storage_->Open(caller.account_id, uri);
+  if (!store.ok()) return ToApiError(store.status());
+  debugger::TrialOptions options;
+  options.max_tensor_bytes = 64ull << 20;
+  options.max_cache_bytes = 0;
+  auto trial = debugger::Trial::Open(*store, uri, options);
+  if (model::IsTerminal(job->status)) trial->AssumeEnded();
+  for (int i = 0; i < 4; ++i) {
+    Status s = trial->Refresh();
+    if (!s.ok()) {
+      return Validation("Cannot read the debugger output " + uri + ": " + s.message());
+    }
+  }
+  debugger::TensorFilter filter;
+  if (body.contains("NameRegex")) filter.regex = body.at("NameRegex").get<std::string>();
+  if (body.contains("Step")) filter.step = body.at("Step").get<int64_t>();
+  auto names = trial->tensor_names(filter);
+  if (!names.ok()) return Validation(names.status().message());
+  const size_t limit = static_cast<size_t>(body.value("MaxResults", 100));
+  constexpr size_t kMaxSteps = 1000;  // listed per tensor (the newest ones)
+  auto steps_json = [&](const std::vector<int64_t>& steps) {
+    json out = json::array();
+    size_t from = steps.size() > kMaxSteps ? steps.size() - kMaxSteps : 0;
+    for (size_t i = from; i < steps.size(); ++i) out.push_back(steps[i]);
+    return out;
+  };
+  json tensors = json::array();
+  for (size_t i = 0; i < names->size() && i < limit; ++i) {
+    auto tensor = trial->tensor((*names)[i]);
+    if (!tensor.ok()) continue;
+    std::vector<int64_t> steps = tensor->steps();
+    json t = {{"Name", (*names)[i]}, {"Steps", steps_json(steps)}};
+    std::optional<int64_t> at = filter.step;
+    if (!at && !steps.empty()) at = steps.back();
+    if (at) {
+      t["Step"] = *at;
+      auto value = tensor->value(*at);
+      if (!value.ok()) {
+        t["Error"] = value.status().message();
+      } else {
+        t["Shape"] = value->shape;
+        t["Count"] = static_cast<int64_t>(value->values.size());
+        if (!value->values.empty()) {
+          double lo = value->values[0], hi = value->values[0], sum = 0;
+          for (double v : value->values) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+            sum += v;
+          }
+          // NaN/Inf are not JSON numbers: they are left out (Count still says how many).
+          if (std::isfinite(lo)) t["Min"] = lo;
+          if (std::isfinite(hi)) t["Max"] = hi;
+          double mean = sum / static_cast<double>(value->values.size());
+          if (std::isfinite(mean)) t["Mean"] = mean;
+        }
+      }
+    }
+    tensors.push_back(std::move(t));
+  }
+  return json{{"TrainingJobName", job->spec.name},
+              {"TrialUri", uri},
+              {"TrainingEnded", trial->training_ended()},
+              {"Steps", steps_json(trial->steps())},
+              {"Tensors", std::move(tensors)},
+              {"Truncated", names->size() > limit}};
 }
 
 TrainyardService::Outcome TrainyardService::ListDeadLetters(const Caller& caller,

@@ -13,6 +13,8 @@
 //   ListDeadLetters             EventBridge deliveries that failed for good, newest first
 //   ListRuleEvaluations         a job's debugger/profiler rules: status, the step that fired,
 //                               the values that triggered it, steps evaluated
+//   ListDebugTensors            the tensors a job's debugger hook saved (names, steps, shapes,
+//                               a summary of values), read on the server by the trial reader
 //
 // Thread-safe: Call may run on any number of HTTP workers at once.
 #pragma once
@@ -25,6 +27,7 @@
 #include "capacity/instance_catalog.h"
 #include "common/clock.h"
 #include "control/job_controller.h"
+#include "debugger/rule_manager.h"
 #include "events/governance.h"
 #include "store/store.h"
 
@@ -34,7 +37,8 @@ class TrainyardService final : public api::Service {
  public:
   TrainyardService(const capacity::InstanceCatalog* catalog, control::JobController* controller,
                    store::Store* store, const Clock* clock,
-                   events::Governance* governance = nullptr);
+                   events::Governance* governance = nullptr,
+                   debugger::AccountStorage* debugger_storage = nullptr);
 
   const api::ServiceModel& model() const override { return *model_; }
   api::ServiceOutcome Call(const api::CallContext& ctx, const api::Operation& op,
@@ -54,13 +58,15 @@ class TrainyardService final : public api::Service {
   Json GovernanceDocument(const std::string& account) const;
   Outcome ListDeadLetters(const api::Caller& caller, const Json& body);
   Outcome ListRuleEvaluations(const api::Caller& caller, const Json& body);
+  Outcome ListDebugTensors(const api::Caller& caller, const Json& body);
 
   const std::shared_ptr<const api::ServiceModel> model_;
   const capacity::InstanceCatalog* const catalog_;
   control::JobController* const controller_;
   store::Store* const store_;
   const Clock* const clock_;
-  events::Governance* const governance_;  // null: no governance operations
+  events::Governance* const governance_;              // null: no governance operations
+  debugger::AccountStorage* const debugger_storage_;  // null: no ListDebugTensors
 };
 
 }  // namespace ty::services
