@@ -14,6 +14,7 @@
 #   targets       default: fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec fuzz_query_form
 #                 fuzz_cbor fuzz_event_pattern fuzz_query_xml fuzz_governance_policy fuzz_zip
 #                 fuzz_schedule fuzz_debugger_event fuzz_debugger_index fuzz_system_metrics
+#                 fuzz_action_json
 # env TY_JOBS: ninja -j for the build; TY_FUZZ_NICE: nice level for the runs (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,8 @@ while (( $# > 0 )); do
 done
 (( ${#targets[@]} > 0 )) || targets=(fuzz_request fuzz_search fuzz_s3_xml fuzz_job_spec fuzz_query_form fuzz_cbor fuzz_event_pattern
                                fuzz_query_xml fuzz_governance_policy fuzz_zip fuzz_schedule
-                               fuzz_debugger_event fuzz_debugger_index fuzz_system_metrics)
+                               fuzz_debugger_event fuzz_debugger_index fuzz_system_metrics
+                               fuzz_action_json)
 
 dir=build-fuzz
 if (( build )); then
