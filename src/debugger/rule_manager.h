@@ -12,8 +12,8 @@
 //
 // When a job with a DebugHookConfig reaches a terminal status, the empty training_job_end.ts
 // marker is put in its debug-output prefix (if absent) before its evaluations are told that
-// training ended. For a managed-spot job with a CheckpointConfig, steps past the newest
-// latest-global-step-seen of <checkpoint>/metadata.json are held back until the job ends (an
+// training ended. For a managed-spot job with a CheckpointConfig, debugger-rule steps past the
+// newest latest-global-step-seen of <checkpoint>/metadata.json are held back until the job ends (an
 // interrupted attempt may rewrite them). On IssuesFound the rule's actions run: StopTraining (and
 // StalledTrainingRule's stop_training_on_fire) stops the one InProgress job of the same account
 // whose name starts with the prefix; sms/email are logged, not delivered.
