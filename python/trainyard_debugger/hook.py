@@ -283,6 +283,11 @@ class Hook:
                                "/opt/ml/input/config/checkpointconfig.json); nothing recorded")
                 self._warned_no_cp = True
             return
+        if (step is None or step == self.step) and self.writer is not None:
+            # The checkpoint covers this step: its files must be on disk before the state says
+            # so. Otherwise an interruption before the next forward pass loses the step for good
+            # (the resumed run starts after it), where smdebug would write it only at that pass.
+            self._close_writers()
         self.state_store.append(self._current_state(step))
 
     def _increment_step(self):

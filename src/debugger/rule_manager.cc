@@ -352,7 +352,13 @@ void RuleManager::JobEnded(const JobRecord& job) {
 }
 
 void RuleManager::OnTransition(const JobRecord& before, const JobRecord& after,
-                               control::JobActions&) {
+                               control::JobActions& actions) {
+  if (auto it = stop_messages_.find(after.arn); it != stop_messages_.end()) {
+    if (after.status == model::TrainingJobStatus::kStopped) {
+      actions.SetStatusMessage(after.arn, it->second);
+    }
+    if (model::IsTerminal(after.status)) stop_messages_.erase(it);
+  }
   const bool has_rules = !after.spec.debug_rules.empty() || !after.spec.profiler_rules.empty();
   if (model::IsTerminal(after.status)) {
     if (!model::IsTerminal(before.status) || before.arn != after.arn) JobEnded(after);
@@ -485,6 +491,7 @@ void RuleManager::RunActions(const JobRecord& job, const model::RuleSpec& rule,
     }
     actions.SetStatusMessage(matches[0]->arn, message);
     actions.Stop(matches[0]->arn, message);
+    if (stop_messages_.size() < 10000) stop_messages_[matches[0]->arn] = message;
   }
 }
 

@@ -184,6 +184,9 @@ class RuleManager final : public control::JobObserver {
   std::map<std::string, std::shared_ptr<JobState>> jobs_ TY_GUARDED_BY(mu_);  // by job ARN
   std::map<std::string, std::unique_ptr<Task>> tasks_ TY_GUARDED_BY(mu_);     // by TaskKey
   std::vector<Outcome> outcomes_ TY_GUARDED_BY(mu_);  // for the loop (OnTick)
+  // Loop thread only: jobs a rule's StopTraining stopped, and the message their final Stopped
+  // transition shows (the controller's own "Training job stopped" would hide the rule).
+  std::map<std::string, std::string> stop_messages_;
   std::vector<std::thread> workers_;
 };
 

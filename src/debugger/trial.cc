@@ -251,6 +251,9 @@ struct Trial::State {
     Result<std::string> bytes = ReadRange(loc);
     if (!bytes.ok()) {
       if (bytes.status().code() == StatusCode::kNotFound) {
+        // The store receives a step's files in no guaranteed order (the platform's sync uploads
+        // what changed; S3 writers race): until training ended, the file may still come.
+        if (!loaded_all_steps) return Unavailable(what + " is not in the store yet");
         return InvalidArgument("the index points to a missing " + what);
       }
       return bytes.status().WithPrefix("cannot read " + what);

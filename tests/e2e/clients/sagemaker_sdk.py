@@ -14,8 +14,7 @@ usage: sagemaker_sdk.py fit SPEC.json        build the estimator SPEC describes,
                                              the SDK takes seconds):
          ["attach", KIND, JOB]               Estimator.attach (KIND estimator) or PyTorch.attach
          ["analytics", JOB]                  TrainingJobAnalytics(JOB).dataframe()
-         ["rules", KIND, JOB]                attach, then rule_job_summary() and the debugger
-                                             artifacts path
+         ["rules", KIND, JOB]                attach, then rule_job_summary()
 
 Everything the SDK prints goes to stdout untouched. The result is the last line, `RESULT <json>`:
 fit's result, or for `calls` one {"ok": result} or {"error": traceback} per call. Environment: the client variables of conftest.Server.client_env(), plus
@@ -102,14 +101,14 @@ def start(spec_path):
         lambda params, **kw: sent.update(params))
     est = cls(sagemaker_session=sess, rules=rules or None, **spec)
     est.fit(job_name=job_name, wait=False)
-    result({"job_name": est.latest_training_job.name, "request": sent})
+    result({"job_name": est.latest_training_job.name, "request": sent,
+            "debugger_artifacts": est.latest_job_debugger_artifacts_path()})
 
 
 def rules(kind, job_name):
     cls = {"estimator": Estimator, "pytorch": PyTorch}[kind]
     est = cls.attach(job_name, sagemaker_session=session())
-    return {"summary": est.latest_training_job.rule_job_summary(),
-            "debugger_artifacts": est.latest_job_debugger_artifacts_path()}
+    return {"summary": est.latest_training_job.rule_job_summary()}
 
 
 def attach(kind, job_name):
