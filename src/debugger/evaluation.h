@@ -39,8 +39,8 @@ struct EvaluationResult {
   std::string details;                // StatusDetails (<= 1024 chars): why, in a sentence
   std::optional<int64_t> fired_step;  // IssuesFound: the global step where the condition held
   nlohmann::json findings = nlohmann::json::object();  // the values that triggered it
-  int64_t steps_evaluated = 0;        // complete steps evaluated so far, each exactly once
-  std::optional<int64_t> last_step;   // the last step evaluated
+  int64_t steps_evaluated = 0;       // complete steps evaluated so far, each exactly once
+  std::optional<int64_t> last_step;  // the last step evaluated
 };
 
 // The bounds of one Advance() call.

@@ -65,13 +65,13 @@ struct Channel {
 // training process; its output is synced to <S3OutputPath>/<job>/debug-output/ and the rules run
 // on the control plane (debugger/).
 struct CollectionConfig {
-  std::string name;                              // CollectionName
+  std::string name;                               // CollectionName
   std::map<std::string, std::string> parameters;  // CollectionParameters, strings as sent
 };
 
 struct DebugHookSpec {
-  std::string s3_output_path;                     // the hook output goes to <this>/<job>/debug-output/
-  std::string local_path = "/opt/ml/output/tensors";  // LocalPath: the hook's out_dir
+  std::string s3_output_path;  // the hook output goes to <this>/<job>/debug-output/
+  std::string local_path = "/opt/ml/output/tensors";   // LocalPath: the hook's out_dir
   std::map<std::string, std::string> hook_parameters;  // HookParameters, strings as sent
   // CollectionConfigurations, with the collections the job's rules need merged in (spec §2.5).
   std::vector<CollectionConfig> collections;
