@@ -147,12 +147,10 @@ size_t ElementSize(int dtype) {
       return 8;  // INT64
     case 10:
       return 1;  // BOOL
-    case 14:
-      return 2;  // BFLOAT16
-    case 17:
-      return 2;  // UINT16
-    case 19:
-      return 2;  // HALF
+    case 14:     // BFLOAT16
+    case 17:     // UINT16
+    case 19:     // HALF
+      return 2;
     case 22:
       return 4;  // UINT32
     case 23:

@@ -63,7 +63,8 @@ const char* StatusClass(const std::string& status) {
 
 // One inline SVG per node: every dimension's per-minute means on a 0-100 scale.
 std::string Chart(const std::string& node, const nlohmann::json& dims) {
-  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
+  static const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c",
+                                        "#ff7f0e", "#9467bd", "#8c564b"};
   double t0 = 0, t1 = 0;
   bool any = false;
   for (const auto& [dim, points] : dims.items()) {

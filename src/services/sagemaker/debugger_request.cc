@@ -137,7 +137,7 @@ Result<std::vector<model::RuleSpec>> ParseRules(const json& body, const char* me
 
 bool IsBuiltInRulesImage(const std::string& image) {
   // <account>.dkr.ecr.<region>.amazonaws.com[.cn]/sagemaker-debugger-rules:latest
-  const std::string kRepo = "/sagemaker-debugger-rules:latest";
+  static const std::string kRepo = "/sagemaker-debugger-rules:latest";
   if (image.size() <= kRepo.size() ||
       image.compare(image.size() - kRepo.size(), kRepo.size(), kRepo) != 0) {
     return false;
@@ -146,7 +146,7 @@ bool IsBuiltInRulesImage(const std::string& image) {
   size_t dot = host.find('.');
   if (dot == std::string::npos) return false;
   const std::string account = host.substr(0, dot);
-  const std::string kEcr = ".dkr.ecr.";
+  static const std::string kEcr = ".dkr.ecr.";
   if (host.compare(dot, kEcr.size(), kEcr) != 0) return false;
   std::string rest = host.substr(dot + kEcr.size());  // <region>.amazonaws.com[.cn]
   size_t rdot = rest.find('.');
