@@ -35,7 +35,10 @@ def write_trial(out, steps, layers):
     torch.manual_seed(0)
     mods = []
     for _ in range(layers):
-        mods += [nn.Linear(64, 64), nn.ReLU()]
+        lin = nn.Linear(64, 64)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")  # healthy: no rule fires
+        nn.init.zeros_(lin.bias)
+        mods += [lin, nn.ReLU()]
     net = nn.Sequential(*mods)
     hook = smd.Hook(out_dir=out, save_config=smd.SaveConfig(save_interval=1),
                     include_collections=["gradients"])
@@ -78,12 +81,13 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--keep", help="write the trial here and keep it")
     args = ap.parse_args()
     os.environ["SMDEBUG_TRAINING_END_DELAY_REFRESH"] = "0"  # no 1 s sleep in create_trial
     binary = os.environ.get("DEBUGGER_RULES_BIN", os.path.join(ROOT, "build", "debugger_rules"))
     work = tempfile.mkdtemp(prefix="ty-bench-debugger-")
     try:
-        trial = os.path.join(work, "trial")
+        trial = args.keep or os.path.join(work, "trial")
         t0 = time.perf_counter()
         write_trial(trial, args.steps, args.layers)
         print(f"trial written by smdebug in {time.perf_counter() - t0:.1f} s: {args.steps} steps x "
