@@ -986,6 +986,7 @@ class SimilarAcrossRuns : public RuleLogic {
     }
     if (st == StepState::kNotYetAvailable) return Unavailable("other trial has not reached step");
     if (st == StepState::kUnavailable) return std::optional<Finding>();
+    other_->DropTensorsBefore(step);  // read in step order, like the base trial
     TY_ASSIGN_OR_RETURN(std::vector<std::string> names, sel_.Names(trial, step));
     for (const auto& n : names) {
       if (!other_->has_tensor(n)) continue;
