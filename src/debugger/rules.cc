@@ -543,7 +543,13 @@ class PoorWeightInitialization : public RuleLogic {
     for (const auto& n : gnames) {
       TY_ASSIGN_OR_RETURN(std::optional<NDArray> v, RawValue(trial, n, step));
       if (!v || v->values.size() < 2) continue;
-      std::vector<double> s = v->values;
+      // NaNs would break std::sort's ordering (ExplodingTensor is the rule for them).
+      std::vector<double> s;
+      s.reserve(v->values.size());
+      for (double x : v->values) {
+        if (!std::isnan(x)) s.push_back(x);
+      }
+      if (s.size() < 2) continue;
       std::sort(s.begin(), s.end());
       spreads.emplace_back(n, Percentile(s, 95) - Percentile(s, 5));
     }
