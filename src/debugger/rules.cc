@@ -1274,16 +1274,26 @@ class DebugRuleEvaluation : public Evaluation {
   Trial* trial() { return trial_.get(); }
 
  private:
+  // Tensor and file names come from the job's output: invalid UTF-8 would make a later dump()
+  // of the status or findings throw, so it is replaced here.
+  static nlohmann::json Utf8Safe(const nlohmann::json& j) {
+    return nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                 nullptr, false);
+  }
+  static std::string Details(const std::string& s) {
+    nlohmann::json safe = Utf8Safe(nlohmann::json(s.substr(0, 1024)));
+    return safe.is_string() ? safe.get<std::string>() : "";
+  }
   EvaluationResult Failed(const std::string& why) {
     result_.status = RuleStatus::kError;
-    result_.details = (why.rfind("ClientError", 0) == 0 ? why : rule_ + ": " + why).substr(0, 1024);
+    result_.details = Details(why.rfind("ClientError", 0) == 0 ? why : rule_ + ": " + why);
     return result_;
   }
   EvaluationResult Fired(const Finding& f, int64_t step) {
     result_.status = RuleStatus::kIssuesFound;
-    result_.details = f.details.substr(0, 1024);
+    result_.details = Details(f.details);
     result_.fired_step = step;
-    result_.findings = f.findings;
+    result_.findings = Utf8Safe(f.findings);
     return result_;
   }
 
