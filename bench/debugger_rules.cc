@@ -11,6 +11,8 @@
 //     landing; prints the landing-to-evaluated lag (p50, p99, max) in ms. No poll interval is
 //     included (the rule manager's own poll period adds to it).
 // (built by `ninja -C build debugger_rules`)
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -82,23 +84,32 @@ size_t CountGradients(const fs::path& trial) {
 int Eval(const std::string& dir, int repeats) {
   const std::string root = fs::absolute(dir).string();
   ty::storage::FileObjectStore store({root});
-  double best = 1e100;
+  double best = 1e100, best_cpu = 1e100;
   EvaluationResult vg, ex;
+  auto cpu_now = [] {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
   for (int i = 0; i < repeats; ++i) {
     auto t0 = Steady::now();
+    double c0 = cpu_now();
     auto a = Make(&store, "file://" + root, "VanishingGradient", {});
     vg = RunToEnd(*a);
     auto b = Make(&store, "file://" + root, "ExplodingTensor", {{"collection_names", "gradients"}});
     ex = RunToEnd(*b);
     best = std::min(best, std::chrono::duration<double>(Steady::now() - t0).count());
+    best_cpu = std::min(best_cpu, cpu_now() - c0);
   }
   size_t per_step = CountGradients(root);
   uint64_t tensors = (vg.steps_evaluated + ex.steps_evaluated) * per_step;
   std::printf(
       "{\"steps\": %lld, \"gradients_per_step\": %zu, \"tensors\": %llu, \"seconds\": %.6f, "
-      "\"tensors_per_s\": %.1f, \"vanishing\": \"%s\", \"exploding\": \"%s\"}\n",
+      "\"cpu_seconds\": %.6f, \"tensors_per_s\": %.1f, \"vanishing\": \"%s\", "
+      "\"exploding\": \"%s\"}\n",
       static_cast<long long>(vg.steps_evaluated), per_step,
-      static_cast<unsigned long long>(tensors), best, static_cast<double>(tensors) / best,
+      static_cast<unsigned long long>(tensors), best, best_cpu, static_cast<double>(tensors) / best,
       ty::debugger::Name(vg.status), ty::debugger::Name(ex.status));
   return 0;
 }

@@ -35,7 +35,10 @@ def write_trial(out, steps, layers):
     torch.manual_seed(0)
     mods = []
     for _ in range(layers):
-        mods += [nn.Linear(64, 64), nn.ReLU()]
+        lin = nn.Linear(64, 64)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")  # healthy: no rule fires
+        nn.init.zeros_(lin.bias)
+        mods += [lin, nn.ReLU()]
     net = nn.Sequential(*mods)
     hook = smd.Hook(out_dir=out, save_config=smd.SaveConfig(save_interval=1),
                     include_collections=["gradients"])
@@ -53,7 +56,7 @@ def python_rules(path):
     import numpy as np
     from smdebug.trials import create_trial
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trial = create_trial(path)
     names = trial.tensor_names(collection="gradients")
     tensors = 0
@@ -70,7 +73,8 @@ def python_rules(path):
                 fired["exploding"] = step
             tensors += 1
     return {"steps": len(trial.steps()), "tensors": tensors,
-            "seconds": time.perf_counter() - t0, "fired": fired}
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "fired": fired}
 
 
 def main():
@@ -78,12 +82,13 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--keep", help="write the trial here and keep it")
     args = ap.parse_args()
     os.environ["SMDEBUG_TRAINING_END_DELAY_REFRESH"] = "0"  # no 1 s sleep in create_trial
     binary = os.environ.get("DEBUGGER_RULES_BIN", os.path.join(ROOT, "build", "debugger_rules"))
     work = tempfile.mkdtemp(prefix="ty-bench-debugger-")
     try:
-        trial = os.path.join(work, "trial")
+        trial = args.keep or os.path.join(work, "trial")
         t0 = time.perf_counter()
         write_trial(trial, args.steps, args.layers)
         print(f"trial written by smdebug in {time.perf_counter() - t0:.1f} s: {args.steps} steps x "
@@ -95,14 +100,19 @@ def main():
             py.append(python_rules(trial))
         c = min(cpp, key=lambda r: r["seconds"])
         p = min(py, key=lambda r: r["seconds"])
+        c_cpu = min(r["cpu_seconds"] for r in cpp)
+        p_cpu = min(r["cpu_seconds"] for r in py)
         lag = json.loads(subprocess.run([binary, "lag", trial, work], check=True, capture_output=True,
                                         text=True).stdout)
         c_rate = c["tensors"] / c["seconds"]
         p_rate = p["tensors"] / p["seconds"]
-        print(f"{'':28}{'tensors':>9}{'seconds':>10}{'tensors/s':>12}")
-        print(f"{'C++ rules (trainyard)':28}{c['tensors']:>9}{c['seconds']:>10.3f}{c_rate:>12.0f}")
-        print(f"{'smdebug trial (Python)':28}{p['tensors']:>9}{p['seconds']:>10.3f}{p_rate:>12.0f}")
-        print(f"ratio: {c_rate / p_rate:.1f}x   (results: C++ {c['vanishing']}/{c['exploding']}, "
+        print(f"{'':28}{'tensors':>9}{'wall s':>10}{'tensors/s':>12}{'CPU s':>9}{'tensors/CPU s':>15}")
+        for label, r, cpu in (("C++ rules (trainyard)", c, c_cpu), ("smdebug trial (Python)", p, p_cpu)):
+            print(f"{label:28}{r['tensors']:>9}{r['seconds']:>10.3f}{r['tensors'] / r['seconds']:>12.0f}"
+                  f"{cpu:>9.3f}{r['tensors'] / cpu:>15.0f}")
+        print(f"ratio (C++/Python): wall {c_rate / p_rate:.1f}x, CPU "
+              f"{(c['tensors'] / c_cpu) / (p['tensors'] / p_cpu):.1f}x   "
+              f"(results: C++ {c['vanishing']}/{c['exploding']}, "
               f"Python fired {p['fired']})")
         print(f"lag from a step's index file landing to its evaluation (no poll interval): "
               f"p50 {lag['lag_ms_p50']:.2f} ms, p99 {lag['lag_ms_p99']:.2f} ms, "

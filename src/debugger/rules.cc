@@ -543,7 +543,13 @@ class PoorWeightInitialization : public RuleLogic {
     for (const auto& n : gnames) {
       TY_ASSIGN_OR_RETURN(std::optional<NDArray> v, RawValue(trial, n, step));
       if (!v || v->values.size() < 2) continue;
-      std::vector<double> s = v->values;
+      // NaNs would break std::sort's ordering (ExplodingTensor is the rule for them).
+      std::vector<double> s;
+      s.reserve(v->values.size());
+      for (double x : v->values) {
+        if (!std::isnan(x)) s.push_back(x);
+      }
+      if (s.size() < 2) continue;
       std::sort(s.begin(), s.end());
       spreads.emplace_back(n, Percentile(s, 95) - Percentile(s, 5));
     }
@@ -986,6 +992,7 @@ class SimilarAcrossRuns : public RuleLogic {
     }
     if (st == StepState::kNotYetAvailable) return Unavailable("other trial has not reached step");
     if (st == StepState::kUnavailable) return std::optional<Finding>();
+    other_->DropTensorsBefore(step);  // read in step order, like the base trial
     TY_ASSIGN_OR_RETURN(std::vector<std::string> names, sel_.Names(trial, step));
     for (const auto& n : names) {
       if (!other_->has_tensor(n)) continue;
@@ -1267,16 +1274,26 @@ class DebugRuleEvaluation : public Evaluation {
   Trial* trial() { return trial_.get(); }
 
  private:
+  // Tensor and file names come from the job's output: invalid UTF-8 would make a later dump()
+  // of the status or findings throw, so it is replaced here.
+  static nlohmann::json Utf8Safe(const nlohmann::json& j) {
+    return nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                 nullptr, false);
+  }
+  static std::string Details(const std::string& s) {
+    nlohmann::json safe = Utf8Safe(nlohmann::json(s.substr(0, 1024)));
+    return safe.is_string() ? safe.get<std::string>() : "";
+  }
   EvaluationResult Failed(const std::string& why) {
     result_.status = RuleStatus::kError;
-    result_.details = (why.rfind("ClientError", 0) == 0 ? why : rule_ + ": " + why).substr(0, 1024);
+    result_.details = Details(why.rfind("ClientError", 0) == 0 ? why : rule_ + ": " + why);
     return result_;
   }
   EvaluationResult Fired(const Finding& f, int64_t step) {
     result_.status = RuleStatus::kIssuesFound;
-    result_.details = f.details.substr(0, 1024);
+    result_.details = Details(f.details);
     result_.fired_step = step;
-    result_.findings = f.findings;
+    result_.findings = Utf8Safe(f.findings);
     return result_;
   }
 

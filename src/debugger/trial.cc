@@ -248,7 +248,7 @@ struct Trial::State {
                              " bytes, more than the limit of " +
                              std::to_string(options.max_tensor_bytes) + " bytes");
     }
-    Result<std::string> bytes = ReadRange(loc);
+    Result<RecordBytes> bytes = ReadRange(loc);
     if (!bytes.ok()) {
       if (bytes.status().code() == StatusCode::kNotFound) {
         // The store receives a step's files in no guaranteed order (the platform's sync uploads
@@ -259,12 +259,12 @@ struct Trial::State {
       return bytes.status().WithPrefix("cannot read " + what);
     }
     ++stats.records_read;
-    if (bytes->size() < loc.length) {
+    if (bytes->view.size() < loc.length) {
       return InvalidArgument("the index points past the end of " + what + ": the file holds " +
-                             std::to_string(bytes->size()) + " of the " +
+                             std::to_string(bytes->view.size()) + " of the " +
                              std::to_string(loc.length) + " bytes listed");
     }
-    Result<std::string_view> payload = ParseRecord(*bytes, options.max_tensor_bytes);
+    Result<std::string_view> payload = ParseRecord(bytes->view, options.max_tensor_bytes);
     if (!payload.ok()) return InvalidArgument(what + ": " + payload.status().message());
     DecodeLimits limits;
     limits.max_elements = std::max<uint64_t>(1, options.max_tensor_bytes);
@@ -274,19 +274,18 @@ struct Trial::State {
       return InvalidArgument(what + " holds " + std::to_string(decoded->size()) +
                              " tensors, expected one");
     }
-    NDArray value = std::move((*decoded)[0].value);
+    NDArray& value = (*decoded)[0].value;
     uint64_t size = Bytes(value);
-    if (size <= options.max_cache_bytes) {
-      while (cache_bytes + size > options.max_cache_bytes && !lru.empty()) {
-        cache_bytes -= Bytes(lru.front().second);
-        cache.erase(lru.front().first);
-        lru.pop_front();
-      }
-      lru.emplace_back(key, value);
-      cache[key] = std::prev(lru.end());
-      cache_bytes += size;
+    if (size > options.max_cache_bytes) return std::move(value);
+    while (cache_bytes + size > options.max_cache_bytes && !lru.empty()) {
+      cache_bytes -= Bytes(lru.front().second);
+      cache.erase(lru.front().first);
+      lru.pop_front();
     }
-    return value;
+    lru.emplace_back(key, std::move(value));
+    cache[key] = std::prev(lru.end());
+    cache_bytes += size;
+    return lru.back().second;
   }
 
   // Rules read most tensors of a step, so a small event file is fetched whole, once (one open
@@ -296,7 +295,13 @@ struct Trial::State {
   std::list<std::pair<std::string, std::shared_ptr<const std::string>>> whole_files;  // MRU last
   std::set<std::string> large_files;  // known to exceed kWholeFileBytes
 
-  Result<std::string> ReadRange(const Location& loc) {
+  // Bytes of one record: a view into a buffer kept alive by `owner`.
+  struct RecordBytes {
+    std::shared_ptr<const std::string> owner;
+    std::string_view view;
+  };
+
+  Result<RecordBytes> ReadRange(const Location& loc) {
     const std::string file_uri = uri + loc.event_file;
     std::shared_ptr<const std::string> whole;
     for (auto it = whole_files.begin(); it != whole_files.end(); ++it) {
@@ -322,16 +327,16 @@ struct Trial::State {
       }
     }
     if (whole) {
-      if (loc.start >= whole->size()) return std::string();
-      return whole->substr(loc.start, loc.length);
+      std::string_view all(*whole);
+      return RecordBytes{
+          whole, loc.start >= all.size() ? std::string_view() : all.substr(loc.start, loc.length)};
     }
-    Result<std::string> r =
-        store->Read(file_uri, loc.start, loc.length, options.max_tensor_bytes + 16);
-    if (r.ok()) {
-      ++stats.files_read;
-      stats.bytes_read += r->size();
-    }
-    return r;
+    TY_ASSIGN_OR_RETURN(
+        std::string r, store->Read(file_uri, loc.start, loc.length, options.max_tensor_bytes + 16));
+    ++stats.files_read;
+    stats.bytes_read += r.size();
+    auto owner = std::make_shared<const std::string>(std::move(r));
+    return RecordBytes{owner, std::string_view(*owner)};
   }
 
   // The global step of (mode, step).

@@ -500,6 +500,21 @@ TEST_F(RulesTest, MalformedFilesEndInErrorWithClearDetails) {
   }
 }
 
+TEST_F(RulesTest, InvalidUtf8InFileNamesIsReplacedInDetails) {
+  TrialWriter w = Writer();
+  w.WriteCollections();
+  w.WriteStep(0, {Alternating("gradient/g", {2}, 1)});
+  w.Write("index/000000000/000000000001_worker_\xff.json", "{");  // a local name is any bytes
+  w.End();
+  auto e = Make("VanishingGradient");
+  ASSERT_TRUE(e.ok());
+  EvaluationResult r = Run(**e);
+  ASSERT_EQ(r.status, RuleStatus::kError) << r.details;
+  EXPECT_NO_THROW((void)nlohmann::json(r.details).dump());
+  EXPECT_NE(r.details.find("worker_\xef\xbf\xbd.json is malformed"), std::string::npos)
+      << r.details;  // U+FFFD
+}
+
 TEST_F(RulesTest, StalledTrainingUsesTheInjectedClock) {
   TrialWriter w = Writer();
   w.WriteCollections();

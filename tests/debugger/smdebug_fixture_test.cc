@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "debugger/evaluation.h"
 #include "debugger/trial.h"
 #include "storage/file_object_store.h"
 #include "storage/s3_object_store.h"
@@ -134,6 +135,46 @@ TEST_F(SmdebugFixtureTest, SameTrialThroughS3) {
     }
   }
   EXPECT_GT(trial->stats().records_read, 40u);
+}
+
+// Built-in rules over what the real smdebug wrote.
+TEST_F(SmdebugFixtureTest, RulesEvaluateRealSmdebugOutput) {
+  struct Case {
+    std::string rule;
+    std::map<std::string, std::string> params;
+    RuleStatus want;
+    std::optional<int64_t> fired_step;
+  };
+  std::vector<Case> cases = {
+      {"VanishingGradient", {}, RuleStatus::kNoIssuesFound, std::nullopt},
+      {"VanishingGradient", {{"threshold", "0.1"}}, RuleStatus::kIssuesFound, 0},
+      {"ExplodingTensor", {}, RuleStatus::kNoIssuesFound, std::nullopt},
+      {"LossNotDecreasing",
+       {{"num_steps", "1"}, {"mode", "TRAIN"}},
+       RuleStatus::kNoIssuesFound,
+       std::nullopt},
+      // relu_output_0 has only reductions saved: nothing to judge per unit, no error.
+      {"DeadRelu", {{"tensor_regex", "relu_output"}}, RuleStatus::kNoIssuesFound, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.rule);
+    model::RuleSpec spec;
+    spec.rule = c.rule;
+    spec.parameters = c.params;
+    EvaluationContext ctx;
+    ctx.trial_uri = "file://" + kData + "/smdebug_trial";
+    ctx.open_store = [this](const std::string&) -> Result<storage::ObjectStore*> {
+      return &store_;
+    };
+    auto e = MakeDebugRuleEvaluation(spec, ctx);
+    ASSERT_TRUE(e.ok()) << e.status().message();
+    EvaluationResult r = (*e)->Advance({});
+    EXPECT_EQ(r.status, c.want) << r.details;
+    EXPECT_EQ(r.fired_step, c.fired_step) << r.details;
+    if (c.want == RuleStatus::kNoIssuesFound) {
+      EXPECT_EQ(r.steps_evaluated, 6) << r.details;
+    }
+  }
 }
 
 }  // namespace
