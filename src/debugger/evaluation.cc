@@ -5,9 +5,9 @@ namespace ty::debugger {
 namespace {
 
 constexpr std::pair<RuleStatus, const char*> kNames[] = {
-    {RuleStatus::kInProgress, "InProgress"}, {RuleStatus::kIssuesFound, "IssuesFound"},
+    {RuleStatus::kInProgress, "InProgress"},       {RuleStatus::kIssuesFound, "IssuesFound"},
     {RuleStatus::kNoIssuesFound, "NoIssuesFound"}, {RuleStatus::kError, "Error"},
-    {RuleStatus::kStopping, "Stopping"},     {RuleStatus::kStopped, "Stopped"},
+    {RuleStatus::kStopping, "Stopping"},           {RuleStatus::kStopped, "Stopped"},
 };
 
 }  // namespace
