@@ -56,6 +56,11 @@ struct AdvanceLimits {
   std::chrono::milliseconds budget{1000};
   // A tensor (or file) larger than this is not read: the evaluation ends in Error.
   uint64_t max_tensor_bytes = 64ull << 20;
+  // A step is evaluated only once it has been listed this long (until training ended). The
+  // store receives index files in no guaranteed order (the sync uploads files as they settle),
+  // and once a later step is evaluated an earlier one that lands late is never evaluated; the
+  // grace gives it time to land. 0: evaluate as soon as listed (unit tests).
+  std::chrono::milliseconds listing_grace{0};
 };
 
 class Evaluation {

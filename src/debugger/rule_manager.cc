@@ -603,6 +603,7 @@ void RuleManager::Step(Task* t) {
     limits.training_ended = ended;
     limits.budget = options_.advance_budget;
     limits.max_tensor_bytes = options_.max_tensor_bytes;
+    limits.listing_grace = std::chrono::seconds(2);
     // Only tensors are rewritten by a resumed attempt; system metrics are never held back.
     if (!ended && t->kind == RuleKind::kDebug) limits.through_step = HoldBack(*job);
     try {

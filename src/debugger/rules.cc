@@ -1228,12 +1228,22 @@ class DebugRuleEvaluation : public Evaluation {
     if (auto f = logic_->Poll(*trial_, ended)) {
       return Fired(*f, f->findings.value("step", result_.last_step.value_or(0)));
     }
+    // Every step listed now and not yet evaluated keeps the time it was first listed.
+    const auto listed_at = std::chrono::steady_clock::now();
+    for (int64_t step : trial_->steps()) {
+      if (!result_.last_step || step > *result_.last_step) first_listed_.emplace(step, listed_at);
+    }
     bool held_back = false;
     int evaluated_now = 0;
     bool out_of_time = false;
     for (int64_t step : trial_->steps()) {
       if (result_.last_step && step <= *result_.last_step) continue;
       if (limits.through_step && step > *limits.through_step) {
+        held_back = true;
+        break;
+      }
+      if (!ended && limits.listing_grace.count() > 0 &&
+          listed_at - first_listed_.at(step) < limits.listing_grace) {
         held_back = true;
         break;
       }
@@ -1253,7 +1263,10 @@ class DebugRuleEvaluation : public Evaluation {
       if (*r) return Fired(**r, step);
     }
     // Rules keep what they need of earlier steps themselves.
-    if (result_.last_step) trial_->DropTensorsBefore(*result_.last_step);
+    if (result_.last_step) {
+      trial_->DropTensorsBefore(*result_.last_step);
+      first_listed_.erase(first_listed_.begin(), first_listed_.upper_bound(*result_.last_step));
+    }
     if (ended && !held_back && !out_of_time) {
       Result<std::optional<Finding>> r = logic_->Finish(*trial_);
       if (!r.ok()) return Failed(r.status().message());
@@ -1301,6 +1314,9 @@ class DebugRuleEvaluation : public Evaluation {
   std::unique_ptr<RuleLogic> logic_;
   EvaluationContext ctx_;
   std::unique_ptr<Trial> trial_;
+  // When each not yet evaluated step was first listed (AdvanceLimits::listing_grace); holds at
+  // most the steps listed since the last one evaluated.
+  std::map<int64_t, std::chrono::steady_clock::time_point> first_listed_;
   EvaluationResult result_;
 };
 
