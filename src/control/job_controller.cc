@@ -43,7 +43,7 @@ const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalo
 }  // namespace
 
 JobController::JobController(ControllerOptions options, store::Store* store,
-                             launch::Launcher* launcher, const launch::ImageCatalog* images,
+                             launch::ProcessLauncher* launcher, const launch::ImageCatalog* images,
                              const Clock* clock, std::vector<JobObserver*> observers,
                              JobEventSource* events)
     : options_([&] {

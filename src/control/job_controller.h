@@ -37,7 +37,7 @@
 #include "control/job_observer.h"
 #include "control/state_machine.h"
 #include "launch/image_catalog.h"
-#include "launch/launcher.h"
+#include "launch/process_launcher.h"
 #include "model/agent_protocol.h"
 #include "model/training_job.h"
 #include "store/store.h"
@@ -86,7 +86,7 @@ class JobController {
   // `observers` (not owned) outlive the controller; they are called in this order. `events`
   // (not owned, may be null: no events) outlives it too: every change of a job's status or
   // secondary status, and its creation, stores the events it returns with the change.
-  JobController(ControllerOptions options, store::Store* store, launch::Launcher* launcher,
+  JobController(ControllerOptions options, store::Store* store, launch::ProcessLauncher* launcher,
                 const launch::ImageCatalog* images, const Clock* clock,
                 std::vector<JobObserver*> observers = {}, JobEventSource* events = nullptr);
   ~JobController();
@@ -210,7 +210,7 @@ class JobController {
 
   const ControllerOptions options_;
   store::Store* const store_;
-  launch::Launcher* const launcher_;
+  launch::ProcessLauncher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
   const std::vector<JobObserver*> observers_;

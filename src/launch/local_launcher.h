@@ -12,7 +12,7 @@
 
 #include "common/mutex.h"
 #include "launch/instance_network.h"
-#include "launch/launcher.h"
+#include "launch/process_launcher.h"
 #include "launch/network_firewall.h"
 
 namespace ty::launch {
@@ -41,7 +41,7 @@ struct LocalNetworkOptions {
   bool firewall = false;
 };
 
-class LocalLauncher final : public Launcher {
+class LocalLauncher final : public ProcessLauncher {
  public:
   // agent_binary: the trainyard executable (usually /proc/self/exe resolved). Probes for
   // network namespaces once (kAuto, kNamespaces), then for nftables, makes the firewall table

@@ -14,11 +14,11 @@
 #include <utility>
 #include <vector>
 
-#include "launch/launcher.h"
+#include "launch/process_launcher.h"
 
 namespace ty::testing {
 
-class FakeLauncher final : public launch::Launcher {
+class FakeLauncher final : public launch::ProcessLauncher {
  public:
   Result<launch::AgentHandle> Launch(const model::InstanceConfig& config) override {
     std::lock_guard<std::mutex> lock(mu);
