@@ -15,10 +15,10 @@
 //    their peers' addresses from the allocation).
 //
 // Thread contract: every method is called from the controller's loop thread only, except
-// Describe (any thread) and ReleaseJob (off the loop, concurrently with the others). Methods return quickly: slow work (making a network, a round trip to
-// slurmctld) is either bounded by a short timeout or done on the launcher's own threads, with
-// its progress reported through Poll (kStarting). Implementations are not required to be
-// thread-safe beyond that.
+// Describe (any thread) and ReleaseJob (off the loop, concurrently with the others). Methods return
+// quickly: slow work (making a network, a round trip to slurmctld) is either bounded by a short
+// timeout or done on the launcher's own threads, with its progress reported through Poll
+// (kStarting). Implementations are not required to be thread-safe beyond that.
 #pragma once
 
 #include <cstdint>

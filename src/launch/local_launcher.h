@@ -12,8 +12,8 @@
 
 #include "common/mutex.h"
 #include "launch/instance_network.h"
-#include "launch/process_launcher.h"
 #include "launch/network_firewall.h"
+#include "launch/process_launcher.h"
 
 namespace ty::launch {
 

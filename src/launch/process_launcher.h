@@ -1,6 +1,6 @@
-// ProcessLauncher (being replaced by launch/launcher.h): decides where a job's agents run and how to signal them.
-// Implementations: LocalLauncher (agents are processes on this machine).
-// A SlurmLauncher comes later (ARCHITECTURE.md decision 1).
+// ProcessLauncher (being replaced by launch/launcher.h): decides where a job's agents run and how
+// to signal them. Implementations: LocalLauncher (agents are processes on this machine). A
+// SlurmLauncher comes later (ARCHITECTURE.md decision 1).
 #pragma once
 
 #include <cstdint>
