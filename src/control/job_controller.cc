@@ -787,6 +787,9 @@ void JobController::Sweep() {
     active_.erase(it);
   }
   finished_.clear();
+  // A job that ended with nothing running is released at once (its successor of the same name
+  // may be waiting for that).
+  if (!ended_jobs_.empty()) ReleaseEndedJobs(/*now=*/false);
 }
 
 void JobController::Perform(ActiveJob* job, const Action& action) {
