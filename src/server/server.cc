@@ -42,6 +42,7 @@
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
+#include "server/launcher_factory.h"
 #include "server/server_metrics.h"
 #include "services/events/events_service.h"
 #include "services/lambda/lambda_service.h"
@@ -621,6 +622,14 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   net_options.server_id = launch::ServerNetworkId(config.data_dir);
   net_options.firewall = true;
   if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
+  if (config.launcher == "slurm") {
+    // Built and checked here so a misconfigured cluster is a start-up error with Slurm's words.
+    TY_ASSIGN_OR_RETURN(auto slurm, MakeSlurmLauncher(config, net_options.server_id));
+    return FailedPrecondition(
+        "launcher: slurm is configured, but the job controller of this build drives local "
+        "processes only (it moves to launch::Launcher in issue 14).\n" +
+        slurm->Describe());
+  }
   impl->launcher =
       std::make_unique<launch::LocalLauncher>(config.agent_binary, network, net_options);
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
