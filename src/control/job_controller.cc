@@ -39,6 +39,7 @@ launch::PlacementRequest PlacementFor(const JobRecord& rec) {
   req.instance_type = rec.spec.instance_type;
   req.instance_count = std::max(1, rec.spec.instance_count);
   req.spot = rec.spec.managed_spot;
+  req.network_isolation = rec.spec.network_isolation;
   return req;
 }
 
@@ -318,6 +319,7 @@ Result<JobRecord> JobController::SubmitOnLoop(const std::string& account, model:
   placement.instance_type = spec.instance_type;
   placement.instance_count = std::max(1, spec.instance_count);
   placement.spot = spec.managed_spot;
+  placement.network_isolation = spec.network_isolation;
   TY_RETURN_IF_ERROR(launcher_->CheckRunnable(placement));
   auto job = std::make_unique<ActiveJob>();
   job->record = NewJob(std::move(spec), account, arn, std::move(request_json), clock_->Now());

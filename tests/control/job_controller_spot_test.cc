@@ -558,5 +558,50 @@ TEST_F(ControllerSpotTest, AnUnreachableEngineIsToleratedForTheBoundThenTheAttem
   EXPECT_EQ(SignalsTo("fake:1"), std::vector<AttemptSignal>{AttemptSignal::kKill});
 }
 
+// A restarted server re-adopts an attempt still pending in the engine's queue (a Slurm job id),
+// holds its capacity and keeps it from the launcher's sweep; an engine that then stays
+// unreachable past the bound loses it.
+TEST_F(ControllerSpotTest, ARestartReadoptsAPendingAttempt) {
+  launcher_.initial = {Phase::kPending, "Priority", {}, false};
+  Open({{{"ml.m5.large", 1}}, 8});
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("p", false), "{}").ok());
+  controller_.reset();  // a graceful shutdown ends it: restore what a crash leaves
+  model::JobRecord r = Get("p");
+  r.status = TrainingJobStatus::kInProgress;
+  r.secondary = SecondaryStatus::kStarting;
+  r.failure_reason.clear();
+  r.attempt_handle = "fake:1";
+  r.instances_exited = {false};
+  ASSERT_TRUE(store_->UpdateJob(r).ok());
+  store_.reset();
+  launcher_.SetState("fake:1", Phase::kPending, "Priority");
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.in_use.clear();  // a new server's launcher holds nothing yet
+  }
+  Open({{{"ml.m5.large", 1}}, 8});
+  EXPECT_EQ(Get("p").status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(Get("p").attempt_handle, "fake:1");
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 1);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    EXPECT_EQ(launcher_.swept_keep_attempts, std::vector<std::string>{"fake:1"});
+  }
+  Advance(seconds(1));
+  EXPECT_EQ(Get("p").transitions.back().message, "Waiting for capacity: Priority");
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.unreachable = "slurm_load_jobs error: Unable to contact slurm controller";
+  }
+  Advance(seconds(1));
+  Advance(seconds(60));
+  model::JobRecord j = Get("p");
+  EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
+  EXPECT_NE(j.failure_reason.find("could not be reached for 60 s: slurm_load_jobs error"),
+            std::string::npos)
+      << j.failure_reason;
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 0);
+}
+
 }  // namespace
 }  // namespace ty::control

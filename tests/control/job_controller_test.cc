@@ -672,6 +672,19 @@ TEST_F(MultiNodeControllerTest, EveryJobAsksForItsNetworkWithWhatItMayReach) {
   EXPECT_EQ(launcher_.plans[1].job_arn, launcher_.plans[1].instances[1].job_arn);
 }
 
+// What the launcher can never run is refused at CreateTrainingJob with its reason, and no job
+// is stored.
+TEST_F(MultiNodeControllerTest, WhatTheLauncherCannotRunIsRefusedAtSubmit) {
+  launcher_.refuse_isolation = true;
+  model::JobSpec spec = Spec("iso");
+  spec.network_isolation = true;
+  auto job = controller_->Submit("123456789012", spec, "{}");
+  ASSERT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(job.status().message(), "EnableNetworkIsolation cannot be given by this launcher");
+  EXPECT_EQ(store_->GetJob("123456789012", "iso").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(controller_->Submit("123456789012", Spec("plain"), "{}").ok());
+}
+
 TEST_F(MultiNodeControllerTest, WithoutIsolationNetworkIsolationIsRefusedAtSubmit) {
   controller_.reset();
   isolation_ = "none";

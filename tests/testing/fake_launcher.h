@@ -71,6 +71,9 @@ class FakeLauncher final : public launch::Launcher {
   }
   Status CheckRunnable(const launch::PlacementRequest& request) const override {
     std::lock_guard<std::mutex> lock(mu);
+    if (request.network_isolation && refuse_isolation) {
+      return InvalidArgument("EnableNetworkIsolation cannot be given by this launcher");
+    }
     const int total = TotalLocked(request.instance_type);
     if (request.instance_count > total) {
       return Status(StatusCode::kResourceExhausted,
@@ -226,8 +229,9 @@ class FakeLauncher final : public launch::Launcher {
   capacity::CapacityConfig capacity{{}, 4};
   std::map<std::string, int> in_use;  // by instance type
   bool owns_spot = false;
-  std::optional<std::chrono::milliseconds> placement_notice;     // Placement::notice
-  bool fail = false;                                             // LaunchAttempt fails
+  std::optional<std::chrono::milliseconds> placement_notice;  // Placement::notice
+  bool fail = false;                                          // LaunchAttempt fails
+  bool refuse_isolation = false;  // CheckRunnable refuses EnableNetworkIsolation
   launch::AttemptState initial{Phase::kRunning, "", {}, false};  // of a new attempt
   std::string unreachable;  // not empty: every Poll answers kUnknown with this reason
   int polls = 0;
