@@ -74,6 +74,8 @@ std::vector<std::string> LocalIpv4Addresses() {
 
 namespace {
 
+using Phase = AttemptState::Phase;
+
 constexpr std::string_view kLocalPrefix = "local:";
 
 // A decimal of at most 18 digits (no sign, no spaces); nullopt otherwise.
@@ -980,9 +982,32 @@ void LocalLauncher::ReleaseAttempt(const AttemptHandle& attempt) {
 }
 
 void LocalLauncher::ReleaseJob(const std::string& job_arn) {
+  std::vector<std::string> live;  // handles of the ARN's attempts that may still run
   {
     std::unique_lock<std::mutex> lock(amu_);
     // A network still being made is released once it is there.
+    cv_.wait(lock, [&] { return !jobs_[job_arn].busy; });
+    for (const auto& [id, attempt] : attempts_) {
+      if (attempt.job_arn != job_arn) continue;
+      if (attempt.state != Attempt::State::kFailed && attempt.state != Attempt::State::kCancelled) {
+        live.push_back(id);
+      }
+    }
+  }
+  // A release that comes after a new job of the same ARN has launched is an ended job's, late:
+  // the network (the same names) is the new job's now.
+  for (const auto& id : live) {
+    AttemptHandle h{id};
+    const Phase phase = Poll(std::span<const AttemptHandle>(&h, 1))[0].phase;
+    if (phase == Phase::kStarting || phase == Phase::kRunning) {
+      std::fprintf(stderr,
+                   "trainyard: not releasing the network of %s: an attempt of it runs (%s)\n",
+                   job_arn.c_str(), id.c_str());
+      return;
+    }
+  }
+  {
+    std::unique_lock<std::mutex> lock(amu_);
     cv_.wait(lock, [&] { return !jobs_[job_arn].busy; });
     jobs_[job_arn].busy = true;
   }

@@ -420,6 +420,9 @@ TEST_F(LocalAttemptTest, NamespacesAreMadeOffTheCallerAndKeptUntilReleaseJob) {
   const model::InstanceConfig c = Written(plan, 1);
   EXPECT_EQ(c.network.netns.rfind("ty-", 0), 0u) << c.network.netns;
   EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));
+  // A late release (an ended job of the same ARN) leaves a running attempt its network.
+  launcher.ReleaseJob(plan.job_arn);
+  EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));
   Kill(launcher, *h);
   EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));  // the job's, across attempts
   launcher.ReleaseJob(plan.job_arn);
