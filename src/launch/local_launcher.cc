@@ -74,6 +74,8 @@ std::vector<std::string> LocalIpv4Addresses() {
 
 namespace {
 
+using Phase = AttemptState::Phase;
+
 constexpr std::string_view kLocalPrefix = "local:";
 
 // A decimal of at most 18 digits (no sign, no spaces); nullopt otherwise.
@@ -238,14 +240,14 @@ LocalLauncher::~LocalLauncher() { Close(); }
 void LocalLauncher::Close() {
   {
     // Attempts still starting end unstarted once their network is there.
-    std::unique_lock<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     for (auto& [handle, attempt] : attempts_) {
       if (attempt.state == Attempt::State::kStarting) {
         attempt.state = Attempt::State::kCancelled;
         attempt.reason = "the launcher closed before the attempt started";
       }
     }
-    cv_.wait(lock, [this] { return threads_running_ == 0; });
+    while (threads_running_ != 0) cv_.Wait(&amu_);
   }
   if (firewall_ == nullptr) return;
   Status s = firewall_->Uninstall();
@@ -545,7 +547,7 @@ std::string LocalLauncher::Describe() const {
 }
 
 Placement LocalLauncher::Place(const PlacementRequest& request) {
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   Placement p;
   p.placed = pool_->TryAcquire(request.instance_type, request.instance_count);
   if (!p.placed) {
@@ -556,17 +558,17 @@ Placement LocalLauncher::Place(const PlacementRequest& request) {
 }
 
 void LocalLauncher::Unplace(const PlacementRequest& request) {
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   pool_->Release(request.instance_type, request.instance_count);
 }
 
 void LocalLauncher::Adopt(const PlacementRequest& request) {
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   pool_->ForceAcquire(request.instance_type, request.instance_count);
 }
 
 CapacityView LocalLauncher::Capacity(const std::string& instance_type) const {
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   return {pool_->Total(instance_type), pool_->InUse(instance_type)};
 }
 
@@ -739,22 +741,22 @@ std::string LocalLauncher::Start(std::vector<Held>& held,
 
 Result<std::vector<model::InstanceNetworkConfig>> LocalLauncher::NetworkFor(
     const std::string& job_arn, const NetworkRequest& request) {
-  std::unique_lock<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   // A network being made (an earlier attempt) or released (an ended job of the same ARN,
   // whose network has the same names) is waited for.
-  cv_.wait(lock, [&] { return !jobs_[job_arn].busy; });
+  while (jobs_[job_arn].busy) cv_.Wait(&amu_);
   if (jobs_[job_arn].made) return jobs_[job_arn].networks;
   jobs_[job_arn].busy = true;
-  lock.unlock();
+  lock.Unlock();
   auto made = PrepareNetwork(job_arn, request);
-  lock.lock();
+  lock.Lock();
   JobNet& net = jobs_[job_arn];
   net.busy = false;
   if (made.ok()) {
     net.made = true;
     net.networks = *made;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return made;
 }
 
@@ -771,7 +773,7 @@ Result<AttemptHandle> LocalLauncher::LaunchAttempt(const AttemptPlan& plan) {
   }
   bool at_once = false;
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     auto it = jobs_.find(plan.job_arn);
     const bool busy = it != jobs_.end() && it->second.busy;
     const bool made = it != jobs_.end() && it->second.made;
@@ -804,12 +806,12 @@ Result<AttemptHandle> LocalLauncher::LaunchAttempt(const AttemptPlan& plan) {
     std::vector<model::InstanceConfig> configs = plan.instances;
     std::string reason = Start(held, configs, *networks);
     if (!reason.empty()) return IoError(reason);
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     attempts_[handle.id] = Attempt{plan.job_arn, Attempt::State::kRunning, "", {}, {}};
     return handle;
   }
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     attempts_[handle.id] =
         Attempt{plan.job_arn, Attempt::State::kStarting, "", std::move(held), plan.instances};
     ++threads_running_;
@@ -828,7 +830,7 @@ void LocalLauncher::StartLater(const std::string& handle, const std::string& job
   std::vector<model::InstanceConfig> configs;
   bool start = false;
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     auto it = attempts_.find(handle);
     if (it != attempts_.end()) {
       Attempt& a = it->second;
@@ -850,7 +852,7 @@ void LocalLauncher::StartLater(const std::string& handle, const std::string& job
   } else {
     Abandon(held);  // stopped, released or failed before it started
   }
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   if (start) {
     auto it = attempts_.find(handle);
     if (it != attempts_.end()) {
@@ -859,14 +861,14 @@ void LocalLauncher::StartLater(const std::string& handle, const std::string& job
     }
   }
   --threads_running_;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void LocalLauncher::Signal(const AttemptHandle& attempt, AttemptSignal signal,
                            std::span<const int> instances) {
   std::vector<Held> cancelled;
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     auto it = attempts_.find(attempt.id);
     if (it != attempts_.end()) {
       Attempt& a = it->second;
@@ -919,7 +921,7 @@ std::vector<AttemptState> LocalLauncher::Poll(std::span<const AttemptHandle> att
     AttemptState state;
     bool check = true;
     {
-      std::lock_guard<std::mutex> lock(amu_);
+      MutexLock lock(&amu_);
       auto it = attempts_.find(handle.id);
       if (it != attempts_.end()) {
         switch (it->second.state) {
@@ -969,7 +971,7 @@ std::vector<AttemptState> LocalLauncher::Poll(std::span<const AttemptHandle> att
 void LocalLauncher::ReleaseAttempt(const AttemptHandle& attempt) {
   std::vector<Held> held;
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     auto it = attempts_.find(attempt.id);
     if (it == attempts_.end()) return;
     held = std::move(it->second.held);
@@ -979,17 +981,40 @@ void LocalLauncher::ReleaseAttempt(const AttemptHandle& attempt) {
 }
 
 void LocalLauncher::ReleaseJob(const std::string& job_arn) {
+  std::vector<std::string> live;  // handles of the ARN's attempts that may still run
   {
-    std::unique_lock<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     // A network still being made is released once it is there.
-    cv_.wait(lock, [&] { return !jobs_[job_arn].busy; });
+    while (jobs_[job_arn].busy) cv_.Wait(&amu_);
+    for (const auto& [id, attempt] : attempts_) {
+      if (attempt.job_arn != job_arn) continue;
+      if (attempt.state != Attempt::State::kFailed && attempt.state != Attempt::State::kCancelled) {
+        live.push_back(id);
+      }
+    }
+  }
+  // A release that comes after a new job of the same ARN has launched is an ended job's, late:
+  // the network (the same names) is the new job's now.
+  for (const auto& id : live) {
+    AttemptHandle h{id};
+    const Phase phase = Poll(std::span<const AttemptHandle>(&h, 1))[0].phase;
+    if (phase == Phase::kStarting || phase == Phase::kRunning) {
+      std::fprintf(stderr,
+                   "trainyard: not releasing the network of %s: an attempt of it runs (%s)\n",
+                   job_arn.c_str(), id.c_str());
+      return;
+    }
+  }
+  {
+    MutexLock lock(&amu_);
+    while (jobs_[job_arn].busy) cv_.Wait(&amu_);
     jobs_[job_arn].busy = true;
   }
   // Also when this launcher made none: a restarted server's jobs have theirs from before.
   ReleaseNetwork(job_arn);
-  std::lock_guard<std::mutex> lock(amu_);
+  MutexLock lock(&amu_);
   jobs_.erase(job_arn);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void LocalLauncher::Sweep(std::span<const AttemptHandle> keep_attempts,
@@ -997,7 +1022,7 @@ void LocalLauncher::Sweep(std::span<const AttemptHandle> keep_attempts,
   std::set<int64_t> keep_pids;
   std::vector<std::string> keep_arns(keep_jobs.begin(), keep_jobs.end());
   {
-    std::lock_guard<std::mutex> lock(amu_);
+    MutexLock lock(&amu_);
     for (const auto& [id, attempt] : attempts_) {
       if (auto agents = ParseLocalHandle(id)) {
         for (const auto& a : *agents) keep_pids.insert(a.pid);

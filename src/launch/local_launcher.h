@@ -10,10 +10,8 @@
 // Thread-safe (beyond what launcher.h requires).
 #pragma once
 
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -199,12 +197,12 @@ class LocalLauncher final : public Launcher, public ProcessLauncher {
   Mutex mu_;
   std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
   // The new contract's state, under its own lock (the ProcessLauncher side keeps mu_).
-  mutable std::mutex amu_;
-  std::condition_variable cv_;                    // a JobNet stopped being busy
-  std::unique_ptr<capacity::CapacityPool> pool_;  // under amu_
-  std::map<std::string, Attempt> attempts_;       // by handle text, until ReleaseAttempt
-  std::map<std::string, JobNet> jobs_;            // by ARN
-  int threads_running_ = 0;                       // StartLater threads (detached; Close waits)
+  mutable Mutex amu_;
+  CondVar cv_;  // a JobNet stopped being busy; a StartLater thread ended
+  std::unique_ptr<capacity::CapacityPool> pool_ TY_GUARDED_BY(amu_);
+  std::map<std::string, Attempt> attempts_ TY_GUARDED_BY(amu_);  // by handle, until released
+  std::map<std::string, JobNet> jobs_ TY_GUARDED_BY(amu_);       // by ARN
+  int threads_running_ TY_GUARDED_BY(amu_) = 0;  // StartLater threads (detached; Close waits)
 };
 
 }  // namespace ty::launch

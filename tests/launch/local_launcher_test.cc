@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "capacity/instance_catalog.h"
 #include "common/crypto.h"
 #include "common/fs.h"
 #include "common/subprocess.h"
@@ -320,6 +321,195 @@ TEST(LocalLauncherNetworkTest, LoopbackPolicyGivesAliasesAndTheSameAddressesAgai
   EXPECT_EQ((*again)[2].address, (*net)[2].address);
   launcher.ReleaseNetwork(arn);
   EXPECT_NE(launcher.NetworkSummary().find("loopback"), std::string::npos);
+}
+
+// --- The launcher contract (what every launcher does: launcher_conformance_test.cc)
+
+class LocalAttemptTest : public ::testing::Test {
+ protected:
+  AttemptPlan Plan(const std::string& job, int count, int attempt = 1) {
+    AttemptPlan plan;
+    plan.job_arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/" + job;
+    plan.attempt = attempt;
+    plan.instance_type = "ml.m5.large";
+    plan.network.count = count;
+    for (int i = 1; i <= count; ++i) {
+      model::InstanceConfig c;
+      c.job_name = job;
+      c.job_arn = plan.job_arn;
+      c.attempt = attempt;
+      c.host_index = i;
+      c.instance_dir = dir_.path() + "/jobs/" + job + "/attempt-" + std::to_string(attempt) +
+                       "/algo-" + std::to_string(i);
+      c.token = "secret-token";
+      c.spec.name = job;
+      EXPECT_TRUE(MakeDirs(c.instance_dir).ok());
+      plan.instances.push_back(std::move(c));
+    }
+    return plan;
+  }
+  // The instance file the agent of `plan`'s instance `i` was started with.
+  model::InstanceConfig Written(const AttemptPlan& plan, int i) {
+    const std::string dir = plan.instances[static_cast<size_t>(i)].instance_dir;
+    auto text = ReadFile(dir + ".instance.json");
+    EXPECT_TRUE(text.ok());
+    auto config = model::InstanceConfigFromJson(nlohmann::json::parse(text.ok() ? *text : "{}"));
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    return config.ok() ? *config : model::InstanceConfig{};
+  }
+  AttemptState WaitSettled(Launcher& l, const AttemptHandle& h) {
+    AttemptState s;
+    EXPECT_TRUE(WaitFor([&] {
+      s = l.Poll(std::span<const AttemptHandle>(&h, 1))[0];
+      return s.phase != AttemptState::Phase::kStarting;
+    }));
+    return s;
+  }
+  void Kill(Launcher& l, const AttemptHandle& h) {
+    l.Signal(h, AttemptSignal::kKill);
+    EXPECT_TRUE(WaitFor([&] {
+      return l.Poll(std::span<const AttemptHandle>(&h, 1))[0].phase == AttemptState::Phase::kEnded;
+    }));
+    l.ReleaseAttempt(h);
+  }
+
+  TempDir dir_{"ty_attempt_test_"};
+  // A fake agent that exits on SIGTERM (tests/launch/fake_agent.cc).
+  std::string agent_ = TY_FAKE_AGENT;
+};
+
+TEST_F(LocalAttemptTest, LoopbackInstancesGetTheirPeersAndTheSameAddressesOnTheNextAttempt) {
+  LocalLauncher launcher(agent_, NetworkPolicy::kLoopback);
+  AttemptPlan first = Plan("peers", 2);
+  auto h1 = launcher.LaunchAttempt(first);
+  ASSERT_TRUE(h1.ok()) << h1.status().ToString();
+  EXPECT_EQ(h1->id.rfind("local:", 0), 0u) << h1->id;
+  ASSERT_EQ(WaitSettled(launcher, *h1).phase, AttemptState::Phase::kRunning);
+  const model::InstanceConfig a1 = Written(first, 0);
+  const model::InstanceConfig a2 = Written(first, 1);
+  EXPECT_EQ(a1.network.address.rfind("127.", 0), 0u) << a1.network.address;
+  EXPECT_NE(a1.network.address, a2.network.address);
+  ASSERT_EQ(a1.network.hosts.size(), 2u);
+  EXPECT_EQ(a1.network.hosts[1].first, "algo-2");
+  EXPECT_EQ(a1.network.hosts[1].second, a2.network.address);
+  Kill(launcher, *h1);
+  // A spot restart: the same job's next attempt keeps its hosts' addresses.
+  AttemptPlan second = Plan("peers", 2, 2);
+  auto h2 = launcher.LaunchAttempt(second);
+  ASSERT_TRUE(h2.ok()) << h2.status().ToString();
+  ASSERT_EQ(WaitSettled(launcher, *h2).phase, AttemptState::Phase::kRunning);
+  EXPECT_EQ(Written(second, 0).network.address, a1.network.address);
+  EXPECT_EQ(Written(second, 1).network.address, a2.network.address);
+  Kill(launcher, *h2);
+  launcher.ReleaseJob(first.job_arn);
+}
+
+TEST_F(LocalAttemptTest, NamespacesAreMadeOffTheCallerAndKeptUntilReleaseJob) {
+  const NetworkSupport support = ProbeNetworkSupport();
+  if (!support.namespaces) GTEST_SKIP() << "no network namespaces here: " << support.reason;
+  LocalLauncher launcher(agent_, NetworkPolicy::kNamespaces,
+                         {"t" + JobNetworkKey(RandomUuid()).substr(1)});
+  AttemptPlan plan = Plan("netns", 2);
+  auto h = launcher.LaunchAttempt(plan);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  // The handle names the agents at once, before the network is there.
+  auto agents = ParseLocalHandle(h->id);
+  ASSERT_TRUE(agents.has_value()) << h->id;
+  EXPECT_EQ(agents->size(), 2u);
+  ASSERT_EQ(WaitSettled(launcher, *h).phase, AttemptState::Phase::kRunning);
+  const model::InstanceConfig c = Written(plan, 1);
+  EXPECT_EQ(c.network.netns.rfind("ty-", 0), 0u) << c.network.netns;
+  EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));
+  // A late release (an ended job of the same ARN) leaves a running attempt its network.
+  launcher.ReleaseJob(plan.job_arn);
+  EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));
+  Kill(launcher, *h);
+  EXPECT_TRUE(PathExists("/run/netns/" + c.network.netns));  // the job's, across attempts
+  launcher.ReleaseJob(plan.job_arn);
+  EXPECT_FALSE(PathExists("/run/netns/" + c.network.netns));
+  launcher.ReleaseJob(plan.job_arn);  // idempotent
+}
+
+TEST_F(LocalAttemptTest, AnAttemptStoppedWhileStartingEndsWithoutLeavingProcesses) {
+  const NetworkSupport support = ProbeNetworkSupport();
+  if (!support.namespaces) GTEST_SKIP() << "no network namespaces here: " << support.reason;
+  LocalLauncher launcher(agent_, NetworkPolicy::kNamespaces,
+                         {"t" + JobNetworkKey(RandomUuid()).substr(1)});
+  AttemptPlan plan = Plan("early-stop", 1);
+  auto h = launcher.LaunchAttempt(plan);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  // Either it was still starting (it never starts) or its agent stops: it ends both ways.
+  launcher.Signal(*h, AttemptSignal::kStop);
+  EXPECT_TRUE(WaitFor([&] {
+    auto s = launcher.Poll(std::span<const AttemptHandle>(&*h, 1))[0];
+    return s.phase == AttemptState::Phase::kEnded;
+  }));
+  auto agents = ParseLocalHandle(h->id);
+  ASSERT_TRUE(agents.has_value());
+  EXPECT_FALSE(ProcessAlive(static_cast<pid_t>((*agents)[0].pid), (*agents)[0].start_ticks));
+  launcher.ReleaseAttempt(*h);
+  launcher.ReleaseJob(plan.job_arn);
+}
+
+TEST_F(LocalAttemptTest, AnAgentThatCannotExecuteFailsTheWholeAttemptNamingIt) {
+  const std::string missing = dir_.path() + "/no-such-agent";
+  LocalLauncher launcher(missing, NetworkPolicy::kLoopback);
+  AttemptPlan plan = Plan("noexec", 2);
+  auto h = launcher.LaunchAttempt(plan);
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find(missing), std::string::npos) << h.status().message();
+  // The agent token is not left on disk.
+  EXPECT_FALSE(PathExists(plan.instances[0].instance_dir + ".instance.json"));
+  EXPECT_FALSE(PathExists(plan.instances[1].instance_dir + ".instance.json"));
+}
+
+TEST_F(LocalAttemptTest, AnExitedInstanceOfAStoredHandleIsNotAlive) {
+  LocalLauncher launcher(agent_, NetworkPolicy::kLoopback);
+  AttemptPlan plan = Plan("stored", 1);
+  auto h = launcher.LaunchAttempt(plan);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(WaitSettled(launcher, *h).phase, AttemptState::Phase::kRunning);
+  // As the controller converts an old store row whose algo-2 had exited.
+  const AttemptHandle stored{h->id + ",0/0"};
+  LocalLauncher restarted(agent_, NetworkPolicy::kLoopback);
+  auto s = restarted.Poll(std::span<const AttemptHandle>(&stored, 1))[0];
+  EXPECT_EQ(s.phase, AttemptState::Phase::kRunning);
+  EXPECT_EQ(s.alive, (std::vector<bool>{true, false}));
+  Kill(launcher, *h);
+}
+
+TEST(LocalPlacementTest, CapacityComesFromTheConfigOrTheHostAndIsDescribed) {
+  capacity::InstanceCatalog catalog = capacity::InstanceCatalog::Builtin();
+  LocalLauncherOptions options;
+  options.capacity.counts["ml.m5.large"] = 3;
+  options.catalog = &catalog;
+  options.host_cpus = 8;
+  options.host_memory_gib = 32;
+  LocalLauncher launcher("/bin/true", NetworkPolicy::kLoopback, {}, options);
+  EXPECT_FALSE(launcher.OwnsSpotCapacity());
+  EXPECT_EQ(launcher.Capacity("ml.m5.large").total, 3);
+  // ml.m5.xlarge (4 vCPUs, 16 GiB) on 8 CPUs and 32 GiB: 2.
+  EXPECT_EQ(launcher.Capacity("ml.m5.xlarge").total, 2);
+  PlacementRequest r{"arn", "ml.m5.xlarge", 2, false};
+  EXPECT_TRUE(launcher.Place(r).placed);
+  r.instance_count = 1;
+  Placement p = launcher.Place(r);
+  EXPECT_FALSE(p.placed);
+  EXPECT_EQ(p.waiting,
+            "Waiting for capacity: all 2 ml.m5.xlarge instances of this machine are in use");
+  PlacementRequest unknown{"arn", "ml.nope.large", 1, false};
+  EXPECT_EQ(launcher.CheckRunnable(unknown).code(), StatusCode::kInvalidArgument);
+  PlacementRequest big{"arn", "ml.m5.large", 4, false};
+  Status s = launcher.CheckRunnable(big);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("more than the 3 ml.m5.large instance(s)"), std::string::npos)
+      << s.message();
+  const std::string d = launcher.Describe();
+  EXPECT_NE(d.find("instances: multi-node on loopback addresses"), std::string::npos) << d;
+  EXPECT_NE(d.find("launcher: local (this machine: 8 CPUs, 32.0 GiB; capacity: ml.m5.large 3, "
+                   "other types as many as its CPUs and memory hold)"),
+            std::string::npos)
+      << d;
 }
 
 }  // namespace
