@@ -243,7 +243,6 @@ def test_digits_example_completes_on_slurm(server, sm, cluster, tmp_path):
                    capture_output=True)
     req = from_example("digits", "digits")
     req["OutputDataConfig"]["S3OutputPath"] = "file://" + str(tmp_path / "store" / "out")
-    req["HyperParameters"]["epochs"] = "8"
     sm.create_training_job(**req)
     d = wait_status(sm, "digits", timeout=180)
     assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
@@ -262,7 +261,7 @@ def test_ddp_example_runs_on_two_nodes_and_its_ranks_agree(server, sm, cluster, 
     folder = os.path.join(EXAMPLES, "ddp-digits")
     subprocess.run([os.path.join(folder, "prepare.sh")], check=True, capture_output=True)
     req = from_example("ddp-digits", "ddp")
-    req["HyperParameters"].update({"epochs": "4", "sleep-per-epoch": "0"})
+    req["HyperParameters"].update({"epochs": "10", "sleep-per-epoch": "0"})
     req["EnableManagedSpotTraining"] = False
     req["StoppingCondition"].pop("MaxWaitTimeInSeconds")
     req["OutputDataConfig"]["S3OutputPath"] = "file://" + str(tmp_path / "store" / "out")
