@@ -238,6 +238,40 @@ SPIN = ("trap 'echo got SIGTERM; exit 0' TERM; echo spinning; "
         "while :; do sleep 0.2; done")
 
 
+def test_the_cluster_has_two_nodes_and_on_demand_preempts_spot(cluster, tmp_path):
+    """Plain Slurm, no Trainyard: what the tests below rely on. `srun -N2` runs once on each
+    node; an on-demand job that needs a spot job's nodes preempts it, and the spot job's tasks
+    get SIGTERM first (the interruption notice) while the on-demand job waits."""
+    out = cluster.run("srun", "-N2", "-l", "sh", "-c", "echo $SLURMD_NODENAME").stdout
+    assert sorted(line.split(": ")[1] for line in out.splitlines()) == ["n1", "n2"], out
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    task = tmp_path / "task.sh"
+    task.write_text("#!/bin/sh\n"
+                    f"trap 'touch {marks}/term-$SLURM_PROCID; exit 0' TERM\n"
+                    f"touch {marks}/start-$SLURM_PROCID\n"
+                    "while :; do sleep 0.1; done\n")
+    task.chmod(0o755)
+    prefix = f"tye2eplain{os.getpid()}-"
+    try:
+        spot = cluster.run("sbatch", "--parsable", "--no-requeue", "-p", "spot", "-N2",
+                           "-J", prefix + "spot", "-o", str(tmp_path / "spot.out"),
+                           "--wrap", f"exec srun {task}").stdout.strip()
+        wait_for(lambda: sorted(os.listdir(marks)), lambda m: m == ["start-0", "start-1"],
+                 timeout=30)
+        cluster.run("sbatch", "--parsable", "-p", "ondemand", "-N2", "-J", prefix + "od",
+                    "-o", str(tmp_path / "od.out"), "--wrap", "echo on-demand ran")
+        wait_for(lambda: cluster.jobs(prefix), lambda rows: [r[2] for r in rows if
+                 r[1] == prefix + "od"] == ["COMPLETED"], timeout=60, interval=0.3)
+        assert sorted(os.listdir(marks)) == ["start-0", "start-1", "term-0", "term-1"]
+        assert (tmp_path / "od.out").read_text() == "on-demand ran\n"
+        state = [r[2] for r in cluster.jobs(prefix) if r[0] == spot]
+        assert state in (["COMPLETED"], ["PREEMPTED"]), state
+    finally:
+        for r in cluster.live_jobs(prefix):
+            cluster.run("scancel", r[0], check=False)
+
+
 def test_digits_example_completes_on_slurm(server, sm, cluster, tmp_path):
     subprocess.run([os.path.join(EXAMPLES, "digits", "prepare.sh")], check=True,
                    capture_output=True)
