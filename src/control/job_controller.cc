@@ -1,6 +1,5 @@
 #include "control/job_controller.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,6 +16,8 @@
 
 namespace ty::control {
 
+using launch::AttemptSignal;
+using launch::AttemptState;
 using model::AgentReport;
 using model::JobRecord;
 
@@ -27,29 +28,32 @@ int HostCpus(int configured) {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-double HostMemoryGib(double configured) {
-  if (configured > 0) return configured;
-  long pages = ::sysconf(_SC_PHYS_PAGES);
-  long page = ::sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page <= 0) return 1;
-  return static_cast<double>(pages) * static_cast<double>(page) / (1024.0 * 1024 * 1024);
-}
-
 const capacity::InstanceCatalog* CatalogOrBuiltin(const capacity::InstanceCatalog* c) {
   static const capacity::InstanceCatalog kBuiltin = capacity::InstanceCatalog::Builtin();
   return c != nullptr ? c : &kBuiltin;
 }
 
+launch::PlacementRequest PlacementFor(const JobRecord& rec) {
+  launch::PlacementRequest req;
+  req.job_arn = rec.arn;
+  req.instance_type = rec.spec.instance_type;
+  req.instance_count = std::max(1, rec.spec.instance_count);
+  req.spot = rec.spec.managed_spot;
+  return req;
+}
+
+// "algo-<i>" of a 0-based instance index.
+std::string Host(size_t index) { return "algo-" + std::to_string(index + 1); }
+
 }  // namespace
 
 JobController::JobController(ControllerOptions options, store::Store* store,
-                             launch::ProcessLauncher* launcher, const launch::ImageCatalog* images,
+                             launch::Launcher* launcher, const launch::ImageCatalog* images,
                              const Clock* clock, std::vector<JobObserver*> observers,
                              JobEventSource* events)
     : options_([&] {
         options.catalog = CatalogOrBuiltin(options.catalog);
         options.host_cpus = HostCpus(options.host_cpus);
-        options.host_memory_gib = HostMemoryGib(options.host_memory_gib);
         return std::move(options);
       }()),
       store_(store),
@@ -67,7 +71,6 @@ JobController::JobController(ControllerOptions options, store::Store* store,
         if (real.ok() && *real != dir) dirs.push_back(*real);
         return dirs;
       }()),
-      pool_(options_.capacity, options_.catalog, options_.host_cpus, options_.host_memory_gib),
       market_(options_.spot, clock->Now()) {}
 
 JobController::~JobController() { Shutdown(); }
@@ -75,61 +78,93 @@ JobController::~JobController() { Shutdown(); }
 Status JobController::Start() {
   auto active = store_->ActiveJobs();
   if (!active.ok()) return active.status();
-  TimePoint now = clock_->Now();
+  const TimePoint now = clock_->Now();
+  std::vector<ActiveJob*> with_attempt;
+  std::vector<launch::AttemptHandle> handles;
   for (auto& record : *active) {
     auto job = std::make_unique<ActiveJob>();
-    if (record.agent_pid != 0) {
-      job->instances.push_back({});
-      job->instances[0].agent = {record.agent_pid, record.agent_start_ticks};
-      // Instances that had reported their exit were forgotten (pid 0): they completed.
-      for (const auto& a : record.other_agents) {
-        Instance inst;
-        inst.agent = {a.pid, a.start_ticks};
-        inst.exited = a.pid == 0;
-        job->instances.push_back(inst);
+    if (!record.attempt_handle.empty()) {
+      job->attempt = {record.attempt_handle};
+      // Instances that had reported their exit stay done.
+      const size_t n = static_cast<size_t>(std::max(1, record.spec.instance_count));
+      job->instances.resize(n);
+      for (size_t i = 0; i < n && i < record.instances_exited.size(); ++i) {
+        job->instances[i].exited = record.instances_exited[i];
       }
     }
     job->record = std::move(record);
     job->reported = {job->record.status, job->record.secondary};  // reported before the restart
     ActiveJob* raw = job.get();
     active_[raw->record.arn] = std::move(job);
-    // Every job may have a network (single-instance ones too); releasing one that has none
-    // costs a listing.
-    raw->has_network = true;
-    bool all_alive = !raw->instances.empty();
-    for (const auto& inst : raw->instances) {
-      if (!inst.exited && !launcher_->Alive(inst.agent)) all_alive = false;
+    if (!raw->attempt.empty()) {
+      with_attempt.push_back(raw);
+      handles.push_back(raw->attempt);
     }
-    if (all_alive) {
-      // Re-adopted: its instances are in use, whatever the new config says.
-      raw->slots = raw->record.spec.instance_count;
-      pool_.ForceAcquire(raw->record.spec.instance_type, raw->slots);
+  }
+  // One question for every attempt a previous server left.
+  std::vector<AttemptState> states;
+  if (!handles.empty()) states = launcher_->Poll(handles);
+  states.resize(handles.size(), AttemptState{AttemptState::Phase::kUnknown,
+                                             "the launcher did not answer for the attempt"});
+  std::vector<launch::AttemptHandle> keep_attempts;
+  std::vector<std::string> keep_jobs;
+  for (size_t k = 0; k < with_attempt.size(); ++k) {
+    ActiveJob* job = with_attempt[k];
+    const AttemptState& st = states[k];
+    bool runs = false;
+    switch (st.phase) {
+      case AttemptState::Phase::kStarting:
+      case AttemptState::Phase::kPending:
+        runs = true;
+        break;
+      case AttemptState::Phase::kUnknown:
+        // The engine cannot be asked now: adopted, and lost if it stays unknown (Tick).
+        runs = true;
+        job->unknown_since = now;
+        break;
+      case AttemptState::Phase::kRunning:
+        runs = true;
+        for (size_t i = 0; i < job->instances.size(); ++i) {
+          if (!job->instances[i].exited && i < st.alive.size() && !st.alive[i]) runs = false;
+        }
+        break;
+      case AttemptState::Phase::kEnded:
+      case AttemptState::Phase::kFailed:
+        break;
+    }
+    if (runs) {
+      // Re-adopted: its capacity is in use, whatever the new config says.
+      job->placement = PlacementFor(job->record);
+      launcher_->Adopt(job->placement);
+      job->placed = true;
+      keep_attempts.push_back(job->attempt);
+      keep_jobs.push_back(job->record.arn);
       continue;
     }
-    if (raw->instances.empty() && raw->record.status == model::TrainingJobStatus::kInProgress) {
-      Apply(raw, {Event::Kind::kStart});  // waiting for capacity: queue again
-      continue;
-    }
+    // A partial attempt cannot go on.
+    SignalAttempt(job, AttemptSignal::kKill, /*even_exited=*/true);
     Event lost{Event::Kind::kAgentLost};
     lost.message = "the Trainyard server restarted and the job's agent was no longer running";
-    SignalInstances(raw, SIGKILL, /*even_exited=*/true);  // a partial attempt cannot go on
-    raw->instances.clear();
-    raw->record.agent_pid = 0;
-    raw->record.other_agents.clear();
-    Apply(raw, lost);
+    Apply(job, lost);
   }
-  // Instance networks of a crashed server's jobs: keep those of re-adopted jobs.
-  std::vector<std::string> keep;
-  for (const auto& [arn, job] : active_) {
-    if (job->has_network && !job->instances.empty()) keep.push_back(arn);
+  for (auto& [arn, job] : active_) {
+    if (job->attempt.empty() && job->record.attempt_handle.empty() &&
+        job->record.status == model::TrainingJobStatus::kInProgress) {
+      Apply(job.get(), {Event::Kind::kStart});  // waiting for capacity: queue again
+    } else if (job->attempt.empty() && !model::IsTerminal(job->record.status)) {
+      Event lost{Event::Kind::kAgentLost};  // stopping, with nothing left running
+      lost.message = "the Trainyard server restarted and the job's agent was no longer running";
+      Apply(job.get(), lost);
+    }
   }
-  launcher_->SweepNetworks(keep);
+  // What a crashed server's launcher left (attempts, instance networks): keep the re-adopted.
+  launcher_->Sweep(keep_attempts, keep_jobs);
   // Instance volumes (storage/instance_volume.h) a crashed server left mounted: keep those of
   // re-adopted jobs' running attempts.
   std::set<std::string> keep_volumes;
   for (const auto& [arn, job] : active_) {
     const std::string& tree = job->record.instance_dir;
-    if (!job->instances.empty() && !tree.empty()) {
+    if (!job->record.attempt_handle.empty() && !tree.empty()) {
       keep_volumes.insert(tree.substr(0, tree.rfind('/')));
     }
   }
@@ -143,7 +178,6 @@ Status JobController::Start() {
   }
   Sweep();
   Schedule();
-  (void)now;
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
 }
@@ -159,7 +193,7 @@ void JobController::Shutdown() {
       for (auto& [arn, job] : active_) {
         // Jobs waiting for capacity have no process to outlive the server:
         // they stay queued and the next server schedules them.
-        if (job->record.agent_pid == 0 && job->record.queued) continue;
+        if (job->record.attempt_handle.empty() && job->record.queued) continue;
         Apply(job.get(), {Event::Kind::kShutdown});
       }
     });
@@ -197,7 +231,8 @@ Status JobController::RunOnLoop(std::function<Status()> fn) {
 }
 
 void JobController::Loop() {
-  TimePoint next_tick = clock_->Now();
+  // Start() has just done what a tick would (polled every attempt, scheduled).
+  TimePoint next_tick = clock_->Now() + options_.tick;
   for (;;) {
     std::deque<std::function<void()>> batch;
     bool stop = false;
@@ -219,20 +254,26 @@ void JobController::Loop() {
     Sweep();
     if (!stop && !batch.empty()) Schedule();
     if (stop) {
-      for (const auto& agent : exiting_) {
-        if (launcher_->Alive(agent)) launcher_->Signal(agent, SIGKILL);
+      // Nothing of ours outlives the server: ended attempts still finishing are ended now.
+      if (!retired_.empty()) {
+        std::vector<launch::AttemptHandle> handles;
+        for (const auto& r : retired_) handles.push_back(r.attempt);
+        std::vector<AttemptState> states = launcher_->Poll(handles);
+        for (size_t i = 0; i < handles.size(); ++i) {
+          const bool ended = i < states.size() && (states[i].phase == AttemptState::Phase::kEnded ||
+                                                   states[i].phase == AttemptState::Phase::kFailed);
+          if (!ended) launcher_->Signal(handles[i], AttemptSignal::kKill);
+        }
       }
-      // Networks still being made post their NetworkReady: run it, so they are released.
-      for (auto& [arn, t] : network_threads_) t.join();
-      network_threads_.clear();
       {
         // Anything posted after the final batch is answered as unavailable by RunOnLoop.
         std::lock_guard<std::mutex> lock(mu_);
         for (auto& task : tasks_) task();
         tasks_.clear();
       }
-      ReleaseNetworks(/*now=*/true);
-      ReleaseVolumes(/*now=*/true);
+      for (const auto& r : retired_) launcher_->ReleaseAttempt(r.attempt);
+      retired_.clear();
+      ReleaseEndedJobs(/*now=*/true);
       return;
     }
     if (clock_->Now() >= next_tick) {
@@ -270,16 +311,14 @@ Status JobController::CheckSpec(const model::JobSpec& spec) const {
 Result<JobRecord> JobController::SubmitOnLoop(const std::string& account, model::JobSpec spec,
                                               std::string request_json,
                                               const std::vector<store::Tag>& tags) {
-  // A job that needs more instances than this machine ever hosts would wait forever.
-  const int total = pool_.Total(spec.instance_type);
-  if (spec.instance_count > total) {
-    return Status(StatusCode::kResourceExhausted,
-                  "ResourceConfig.InstanceCount " + std::to_string(spec.instance_count) +
-                      " is more than the " + std::to_string(total) + " " + spec.instance_type +
-                      " instance(s) this server hosts; raise capacity." + spec.instance_type +
-                      " (or capacity.\"*\") in the server configuration.");
-  }
   std::string arn = model::TrainingJobArn(options_.region, account, spec.name);
+  // A job the launcher can never run (more instances than it ever hosts) would wait forever.
+  launch::PlacementRequest placement;
+  placement.job_arn = arn;
+  placement.instance_type = spec.instance_type;
+  placement.instance_count = std::max(1, spec.instance_count);
+  placement.spot = spec.managed_spot;
+  TY_RETURN_IF_ERROR(launcher_->CheckRunnable(placement));
   auto job = std::make_unique<ActiveJob>();
   job->record = NewJob(std::move(spec), account, arn, std::move(request_json), clock_->Now());
   job->record.agent_token = RandomAlnum(40);
@@ -417,12 +456,16 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
   inst.outcome = report.outcome;
   inst.failure_reason = report.failure_reason;
   inst.model_artifacts = report.model_artifacts;
-  if (index > 0) PersistAgents(job);
+  // Remembered, so a restarted server re-adopts the attempt without waiting for this instance.
+  auto& exited = job->record.instances_exited;
+  exited.resize(job->instances.size(), false);
+  exited[index] = true;
+  Persist(job);
   const size_t n = job->instances.size();
   if (report.outcome == AgentReport::Outcome::kFailed) {
     // The job is one unit: the first failure is the job's, and the other instances are
-    // aborted (SIGUSR2: stop training, keep checkpoints, upload nothing).
-    SignalInstances(job, SIGUSR2);
+    // aborted (stop training, keep checkpoints, upload nothing).
+    SignalAttempt(job, AttemptSignal::kAbort);
     Event e{Event::Kind::kAgentExit};
     e.outcome = report.outcome;
     e.failure_reason = report.failure_reason;
@@ -452,28 +495,23 @@ void JobController::InstanceExited(ActiveJob* job, size_t index, const AgentRepo
   Apply(job, e);
 }
 
-void JobController::SignalInstances(ActiveJob* job, int sig, bool even_exited) {
-  for (const auto& inst : job->instances) {
-    if (inst.agent.pid != 0 && (even_exited || !inst.exited)) launcher_->Signal(inst.agent, sig);
+void JobController::SignalAttempt(ActiveJob* job, AttemptSignal signal, bool even_exited) {
+  if (job->attempt.empty()) return;
+  std::vector<int> which;
+  for (size_t i = 0; i < job->instances.size(); ++i) {
+    if (even_exited || !job->instances[i].exited) which.push_back(static_cast<int>(i));
   }
+  if (which.empty() && !job->instances.empty()) return;  // every instance is done
+  // All of them: no list (the engine may not address instances one by one).
+  if (which.size() == job->instances.size()) which.clear();
+  launcher_->Signal(job->attempt, signal, which);
 }
 
-void JobController::RetireInstances(ActiveJob* job) {
-  for (const auto& inst : job->instances) {
-    if (inst.agent.pid != 0) exiting_.push_back(inst.agent);
-  }
+void JobController::RetireAttempt(ActiveJob* job) {
+  if (!job->attempt.empty()) retired_.push_back({job->attempt, job->record.arn, std::nullopt});
+  job->attempt = {};
   job->instances.clear();
-}
-
-void JobController::PersistAgents(ActiveJob* job) {
-  job->record.other_agents.clear();
-  for (size_t i = 1; i < job->instances.size(); ++i) {
-    const Instance& inst = job->instances[i];
-    job->record.other_agents.push_back(
-        inst.exited ? model::AgentProcess{}
-                    : model::AgentProcess{inst.agent.pid, inst.agent.start_ticks});
-  }
-  Persist(job);
+  job->unknown_since.reset();
 }
 
 Status JobController::ApplyLateLogs(const std::string& token, const AgentReport& report) {
@@ -636,8 +674,8 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
   std::optional<JobRecord> before;
   if (r.changed) {
     if (!observers_.empty()) before = std::move(job->record);
-    // Keep the handle of a still-running agent until it is gone: the record
-    // forgets the pid when the job ends, but actions may still target it.
+    // The record forgets the attempt's handle when the attempt ends; job->attempt keeps it
+    // until Reconcile retires it, as actions of this step may still target it.
     job->record = std::move(r.job);
     Persist(job);
   }
@@ -651,21 +689,15 @@ void JobController::Apply(ActiveJob* job, const Event& event) {
 }
 
 void JobController::Reconcile(ActiveJob* job) {
-  if (job->record.agent_pid != 0) return;
-  job->record.other_agents.clear();
-  if (!job->instances.empty() && !model::IsTerminal(job->record.status)) {
-    // The attempt ended but its agents may still be finishing (or are being
-    // killed): watch them until gone. Terminal jobs' agents go in Sweep.
-    RetireInstances(job);
+  if (!job->record.attempt_handle.empty()) return;
+  if (!model::IsTerminal(job->record.status)) {
+    // The attempt ended but its agents may still be finishing (or are being killed): watch it
+    // until gone. Terminal jobs' attempts go in Sweep.
+    RetireAttempt(job);
   }
-  // A placed attempt whose network is still being made (off the loop) has no agent yet, but
-  // its capacity is taken: NetworkReady launches onto it. Releasing it here would let a later
-  // job start in its place.
-  const bool launching = job->network_pending && !job->record.queued &&
-                         job->record.status == model::TrainingJobStatus::kInProgress;
-  if (job->slots > 0 && !launching) {
-    pool_.Release(job->record.spec.instance_type, job->slots);
-    job->slots = 0;
+  if (job->placed) {
+    launcher_->Unplace(job->placement);
+    job->placed = false;
   }
 }
 
@@ -684,14 +716,18 @@ void JobController::Schedule() {
   });
   TimePoint now = clock_->Now();
   wake_at_.reset();
-  // A type whose capacity an older job waits for is closed to younger ones:
-  // queued jobs start in order.
-  std::map<std::string, int> waiting_ahead;
+  const bool engine_spot = launcher_->OwnsSpotCapacity();
+  // A type whose capacity an older job waits for is closed to younger ones: queued jobs start
+  // in order. By type: how many wait, and what the launcher said to the first.
+  std::map<std::string, std::pair<int, std::string>> waiting_ahead;
   for (ActiveJob* job : queued) {
     const model::JobSpec& spec = job->record.spec;
     const std::string& type = spec.instance_type;
+    // An ended job of the same name whose resources are still being released: its successor
+    // waits for that (the loop is woken when it is done).
+    if (Releasing(job->record.arn)) continue;
     Event wait{Event::Kind::kWaiting};
-    if (spec.managed_spot && !market_.Available(type, now)) {
+    if (spec.managed_spot && !engine_spot && !market_.Available(type, now)) {
       auto until = market_.UnavailableUntil(type, now);
       if (until && (!wake_at_ || *until < *wake_at_)) wake_at_ = until;
       wait.message = "Waiting for spot capacity: no " + type + " spot capacity is available" +
@@ -699,72 +735,82 @@ void JobController::Schedule() {
       Apply(job, wait);
       continue;
     }
-    auto ahead = waiting_ahead.find(type);
-    if (ahead != waiting_ahead.end() || !pool_.TryAcquire(type, spec.instance_count)) {
-      int n = ahead == waiting_ahead.end() ? 0 : ahead->second;
-      wait.message = "Waiting for capacity: all " + std::to_string(pool_.Total(type)) + " " + type +
-                     " instances of this machine are in use" +
-                     (n > 0 ? "; " + std::to_string(n) + " job(s) queued ahead" : "");
-      waiting_ahead[type] += 1;
+    if (auto ahead = waiting_ahead.find(type); ahead != waiting_ahead.end()) {
+      wait.message = ahead->second.second + "; " + std::to_string(ahead->second.first) +
+                     " job(s) queued ahead";
+      ahead->second.first += 1;
       Apply(job, wait);
       continue;
     }
-    job->slots = spec.instance_count;
+    const launch::PlacementRequest request = PlacementFor(job->record);
+    launch::Placement placement = launcher_->Place(request);
+    if (!placement.placed) {
+      wait.message = placement.waiting.empty() ? "Waiting for capacity" : placement.waiting;
+      waiting_ahead[type] = {1, wait.message};
+      Apply(job, wait);
+      continue;
+    }
+    job->placed = true;
+    job->placement = request;
     Event placed{Event::Kind::kPlaced};
     placed.on_spot = spec.managed_spot;
     if (spec.managed_spot) {
       const capacity::SpotModel& model = market_.ModelFor(type);
       placed.price_fraction = model.price_fraction;
       placed.notice = model.notice;
-      // Keyed by name and attempt (not the ARN, whose account differs
-      // between servers) so a run replays under the same seed.
-      placed.interruption_at = market_.DrawInterruption(
-          type, spec.name + "#" + std::to_string(job->record.attempt + 1), now);
+      // The engine's own spot capacity is reclaimed by the engine (a preemption), not drawn.
+      // Keyed by name and attempt (not the ARN, whose account differs between servers) so a
+      // run replays under the same seed.
+      if (!engine_spot) {
+        placed.interruption_at = market_.DrawInterruption(
+            type, spec.name + "#" + std::to_string(job->record.attempt + 1), now);
+      }
     } else {
       placed.notice = options_.stop_policy.stop_grace;
     }
+    if (placement.notice) placed.notice = *placement.notice;
     Apply(job, placed);
   }
 }
 
 void JobController::Sweep() {
-  // Terminal jobs leave the active set; their agents (exiting on their own
-  // after the final report) are watched until gone so they are reaped.
+  // Terminal jobs leave the active set; their attempts (exiting on their own after the final
+  // report) are watched until gone, then the job's resources are released.
   for (const auto& arn : finished_) {
     auto it = active_.find(arn);
     if (it == active_.end()) continue;
-    std::vector<launch::AgentHandle> agents;
-    for (const auto& inst : it->second->instances) agents.push_back(inst.agent);
-    if (it->second->has_network) networks_to_release_.emplace_back(arn, agents);
     const JobRecord& rec = it->second->record;
-    volumes_to_release_.emplace_back(
-        JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name),
-        std::move(agents));
-    RetireInstances(it->second.get());
+    ended_jobs_.push_back(
+        {arn, JoinPath(options_.data_dir, "jobs/" + rec.account + "/" + rec.spec.name)});
+    RetireAttempt(it->second.get());
+    if (it->second->placed) launcher_->Unplace(it->second->placement);
     active_.erase(it);
   }
   finished_.clear();
+  // A job that ended with nothing running is released at once (its successor of the same name
+  // may be waiting for that).
+  if (!ended_jobs_.empty()) ReleaseEndedJobs(/*now=*/false);
 }
 
 void JobController::Perform(ActiveJob* job, const Action& action) {
   switch (action.kind) {
     case Action::Kind::kLaunch:
-      LaunchAgents(job);
+      LaunchAttempt(job);
       break;
     case Action::Kind::kSignalStop:
-      SignalInstances(job, SIGTERM);
+      SignalAttempt(job, AttemptSignal::kStop);
       break;
     case Action::Kind::kSignalInterrupt:
       // A spot interruption of any instance interrupts the whole job: all restart together.
-      SignalInstances(job, SIGUSR1);
+      SignalAttempt(job, AttemptSignal::kNotice);
       break;
     case Action::Kind::kKill:
-      SignalInstances(job, SIGKILL, /*even_exited=*/true);
+      SignalAttempt(job, AttemptSignal::kKill, /*even_exited=*/true);
       break;
   }
 }
 
-void JobController::LaunchAgents(ActiveJob* job) {
+void JobController::LaunchAttempt(ActiveJob* job) {
   JobRecord& rec = job->record;
   auto fail = [&](std::string reason) {
     Event e{Event::Kind::kLaunchFailed};
@@ -777,55 +823,17 @@ void JobController::LaunchAgents(ActiveJob* job) {
   std::vector<std::string> hosts;
   for (int i = 1; i <= count; ++i) hosts.push_back("algo-" + std::to_string(i));
 
+  launch::AttemptPlan plan;
+  plan.job_arn = rec.arn;
+  plan.attempt = rec.attempt;
+  plan.spot = rec.attempt_on_spot;
+  plan.instance_type = rec.spec.instance_type;
   // Every instance gets its network (its own namespace where the machine allows it), the same
-  // on every attempt (the launcher keeps the job's network until the job ends).
-  std::vector<model::InstanceNetworkConfig> networks(static_cast<size_t>(count));
-  if (job->networks.empty()) {
-    launch::NetworkRequest request;
-    request.count = count;
-    request.isolated = rec.spec.network_isolation;
-    request.store_access = options_.pass_s3_credentials && !options_.storage_s3.is_null();
-    request.sandboxed = options_.isolation != "none";
-    const std::string arn = rec.arn;
-    if (launcher_->PreparesNetworkAtOnce(request) && releases_.count(arn) == 0) {
-      // Nothing to make in the kernel (the host's network, loopback aliases): no thread hop.
-      auto made = launcher_->PrepareNetwork(arn, request);
-      if (!made.ok()) {
-        return fail("InternalServerError: could not set up the instances' network: " +
-                    made.status().message());
-      }
-      job->has_network = true;
-      job->networks = std::move(made).value();
-    } else {
-      // Making the network runs `ip` and `nft` a few times (~0.1-0.5 s): off the loop, so other
-      // jobs' reports and requests are not held up. NetworkReady launches the attempt.
-      if (!job->network_pending) {
-        job->network_pending = true;
-        std::shared_future<void> released;  // the network of an ended job of the same name
-        if (auto r = releases_.find(arn); r != releases_.end()) released = r->second;
-        // A job of the same name that ended (and was deleted) while its network was still
-        // being made may have left that making running: it ends first, and its result, which
-        // carries another token, is not taken for this job's.
-        if (auto old = network_threads_.find(arn); old != network_threads_.end()) {
-          old->second.join();
-          network_threads_.erase(old);
-        }
-        const uint64_t token = next_network_token_++;
-        job->network_token = token;
-        network_threads_[arn] =
-            std::thread([this, arn, request, attempt = rec.attempt, released, token] {
-              if (released.valid()) released.wait();
-              auto made = std::make_shared<Result<std::vector<model::InstanceNetworkConfig>>>(
-                  launcher_->PrepareNetwork(arn, request));
-              Post([this, arn, attempt, token, made] {
-                NetworkReady(arn, attempt, token, std::move(*made));
-              });
-            });
-      }
-      return;
-    }
-  }
-  networks = job->networks;
+  // on every attempt: the launcher keeps the job's network until ReleaseJob.
+  plan.network.count = count;
+  plan.network.isolated = rec.spec.network_isolation;
+  plan.network.store_access = options_.pass_s3_credentials && !options_.storage_s3.is_null();
+  plan.network.sandboxed = options_.isolation != "none";
 
   model::InstanceConfig base;
   base.job_name = rec.spec.name;
@@ -891,72 +899,36 @@ void JobController::LaunchAgents(ActiveJob* job) {
     }).detach();
   }
 
-  job->instances.clear();
+  std::vector<Instance> instances;
   for (int i = 1; i <= count; ++i) {
     model::InstanceConfig cfg = base;
     cfg.host_index = i;
     cfg.instance_dir = JoinPath(attempt_dir, hosts[static_cast<size_t>(i - 1)]);
     cfg.log_stream = rec.spec.name + "/" + hosts[static_cast<size_t>(i - 1)] + "-" +
                      first_stream.substr(first_stream.rfind('-') + 1);
-    cfg.network = networks[static_cast<size_t>(i - 1)];
     Status s = MakeDirs(cfg.instance_dir);
-    Result<launch::AgentHandle> agent =
-        s.ok() ? launcher_->Launch(cfg) : Result<launch::AgentHandle>(s);
-    if (!agent.ok()) {
-      // A partial attempt cannot train: take down the instances already started.
-      SignalInstances(job, SIGKILL);
-      RetireInstances(job);
+    if (!s.ok()) {
       return fail("InternalServerError: could not launch instance " +
-                  hosts[static_cast<size_t>(i - 1)] + ": " + agent.status().message());
+                  hosts[static_cast<size_t>(i - 1)] + ": " + s.message());
     }
     Instance inst;
-    inst.agent = *agent;
     inst.log_stream = cfg.log_stream;
-    job->instances.push_back(inst);
+    instances.push_back(inst);
+    plan.instances.push_back(std::move(cfg));
   }
-  rec.agent_pid = job->instances[0].agent.pid;
-  rec.agent_start_ticks = job->instances[0].agent.start_ticks;
+  Result<launch::AttemptHandle> handle = launcher_->LaunchAttempt(plan);
+  if (!handle.ok() || handle->empty()) {
+    return fail(
+        "InternalServerError: could not launch the instances: " +
+        (handle.ok() ? std::string("the launcher returned no handle") : handle.status().message()));
+  }
+  job->attempt = *handle;
+  job->instances = std::move(instances);
+  job->unknown_since.reset();
+  rec.attempt_handle = handle->id;
+  rec.instances_exited.assign(static_cast<size_t>(count), false);
   rec.instance_dir = JoinPath(attempt_dir, "algo-1");
-  PersistAgents(job);
-}
-
-void JobController::NetworkReady(const std::string& arn, int attempt, uint64_t token,
-                                 Result<std::vector<model::InstanceNetworkConfig>> made) {
-  ActiveJob* job = FindByArn(arn);
-  if (job != nullptr && job->network_token != token) {
-    // A making for an earlier job of this name, already joined: this job's own is under way
-    // (and makes the same network, whose names follow the ARN).
-    return;
-  }
-  if (auto t = network_threads_.find(arn); t != network_threads_.end()) {
-    t->second.join();  // it has posted this task: it is ending
-    network_threads_.erase(t);
-  }
-  if (job == nullptr) {
-    // The job ended while its network was being made.
-    if (made.ok()) launcher_->ReleaseNetwork(arn);
-    return;
-  }
-  job->network_pending = false;
-  const bool network_made = made.ok();
-  const std::string network_error = network_made ? "" : made.status().message();
-  if (network_made) {
-    job->has_network = true;
-    job->networks = std::move(made).value();
-  }
-  const JobRecord& rec = job->record;
-  if (rec.attempt != attempt || rec.status != model::TrainingJobStatus::kInProgress || rec.queued ||
-      rec.agent_pid != 0 || !job->instances.empty()) {
-    return;  // stopped or requeued meanwhile: a later launch uses the network
-  }
-  if (!network_made) {
-    Event e{Event::Kind::kLaunchFailed};
-    e.failure_reason =
-        "InternalServerError: could not set up the instances' network: " + network_error;
-    Apply(job, e);
-    return;
-  }
-  LaunchAgents(job);
+  Persist(job);
 }
 
 void JobController::Persist(ActiveJob* job) {
@@ -983,31 +955,6 @@ void JobController::Persist(ActiveJob* job) {
   }
 }
 
-void JobController::ReleaseNetworks(bool now) {
-  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> waiting;
-  for (auto& entry : networks_to_release_) {
-    bool alive = false;
-    for (const auto& a : entry.second) alive = alive || (a.pid != 0 && launcher_->Alive(a));
-    if (alive && !now) {
-      waiting.push_back(std::move(entry));
-    } else {
-      // Off the loop, like making it; a new job of the same name waits for it (LaunchAgents).
-      const std::string arn = entry.first;
-      releases_[arn] =
-          std::async(std::launch::async, [this, arn] { launcher_->ReleaseNetwork(arn); }).share();
-    }
-  }
-  networks_to_release_.swap(waiting);
-  for (auto it = releases_.begin(); it != releases_.end();) {
-    if (now) it->second.wait();
-    if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-      it = releases_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
 void JobController::ReleaseJobVolumes(const std::string& job_dir) {
   std::error_code ec;
   for (std::filesystem::directory_iterator it(job_dir, ec), end; !ec && it != end;
@@ -1018,61 +965,206 @@ void JobController::ReleaseJobVolumes(const std::string& job_dir) {
   }
 }
 
-void JobController::ReleaseVolumes(bool now) {
-  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> waiting;
-  for (auto& entry : volumes_to_release_) {
-    bool alive = false;
-    for (const auto& a : entry.second) alive = alive || (a.pid != 0 && launcher_->Alive(a));
+void JobController::ReleaseEndedJobs(bool now) {
+  std::vector<EndedJob> waiting;
+  for (auto& ended : ended_jobs_) {
+    const bool runs = std::any_of(retired_.begin(), retired_.end(),
+                                  [&](const RetiredAttempt& r) { return r.job_arn == ended.arn; });
+    if (runs && !now) {
+      waiting.push_back(std::move(ended));
+      continue;
+    }
     // A lazy unmount and an unlink: quick enough for the loop.
-    if (alive && !now) {
-      waiting.push_back(std::move(entry));
+    ReleaseJobVolumes(ended.job_dir);
+    const std::string arn = ended.arn;
+    if (auto old = releases_.find(arn); old != releases_.end()) old->second.wait();
+    // Off the loop (removing a network takes a while); the loop is woken when it is done, so a
+    // new job of the same name waiting for it is placed.
+    releases_[arn] = std::async(std::launch::async, [this, arn] {
+                       launcher_->ReleaseJob(arn);
+                       Post([] {});
+                     }).share();
+  }
+  ended_jobs_.swap(waiting);
+  for (auto it = releases_.begin(); it != releases_.end();) {
+    if (now) it->second.wait();
+    if (it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      it = releases_.erase(it);
     } else {
-      ReleaseJobVolumes(entry.first);
+      ++it;
     }
   }
-  volumes_to_release_.swap(waiting);
+}
+
+bool JobController::Releasing(const std::string& arn) const {
+  if (std::any_of(ended_jobs_.begin(), ended_jobs_.end(),
+                  [&](const EndedJob& e) { return e.arn == arn; })) {
+    return true;
+  }
+  auto it = releases_.find(arn);
+  return it != releases_.end() &&
+         it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+}
+
+void JobController::PollAttempts(std::vector<ActiveJob*>* lost) {
+  std::vector<launch::AttemptHandle> handles;
+  std::vector<ActiveJob*> owners;
+  for (auto& [arn, job] : active_) {
+    if (job->attempt.empty() || job->record.attempt_handle.empty()) continue;
+    handles.push_back(job->attempt);
+    owners.push_back(job.get());
+  }
+  const size_t first_retired = handles.size();
+  for (const auto& r : retired_) handles.push_back(r.attempt);
+  if (handles.empty()) return;
+  std::vector<AttemptState> states = launcher_->Poll(handles);
+  states.resize(handles.size(), AttemptState{AttemptState::Phase::kUnknown,
+                                             "the launcher did not answer for the attempt"});
+  const TimePoint now = clock_->Now();
+  // Ended attempts: released once nothing of them runs (or once the engine has not been
+  // reachable for the tolerance: what it still holds is its own to end).
+  std::vector<RetiredAttempt> still;
+  for (size_t i = 0; i < retired_.size(); ++i) {
+    RetiredAttempt& r = retired_[i];
+    const AttemptState& st = states[first_retired + i];
+    bool gone = false;
+    switch (st.phase) {
+      case AttemptState::Phase::kEnded:
+      case AttemptState::Phase::kFailed:
+        gone = true;
+        break;
+      case AttemptState::Phase::kRunning:
+        gone = std::none_of(st.alive.begin(), st.alive.end(), [](bool a) { return a; }) &&
+               !st.alive.empty();
+        r.unknown_since.reset();
+        break;
+      case AttemptState::Phase::kUnknown:
+        if (!r.unknown_since) r.unknown_since = now;
+        gone = now - *r.unknown_since >= options_.unknown_tolerance;
+        break;
+      default:
+        r.unknown_since.reset();
+        break;
+    }
+    if (gone) {
+      launcher_->ReleaseAttempt(r.attempt);
+    } else {
+      still.push_back(std::move(r));
+    }
+  }
+  retired_.swap(still);
+  for (size_t i = 0; i < first_retired; ++i) {
+    ActiveJob* job = owners[i];
+    // An earlier state's events may have ended this attempt (an observer stopped a job...).
+    if (FindByArn(job->record.arn) != job || job->attempt != handles[i] ||
+        job->record.attempt_handle.empty()) {
+      continue;
+    }
+    if (ApplyAttemptState(job, states[i])) lost->push_back(job);
+  }
+}
+
+bool JobController::ApplyAttemptState(ActiveJob* job, const AttemptState& st) {
+  using Phase = AttemptState::Phase;
+  if (st.phase != Phase::kUnknown) job->unknown_since.reset();
+  // The engine took the attempt's resources away (a preemption of a spot job): an interruption,
+  // whatever the agents manage to report. Applied before the loss, so the job waits for spot
+  // capacity again (within MaxWait) instead of failing.
+  auto interrupt_if_preempted = [&] {
+    if (!st.preempted || job->record.notice_deadline || !job->record.attempt_on_spot) return;
+    Event e{Event::Kind::kInterrupt};
+    e.message = st.reason.empty() ? "spot capacity reclaimed (preempted)" : st.reason;
+    Apply(job, e);
+  };
+  switch (st.phase) {
+    case Phase::kStarting:
+      return false;
+    case Phase::kPending: {
+      Event e{Event::Kind::kPending};
+      e.message = std::string(job->record.attempt_on_spot ? "Waiting for spot capacity: "
+                                                          : "Waiting for capacity: ") +
+                  (st.reason.empty() ? "the attempt is queued" : st.reason);
+      Apply(job, e);
+      return false;
+    }
+    case Phase::kRunning: {
+      interrupt_if_preempted();
+      if (job->record.attempt_handle.empty()) return false;
+      // An instance whose agent vanished without its exit report takes the attempt down.
+      for (size_t i = 0; i < job->instances.size(); ++i) {
+        if (job->instances[i].exited || i >= st.alive.size() || st.alive[i]) continue;
+        std::string dir = job->record.instance_dir;
+        dir = dir.substr(0, dir.rfind('/') + 1) + Host(i);
+        LoseAttempt(job, (job->instances.size() > 1 ? "instance " + Host(i) + ": " : "") +
+                             "the instance's agent exited without reporting a result (see " + dir +
+                             ".agent.log)");
+        return true;
+      }
+      return false;
+    }
+    case Phase::kEnded: {
+      interrupt_if_preempted();
+      if (job->record.attempt_handle.empty()) return false;
+      std::string missing;
+      for (size_t i = 0; i < job->instances.size(); ++i) {
+        if (!job->instances[i].exited) missing += (missing.empty() ? "" : ", ") + Host(i);
+      }
+      std::string message = "the attempt ended without a result from " +
+                            (missing.empty() ? std::string("its instances") : missing);
+      if (!st.reason.empty()) message += ": " + st.reason;
+      LoseAttempt(job, message);
+      return true;
+    }
+    case Phase::kFailed: {
+      Event e{Event::Kind::kLaunchFailed};
+      e.failure_reason =
+          "InternalServerError: " +
+          (st.reason.empty() ? std::string("the attempt could not start") : st.reason);
+      Apply(job, e);  // retried by RetryStrategy like any launch failure
+      return true;
+    }
+    case Phase::kUnknown: {
+      const TimePoint now = clock_->Now();
+      if (!job->unknown_since) job->unknown_since = now;
+      if (now - *job->unknown_since < options_.unknown_tolerance) return false;
+      const auto secs =
+          std::chrono::duration_cast<std::chrono::seconds>(options_.unknown_tolerance).count();
+      LoseAttempt(job, "the cluster could not be reached for " + std::to_string(secs) + " s" +
+                           (st.reason.empty() ? "" : ": " + st.reason));
+      return true;
+    }
+  }
+  return false;
+}
+
+void JobController::LoseAttempt(ActiveJob* job, const std::string& message) {
+  SignalAttempt(job, AttemptSignal::kKill);  // a partial attempt cannot go on
+  Event lost{Event::Kind::kAgentLost};
+  lost.message = message;
+  Apply(job, lost);
 }
 
 void JobController::Tick() {
-  std::vector<launch::AgentHandle> still;
-  for (const auto& agent : exiting_) {
-    if (launcher_->Alive(agent)) still.push_back(agent);
-  }
-  exiting_.swap(still);
-  ReleaseNetworks(/*now=*/false);
-  ReleaseVolumes(/*now=*/false);
+  std::vector<ActiveJob*> lost;
+  PollAttempts(&lost);
+  ReleaseEndedJobs(/*now=*/false);
   std::vector<ActiveJob*> jobs;
-  for (auto& [arn, job] : active_) jobs.push_back(job.get());
-  for (const std::string& type : market_.DueTraceInterruptions(clock_->Now())) {
-    for (ActiveJob* job : jobs) {
-      if (job->record.spec.instance_type != type || !job->record.attempt_on_spot) continue;
-      Event e{Event::Kind::kInterrupt};
-      e.message = "spot capacity of " + type + " reclaimed (spot trace)";
-      Apply(job, e);
+  for (auto& [arn, job] : active_) {
+    if (std::find(lost.begin(), lost.end(), job.get()) == lost.end()) jobs.push_back(job.get());
+  }
+  // Spot interruptions of the simulated market; an engine with spot capacity of its own
+  // preempts by itself (reported by Poll).
+  if (!launcher_->OwnsSpotCapacity()) {
+    for (const std::string& type : market_.DueTraceInterruptions(clock_->Now())) {
+      for (ActiveJob* job : jobs) {
+        if (job->record.spec.instance_type != type || !job->record.attempt_on_spot) continue;
+        Event e{Event::Kind::kInterrupt};
+        e.message = "spot capacity of " + type + " reclaimed (spot trace)";
+        Apply(job, e);
+      }
     }
   }
-  for (ActiveJob* job : jobs) {
-    // An instance whose agent vanished without its exit report takes the attempt down.
-    std::optional<size_t> gone;
-    for (size_t i = 0; i < job->instances.size() && !gone; ++i) {
-      const Instance& inst = job->instances[i];
-      if (!inst.exited && !launcher_->Alive(inst.agent)) gone = i;
-    }
-    if (gone) {
-      std::string dir = job->record.instance_dir;
-      dir = dir.substr(0, dir.rfind('/') + 1) + "algo-" + std::to_string(*gone + 1);
-      Event lost{Event::Kind::kAgentLost};
-      lost.message =
-          (job->instances.size() > 1 ? "instance algo-" + std::to_string(*gone + 1) + ": " : "") +
-          "the instance's agent exited without reporting a result (see " + dir + ".agent.log)";
-      SignalInstances(job, SIGKILL);
-      job->instances[*gone].agent = {};
-      job->record.agent_pid = 0;
-      Apply(job, lost);
-      continue;
-    }
-    Apply(job, {Event::Kind::kTick});
-  }
+  for (ActiveJob* job : jobs) Apply(job, {Event::Kind::kTick});
   if (!observers_.empty()) {
     const TimePoint now = clock_->Now();
     Notify([&](JobObserver* o, JobActions& a) { o->OnTick(now, a); });
@@ -1093,7 +1185,7 @@ Status JobController::Interrupt(const std::string& account, const std::string& n
           "Training job " + name +
           " does not use managed spot training; only spot instances are interrupted.");
     }
-    if (rec.status != model::TrainingJobStatus::kInProgress || rec.agent_pid == 0) {
+    if (rec.status != model::TrainingJobStatus::kInProgress || rec.attempt_handle.empty()) {
       return FailedPrecondition("Training job " + name +
                                 " has no running instance to interrupt (it is " +
                                 model::Name(rec.secondary) + ").");
@@ -1129,12 +1221,15 @@ Result<std::vector<SpotTypeView>> JobController::SpotStatus() {
       SpotTypeView v;
       const capacity::InstanceType* t = options_.catalog->Find(st.instance_type);
       v.on_demand_price = t != nullptr ? t->on_demand_price : 0;
-      v.capacity_total = pool_.Total(st.instance_type);
-      v.capacity_in_use = pool_.InUse(st.instance_type);
+      const launch::CapacityView capacity = launcher_->Capacity(st.instance_type);
+      v.capacity_total = capacity.total;
+      v.capacity_in_use = capacity.in_use;
       for (const auto& [arn, job] : active_) {
         if (job->record.spec.instance_type != st.instance_type) continue;
         if (job->record.queued) v.queued_jobs += 1;
-        if (job->record.agent_pid != 0 && job->record.attempt_on_spot) v.running_spot_jobs += 1;
+        if (!job->record.attempt_handle.empty() && job->record.attempt_on_spot) {
+          v.running_spot_jobs += 1;
+        }
       }
       v.market = std::move(st);
       out.push_back(std::move(v));

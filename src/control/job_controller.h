@@ -1,10 +1,12 @@
 // JobController: the control loop. Owns every active job (InProgress or
 // Stopping): feeds the pure state machine (state_machine.h) with events from
-// the API, the agents, the spot market and the clock, persists each change to
-// the Store, and carries out the resulting actions through the Launcher.
-// It is also the scheduler: queued jobs are placed onto this machine's
-// capacity (capacity::CapacityPool) in creation order, spot jobs only while
-// the spot market has capacity of their type.
+// the API, the agents, the launcher, the spot market and the clock, persists each change to
+// the Store, and carries out the resulting actions through the launcher (launch/launcher.h):
+// one attempt at a time per job, launched at once, told what to do in meanings
+// (AttemptSignal), watched with one batched Poll per tick.
+// It is also the scheduler: queued jobs ask the launcher for a placement in creation order,
+// spot jobs only while the simulated spot market has capacity of their type (unless the
+// launcher's engine has spot capacity of its own, Launcher::OwnsSpotCapacity).
 //
 // Observers (control/job_observer.h) registered at construction see every transition, every
 // stored batch of log lines, every batch of instance samples and every tick; training-metric
@@ -28,7 +30,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "capacity/capacity_pool.h"
 #include "capacity/instance_catalog.h"
 #include "capacity/spot_market.h"
 #include "common/clock.h"
@@ -37,7 +38,7 @@
 #include "control/job_observer.h"
 #include "control/state_machine.h"
 #include "launch/image_catalog.h"
-#include "launch/process_launcher.h"
+#include "launch/launcher.h"
 #include "model/agent_protocol.h"
 #include "model/training_job.h"
 #include "store/store.h"
@@ -63,15 +64,16 @@ struct ControllerOptions {
   // VolumeSizeInGB: auto | watch | off (passed to agents; storage/instance_volume.h).
   std::string instance_volumes = "auto";
   StopPolicy stop_policy;               // stop grace (default 120 s) and upload allowance
-  std::chrono::milliseconds tick{200};  // how often timers and agent liveness are checked
+  std::chrono::milliseconds tick{200};  // how often timers and attempts' states are checked
+  // How long an attempt whose state the launcher cannot tell (AttemptState::kUnknown, e.g.
+  // slurmctld is down) is tolerated before it counts as lost: a job never sticks InProgress.
+  std::chrono::milliseconds unknown_tolerance{60000};
   const capacity::InstanceCatalog* catalog = nullptr;  // required
-  capacity::CapacityConfig capacity;                   // instances of each type this machine hosts
   capacity::SpotMarketConfig spot;                     // the spot market model
-  int host_cpus = 0;                                   // 0: this machine's
-  double host_memory_gib = 0;                          // 0: this machine's
+  int host_cpus = 0;  // 0: this machine's (SM_NUM_CPUS of a type not in the catalog)
 };
 
-// What `trainyard spot status` shows: the market and the local capacity.
+// What `trainyard spot status` shows: the market and the launcher's capacity.
 struct SpotTypeView {
   capacity::SpotTypeStatus market;
   double on_demand_price = 0;  // USD per hour; 0 when the type is not in the catalog
@@ -86,13 +88,14 @@ class JobController {
   // `observers` (not owned) outlive the controller; they are called in this order. `events`
   // (not owned, may be null: no events) outlives it too: every change of a job's status or
   // secondary status, and its creation, stores the events it returns with the change.
-  JobController(ControllerOptions options, store::Store* store, launch::ProcessLauncher* launcher,
+  JobController(ControllerOptions options, store::Store* store, launch::Launcher* launcher,
                 const launch::ImageCatalog* images, const Clock* clock,
                 std::vector<JobObserver*> observers = {}, JobEventSource* events = nullptr);
   ~JobController();
 
-  // Re-adopts jobs left active by a previous server (their agents still
-  // alive) or fails them, then starts the loop.
+  // Re-adopts jobs left active by a previous server (their attempts still
+  // running or pending, asked through the launcher's Poll) or fails them, has the launcher sweep
+  // what else a previous server left, then starts the loop.
   Status Start();
   // Stops the loop: agents of running jobs are killed and their jobs fail
   // with InternalServerError (a job's processes never outlive the server);
@@ -127,7 +130,6 @@ class JobController {
  private:
   // One instance (algo-<i>) of the current attempt.
   struct Instance {
-    launch::AgentHandle agent;  // kept after its exit report until the process is gone
     int64_t last_seq = 0;
     bool exited = false;  // its exit report arrived
     model::AgentReport::Outcome outcome = model::AgentReport::Outcome::kCompleted;
@@ -140,18 +142,32 @@ class JobController {
 
   struct ActiveJob {
     model::JobRecord record;
-    // The current attempt's instances, algo-1 first (empty between attempts). The job is
-    // one unit: its agent_pid is algo-1's while any instance of the attempt runs.
+    // The current attempt's instances, algo-1 first (empty between attempts).
     std::vector<Instance> instances;
-    int slots = 0;                 // capacity held for the current attempt
-    std::string last_stream;       // the previous attempt's log stream (streams never repeat)
-    bool has_network = false;      // the launcher made this job's instance network
-    bool network_pending = false;  // it is being made (off the loop)
-    uint64_t network_token = 0;    // which making of it this job waits for
-    std::vector<model::InstanceNetworkConfig> networks;  // per instance, once made
+    // The current attempt's handle. Kept when the record forgets it (the attempt ended) until
+    // the attempt is retired: actions of that step (a kill) still target it.
+    launch::AttemptHandle attempt;
+    bool placed = false;                     // the launcher holds capacity for the current attempt
+    launch::PlacementRequest placement;      // what was placed (for Unplace)
+    std::string last_stream;                 // the previous attempt's log stream (never repeats)
+    std::optional<TimePoint> unknown_since;  // the launcher could not tell its state since then
     // The (status, secondary status) its last stored event reported: Persist emits an event
     // when the record has moved on from it.
     std::pair<model::TrainingJobStatus, model::SecondaryStatus> reported{};
+  };
+
+  // An attempt that ended (for its job), watched until nothing of it runs; then released.
+  struct RetiredAttempt {
+    launch::AttemptHandle attempt;
+    std::string job_arn;
+    std::optional<TimePoint> unknown_since;
+  };
+  // A terminal job whose launcher resources (ReleaseJob) and instance volumes are released once
+  // none of its attempts runs (algo-1 reads its siblings' trees until it has uploaded the model;
+  // a stopping instance may still sync checkpoints through the job's network).
+  struct EndedJob {
+    std::string arn;
+    std::string job_dir;
   };
 
   void Loop();
@@ -167,15 +183,22 @@ class JobController {
 
   // Loop-thread only.
   void Apply(ActiveJob* job, const Event& event);
-  // After an attempt ends: its agent joins exiting_, its capacity is freed (not while the
-  // attempt's network is still being made: it has no agent yet but will launch).
+  // After an attempt ends: it is retired (watched until gone), its capacity is given back.
   void Reconcile(ActiveJob* job);
-  // Places queued jobs onto free capacity, oldest first.
+  // Places queued jobs through the launcher, oldest first.
   void Schedule();
   void Perform(ActiveJob* job, const Action& action);
-  void LaunchAgents(ActiveJob* job);
+  // Builds the attempt's plan (every instance's config) and launches it.
+  void LaunchAttempt(ActiveJob* job);
   void Persist(ActiveJob* job);
   void Tick();
+  // One launcher Poll for every attempt: active jobs' states become events (into `lost` go the
+  // jobs whose attempt was lost this tick); retired attempts that are gone are released.
+  void PollAttempts(std::vector<ActiveJob*>* lost);
+  // Maps a Poll state of the job's current attempt onto events; true when the attempt was lost.
+  bool ApplyAttemptState(ActiveJob* job, const launch::AttemptState& state);
+  // The attempt cannot go on: what runs of it is killed and the job gets kAgentLost.
+  void LoseAttempt(ActiveJob* job, const std::string& message);
   void Sweep();
   // Stores the report's lines; an error (e.g. a full disk) when they could not be stored,
   // which the agent sees as retryable.
@@ -189,20 +212,17 @@ class JobController {
   // An instance reported its exit: the job's attempt ends when one fails (the others are
   // aborted) or when all have exited.
   void InstanceExited(ActiveJob* job, size_t index, const model::AgentReport& report);
-  // Signals every instance of the attempt still running (all of them, with `even_exited`).
-  void SignalInstances(ActiveJob* job, int sig, bool even_exited = false);
-  // The attempt's agents go to exiting_ (watched until gone).
-  void RetireInstances(ActiveJob* job);
-  // Releases the instance volumes of ended jobs whose agents are gone (all of them with `now`).
-  void ReleaseVolumes(bool now);
+  // Signals the instances of the attempt that have not exited (all of them, with `even_exited`).
+  void SignalAttempt(ActiveJob* job, launch::AttemptSignal signal, bool even_exited = false);
+  // The job's attempt goes to retired_ (watched until gone).
+  void RetireAttempt(ActiveJob* job);
+  // Releases the launcher resources and instance volumes of ended jobs none of whose attempts
+  // runs any more (all of them, waiting for the releases, with `now`).
+  void ReleaseEndedJobs(bool now);
   // Releases the instance volumes of every attempt under `job_dir`.
   void ReleaseJobVolumes(const std::string& job_dir);
-  void PersistAgents(ActiveJob* job);
-  // Releases the networks of ended jobs whose agents are gone (all of them when `now`).
-  void ReleaseNetworks(bool now);
-  // The network of `arn` for `attempt` was made (or not): launch the attempt if it still waits.
-  void NetworkReady(const std::string& arn, int attempt, uint64_t token,
-                    Result<std::vector<model::InstanceNetworkConfig>> made);
+  // True while the launcher still releases what an ended job of this ARN held.
+  bool Releasing(const std::string& arn) const;
   // Calls fn on every observer, then carries out what they asked for (JobActions).
   void Notify(const std::function<void(JobObserver*, JobActions&)>& fn);
   ActiveJob* FindByArn(const std::string& arn);
@@ -210,7 +230,7 @@ class JobController {
 
   const ControllerOptions options_;
   store::Store* const store_;
-  launch::ProcessLauncher* const launcher_;
+  launch::Launcher* const launcher_;
   const launch::ImageCatalog* const images_;
   const Clock* const clock_;
   const std::vector<JobObserver*> observers_;
@@ -226,21 +246,15 @@ class JobController {
   std::thread thread_;
 
   // Loop thread only:
-  capacity::CapacityPool pool_;
   capacity::SpotMarket market_;
   std::optional<TimePoint> wake_at_;  // the earliest end of an outage a queued job waits for
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // by ARN
   std::vector<std::string> finished_;                         // ARNs that turned terminal, to sweep
-  std::vector<launch::AgentHandle> exiting_;                  // agents of ended jobs, until reaped
-  // Networks of ended jobs, released once their agents are gone (a stopping instance may
-  // still be syncing its checkpoints from inside).
-  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> networks_to_release_;
-  std::map<std::string, std::thread> network_threads_;  // by ARN: networks being made
-  uint64_t next_network_token_ = 1;
-  std::map<std::string, std::shared_future<void>> releases_;  // by ARN: networks being removed
-  // Attempt dirs of ended attempts, whose instance volumes are released once their agents are
-  // gone (algo-1 reads its siblings' trees until it has uploaded the model).
-  std::vector<std::pair<std::string, std::vector<launch::AgentHandle>>> volumes_to_release_;
+  std::vector<RetiredAttempt> retired_;
+  std::vector<EndedJob> ended_jobs_;
+  // By ARN: the launcher releasing an ended job (off the loop). A new job of the same name is
+  // not placed until it is done.
+  std::map<std::string, std::shared_future<void>> releases_;
 };
 
 }  // namespace ty::control

@@ -72,8 +72,8 @@ void EndAttempt(JobRecord* job, TimePoint now) {
   }
   job->notice_deadline.reset();
   job->interruption_at.reset();
-  job->agent_pid = 0;
-  job->agent_start_ticks = 0;
+  job->attempt_handle.clear();
+  job->instances_exited.clear();
 }
 
 // Closes the job in a terminal status: end time, training and billable time.
@@ -135,7 +135,9 @@ void BeginStopping(JobRecord* job, StopReason reason, TimePoint now, StepResult*
   job->queued = false;
   Enter(job, SecondaryStatus::kStopping, kMsgStopping, now);
   r->changed = true;
-  if (job->agent_pid != 0) {
+  if (!job->attempt_handle.empty()) {
+    // Also an attempt still pending in the engine's queue: the launcher withdraws it, and its
+    // disappearance ends the job (kAgentLost while stopping).
     r->actions.push_back({Action::Kind::kSignalStop});
   } else {
     // Nothing runs (queued for capacity): there is nothing to wait for.
@@ -185,7 +187,7 @@ void Interrupt(JobRecord* job, const std::string& cause, TimePoint now, StepResu
 }
 
 bool Running(const JobRecord& job) {
-  return job.status == TrainingJobStatus::kInProgress && job.agent_pid != 0;
+  return job.status == TrainingJobStatus::kInProgress && !job.attempt_handle.empty();
 }
 
 }  // namespace
@@ -214,7 +216,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
 
   switch (e.kind) {
     case Event::Kind::kStart:
-      if (job.status != TrainingJobStatus::kInProgress || job.agent_pid != 0) break;
+      if (job.status != TrainingJobStatus::kInProgress || !job.attempt_handle.empty()) break;
       job.queued = true;
       r.changed = true;
       break;
@@ -261,6 +263,18 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       break;
     }
 
+    case Event::Kind::kPending:
+      // Only before the attempt's first phase report: once an agent runs, the engine's queue
+      // is behind it. The secondary status stays Starting (and MaxWait keeps counting).
+      if (!Running(job) || interrupting || job.attempt_run_start ||
+          job.secondary != SecondaryStatus::kStarting || e.message.empty()) {
+        break;
+      }
+      if (!job.transitions.empty() && job.transitions.back().message == e.message) break;
+      Enter(&job, SecondaryStatus::kStarting, e.message, now);
+      r.changed = true;
+      break;
+
     case Event::Kind::kPhase: {
       if (!Running(job) || interrupting) break;
       if (PhaseRank(e.phase) <= PhaseRank(job.secondary)) break;  // stale or repeated
@@ -272,7 +286,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
     }
 
     case Event::Kind::kCheckpoint:
-      if (job.agent_pid == 0) break;
+      if (job.attempt_handle.empty()) break;
       job.last_checkpoint = e.at;
       r.changed = true;
       break;
@@ -335,7 +349,7 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
 
     case Event::Kind::kTick: {
       if (job.status == TrainingJobStatus::kStopping) {
-        if (job.agent_pid != 0 &&
+        if (!job.attempt_handle.empty() &&
             now - job.transitions.back().start >= policy.stop_grace + policy.upload_allowance) {
           r.actions.push_back({Action::Kind::kKill});
         }
@@ -348,12 +362,13 @@ StepResult Step(const JobRecord& in, const Event& e, TimePoint now, const StopPo
       }
       // MaxRuntimeInSeconds: running time over all attempts.
       int64_t ran = job.run_ms + (job.attempt_run_start ? Ms(*job.attempt_run_start, now) : 0);
-      if (job.agent_pid != 0 && ran >= duration_cast<milliseconds>(job.spec.max_runtime).count()) {
+      if (!job.attempt_handle.empty() &&
+          ran >= duration_cast<milliseconds>(job.spec.max_runtime).count()) {
         BeginStopping(&job, StopReason::kMaxRuntime, now, &r);
         break;
       }
       if (interrupting) {
-        if (job.agent_pid != 0 && now >= *job.notice_deadline) {
+        if (!job.attempt_handle.empty() && now >= *job.notice_deadline) {
           r.actions.push_back({Action::Kind::kKill});
         }
         break;

@@ -22,11 +22,14 @@ struct Event {
     kWaiting,        // the scheduler could not place the queued job; `message` says why
     kPlaced,         // the scheduler reserved capacity: launch the next attempt
     kLaunchFailed,   // launching failed; `failure_reason` says why
+    kPending,        // the launched attempt waits in the engine's queue; `message` says why (the
+                     // status message until the attempt's first phase report)
     kPhase,          // an agent reported entering `phase`
     kCheckpoint,     // the agent synced the checkpoint directory at `at`
     kAgentExit,      // an agent finished: `outcome`, `failure_reason`, `model_artifacts`; a
                      // `message` is added to the final status message when the job ends
-    kAgentLost,      // the agent vanished without a final report; `message` says how
+    kAgentLost,      // the attempt's agents vanished without a final report (or the engine
+                     // dropped the attempt); `message` says how
     kInterrupt,      // spot capacity is reclaimed: the interruption notice starts; `message` why
     kStopRequested,  // StopTrainingJob
     kTick,           // time passed: check the stopping conditions and the notice/stop deadlines
@@ -48,10 +51,11 @@ struct Event {
 
 struct Action {
   enum class Kind {
-    kLaunch,           // start the job's agents
-    kSignalStop,       // SIGTERM the job's agents (they forward it, upload, report)
-    kSignalInterrupt,  // SIGUSR1 the job's agents: spot interruption notice (sync, exit)
-    kKill,             // SIGKILL the job's agents: they overstayed their allowance
+    kLaunch,           // launch the next attempt
+    kSignalStop,       // tell the attempt to stop (launch::AttemptSignal::kStop): the agents
+                       // forward it, upload, report; a pending attempt is withdrawn
+    kSignalInterrupt,  // the spot interruption notice (kNotice): sync, exit
+    kKill,             // end the attempt now (kKill): it overstayed its allowance
   };
   Kind kind;
 };

@@ -21,7 +21,9 @@
 // (kStarting). Implementations are not required to be thread-safe beyond that.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -74,6 +76,11 @@ struct Placement {
   // Not placed: the status message, e.g. "Waiting for capacity: all 2 ml.m5.large instances of
   // this machine are in use".
   std::string waiting;
+  // Placed: the interruption notice the engine gives the attempt's instances (Slurm's GraceTime
+  // of the partition), when the engine decides it; unset: the controller's (the spot market's
+  // notice on spot, the stop grace on demand). It becomes InstanceConfig::notice_seconds and the
+  // time the controller waits after a notice before it kills the attempt.
+  std::optional<std::chrono::milliseconds> notice;
 };
 
 // The capacity the launcher manages for one instance type (for `trainyard spot status`).

@@ -2,16 +2,31 @@
 // in its own session on this machine, its stdout/stderr appended to
 // <instance_dir>/../algo-<n>.agent.log. Agents outlive a crashed server so
 // a restarted server can re-adopt them; a graceful shutdown stops them.
-// Thread-safe.
+//
+// It implements the launcher contract (launch/launcher.h): placement on this machine's capacity
+// pool, an attempt's network made per job (kept across attempts until ReleaseJob), all agents of
+// an attempt started at once, handles "local:<pid>/<start_ticks>,..." (algo-1 first).
+// Until the controller moves onto that contract it also implements the old ProcessLauncher.
+// Thread-safe (beyond what launcher.h requires).
 #pragma once
 
+#include <condition_variable>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
 
+#include "capacity/capacity_pool.h"
+#include "capacity/instance_catalog.h"
 #include "common/mutex.h"
 #include "launch/instance_network.h"
+#include "launch/launcher.h"
 #include "launch/network_firewall.h"
 #include "launch/process_launcher.h"
 
@@ -41,19 +56,79 @@ struct LocalNetworkOptions {
   bool firewall = false;
 };
 
-class LocalLauncher final : public ProcessLauncher {
+// One agent of a local attempt: pid plus the kernel's start time, so a reused pid is never
+// mistaken for our agent. {0, 0}: an instance that had exited.
+struct LocalAgent {
+  int64_t pid = 0;
+  int64_t start_ticks = 0;
+  friend bool operator==(const LocalAgent&, const LocalAgent&) = default;
+};
+
+// The most instances a local handle names (a bound for parsing stored text).
+inline constexpr size_t kMaxLocalHandleAgents = 4096;
+
+// "local:<pid>/<start_ticks>,<pid>/<start_ticks>,..." algo-1 first.
+std::string FormatLocalHandle(std::span<const LocalAgent> agents);
+// The agents of a handle FormatLocalHandle made; nullopt when `text` is not one (another
+// engine's, truncated, a running pid without a start time, too many instances, ...).
+std::optional<std::vector<LocalAgent>> ParseLocalHandle(std::string_view text);
+
+// What the launcher contract adds to the constructor: placement and the agents it owns.
+struct LocalLauncherOptions {
+  capacity::CapacityConfig capacity;                   // instances of each type this machine hosts
+  const capacity::InstanceCatalog* catalog = nullptr;  // null: the built-in catalog
+  int host_cpus = 0;                                   // 0: this machine's
+  double host_memory_gib = 0;                          // 0: this machine's
+  // This server's job trees (<data_dir>/jobs): Sweep kills agents whose instance file is under
+  // it and whose attempt is not kept. "": Sweep kills no agent.
+  std::string jobs_dir;
+};
+
+class LocalLauncher final : public Launcher, public ProcessLauncher {
  public:
   // agent_binary: the trainyard executable (usually /proc/self/exe resolved). Probes for
   // network namespaces once (kAuto, kNamespaces), then for nftables, makes the firewall table
   // and, where the host has a default route, turns on IPv4 forwarding for NAT.
   explicit LocalLauncher(std::string agent_binary, NetworkPolicy network = NetworkPolicy::kAuto,
-                         LocalNetworkOptions options = {});
+                         LocalNetworkOptions options = {}, LocalLauncherOptions launcher = {});
   // Close()s.
   ~LocalLauncher() override;
-  // Removes the firewall table (the server is shutting down, its jobs' networks released).
-  // Idempotent.
+  // Waits for networks being made (their attempts end unstarted), then removes the firewall
+  // table (the server is shutting down, its jobs' networks released). Idempotent.
   void Close();
 
+  // --- launch::Launcher
+  std::string Describe() const override;
+  bool OwnsSpotCapacity() const override { return false; }
+  // "Waiting for capacity: all N <type> instances of this machine are in use" when the pool has
+  // too few; the controller keeps queued jobs in order (and says how many wait ahead).
+  Placement Place(const PlacementRequest& request) override;
+  void Unplace(const PlacementRequest& request) override;
+  void Adopt(const PlacementRequest& request) override;
+  CapacityView Capacity(const std::string& instance_type) const override;
+  // kInvalidArgument for a type not in the catalog; kResourceExhausted (the API's
+  // ResourceLimitExceeded) for more instances than this machine's capacity of the type.
+  Status CheckRunnable(const PlacementRequest& request) const override;
+  // Forks every agent at once, each held before exec until the job's network is there; makes
+  // the network on a thread of its own where that runs `ip`/`nft` (Poll: kStarting meanwhile),
+  // at once where it is bookkeeping. Errors: kInvalidArgument for a plan without instances or
+  // with a count that does not match its network; kIoError when an instance's directory or
+  // log cannot be opened or a process cannot be forked; a network that cannot be made at
+  // once is an error here (its code), one made later is kFailed.
+  Result<AttemptHandle> LaunchAttempt(const AttemptPlan& plan) override;
+  // kStop SIGTERM, kNotice SIGUSR1, kAbort SIGUSR2, kKill SIGKILL (the agent's whole session).
+  // An attempt still starting does not start: its held processes end (kEnded).
+  void Signal(const AttemptHandle& attempt, AttemptSignal signal,
+              std::span<const int> instances = {}) override;
+  std::vector<AttemptState> Poll(std::span<const AttemptHandle> attempts) override;
+  void ReleaseAttempt(const AttemptHandle& attempt) override;
+  // Removes the job's network (waits for it being made, if it is).
+  void ReleaseJob(const std::string& job_arn) override;
+  // Kills agents under jobs_dir of attempts not kept, and removes networks of jobs not kept.
+  void Sweep(std::span<const AttemptHandle> keep_attempts,
+             std::span<const std::string> keep_jobs) override;
+
+  // --- ProcessLauncher (until the controller moves onto launch::Launcher)
   Result<AgentHandle> Launch(const model::InstanceConfig& config) override;
   void Signal(const AgentHandle& agent, int sig) override;
   bool Alive(const AgentHandle& agent) override;
@@ -67,6 +142,44 @@ class LocalLauncher final : public ProcessLauncher {
   std::string NetworkSummary() const;
 
  private:
+  // An agent forked and held before exec until its attempt's network is there.
+  struct Held {
+    LocalAgent agent;
+    int go_fd = -1;   // write a byte: exec; close: _exit
+    int err_fd = -1;  // the exec's errno, or EOF once it execs
+    std::string instance_file;
+    std::string host;
+  };
+  struct Attempt {
+    std::string job_arn;
+    enum class State { kStarting, kExecing, kRunning, kFailed, kCancelled } state;
+    std::string reason;                        // kFailed
+    std::vector<Held> held;                    // kStarting: the processes to start
+    std::vector<model::InstanceConfig> plans;  // kStarting: what they start with
+  };
+  // A job's network, the same for every attempt until ReleaseJob.
+  struct JobNet {
+    bool made = false;
+    std::vector<model::InstanceNetworkConfig> networks;
+    bool busy = false;  // being made or released (a thread waits for it: cv_)
+  };
+
+  // Forks an agent held before exec. Errors: kIoError.
+  Result<Held> Fork(const model::InstanceConfig& config);
+  // Writes the instance files (with their networks) and lets the held agents exec; on a
+  // failure ends them all. Returns the failure's reason, "" when all run.
+  std::string Start(std::vector<Held>& held, std::vector<model::InstanceConfig>& configs,
+                    const std::vector<model::InstanceNetworkConfig>& networks);
+  // Closes the held agents' pipes (they _exit) and reaps them.
+  void Abandon(std::vector<Held>& held);
+  // The job's network, made if it is not yet; waits while another thread makes or releases it.
+  Result<std::vector<model::InstanceNetworkConfig>> NetworkFor(const std::string& job_arn,
+                                                               const NetworkRequest& request);
+  // Runs on the attempt's thread: makes the network, then starts the held agents.
+  void StartLater(const std::string& handle, const std::string& job_arn,
+                  const NetworkRequest& request);
+  // True while our child `pid` (or a foreign process with that start time) exists; reaps.
+  bool AgentAlive(const LocalAgent& agent);
   // The network mode of a request, and when not namespaces, why not.
   NetworkMode ModeFor(const NetworkRequest& request, std::string* why_not) const;
   // The notice of an instance in a namespace.
@@ -75,6 +188,8 @@ class LocalLauncher final : public ProcessLauncher {
   std::string agent_binary_;
   NetworkPolicy policy_;
   LocalNetworkOptions options_;
+  LocalLauncherOptions launcher_options_;
+  capacity::InstanceCatalog builtin_catalog_;  // when options name none
   NetworkSupport support_;
   InstanceNetworks networks_;
   std::unique_ptr<NetworkFirewall> firewall_;  // null: no firewall (firewall_reason_ says why)
@@ -83,9 +198,13 @@ class LocalLauncher final : public ProcessLauncher {
   std::string forwarding_note_;  // what the constructor did to net.ipv4.ip_forward
   Mutex mu_;
   std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
+  // The new contract's state, under its own lock (the ProcessLauncher side keeps mu_).
+  mutable std::mutex amu_;
+  std::condition_variable cv_;                    // a JobNet stopped being busy
+  std::unique_ptr<capacity::CapacityPool> pool_;  // under amu_
+  std::map<std::string, Attempt> attempts_;       // by handle text, until ReleaseAttempt
+  std::map<std::string, JobNet> jobs_;            // by ARN
+  int threads_running_ = 0;                       // StartLater threads (detached; Close waits)
 };
-
-// The kernel start time of a process (field 22 of /proc/<pid>/stat); 0 if gone.
-int64_t ProcessStartTicks(int64_t pid);
 
 }  // namespace ty::launch

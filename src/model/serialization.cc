@@ -278,11 +278,7 @@ json RuntimeToJson(const JobRecord& job) {
             {"attempt_price_fraction", job.attempt_price_fraction},
             {"attempt_notice_ms", job.attempt_notice_ms},
             {"interruptions", interruptions}};
-  if (!job.other_agents.empty()) {
-    json agents = json::array();
-    for (const auto& a : job.other_agents) agents.push_back({a.pid, a.start_ticks});
-    j["other_agents"] = agents;
-  }
+  if (!job.instances_exited.empty()) j["instances_exited"] = job.instances_exited;
   PutTime(&j, "attempt_run_start_ms", job.attempt_run_start);
   PutTime(&j, "interruption_at_ms", job.interruption_at);
   PutTime(&j, "notice_deadline_ms", job.notice_deadline);
@@ -304,11 +300,9 @@ Status RuntimeFromJson(const json& j, JobRecord* job) {
     job->interruption_at = GetTime(j, "interruption_at_ms");
     job->notice_deadline = GetTime(j, "notice_deadline_ms");
     job->last_checkpoint = GetTime(j, "last_checkpoint_ms");
-    job->other_agents.clear();
-    if (auto it = j.find("other_agents"); it != j.end() && it->is_array()) {
-      for (const auto& e : *it) {
-        job->other_agents.push_back({e.at(0).get<int64_t>(), e.at(1).get<int64_t>()});
-      }
+    job->instances_exited.clear();
+    if (auto it = j.find("instances_exited"); it != j.end() && it->is_array()) {
+      for (const auto& e : *it) job->instances_exited.push_back(e.get<bool>());
     }
     job->interruptions.clear();
     if (auto it = j.find("interruptions"); it != j.end() && it->is_array()) {

@@ -157,12 +157,6 @@ struct Interruption {
   int64_t lost_ms = 0;  // progress lost: from the last synced checkpoint to `time`
 };
 
-// A running agent, recognisable again after a server restart.
-struct AgentProcess {
-  int64_t pid = 0;
-  int64_t start_ticks = 0;  // /proc/<pid>/stat starttime, guards against pid reuse
-};
-
 // Everything persisted about a job. Owned by the controller while the job
 // runs; read by the API from the store.
 struct JobRecord {
@@ -186,13 +180,15 @@ struct JobRecord {
   StopReason stop_reason = StopReason::kNone;
   // Runtime bookkeeping of the current attempt (not part of the AWS shape).
   int attempt = 0;
-  std::string agent_token;        // authenticates the agent's reports
-  int64_t agent_pid = 0;          // 0 when no agent runs
-  int64_t agent_start_ticks = 0;  // /proc/<pid>/stat starttime, guards against pid reuse
-  std::string instance_dir;       // where the agent stages /opt/ml (algo-1's)
-  // Multi-node jobs: the agents of algo-2 .. algo-N (algo-1's is agent_pid), in host order;
-  // pid 0 once that agent has reported its exit.
-  std::vector<AgentProcess> other_agents;
+  std::string agent_token;  // authenticates the agent's reports
+  // The launcher's handle of the current attempt (launch::AttemptHandle, opaque: "local:...",
+  // "slurm:<job id>"); "" when no attempt runs. An attempt runs from its launch until it ends,
+  // also while the engine still starts it or keeps it pending.
+  std::string attempt_handle;
+  std::string instance_dir;  // where the agent stages /opt/ml (algo-1's)
+  // Per instance of the current attempt (algo-1 first): its exit report arrived. Lets a
+  // restarted server re-adopt a multi-node attempt some of whose instances are done.
+  std::vector<bool> instances_exited;
   // Scheduling and spot bookkeeping across attempts (not part of the AWS shape).
   bool queued = false;                         // waiting for capacity to (re)start
   int retries = 0;                             // RetryStrategy retries used

@@ -621,13 +621,17 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   net_options.server_id = launch::ServerNetworkId(config.data_dir);
   net_options.firewall = true;
   if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
-  impl->launcher =
-      std::make_unique<launch::LocalLauncher>(config.agent_binary, network, net_options);
+  impl->catalog = capacity::InstanceCatalog::Builtin();
+  for (const auto& t : config.instance_types) impl->catalog.Upsert(t);
+  launch::LocalLauncherOptions launcher_options;
+  launcher_options.capacity = config.capacity;
+  launcher_options.catalog = &impl->catalog;
+  launcher_options.jobs_dir = JoinPath(config.data_dir, "jobs");
+  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network,
+                                                           net_options, launcher_options);
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
   (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
-  impl->catalog = capacity::InstanceCatalog::Builtin();
-  for (const auto& t : config.instance_types) impl->catalog.Upsert(t);
   control::ControllerOptions copts;
   copts.catalog = &impl->catalog;
   copts.capacity = config.capacity;

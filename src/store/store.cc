@@ -71,7 +71,7 @@ using model::JobRecord;
 
 // Schema migrations, in order: entry i takes the schema from version i to i+1.
 // Append only; never edit a released entry.
-constexpr std::array<const char*, 7> kMigrations = {
+constexpr std::array<const char*, 8> kMigrations = {
     // v1
     R"sql(
 CREATE TABLE jobs (
@@ -274,6 +274,27 @@ CREATE TABLE rule_evaluations (
 CREATE UNIQUE INDEX rule_evaluations_name ON rule_evaluations (account, evaluation_name);
 CREATE INDEX rule_evaluations_status ON rule_evaluations (status);
 )sql",
+    // v8: the launcher's opaque handle of a job's current attempt (launch/launcher.h) replaces
+    // the agent pids. A previous server's running attempt (agent_pid, agent_start_ticks and the
+    // other instances' [pid, ticks] in runtime_json.other_agents, pid 0 once exited) becomes the
+    // LocalLauncher handle "local:<pid>/<ticks>,<pid>/<ticks>,..." (algo-1 first, 0/0 for an
+    // exited instance) plus runtime_json.instances_exited. agent_pid and agent_start_ticks stay
+    // (SQLite keeps columns) and are 0 from now on.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN attempt_handle TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET
+  attempt_handle = 'local:' || agent_pid || '/' || agent_start_ticks || COALESCE(
+    (SELECT group_concat(',' || json_extract(value, '$[0]') || '/' || json_extract(value, '$[1]'),
+                         '')
+     FROM json_each(jobs.runtime_json, '$.other_agents')), ''),
+  runtime_json = json_set(runtime_json, '$.instances_exited', json('[false' || COALESCE(
+    (SELECT group_concat(CASE WHEN json_extract(value, '$[0]') = 0 THEN ',true' ELSE ',false' END,
+                         '')
+     FROM json_each(jobs.runtime_json, '$.other_agents')), '') || ']'))
+WHERE agent_pid != 0 AND json_valid(runtime_json);
+UPDATE jobs SET runtime_json = json_remove(runtime_json, '$.other_agents'), agent_pid = 0,
+  agent_start_ticks = 0 WHERE json_valid(runtime_json);
+)sql",
 };
 
 // Used only while opening, before the statement cache exists.
@@ -323,8 +344,8 @@ Status Migrate(sqlite3* db) {
 constexpr const char* kJobColumns =
     "id, account, arn, request_json, spec_json, status, secondary, transitions_json, "
     "failure_reason, model_artifacts, creation_ms, last_modified_ms, start_ms, end_ms, "
-    "training_s, billable_s, final_metrics_json, stop_reason, attempt, agent_token, agent_pid, "
-    "agent_start_ticks, instance_dir, runtime_json";
+    "training_s, billable_s, final_metrics_json, stop_reason, attempt, agent_token, "
+    "attempt_handle, instance_dir, runtime_json";
 
 std::string SelectJobs(const std::string& where_and_order) {
   return std::string("SELECT ") + kJobColumns + " FROM jobs " + where_and_order;
@@ -378,10 +399,9 @@ Result<JobRecord> RowToRecord(const ScopedStmt& s) {
   TY_ASSIGN_OR_RETURN(r.final_metrics, model::FinalMetricsFromJson(metrics_json));
   r.attempt = static_cast<int>(s.Int(18));
   r.agent_token = s.Text(19);
-  r.agent_pid = s.Int(20);
-  r.agent_start_ticks = s.Int(21);
-  r.instance_dir = s.Text(22);
-  TY_ASSIGN_OR_RETURN(auto runtime_json, ParseColumn(s.Text(23), "runtime_json"));
+  r.attempt_handle = s.Text(20);
+  r.instance_dir = s.Text(21);
+  TY_ASSIGN_OR_RETURN(auto runtime_json, ParseColumn(s.Text(22), "runtime_json"));
   TY_RETURN_IF_ERROR(model::RuntimeFromJson(runtime_json, &r));
   return r;
 }
@@ -404,13 +424,13 @@ Result<JobRecord> ReadOne(ScopedStmt& s, const std::string& what) {
 }
 
 // Binds the mutable fields shared by INSERT and UPDATE at parameters
-// first..first+19, in the order of kMutableColumns.
+// first..first+18, in the order of kMutableColumns.
 constexpr const char* kMutableColumns =
     "request_json, spec_json, status, secondary, transitions_json, failure_reason, "
     "model_artifacts, last_modified_ms, start_ms, end_ms, training_s, billable_s, "
-    "final_metrics_json, stop_reason, attempt, agent_token, agent_pid, agent_start_ticks, "
-    "instance_dir, runtime_json";
-constexpr int kMutableCount = 20;
+    "final_metrics_json, stop_reason, attempt, agent_token, attempt_handle, instance_dir, "
+    "runtime_json";
+constexpr int kMutableCount = 19;
 
 void BindMutable(ScopedStmt& s, int first, const JobRecord& r) {
   int i = first;
@@ -430,8 +450,7 @@ void BindMutable(ScopedStmt& s, int first, const JobRecord& r) {
   s.Bind(i++, model::Name(r.stop_reason));
   s.Bind(i++, static_cast<int64_t>(r.attempt));
   s.Bind(i++, r.agent_token);
-  s.Bind(i++, r.agent_pid);
-  s.Bind(i++, r.agent_start_ticks);
+  s.Bind(i++, r.attempt_handle);
   s.Bind(i++, r.instance_dir);
   s.Bind(i++, model::RuntimeToJson(r).dump());
 }
@@ -590,8 +609,9 @@ Status Store::InsertJob(model::JobRecord* record) { return InsertJob(record, {},
 Status Store::InsertJob(model::JobRecord* record, const std::vector<Tag>& tags,
                         const std::vector<OutboxEvent>& events) {
   static const std::string kSql =
-      std::string("INSERT INTO jobs (account, name, arn, creation_ms, ") + kMutableColumns +
-      ") VALUES (?, ?, ?, ?, " + Placeholders(kMutableCount) + ")";
+      std::string(
+          "INSERT INTO jobs (account, name, arn, creation_ms, agent_pid, agent_start_ticks, ") +
+      kMutableColumns + ") VALUES (?, ?, ?, ?, 0, 0, " + Placeholders(kMutableCount) + ")";
   MutexLock lock(&mu_);
   Transaction txn(db_);
   const bool batch = !tags.empty() || !events.empty();

@@ -1,9 +1,9 @@
 // The controller service on a fake clock with a fake launcher: scheduling
 // onto finite capacity in order, spot capacity outages, interruptions
-// (injected, drawn by the market, from a trace) and their notice, restarts,
-// RetryStrategy after a lost instance, and MaxWait while waiting.
+// (injected, drawn by the market, from a trace, preemptions by the engine) and their notice,
+// restarts, RetryStrategy after a lost instance or a failed attempt, MaxWait while waiting (also
+// pending in the engine's queue), and an engine that cannot be reached.
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <chrono>
 #include <thread>
@@ -16,11 +16,13 @@
 namespace ty::control {
 namespace {
 
+using launch::AttemptSignal;
 using model::AgentReport;
 using model::SecondaryStatus;
 using model::TrainingJobStatus;
 using std::chrono::seconds;
 using testing::FakeLauncher;
+using Phase = launch::AttemptState::Phase;
 
 constexpr char kAccount[] = "123456789012";
 
@@ -28,7 +30,6 @@ class ControllerSpotTest : public ::testing::Test {
  protected:
   void SetUp() override { catalog_ = capacity::InstanceCatalog::Builtin(); }
   void TearDown() override {
-    launcher_.HoldNetworks(false);  // the controller joins the threads making networks
     controller_.reset();
     store_.reset();
   }
@@ -41,8 +42,8 @@ class ControllerSpotTest : public ::testing::Test {
     o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::hours(1000);  // timers only run when the test ticks
     o.catalog = &catalog_;
-    o.capacity = std::move(capacity);
     o.spot = std::move(spot);
+    launcher_.SetCapacity(std::move(capacity));  // placement is the launcher's
     controller_ = std::make_unique<JobController>(o, store_.get(), &launcher_, &images_, &clock_);
     ASSERT_TRUE(controller_->Start().ok());
   }
@@ -87,19 +88,14 @@ class ControllerSpotTest : public ::testing::Test {
     clock_.Advance(s);
     controller_->TickForTesting();
   }
-  std::vector<int> SignalsTo(int64_t pid) {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    std::vector<int> out;
-    for (const auto& [p, sig] : launcher_.signals) {
-      if (p == pid) out.push_back(sig);
-    }
-    return out;
+  std::vector<AttemptSignal> SignalsTo(const std::string& handle) {
+    return launcher_.SignalsTo(handle, 0);
   }
   size_t Launches() {
     std::lock_guard<std::mutex> lock(launcher_.mu);
     return launcher_.configs.size();
   }
-  // Networks made on a thread launch their job from a task posted to the loop.
+  // A job waiting for its predecessor's release is launched from a task posted to the loop.
   bool WaitForLaunches(size_t n) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (Launches() < n) {
@@ -152,17 +148,16 @@ TEST_F(ControllerSpotTest, QueuedJobsStartInOrderAsCapacityFrees) {
   EXPECT_EQ(Get("c").transitions.back().message, kMsgPreparing);
 }
 
-// Where the launcher makes networks in the kernel (namespaces, nftables), it does so on a
-// thread; the placed job has no agent until then, but its capacity is taken all along.
-TEST_F(ControllerSpotTest, CapacityStaysTakenWhileTheNetworkIsMade) {
-  launcher_.networks_at_once = false;
-  launcher_.HoldNetworks(true);
+// The launcher sets an attempt up off the loop (kStarting: LocalLauncher makes its network);
+// its capacity is taken all along.
+TEST_F(ControllerSpotTest, CapacityStaysTakenWhileTheAttemptStarts) {
+  launcher_.initial = {Phase::kStarting, "", {}, false};
   Open({{{"ml.m5.large", 1}}, 8});
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
   clock_.Advance(seconds(1));
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("b", false), "{}").ok());
-  Advance(seconds(1));  // a tick reconciles every job too
-  EXPECT_EQ(Launches(), 0u);
+  Advance(seconds(1));  // a tick polls and reconciles every job too
+  EXPECT_EQ(Launches(), 1u);
   EXPECT_FALSE(Get("a").queued);
   EXPECT_EQ(Get("a").transitions.back().message, kMsgPreparing);
   EXPECT_TRUE(Get("b").queued);
@@ -170,49 +165,57 @@ TEST_F(ControllerSpotTest, CapacityStaysTakenWhileTheNetworkIsMade) {
             "Waiting for capacity: all 1 ml.m5.large instances of this machine are in use");
   EXPECT_EQ(CapacityInUse(), 1);
 
-  launcher_.HoldNetworks(false);
-  ASSERT_TRUE(WaitForLaunches(1));
-  EXPECT_EQ(launcher_.configs[0].job_name, "a");
+  launcher_.SetState(Get("a").attempt_handle, Phase::kRunning);
+  Advance(seconds(1));
   EXPECT_TRUE(Get("b").queued);
   EXPECT_EQ(CapacityInUse(), 1);
   Exit("a", AgentReport::Outcome::kCompleted);
-  ASSERT_TRUE(WaitForLaunches(2));
+  ASSERT_EQ(Launches(), 2u);
   EXPECT_EQ(launcher_.configs[1].job_name, "b");
   EXPECT_EQ(CapacityInUse(), 1);
 }
 
-// A job stopped before its network is made never launches and gives its capacity back.
-TEST_F(ControllerSpotTest, AStopWhileTheNetworkIsMadeFreesTheCapacity) {
-  launcher_.networks_at_once = false;
-  launcher_.HoldNetworks(true);
+// A job stopped while its attempt starts: the launcher withdraws the attempt, and once it has
+// ended the job is Stopped and its capacity goes to the next job.
+TEST_F(ControllerSpotTest, AStopWhileTheAttemptStartsFreesTheCapacityOnceItEnded) {
+  launcher_.initial = {Phase::kStarting, "", {}, false};
   Open({{{"ml.m5.large", 1}}, 8});
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
   clock_.Advance(seconds(1));
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("b", false), "{}").ok());
   EXPECT_TRUE(Get("b").queued);
   ASSERT_TRUE(controller_->Stop(kAccount, "a").ok());
+  EXPECT_EQ(Get("a").status, TrainingJobStatus::kStopping);
+  EXPECT_EQ(SignalsTo("fake:1"), std::vector<AttemptSignal>{AttemptSignal::kStop});
+  Advance(seconds(1));
   EXPECT_EQ(Get("a").status, TrainingJobStatus::kStopped);
   EXPECT_FALSE(Get("b").queued);
   EXPECT_EQ(CapacityInUse(), 1);
-  launcher_.HoldNetworks(false);
-  ASSERT_TRUE(WaitForLaunches(1));
-  EXPECT_EQ(launcher_.configs[0].job_name, "b");
+  ASSERT_EQ(Launches(), 2u);
+  EXPECT_EQ(launcher_.configs[1].job_name, "b");
 }
 
-// Regression: a job stopped and deleted while its network was still being made, then created
-// again under the same name, replaced the still-running making's std::thread (std::terminate).
-TEST_F(ControllerSpotTest, AJobRecreatedWhileItsPredecessorsNetworkIsMadeLaunches) {
-  launcher_.networks_at_once = false;
-  launcher_.HoldNetworks(true);
-  Open({{{"ml.m5.large", 1}}, 8});
+// A job deleted and created again under the same name while the ended one's attempt is still
+// exiting: the new one waits until the launcher has released the old one's resources (its
+// network has the same name), then launches.
+TEST_F(ControllerSpotTest, AJobRecreatedWhileItsPredecessorIsReleasedWaitsForIt) {
+  Open({{{"ml.m5.large", 2}}, 8});
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
   ASSERT_TRUE(controller_->Stop(kAccount, "a").ok());
+  Exit("a", AgentReport::Outcome::kStopped);  // its agent still runs a moment
   EXPECT_EQ(Get("a").status, TrainingJobStatus::kStopped);
+  const std::string arn = Get("a").arn;
   ASSERT_TRUE(controller_->Delete(kAccount, "a").ok());
-  launcher_.HoldNetworks(false);
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("a", false), "{}").ok());
-  ASSERT_TRUE(WaitForLaunches(1));
-  EXPECT_EQ(launcher_.configs[0].job_name, "a");
+  Advance(seconds(1));
+  EXPECT_EQ(Launches(), 1u);
+  EXPECT_TRUE(Get("a").queued);
+  EXPECT_FALSE(launcher_.JobReleased(arn));
+  launcher_.EndAll();
+  Advance(seconds(1));  // gone: released, then the loop places the new job
+  ASSERT_TRUE(WaitForLaunches(2));
+  EXPECT_TRUE(launcher_.JobReleased(arn));
+  EXPECT_EQ(launcher_.configs[1].job_name, "a");
   EXPECT_EQ(CapacityInUse(), 1);
 }
 
@@ -224,22 +227,23 @@ TEST_F(ControllerSpotTest, InjectedInterruptionRestartsTheJobWithANewAttempt) {
   ASSERT_TRUE(controller_->Submit(kAccount, Spec("s"), "{}").ok());
   Phase("s", SecondaryStatus::kDownloading);
   Phase("s", SecondaryStatus::kTraining);
-  int64_t first_pid = Get("s").agent_pid;
+  const std::string first = Get("s").attempt_handle;
   EXPECT_EQ(launcher_.configs[0].notice_seconds, 30);
   clock_.Advance(seconds(100));
   ASSERT_TRUE(controller_->Interrupt(kAccount, "s").ok());
-  EXPECT_EQ(SignalsTo(first_pid), std::vector<int>{SIGUSR1});
+  EXPECT_EQ(SignalsTo(first), std::vector<AttemptSignal>{AttemptSignal::kNotice});
   EXPECT_EQ(Get("s").secondary, SecondaryStatus::kInterrupted);
   EXPECT_EQ(controller_->Interrupt(kAccount, "s").code(), StatusCode::kFailedPrecondition);
   // The notice runs out before the agent is done: it is killed.
   Advance(seconds(29));
-  EXPECT_EQ(SignalsTo(first_pid), std::vector<int>{SIGUSR1});
+  EXPECT_EQ(SignalsTo(first), std::vector<AttemptSignal>{AttemptSignal::kNotice});
   Advance(seconds(1));
-  EXPECT_EQ(SignalsTo(first_pid), (std::vector<int>{SIGUSR1, SIGKILL}));
+  EXPECT_EQ(SignalsTo(first),
+            (std::vector<AttemptSignal>{AttemptSignal::kNotice, AttemptSignal::kKill}));
   Advance(seconds(1));  // its loss is noticed; spot capacity is there: relaunch
   model::JobRecord s = Get("s");
   EXPECT_EQ(s.attempt, 2);
-  EXPECT_NE(s.agent_pid, first_pid);
+  EXPECT_NE(s.attempt_handle, first);
   EXPECT_EQ(s.secondary, SecondaryStatus::kStarting);
   ASSERT_EQ(launcher_.configs.size(), 2u);
   EXPECT_NE(launcher_.configs[0].log_stream, launcher_.configs[1].log_stream);
@@ -320,7 +324,7 @@ TEST_F(ControllerSpotTest, TheMarketDrawsInterruptionsReplayably) {
       std::chrono::duration_cast<std::chrono::milliseconds>(*j.interruption_at - clock_.Now()));
   controller_->TickForTesting();
   EXPECT_EQ(Get("drawn").secondary, SecondaryStatus::kInterrupted);
-  EXPECT_EQ(SignalsTo(j.agent_pid), std::vector<int>{SIGUSR1});
+  EXPECT_EQ(SignalsTo(j.attempt_handle), std::vector<AttemptSignal>{AttemptSignal::kNotice});
   Exit("drawn", AgentReport::Outcome::kInterrupted);
   EXPECT_EQ(Get("drawn").attempt, 2);  // capacity is available: restarted at once
 }
@@ -344,19 +348,13 @@ TEST_F(ControllerSpotTest, ALostInstanceIsRetriedThenFails) {
   spec.max_retry_attempts = 1;
   ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
   Phase("retry", SecondaryStatus::kTraining);
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive.clear();
-  }
+  launcher_.EndAll();
   Advance(seconds(1));
   model::JobRecord j = Get("retry");
   EXPECT_EQ(j.status, TrainingJobStatus::kInProgress);
   EXPECT_EQ(j.retries, 1);
   EXPECT_EQ(j.attempt, 2);
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive.clear();
-  }
+  launcher_.EndAll();
   Advance(seconds(1));
   j = Get("retry");
   EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
@@ -391,7 +389,8 @@ TEST_F(ControllerSpotTest, ARestartKeepsQueuedJobsQueuedAndHoldsAdoptedCapacity)
   model::JobRecord r = Get("running");
   r.status = TrainingJobStatus::kInProgress;
   r.secondary = SecondaryStatus::kTraining;
-  r.agent_pid = 1000;
+  r.attempt_handle = "fake:1";
+  r.instances_exited = {false};
   ASSERT_TRUE(store_->UpdateJob(r).ok());
   model::JobRecord w = Get("waiting");
   w.status = TrainingJobStatus::kInProgress;
@@ -399,9 +398,9 @@ TEST_F(ControllerSpotTest, ARestartKeepsQueuedJobsQueuedAndHoldsAdoptedCapacity)
   w.queued = true;
   ASSERT_TRUE(store_->UpdateJob(w).ok());
   store_.reset();
+  launcher_.SetState("fake:1", Phase::kRunning);
   {
     std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive = {1000};
     launcher_.configs.clear();
   }
   Open({{{"ml.m5.large", 1}}, 8});
@@ -424,7 +423,139 @@ TEST_F(ControllerSpotTest, QueuedJobsSurviveAGracefulShutdown) {
   q = Get("queued");
   EXPECT_FALSE(q.queued);  // the slot is free now: it started
   EXPECT_EQ(q.attempt, 1);
-  EXPECT_NE(q.agent_pid, 0);
+  EXPECT_FALSE(q.attempt_handle.empty());
+}
+
+// An engine with spot capacity of its own (Slurm's preemptible partition): an attempt pending in
+// its queue says why, and MaxWait (from creation) stops it; once the pending attempt is gone
+// the job is Stopped/MaxWaitTimeExceeded, never billed.
+TEST_F(ControllerSpotTest, APendingAttemptShowsWhyAndIsStoppedAtMaxWait) {
+  launcher_.owns_spot = true;
+  launcher_.initial = {Phase::kPending, "Resources", {}, false};
+  Open();
+  model::JobSpec spec = Spec("queued");
+  spec.max_runtime = seconds(60);
+  spec.max_wait = seconds(120);
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("ondemand", false), "{}").ok());
+  EXPECT_EQ(Launches(), 2u);  // the engine queues them, not the controller
+  Advance(seconds(1));
+  model::JobRecord j = Get("queued");
+  EXPECT_EQ(j.secondary, SecondaryStatus::kStarting);
+  EXPECT_EQ(j.transitions.back().message, "Waiting for spot capacity: Resources");
+  EXPECT_EQ(Get("ondemand").transitions.back().message, "Waiting for capacity: Resources");
+  Advance(seconds(118));
+  EXPECT_EQ(Get("queued").status, TrainingJobStatus::kInProgress);
+  Advance(seconds(1));
+  EXPECT_EQ(Get("queued").status, TrainingJobStatus::kStopping);
+  EXPECT_EQ(SignalsTo(Get("queued").attempt_handle),
+            std::vector<AttemptSignal>{AttemptSignal::kStop});
+  Advance(seconds(1));  // the withdrawn attempt is gone
+  j = Get("queued");
+  EXPECT_EQ(j.status, TrainingJobStatus::kStopped);
+  EXPECT_EQ(j.secondary, SecondaryStatus::kMaxWaitTimeExceeded);
+  EXPECT_FALSE(j.billable_time_seconds.has_value());
+}
+
+// The engine preempts a running spot attempt (Slurm's preemption, requeue or cancel): an
+// interruption, whatever the agents report; the job waits for spot capacity again and a new
+// attempt starts within MaxWait, and the market draws nothing for the engine's spot.
+TEST_F(ControllerSpotTest, APreemptedAttemptIsInterruptedAndRestarted) {
+  capacity::SpotMarketConfig spot;
+  spot.defaults.mean_time_between_interruptions = seconds(10);
+  spot.defaults.notice = seconds(30);
+  Open({{}, 8}, spot);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.owns_spot = true;
+    launcher_.placement_notice = std::chrono::milliseconds(45000);  // the engine's GraceTime
+  }
+  ASSERT_TRUE(controller_->MakeSpotUnavailable("ml.m5.large", seconds(1000)).ok());
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("p"), "{}").ok());
+  model::JobRecord j = Get("p");
+  EXPECT_FALSE(j.queued);  // the simulated market's outage does not hold it back
+  EXPECT_FALSE(j.interruption_at.has_value());
+  EXPECT_EQ(launcher_.configs[0].notice_seconds, 45);
+  Phase("p", SecondaryStatus::kTraining);
+  const std::string first = Get("p").attempt_handle;
+  launcher_.SetState(first, Phase::kRunning, "spot capacity reclaimed (preempted by Slurm)", true);
+  Advance(seconds(1));
+  j = Get("p");
+  EXPECT_EQ(j.secondary, SecondaryStatus::kInterrupted);
+  EXPECT_NE(j.transitions.back().message.find("spot capacity reclaimed (preempted by Slurm)"),
+            std::string::npos)
+      << j.transitions.back().message;
+  EXPECT_EQ(SignalsTo(first), std::vector<AttemptSignal>{AttemptSignal::kNotice});
+  Exit("p", AgentReport::Outcome::kInterrupted);  // synced its checkpoints
+  j = Get("p");
+  EXPECT_EQ(j.attempt, 2);
+  EXPECT_NE(j.attempt_handle, first);
+  ASSERT_EQ(j.interruptions.size(), 1u);
+  // The second attempt is preempted before any agent reports: still an interruption.
+  const std::string second = j.attempt_handle;
+  launcher_.SetState(second, Phase::kEnded, "preempted", true);
+  Advance(seconds(1));
+  j = Get("p");
+  EXPECT_EQ(j.status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(j.interruptions.size(), 2u);
+  EXPECT_EQ(j.attempt, 3);
+  Phase("p", SecondaryStatus::kTraining);
+  Exit("p", AgentReport::Outcome::kCompleted);
+  EXPECT_EQ(Get("p").status, TrainingJobStatus::kCompleted);
+}
+
+// An attempt the launcher reports failed (it could not start) is a platform fault: retried by
+// RetryStrategy, then the job fails with the launcher's reason.
+TEST_F(ControllerSpotTest, AFailedAttemptIsRetriedThenFails) {
+  launcher_.initial = {Phase::kFailed, "sbatch: error: invalid partition", {}, false};
+  Open();
+  model::JobSpec spec = Spec("f", false);
+  spec.max_retry_attempts = 1;
+  ASSERT_TRUE(controller_->Submit(kAccount, spec, "{}").ok());
+  Advance(seconds(1));
+  model::JobRecord j = Get("f");
+  EXPECT_EQ(j.status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(j.retries, 1);
+  EXPECT_EQ(j.attempt, 2);
+  Advance(seconds(1));
+  j = Get("f");
+  EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
+  EXPECT_EQ(j.failure_reason, "InternalServerError: sbatch: error: invalid partition");
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 0);
+}
+
+// The engine cannot be asked (slurmctld down): tolerated for the bound, then the attempt is lost
+// with the reason, never a stuck InProgress. Answers in between reset the bound.
+TEST_F(ControllerSpotTest, AnUnreachableEngineIsToleratedForTheBoundThenTheAttemptIsLost) {
+  Open();
+  ASSERT_TRUE(controller_->Submit(kAccount, Spec("u", false), "{}").ok());
+  Phase("u", SecondaryStatus::kTraining);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.unreachable = "slurmctld: Connection refused";
+  }
+  Advance(seconds(1));  // unknown from here
+  Advance(seconds(50));
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.unreachable.clear();
+  }
+  Advance(seconds(1));  // it answered: the bound starts again
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    launcher_.unreachable = "slurmctld: Connection refused";
+  }
+  Advance(seconds(1));
+  Advance(seconds(59));
+  EXPECT_EQ(Get("u").status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(Get("u").secondary, SecondaryStatus::kTraining);
+  Advance(seconds(1));
+  model::JobRecord j = Get("u");
+  EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
+  EXPECT_EQ(j.failure_reason,
+            "InternalServerError: the cluster could not be reached for 60 s: slurmctld: "
+            "Connection refused");
+  EXPECT_EQ(SignalsTo("fake:1"), std::vector<AttemptSignal>{AttemptSignal::kKill});
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
 // The controller service with a real SQLite store, a fake launcher and the
-// real clock's loop: submission, agent reports, stop, agent loss, restart
+// real clock's loop: submission, agent reports, stop, attempt loss, restart
 // re-adoption and shutdown.
 #include "control/job_controller.h"
 
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -23,7 +22,9 @@ using model::AgentReport;
 using model::SecondaryStatus;
 using model::TrainingJobStatus;
 
+using launch::AttemptSignal;
 using testing::FakeLauncher;
+using Phase = launch::AttemptState::Phase;
 
 class JobControllerTest : public ::testing::Test {
  protected:
@@ -40,7 +41,6 @@ class JobControllerTest : public ::testing::Test {
     o.data_dir = dir_.path();
     o.server_url_file = dir_.Sub("server.url");
     o.tick = std::chrono::milliseconds(20);
-    o.capacity.default_count = 4;
     o.isolation = isolation_;
     // MetricDefinitions extraction is an observer now (telemetry/): registered as the server
     // registers it, so FinalMetricDataList keeps working through the seam.
@@ -326,7 +326,8 @@ TEST_F(JobControllerTest, StopSignalsTheAgentAndEndsStopped) {
   ASSERT_TRUE(controller_->Stop("123456789012", "stop").ok());
   EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopping);
   ASSERT_EQ(launcher_.signals.size(), 1u);
-  EXPECT_EQ(launcher_.signals[0].second, SIGTERM);
+  EXPECT_EQ(launcher_.signals[0].signal, AttemptSignal::kStop);
+  EXPECT_EQ(launcher_.signals[0].handle, Get("stop").attempt_handle);
   auto exit = Report(*job, AgentReport::Type::kExit, 1);
   exit.outcome = AgentReport::Outcome::kStopped;
   ASSERT_TRUE(controller_->HandleReport(launcher_.configs[0].token, exit).ok());
@@ -342,12 +343,16 @@ TEST_F(JobControllerTest, StopSignalsTheAgentAndEndsStopped) {
 TEST_F(JobControllerTest, AnAgentThatVanishesFailsTheJob) {
   auto job = controller_->Submit("123456789012", Spec("lost"), "{}");
   ASSERT_TRUE(job.ok());
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive.clear();
-  }
+  launcher_.EndAll();
   ASSERT_TRUE(WaitFor([&] { return Get("lost").status == TrainingJobStatus::kFailed; }));
-  EXPECT_NE(Get("lost").failure_reason.find("InternalServerError: "), std::string::npos);
+  EXPECT_NE(Get("lost").failure_reason.find("InternalServerError: the attempt ended without a "
+                                            "result from algo-1"),
+            std::string::npos)
+      << Get("lost").failure_reason;
+  // Once nothing of it runs, the attempt and the job's resources are released.
+  EXPECT_TRUE(WaitFor([&] { return launcher_.JobReleased(job->arn); }));
+  std::lock_guard<std::mutex> lock(launcher_.mu);
+  EXPECT_EQ(launcher_.released_attempts, std::vector<std::string>{"fake:1"});
 }
 
 TEST_F(JobControllerTest, UnknownImageFailsWithClientError) {
@@ -376,19 +381,21 @@ TEST_F(JobControllerTest, RestartReadoptsLiveAgentsAndFailsDeadOnes) {
     r.status = TrainingJobStatus::kInProgress;
     r.secondary = SecondaryStatus::kTraining;
     r.failure_reason.clear();
-    r.agent_pid = std::string(name) == "live" ? 1000 : 1001;
-    r.agent_start_ticks = 7;
+    r.attempt_handle = std::string(name) == "live" ? "fake:1" : "fake:2";
+    r.instances_exited = {false};
     ASSERT_TRUE(store_->UpdateJob(r).ok());
   }
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive = {1000};
-  }
+  launcher_.SetState("fake:1", Phase::kRunning);  // "fake:2" stays ended (killed)
   OpenAll();
   EXPECT_EQ(Get("live").status, TrainingJobStatus::kInProgress);
   model::JobRecord d = Get("dead");
   EXPECT_EQ(d.status, TrainingJobStatus::kFailed);
   EXPECT_NE(d.failure_reason.find("restarted"), std::string::npos) << d.failure_reason;
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    EXPECT_EQ(launcher_.swept_keep_attempts, std::vector<std::string>{"fake:1"});
+    EXPECT_EQ(launcher_.swept_keep_jobs, std::vector<std::string>{live->arn});
+  }
   auto exit = Report(*live, AgentReport::Type::kExit, 99);
   exit.outcome = AgentReport::Outcome::kCompleted;
   ASSERT_TRUE(controller_->HandleReport(live_token, exit).ok());
@@ -400,9 +407,7 @@ TEST_F(JobControllerTest, ShutdownKillsAgentsAndFailsRunningJobs) {
   controller_->Shutdown();
   model::JobRecord j = Get("running");
   EXPECT_EQ(j.status, TrainingJobStatus::kFailed);
-  bool killed = false;
-  for (const auto& [pid, sig] : launcher_.signals) killed |= sig == SIGKILL;
-  EXPECT_TRUE(killed);
+  EXPECT_EQ(launcher_.SignalsTo("fake:1", 0), std::vector<AttemptSignal>{AttemptSignal::kKill});
   EXPECT_EQ(controller_->Submit("123456789012", Spec("late"), "{}").status().code(),
             StatusCode::kUnavailable);
 }
@@ -411,10 +416,7 @@ TEST_F(JobControllerTest, DeleteOnlyWhenTerminal) {
   ASSERT_TRUE(controller_->Submit("123456789012", Spec("del"), "{}").ok());
   EXPECT_EQ(controller_->Delete("123456789012", "del").code(), StatusCode::kAlreadyExists);
   ASSERT_TRUE(controller_->Stop("123456789012", "del").ok());
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive.clear();  // the agent exits after the stop
-  }
+  launcher_.EndAll();  // the agent exits after the stop
   ASSERT_TRUE(WaitFor([&] { return Get("del").status == TrainingJobStatus::kStopped; }));
   ASSERT_TRUE(controller_->Delete("123456789012", "del").ok());
   EXPECT_EQ(store_->GetJob("123456789012", "del").status().code(), StatusCode::kNotFound);
@@ -436,22 +438,19 @@ class MultiNodeControllerTest : public JobControllerTest {
     r.outcome = outcome;
     return r;
   }
-  // The network is made off the loop: the agents start a moment after Submit returns.
+  // The attempt is launched (at once) and its handle stored.
   void WaitForLaunch(size_t agents) {
     ASSERT_TRUE(WaitFor([&] {
       std::lock_guard<std::mutex> lock(launcher_.mu);
       return launcher_.configs.size() >= agents;
     }));
-    ASSERT_TRUE(WaitFor([&] { return Get(name_).agent_pid != 0; }));
+    ASSERT_TRUE(WaitFor([&] { return !Get(name_).attempt_handle.empty(); }));
   }
   std::string name_;
-  std::vector<int> SignalsTo(int64_t pid) {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    std::vector<int> out;
-    for (const auto& [p, sig] : launcher_.signals) {
-      if (p == pid) out.push_back(sig);
-    }
-    return out;
+  std::vector<AttemptSignal> SignalsTo(int instance) {
+    return launcher_.SignalsTo(
+        Get(name_).attempt_handle.empty() ? launcher_.HandleOf(name_) : Get(name_).attempt_handle,
+        instance);
   }
 };
 
@@ -461,26 +460,29 @@ TEST_F(MultiNodeControllerTest, LaunchesOneAgentPerInstanceWithItsOwnAddressAndS
   name_ = "ddp";
   WaitForLaunch(3);
   ASSERT_EQ(launcher_.configs.size(), 3u);
-  std::set<std::string> streams, dirs, addresses;
+  std::set<std::string> streams, dirs;
   for (int i = 0; i < 3; ++i) {
     const auto& cfg = launcher_.configs[static_cast<size_t>(i)];
     EXPECT_EQ(cfg.host_index, i + 1);
     EXPECT_EQ(cfg.hosts, (std::vector<std::string>{"algo-1", "algo-2", "algo-3"}));
     EXPECT_EQ(cfg.log_stream.rfind("ddp/algo-" + std::to_string(i + 1) + "-", 0), 0u)
         << cfg.log_stream;
-    EXPECT_EQ(cfg.network.hosts.size(), 3u);
-    EXPECT_EQ(cfg.network.address, "10.0.0." + std::to_string(i + 1));
     EXPECT_EQ(cfg.instance_dir.substr(cfg.instance_dir.rfind('/')),
               "/algo-" + std::to_string(i + 1));
     streams.insert(cfg.log_stream);
     dirs.insert(cfg.instance_dir.substr(0, cfg.instance_dir.rfind('/')));
-    addresses.insert(cfg.network.address);
   }
   EXPECT_EQ(streams.size(), 3u);
   EXPECT_EQ(dirs.size(), 1u);  // siblings under one attempt directory
-  EXPECT_EQ(addresses.size(), 3u);
-  // The other agents are persisted, so a restarted server can re-adopt them.
-  EXPECT_EQ(Get("ddp").other_agents.size(), 2u);
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    ASSERT_EQ(launcher_.plans.size(), 1u);  // one attempt, all instances at once
+    EXPECT_EQ(launcher_.plans[0].network.count, 3);
+    EXPECT_EQ(launcher_.plans[0].attempt, 1);
+  }
+  // The attempt's handle is persisted, so a restarted server can re-adopt it.
+  EXPECT_EQ(Get("ddp").attempt_handle, "fake:1");
+  EXPECT_EQ(Get("ddp").instances_exited, (std::vector<bool>{false, false, false}));
 }
 
 TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesTheNetwork) {
@@ -492,21 +494,27 @@ TEST_F(MultiNodeControllerTest, CompletesOnlyWhenEveryInstanceIsDoneAndReleasesT
   ASSERT_TRUE(
       controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("all").status, TrainingJobStatus::kInProgress);
+  EXPECT_EQ(Get("all").instances_exited, (std::vector<bool>{false, true}));
   AgentReport leader = Exit(*job, 1, AgentReport::Outcome::kCompleted, 1);
   leader.model_artifacts = "file:///out/all/output/model.tar.gz";
   ASSERT_TRUE(controller_->HandleReport(token, leader).ok());
   model::JobRecord done = Get("all");
   EXPECT_EQ(done.status, TrainingJobStatus::kCompleted);
   EXPECT_EQ(done.model_artifacts, "file:///out/all/output/model.tar.gz");
+  // The agents are still exiting: the job's resources stay until they are gone. Ticks go by
+  // (the fake counts its polls) without a release.
+  int polls = 0;
   {
     std::lock_guard<std::mutex> lock(launcher_.mu);
-    EXPECT_EQ(launcher_.networks.count(job->arn), 1u);  // the agents are still exiting
-    launcher_.alive.clear();
+    polls = launcher_.polls;
   }
-  EXPECT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(WaitFor([&] {
     std::lock_guard<std::mutex> lock(launcher_.mu);
-    return launcher_.networks.empty();
+    return launcher_.polls >= polls + 3;
   }));
+  EXPECT_FALSE(launcher_.JobReleased(job->arn));
+  launcher_.EndAll();
+  EXPECT_TRUE(WaitFor([&] { return launcher_.JobReleased(job->arn); }));
 }
 
 TEST_F(MultiNodeControllerTest, OneFailingInstanceFailsTheJobAndAbortsTheOthers) {
@@ -521,10 +529,10 @@ TEST_F(MultiNodeControllerTest, OneFailingInstanceFailsTheJobAndAbortsTheOthers)
   model::JobRecord r = Get("bad");
   EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
   EXPECT_EQ(r.failure_reason, "AlgorithmError: Exit Code: 3 (on algo-2)");
-  // algo-1 and algo-3 (pids 1000 and 1002) are told to stop without uploading.
-  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGUSR2});
-  EXPECT_EQ(SignalsTo(1002), std::vector<int>{SIGUSR2});
-  EXPECT_TRUE(SignalsTo(1001).empty());
+  // algo-1 and algo-3 are told to stop without uploading.
+  EXPECT_EQ(SignalsTo(0), std::vector<AttemptSignal>{AttemptSignal::kAbort});
+  EXPECT_EQ(SignalsTo(2), std::vector<AttemptSignal>{AttemptSignal::kAbort});
+  EXPECT_TRUE(SignalsTo(1).empty());
 }
 
 TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
@@ -534,8 +542,8 @@ TEST_F(MultiNodeControllerTest, StopAndInterruptionReachEveryInstance) {
   WaitForLaunch(2);
   const std::string token = launcher_.configs[0].token;
   ASSERT_TRUE(controller_->Stop("123456789012", "stop").ok());
-  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGTERM});
-  EXPECT_EQ(SignalsTo(1001), std::vector<int>{SIGTERM});
+  EXPECT_EQ(SignalsTo(0), std::vector<AttemptSignal>{AttemptSignal::kStop});
+  EXPECT_EQ(SignalsTo(1), std::vector<AttemptSignal>{AttemptSignal::kStop});
   ASSERT_TRUE(
       controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kStopped, 1)).ok());
   EXPECT_EQ(Get("stop").status, TrainingJobStatus::kStopping);
@@ -549,14 +557,12 @@ TEST_F(MultiNodeControllerTest, AVanishedInstanceTakesTheAttemptDown) {
   ASSERT_TRUE(job.ok());
   name_ = "lost";
   WaitForLaunch(2);
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive.erase(1001);  // algo-2's agent dies without a report
-  }
+  launcher_.SetAlive("fake:1", 1, false);  // algo-2's agent dies without a report
   ASSERT_TRUE(WaitFor([&] { return Get("lost").status == TrainingJobStatus::kFailed; }));
-  EXPECT_NE(Get("lost").failure_reason.find("algo-2"), std::string::npos)
+  EXPECT_NE(Get("lost").failure_reason.find("instance algo-2: the instance's agent exited"),
+            std::string::npos)
       << Get("lost").failure_reason;
-  EXPECT_EQ(SignalsTo(1000), std::vector<int>{SIGKILL});
+  EXPECT_EQ(launcher_.SignalsTo("fake:1", 0), std::vector<AttemptSignal>{AttemptSignal::kKill});
 }
 
 TEST_F(MultiNodeControllerTest, RefusesMoreInstancesThanTheMachineHosts) {
@@ -566,16 +572,30 @@ TEST_F(MultiNodeControllerTest, RefusesMoreInstancesThanTheMachineHosts) {
   EXPECT_TRUE(launcher_.configs.empty());
 }
 
-TEST_F(MultiNodeControllerTest, ANetworkThatCannotBeMadeFailsTheJobClearly) {
-  launcher_.fail_network = true;
+// The launcher finds out after LaunchAttempt that the attempt cannot start (LocalLauncher: the
+// network could not be made): kFailed, a platform fault with its reason.
+TEST_F(MultiNodeControllerTest, AnAttemptThatCannotStartFailsTheJobClearly) {
+  launcher_.initial = {
+      Phase::kFailed, "could not set up the instances' network: no networks", {}, false};
   auto job = controller_->Submit("123456789012", MultiSpec("nonet", 2), "{}");
   ASSERT_TRUE(job.ok());
   ASSERT_TRUE(WaitFor([&] { return Get("nonet").status == TrainingJobStatus::kFailed; }));
   model::JobRecord r = Get("nonet");
+  EXPECT_EQ(r.failure_reason,
+            "InternalServerError: could not set up the instances' network: no networks");
+  EXPECT_TRUE(WaitFor([&] { return launcher_.JobReleased(job->arn); }));
+}
+
+// LaunchAttempt itself refuses: nothing was launched, the job fails with the reason.
+TEST_F(MultiNodeControllerTest, ALaunchTheLauncherRefusesFailsTheJob) {
+  launcher_.fail = true;
+  auto job = controller_->Submit("123456789012", MultiSpec("refused", 2), "{}");
+  ASSERT_TRUE(job.ok());
+  model::JobRecord r = Get("refused");
   EXPECT_EQ(r.status, TrainingJobStatus::kFailed);
-  EXPECT_NE(r.failure_reason.find("no networks in this test"), std::string::npos)
-      << r.failure_reason;
-  EXPECT_TRUE(launcher_.configs.empty());
+  EXPECT_EQ(r.failure_reason,
+            "InternalServerError: could not launch the instances: no capacity in this test");
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 0);  // its placement was given back
 }
 
 TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
@@ -587,37 +607,36 @@ TEST_F(MultiNodeControllerTest, RestartReadoptsEveryInstance) {
   model::JobRecord before = Get("keep");
   controller_.reset();  // graceful shutdown fails the job: restore what a crash leaves
   before.status = TrainingJobStatus::kInProgress;
+  before.instances_exited = {false, true};  // algo-2 had reported its exit
   ASSERT_TRUE(store_->UpdateJob(before).ok());
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.alive = {1000, 1001};
-  }
+  launcher_.SetState("fake:1", Phase::kRunning);
+  launcher_.SetAlive("fake:1", 1, false);  // and is gone: not a loss
   OpenAll();
   EXPECT_EQ(Get("keep").status, TrainingJobStatus::kInProgress);
-  EXPECT_EQ(launcher_.swept_keep, std::vector<std::string>{job->arn});
-  ASSERT_TRUE(
-      controller_->HandleReport(token, Exit(*job, 2, AgentReport::Outcome::kCompleted, 1)).ok());
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 2);  // adopted
+  {
+    std::lock_guard<std::mutex> lock(launcher_.mu);
+    EXPECT_EQ(launcher_.swept_keep_jobs, std::vector<std::string>{job->arn});
+  }
   ASSERT_TRUE(
       controller_->HandleReport(token, Exit(*job, 1, AgentReport::Outcome::kCompleted, 1)).ok());
   EXPECT_EQ(Get("keep").status, TrainingJobStatus::kCompleted);
 }
 
-TEST_F(MultiNodeControllerTest, AStopWhileTheNetworkIsMadeLaunchesNothingAndReleasesIt) {
-  {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    launcher_.network_delay = std::chrono::milliseconds(300);
-  }
+// Stopped while the launcher still sets the attempt up (kStarting: the network is being made):
+// the stop reaches the launcher, which ends the attempt; the job ends Stopped, nothing billed.
+TEST_F(MultiNodeControllerTest, AStopWhileTheAttemptStartsEndsStoppedAndReleasesIt) {
+  launcher_.initial = {Phase::kStarting, "", {}, false};
   auto job = controller_->Submit("123456789012", MultiSpec("early", 2), "{}");
   ASSERT_TRUE(job.ok());
   ASSERT_TRUE(controller_->Stop("123456789012", "early").ok());
-  EXPECT_EQ(Get("early").status, TrainingJobStatus::kStopped);  // nothing ran
-  ASSERT_TRUE(WaitFor([&] {
-    std::lock_guard<std::mutex> lock(launcher_.mu);
-    return launcher_.network_calls == 1 && launcher_.networks.empty();
-  }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::lock_guard<std::mutex> lock(launcher_.mu);
-  EXPECT_TRUE(launcher_.configs.empty());
+  EXPECT_EQ(Get("early").status, TrainingJobStatus::kStopping);
+  EXPECT_EQ(launcher_.SignalsTo("fake:1", 0), std::vector<AttemptSignal>{AttemptSignal::kStop});
+  ASSERT_TRUE(WaitFor([&] { return Get("early").status == TrainingJobStatus::kStopped; }));
+  EXPECT_EQ(Get("early").secondary, SecondaryStatus::kStopped);
+  EXPECT_FALSE(Get("early").training_start_time.has_value());  // nothing ran
+  EXPECT_TRUE(WaitFor([&] { return launcher_.JobReleased(job->arn); }));
+  EXPECT_EQ(launcher_.Capacity("ml.m5.large").in_use, 0);
 }
 
 TEST_F(MultiNodeControllerTest, WithoutIsolationMultiNodeJobsAreRefusedAtSubmit) {
@@ -643,14 +662,14 @@ TEST_F(MultiNodeControllerTest, EveryJobAsksForItsNetworkWithWhatItMayReach) {
   name_ = "iso";
   WaitForLaunch(3);
   std::lock_guard<std::mutex> lock(launcher_.mu);
-  ASSERT_EQ(launcher_.network_requests.size(), 2u);
-  EXPECT_EQ(launcher_.network_requests[0].count, 1);
-  EXPECT_FALSE(launcher_.network_requests[0].isolated);
-  EXPECT_TRUE(launcher_.network_requests[0].sandboxed);
-  EXPECT_FALSE(launcher_.network_requests[0].store_access);  // no store configured
-  EXPECT_EQ(launcher_.network_requests[1].count, 2);
-  EXPECT_TRUE(launcher_.network_requests[1].isolated);
-  EXPECT_EQ(launcher_.configs[0].network.address, "10.0.0.1");
+  ASSERT_EQ(launcher_.plans.size(), 2u);
+  EXPECT_EQ(launcher_.plans[0].network.count, 1);
+  EXPECT_FALSE(launcher_.plans[0].network.isolated);
+  EXPECT_TRUE(launcher_.plans[0].network.sandboxed);
+  EXPECT_FALSE(launcher_.plans[0].network.store_access);  // no store configured
+  EXPECT_EQ(launcher_.plans[1].network.count, 2);
+  EXPECT_TRUE(launcher_.plans[1].network.isolated);
+  EXPECT_EQ(launcher_.plans[1].job_arn, launcher_.plans[1].instances[1].job_arn);
 }
 
 TEST_F(MultiNodeControllerTest, WithoutIsolationNetworkIsolationIsRefusedAtSubmit) {

@@ -49,7 +49,9 @@ class SpotJob {
     job = r.job;
     for (const auto& a : r.actions) {
       actions.push_back(a.kind);
-      if (a.kind == AK::kLaunch) job.agent_pid = 100 + job.attempt;  // the launcher's pid
+      if (a.kind == AK::kLaunch) {
+        job.attempt_handle = "fake:" + std::to_string(job.attempt);  // the launcher's handle
+      }
     }
   }
   void Place(double fraction = 0.3, seconds notice = seconds(120),
@@ -136,7 +138,7 @@ TEST(SpotSequence, OneInterruptionThenSuccess) {
   EXPECT_EQ(j.job.secondary, SecondaryStatus::kInterrupted);
   j.Exit(AgentReport::Outcome::kInterrupted, seconds(4));  // t=65: agent gone
   EXPECT_TRUE(j.job.queued);
-  EXPECT_EQ(j.job.agent_pid, 0);
+  EXPECT_TRUE(j.job.attempt_handle.empty());
   EXPECT_EQ(j.job.transitions.back().message, kMsgInterruptedWaiting);
   ASSERT_EQ(j.job.interruptions.size(), 1u);
   EXPECT_EQ(j.job.interruptions[0].attempt, 1);

@@ -34,6 +34,11 @@ Event Exit(AgentReport::Outcome o, std::string reason = "") {
   return e;
 }
 Event Kind(Event::Kind k) { return Event{k}; }
+Event Pending(std::string why) {
+  Event e{Event::Kind::kPending};
+  e.message = std::move(why);
+  return e;
+}
 Event Placed() { return Event{Event::Kind::kPlaced}; }
 
 struct Case {
@@ -69,7 +74,9 @@ TEST_P(StateMachineTable, FollowsTheSpecSequence) {
     job = r.job;
     for (const auto& a : r.actions) {
       actions.push_back(a.kind);
-      if (a.kind == Action::Kind::kLaunch) job.agent_pid = 42;  // the controller records the agent
+      if (a.kind == Action::Kind::kLaunch) {
+        job.attempt_handle = "fake:1";  // the controller records the launched attempt
+      }
     }
   }
   EXPECT_EQ(job.status, c.status) << model::Name(job.status);
@@ -223,6 +230,35 @@ INSTANTIATE_TEST_SUITE_P(
              {AK::kLaunch, AK::kKill},
              "InternalServerError: the Trainyard server shut down while the job was running",
              true},
+        Case{"PendingThenRunsToCompletion",
+             {{Kind(EK::kStart)},
+              {Placed()},
+              {Pending("Waiting for capacity: Priority")},
+              {Pending("Waiting for capacity: Resources")},
+              {Phase(SecondaryStatus::kDownloading)},
+              {Pending("Waiting for capacity: late")},
+              {Phase(SecondaryStatus::kTraining)},
+              {Exit(O::kCompleted)}},
+             TrainingJobStatus::kCompleted,
+             {"Starting", "Downloading", "Training", "Completed"},
+             {AK::kLaunch},
+             "",
+             true},
+        Case{"PendingAttemptStoppedThenGoneEndsStopped",
+             {{Kind(EK::kStart)},
+              {Placed()},
+              {Pending("Waiting for capacity: Resources")},
+              {Kind(EK::kStopRequested)},
+              {[] {
+                Event e{EK::kAgentLost};
+                e.message = "the attempt ended without a result from algo-1";
+                return e;
+              }()}},
+             TrainingJobStatus::kStopped,
+             {"Starting", "Stopping", "Stopped"},
+             {AK::kLaunch, AK::kSignalStop},
+             "",
+             false},
         Case{"TerminalJobsIgnoreEvents",
              {{Kind(EK::kStart)},
               {Placed()},
@@ -259,13 +295,13 @@ TEST(StateMachine, TrainingTimeIsRoundedWholeSecondsAtLeastOne) {
   model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
   job = Step(job, Kind(EK::kStart), clock.Now()).job;
   job = Step(job, Placed(), clock.Now()).job;
-  job.agent_pid = 42;
+  job.attempt_handle = "fake:1";
   job = Step(job, Phase(SecondaryStatus::kDownloading), clock.Now()).job;
   clock.Advance(std::chrono::milliseconds(200));
   job = Step(job, Exit(O::kCompleted), clock.Now()).job;
   EXPECT_EQ(job.training_time_seconds, 1);
   model::JobRecord job2 = NewJob(spec, "1", "arn", "{}", clock.Now());
-  job2.agent_pid = 42;
+  job2.attempt_handle = "fake:1";
   job2 = Step(job2, Phase(SecondaryStatus::kDownloading), clock.Now()).job;
   clock.Advance(std::chrono::milliseconds(62600));
   job2 = Step(job2, Exit(O::kCompleted), clock.Now()).job;
@@ -294,7 +330,7 @@ TEST(StateMachine, LostLinesNoteEndsUpInTheFinalStatusMessage) {
     model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
     job = Step(job, Kind(EK::kStart), clock.Now()).job;
     job = Step(job, Placed(), clock.Now()).job;
-    job.agent_pid = 42;
+    job.attempt_handle = "fake:1";
     job = Step(job, Phase(SecondaryStatus::kTraining), clock.Now()).job;
     Event e = Exit(row.outcome, row.reason);
     e.message = "trainyard: 3 log lines were lost: disk full";
@@ -305,6 +341,66 @@ TEST(StateMachine, LostLinesNoteEndsUpInTheFinalStatusMessage) {
               std::string::npos)
         << job.transitions.back().message;
   }
+}
+
+// A pending attempt (the engine's queue) says why in the status message, while Starting; the
+// first phase report ends that, and later pending reports change nothing.
+TEST(StateMachine, PendingShowsTheEnginesReasonUntilTheFirstPhase) {
+  testing::FakeClock clock;
+  model::JobSpec spec;
+  spec.name = "j";
+  spec.managed_spot = true;
+  model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
+  // No attempt yet: nothing to say.
+  EXPECT_FALSE(Step(job, Pending("Waiting for spot capacity: x"), clock.Now()).changed);
+  job = Step(job, Kind(EK::kStart), clock.Now()).job;
+  job = Step(job, Placed(), clock.Now()).job;
+  job.attempt_handle = "slurm:7";
+  StepResult r = Step(job, Pending("Waiting for spot capacity: Slurm says Resources"), clock.Now());
+  EXPECT_TRUE(r.changed);
+  EXPECT_TRUE(r.actions.empty());
+  job = r.job;
+  EXPECT_EQ(job.secondary, SecondaryStatus::kStarting);
+  ASSERT_EQ(job.transitions.size(), 1u);  // the same transition, a new message
+  EXPECT_EQ(job.transitions.back().message, "Waiting for spot capacity: Slurm says Resources");
+  EXPECT_FALSE(job.attempt_run_start.has_value());  // not billed while pending
+  EXPECT_FALSE(
+      Step(job, Pending("Waiting for spot capacity: Slurm says Resources"), clock.Now()).changed);
+  clock.Advance(seconds(5));
+  job = Step(job, Phase(SecondaryStatus::kDownloading), clock.Now()).job;
+  EXPECT_FALSE(Step(job, Pending("Waiting for spot capacity: again"), clock.Now()).changed);
+}
+
+// MaxWait counts from creation, pending time included: the pending attempt is told to stop, and
+// when it disappears the job ends Stopped/MaxWaitTimeExceeded (not Failed).
+TEST(StateMachine, APendingAttemptIsStoppedAtMaxWait) {
+  testing::FakeClock clock;
+  model::JobSpec spec;
+  spec.name = "j";
+  spec.managed_spot = true;
+  spec.max_runtime = seconds(60);
+  spec.max_wait = seconds(120);
+  model::JobRecord job = NewJob(spec, "1", "arn", "{}", clock.Now());
+  job = Step(job, Kind(EK::kStart), clock.Now()).job;
+  job = Step(job, Placed(), clock.Now()).job;
+  job.attempt_handle = "slurm:7";
+  job = Step(job, Pending("Waiting for spot capacity: Resources"), clock.Now()).job;
+  clock.Advance(seconds(119));
+  StepResult r = Step(job, Kind(EK::kTick), clock.Now());
+  EXPECT_FALSE(r.changed);
+  clock.Advance(seconds(1));
+  r = Step(r.job, Kind(EK::kTick), clock.Now());
+  ASSERT_EQ(r.actions.size(), 1u);
+  EXPECT_EQ(r.actions[0].kind, AK::kSignalStop);
+  EXPECT_EQ(r.job.status, TrainingJobStatus::kStopping);
+  Event gone{EK::kAgentLost};
+  gone.message = "the attempt ended without a result from algo-1";
+  r = Step(r.job, gone, clock.Now());
+  EXPECT_EQ(r.job.status, TrainingJobStatus::kStopped);
+  EXPECT_EQ(r.job.secondary, SecondaryStatus::kMaxWaitTimeExceeded);
+  EXPECT_TRUE(r.job.failure_reason.empty());
+  EXPECT_TRUE(r.job.attempt_handle.empty());
+  EXPECT_FALSE(r.job.training_time_seconds.has_value());  // it never ran
 }
 
 }  // namespace

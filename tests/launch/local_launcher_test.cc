@@ -14,6 +14,7 @@
 
 #include "common/crypto.h"
 #include "common/fs.h"
+#include "common/subprocess.h"
 #include "testing/temp_dir.h"
 
 namespace ty::launch {
@@ -178,27 +179,60 @@ TEST_F(LocalLauncherTest, MissingInstanceDirIsAnError) {
   EXPECT_FALSE(handle.ok());
 }
 
-TEST(ProcessStartTicksTest, SelfIsPositiveAndStable) {
-  int64_t ticks = ProcessStartTicks(::getpid());
-  EXPECT_GT(ticks, 0);
-  EXPECT_EQ(ProcessStartTicks(::getpid()), ticks);
+// ProcessStartTicks / ProcessAlive (zombies, reaped and foreign pids):
+// tests/common/subprocess_test.cc.
+
+TEST(LocalHandleTest, FormatsAlgo1FirstAndParsesBack) {
+  std::vector<LocalAgent> agents = {{1234, 98765}, {0, 0}, {7, 1}};
+  const std::string text = FormatLocalHandle(agents);
+  EXPECT_EQ(text, "local:1234/98765,0/0,7/1");
+  auto back = ParseLocalHandle(text);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(*back, agents);
+  // One instance, and the largest pid the kernel hands out.
+  EXPECT_EQ(*ParseLocalHandle("local:2147483647/5"), (std::vector<LocalAgent>{{2147483647, 5}}));
 }
 
-TEST(ProcessStartTicksTest, ZombieAndReapedProcessesAreGone) {
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) ::_exit(0);
-  // Wait for the exit but leave the zombie in place.
-  siginfo_t info{};
-  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
-  EXPECT_EQ(ProcessStartTicks(pid), 0);
-  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
-  EXPECT_EQ(ProcessStartTicks(pid), 0);
+TEST(LocalHandleTest, MalformedHandlesAreNone) {
+  for (const std::string& text : std::vector<std::string>{
+           "",
+           "local:",
+           "local",
+           "slurm:1234",
+           "LOCAL:1/2",
+           "local:1",
+           "local:1/",
+           "local:/2",
+           "local:1/2,",
+           "local:,1/2",
+           "local:1/2,,3/4",
+           "local:1/2/3",
+           "local:-1/2",
+           "local:1/-2",
+           "local: 1/2",
+           "local:1/2 ",
+           "local:+1/2",
+           "local:1x/2",
+           "local:0x10/2",
+           "local:1/99999999999999999999",
+           "local:2147483648/1",
+           // A running pid without its start time could be any process; 0/ticks is nothing.
+           "local:1/0",
+           "local:1234/0",
+           "local:0/5",
+           std::string("local:1/2\0", 11),
+       }) {
+    EXPECT_FALSE(ParseLocalHandle(text).has_value()) << "'" << text << "'";
+  }
 }
 
-TEST(ProcessStartTicksTest, NonexistentPidIsZero) {
-  EXPECT_EQ(ProcessStartTicks(-1), 0);
-  EXPECT_EQ(ProcessStartTicks(0x7fffffff), 0);
+TEST(LocalHandleTest, ParsingIsBounded) {
+  std::string many = "local:";
+  for (size_t i = 0; i < kMaxLocalHandleAgents; ++i) many += (i ? ",1/1" : "1/1");
+  EXPECT_EQ(ParseLocalHandle(many)->size(), kMaxLocalHandleAgents);
+  EXPECT_FALSE(ParseLocalHandle(many + ",1/1").has_value());
+  EXPECT_FALSE(ParseLocalHandle("local:" + std::string(1 << 20, '1') + "/1").has_value());
+  EXPECT_FALSE(ParseLocalHandle("local:1/" + std::string(1 << 20, '1')).has_value());
 }
 
 TEST(LocalLauncherAliveTest, ForeignProcessCheckedByStartTicks) {

@@ -78,8 +78,7 @@ JobRecord FullJob() {
   r.stop_reason = model::StopReason::kMaxRuntime;
   r.attempt = 2;
   r.agent_token = "tok-abc";
-  r.agent_pid = 4242;
-  r.agent_start_ticks = 987654321;
+  r.attempt_handle = "local:4242/987654321,4321/99,0/0";
   r.instance_dir = "/var/lib/trainyard/instances/full-job";
   r.queued = true;
   r.retries = 2;
@@ -94,7 +93,7 @@ JobRecord FullJob() {
   r.last_checkpoint = FromEpochMillis(1'700'000'150'000);
   r.interruptions = {{1, FromEpochMillis(1'700'000'050'000), "spot capacity reclaimed", 4200},
                      {2, FromEpochMillis(1'700'000'090'000), "instance lost", 0}};
-  r.other_agents = {{4321, 99}, {0, 0}};
+  r.instances_exited = {false, false, true};
   return r;
 }
 
@@ -136,8 +135,7 @@ void ExpectSameJob(const JobRecord& want, const JobRecord& got) {
   EXPECT_EQ(want.stop_reason, got.stop_reason);
   EXPECT_EQ(want.attempt, got.attempt);
   EXPECT_EQ(want.agent_token, got.agent_token);
-  EXPECT_EQ(want.agent_pid, got.agent_pid);
-  EXPECT_EQ(want.agent_start_ticks, got.agent_start_ticks);
+  EXPECT_EQ(want.attempt_handle, got.attempt_handle);
   EXPECT_EQ(want.instance_dir, got.instance_dir);
   EXPECT_EQ(want.queued, got.queued);
   EXPECT_EQ(want.retries, got.retries);
@@ -150,11 +148,7 @@ void ExpectSameJob(const JobRecord& want, const JobRecord& got) {
   EXPECT_EQ(want.interruption_at, got.interruption_at);
   EXPECT_EQ(want.notice_deadline, got.notice_deadline);
   EXPECT_EQ(want.last_checkpoint, got.last_checkpoint);
-  ASSERT_EQ(want.other_agents.size(), got.other_agents.size());
-  for (size_t i = 0; i < want.other_agents.size(); ++i) {
-    EXPECT_EQ(want.other_agents[i].pid, got.other_agents[i].pid);
-    EXPECT_EQ(want.other_agents[i].start_ticks, got.other_agents[i].start_ticks);
-  }
+  EXPECT_EQ(want.instances_exited, got.instances_exited);
   ASSERT_EQ(want.interruptions.size(), got.interruptions.size());
   for (size_t i = 0; i < want.interruptions.size(); ++i) {
     EXPECT_EQ(want.interruptions[i].attempt, got.interruptions[i].attempt);
@@ -232,7 +226,7 @@ TEST_F(StoreTest, EnumsArePersistedByName) {
   ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &s, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 7);  // the number of migrations
+  EXPECT_EQ(sqlite3_column_int(s, 0), 8);  // the number of migrations
   EXPECT_EQ(sqlite3_step(s), SQLITE_DONE);
   sqlite3_finalize(s);
   sqlite3_close(db);
@@ -345,7 +339,8 @@ TEST_F(StoreTest, MigratesAVersion1DatabaseKeepingItsJobs) {
   ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "ALTER TABLE jobs DROP COLUMN version; ALTER TABLE jobs DROP COLUMN "
-                         "runtime_json; DROP TABLE stream_events; DROP TABLE log_streams; "
+                         "runtime_json; ALTER TABLE jobs DROP COLUMN attempt_handle; DROP TABLE "
+                         "stream_events; DROP TABLE log_streams; "
                          "DROP TABLE log_groups; DROP TABLE event_outbox; DROP TABLE "
                          "event_deliveries; DROP TABLE event_targets; DROP TABLE event_rules; "
                          "DROP TABLE rule_evaluations; "
@@ -1001,6 +996,56 @@ INSERT INTO log_events (seq, job_id, stream, ts_ms, message) VALUES
   auto after = st.ReadLogEvents(1, 9, 100);
   ASSERT_EQ(after->size(), 1u);
   EXPECT_GT((*after)[0].seq, 9);
+}
+
+// A database of a server before launcher handles (schema v7): the agent pids of a running
+// attempt become the LocalLauncher handle "local:<pid>/<ticks>,..." (algo-1 first, 0/0 for an
+// exited instance) and the exited instances are remembered; jobs without agents get no handle.
+TEST_F(StoreTest, V7AgentPidsBecomeALocalAttemptHandle) {
+  JobRecord multi = MakeJob("multi", 1000, TrainingJobStatus::kInProgress);
+  multi.spec.instance_count = 3;
+  multi.retries = 1;
+  JobRecord single = MakeJob("single", 2000, TrainingJobStatus::kInProgress);
+  JobRecord done = MakeJob("done", 3000);
+  Insert(multi);
+  Insert(single);
+  Insert(done);
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/trainyard.db").c_str(), &db), SQLITE_OK);
+  // As a v7 server left them: pids in the columns and in runtime_json.other_agents.
+  const char* v7 = R"sql(
+ALTER TABLE jobs DROP COLUMN attempt_handle;
+UPDATE jobs SET agent_pid = 4242, agent_start_ticks = 987,
+  runtime_json = json_set(runtime_json, '$.other_agents', json('[[4343,988],[0,0]]'))
+  WHERE name = 'multi';
+UPDATE jobs SET agent_pid = 77, agent_start_ticks = 5 WHERE name = 'single';
+UPDATE schema_version SET version = 7;
+)sql";
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, v7, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(db);
+  auto reopened = Store::Open(dir_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  store_ = std::move(reopened).value();
+  auto m = store_->GetJob(kAccount, "multi");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->attempt_handle, "local:4242/987,4343/988,0/0");
+  EXPECT_EQ(m->instances_exited, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(m->retries, 1);  // the rest of the runtime is kept
+  auto s = store_->GetJob(kAccount, "single");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->attempt_handle, "local:77/5");
+  EXPECT_EQ(s->instances_exited, std::vector<bool>{false});
+  auto d = store_->GetJob(kAccount, "done");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->attempt_handle, "");
+  EXPECT_TRUE(d->instances_exited.empty());
+  // New rows and updates go on working with the legacy columns in place.
+  JobRecord fresh = MakeJob("fresh", 4000, TrainingJobStatus::kInProgress);
+  fresh.attempt_handle = "slurm:12";
+  Insert(fresh);
+  EXPECT_EQ(store_->GetJob(kAccount, "fresh")->attempt_handle, "slurm:12");
 }
 
 }  // namespace
