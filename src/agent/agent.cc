@@ -26,6 +26,7 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/subprocess.h"
+#include "launch/slurm_allocation.h"
 #include "storage/directory_sync.h"
 #include "storage/object_store.h"
 
@@ -64,12 +65,15 @@ bool IsExecutableFile(const std::string& path) {
 
 std::atomic<Agent*> g_signal_agent{nullptr};
 
+// Set before the handlers are installed: SIGTERM is the spot notice (Slurm's preemption).
+std::atomic<bool> g_sigterm_means_notice{false};
+
 void HandleStopSignal(int sig) {
   Agent* a = g_signal_agent.load();
   if (a == nullptr) return;
-  if (sig == SIGUSR1) {
+  if (sig == SIGUSR1 || (sig == SIGTERM && g_sigterm_means_notice.load())) {
     a->RequestInterrupt();
-  } else if (sig == SIGUSR2) {
+  } else if (sig == SIGUSR2 || sig == SIGURG) {
     a->RequestAbort();
   } else {
     a->RequestStop();
@@ -507,6 +511,21 @@ struct Agent::Impl {
     supervisor.RequestStop();
   }
 
+  // The instance's network from its Slurm allocation: algo-<i> is the i-th node's address.
+  Status LearnSlurmNetwork() {
+    launch::SlurmClient client(launch::SlurmClientOptions{});
+    TY_ASSIGN_OR_RETURN(launch::SlurmAllocation allocation, launch::ReadAllocation(client));
+    if (allocation.node_id + 1 != config.host_index ||
+        allocation.nodes.size() != config.hosts.size()) {
+      return Internal("the allocation has " + std::to_string(allocation.nodes.size()) +
+                      " nodes and this is node " + std::to_string(allocation.node_id) +
+                      ", but the instance is algo-" + std::to_string(config.host_index) + " of " +
+                      std::to_string(config.hosts.size()));
+    }
+    TY_ASSIGN_OR_RETURN(config.network, launch::AllocationNetwork(allocation));
+    return Status::Ok();
+  }
+
   // A stop or interruption arrived before or while the process ran.
   int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
@@ -525,6 +544,7 @@ struct Agent::Impl {
   int Run() {
     Reporter::Options ro;
     ro.server_url_file = config.server_url_file;
+    ro.server_url = config.server_url;
     ro.token = config.token;
     ro.retry_budget = options.retry_budget;
     ro.exit_retry_budget = options.exit_retry_budget;
@@ -578,6 +598,15 @@ struct Agent::Impl {
     std::string volume_line = volume->Prepare();
 
     Phase(model::SecondaryStatus::kDownloading, "Downloading input data");
+    if (config.slurm_network) {
+      // Started by srun: the peers' addresses are known only now, from the allocation.
+      Status learnt = LearnSlurmNetwork();
+      if (!learnt.ok()) {
+        return Finish(fail,
+                      ReasonFor(learnt.WithPrefix("cannot learn the Slurm allocation's nodes")), "",
+                      false);
+      }
+    }
     if (!limits_line.empty()) AddLine(NowMs(), limits_line);
     if (!volume_line.empty()) AddLine(NowMs(), volume_line);
     Status staged = StageInstance(config, &view);
@@ -830,9 +859,10 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
     err << "trainyard agent: " << config.status().message() << std::endl;
     return 2;
   }
+  g_sigterm_means_notice.store(config->sigterm_means_notice);
   Agent agent(std::move(config).value(), err);
   struct sigaction sa {
-  }, old_term{}, old_int{}, old_usr1{}, old_usr2{}, old_pipe{};
+  }, old_term{}, old_int{}, old_usr1{}, old_usr2{}, old_pipe{}, old_winch{}, old_urg{};
   sa.sa_handler = HandleStopSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
@@ -841,6 +871,10 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGUSR1, &sa, &old_usr1);
   ::sigaction(SIGUSR2, &sa, &old_usr2);
+  // Stop and abort as SlurmLauncher sends them: Slurm signals every process of the step, and
+  // these two are ignored by default, so a training script that gets them too is unharmed.
+  ::sigaction(SIGWINCH, &sa, &old_winch);
+  ::sigaction(SIGURG, &sa, &old_urg);
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, &old_pipe);
@@ -849,6 +883,8 @@ int RunAgent(const std::string& instance_config_path, std::ostream& err) {
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGUSR1, &old_usr1, nullptr);
   ::sigaction(SIGUSR2, &old_usr2, nullptr);
+  ::sigaction(SIGWINCH, &old_winch, nullptr);
+  ::sigaction(SIGURG, &old_urg, nullptr);
   ::sigaction(SIGPIPE, &old_pipe, nullptr);
   g_signal_agent.store(nullptr);
   return rc;

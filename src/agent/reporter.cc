@@ -145,9 +145,13 @@ void Reporter::Drop(const model::AgentReport& report, const std::string& why) {
 
 Reporter::Attempt Reporter::Post(const model::AgentReport& report) {
   if (!conn_->client) {
-    auto url = ReadFile(options_.server_url_file);
-    if (!url.ok() || Trim(*url).empty()) return Attempt::kRetry;
-    conn_->url = Trim(*url);
+    if (!options_.server_url.empty()) {
+      conn_->url = options_.server_url;
+    } else {
+      auto url = ReadFile(options_.server_url_file);
+      if (!url.ok() || Trim(*url).empty()) return Attempt::kRetry;
+      conn_->url = Trim(*url);
+    }
     conn_->client = std::make_unique<httplib::Client>(conn_->url);
     if (!conn_->client->is_valid()) {
       diag_("invalid control plane URL '" + conn_->url + "'");

@@ -2,7 +2,7 @@
 // background thread, so the training output is never blocked by a slow or
 // restarting server.
 // Each report is POSTed as JSON to <url> + model::kAgentReportPath with
-// "Authorization: Bearer <token>"; <url> is read from `server_url_file` and
+// "Authorization: Bearer <token>"; <url> is `server_url`, or else read from `server_url_file` and
 // re-read after every connection failure (the server may come back on a new
 // port). Failures are retried with backoff (100 ms doubling to 2 s): phase and
 // log reports for up to `retry_budget`, after which they are dropped (log
@@ -33,6 +33,7 @@ class Reporter {
  public:
   struct Options {
     std::string server_url_file;
+    std::string server_url;  // when set, used instead of server_url_file
     std::string token;
     std::string undelivered_log;  // empty: dropped log lines are only counted
     std::chrono::milliseconds min_backoff{100};

@@ -95,7 +95,10 @@ int RunServer(const ServerFlags& flags, std::ostream& out, std::ostream& err) {
   }
   out << "trainyard listening on " << (*srv)->url() << std::endl;
   out << "trainyard storage: " << (*srv)->StorageSummary() << std::endl;
-  out << "trainyard network: " << (*srv)->NetworkSummary() << std::endl;
+  {
+    std::istringstream lines((*srv)->LauncherSummary());
+    for (std::string line; std::getline(lines, line);) out << "trainyard " << line << std::endl;
+  }
   out << "trainyard sandbox: " << (*srv)->SandboxSummary() << std::endl;
   out << "trainyard file roots: " << (*srv)->FileRootsSummary() << std::endl;
   for (const auto& w : (*srv)->Warnings()) {

@@ -69,6 +69,8 @@ struct PlacementRequest {
   std::string instance_type;
   int instance_count = 1;
   bool spot = false;  // ManagedSpotTraining: the attempt runs on spot (preemptible) capacity
+  // EnableNetworkIsolation (CheckRunnable: a launcher that cannot give it refuses the job).
+  bool network_isolation = false;
 };
 
 struct Placement {

@@ -68,6 +68,9 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"instance_dir", c.instance_dir},
           {"log_stream", c.log_stream},
           {"server_url_file", c.server_url_file},
+          {"server_url", c.server_url},
+          {"sigterm_means_notice", c.sigterm_means_notice},
+          {"slurm_network", c.slurm_network},
           {"token", c.token},
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
@@ -111,6 +114,9 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.instance_dir = j.at("instance_dir").get<std::string>();
     c.log_stream = j.at("log_stream").get<std::string>();
     c.server_url_file = j.at("server_url_file").get<std::string>();
+    c.server_url = j.value("server_url", std::string());
+    c.sigterm_means_notice = j.value("sigterm_means_notice", false);
+    c.slurm_network = j.value("slurm_network", false);
     c.token = j.at("token").get<std::string>();
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});

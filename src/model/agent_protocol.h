@@ -75,11 +75,14 @@ struct InstanceConfig {
   std::string region;
   std::string account;
   int attempt = 1;
-  int host_index = 1;                // 1-based: algo-<host_index>
-  std::vector<std::string> hosts;    // "algo-1", ... sorted
-  std::string instance_dir;          // the tree bound at /opt/ml
-  std::string log_stream;            // "<job>/algo-<n>-<epoch seconds>"
-  std::string server_url_file;       // file holding the control plane's URL
+  int host_index = 1;              // 1-based: algo-<host_index>
+  std::vector<std::string> hosts;  // "algo-1", ... sorted
+  std::string instance_dir;        // the tree bound at /opt/ml
+  std::string log_stream;          // "<job>/algo-<n>-<epoch seconds>"
+  std::string server_url_file;     // file holding the control plane's URL
+  // The control plane's URL; when set it is used instead of server_url_file (SlurmLauncher:
+  // the URL the nodes reach, slurm.server_url).
+  std::string server_url;
   std::string token;                 // authenticates reports
   int64_t stop_grace_seconds = 120;  // SIGTERM -> SIGKILL of the training process
   // Spot interruption notice period: after SIGUSR1 the instance has this
@@ -111,6 +114,11 @@ struct InstanceConfig {
   // system where possible, else watched) | watch | off (storage/instance_volume.h).
   std::string volumes = "off";
   InstanceNetworkConfig network;
+  // Set by SlurmLauncher only. sigterm_means_notice: a SIGTERM is the spot interruption notice
+  // (Slurm preempting a spot-partition job), not a stop. slurm_network: `network` is learnt at
+  // start from the Slurm allocation (launch/slurm_allocation.h) instead of being given here.
+  bool sigterm_means_notice = false;
+  bool slurm_network = false;
   // The server's python/ folder (Python pieces training code may import, e.g. the debugger
   // hook): bound read-only into the sandbox and appended to PYTHONPATH for the python-framework
   // runtime. "": none.

@@ -440,6 +440,103 @@ Status ParseDebugger(const YAML::Node& v, ServerConfig* c) {
   return Status::Ok();
 }
 
+Status ParseSlurmTypes(const YAML::Node& v, launch::SlurmLauncherOptions* o) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "slurm: instance_types",
+                              "instance type to {cpus, memory_mb, gres, constraint, partition}"));
+  for (const auto& kv : v) {
+    std::string type = kv.first.as<std::string>();
+    std::string where = "slurm: instance_types: " + type;
+    launch::SlurmResources r;
+    if (!kv.second.IsNull()) {
+      TY_RETURN_IF_ERROR(
+          CheckMap(kv.second, where, "cpus, memory_mb, gres, constraint, partition"));
+    }
+    for (const auto& field : kv.second) {
+      std::string key = field.first.as<std::string>();
+      std::string at = where + ": " + key;
+      int64_t n = 0;
+      if (key == "cpus") {
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 1, &n));
+        r.cpus = static_cast<int>(std::min<int64_t>(n, 100000));
+      } else if (key == "memory_mb") {
+        TY_RETURN_IF_ERROR(ReadCount(field.second, at, 1, &n));
+        r.memory_mb = std::min<int64_t>(n, int64_t{1} << 40);
+      } else if (key == "gres" || key == "constraint" || key == "partition") {
+        std::string text;
+        TY_RETURN_IF_ERROR(Read(field.second, at, "a string", &text));
+        // Passed to sbatch as one argument of its own; still, keep it one plain line.
+        if (text.size() > 256 || text.find_first_of("\n\r\t ") != std::string::npos) {
+          return InvalidArgument(at + " must be one word of at most 256 characters");
+        }
+        (key == "gres" ? r.gres : key == "constraint" ? r.constraint : r.partition) = text;
+      } else {
+        return InvalidArgument(where + ": unknown key '" + key +
+                               "' (cpus, memory_mb, gres, constraint, partition)");
+      }
+    }
+    o->instance_types[type] = r;
+  }
+  return Status::Ok();
+}
+
+Status ParseSlurm(const YAML::Node& v, ServerConfig* c) {
+  if (v.IsNull()) return Status::Ok();
+  TY_RETURN_IF_ERROR(CheckMap(v, "slurm", "Slurm launcher settings"));
+  launch::SlurmLauncherOptions& o = c->slurm;
+  for (const auto& kv : v) {
+    std::string key = kv.first.as<std::string>();
+    std::string at = "slurm: " + key;
+    int64_t n = 0;
+    Status st;
+    auto word = [&](std::string* out) {
+      Status r = Read(kv.second, at, "a string", out);
+      if (r.ok() && (out->size() > 4096 || out->find_first_of("\n\r") != std::string::npos)) {
+        r = InvalidArgument(at + " must be one line");
+      }
+      return r;
+    };
+    if (key == "spot_partition") {
+      st = word(&o.spot_partition);
+    } else if (key == "on_demand_partition") {
+      st = word(&o.on_demand_partition);
+    } else if (key == "server_url") {
+      st = word(&o.server_url);
+    } else if (key == "bin_dir") {
+      st = word(&o.client.bin_dir);
+    } else if (key == "slurm_conf") {
+      st = word(&o.client.slurm_conf);
+    } else if (key == "job_name_prefix") {
+      st = word(&o.job_name_prefix);
+      if (st.ok() && (o.job_name_prefix.empty() || o.job_name_prefix.size() > 64 ||
+                      o.job_name_prefix.find_first_not_of(
+                          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+                          std::string::npos)) {
+        st = InvalidArgument(at + " must be 1 to 64 of [A-Za-z0-9_-]");
+      }
+    } else if (key == "agent_binary") {
+      st = word(&o.agent_binary);
+    } else if (key == "timeout_seconds") {
+      st = ReadCount(kv.second, at, 1, &n);
+      o.client.timeout = std::chrono::seconds(std::min<int64_t>(n, 600));
+    } else if (key == "unknown_grace_seconds") {
+      st = ReadCount(kv.second, at, 0, &n);
+      o.unknown_grace = std::chrono::seconds(std::min<int64_t>(n, 86400));
+    } else if (key == "require_instance_types") {
+      st = Read(kv.second, at, "true or false", &o.require_instance_types);
+    } else if (key == "sbatch_args") {
+      st = Read(kv.second, at, "a list of sbatch options", &o.extra_sbatch_args);
+      if (st.ok() && o.extra_sbatch_args.size() > 64) st = InvalidArgument(at + ": at most 64");
+    } else if (key == "instance_types") {
+      st = ParseSlurmTypes(kv.second, &o);
+    } else {
+      return InvalidArgument("slurm: unknown key '" + key + "'");
+    }
+    TY_RETURN_IF_ERROR(st);
+  }
+  return Status::Ok();
+}
+
 Status ParseHttp(const YAML::Node& v, ServerConfig* c) {
   if (v.IsNull()) return Status::Ok();
   TY_RETURN_IF_ERROR(CheckMap(v, "http", "HTTP settings"));
@@ -661,6 +758,13 @@ Status LoadConfigFile(const std::string& path, ServerConfig* c) {
         TY_RETURN_IF_ERROR(ParseEvents(v, c).WithPrefix(path));
       } else if (key == "debugger") {
         TY_RETURN_IF_ERROR(ParseDebugger(v, c).WithPrefix(path));
+      } else if (key == "launcher") {
+        c->launcher = v.as<std::string>();
+        if (c->launcher != "local" && c->launcher != "slurm") {
+          return InvalidArgument(path + ": launcher must be local or slurm");
+        }
+      } else if (key == "slurm") {
+        TY_RETURN_IF_ERROR(ParseSlurm(v, c).WithPrefix(path));
       } else {
         return InvalidArgument(path + ": unknown config key '" + key + "'");
       }

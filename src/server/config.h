@@ -15,6 +15,7 @@
 #include "events/dispatcher_options.h"
 #include "events/governance_policy.h"
 #include "launch/image_catalog.h"
+#include "launch/slurm_launcher.h"
 #include "server/http_server.h"
 #include "storage/s3_settings.h"
 #include "telemetry/metric_store.h"
@@ -67,7 +68,17 @@ struct ServerConfig {
   // Its max_body_bytes is set from max_body_bytes above.
   HttpServerOptions http;
   std::vector<launch::ImageRule> images;  // image catalog entries (before built-ins)
-  std::string agent_binary;               // default: this executable
+  // What runs the jobs' instances (config key launcher): local (this machine) | slurm (a Slurm
+  // cluster, configured under slurm:).
+  std::string launcher = "local";
+  // Config key slurm: {spot_partition, on_demand_partition, server_url, bin_dir, slurm_conf,
+  // timeout_seconds, job_name_prefix, agent_binary, instance_types: {TYPE: {cpus, memory_mb,
+  // gres, constraint, partition}}, require_instance_types, sbatch_args, unknown_grace_seconds}
+  // (launch/slurm_launcher.h). server_url defaults to http://<listen> when listen is not a
+  // loopback or wildcard address; job_name_prefix to "ty-<server id>-"; agent_binary to
+  // this executable.
+  launch::SlurmLauncherOptions slurm;
+  std::string agent_binary;  // default: this executable
   // The python/ folder training code may import from (config key python_dir); default: the
   // first of <exe dir>/../python and <exe dir>/../share/trainyard/python that exists.
   std::string python_dir;

@@ -42,6 +42,7 @@
 #include "launch/local_launcher.h"
 #include "model/agent_protocol.h"
 #include "server/http_server.h"
+#include "server/launcher_factory.h"
 #include "server/server_metrics.h"
 #include "services/events/events_service.h"
 #include "services/lambda/lambda_service.h"
@@ -66,7 +67,10 @@ struct Server::Impl {
   storage::S3Settings s3;        // resolved at Create
   model::SandboxConfig sandbox;  // probed at Create, handed to every agent
   std::unique_ptr<store::Store> store;
-  std::unique_ptr<launch::LocalLauncher> launcher;
+  // One of the two, and `launcher` points at it.
+  std::unique_ptr<launch::LocalLauncher> local_launcher;
+  std::unique_ptr<launch::SlurmLauncher> slurm_launcher;
+  launch::Launcher* launcher = nullptr;
   std::unique_ptr<launch::ImageCatalog> images;
   capacity::InstanceCatalog catalog;  // before the controller, which reads it
   // CloudWatch datapoints, and the observer that puts jobs' metrics there: both outlive the
@@ -447,7 +451,7 @@ const ServerConfig& Server::config() const { return impl_->config; }
 std::string Server::FileRootsSummary() const { return impl_->file_roots_note; }
 const std::vector<std::string>& Server::Warnings() const { return impl_->warnings; }
 
-std::string Server::NetworkSummary() const { return impl_->launcher->NetworkSummary(); }
+std::string Server::LauncherSummary() const { return impl_->launcher->Describe(); }
 
 std::string Server::SandboxSummary() const {
   const model::SandboxConfig& s = impl_->sandbox;
@@ -623,18 +627,24 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   if (config.pass_s3_credentials_to_jobs) net_options.store_url = impl->s3.endpoint;
   impl->catalog = capacity::InstanceCatalog::Builtin();
   for (const auto& t : config.instance_types) impl->catalog.Upsert(t);
-  launch::LocalLauncherOptions launcher_options;
-  launcher_options.capacity = config.capacity;
-  launcher_options.catalog = &impl->catalog;
-  launcher_options.jobs_dir = JoinPath(config.data_dir, "jobs");
-  impl->launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network,
-                                                           net_options, launcher_options);
+  if (config.launcher == "slurm") {
+    // Built and checked here so a misconfigured cluster is a start-up error with Slurm's words.
+    TY_ASSIGN_OR_RETURN(impl->slurm_launcher, MakeSlurmLauncher(config, net_options.server_id));
+    impl->launcher = impl->slurm_launcher.get();
+  } else {
+    launch::LocalLauncherOptions launcher_options;
+    launcher_options.capacity = config.capacity;
+    launcher_options.catalog = &impl->catalog;
+    launcher_options.jobs_dir = JoinPath(config.data_dir, "jobs");
+    impl->local_launcher = std::make_unique<launch::LocalLauncher>(
+        config.agent_binary, network, net_options, launcher_options);
+    impl->launcher = impl->local_launcher.get();
+  }
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).
   (void)agent::SweepInstanceCgroups({});
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
   control::ControllerOptions copts;
   copts.catalog = &impl->catalog;
-  copts.capacity = config.capacity;
   copts.spot = config.spot;
   copts.data_dir = config.data_dir;
   copts.region = config.region;
@@ -694,7 +704,7 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
       std::make_unique<debugger::RuleManager>(rmopts, impl->store.get(), impl->rule_storage.get(),
                                               SystemClock::Default(), std::move(rule_events));
   impl->controller = std::make_unique<control::JobController>(
-      copts, impl->store.get(), impl->launcher.get(), impl->images.get(), SystemClock::Default(),
+      copts, impl->store.get(), impl->launcher, impl->images.get(), SystemClock::Default(),
       std::vector<control::JobObserver*>{impl->metrics_observer.get(), impl->governance.get(),
                                          impl->rule_manager.get()},
       impl->job_events.get());
@@ -899,7 +909,7 @@ void Server::Shutdown(bool wait_for_connections) {
   if (d.dispatcher) d.dispatcher->Shutdown();
   // The jobs' networks are released by now: the firewall table goes too (the process ends
   // with _Exit, without destructors).
-  if (d.launcher) d.launcher->Close();
+  if (d.local_launcher) d.local_launcher->Close();
   // Requests already in a handler are answered; idle connections close at once.
   if (d.http) d.http->Shutdown(wait_for_connections);
   if (d.admin_http) d.admin_http->Shutdown(wait_for_connections);

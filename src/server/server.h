@@ -41,8 +41,10 @@ class Server {
   // One line on where s3:// URIs go: "s3 endpoint <url> (region r, path-style|virtual-hosted
   // addressing, credentials from <source>)". Never the secret.
   std::string StorageSummary() const;
-  // How multi-node jobs' instances are networked (one line).
-  std::string NetworkSummary() const;
+  // Which launcher runs the jobs and what it found, one "key: ..." line each (the local one:
+  // its network and capacity; Slurm: the cluster, its partitions and nodes, or why it cannot be
+  // reached).
+  std::string LauncherSummary() const;
   // How training processes are sandboxed (one line; says so when it is weaker than designed).
   std::string SandboxSummary() const;
   // Where file:// URIs may point (one line): the roots, or "none (why)".
