@@ -5,7 +5,8 @@
 #   3. unit + integration tests: ctest --test-dir build
 #   4. fuzzing: scripts/fuzz.sh builds build-fuzz/ (clang, libFuzzer) and runs each target for
 #      TY_FUZZ_SECONDS (default 20) seconds; a crash fails that target
-#   5. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any)
+#   5. end-to-end tests: /usr/bin/python3 -m pytest -q tests/e2e (if any); as root these include
+#      the Slurm tests on a real two-node Slurm (scripts/slurm.sh, up and down around them)
 #   6. checks, one count each: the clang thread-safety build (scripts/check-threads.sh,
 #      build-tsa/), clang-format and clang-tidy (scripts/check-style.sh --format / --tidy)
 # Ends with one line "N passed, M failed" (ctest + fuzz + pytest + checks) and exits non-zero
@@ -100,7 +101,12 @@ run_pytest() {
   fi
   echo "test.sh: pytest $dir"
   set +e
-  TRAINYARD_BIN="$PWD/build/trainyard" /usr/bin/python3 -m pytest -q "$dir" 2>&1 | tee "$log"
+  # As root (CI) the Slurm tests must run: tests/e2e/test_slurm.py brings up a real two-node
+  # Slurm with scripts/slurm.sh and fails, instead of skipping, if it cannot.
+  local require_slurm=0
+  [[ "$(id -u)" -eq 0 ]] && require_slurm=1
+  TY_REQUIRE_SLURM="$require_slurm" TRAINYARD_BIN="$PWD/build/trainyard" \
+    /usr/bin/python3 -m pytest -q "$dir" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
   if (( rc == 5 )); then   # no tests collected

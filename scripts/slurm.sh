@@ -183,15 +183,17 @@ stop_pidfile() {
 # environment (inherited from our slurmd), tasks also a SLURM_JOB_ID. A client that merely uses
 # the cluster (a test runner, a Trainyard server) has no SLURM_JOB_ID and is left alone.
 our_processes() {
-  local p env
-  for p in /proc/[0-9]*; do
-    [[ "${p#/proc/}" == "$$" ]] && continue
-    env="$(tr '\0' '\n' 2>/dev/null <"$p/environ")" || continue
-    grep -qxF "SLURM_CONF=$CONF" <<<"$env" || continue
-    if [[ "$(cat 2>/dev/null "$p/comm")" == slurmstepd ]] || grep -q '^SLURM_JOB_ID=' <<<"$env"; then
-      echo "${p#/proc/}"
+  local f p
+  # One grep over every environment (NUL-separated), then a closer look at the few matches.
+  while IFS= read -r -d '' f; do
+    p="${f#/proc/}"
+    p="${p%/environ}"
+    [[ "$p" == "$$" ]] && continue
+    if [[ "$(cat 2>/dev/null "/proc/$p/comm")" == slurmstepd ]] \
+      || grep -qz '^SLURM_JOB_ID=' 2>/dev/null "/proc/$p/environ"; then
+      echo "$p"
     fi
-  done
+  done < <(grep -lzxF --null "SLURM_CONF=$CONF" /proc/[0-9]*/environ 2>/dev/null || true)
 }
 
 down() {
