@@ -17,6 +17,7 @@ from _common import ROOT, Server
 
 SLURM_SH = os.path.join(ROOT, "scripts", "slurm.sh")
 TERMINAL = ("Completed", "Failed", "Stopped")
+OURS = ("ty-bench-", f"tybench{os.getpid()}-")  # the names of this run's Slurm jobs
 
 
 def free_port():
@@ -41,7 +42,6 @@ class Cluster:
         out = subprocess.run([SLURM_SH, "env"], capture_output=True, text=True, check=True).stdout
         self.conf = re.search(r"SLURM_CONF=(\S+)", out).group(1)
         self.env = dict(os.environ, SLURM_CONF=self.conf)
-        self.before = set(self.job_ids())  # jobs that are not ours (none, normally)
         self.partitions_added = []
 
     def run(self, *argv, check=True):
@@ -51,7 +51,16 @@ class Cluster:
         return r.stdout
 
     def job_ids(self):
-        return [int(x) for x in self.run("squeue", "-h", "-o", "%A").split() if x.isdigit()]
+        """Jobs of this run that have not ended: ours are named ty-bench-... (sbatch) and
+        tybench<pid>-... (the server's job_name_prefix), so a cluster shared with others'
+        tests is left alone."""
+        out = self.run("squeue", "-h", "-o", "%A %j")  # default: the jobs not yet ended
+        ids = []
+        for line in out.splitlines():
+            parts = line.split(None, 1)
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].startswith(OURS):
+                ids.append(int(parts[0]))
+        return ids
 
     def state(self, job_id):
         """Slurm's state of a job ("" once Slurm has forgotten it)."""
@@ -104,7 +113,7 @@ class Cluster:
 
     def cleanup(self):
         """Cancels every job this run left, removes its partitions; returns the jobs it found."""
-        left = [j for j in self.job_ids() if j not in self.before]
+        left = self.job_ids()
         self.cancel(*left)
         self.wait_gone(left, 60)
         for name in self.partitions_added:
@@ -140,8 +149,9 @@ def first_line(path, timeout, interval=0.005, prefix=""):
     return None, None
 
 
-# The server's Slurm settings (src/launch/slurm_launcher.h, server/config.cc: the `slurm:`
-# section). Instance types map to one CPU each so that the benches fit the two 2-CPU test nodes.
+# The server's Slurm settings (launch/slurm_launcher.h; server/config.h, the `slurm:` section).
+# The instance type maps to one CPU so that the benches fit the two 2-CPU test nodes (the
+# partitions of scripts/slurm.sh give whole nodes to each job anyway).
 def slurm_server(cluster, images_yaml, on_demand="ondemand", spot="spot", extra_yaml=""):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -151,7 +161,10 @@ def slurm_server(cluster, images_yaml, on_demand="ondemand", spot="spot", extra_
               f"  slurm_conf: {cluster.conf}\n"
               f"  server_url: {url}\n"
               f"  on_demand_partition: {on_demand}\n"
-              f"  spot_partition: {spot}\n" + extra_yaml)
+              f"  spot_partition: {spot}\n"
+              f"  job_name_prefix: tybench{os.getpid()}-\n"
+              "  instance_types:\n"
+              "    ml.m5.large: {cpus: 1}\n" + extra_yaml)
     return Server(config, ["--isolation", "none"], listen=f"127.0.0.1:{port}")
 
 

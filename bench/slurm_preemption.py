@@ -149,7 +149,7 @@ class Bench:
         out = os.path.join(self.work, f"requeue-{i}.out")
         job = self.cluster.sbatch("-p", TWIN, "-N", "1", "--requeue", "--open-mode=append",
                                   "-J", "ty-bench-requeue", "-o", out, "--wrap",
-                                  'echo "START $SLURM_RESTART_COUNT $(date +%s.%N)"; exec sleep 3600')
+                                  'echo "START ${SLURM_RESTART_COUNT:-0} $(date +%s.%N)"; exec sleep 3600')
         od = None
         try:
             if not wait_for(lambda: any(l.startswith("START 0 ") for l in lines_of(out)), 180):
@@ -169,7 +169,7 @@ class Bench:
             self.wait_idle()
 
     def wait_idle(self):
-        wait_for(lambda: not [j for j in self.cluster.job_ids() if j not in self.cluster.before], 60)
+        wait_for(lambda: not self.cluster.job_ids(), 60)
 
 
 def main():

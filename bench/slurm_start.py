@@ -110,7 +110,7 @@ class Bench:
         """The Trainyard job's Slurm job is gone too (the next sample gets a free node)."""
         deadline = time.time() + 60
         while time.time() < deadline:
-            ours = [j for j in self.cluster.job_ids() if j not in self.cluster.before]
+            ours = self.cluster.job_ids()
             if not ours:
                 return
             time.sleep(0.05)
