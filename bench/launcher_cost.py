@@ -16,11 +16,14 @@ The strace window is separate from the CPU window: strace stops every system cal
 threads it traces, which inflates CPU; it only counts. Nothing here is asserted.
 
 Local: `--isolation none`, `instance_limits: false`, capacity N (no namespaces or cgroups: the
-launcher's own cost, not the sandbox's). Slurm: the test cluster of scripts/slurm.sh has two
-nodes of 2 CPUs and gives whole nodes to each job, so the run adds a partition `tycost` over both
-nodes with OverSubscribe=FORCE:64 (each core may be given to 64 jobs at once: 256 jobs fit) and
-points the server's on-demand partition at it; it is removed after the run. Every attempt is a
-real Slurm job: a batch step and an srun step (two slurmstepd), an agent and its `sleep`.
+launcher's own cost, not the sandbox's). Slurm: every attempt is a real Slurm job (a batch step
+and an srun step, two slurmstepd; an agent and its `sleep`) of one CPU. The test cluster's
+partitions give whole nodes to each job, so the run adds a partition `tycost` over both nodes
+that does not (removed after the run) and points the server's on-demand partition at it. N jobs
+of one CPU need nodes that declare N/2 CPUs: start the cluster with `TY_SLURM_CPUS=64
+scripts/slurm.sh up` (SlurmdParameters=config_overrides: the nodes declare 64 CPUs on this
+2-core machine; the jobs sleep). OverSubscribe=FORCE on a partition does not do it here: Slurm
+22.05's cons_tres kept every job in the partition's first row (4 jobs on two 2-CPU nodes).
 
 usage: launcher_cost.py [-n N] [--window S] [--trace S] [--launchers local,slurm] [--up] [-v]
 """
@@ -208,7 +211,13 @@ def main():
             elif launcher == "slurm":
                 cluster = Cluster(up=a.up)
                 try:
-                    cluster.add_partition(PARTITION, "OverSubscribe=FORCE:64", "PriorityTier=10",
+                    cpus = sum(int(x) for x in cluster.run(
+                        "sinfo", "-h", "-N", "-p", "ondemand", "-o", "%c").split())
+                    if cpus < a.n:
+                        raise SystemExit(f"the cluster's nodes have {cpus} CPUs in all, fewer "
+                                         f"than {a.n} one-CPU jobs: restart it with "
+                                         f"TY_SLURM_CPUS={a.n} scripts/slurm.sh up")
+                    cluster.add_partition(PARTITION, "OverSubscribe=NO", "PriorityTier=10",
                                           "PreemptMode=OFF")
                     srv = slurm_server(cluster, IMAGES + 'instance_limits: false\n'
                                        f'http: {{max_connections_per_client: {a.n + 1024}}}\n',
