@@ -25,6 +25,8 @@ packages=(
   zlib1g-dev libarchive-dev libre2-dev libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libxml2-dev
   libgtest-dev libgmock-dev libboost-dev libseccomp-dev
   bubblewrap iproute2 nftables e2fsprogs procps
+  # a real two-node Slurm for the Slurm launcher's tests (scripts/slurm.sh)
+  slurmctld slurmd slurm-client munge
   clang-14 clang-format-14 clang-tidy-14 libfuzzer-14-dev libclang-rt-14-dev
   awscli python3-boto3 python3-botocore python3-pytest python3-yaml python3-numpy python3-prometheus-client
   # what the SageMaker Python SDK in ../shared/clients imports (tests/e2e/test_sagemaker_sdk.py;
