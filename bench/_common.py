@@ -34,7 +34,7 @@ def read_credentials(path, profile="trainyard"):
 
 
 class Server:
-    def __init__(self, config_text="", extra_args=(), data_dir=None):
+    def __init__(self, config_text="", extra_args=(), data_dir=None, listen="127.0.0.1:0"):
         # Outside /tmp: the data dir may never overlap a file root, and /tmp is one (outputs
         # and channels of the benches live there).
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="ty-bench-", dir="/var/tmp")
@@ -42,11 +42,12 @@ class Server:
         with open(self.config, "w") as f:
             f.write(config_text or "images: []\n")
         self.extra_args = list(extra_args)
+        self.listen = listen  # a fixed port when the config must name the URL (slurm.server_url)
 
     def start(self):
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            [trainyard_bin(), "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+            [trainyard_bin(), "server", "--listen", self.listen, "--data-dir", self.data_dir,
              "--config", self.config, "--region", "us-east-1", "--stop-grace", "3",
              "--file-root", tempfile.gettempdir(),
              "--file-root", os.path.dirname(os.path.abspath(__file__))] + self.extra_args,

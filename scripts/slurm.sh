@@ -22,7 +22,10 @@
 #   status  print the daemons and `sinfo`; exit 0 only if the cluster is up
 #   env     print `export SLURM_CONF=...` (eval "$(scripts/slurm.sh env)" before sbatch/squeue)
 # env: TY_SLURM_DIR, TY_SLURM_PORT (slurmctld; nodes use the next two ports; default 16817),
-#      TY_SLURM_GRACE (spot GraceTime, seconds; default 10)
+#      TY_SLURM_GRACE (spot GraceTime, seconds; default 10), TY_SLURM_CPUS (CPUs each node
+#      declares, default nproc; more than the machine has through
+#      SlurmdParameters=config_overrides, for benchmarks of many sleeping one-CPU jobs:
+#      bench/launcher_cost.py; read by a fresh `up`)
 set -euo pipefail
 
 DIR="${TY_SLURM_DIR:-/run/trainyard-slurm}"
@@ -62,9 +65,14 @@ install_packages() {
 }
 
 write_config() {
-  local host cpus mem_kb mem_mb
+  local host cpus mem_kb mem_mb overrides=""
   host="$(hostname -s)"
   cpus="$(nproc)"
+  if [[ -n "${TY_SLURM_CPUS:-}" ]]; then
+    [[ "$TY_SLURM_CPUS" =~ ^[1-9][0-9]{0,3}$ ]] || die "TY_SLURM_CPUS must be 1 to 9999"
+    cpus="$TY_SLURM_CPUS"
+    overrides="SlurmdParameters=config_overrides"
+  fi
   mem_kb="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
   # Both slurmd report the whole machine; each node claims half of its memory.
   mem_mb=$(( mem_kb / 1024 / 2 ))
@@ -99,6 +107,7 @@ SchedulerParameters=sched_interval=1,bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+${overrides}
 MessageTimeout=5
 SlurmdTimeout=30
 KillWait=5
