@@ -1,5 +1,7 @@
 #include "launch/slurm_launcher.h"
 
+#include <signal.h>
+
 #include <set>
 #include <sstream>
 
@@ -352,10 +354,11 @@ void SlurmLauncher::Signal(const AttemptHandle& attempt, AttemptSignal signal,
   if (id == 0) return;
   switch (signal) {
     case AttemptSignal::kStop:
-      (void)client_.Cancel(id, "WINCH");
+      // scancel knows no name for these two (checked with 22.05): numbers, as on this host.
+      (void)client_.Cancel(id, std::to_string(SIGWINCH));
       return;
     case AttemptSignal::kAbort:
-      (void)client_.Cancel(id, "URG");
+      (void)client_.Cancel(id, std::to_string(SIGURG));
       return;
     case AttemptSignal::kKill:
       (void)client_.Cancel(id, "KILL", /*full=*/true);

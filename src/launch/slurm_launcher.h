@@ -13,11 +13,13 @@
 // Slurm requeues anyway (an operator's `scontrol requeue`) is reported kEnded, preempted, and
 // ReleaseAttempt cancels it.
 //
-// Signals go through Slurm to every process of the job's steps (scancel --signal), so the
-// meanings use signals that are harmless to a training script that receives them too:
+// Signals go through Slurm to every process of the job's steps (scancel --signal; with
+// proctrack/linuxproc a training process in a session of its own gets them too, measured), so
+// the meanings use signals that are harmless to a training script that receives them:
 //   kNotice  spot: SIGTERM (what a preemption delivers); on-demand: SIGUSR1
-//   kStop    SIGWINCH (the agent stops; the training process then gets SIGTERM from it)
-//   kAbort   SIGURG   (the agent aborts)
+//   kStop    SIGWINCH (ignored by default; the agent stops, and the training process then gets
+//            SIGTERM from it as locally). By number: scancel knows no name for it.
+//   kAbort   SIGURG   (ignored by default; the agent aborts)
 //   kKill    SIGKILL to every step, then scancel
 // A subset of instances cannot be addressed: Signal always signals every instance.
 //

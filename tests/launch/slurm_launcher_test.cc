@@ -1,6 +1,7 @@
 #include "launch/slurm_launcher.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <string>
 #include <vector>
@@ -371,13 +372,12 @@ TEST_F(SlurmLauncherFakeTest, SignalsAsScancel) {
   l.Signal(h, AttemptSignal::kAbort);
   l.Signal(h, AttemptSignal::kKill);
   l.ReleaseAttempt(h);
-  EXPECT_EQ(Log(),
-            "scancel --signal=TERM 10\n"
-            "scancel --signal=WINCH 10\n"
-            "scancel --signal=URG 10\n"
-            "scancel --signal=KILL --full 10\n"
-            "scancel 10\n"
-            "scancel 10\n");
+  EXPECT_EQ(Log(), std::string("scancel --signal=TERM 10\n") +
+                       "scancel --signal=" + std::to_string(SIGWINCH) + " 10\n" +
+                       "scancel --signal=" + std::to_string(SIGURG) + " 10\n" +
+                       "scancel --signal=KILL --full 10\n"
+                       "scancel 10\n"
+                       "scancel 10\n");
 }
 
 TEST_F(SlurmLauncherFakeTest, SweepCancelsOnlyThisServersUnkeptJobs) {
