@@ -634,7 +634,6 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
   impl->images = std::make_unique<launch::ImageCatalog>(config.images);
   control::ControllerOptions copts;
   copts.catalog = &impl->catalog;
-  copts.capacity = config.capacity;
   copts.spot = config.spot;
   copts.data_dir = config.data_dir;
   copts.region = config.region;
