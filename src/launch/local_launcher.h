@@ -6,7 +6,6 @@
 // It implements the launcher contract (launch/launcher.h): placement on this machine's capacity
 // pool, an attempt's network made per job (kept across attempts until ReleaseJob), all agents of
 // an attempt started at once, handles "local:<pid>/<start_ticks>,..." (algo-1 first).
-// Until the controller moves onto that contract it also implements the old ProcessLauncher.
 // Thread-safe (beyond what launcher.h requires).
 #pragma once
 
@@ -26,7 +25,6 @@
 #include "launch/instance_network.h"
 #include "launch/launcher.h"
 #include "launch/network_firewall.h"
-#include "launch/process_launcher.h"
 
 namespace ty::launch {
 
@@ -82,7 +80,7 @@ struct LocalLauncherOptions {
   std::string jobs_dir;
 };
 
-class LocalLauncher final : public Launcher, public ProcessLauncher {
+class LocalLauncher final : public Launcher {
  public:
   // agent_binary: the trainyard executable (usually /proc/self/exe resolved). Probes for
   // network namespaces once (kAuto, kNamespaces), then for nftables, makes the firewall table
@@ -126,15 +124,20 @@ class LocalLauncher final : public Launcher, public ProcessLauncher {
   void Sweep(std::span<const AttemptHandle> keep_attempts,
              std::span<const std::string> keep_jobs) override;
 
-  // --- ProcessLauncher (until the controller moves onto launch::Launcher)
-  Result<AgentHandle> Launch(const model::InstanceConfig& config) override;
-  void Signal(const AgentHandle& agent, int sig) override;
-  bool Alive(const AgentHandle& agent) override;
-  Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(
-      const std::string& job_arn, const NetworkRequest& request) override;
-  bool PreparesNetworkAtOnce(const NetworkRequest& request) const override;
-  void ReleaseNetwork(const std::string& job_arn) override;
-  void SweepNetworks(const std::vector<std::string>& keep) override;
+  // --- The job networks LaunchAttempt, ReleaseJob and Sweep use (public for tests).
+  // PrepareNetwork gives each of `request.count` instances of job `job_arn` its network: its
+  // address and the names of all (algo-1 first), or for a single instance that cannot have a
+  // network of its own an empty address and a notice saying so; called again for the same job
+  // it returns the same addresses. Errors: kFailedPrecondition when this launcher cannot give
+  // the job's network (namespaces required and missing, isolation without namespaces or the
+  // firewall). PreparesNetworkAtOnce: true when that is bookkeeping (nothing in the kernel).
+  // ReleaseNetwork removes it (a no-op for a job that has none); SweepNetworks removes networks
+  // of jobs not in `keep` (left by a crashed server).
+  Result<std::vector<model::InstanceNetworkConfig>> PrepareNetwork(const std::string& job_arn,
+                                                                   const NetworkRequest& request);
+  bool PreparesNetworkAtOnce(const NetworkRequest& request) const;
+  void ReleaseNetwork(const std::string& job_arn);
+  void SweepNetworks(const std::vector<std::string>& keep);
 
   // Lines for the server's start-up output: how instances are networked, what they reach.
   std::string NetworkSummary() const;
@@ -196,7 +199,7 @@ class LocalLauncher final : public Launcher, public ProcessLauncher {
   std::string forwarding_note_;  // what the constructor did to net.ipv4.ip_forward
   Mutex mu_;
   std::set<int64_t> children_ TY_GUARDED_BY(mu_);  // pids we forked (and so must reap)
-  // The new contract's state, under its own lock (the ProcessLauncher side keeps mu_).
+  // Attempts and job networks (children_ has mu_ of its own: AgentAlive takes it alone).
   mutable Mutex amu_;
   CondVar cv_;  // a JobNet stopped being busy; a StartLater thread ended
   std::unique_ptr<capacity::CapacityPool> pool_ TY_GUARDED_BY(amu_);

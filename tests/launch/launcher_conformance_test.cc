@@ -28,6 +28,7 @@
 #include "launch/instance_network.h"
 #include "launch/launcher.h"
 #include "launch/local_launcher.h"
+#include "testing/fake_launcher.h"
 #include "testing/temp_dir.h"
 
 namespace ty::launch {
@@ -93,6 +94,27 @@ class Engine {
   virtual std::string work_dir() = 0;
   // The meaning of a signal the fake agent names ("TERM"); nullopt for none of ours.
   virtual std::optional<AttemptSignal> Meaning(const std::string& name) = 0;
+  // What instance `i` of attempt `h` (empty: it did not launch) observed: "started", then the
+  // meanings of the signals that reached it. By default what the fake agent wrote.
+  virtual std::vector<std::string> Observed(const AttemptPlan& plan, const AttemptHandle& h,
+                                            int i) {
+    (void)h;
+    std::vector<std::string> out;
+    for (const auto& line :
+         ReadLines(plan.instances[static_cast<size_t>(i)].instance_dir + "/fake-agent.log")) {
+      if (line.rfind("started ", 0) == 0) {
+        out.push_back("started");
+      } else if (line.rfind("signal ", 0) == 0) {
+        auto meaning = Meaning(line.substr(7));
+        out.push_back(meaning ? Name(*meaning) : "other:" + line.substr(7));
+      }
+    }
+    return out;
+  }
+  // False when instances do not end on kStop by themselves (a fake without processes).
+  virtual bool agents_exit_on_stop() const { return true; }
+  // False when the launcher takes any plan (a fake): the impossible-plan check is skipped.
+  virtual bool validates_plans() const { return true; }
   // False when the engine signals and reports all instances of an attempt together.
   virtual bool addresses_instances() const { return true; }
   // False when the engine always places (its queue decides): no capacity to refuse.
@@ -190,13 +212,75 @@ class LocalEngine : public Engine {
   std::unique_ptr<Launcher> launcher_;
 };
 
+// Another view of one launcher: what a restarted server sees of an engine that keeps its state
+// (the fake's state is its engine).
+class SameEngine final : public Launcher {
+ public:
+  explicit SameEngine(Launcher* l) : l_(l) {}
+  std::string Describe() const override { return l_->Describe(); }
+  bool OwnsSpotCapacity() const override { return l_->OwnsSpotCapacity(); }
+  Placement Place(const PlacementRequest& r) override { return l_->Place(r); }
+  void Unplace(const PlacementRequest& r) override { l_->Unplace(r); }
+  void Adopt(const PlacementRequest& r) override { l_->Adopt(r); }
+  CapacityView Capacity(const std::string& t) const override { return l_->Capacity(t); }
+  Status CheckRunnable(const PlacementRequest& r) const override { return l_->CheckRunnable(r); }
+  Result<AttemptHandle> LaunchAttempt(const AttemptPlan& p) override {
+    return l_->LaunchAttempt(p);
+  }
+  void Signal(const AttemptHandle& h, AttemptSignal s, std::span<const int> i) override {
+    l_->Signal(h, s, i);
+  }
+  std::vector<AttemptState> Poll(std::span<const AttemptHandle> h) override { return l_->Poll(h); }
+  void ReleaseAttempt(const AttemptHandle& h) override { l_->ReleaseAttempt(h); }
+  void ReleaseJob(const std::string& arn) override { l_->ReleaseJob(arn); }
+  void Sweep(std::span<const AttemptHandle> a, std::span<const std::string> j) override {
+    l_->Sweep(a, j);
+  }
+
+ private:
+  Launcher* l_;
+};
+
+// tests/testing/fake_launcher.h, which the controller's tests use: it must keep the contract
+// too. It starts nothing, so what "reached" an instance is what it recorded; its instances do
+// not end on kStop (no agent) and it takes any plan.
+class FakeEngine : public Engine {
+ public:
+  Launcher& launcher() override { return fake_; }
+  std::unique_ptr<Launcher> Restarted() override { return std::make_unique<SameEngine>(&fake_); }
+  std::string work_dir() override { return tmp_.path(); }
+  std::optional<AttemptSignal> Meaning(const std::string&) override { return std::nullopt; }
+  std::vector<std::string> Observed(const AttemptPlan&, const AttemptHandle& h, int i) override {
+    std::vector<std::string> out;
+    if (h.empty()) return out;
+    out.push_back("started");
+    for (AttemptSignal s : fake_.SignalsTo(h.id, i)) {
+      if (s != AttemptSignal::kKill) out.push_back(Name(s));  // no agent observes a SIGKILL
+    }
+    return out;
+  }
+  bool agents_exit_on_stop() const override { return false; }
+  bool validates_plans() const override { return false; }
+  std::vector<std::string> Leftovers(const std::vector<std::string>&) override {
+    std::vector<std::string> out;
+    std::lock_guard<std::mutex> lock(fake_.mu);
+    for (const auto& [id, a] : fake_.attempts) {
+      if (a.state.phase != Phase::kEnded) out.push_back(id);
+    }
+    return out;
+  }
+
+ private:
+  TempDir tmp_{"ty-conformance-fake-"};
+  ty::testing::FakeLauncher fake_;
+};
+
 // Every engine the suite runs against: a name and how to make it. One line per launcher.
-//   FakeLauncher (tests/testing/fake_launcher.h on the new contract): an Engine whose Meaning()
-//     reads the fake's recorded signals; SlurmLauncher: an Engine that is Unavailable() unless
-//     scripts/slurm.sh's cluster is up.
+//   SlurmLauncher: an Engine that is Unavailable() unless scripts/slurm.sh's cluster is up.
 const std::map<std::string, std::function<std::unique_ptr<Engine>()>> kEngines = {
     {"LocalLoopback", [] { return std::make_unique<LocalEngine>(NetworkPolicy::kLoopback); }},
     {"LocalNamespaces", [] { return std::make_unique<LocalEngine>(NetworkPolicy::kNamespaces); }},
+    {"Fake", [] { return std::make_unique<FakeEngine>(); }},
 };
 
 std::vector<std::string> EngineNames() {
@@ -290,24 +374,14 @@ class LauncherConformanceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(s.alive.size(), plan.instances.size()) << Describe(s);
     for (size_t i = 0; i < plan.instances.size(); ++i) {
       EXPECT_TRUE(s.alive[i]) << "instance " << i << ": " << Describe(s);
-      ASSERT_TRUE(WaitFor([&] { return !Observed(plan, static_cast<int>(i)).empty(); }))
+      ASSERT_TRUE(WaitFor([&] { return !Observed(plan, h, static_cast<int>(i)).empty(); }))
           << "the agent of instance " << i << " never started";
     }
   }
 
-  // What instance `i`'s agent observed: "started" and the meanings of the signals it got.
-  std::vector<std::string> Observed(const AttemptPlan& plan, int i) {
-    std::vector<std::string> out;
-    for (const auto& line :
-         ReadLines(plan.instances[static_cast<size_t>(i)].instance_dir + "/fake-agent.log")) {
-      if (line.rfind("started ", 0) == 0) {
-        out.push_back("started");
-      } else if (line.rfind("signal ", 0) == 0) {
-        auto meaning = engine_->Meaning(line.substr(7));
-        out.push_back(meaning ? Name(*meaning) : "other:" + line.substr(7));
-      }
-    }
-    return out;
+  // What instance `i` of attempt `h` observed (Engine::Observed).
+  std::vector<std::string> Observed(const AttemptPlan& plan, const AttemptHandle& h, int i) {
+    return engine_->Observed(plan, h, i);
   }
 
   std::unique_ptr<Engine> engine_;
@@ -322,7 +396,7 @@ TEST_P(LauncherConformanceTest, AnAttemptStartsEveryInstanceAndPollSaysRunning) 
   ASSERT_FALSE(h.empty());
   WaitRunning(plan, h);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Observed(plan, i), std::vector<std::string>{"started"}) << "instance " << i;
+    EXPECT_EQ(Observed(plan, h, i), std::vector<std::string>{"started"}) << "instance " << i;
   }
   // Batched: the same attempt twice and a garbage handle, in order.
   AttemptHandle garbage{"garbage"};
@@ -344,9 +418,9 @@ TEST_P(LauncherConformanceTest, SignalsReachTheListedInstancesOnly) {
     l.Signal(h, AttemptSignal::kNotice);
     for (int i = 0; i < 3; ++i) {
       EXPECT_TRUE(WaitFor([&] {
-        return Observed(plan, i) == std::vector<std::string>{"started", "notice"};
+        return Observed(plan, h, i) == std::vector<std::string>{"started", "notice"};
       })) << "instance "
-          << i << ": " << ::testing::PrintToString(Observed(plan, i));
+          << i << ": " << ::testing::PrintToString(Observed(plan, h, i));
     }
     return;
   }
@@ -359,9 +433,10 @@ TEST_P(LauncherConformanceTest, SignalsReachTheListedInstancesOnly) {
   const std::vector<std::vector<std::string>> want = {
       {"started", "stop"}, {"started", "notice"}, {"started", "abort"}};
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return Observed(plan, i) == want[static_cast<size_t>(i)]; }))
-        << "instance " << i << ": " << ::testing::PrintToString(Observed(plan, i));
+    EXPECT_TRUE(WaitFor([&] { return Observed(plan, h, i) == want[static_cast<size_t>(i)]; }))
+        << "instance " << i << ": " << ::testing::PrintToString(Observed(plan, h, i));
   }
+  if (!engine_->agents_exit_on_stop()) return;
   // The stopped agent exits; the others run on.
   AttemptState s;
   EXPECT_TRUE(WaitFor([&] {
@@ -371,10 +446,10 @@ TEST_P(LauncherConformanceTest, SignalsReachTheListedInstancesOnly) {
   // Signals to everyone (no list) reach every running instance once more.
   l.Signal(h, AttemptSignal::kNotice);
   for (int i = 1; i < 3; ++i) {
-    EXPECT_TRUE(WaitFor([&] { return Observed(plan, i).size() == 3; })) << "instance " << i;
-    EXPECT_EQ(Observed(plan, i).back(), "notice");
+    EXPECT_TRUE(WaitFor([&] { return Observed(plan, h, i).size() == 3; })) << "instance " << i;
+    EXPECT_EQ(Observed(plan, h, i).back(), "notice");
   }
-  EXPECT_EQ(Observed(plan, 0), want[0]);
+  EXPECT_EQ(Observed(plan, h, 0), want[0]);
 }
 
 TEST_P(LauncherConformanceTest, KillEndsTheAttempt) {
@@ -390,7 +465,7 @@ TEST_P(LauncherConformanceTest, KillEndsTheAttempt) {
     return s.phase == Phase::kEnded;
   })) << Describe(s);
   // No cleanup: the agents saw nothing.
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(Observed(plan, i), std::vector<std::string>{"started"});
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Observed(plan, h, i), std::vector<std::string>{"started"});
   // Signalling and releasing an ended attempt, twice, is harmless.
   l.Signal(h, AttemptSignal::kStop);
   l.Signal(h, AttemptSignal::kKill);
@@ -412,9 +487,9 @@ TEST_P(LauncherConformanceTest, ARestartedLauncherFindsTheRunningAttemptAgain) {
   restarted->Signal(h, AttemptSignal::kNotice);
   for (int i = 0; i < 2; ++i) {
     EXPECT_TRUE(WaitFor([&] {
-      return Observed(plan, i) == std::vector<std::string>{"started", "notice"};
+      return Observed(plan, h, i) == std::vector<std::string>{"started", "notice"};
     })) << "instance "
-        << i << ": " << ::testing::PrintToString(Observed(plan, i));
+        << i << ": " << ::testing::PrintToString(Observed(plan, h, i));
   }
   restarted->Signal(h, AttemptSignal::kKill);
   EXPECT_TRUE(WaitFor([&] {
@@ -478,12 +553,12 @@ TEST_P(LauncherConformanceTest, SweepEndsWhatIsNotKeptAndKeepsWhatIs) {
   EXPECT_EQ(s.phase, Phase::kRunning) << Describe(s);
   EXPECT_EQ(s.alive, (std::vector<bool>{true, true})) << Describe(s);
   // Killed, not told: the swept agent saw no signal.
-  EXPECT_EQ(Observed(gone_plan, 0), std::vector<std::string>{"started"});
+  EXPECT_EQ(Observed(gone_plan, gone, 0), std::vector<std::string>{"started"});
   // The kept attempt still takes signals.
   restarted->Signal(kept, AttemptSignal::kAbort);
   EXPECT_TRUE(WaitFor([&] {
-    return Observed(kept_plan, 1) == std::vector<std::string>{"started", "abort"};
-  })) << ::testing::PrintToString(Observed(kept_plan, 1));
+    return Observed(kept_plan, kept, 1) == std::vector<std::string>{"started", "abort"};
+  })) << ::testing::PrintToString(Observed(kept_plan, kept, 1));
 }
 
 TEST_P(LauncherConformanceTest, PlaceRefusesBeyondCapacityWithAMessageAndUnplaceFreesIt) {
@@ -540,6 +615,7 @@ TEST_P(LauncherConformanceTest, PlaceRefusesBeyondCapacityWithAMessageAndUnplace
 
 // An impossible plan is refused by LaunchAttempt or fails in Poll; it never runs.
 TEST_P(LauncherConformanceTest, AnImpossiblePlanFailsCleanly) {
+  if (!engine_->validates_plans()) GTEST_SKIP() << GetParam() << " takes any plan";
   Launcher& l = engine_->launcher();
   auto expect_fails = [&](const AttemptPlan& plan, const std::string& what) {
     arns_.push_back(plan.job_arn);
@@ -565,7 +641,8 @@ TEST_P(LauncherConformanceTest, AnImpossiblePlanFailsCleanly) {
   missing.instances[1].instance_dir = engine_->work_dir() + "/nowhere/algo-2";
   expect_fails(missing, "an instance directory that does not exist");
   // All or none: the instance that could have started did not.
-  EXPECT_TRUE(Observed(missing, 0).empty()) << ::testing::PrintToString(Observed(missing, 0));
+  EXPECT_TRUE(Observed(missing, AttemptHandle{}, 0).empty())
+      << ::testing::PrintToString(Observed(missing, AttemptHandle{}, 0));
 
   AttemptPlan mismatched = Plan(2);
   mismatched.network.count = 3;
