@@ -41,6 +41,8 @@ constexpr size_t kMaxBatchLines = 500;
 constexpr auto kMaxBatchDelay = std::chrono::milliseconds(20);
 constexpr size_t kMaxBatchBytes = 1 << 20;
 constexpr size_t kStderrTailLines = 64;
+// coreutils env (>= 8.31: --ignore-signal, --default-signal).
+constexpr char kEnvPath[] = "/usr/bin/env";
 
 int64_t NowMs() { return ToEpochMillis(SystemClock::Default()->Now()); }
 
@@ -661,7 +663,9 @@ struct Agent::Impl {
       AddLine(NowMs(), "trainyard: " + CurrentHost(config) + " is " + config.network.address +
                            " on " + config.network.interface +
                            (config.network.netns.empty()
-                                ? " (loopback alias: network namespaces are not available)"
+                                ? (config.slurm_network
+                                       ? " (its Slurm node's network)"
+                                       : " (loopback alias: network namespaces are not available)")
                                 : " (network namespace " + config.network.netns + ")"));
     }
     if (!config.network.notice.empty()) AddLine(NowMs(), config.network.notice);
@@ -716,14 +720,24 @@ struct Agent::Impl {
         binds.emplace_back(*etc + "/hosts", "/etc/hosts");
         binds.emplace_back(*etc + "/resolv.conf", "/etc/resolv.conf");
       }
+      std::vector<std::string> inner = cmd->argv;
+      if (config.engine_signals_every_process) {
+        // The engine's SIGTERM reaches bubblewrap too, which would die of it and take the
+        // sandbox down at once (--die-with-parent): bubblewrap ignores it, and the training
+        // process gets the default back, so the notice's SIGTERM reaches it as locally.
+        inner.insert(inner.begin(), {kEnvPath, "--default-signal=TERM"});
+      }
       auto prepared = PrepareSandbox(config.sandbox, options.bwrap_path, CurrentHost(config),
-                                     config.instance_dir, binds, cmd->cwd, cmd->argv);
+                                     config.instance_dir, binds, cmd->cwd, inner);
       if (!prepared.ok()) {
         return Finish(fail, ReasonFor(prepared.status().WithPrefix("cannot prepare the sandbox")),
                       "", false);
       }
       sandbox = std::move(prepared).value();
       so = sandbox->spawn;
+      if (config.engine_signals_every_process) {
+        so.argv.insert(so.argv.begin(), {kEnvPath, "--ignore-signal=TERM"});
+      }
       if (!config.network.empty() && !config.network.netns.empty()) {
         so.netns_path = "/run/netns/" + config.network.netns;
       }

@@ -116,20 +116,20 @@ Result<int64_t> ParseSbatchJobId(std::string_view out) {
 std::vector<SqueueRow> ParseSqueue(std::string_view out) {
   std::vector<SqueueRow> rows;
   for (std::string_view line : Lines(out, kMaxRows)) {
-    std::string_view fields[6];
+    std::string_view fields[7];
     size_t n = 0;
     std::string_view rest = line;
-    // The name is last and may itself hold '|': only the first five separators split.
-    while (n < 5) {
+    // The name is last and may itself hold '|': only the first six separators split.
+    while (n < 6) {
       size_t bar = rest.find('|');
       if (bar == std::string_view::npos) break;
       fields[n++] = TrimView(rest.substr(0, bar));
       rest.remove_prefix(bar + 1);
     }
-    if (n < 5) continue;
+    if (n < 6) continue;
     rest = TrimView(rest);
     if (!rest.empty() && rest.back() == '|') rest.remove_suffix(1);
-    fields[5] = TrimView(rest);
+    fields[6] = TrimView(rest);
     if (!AllDigits(fields[0]) || fields[1].empty() || fields[1].size() > 64) continue;
     SqueueRow row;
     row.job_id = ToInt(fields[0]);
@@ -140,7 +140,10 @@ std::vector<SqueueRow> ParseSqueue(std::string_view out) {
     row.nodes = AllDigits(fields[4]) && fields[4].size() <= 6
                     ? std::max(1, static_cast<int>(ToInt(fields[4])))
                     : 1;
-    row.name = TruncateUtf8(std::string(fields[5]), 512);
+    if (fields[5] != "N/A" && fields[5] != "None" && fields[5] != "Unknown" && !fields[5].empty()) {
+      row.preempt_time = TruncateUtf8(std::string(fields[5]), 64);
+    }
+    row.name = TruncateUtf8(std::string(fields[6]), 512);
     rows.push_back(std::move(row));
   }
   return rows;

@@ -56,11 +56,14 @@ struct SqueueRow {
   std::string reason;  // Slurm's reason ("None", "Resources", "Priority", "BeginTime", ...)
   int restarts = 0;    // times the job was requeued
   int nodes = 1;       // nodes requested or allocated
+  // When Slurm chose the job for preemption (it then had its GraceTime); "" for never. Set
+  // even when the job's agents finished in time and the job ended COMPLETED.
+  std::string preempt_time;
   std::string name;
 };
 // The fields SqueueArgs asks for, in order ("|"-separated, padded; the name last).
 inline constexpr char kSqueueFormat[] =
-    "JobID:24|,State:24|,Reason:200|,RestartCnt:8|,NumNodes:8|,Name:256|";
+    "JobID:24|,State:24|,Reason:200|,RestartCnt:8|,NumNodes:8|,PreemptTime:24|,Name:256|";
 // Rows of `squeue -h -O kSqueueFormat`; lines that do not parse are skipped. At most 100000.
 std::vector<SqueueRow> ParseSqueue(std::string_view out);
 

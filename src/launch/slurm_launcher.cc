@@ -151,6 +151,12 @@ AttemptState StateOfRow(const SqueueRow& row, int count) {
   if (kEndedStates.count(st) > 0) {
     s.phase = AttemptState::Phase::kEnded;
     s.reason = "Slurm job " + std::to_string(row.job_id) + " " + st + why;
+    if (!row.preempt_time.empty()) {
+      // Its agents finished within the GraceTime (the job then ends COMPLETED): still the
+      // engine taking the nodes away.
+      s.preempted = true;
+      s.reason += ", preempted at " + row.preempt_time;
+    }
     return s;
   }
   s.phase = AttemptState::Phase::kUnknown;
@@ -326,6 +332,7 @@ Result<AttemptHandle> SlurmLauncher::LaunchAttempt(const AttemptPlan& plan) {
     c.server_url = options_.server_url;
     c.sigterm_means_notice = plan.spot;
     c.slurm_network = count > 1;
+    c.engine_signals_every_process = true;
     c.network = {};
     std::string file =
         JoinPath(attempt_dir, "algo-" + std::to_string(c.host_index) + ".instance.json");

@@ -71,6 +71,7 @@ json InstanceConfigToJson(const InstanceConfig& c) {
           {"server_url", c.server_url},
           {"sigterm_means_notice", c.sigterm_means_notice},
           {"slurm_network", c.slurm_network},
+          {"engine_signals_every_process", c.engine_signals_every_process},
           {"token", c.token},
           {"stop_grace_seconds", c.stop_grace_seconds},
           {"notice_seconds", c.notice_seconds},
@@ -117,6 +118,7 @@ Result<InstanceConfig> InstanceConfigFromJson(const json& j) {
     c.server_url = j.value("server_url", std::string());
     c.sigterm_means_notice = j.value("sigterm_means_notice", false);
     c.slurm_network = j.value("slurm_network", false);
+    c.engine_signals_every_process = j.value("engine_signals_every_process", false);
     c.token = j.at("token").get<std::string>();
     c.stop_grace_seconds = j.value("stop_grace_seconds", int64_t{120});
     c.notice_seconds = j.value("notice_seconds", int64_t{120});

@@ -117,8 +117,11 @@ struct InstanceConfig {
   // Set by SlurmLauncher only. sigterm_means_notice: a SIGTERM is the spot interruption notice
   // (Slurm preempting a spot-partition job), not a stop. slurm_network: `network` is learnt at
   // start from the Slurm allocation (launch/slurm_allocation.h) instead of being given here.
+  // engine_signals_every_process: the engine signals every process of the instance, the
+  // sandbox's too (Slurm's proctrack), so the sandbox must survive a SIGTERM.
   bool sigterm_means_notice = false;
   bool slurm_network = false;
+  bool engine_signals_every_process = false;
   // The server's python/ folder (Python pieces training code may import, e.g. the debugger
   // hook): bound read-only into the sandbox and appended to PYTHONPATH for the python-framework
   // runtime. "": none.

@@ -165,5 +165,52 @@ TEST_F(SlurmAgentTest, NoticeAndStopReachTheAgents) {
   }
 }
 
+// Slurm preempting the spot attempt (an on-demand job wants its nodes) is the notice: the
+// agents report Interrupted within the partition's GraceTime, and Poll says preempted.
+TEST_F(SlurmAgentTest, PreemptionIsTheNotice) {
+  const std::string script =
+      "trap 'echo saving; sleep 1; echo saved; exit 0' TERM; echo started; "
+      "while :; do sleep 0.1; done";
+  auto spot = launcher_->LaunchAttempt(Plan("preempted", 2, true, script));
+  ASSERT_TRUE(spot.ok()) << spot.status().ToString();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  auto started = [&] {
+    int n = 0;
+    for (const auto& l : cp_.LogLines()) n += l == "started" ? 1 : 0;
+    return n;
+  };
+  while (started() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(started(), 2) << AllLines();
+  const auto preempt_at = std::chrono::steady_clock::now();
+  auto od = launcher_->client().Run("sbatch", {"--parsable", "-N", "2", "-p", "ondemand", "-J",
+                                               "tyagent" + std::to_string(::getpid()) + "-od", "-o",
+                                               "/dev/null", "--wrap", "true"});
+  ASSERT_TRUE(od.ok() && od->exit_code == 0) << (od.ok() ? od->err : od.status().ToString());
+  ASSERT_TRUE(WaitForExits(2)) << AllLines();
+  std::cerr << "preemption to both exit reports: "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - preempt_at)
+                   .count()
+            << " ms" << std::endl;
+  for (const auto& r : cp_.reports()) {
+    if (r.type == AgentReport::Type::kExit) {
+      EXPECT_EQ(r.outcome, AgentReport::Outcome::kInterrupted) << r.failure_reason;
+    }
+  }
+  EXPECT_NE(AllLines().find("saved"), std::string::npos) << AllLines();
+  std::vector<launch::AttemptHandle> hs = {*spot};
+  launch::AttemptState st;
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  do {
+    st = launcher_->Poll(hs).at(0);
+    if (st.phase == launch::AttemptState::Phase::kEnded) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(st.phase, launch::AttemptState::Phase::kEnded) << st.reason;
+  EXPECT_TRUE(st.preempted) << st.reason;
+}
+
 }  // namespace
 }  // namespace ty::agent

@@ -31,8 +31,8 @@ TEST(ParseSbatchJobId, MalformedIsAnError) {
 
 TEST(ParseSqueue, PaddedRows) {
   auto rows = ParseSqueue(
-      "12        |PENDING   |Resources      |0     |2   |ty-abc-job-1|\n"
-      "13        |RUNNING   |None           |1     |1   |ty-abc-other-2|\n");
+      "12        |PENDING   |Resources      |0     |2   |N/A|ty-abc-job-1|\n"
+      "13        |RUNNING   |None           |1     |1   |N/A|ty-abc-other-2|\n");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].job_id, 12);
   EXPECT_EQ(rows[0].state, "PENDING");
@@ -42,10 +42,14 @@ TEST(ParseSqueue, PaddedRows) {
   EXPECT_EQ(rows[0].name, "ty-abc-job-1");
   EXPECT_EQ(rows[1].restarts, 1);
   EXPECT_EQ(rows[1].state, "RUNNING");
+  EXPECT_EQ(rows[1].preempt_time, "");
+  auto preempted = ParseSqueue("14|COMPLETED|None|0|2|2026-12-07T23:32:36|ty-abc-x-1|\n");
+  ASSERT_EQ(preempted.size(), 1u);
+  EXPECT_EQ(preempted[0].preempt_time, "2026-12-07T23:32:36");
 }
 
 TEST(ParseSqueue, NameMayHoldBars) {
-  auto rows = ParseSqueue("5|RUNNING|None|0|1|a|b|\n");
+  auto rows = ParseSqueue("5|RUNNING|None|0|1|N/A|a|b|\n");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].name, "a|b");
 }
@@ -53,11 +57,11 @@ TEST(ParseSqueue, NameMayHoldBars) {
 TEST(ParseSqueue, MalformedLinesAreSkipped) {
   auto rows = ParseSqueue(
       "garbage\n"
-      "x|RUNNING|None|0|1|n|\n"        // not a job id
-      "7||None|0|1|n|\n"               // no state
-      "8|RUNNING|None\n"               // too few fields
-      "9|RUNNING|None|lots|many|n|\n"  // bad numbers fall back
-      "99999999999999999999|RUNNING|None|0|1|n|\n"
+      "x|RUNNING|None|0|1|n|\n"            // not a job id
+      "7||None|0|1|N/A|n|\n"               // no state
+      "8|RUNNING|None\n"                   // too few fields
+      "9|RUNNING|None|lots|many|N/A|n|\n"  // bad numbers fall back
+      "99999999999999999999|RUNNING|None|0|1|N/A|n|\n"
       "\n");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].job_id, 9);
@@ -67,7 +71,7 @@ TEST(ParseSqueue, MalformedLinesAreSkipped) {
 
 TEST(ParseSqueue, BoundedRowCount) {
   std::string out;
-  for (int i = 1; i <= 100010; ++i) out += std::to_string(i) + "|RUNNING|None|0|1|n|\n";
+  for (int i = 1; i <= 100010; ++i) out += std::to_string(i) + "|RUNNING|None|0|1|N/A|n|\n";
   EXPECT_EQ(ParseSqueue(out).size(), 100000u);
 }
 

@@ -143,10 +143,15 @@ TEST(StateOfRow, Table) {
       EXPECT_EQ(s.alive, (std::vector<bool>{true, true}));
     }
   }
-  SqueueRow pending{9, "PENDING", "Priority", 0, 1, "n"};
+  SqueueRow pending{9, "PENDING", "Priority", 0, 1, "", "n"};
   EXPECT_EQ(StateOfRow(pending, 1).reason, "Priority");
-  SqueueRow failed{9, "FAILED", "NonZeroExitCode", 0, 1, "n"};
+  SqueueRow failed{9, "FAILED", "NonZeroExitCode", 0, 1, "", "n"};
   EXPECT_EQ(StateOfRow(failed, 1).reason, "Slurm job 9 FAILED (NonZeroExitCode)");
+  EXPECT_FALSE(StateOfRow(failed, 1).preempted);
+  // Preempted, but its agents were done within the GraceTime: Slurm says COMPLETED.
+  SqueueRow quick{9, "COMPLETED", "None", 0, 1, "2026-12-07T23:32:36", "n"};
+  EXPECT_EQ(StateOfRow(quick, 1).phase, AttemptState::Phase::kEnded);
+  EXPECT_TRUE(StateOfRow(quick, 1).preempted);
 }
 
 TEST(SlurmJobIdOf, ParsesOnlyOwnHandles) {
@@ -266,6 +271,7 @@ TEST_F(SlurmLauncherFakeTest, LaunchWritesInstanceFilesAndSubmits) {
     EXPECT_EQ(c->server_url, "http://10.0.0.1:8080");
     EXPECT_TRUE(c->sigterm_means_notice);
     EXPECT_TRUE(c->slurm_network);
+    EXPECT_TRUE(c->engine_signals_every_process);
     EXPECT_EQ(c->host_index, i);
   }
   EXPECT_TRUE(PathExists(data_.path() + "/slurm-batch.sh"));
@@ -329,9 +335,9 @@ TEST_F(SlurmLauncherFakeTest, PollIsOneSqueueForAllHandles) {
   Tool("sbatch", "echo 10\n");
   Tool("squeue",
        "echo \"squeue $*\" >> \"$(dirname \"$0\")/log\"\n"
-       "echo '10|PENDING|Resources|0|1|ty-abcd-a-1|'\n"
-       "echo '11|RUNNING|None|0|2|ty-abcd-b-1|'\n"
-       "echo '12|PENDING|BeginTime|1|1|ty-abcd-c-1|'\n");
+       "echo '10|PENDING|Resources|0|1|N/A|ty-abcd-a-1|'\n"
+       "echo '11|RUNNING|None|0|2|N/A|ty-abcd-b-1|'\n"
+       "echo '12|PENDING|BeginTime|1|1|N/A|ty-abcd-c-1|'\n");
   SlurmLauncher l = Make();
   ASSERT_TRUE(l.LaunchAttempt(Plan(data_.path(), 1, true)).ok());
   std::vector<AttemptHandle> hs = {
@@ -382,11 +388,11 @@ TEST_F(SlurmLauncherFakeTest, SignalsAsScancel) {
 
 TEST_F(SlurmLauncherFakeTest, SweepCancelsOnlyThisServersUnkeptJobs) {
   Tool("squeue",
-       "echo '20|RUNNING|None|0|1|ty-abcd-a-1|'\n"
-       "echo '21|PENDING|Priority|0|1|ty-abcd-b-1|'\n"
-       "echo '22|RUNNING|None|0|1|ty-other-c-1|'\n"
-       "echo '23|COMPLETED|None|0|1|ty-abcd-d-1|'\n"
-       "echo '24|PENDING|BeginTime|2|1|ty-abcd-e-1|'\n");
+       "echo '20|RUNNING|None|0|1|N/A|ty-abcd-a-1|'\n"
+       "echo '21|PENDING|Priority|0|1|N/A|ty-abcd-b-1|'\n"
+       "echo '22|RUNNING|None|0|1|N/A|ty-other-c-1|'\n"
+       "echo '23|COMPLETED|None|0|1|N/A|ty-abcd-d-1|'\n"
+       "echo '24|PENDING|BeginTime|2|1|N/A|ty-abcd-e-1|'\n");
   Tool("scancel", "echo \"scancel $*\" >> \"$(dirname \"$0\")/log\"\n");
   SlurmLauncher l = Make();
   std::vector<AttemptHandle> keep = {{"slurm:20"}};
