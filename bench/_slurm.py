@@ -88,7 +88,9 @@ class Cluster:
         return False
 
     def add_partition(self, name, *settings):
-        """A partition over the cluster's nodes for this run (removed by cleanup)."""
+        """A partition over the cluster's nodes for this run (removed by cleanup; one an
+        interrupted run left is replaced)."""
+        self.run("scontrol", "delete", f"PartitionName={name}", check=False)
         self.run("scontrol", "create", f"PartitionName={name}", "Nodes=n1,n2", "State=UP",
                  "MaxTime=INFINITE", *settings)
         self.partitions_added.append(name)

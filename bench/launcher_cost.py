@@ -70,7 +70,7 @@ class Accounting:
             rec = data[off:off + 64]
             if rec[1] != 3:
                 continue
-            if struct.unpack_from("<I", rec, 24)[0] == ppid:  # ac_ppid
+            if struct.unpack_from("<I", rec, 20)[0] == ppid:  # ac_ppid
                 names[rec[48:64].split(b"\0")[0].decode(errors="replace")] += 1
         return names
 

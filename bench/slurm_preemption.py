@@ -12,11 +12,10 @@ preempt/partition_prio. Per sample:
              the on-demand job is submitted (t0). Slurm sends the spot job SIGTERM (the notice);
              the agents sync checkpoints and report Interrupted; Trainyard resubmits the job,
              which waits in Slurm's queue until the on-demand job is done, and attempt 2 prints.
-  requeue    the baseline: `sbatch --requeue --open-mode=append` of the same script (run by
-             srun as a job step, as Trainyard runs its agents, so the SIGTERM reaches it at
-             once) on a twin of `spot` that differs only in PreemptMode=REQUEUE (added for the
-             run, removed after: the cluster's `spot` cancels, as Trainyard submits
-             --no-requeue); Slurm requeues it on preemption and restarts it by itself
+  requeue    the baseline: `sbatch --requeue --open-mode=append` of the same script on a twin
+             of `spot` that differs only in PreemptMode=REQUEUE (added for the run, removed
+             after: the cluster's `spot` cancels, as Trainyard submits --no-requeue); Slurm
+             kills it when GraceTime is over, requeues it and restarts it by itself
              (`START <SLURM_RESTART_COUNT> <time>`).
   on-demand  `sbatch -p ondemand -N 2 --wrap` that prints ODSTART/ODEND times around `sleep
              --hold`: it needs both nodes, so it must preempt the job on one of them.
@@ -46,10 +45,10 @@ SCRIPT = 'echo "START $(date +%s.%N)"; exec sleep 3600'
 IMAGES = ('images:\n  - match: "bench/stamp:*"\n'
           '    command: ["/bin/sh", "-c", "%s"]\n') % SCRIPT.replace('"', '\\"')
 TWIN = "tyrequeue"
-# The payload as a job step, like Trainyard's agents: a preemption's SIGTERM reaches the tasks of
-# steps at once, the batch shell only when GraceTime is over (measured: "preempt" = GraceTime).
-REQUEUE_SCRIPT = ("srun sh -c 'echo \"START ${SLURM_RESTART_COUNT:-0} $(date +%s.%N)\"; "
-                  "exec sleep 3600'")
+# The batch shell itself, not a job step: a step's tasks get the preemption's SIGTERM at once and
+# end the job before Slurm requeues it (measured: never restarted); the batch shell is signalled
+# only when GraceTime is over, so Slurm kills and requeues it then ("preempt" = GraceTime).
+REQUEUE_SCRIPT = 'echo "START ${SLURM_RESTART_COUNT:-0} $(date +%s.%N)"; exec sleep 3600'
 
 
 def lines_of(path):
