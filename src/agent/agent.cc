@@ -529,6 +529,16 @@ struct Agent::Impl {
   }
 
   // A stop or interruption arrived before or while the process ran.
+  // True when the script died of SIGTERM (exit code 143, as a shell reports it, or the signal)
+  // and this agent's own notice or stop arrives within a moment: the engine sends both.
+  bool EngineSignalArriving(int exit_code) {
+    if (exit_code != 128 + SIGTERM && exit_code != -SIGTERM) return false;
+    for (int i = 0; i < 40 && !interrupted.load() && !stop_asked.load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return interrupted.load() || stop_asked.load();
+  }
+
   int Ended() { return stop_asked.load() || !interrupted.load() ? Stopped() : Interrupted(); }
 
   int Stopped() {
@@ -800,6 +810,12 @@ struct Agent::Impl {
       return Finish(fail, volume->Reason("the training process was stopped"), "", false);
     }
     if (outcome->stopped) return Ended();
+    if (config.engine_signals_every_process && outcome->exit_code != 0 &&
+        EngineSignalArriving(outcome->exit_code)) {
+      // The engine (Slurm) signalled the script and this agent together, and the script's end
+      // was seen first: it is the notice's (or stop's), not the script's failure.
+      return Ended();
+    }
 
     std::string output_dir = JoinPath(config.instance_dir, "output");
     if (outcome->exit_code == 0) {

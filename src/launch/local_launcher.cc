@@ -458,7 +458,8 @@ std::string LocalLauncher::Describe() const {
   capacity += launcher_options_.capacity.default_count > 0
                   ? "other types " + std::to_string(launcher_options_.capacity.default_count)
                   : "other types as many as its CPUs and memory hold";
-  return "network: " + NetworkSummary() + "\nlauncher: local (this machine: " + std::to_string(launcher_options_.host_cpus) +
+  return "network: " + NetworkSummary() +
+         "\nlauncher: local (this machine: " + std::to_string(launcher_options_.host_cpus) +
          " CPUs, " + memory + " GiB; capacity: " + capacity + ")";
 }
 

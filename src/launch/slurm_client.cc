@@ -366,6 +366,13 @@ Status SlurmClient::Cancel(int64_t job_id, const std::string& signal, bool full)
                      SlurmErrorLine(r.err, "exit code " + std::to_string(r.exit_code)));
 }
 
+Status SlurmClient::CancelPending(int64_t job_id) const {
+  TY_ASSIGN_OR_RETURN(ToolOutput r, Run("scancel", {"--state=PENDING", std::to_string(job_id)}));
+  if (r.exit_code == 0 || IsUnknownJob(r.err)) return Status::Ok();
+  return Unavailable("scancel: " +
+                     SlurmErrorLine(r.err, "exit code " + std::to_string(r.exit_code)));
+}
+
 Status SlurmClient::Requeue(int64_t job_id) const {
   TY_ASSIGN_OR_RETURN(std::string out, RunOk("scontrol", {"requeue", std::to_string(job_id)}));
   (void)out;

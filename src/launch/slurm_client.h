@@ -108,6 +108,8 @@ class SlurmClient {
   Result<std::vector<SqueueRow>> JobsNamed(const std::string& prefix) const;
   // scancel [--signal=SIG] [--full] <id>. A job that is already gone is not an error.
   Status Cancel(int64_t job_id, const std::string& signal = "", bool full = false) const;
+  // scancel --state=PENDING <id>: cancels the job only while it still waits in the queue.
+  Status CancelPending(int64_t job_id) const;
   // scontrol requeue <id>.
   Status Requeue(int64_t job_id) const;
   // scontrol show <entity> -o [name]: its records.

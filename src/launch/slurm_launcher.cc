@@ -264,7 +264,17 @@ std::string SlurmLauncher::Describe() const {
   return out.str();
 }
 
-Placement SlurmLauncher::Place(const PlacementRequest&) { return Placement{true, ""}; }
+Placement SlurmLauncher::Place(const PlacementRequest& request) {
+  // Slurm's queue decides; a spot attempt's notice is its partition's GraceTime (what Slurm
+  // gives before its SIGKILL), so the controller's kill deadline matches Slurm's.
+  Placement placed{true, ""};
+  if (request.spot) {
+    const int64_t grace =
+        Partition(PartitionOf(options_, request.instance_type, true)).grace_seconds;
+    if (grace > 0) placed.notice = std::chrono::seconds(grace);
+  }
+  return placed;
+}
 void SlurmLauncher::Unplace(const PlacementRequest&) {}
 void SlurmLauncher::Adopt(const PlacementRequest&) {}
 CapacityView SlurmLauncher::Capacity(const std::string&) const { return {}; }
@@ -361,15 +371,19 @@ void SlurmLauncher::Signal(const AttemptHandle& attempt, AttemptSignal signal,
   if (id == 0) return;
   switch (signal) {
     case AttemptSignal::kStop:
+      // A job still queued has nothing to stop or upload: it leaves the queue (MaxWait while
+      // pending). A running one gets the stop signal.
+      (void)client_.CancelPending(id);
       // scancel knows no name for these two (checked with 22.05): numbers, as on this host.
       (void)client_.Cancel(id, std::to_string(SIGWINCH));
       return;
     case AttemptSignal::kAbort:
+      (void)client_.CancelPending(id);
       (void)client_.Cancel(id, std::to_string(SIGURG));
       return;
     case AttemptSignal::kKill:
       (void)client_.Cancel(id, "KILL", /*full=*/true);
-      (void)client_.Cancel(id);
+      CancelOrRemember(id);
       return;
     case AttemptSignal::kNotice: {
       bool spot = false;
@@ -397,7 +411,22 @@ void SlurmLauncher::Signal(const AttemptHandle& attempt, AttemptSignal signal,
   }
 }
 
+void SlurmLauncher::CancelOrRemember(int64_t id) {
+  const bool cancelled = client_.Cancel(id).ok();
+  MutexLock lock(&mu_);
+  if (cancelled) {
+    to_cancel_.erase(id);
+  } else {
+    to_cancel_.insert(id);
+  }
+}
+
 std::vector<AttemptState> SlurmLauncher::Poll(std::span<const AttemptHandle> attempts) {
+  std::vector<int64_t> retry;
+  {
+    MutexLock lock(&mu_);
+    retry.assign(to_cancel_.begin(), to_cancel_.end());
+  }
   std::vector<AttemptState> states(attempts.size());
   std::vector<int64_t> ids;
   for (size_t i = 0; i < attempts.size(); ++i) {
@@ -409,8 +438,14 @@ std::vector<AttemptState> SlurmLauncher::Poll(std::span<const AttemptHandle> att
       ids.push_back(id);
     }
   }
+  auto rows =
+      ids.empty() ? Result<std::vector<SqueueRow>>(std::vector<SqueueRow>{}) : client_.Jobs(ids);
+  // Cancels that failed are retried once Slurm answers again (not while it does not: each
+  // would wait out the client's timeout on the control loop).
+  if (rows.ok() && !retry.empty() && (!ids.empty() || client_.Jobs(retry).ok())) {
+    for (int64_t id : retry) CancelOrRemember(id);
+  }
   if (ids.empty()) return states;
-  auto rows = client_.Jobs(ids);
   std::map<int64_t, SqueueRow> by_id;
   if (rows.ok()) {
     for (auto& r : *rows) by_id[r.job_id] = std::move(r);
@@ -447,7 +482,7 @@ std::vector<AttemptState> SlurmLauncher::Poll(std::span<const AttemptHandle> att
 void SlurmLauncher::ReleaseAttempt(const AttemptHandle& attempt) {
   const int64_t id = SlurmJobIdOf(attempt);
   if (id == 0) return;
-  (void)client_.Cancel(id);
+  CancelOrRemember(id);
   MutexLock lock(&mu_);
   submitted_.erase(id);
 }

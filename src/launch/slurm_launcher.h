@@ -31,6 +31,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -141,8 +142,14 @@ class SlurmLauncher final : public Launcher {
 
   SlurmLauncherOptions options_;
   SlurmClient client_;
+  // scancel `id`; remembered in to_cancel_ when Slurm cannot be reached.
+  void CancelOrRemember(int64_t id);
+
   mutable Mutex mu_;
   std::map<int64_t, Submitted> submitted_ TY_GUARDED_BY(mu_);
+  // Jobs killed or released whose scancel failed (slurmctld down): retried on every Poll, so a
+  // job the controller gave up on does not run on once Slurm is back.
+  std::set<int64_t> to_cancel_ TY_GUARDED_BY(mu_);
   mutable std::map<std::string, PartitionInfo> partitions_ TY_GUARDED_BY(mu_);
   mutable std::chrono::steady_clock::time_point partitions_read_ TY_GUARDED_BY(mu_);
 };

@@ -636,8 +636,8 @@ Result<std::unique_ptr<Server>> Server::Create(ServerConfig config) {
     launcher_options.capacity = config.capacity;
     launcher_options.catalog = &impl->catalog;
     launcher_options.jobs_dir = JoinPath(config.data_dir, "jobs");
-    impl->local_launcher = std::make_unique<launch::LocalLauncher>(
-        config.agent_binary, network, net_options, launcher_options);
+    impl->local_launcher = std::make_unique<launch::LocalLauncher>(config.agent_binary, network,
+                                                                   net_options, launcher_options);
     impl->launcher = impl->local_launcher.get();
   }
   // Instance cgroups of a crashed server's agents: the empty ones go (busy ones stay).

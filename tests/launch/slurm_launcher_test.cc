@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -378,12 +379,39 @@ TEST_F(SlurmLauncherFakeTest, SignalsAsScancel) {
   l.Signal(h, AttemptSignal::kAbort);
   l.Signal(h, AttemptSignal::kKill);
   l.ReleaseAttempt(h);
-  EXPECT_EQ(Log(), std::string("scancel --signal=TERM 10\n") +
+  // A stop or abort first takes a still-queued job out of the queue (MaxWait while pending).
+  EXPECT_EQ(Log(), std::string("scancel --signal=TERM 10\n") + "scancel --state=PENDING 10\n" +
                        "scancel --signal=" + std::to_string(SIGWINCH) + " 10\n" +
+                       "scancel --state=PENDING 10\n" +
                        "scancel --signal=" + std::to_string(SIGURG) + " 10\n" +
                        "scancel --signal=KILL --full 10\n"
                        "scancel 10\n"
                        "scancel 10\n");
+}
+
+TEST_F(SlurmLauncherFakeTest, CancelThatFailedIsRetriedOnceSlurmAnswers) {
+  // scancel fails while a marker file exists (slurmctld down), and so does squeue.
+  Tool("scancel",
+       "[ -e \"$(dirname \"$0\")/down\" ] && { echo 'Unable to contact slurm controller' >&2; "
+       "exit 1; }\necho \"scancel $*\" >> \"$(dirname \"$0\")/log\"\n");
+  Tool("squeue",
+       "[ -e \"$(dirname \"$0\")/down\" ] && { echo 'Unable to contact slurm controller' >&2; "
+       "exit 1; }\necho '10|RUNNING|None|0|1|N/A|ty-abcd-a-1|'\n");
+  Tool("sbatch", "echo 10\n");
+  SlurmLauncher l = Make();
+  ASSERT_TRUE(l.LaunchAttempt(Plan(data_.path(), 1, true)).ok());
+  AttemptHandle h{"slurm:10"};
+  ASSERT_TRUE(WriteFileAtomic(bin_.path() + "/down", "", 0644).ok());
+  l.Signal(h, AttemptSignal::kKill);
+  l.ReleaseAttempt(h);
+  std::vector<AttemptHandle> none;
+  (void)l.Poll(none);
+  EXPECT_EQ(Log(), "");  // nothing reached Slurm, and Poll did not retry while it was down
+  ASSERT_EQ(::unlink((bin_.path() + "/down").c_str()), 0);
+  (void)l.Poll(none);
+  EXPECT_EQ(Log(), "scancel 10\n");
+  (void)l.Poll(none);
+  EXPECT_EQ(Log(), "scancel 10\n");  // once cancelled, forgotten
 }
 
 TEST_F(SlurmLauncherFakeTest, SweepCancelsOnlyThisServersUnkeptJobs) {
