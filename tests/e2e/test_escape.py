@@ -74,7 +74,8 @@ def escape_env(tmp_path):
     srv = Server(data_dir, extra_args=["--file-root", channel_root],
                  config=TEST_CONFIG + "instance_volumes: watch\n").start()
     # The server says how it sandboxes, on its start lines.
-    lines = [srv.proc.stdout.readline().decode() for _ in range(3)]
+    # (the storage, network, launcher and sandbox lines come first, in that order)
+    lines = [srv.proc.stdout.readline().decode() for _ in range(4)]
     assert any(l.startswith("trainyard sandbox: bubblewrap, user namespace: root inside is uid "
                             f"{SANDBOX_UID}") for l in lines), lines
     channel = pathlib.Path(channel_root) / "channel"
